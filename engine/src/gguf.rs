@@ -1,0 +1,237 @@
+//! Loading an official (or generated) Qwen3 GGUF file: shape from `qwen3.*` metadata,
+//! tensors as stored, tokenizer from `tokenizer.ggml.*`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::weights::{assemble, ModelWeights, RawTensor, LAYER_TENSORS};
+
+pub struct GgufModel {
+    pub weights: ModelWeights,
+    pub metadata: HashMap<String, Value>,
+    pub type_counts: BTreeMap<String, usize>,
+    pub tensor_listing: Vec<(String, Vec<usize>, String)>,
+}
+
+/// llama.cpp's name for a canonical tensor.
+fn gguf_name(canonical: &str) -> String {
+    match canonical {
+        "embed_tokens" => "token_embd.weight".into(),
+        "norm" => "output_norm.weight".into(),
+        _ => {
+            let rest = canonical.strip_prefix("layers.").expect("layer tensor");
+            let (layer, what) = rest.split_once('.').expect("layer index");
+            let short = match what {
+                "input_layernorm" => "attn_norm",
+                "self_attn.q_proj" => "attn_q",
+                "self_attn.k_proj" => "attn_k",
+                "self_attn.v_proj" => "attn_v",
+                "self_attn.o_proj" => "attn_output",
+                "self_attn.q_norm" => "attn_q_norm",
+                "self_attn.k_norm" => "attn_k_norm",
+                "post_attention_layernorm" => "ffn_norm",
+                "mlp.gate_proj" => "ffn_gate",
+                "mlp.up_proj" => "ffn_up",
+                "mlp.down_proj" => "ffn_down",
+                other => unreachable!("unknown layer tensor {other}"),
+            };
+            format!("blk.{layer}.{short}.weight")
+        }
+    }
+}
+
+pub(crate) fn map_candle_error(path: &Path, e: candle_core::Error) -> EngineError {
+    let path = path.to_path_buf();
+    if let candle_core::Error::Io(io) = &e {
+        if io.kind() == std::io::ErrorKind::UnexpectedEof {
+            return EngineError::Truncated {
+                path,
+                detail: "file ends inside the header".into(),
+            };
+        }
+    }
+    let msg = e.to_string();
+    if let Some(rest) = msg.strip_prefix("unknown dtype for tensor ") {
+        return EngineError::UnsupportedQuantization {
+            path,
+            name: "(header)".into(),
+            dtype: format!("ggml type {rest}"),
+        };
+    }
+    if msg.contains("remaining") {
+        return EngineError::Truncated { path, detail: msg };
+    }
+    EngineError::Corrupt { path, detail: msg }
+}
+
+fn meta_u64(path: &Path, md: &HashMap<String, Value>, key: &str) -> Result<u64> {
+    let v = md.get(key).ok_or_else(|| EngineError::InvalidConfig {
+        path: path.to_path_buf(),
+        detail: format!("metadata {key} is missing"),
+    })?;
+    let n = match v {
+        Value::U8(x) => Some(*x as u64),
+        Value::U16(x) => Some(*x as u64),
+        Value::U32(x) => Some(*x as u64),
+        Value::U64(x) => Some(*x),
+        Value::I8(x) => u64::try_from(*x).ok(),
+        Value::I16(x) => u64::try_from(*x).ok(),
+        Value::I32(x) => u64::try_from(*x).ok(),
+        Value::I64(x) => u64::try_from(*x).ok(),
+        _ => None,
+    };
+    n.ok_or_else(|| EngineError::InvalidConfig {
+        path: path.to_path_buf(),
+        detail: format!("metadata {key} is not a non-negative integer"),
+    })
+}
+
+fn meta_f64(path: &Path, md: &HashMap<String, Value>, key: &str, default: f64) -> Result<f64> {
+    match md.get(key) {
+        None => Ok(default),
+        Some(Value::F32(x)) => Ok(*x as f64),
+        Some(Value::F64(x)) => Ok(*x),
+        Some(_) => Err(EngineError::InvalidConfig {
+            path: path.to_path_buf(),
+            detail: format!("metadata {key} is not a float"),
+        }),
+    }
+}
+
+fn config_from_metadata(path: &Path, content: &Content) -> Result<ModelConfig> {
+    let md = &content.metadata;
+    let arch = match md.get("general.architecture") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => "(not a string)".into(),
+        None => "(missing)".into(),
+    };
+    if arch != "qwen3" {
+        return Err(EngineError::WrongArchitecture {
+            path: path.to_path_buf(),
+            found: arch,
+        });
+    }
+    let u = |k: &str| meta_u64(path, md, &format!("qwen3.{k}")).map(|x| x as usize);
+    let hidden = u("embedding_length")?;
+    let heads = u("attention.head_count")?;
+    let head_dim = match md.get("qwen3.attention.key_length") {
+        Some(_) => u("attention.key_length")?,
+        None => hidden / heads.max(1),
+    };
+    let embd = content
+        .tensor_infos
+        .get("token_embd.weight")
+        .ok_or_else(|| EngineError::MissingTensor {
+            path: path.to_path_buf(),
+            name: "token_embd.weight".into(),
+        })?;
+    let vocab_rows = embd.shape.dims().first().copied().unwrap_or(0);
+    let c = ModelConfig {
+        hidden,
+        intermediate: u("feed_forward_length")?,
+        layers: u("block_count")?,
+        heads,
+        kv_heads: match md.get("qwen3.attention.head_count_kv") {
+            Some(_) => u("attention.head_count_kv")?,
+            None => heads,
+        },
+        head_dim,
+        vocab_rows,
+        rope_theta: meta_f64(path, md, "qwen3.rope.freq_base", 1_000_000.0)?,
+        rms_eps: meta_f64(path, md, "qwen3.attention.layer_norm_rms_epsilon", 1e-6)?,
+        max_positions: u("context_length").unwrap_or(40960),
+    };
+    c.validate(path)?;
+    Ok(c)
+}
+
+fn dense_from_qtensor(q: &QTensor) -> Result<Tensor> {
+    let dtype = match q.dtype() {
+        GgmlDType::F32 => DType::F32,
+        GgmlDType::F16 => DType::F16,
+        GgmlDType::BF16 => DType::BF16,
+        _ => unreachable!("only float GGUF tensors are dense"),
+    };
+    let data = q.data()?;
+    Ok(Tensor::from_raw_buffer(&data, dtype, q.shape().dims(), &Device::Cpu)?)
+}
+
+pub fn load(path: &Path) -> Result<GgufModel> {
+    let file = File::open(path).map_err(|source| EngineError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut reader = BufReader::new(file);
+    let content = Content::read(&mut reader).map_err(|e| map_candle_error(path, e))?;
+    let config = config_from_metadata(path, &content)?;
+
+    let mut tensor_listing: Vec<(String, Vec<usize>, String)> = content
+        .tensor_infos
+        .iter()
+        .map(|(n, i)| (n.clone(), i.shape.dims().to_vec(), format!("{:?}", i.ggml_dtype)))
+        .collect();
+    tensor_listing.sort();
+
+    let mut type_counts = BTreeMap::new();
+    let weights = assemble(
+        path,
+        config,
+        |canonical| {
+            let name = gguf_name(canonical);
+            let info = content
+                .tensor_infos
+                .get(&name)
+                .ok_or_else(|| EngineError::MissingTensor {
+                    path: path.to_path_buf(),
+                    name: name.clone(),
+                })?;
+            let q = info
+                .read(&mut reader, content.tensor_data_offset, &Device::Cpu)
+                .map_err(|e| match map_candle_error(path, e) {
+                    EngineError::Truncated { path, detail } => EngineError::Truncated {
+                        path,
+                        detail: format!("tensor {name}: {detail}"),
+                    },
+                    other => other,
+                })?;
+            Ok(match q.dtype() {
+                GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+                    RawTensor::Dense(dense_from_qtensor(&q)?)
+                }
+                GgmlDType::Q4_0
+                | GgmlDType::Q4_1
+                | GgmlDType::Q5_0
+                | GgmlDType::Q5_1
+                | GgmlDType::Q8_0
+                | GgmlDType::Q2K
+                | GgmlDType::Q3K
+                | GgmlDType::Q4K
+                | GgmlDType::Q5K
+                | GgmlDType::Q6K => RawTensor::Quantized(q),
+                other => {
+                    return Err(EngineError::UnsupportedQuantization {
+                        path: path.to_path_buf(),
+                        name,
+                        dtype: format!("{other:?}"),
+                    })
+                }
+            })
+        },
+        &mut type_counts,
+    )?;
+    debug_assert_eq!(LAYER_TENSORS.len(), 11);
+    Ok(GgufModel {
+        weights,
+        metadata: content.metadata,
+        type_counts,
+        tensor_listing,
+    })
+}

@@ -1,0 +1,227 @@
+//! Loading a Hugging Face checkpoint directory: `config.json`, `model.safetensors` or sharded
+//! `*.safetensors` with `model.safetensors.index.json`, and `tokenizer.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use memmap2::Mmap;
+use safetensors::SafeTensors;
+
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::weights::{assemble, ModelWeights, RawTensor};
+
+pub struct HfModel {
+    pub weights: ModelWeights,
+    pub type_counts: BTreeMap<String, usize>,
+    pub tensor_listing: Vec<(String, Vec<usize>, String)>,
+    pub tokenizer_path: PathBuf,
+    pub weight_files: Vec<PathBuf>,
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            EngineError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            EngineError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+fn map_file(path: &Path) -> Result<Mmap> {
+    let file = std::fs::File::open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            EngineError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            EngineError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    // SAFETY: the map is read-only and dropped when loading ends; a model file changed
+    // underneath a running load is a corrupt load, detected by the header checks.
+    unsafe { Mmap::map(&file) }.map_err(|source| EngineError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The safetensors files of the directory, and which file holds each tensor name.
+fn weight_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<HashMap<String, PathBuf>>)> {
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok((vec![single], None));
+    }
+    let index_path = dir.join("model.safetensors.index.json");
+    if !index_path.exists() {
+        return Err(EngineError::UnknownFormat {
+            path: dir.to_path_buf(),
+            detail: "directory has neither model.safetensors nor model.safetensors.index.json".into(),
+        });
+    }
+    let text = read_file(&index_path)?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| EngineError::Corrupt {
+            path: index_path.clone(),
+            detail: format!("not valid JSON: {e}"),
+        })?;
+    let map = doc
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| EngineError::Corrupt {
+            path: index_path.clone(),
+            detail: "no weight_map object".into(),
+        })?;
+    let mut by_name = HashMap::new();
+    let mut files = Vec::<PathBuf>::new();
+    for (name, file) in map {
+        let file = file.as_str().ok_or_else(|| EngineError::Corrupt {
+            path: index_path.clone(),
+            detail: format!("weight_map entry {name} is not a file name"),
+        })?;
+        if file.contains('/') || file.contains("..") {
+            return Err(EngineError::Corrupt {
+                path: index_path.clone(),
+                detail: format!("weight_map entry {name} points outside the directory"),
+            });
+        }
+        let p = dir.join(file);
+        if !files.contains(&p) {
+            files.push(p.clone());
+        }
+        by_name.insert(name.clone(), p);
+    }
+    files.sort();
+    Ok((files, Some(by_name)))
+}
+
+fn dtype_of(path: &Path, name: &str, d: safetensors::Dtype) -> Result<DType> {
+    Ok(match d {
+        safetensors::Dtype::F32 => DType::F32,
+        safetensors::Dtype::F16 => DType::F16,
+        safetensors::Dtype::BF16 => DType::BF16,
+        other => {
+            return Err(EngineError::UnsupportedQuantization {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                dtype: format!("{other:?}"),
+            })
+        }
+    })
+}
+
+pub fn load(dir: &Path) -> Result<HfModel> {
+    let config_path = dir.join("config.json");
+    let config_text = read_file(&config_path)?;
+    let config_text = String::from_utf8(config_text).map_err(|_| EngineError::InvalidConfig {
+        path: config_path.clone(),
+        detail: "not UTF-8".into(),
+    })?;
+    let mut config = ModelConfig::from_hf_json(&config_path, &config_text)?;
+
+    let (files, index) = weight_files(dir)?;
+    let maps: Vec<(PathBuf, Mmap)> = files
+        .iter()
+        .map(|f| Ok((f.clone(), map_file(f)?)))
+        .collect::<Result<_>>()?;
+    let parsed: Vec<(&PathBuf, SafeTensors)> = maps
+        .iter()
+        .map(|(p, m)| {
+            SafeTensors::deserialize(m).map(|s| (p, s)).map_err(|e| {
+                let detail = e.to_string();
+                if m.len() < 8 || detail.contains("buffer") || detail.contains("length") {
+                    EngineError::Truncated {
+                        path: p.clone(),
+                        detail,
+                    }
+                } else {
+                    EngineError::Corrupt {
+                        path: p.clone(),
+                        detail,
+                    }
+                }
+            })
+        })
+        .collect::<Result<_>>()?;
+
+    // Upstream embedding checkpoints have no `model.` prefix; causal-LM ones do.
+    let find = |canonical: &str| -> Option<(&PathBuf, safetensors::tensor::TensorView<'_>)> {
+        for name in [canonical.to_string(), format!("model.{canonical}")] {
+            if let Some(idx) = &index {
+                if let Some(file) = idx.get(&name) {
+                    if let Some((p, st)) = parsed.iter().find(|(p, _)| *p == file) {
+                        if let Ok(v) = st.tensor(&name) {
+                            return Some((p, v));
+                        }
+                    }
+                }
+            }
+            for (p, st) in &parsed {
+                if let Ok(v) = st.tensor(&name) {
+                    return Some((p, v));
+                }
+            }
+        }
+        None
+    };
+
+    let embed_name = "embed_tokens.weight";
+    let (_, embed) = find(embed_name).ok_or_else(|| EngineError::MissingTensor {
+        path: dir.to_path_buf(),
+        name: embed_name.into(),
+    })?;
+    let rows = embed.shape().first().copied().unwrap_or(0);
+    if rows != config.vocab_rows {
+        return Err(EngineError::InvalidConfig {
+            path: config_path,
+            detail: format!(
+                "vocab_size is {} but embed_tokens.weight has {rows} rows",
+                config.vocab_rows
+            ),
+        });
+    }
+    config.vocab_rows = rows;
+
+    let mut tensor_listing = Vec::new();
+    for (_, st) in &parsed {
+        for (name, v) in st.tensors() {
+            tensor_listing.push((name, v.shape().to_vec(), format!("{:?}", v.dtype())));
+        }
+    }
+    tensor_listing.sort();
+
+    let mut type_counts = BTreeMap::new();
+    let weights = assemble(
+        dir,
+        config,
+        |canonical| {
+            let name = format!("{canonical}.weight");
+            let (file, view) = find(&name).ok_or_else(|| EngineError::MissingTensor {
+                path: dir.to_path_buf(),
+                name: name.clone(),
+            })?;
+            let dtype = dtype_of(file, &name, view.dtype())?;
+            let t = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)?;
+            Ok(RawTensor::Dense(t))
+        },
+        &mut type_counts,
+    )?;
+    let tokenizer_path = dir.join("tokenizer.json");
+    Ok(HfModel {
+        weights,
+        type_counts,
+        tensor_listing,
+        tokenizer_path,
+        weight_files: files,
+    })
+}

@@ -1,0 +1,154 @@
+//! The Qwen3-Embedding tokenizer: the file's own byte-level BPE, the instruction format,
+//! EOS appended and kept last under truncation.
+//!
+//! Special-token strings in input text (`<|endoftext|>`, `<|im_start|>`, ...) become their
+//! token ids exactly as the official tokenizer makes them, as long as the model has an
+//! embedding row for that id. Added tokens at or past the model's embedding rows (the 4B and
+//! 8B tables stop at 151664, so `<tool_response>`, `</tool_response>`, `<think>`, `</think>`)
+//! are removed from the tokenizer and such strings are ordinary text, as in the official GGUF
+//! files of those models. No input can yield an id the model cannot look up.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use tokenizers::Tokenizer;
+
+use crate::error::{EngineError, Result};
+
+/// Upstream's default retrieval task for queries.
+pub const DEFAULT_TASK: &str =
+    "Given a web search query, retrieve relevant passages that answer the query";
+
+/// The text the model sees: `Instruct: {task}\nQuery:{text}` with a task, the text alone without.
+pub fn format_input(text: &str, instruct: Option<&str>) -> String {
+    match instruct {
+        Some(task) => format!("Instruct: {task}\nQuery:{text}"),
+        None => text.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tokenized {
+    /// Token ids, EOS last.
+    pub ids: Vec<u32>,
+    /// True when text tokens were dropped to fit the limit.
+    pub truncated: bool,
+    /// Token count (EOS included) before truncation.
+    pub full_len: usize,
+}
+
+pub struct Qwen3Tokenizer {
+    inner: Tokenizer,
+    eos: u32,
+    vocab_rows: usize,
+}
+
+fn bad(path: &Path, detail: impl Into<String>) -> EngineError {
+    EngineError::Tokenizer {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
+impl Qwen3Tokenizer {
+    /// From a `tokenizer.json` document; `eos` is the id appended to every input.
+    pub fn from_json(
+        path: &Path,
+        mut doc: serde_json::Value,
+        eos: Option<u32>,
+        vocab_rows: usize,
+    ) -> Result<Self> {
+        if let Some(vocab) = doc.pointer("/model/vocab").and_then(|v| v.as_object()) {
+            if let Some((tok, id)) = vocab
+                .iter()
+                .find(|(_, id)| id.as_u64().is_none_or(|i| i as usize >= vocab_rows))
+            {
+                return Err(bad(
+                    path,
+                    format!("vocabulary token {tok:?} has id {id}, past the model's {vocab_rows} embedding rows"),
+                ));
+            }
+        }
+        let mut eos_by_name = None;
+        if let Some(added) = doc.get_mut("added_tokens").and_then(|a| a.as_array_mut()) {
+            added.retain(|t| t.get("id").and_then(|i| i.as_u64()).is_some_and(|i| (i as usize) < vocab_rows));
+            eos_by_name = added
+                .iter()
+                .find(|t| t.get("content").and_then(|c| c.as_str()) == Some("<|endoftext|>"))
+                .and_then(|t| t.get("id").and_then(|i| i.as_u64()))
+                .map(|i| i as u32);
+        }
+        // The embedding models append EOS themselves; a post-processor must add nothing.
+        if let Some(pp) = doc.get_mut("post_processor") {
+            if pp.get("type").and_then(|t| t.as_str()) != Some("ByteLevel") {
+                *pp = serde_json::Value::Null;
+            }
+        }
+        doc["truncation"] = serde_json::Value::Null;
+        doc["padding"] = serde_json::Value::Null;
+        let eos = eos
+            .or(eos_by_name)
+            .ok_or_else(|| bad(path, "no <|endoftext|> token to append"))?;
+        if eos as usize >= vocab_rows {
+            return Err(bad(path, format!("eos id {eos} is past the model's {vocab_rows} embedding rows")));
+        }
+        let inner = Tokenizer::from_str(&doc.to_string()).map_err(|e| bad(path, e.to_string()))?;
+        Ok(Qwen3Tokenizer {
+            inner,
+            eos,
+            vocab_rows,
+        })
+    }
+
+    /// From a Hugging Face `tokenizer.json` file.
+    pub fn from_file(path: &Path, vocab_rows: usize) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                EngineError::NotFound {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                EngineError::Unreadable {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        let doc = serde_json::from_str(&text).map_err(|e| bad(path, format!("not valid JSON: {e}")))?;
+        Self::from_json(path, doc, None, vocab_rows)
+    }
+
+    pub fn eos_id(&self) -> u32 {
+        self.eos
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Tokenizes `text` and appends EOS. When the result would exceed `max_tokens`, keeps the
+    /// first `max_tokens - 1` text tokens and EOS, and says so.
+    pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Tokenized> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| EngineError::Encode(e.to_string()))?;
+        let mut ids = enc.get_ids().to_vec();
+        if let Some(bad_id) = ids.iter().find(|&&i| i as usize >= self.vocab_rows) {
+            return Err(EngineError::Encode(format!(
+                "token id {bad_id} is past the model's {} embedding rows",
+                self.vocab_rows
+            )));
+        }
+        let full_len = ids.len() + 1;
+        let keep = max_tokens.max(1) - 1;
+        let truncated = ids.len() > keep;
+        ids.truncate(keep);
+        ids.push(self.eos);
+        Ok(Tokenized {
+            ids,
+            truncated,
+            full_len,
+        })
+    }
+}

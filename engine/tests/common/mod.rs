@@ -1,0 +1,134 @@
+//! Shared test helpers: the generated fixture models, the committed goldens, the corpus.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use qwen3_embed_engine::fixture::{self, Format, Shape};
+use qwen3_embed_engine::{Engine, EngineOptions};
+
+pub const SEED: u64 = 42;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn tokenizer_json() -> PathBuf {
+    let p = repo_root().join("fixtures/tokenizer/tokenizer.json");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/fetch_tokenizer.sh (scripts/setup.sh does)",
+        p.display()
+    );
+    p
+}
+
+const ALL_FORMATS: &[&str] = &[
+    "hf-f32", "hf-f16", "hf-bf16", "hf-sharded", "gguf-f32", "gguf-f16", "gguf-q8_0",
+    "gguf-q4_k_m",
+];
+
+/// The generated fixture directory for a preset, made once (atomically, so concurrent test
+/// processes never see a half-written one).
+pub fn fixture_dir(preset: &str, formats: &[&str]) -> PathBuf {
+    let dir = repo_root().join("fixtures/generated").join(preset);
+    if dir.join("MANIFEST.json").exists() {
+        return dir;
+    }
+    let shape = Shape::preset(preset).expect("preset");
+    let formats: Vec<Format> = formats.iter().map(|f| f.parse().expect("format")).collect();
+    let tmp = repo_root()
+        .join("fixtures/generated")
+        .join(format!(".{preset}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    fixture::generate(&shape, SEED, &tokenizer_json(), &tmp, &formats).expect("generate fixture");
+    if std::fs::rename(&tmp, &dir).is_err() {
+        // Another process finished first; theirs is identical.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    assert!(dir.join("MANIFEST.json").exists());
+    dir
+}
+
+pub fn tiny() -> PathBuf {
+    fixture_dir("tiny", ALL_FORMATS)
+}
+
+pub fn tiny_151665() -> PathBuf {
+    fixture_dir("tiny-151665", &["hf-f32", "gguf-q8_0"])
+}
+
+/// Engines are expensive to load; each test binary loads each model once.
+pub fn engine(rel: &str) -> &'static Engine {
+    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static Engine>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = cache.lock().unwrap();
+    if let Some(e) = map.get(rel) {
+        return e;
+    }
+    let path = tiny().join(rel);
+    let e: &'static Engine = Box::leak(Box::new(
+        Engine::load(&path, &EngineOptions { threads: 2, ..Default::default() })
+            .unwrap_or_else(|e| panic!("load {}: {e}", path.display())),
+    ));
+    map.insert(rel.to_string(), e);
+    e
+}
+
+#[derive(serde::Deserialize, Clone)]
+pub struct CorpusItem {
+    pub name: String,
+    pub text: String,
+    pub instruct: Option<String>,
+}
+
+pub fn corpus() -> Vec<CorpusItem> {
+    let p = repo_root().join("engine/tests/data/corpus.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[derive(serde::Deserialize)]
+pub struct Golden {
+    pub model: String,
+    pub source_file: String,
+    pub source_sha256: String,
+    pub items: Vec<GoldenItem>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct GoldenItem {
+    pub name: String,
+    pub ids: Vec<u32>,
+    pub embedding: Vec<f32>,
+}
+
+/// A committed golden file, checked to belong to the fixture the tests generated.
+pub fn golden(model: &str) -> Golden {
+    let p = repo_root().join(format!("engine/tests/golden/{model}.json"));
+    let g: Golden = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tiny().join("MANIFEST.json")).unwrap()).unwrap();
+    let text = manifest.to_string();
+    assert!(
+        text.contains(&g.source_sha256),
+        "{} was made from a fixture with {} = sha256 {}, which the generated fixture does not have: \
+         the generator changed; regenerate the goldens with scripts/make_goldens.py",
+        p.display(),
+        g.source_file,
+        g.source_sha256
+    );
+    g
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+pub fn norm(a: &[f32]) -> f64 {
+    a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()
+}
