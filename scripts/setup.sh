@@ -76,13 +76,16 @@ SRC
         | grep "^$PGVECTOR_VERSION-" | sort -V | tail -n1)"
     [[ -n "$SRC_VERSION" ]] || { log "ERROR: no pgvector $PGVECTOR_VERSION source in apt"; exit 1; }
     BUILD="$(mktemp -d)"
-    chmod 755 "$BUILD"   # lets apt's sandbox user (_apt) write the download there
+    # let apt's sandbox user write the download there (else a harmless "unsandboxed" warning)
+    if id _apt >/dev/null 2>&1; then chown _apt "$BUILD"; fi
     log "apt-get source pgvector=$SRC_VERSION in $BUILD"
     (cd "$BUILD" && apt-get source -q "pgvector=$SRC_VERSION")
     SRCDIR="$(find "$BUILD" -mindepth 1 -maxdepth 1 -type d -name 'pgvector-*' | head -n1)"
-    # OPTFLAGS= : no -march=native, as Debian builds it (distance functions dispatch at run time)
-    make -C "$SRCDIR" -j"$(nproc)" PG_CONFIG="$PG_CONFIG" OPTFLAGS=
-    make -C "$SRCDIR" PG_CONFIG="$PG_CONFIG" OPTFLAGS= install
+    # OPTFLAGS= : no -march=native (Debian's no-native patch does the same; distance functions
+    # dispatch on the CPU at run time), so the build does not depend on the build machine's CPU
+    log "make PG_CONFIG=$PG_CONFIG && make install"
+    make -s -C "$SRCDIR" -j"$(nproc)" PG_CONFIG="$PG_CONFIG" OPTFLAGS=
+    make -s -C "$SRCDIR" PG_CONFIG="$PG_CONFIG" OPTFLAGS= install
     rm -rf "$BUILD"
     grep -q "default_version = '$PGVECTOR_VERSION'" "$CONTROL" \
         || { log "ERROR: $CONTROL is not version $PGVECTOR_VERSION"; exit 1; }
