@@ -55,6 +55,34 @@ enum Cmd {
         #[arg(long, default_value_t = 4096)]
         batch_tokens: usize,
     },
+    /// Benchmark: load once, warm up, embed a document file in packed batches (timed), then
+    /// each query alone (timed, `--query-repeats` rounds). Prints one JSON object with the
+    /// timings; `--output` gets one JSON object per document, then per query.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Documents: plain text (one per line) or .jsonl, as for `embed`.
+        #[arg(long)]
+        docs: PathBuf,
+        /// Queries, embedded one at a time: plain text or .jsonl, as for `embed`.
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        /// Task for queries without their own "instruct".
+        #[arg(long)]
+        instruct: Option<String>,
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, default_value_t = 8192)]
+        max_tokens: usize,
+        #[arg(long, default_value_t = 4096)]
+        batch_tokens: usize,
+        /// Rounds over the query file (the latency reported is the median of all).
+        #[arg(long, default_value_t = 3)]
+        query_repeats: usize,
+        /// Rounds over the document file (the throughput reported is the best round).
+        #[arg(long, default_value_t = 1)]
+        doc_repeats: usize,
+    },
     /// Print the token ids of every input, one JSON array per line.
     Tokenize {
         #[command(flatten)]
@@ -172,6 +200,27 @@ fn run(cli: Cli) -> Result<(), String> {
                 engine.info().threads
             );
         }
+        Cmd::Bench {
+            model,
+            docs,
+            queries,
+            instruct,
+            output,
+            max_tokens,
+            batch_tokens,
+            query_repeats,
+            doc_repeats,
+        } => bench(
+            &model,
+            &docs,
+            queries.as_deref(),
+            instruct.as_deref(),
+            output.as_deref(),
+            max_tokens,
+            batch_tokens,
+            query_repeats,
+            doc_repeats,
+        )?,
         Cmd::Tokenize { model, input, instruct, max_tokens } => {
             let inputs = read_inputs(&input)?;
             let engine = load(&model)?;
@@ -214,6 +263,117 @@ fn run(cli: Cli) -> Result<(), String> {
             eprintln!("fixture written in {:.1} s", start.elapsed().as_secs_f64());
         }
     }
+    Ok(())
+}
+
+fn tokenize_all(
+    engine: &Engine,
+    inputs: &[Input],
+    instruct: Option<&str>,
+    max_tokens: usize,
+) -> Result<Vec<Vec<u32>>, String> {
+    inputs
+        .iter()
+        .map(|i| {
+            let task = i.instruct.as_deref().or(instruct);
+            engine.tokenize(&i.text, task, max_tokens).map(|t| t.ids).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench(
+    model: &ModelArgs,
+    docs: &Path,
+    queries: Option<&Path>,
+    instruct: Option<&str>,
+    output: Option<&Path>,
+    max_tokens: usize,
+    batch_tokens: usize,
+    query_repeats: usize,
+    doc_repeats: usize,
+) -> Result<(), String> {
+    let doc_inputs = read_inputs(docs)?;
+    let query_inputs = match queries {
+        Some(q) => read_inputs(q)?,
+        None => Vec::new(),
+    };
+    let start = Instant::now();
+    let engine = load(model)?;
+    let load_s = start.elapsed().as_secs_f64();
+    // Documents carry no instruction unless their own line says so.
+    let doc_seqs = tokenize_all(&engine, &doc_inputs, None, max_tokens)?;
+    let query_seqs = tokenize_all(&engine, &query_inputs, instruct, max_tokens)?;
+    let cancel = CancelFlag::new();
+    let embed = |seqs: &[Vec<u32>]| {
+        engine.embed_tokens(seqs, None, batch_tokens, &cancel).map_err(|e| e.to_string())
+    };
+
+    // Warm-up: two short sequences in one pass, so every layer (the last one included, which
+    // runs on one row per sequence) has seen a multi-row product once.
+    let warm: Vec<Vec<u32>> = match query_seqs.first().or(doc_seqs.first()) {
+        Some(s) => vec![s[s.len().saturating_sub(16)..].to_vec(); 2],
+        None => Vec::new(),
+    };
+    let t = Instant::now();
+    if !warm.is_empty() {
+        embed(&warm)?;
+    }
+    let warmup_s = t.elapsed().as_secs_f64();
+
+    let doc_tokens: usize = doc_seqs.iter().map(|s| s.len()).sum();
+    let mut doc_rounds = Vec::new();
+    let mut doc_vectors = Vec::new();
+    for _ in 0..doc_repeats.max(1) {
+        let t = Instant::now();
+        doc_vectors = embed(&doc_seqs)?;
+        doc_rounds.push(t.elapsed().as_secs_f64());
+    }
+    let doc_best = doc_rounds.iter().cloned().fold(f64::INFINITY, f64::min);
+
+    let mut latencies_ms = Vec::new();
+    let mut query_vectors = Vec::new();
+    for round in 0..if query_seqs.is_empty() { 0 } else { query_repeats.max(1) } {
+        for s in &query_seqs {
+            let t = Instant::now();
+            let v = embed(std::slice::from_ref(s))?;
+            latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            if round == 0 {
+                query_vectors.extend(v);
+            }
+        }
+    }
+    let mut sorted = latencies_ms.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let median = |v: &[f64]| if v.is_empty() { None } else { Some(v[v.len() / 2]) };
+
+    if let Some(p) = output {
+        let mut out = BufWriter::new(
+            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        );
+        let all = doc_seqs.iter().zip(&doc_vectors).map(|(s, v)| ("doc", s, v));
+        let all = all.chain(query_seqs.iter().zip(&query_vectors).map(|(s, v)| ("query", s, v)));
+        for (kind, s, v) in all {
+            let line = serde_json::json!({ "kind": kind, "tokens": s.len(), "embedding": v });
+            writeln!(out, "{line}").map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())?;
+    }
+    let i = engine.info();
+    println!(
+        "{}",
+        serde_json::json!({
+            "model": i.path, "format": i.format, "tensor_types": i.tensor_types,
+            "threads": i.threads, "batch_tokens": batch_tokens,
+            "load_s": load_s, "warmup_s": warmup_s,
+            "docs": doc_seqs.len(), "doc_tokens": doc_tokens,
+            "doc_token_counts": doc_seqs.iter().map(|s| s.len()).collect::<Vec<_>>(),
+            "doc_seconds": doc_rounds, "doc_tokens_per_s": doc_tokens as f64 / doc_best,
+            "queries": query_seqs.len(),
+            "query_token_counts": query_seqs.iter().map(|s| s.len()).collect::<Vec<_>>(),
+            "query_latency_ms": latencies_ms, "query_latency_ms_median": median(&sorted),
+        })
+    );
     Ok(())
 }
 
