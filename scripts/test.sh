@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# The project's test command (README "Tests"; .ci/run runs it after scripts/setup.sh).
-# Engine tests generate their fixture models on first use (fixtures/generated/, git-ignored)
-# and compare against the committed goldens in engine/tests/golden/.
+# The project's test command (README; .ci/run runs exactly this): set-up, then
+#   1. engine tests (they generate their fixture models on first use, fixtures/generated/, and
+#      compare against the committed goldens in engine/tests/golden/) and the extension's
+#      #[pg_test]s in a pgrx-managed PostgreSQL 15,
+#   2. the SQL scenario tests against a real PostgreSQL 15 with pgvector (pg_regress).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 [[ -d "$HOME/.cargo/bin" ]] && export PATH="$HOME/.cargo/bin:$PATH"
 
-echo "== engine tests =="
-cargo test -p qwen3-embed-engine
+bash scripts/setup.sh
+
+echo "== engine and extension tests"
+# One cargo invocation for both crates, so dependencies build once with one feature set.
+# The extension's #[pg_test]s start a pgrx-managed PostgreSQL 15; Postgres refuses root, so it
+# runs as the postgres user in a directory that user owns.
+PGRX_DATA=/tmp/qwen3_embed-pgrx
+install -d -o postgres -g postgres "$PGRX_DATA"
+CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA="$PGRX_DATA" \
+    cargo test --workspace --no-default-features --features qwen3_embed/pg15,qwen3_embed/pg_test
+
+echo "== SQL scenario tests"
+bash scripts/sql_tests.sh

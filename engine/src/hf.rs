@@ -105,6 +105,36 @@ fn weight_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<HashMap<String, Path
     Ok((files, Some(by_name)))
 }
 
+/// A safetensors file must hold its whole header and every byte its header points at.
+fn check_complete(path: &Path, bytes: &[u8]) -> Result<()> {
+    let truncated = |detail: String| EngineError::Truncated { path: path.to_path_buf(), detail };
+    if bytes.len() < 8 {
+        return Err(truncated(format!("{} bytes, less than the 8-byte header length", bytes.len())));
+    }
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let header_end = 8u64.saturating_add(header_len);
+    if header_end > bytes.len() as u64 {
+        return Err(truncated(format!(
+            "the header needs {header_end} bytes, the file has {}",
+            bytes.len()
+        )));
+    }
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..header_end as usize])
+        .map_err(|e| EngineError::Corrupt { path: path.to_path_buf(), detail: format!("header is not JSON: {e}") })?;
+    let data_end = header
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    let needed = header_end.saturating_add(data_end);
+    if needed > bytes.len() as u64 {
+        return Err(truncated(format!("the header needs {needed} bytes, the file has {}", bytes.len())));
+    }
+    Ok(())
+}
+
 fn dtype_of(path: &Path, name: &str, d: safetensors::Dtype) -> Result<DType> {
     Ok(match d {
         safetensors::Dtype::F32 => DType::F32,
@@ -137,20 +167,10 @@ pub fn load(dir: &Path) -> Result<HfModel> {
     let parsed: Vec<(&PathBuf, SafeTensors)> = maps
         .iter()
         .map(|(p, m)| {
-            SafeTensors::deserialize(m).map(|s| (p, s)).map_err(|e| {
-                let detail = e.to_string();
-                if m.len() < 8 || detail.contains("buffer") || detail.contains("length") {
-                    EngineError::Truncated {
-                        path: p.clone(),
-                        detail,
-                    }
-                } else {
-                    EngineError::Corrupt {
-                        path: p.clone(),
-                        detail,
-                    }
-                }
-            })
+            check_complete(p, m)?;
+            SafeTensors::deserialize(m)
+                .map(|s| (p, s))
+                .map_err(|e| EngineError::Corrupt { path: p.clone(), detail: e.to_string() })
         })
         .collect::<Result<_>>()?;
 

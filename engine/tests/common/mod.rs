@@ -23,39 +23,19 @@ pub fn tokenizer_json() -> PathBuf {
     p
 }
 
-const ALL_FORMATS: &[&str] = &[
-    "hf-f32", "hf-f16", "hf-bf16", "hf-sharded", "gguf-f32", "gguf-f16", "gguf-q8_0",
-    "gguf-q4_k_m",
-];
-
-/// The generated fixture directory for a preset, made once (atomically, so concurrent test
-/// processes never see a half-written one).
-pub fn fixture_dir(preset: &str, formats: &[&str]) -> PathBuf {
+/// The generated fixture directory for a preset, made once.
+pub fn fixture_dir(preset: &str, formats: &[Format]) -> PathBuf {
     let dir = repo_root().join("fixtures/generated").join(preset);
-    if dir.join("MANIFEST.json").exists() {
-        return dir;
-    }
     let shape = Shape::preset(preset).expect("preset");
-    let formats: Vec<Format> = formats.iter().map(|f| f.parse().expect("format")).collect();
-    let tmp = repo_root()
-        .join("fixtures/generated")
-        .join(format!(".{preset}.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    fixture::generate(&shape, SEED, &tokenizer_json(), &tmp, &formats).expect("generate fixture");
-    if std::fs::rename(&tmp, &dir).is_err() {
-        // Another process finished first; theirs is identical.
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    assert!(dir.join("MANIFEST.json").exists());
-    dir
+    fixture::ensure(&shape, SEED, &tokenizer_json(), &dir, formats).expect("generate fixture")
 }
 
 pub fn tiny() -> PathBuf {
-    fixture_dir("tiny", ALL_FORMATS)
+    fixture_dir("tiny", &fixture::TEST_FORMATS)
 }
 
 pub fn tiny_151665() -> PathBuf {
-    fixture_dir("tiny-151665", &["hf-f32", "gguf-q8_0"])
+    fixture_dir("tiny-151665", &[Format::HfF32, Format::GgufQ8_0])
 }
 
 /// Engines are expensive to load; each test binary loads each model once.

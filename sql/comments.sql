@@ -1,0 +1,40 @@
+-- Comments on every object the extension creates (runs last: `finalize` in src/lib.rs).
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed(text, text, integer) IS
+'The embedding of input as a pgvector vector, unit length. With instruct the model sees "Instruct: {instruct}\nQuery:{input}" (use it for queries); dims keeps the first dims dimensions (MRL, 32 to the model''s size, default the full size). NULL input gives NULL.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_query(text, text, integer) IS
+'The embedding of a search query, with the upstream default retrieval task as its instruction unless task says otherwise; compare it with qwen3_embed_document vectors.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_document(text, integer) IS
+'The embedding of a document (no instruction, as upstream), to store and search with qwen3_embed_query.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_batch(text[], text, integer) IS
+'Embeds every element of inputs in as few forward passes as qwen3_embed.batch_tokens allows: one row per element, in order (ord from 1), NULL elements giving NULL embeddings; equal to one-by-one qwen3_embed calls.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_token_count(text, text) IS
+'How many tokens the model sees for input (with instruct), the appended end-of-text token included, before any truncation to qwen3_embed.max_tokens.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_tokenize(text, text) IS
+'The token ids the model sees for input (with instruct), end-of-text (151643) last, before any truncation.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_info() IS
+'The loaded model (loading it if needed): file, format, architecture, size, tensor types, dimensions, vocabulary, device, threads, fingerprint, load time and where it runs.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_default_task() IS
+'The upstream default retrieval task that qwen3_embed_query uses as its instruction.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_trigger() IS
+'Trigger function: BEFORE INSERT OR UPDATE ... FOR EACH ROW EXECUTE FUNCTION qwen3_embed_trigger(''source_column'', ''target_column'' [, ''instruct'' [, ''dims'']]) embeds the source text into the target column on INSERT, and on UPDATE only when the source changed. Without dims, a vector(n) or halfvec(n) target gets n dimensions.';
+
+COMMENT ON PROCEDURE @extschema@.qwen3_embed_reembed(regclass, text, text, text, integer, integer, boolean) IS
+'Re-embeds source_column into target_column for every row, in primary-key order, batch_size rows per qwen3_embed_batch call, committing after each batch; CALLed again after an interruption it resumes after the last committed batch (restart => true starts over). CALL it outside a transaction block; progress is in qwen3_embed_progress.';
+
+COMMENT ON PROCEDURE @extschema@.qwen3_embed_migrate_dims(regclass, text, text, integer, text, integer) IS
+'Moves target_column to new_dims dimensions: fills a new column with resumable batches (kept current by a temporary trigger), then drops the old column and renames the new one in one transaction. Indexes on the old column go with it and must be recreated. CALL it outside a transaction block; CALL it again to resume.';
+
+COMMENT ON TABLE @extschema@.qwen3_embed_jobs IS
+'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, failed, done), last error, times. Delete a row to forget a job.';
+
+COMMENT ON VIEW @extschema@.qwen3_embed_progress IS
+'Progress of re-embedding jobs: state, rows done of total, percent, last error and elapsed time.';

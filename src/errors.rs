@@ -1,0 +1,79 @@
+//! Engine errors as Postgres errors: a fitting SQLSTATE, a message, and a hint saying what to do.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+use qwen3_embed_engine::EngineError;
+
+pub fn sqlstate(e: &EngineError) -> Code {
+    match e {
+        EngineError::NotFound { .. } => Code::ERRCODE_UNDEFINED_FILE,
+        EngineError::Unreadable { .. } => Code::ERRCODE_IO_ERROR,
+        EngineError::Truncated { .. }
+        | EngineError::Corrupt { .. }
+        | EngineError::UnknownFormat { .. }
+        | EngineError::MissingTensor { .. }
+        | EngineError::ShapeMismatch { .. }
+        | EngineError::InvalidConfig { .. }
+        | EngineError::Tokenizer { .. } => Code::ERRCODE_DATA_CORRUPTED,
+        EngineError::WrongArchitecture { .. } | EngineError::UnsupportedQuantization { .. } => {
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED
+        }
+        EngineError::InvalidDims { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
+        EngineError::InputTooLong { .. } => Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        EngineError::Cancelled => Code::ERRCODE_QUERY_CANCELED,
+        EngineError::Device(_, why) if why.contains("no CUDA") => Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+        EngineError::Device(..) => Code::ERRCODE_INVALID_PARAMETER_VALUE,
+        EngineError::Encode(_) => Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+        EngineError::Compute(_) => Code::ERRCODE_INTERNAL_ERROR,
+    }
+}
+
+fn hint(e: &EngineError) -> Option<&'static str> {
+    Some(match e {
+        EngineError::NotFound { .. } | EngineError::Unreadable { .. } => {
+            "Check qwen3_embed.model_path: the server process must be able to read it."
+        }
+        EngineError::Truncated { .. } | EngineError::Corrupt { .. } | EngineError::UnknownFormat { .. } => {
+            "Download the model file again, or point qwen3_embed.model_path at a complete .gguf file or Hugging Face directory."
+        }
+        EngineError::WrongArchitecture { .. } => "qwen3_embed runs Qwen3-Embedding models (0.6B, 4B, 8B) only.",
+        EngineError::UnsupportedQuantization { .. } => {
+            "Use an official quantization: F16, Q8_0, Q6_K, Q5_K_M, Q5_0 or Q4_K_M."
+        }
+        EngineError::InvalidDims { .. } => "Pass dims between 32 and the model's size, or NULL for the full size.",
+        EngineError::InputTooLong { .. } => {
+            "Raise qwen3_embed.max_tokens (up to 32768) or SET qwen3_embed.on_long_input = 'truncate'."
+        }
+        EngineError::Device(..) => "Use qwen3_embed.device = 'cpu' or 'auto'.",
+        _ => return None,
+    })
+}
+
+/// Raises `e` as an ERROR; never returns.
+pub fn raise(e: EngineError) -> ! {
+    let mut report = ErrorReport::new(sqlstate(&e), format!("qwen3_embed: {e}"), "qwen3_embed");
+    if let Some(h) = hint(&e) {
+        report = report.set_hint(h);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+/// Raises an ERROR with a SQLSTATE, message and hint.
+pub fn raise_with(code: Code, message: String, hint: &str) -> ! {
+    ErrorReport::new(code, message, "qwen3_embed")
+        .set_hint(hint.to_string())
+        .report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for Result<T, EngineError> {
+    fn or_raise(self) -> T {
+        self.unwrap_or_else(|e| raise(e))
+    }
+}

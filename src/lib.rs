@@ -1,0 +1,105 @@
+//! qwen3_embed: Qwen3-Embedding inside PostgreSQL, returning pgvector vectors.
+//! Thin glue over the `qwen3-embed-engine` crate: settings, errors, the `vector` type, the
+//! SQL functions, and where the engine runs.
+
+use pgrx::prelude::*;
+
+mod api;
+mod errors;
+mod host;
+mod settings;
+mod vector;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::register();
+}
+
+extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = [api::qwen3_embed]);
+extension_sql_file!("../sql/reembed.sql", name = "reembed", requires = [api::qwen3_embed_batch]);
+extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn embeds_a_unit_vector_of_the_model_size() {
+        let (dims, norm) = Spi::get_two::<i32, f64>(
+            "SELECT vector_dims(v), vector_norm(v) FROM (SELECT qwen3_embed('hello world') v) s",
+        )
+        .unwrap();
+        assert_eq!(dims, Some(256));
+        assert!((norm.unwrap() - 1.0).abs() < 1e-5);
+    }
+
+    #[pg_test]
+    fn batch_equals_single_calls() {
+        let worst = Spi::get_one::<f64>(
+            "SELECT max(b.embedding <=> qwen3_embed(t.body))
+             FROM unnest(ARRAY['one', 'two words', 'a third, longer input']) WITH ORDINALITY t(body, ord)
+             JOIN qwen3_embed_batch(ARRAY['one', 'two words', 'a third, longer input']) b USING (ord)",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(worst < 1e-6, "cosine distance {worst}");
+    }
+
+    /// Engine threads must never run a Postgres signal handler: every signal is blocked there.
+    #[pg_test]
+    fn engine_threads_block_every_signal() {
+        Spi::run("SELECT qwen3_embed('wake the engine threads')").unwrap();
+        let mut checked = 0;
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if !name.starts_with("qwen3-embed") {
+                continue;
+            }
+            let status = std::fs::read_to_string(dir.join("status")).unwrap();
+            let blocked = status.lines().find(|l| l.starts_with("SigBlk:")).unwrap();
+            let mask = u64::from_str_radix(blocked.split_whitespace().nth(1).unwrap(), 16).unwrap();
+            // SIGINT, SIGTERM, SIGALRM, SIGUSR1, SIGHUP: what Postgres backends handle.
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGALRM, libc::SIGUSR1, libc::SIGHUP] {
+                assert!(mask & (1 << (sig - 1)) != 0, "{name}: signal {sig} not blocked");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 2, "found {checked} engine threads");
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    use std::path::Path;
+
+    use qwen3_embed_engine::fixture::{self, Shape};
+
+    const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+    /// The test model: the tiny fixture the engine tests also use, generated if missing.
+    pub fn setup(_options: Vec<&str>) {
+        let root = Path::new(ROOT);
+        fixture::ensure(
+            &Shape::preset("tiny").expect("preset"),
+            42,
+            &root.join("fixtures/tokenizer/tokenizer.json"),
+            &root.join("fixtures/generated/tiny"),
+            &fixture::TEST_FORMATS,
+        )
+        .expect("generate the test fixture (run scripts/setup.sh for the tokenizer)");
+    }
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        let model = format!("{ROOT}/fixtures/generated/tiny/model-q8_0.gguf");
+        vec![
+            Box::leak(format!("qwen3_embed.model_path = '{model}'").into_boxed_str()),
+            "qwen3_embed.threads = 2",
+        ]
+    }
+}
