@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
@@ -169,8 +170,13 @@ pub fn load(path: &Path) -> Result<GgufModel> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(&file);
     let content = Content::read(&mut reader).map_err(|e| map_candle_error(path, e))?;
+    // SAFETY: read-only map, dropped when loading ends; tensor bounds are checked below.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| EngineError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let config = config_from_metadata(path, &content)?;
 
     let mut tensor_listing: Vec<(String, Vec<usize>, String)> = content
@@ -193,15 +199,32 @@ pub fn load(path: &Path) -> Result<GgufModel> {
                     path: path.to_path_buf(),
                     name: name.clone(),
                 })?;
-            let q = info
-                .read(&mut reader, content.tensor_data_offset, &Device::Cpu)
-                .map_err(|e| match map_candle_error(path, e) {
-                    EngineError::Truncated { path, detail } => EngineError::Truncated {
-                        path,
-                        detail: format!("tensor {name}: {detail}"),
-                    },
-                    other => other,
-                })?;
+            // Straight from the mapped file into the tensor's own storage: no intermediate
+            // buffer, so a multi-GB model is not allocated twice while loading.
+            let elems = info.shape.elem_count();
+            let block = info.ggml_dtype.block_size();
+            let size = (elems / block.max(1)) as u64 * info.ggml_dtype.type_size() as u64;
+            let start = content.tensor_data_offset.saturating_add(info.offset);
+            let end = start.saturating_add(size);
+            if elems % block.max(1) != 0 {
+                return Err(EngineError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: format!("tensor {name}: {elems} elements are not whole blocks of {block}"),
+                });
+            }
+            if end > map.len() as u64 {
+                return Err(EngineError::Truncated {
+                    path: path.to_path_buf(),
+                    detail: format!("tensor {name} needs bytes up to {end}, the file has {}", map.len()),
+                });
+            }
+            let q = qtensor_from_ggml(
+                info.ggml_dtype,
+                &map[start as usize..end as usize],
+                info.shape.dims().to_vec(),
+                &Device::Cpu,
+            )
+            .map_err(|e| map_candle_error(path, e))?;
             Ok(match q.dtype() {
                 GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
                     RawTensor::Dense(dense_from_qtensor(&q)?)
