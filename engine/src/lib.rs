@@ -9,8 +9,10 @@ pub mod fixture;
 pub mod gguf;
 pub mod gguf_tokenizer;
 pub mod hf;
+pub mod kernels;
 pub mod model;
 pub mod pool;
+pub mod profile;
 pub mod tokenizer;
 pub mod weights;
 

@@ -8,7 +8,9 @@ use candle_nn::ops::rms_norm;
 use candle_nn::rotary_emb::rope_thd;
 
 use crate::error::{EngineError, Result};
-use crate::weights::{LayerWeights, ModelWeights};
+use crate::profile::{self, Stage};
+use crate::kernels::{ops, with_f32};
+use crate::weights::{LayerWeights, Linear, ModelWeights};
 
 pub struct Qwen3 {
     pub weights: ModelWeights,
@@ -25,6 +27,24 @@ struct Packed {
     last: Tensor,
     max_len: usize,
     count: usize,
+    lens: Vec<usize>,
+}
+
+impl Packed {
+    /// Attention spans: every position of every sequence, or its last position only.
+    fn spans(&self, last_only: bool) -> Vec<ops::Span> {
+        let mut out = Vec::with_capacity(self.lens.len());
+        let mut start = 0;
+        for (i, &n) in self.lens.iter().enumerate() {
+            out.push(if last_only {
+                ops::Span { q_start: i, q_len: 1, k_start: start, k_len: n }
+            } else {
+                ops::Span { q_start: start, q_len: n, k_start: start, k_len: n }
+            });
+            start += n;
+        }
+        out
+    }
 }
 
 impl Qwen3 {
@@ -72,6 +92,7 @@ impl Qwen3 {
             last: Tensor::from_vec(last, seqs.len(), &dev)?,
             max_len: seqs.iter().map(|s| s.len()).max().unwrap_or(0),
             count: seqs.len(),
+            lens: seqs.iter().map(|s| s.len()).collect(),
         })
     }
 
@@ -79,8 +100,10 @@ impl Qwen3 {
     /// `cancelled` is polled before every layer.
     pub fn forward(&self, seqs: &[&[u32]], cancelled: &dyn Fn() -> bool) -> Result<Tensor> {
         let c = &self.weights.config;
+        let mut t = profile::start();
         let p = self.pack(seqs)?;
         let mut h = self.weights.embed.forward(&p.ids)?;
+        profile::lap(&mut t, Stage::Embed);
         let n = self.weights.layers.len();
         for (i, layer) in self.weights.layers.iter().enumerate() {
             if cancelled() {
@@ -103,7 +126,9 @@ impl Qwen3 {
         let c = &self.weights.config;
         let eps = c.rms_eps as f32;
         let (hd, nh, nkv) = (c.head_dim, c.heads, c.kv_heads);
+        let mut tm = profile::start();
         let x = rms_norm(h, &w.attn_norm, eps)?;
+        profile::lap(&mut tm, Stage::Norm);
 
         let (xq, h, q_rows, cos_q, sin_q, seqlens_q, max_q) = if last_layer {
             let xq = x.index_select(&p.last, 0)?;
@@ -116,37 +141,64 @@ impl Qwen3 {
             (x.clone(), h.clone(), rows, p.cos.clone(), p.sin.clone(), &p.seqlens, p.max_len)
         };
         let t = x.dim(0)?;
+        profile::lap(&mut tm, Stage::Other);
 
-        let q = w.q.forward(&xq)?.reshape((q_rows, nh, hd))?;
+        let (q, k, v) = if last_layer {
+            let q = w.q.forward(&xq)?;
+            let mut kv = Linear::forward_many(&[&w.k, &w.v], &x)?;
+            let v = kv.pop().expect("v");
+            (q, kv.pop().expect("k"), v)
+        } else {
+            let mut qkv = Linear::forward_many(&[&w.q, &w.k, &w.v], &x)?;
+            let v = qkv.pop().expect("v");
+            let k = qkv.pop().expect("k");
+            (qkv.pop().expect("q"), k, v)
+        };
+        let q = q.reshape((q_rows, nh, hd))?;
+        let k = k.reshape((t, nkv, hd))?;
+        let v = v.reshape((t, nkv, hd))?;
+        profile::lap(&mut tm, Stage::Qkv);
         let q = rms_norm(&q, &w.q_norm, eps)?;
-        let q = rope_thd(&q.unsqueeze(0)?, &cos_q, &sin_q)?.squeeze(0)?;
-        let k = w.k.forward(&x)?.reshape((t, nkv, hd))?;
         let k = rms_norm(&k, &w.k_norm, eps)?;
+        profile::lap(&mut tm, Stage::Norm);
+        let q = rope_thd(&q.unsqueeze(0)?, &cos_q, &sin_q)?.squeeze(0)?;
         let k = rope_thd(&k.unsqueeze(0)?, &p.cos, &p.sin)?.squeeze(0)?;
-        let v = w.v.forward(&x)?.reshape((t, nkv, hd))?;
+        profile::lap(&mut tm, Stage::Rope);
 
-        let attn = flash_attn_varlen_cpu(
-            &q,
-            &k,
-            &v,
-            None,
-            seqlens_q,
-            &p.seqlens,
-            max_q,
-            p.max_len,
-            1.0 / (hd as f32).sqrt(),
-            true,
-            None,
-            None,
-        )?;
-        let attn = attn.reshape((q_rows, nh * hd))?;
-        let h = (h + w.o.forward(&attn)?)?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let attn = if ops::available() {
+            let spans = p.spans(last_layer);
+            let o = with_f32(&q, |qs| {
+                with_f32(&k, |ks| with_f32(&v, |vs| ops::attention(qs, ks, vs, nh, nkv, hd, &spans, scale)))
+            })???;
+            Tensor::from_vec(o, (q_rows, nh * hd), q.device())?
+        } else {
+            flash_attn_varlen_cpu(
+                &q, &k, &v, None, seqlens_q, &p.seqlens, max_q, p.max_len, scale, true, None, None,
+            )?
+            .reshape((q_rows, nh * hd))?
+        };
+        profile::lap(&mut tm, Stage::Attention);
+        let o = w.o.forward(&attn)?;
+        profile::lap(&mut tm, Stage::OutProj);
+        let h = (h + o)?;
+        profile::lap(&mut tm, Stage::Residual);
 
         let x = rms_norm(&h, &w.ffn_norm, eps)?;
-        let gate = w.gate.forward(&x)?;
-        let up = w.up.forward(&x)?;
-        let mlp = w.down.forward(&(gate.silu()? * up)?)?;
-        Ok((h + mlp)?)
+        profile::lap(&mut tm, Stage::Norm);
+        let rows = x.dim(0)?;
+        let mut gu = Linear::forward_many_raw(&[&w.gate, &w.up], &x)?;
+        profile::lap(&mut tm, Stage::GateUp);
+        let up = gu.pop().expect("up");
+        let mut gate = gu.pop().expect("gate");
+        ops::silu_mul(&mut gate, &up);
+        let act = Tensor::from_vec(gate, (rows, c.intermediate), x.device())?;
+        profile::lap(&mut tm, Stage::Act);
+        let mlp = w.down.forward(&act)?;
+        profile::lap(&mut tm, Stage::Down);
+        let out = (h + mlp)?;
+        profile::lap(&mut tm, Stage::Residual);
+        Ok(out)
     }
 }
 

@@ -5,25 +5,44 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Tensor};
 
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
+use crate::kernels::qgemm::{self, PackedQ, QKind};
+use crate::kernels::with_f32;
 
 /// A projection weight `[out, in]`.
 pub enum Linear {
     Quantized(QMatMul),
+    /// A GGUF k-quant or Q8_0 weight repacked for our VNNI kernel (the GGUF copy is dropped).
+    Packed(PackedQ),
     Dense(Tensor),
 }
 
 impl Linear {
     pub fn quantized(t: QTensor) -> Result<Self> {
+        let kind = match t.dtype() {
+            GgmlDType::Q4K => Some(QKind::Q4K),
+            GgmlDType::Q5K => Some(QKind::Q5K),
+            GgmlDType::Q6K => Some(QKind::Q6K),
+            GgmlDType::Q8_0 => Some(QKind::Q8_0),
+            _ => None,
+        };
+        if let (Some(kind), &[n, k]) = (kind, t.shape().dims()) {
+            if qgemm::available() && qgemm::supports(kind, n, k) {
+                if let Some(p) = PackedQ::pack(kind, n, k, &t.data()?) {
+                    return Ok(Linear::Packed(p));
+                }
+            }
+        }
         Ok(Linear::Quantized(QMatMul::QTensor(Arc::new(t))))
     }
 
     pub fn dims(&self) -> Vec<usize> {
         match self {
+            Linear::Packed(p) => vec![p.n, p.k],
             Linear::Quantized(QMatMul::QTensor(q)) => q.shape().dims().to_vec(),
             Linear::Quantized(QMatMul::Tensor(t)) | Linear::Quantized(QMatMul::TensorF16(t)) => {
                 t.dims().to_vec()
@@ -34,6 +53,7 @@ impl Linear {
 
     pub fn type_name(&self) -> String {
         match self {
+            Linear::Packed(p) => format!("{:?}", p.kind).replace('_', ""),
             Linear::Quantized(QMatMul::QTensor(q)) => format!("{:?}", q.dtype()),
             Linear::Quantized(QMatMul::Tensor(t)) | Linear::Quantized(QMatMul::TensorF16(t)) => {
                 format!("{:?}", t.dtype())
@@ -42,9 +62,58 @@ impl Linear {
         }
     }
 
+    /// Several projections of the same input (`[tokens, in]` f32): one activation
+    /// quantization and one parallel loop when all are packed.
+    pub fn forward_many(ls: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
+        let packed: Option<Vec<&PackedQ>> = ls
+            .iter()
+            .map(|l| match l {
+                Linear::Packed(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        match packed {
+            Some(ps) => {
+                let m = x.dim(0)?;
+                let ys = with_f32(x, |xs| qgemm::matmul_many(&ps, xs, m))?;
+                ys.into_iter()
+                    .zip(&ps)
+                    .map(|(y, p)| Ok(Tensor::from_vec(y, (m, p.n), x.device())?))
+                    .collect()
+            }
+            None => ls.iter().map(|l| l.forward(x)).collect(),
+        }
+    }
+
+    /// Like `forward_many`, as row-major f32 vectors.
+    pub fn forward_many_raw(ls: &[&Linear], x: &Tensor) -> Result<Vec<Vec<f32>>> {
+        let packed: Option<Vec<&PackedQ>> = ls
+            .iter()
+            .map(|l| match l {
+                Linear::Packed(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        match packed {
+            Some(ps) => {
+                let m = x.dim(0)?;
+                with_f32(x, |xs| qgemm::matmul_many(&ps, xs, m))
+            }
+            None => ls
+                .iter()
+                .map(|l| Ok(l.forward(x)?.flatten_all()?.to_vec1::<f32>()?))
+                .collect(),
+        }
+    }
+
     /// `x` is `[tokens, in]` in f32; the result is `[tokens, out]` in f32.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
+            Linear::Packed(p) => {
+                let m = x.dim(0)?;
+                let y = with_f32(x, |xs| p.matmul(xs, m))?;
+                Tensor::from_vec(y, (m, p.n), x.device())?
+            }
             Linear::Quantized(m) => m.forward(x)?,
             Linear::Dense(w) if w.dtype() == DType::F32 => x.matmul(&w.t()?)?,
             Linear::Dense(w) => x

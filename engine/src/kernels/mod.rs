@@ -1,0 +1,22 @@
+//! Compute kernels of our own, used instead of candle's where they are faster.
+
+pub mod ops;
+pub mod qgemm;
+
+use candle_core::{Storage, Tensor};
+
+use crate::error::Result;
+
+/// Runs `f` on the f32 contents of `t` (row-major), without a copy when `t` is contiguous.
+pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) {
+            if let Ok(s) = cpu.as_slice::<f32>() {
+                return Ok(f(&s[a..b]));
+            }
+        }
+    }
+    let v = t.flatten_all()?.to_vec1::<f32>()?;
+    Ok(f(&v))
+}
