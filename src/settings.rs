@@ -16,8 +16,10 @@ pub static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(4096);
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum LongInput {
     /// Keep the first tokens and EOS, with a NOTICE.
+    #[name = c"truncate"]
     Truncate,
     /// Refuse the input.
+    #[name = c"error"]
     Error,
 }
 

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# SQL scenario tests against a real PostgreSQL 15 (pg_regress, temporary instance).
+#
+#   bash scripts/sql_tests.sh                 # every test in tests/schedule
+#   bash scripts/sql_tests.sh trigger reembed # just these (setup always runs first)
+#
+# Steps: build and install the extension into the system PostgreSQL (cargo pgrx install), make
+# sure the tiny fixture model exists, embed a few inputs with the engine CLI (for the
+# cli_equality test), then run pg_regress with a temporary instance as the postgres OS user.
+# Tests live in tests/sql/*.sql with expected output in tests/expected/*.out.
+#
+# Environment:
+#   QWEN3_EMBED_SQL_TEST_CONF   extra postgresql.conf lines for the temporary instance, e.g.
+#                               "shared_preload_libraries = 'qwen3_embed'" (newlines allowed)
+#   QWEN3_EMBED_SQL_TEST_MODEL  model file (default: fixtures/generated/tiny/model-q8_0.gguf)
+#   QWEN3_EMBED_SQL_TEST_KEEP=1 keep the output directory (results/, regression.diffs, log/)
+#   SKIP_INSTALL=1              do not rebuild/reinstall the extension
+# Last line of output: "N passed, M failed". Exit status non-zero when any test fails.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+[[ -d "$HOME/.cargo/bin" ]] && export PATH="$HOME/.cargo/bin:$PATH"
+
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+BINDIR="$("$PG_CONFIG" --bindir)"
+PG_REGRESS="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
+FIXTURE_DIR="$ROOT/fixtures/generated/tiny"
+MODEL="${QWEN3_EMBED_SQL_TEST_MODEL:-$FIXTURE_DIR/model-q8_0.gguf}"
+RUN_AS=postgres
+
+log() { echo "[sql_tests] $*"; }
+fail() { echo "[sql_tests] ERROR: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+[[ $EUID -eq 0 ]] || fail "run as root (installs into the system PostgreSQL, runs tests as '$RUN_AS')"
+[[ -x "$PG_REGRESS" ]] || fail "pg_regress not found at $PG_REGRESS (apt-get install postgresql-server-dev-15)"
+id "$RUN_AS" >/dev/null 2>&1 || fail "no '$RUN_AS' OS user"
+command -v sudo >/dev/null || fail "sudo is needed to run the server as '$RUN_AS'"
+
+START=$SECONDS
+
+# --- scratch space (the server's user must be able to write it) --------------------------------
+WORK="$(mktemp -d /tmp/qwen3_embed_sql_tests.XXXXXX)"
+chmod 755 "$WORK"
+cleanup() {
+    if [[ "${QWEN3_EMBED_SQL_TEST_KEEP:-0}" == 1 ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+mkdir -p "$WORK/out" "$WORK/cli"
+
+# --- 1. the extension ----------------------------------------------------------------------------
+if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
+    log "cargo pgrx install --pg-config $PG_CONFIG"
+    cargo pgrx install --pg-config "$PG_CONFIG" >"$WORK/pgrx_install.log" 2>&1 \
+        || { tail -n 40 "$WORK/pgrx_install.log"; fail "cargo pgrx install failed"; }
+fi
+
+# The engine CLI: the one scripts/test.sh's cargo test run just built, else build it.
+CLI="${QWEN3_EMBED_CLI:-$ROOT/target/debug/qwen3-embed}"
+if [[ ! -x "$CLI" ]]; then
+    log "building the engine CLI"
+    cargo build -q -p qwen3-embed-engine --bin qwen3-embed
+    CLI="$ROOT/target/debug/qwen3-embed"
+fi
+
+# --- 2. the fixture model ------------------------------------------------------------------------
+if [[ -z "${QWEN3_EMBED_SQL_TEST_MODEL:-}" && ! -f "$FIXTURE_DIR/MANIFEST.json" ]]; then
+    log "generating the tiny fixture model in $FIXTURE_DIR"
+    "$CLI" fixture --preset tiny \
+        --out "$FIXTURE_DIR" \
+        --formats hf-f32,hf-f16,hf-bf16,hf-sharded,gguf-f32,gguf-f16,gguf-q8_0,gguf-q4_k_m
+fi
+[[ -f "$MODEL" ]] || fail "model not found: $MODEL"
+MODEL="$(realpath "$MODEL")"
+sudo -u "$RUN_AS" test -r "$MODEL" || fail "$RUN_AS cannot read $MODEL"
+
+# --- 3. reference vectors from the engine CLI (tests/sql/cli_equality.sql) ------------------------
+cp "$ROOT/tests/data/cli_inputs.jsonl" "$WORK/cli/inputs.jsonl"
+log "embedding tests/data/cli_inputs.jsonl with the engine CLI"
+"$CLI" embed --model "$MODEL" \
+    --input "$WORK/cli/inputs.jsonl" --output "$WORK/cli/full.jsonl" >/dev/null 2>"$WORK/cli/full.log" \
+    || { cat "$WORK/cli/full.log"; fail "qwen3-embed embed failed"; }
+"$CLI" embed --model "$MODEL" --dims 64 \
+    --input "$WORK/cli/inputs.jsonl" --output "$WORK/cli/d64.jsonl" >/dev/null 2>"$WORK/cli/d64.log" \
+    || { cat "$WORK/cli/d64.log"; fail "qwen3-embed embed --dims 64 failed"; }
+
+# --- 4. the temporary instance's configuration ---------------------------------------------------
+CONF="$WORK/temp.conf"
+{
+    echo "qwen3_embed.model_path = '${MODEL//\'/\'\'}'"
+    echo "qwen3_embed.threads = 2"
+    echo "max_worker_processes = 16"
+    echo "max_parallel_workers = 8"
+    if [[ -n "${QWEN3_EMBED_SQL_TEST_CONF:-}" ]]; then
+        printf '%s\n' "$QWEN3_EMBED_SQL_TEST_CONF"
+    fi
+} >"$CONF"
+log "temp-config:"
+sed 's/^/    /' "$CONF"
+chown -R "$RUN_AS" "$WORK"
+
+# --- 5. the tests --------------------------------------------------------------------------------
+if (($# > 0)); then
+    TESTS=(setup)
+    for t in "$@"; do [[ "$t" == setup ]] || TESTS+=("$t"); done
+    SCHEDULE_ARGS=("${TESTS[@]}")
+else
+    SCHEDULE_ARGS=(--schedule="$ROOT/tests/schedule")
+fi
+
+log "pg_regress (temporary instance in $WORK/out/tmp_check)"
+set +e
+(cd "$WORK" && sudo -u "$RUN_AS" env \
+    QWEN3_EMBED_CLI_INPUTS="$WORK/cli/inputs.jsonl" \
+    QWEN3_EMBED_CLI_FULL="$WORK/cli/full.jsonl" \
+    QWEN3_EMBED_CLI_D64="$WORK/cli/d64.jsonl" \
+    QWEN3_EMBED_MODEL="$MODEL" \
+    PGTZ=UTC PGDATESTYLE="ISO, MDY" \
+    "$PG_REGRESS" \
+        --bindir="$BINDIR" \
+        --temp-instance="$WORK/out/tmp_check" \
+        --temp-config="$CONF" \
+        --inputdir="$ROOT/tests" \
+        --outputdir="$WORK/out" \
+        --dbname=qwen3_embed_regress \
+        "${SCHEDULE_ARGS[@]}" 2>&1 | tee "$WORK/pg_regress.log")
+RC=${PIPESTATUS[0]}
+set -e
+
+PASSED=$(grep -cE '^(test| ) *[a-z0-9_]+ +\.\.\. ok' "$WORK/pg_regress.log" || true)
+FAILED=$(grep -cE '\.\.\. FAILED' "$WORK/pg_regress.log" || true)
+if ((RC != 0 || FAILED > 0)); then
+    if [[ -f "$WORK/out/regression.diffs" ]]; then
+        echo "----- regression.diffs -----"
+        cat "$WORK/out/regression.diffs"
+        echo "----- end of regression.diffs -----"
+    fi
+    if [[ -d "$WORK/out/log" ]]; then
+        echo "----- server log (last 60 lines) -----"
+        tail -n 60 "$WORK/out/log/postmaster.log" 2>/dev/null || true
+    fi
+    ((FAILED > 0)) || FAILED=1
+fi
+log "took $((SECONDS - START)) s"
+echo "$PASSED passed, $FAILED failed"
+((FAILED == 0 && RC == 0))
