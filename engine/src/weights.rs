@@ -10,6 +10,7 @@ use candle_core::{DType, Module, Tensor};
 
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
+use crate::kernels::dense::{self, DenseKind, PackedDense};
 use crate::kernels::qgemm::{self, PackedQ, QKind};
 use crate::kernels::with_f32;
 
@@ -18,6 +19,8 @@ pub enum Linear {
     Quantized(QMatMul),
     /// A GGUF k-quant or Q8_0 weight repacked for our VNNI kernel (the GGUF copy is dropped).
     Packed(PackedQ),
+    /// An F16/BF16 weight repacked for our AVX-512 kernel (same values, tile order).
+    PackedDense(PackedDense),
     Dense(Tensor),
 }
 
@@ -40,9 +43,32 @@ impl Linear {
         Ok(Linear::Quantized(QMatMul::QTensor(Arc::new(t))))
     }
 
+    /// A dense weight: F16/BF16 ones are repacked for our kernel when the CPU runs it.
+    pub fn dense(t: Tensor) -> Result<Self> {
+        let kind = match t.dtype() {
+            DType::F16 => Some(DenseKind::F16),
+            DType::BF16 => Some(DenseKind::Bf16),
+            _ => None,
+        };
+        if let (Some(kind), &[n, k]) = (kind, t.dims()) {
+            if dense::available(kind) && dense::supports(kind, n, k) {
+                let flat = t.flatten_all()?;
+                let bits: Vec<u16> = match kind {
+                    DenseKind::F16 => flat.to_vec1::<half::f16>()?.into_iter().map(|v| v.to_bits()).collect(),
+                    DenseKind::Bf16 => flat.to_vec1::<half::bf16>()?.into_iter().map(|v| v.to_bits()).collect(),
+                };
+                if let Some(p) = PackedDense::pack(kind, n, k, &bits) {
+                    return Ok(Linear::PackedDense(p));
+                }
+            }
+        }
+        Ok(Linear::Dense(t))
+    }
+
     pub fn dims(&self) -> Vec<usize> {
         match self {
             Linear::Packed(p) => vec![p.n, p.k],
+            Linear::PackedDense(p) => vec![p.n, p.k],
             Linear::Quantized(QMatMul::QTensor(q)) => q.shape().dims().to_vec(),
             Linear::Quantized(QMatMul::Tensor(t)) | Linear::Quantized(QMatMul::TensorF16(t)) => {
                 t.dims().to_vec()
@@ -54,6 +80,10 @@ impl Linear {
     pub fn type_name(&self) -> String {
         match self {
             Linear::Packed(p) => format!("{:?}", p.kind).replace('_', ""),
+            Linear::PackedDense(p) => match p.kind {
+                DenseKind::F16 => "F16".into(),
+                DenseKind::Bf16 => "BF16".into(),
+            },
             Linear::Quantized(QMatMul::QTensor(q)) => format!("{:?}", q.dtype()),
             Linear::Quantized(QMatMul::Tensor(t)) | Linear::Quantized(QMatMul::TensorF16(t)) => {
                 format!("{:?}", t.dtype())
@@ -110,6 +140,11 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Linear::Packed(p) => {
+                let m = x.dim(0)?;
+                let y = with_f32(x, |xs| p.matmul(xs, m))?;
+                Tensor::from_vec(y, (m, p.n), x.device())?
+            }
+            Linear::PackedDense(p) => {
                 let m = x.dim(0)?;
                 let y = with_f32(x, |xs| p.matmul(xs, m))?;
                 Tensor::from_vec(y, (m, p.n), x.device())?
@@ -259,7 +294,7 @@ pub fn assemble(
     let linear = |t: RawTensor| -> Result<Linear> {
         match t {
             RawTensor::Quantized(q) => Linear::quantized(q),
-            RawTensor::Dense(d) => Ok(Linear::Dense(d)),
+            RawTensor::Dense(d) => Linear::dense(d),
         }
     };
 

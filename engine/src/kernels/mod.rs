@@ -1,5 +1,6 @@
 //! Compute kernels of our own, used instead of candle's where they are faster.
 
+pub mod dense;
 pub mod ops;
 pub mod qgemm;
 
