@@ -213,7 +213,7 @@ impl Engine {
             threads,
         };
         Ok(Engine {
-            model: Qwen3::new(weights),
+            model: Qwen3::new(weights)?,
             tokenizer,
             info,
             threads: pool,

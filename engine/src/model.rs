@@ -1,32 +1,34 @@
 //! The Qwen3 forward pass over a packed batch: every sequence's tokens are concatenated with
 //! no padding, positions restart at 0 for each sequence, and attention is causal within a
 //! sequence only. Returns the final-norm hidden state of each sequence's last token.
+//!
+//! The hidden state is a plain row-major `Vec<f32>` `[tokens, hidden]`; the projections, the
+//! attention and the elementwise steps (RMSNorm, RoPE, SiLU, residuals) are our own kernels
+//! (`crate::kernels`), all in f32 except the products' weights.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::attention::flash_attn_varlen_cpu;
-use candle_nn::ops::rms_norm;
-use candle_nn::rotary_emb::rope_thd;
 
 use crate::error::{EngineError, Result};
+use crate::kernels::ops;
 use crate::profile::{self, Stage};
-use crate::kernels::{ops, with_f32};
 use crate::weights::{LayerWeights, Linear, ModelWeights};
 
 pub struct Qwen3 {
     pub weights: ModelWeights,
     inv_freq: Vec<f32>,
+    /// Per layer: attention norm, q norm, k norm, MLP norm, as f32.
+    norms: Vec<[Vec<f32>; 4]>,
+    final_norm: Vec<f32>,
 }
 
 /// A packed batch: the sequences' ids back to back.
 struct Packed {
     ids: Tensor,
-    cos: Tensor,
-    sin: Tensor,
-    seqlens: Tensor,
-    ones: Tensor,
-    last: Tensor,
-    max_len: usize,
-    count: usize,
+    /// `[tokens][head_dim / 2]` rotary tables (f32, as upstream).
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    /// Row of each sequence's last token.
+    last: Vec<usize>,
     lens: Vec<usize>,
 }
 
@@ -47,8 +49,21 @@ impl Packed {
     }
 }
 
+fn f32_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Rows `idx` of a row-major `[_, width]` matrix.
+fn gather(x: &[f32], width: usize, idx: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(idx.len() * width);
+    for &i in idx {
+        out.extend_from_slice(&x[i * width..][..width]);
+    }
+    out
+}
+
 impl Qwen3 {
-    pub fn new(weights: ModelWeights) -> Self {
+    pub fn new(weights: ModelWeights) -> Result<Self> {
         let c = &weights.config;
         let half = c.head_dim / 2;
         // As upstream: inv_freq = 1 / theta^(2i/d), all in f32.
@@ -56,17 +71,23 @@ impl Qwen3 {
         let inv_freq = (0..half)
             .map(|i| 1.0f32 / theta.powf((2 * i) as f32 / c.head_dim as f32))
             .collect();
-        Qwen3 { weights, inv_freq }
+        let norms = weights
+            .layers
+            .iter()
+            .map(|l| {
+                Ok([f32_vec(&l.attn_norm)?, f32_vec(&l.q_norm)?, f32_vec(&l.k_norm)?, f32_vec(&l.ffn_norm)?])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let final_norm = f32_vec(&weights.final_norm)?;
+        Ok(Qwen3 { weights, inv_freq, norms, final_norm })
     }
 
     fn pack(&self, seqs: &[&[u32]]) -> Result<Packed> {
-        let dev = Device::Cpu;
         let total: usize = seqs.iter().map(|s| s.len()).sum();
         let half = self.inv_freq.len();
         let mut ids = Vec::with_capacity(total);
         let mut cos = Vec::with_capacity(total * half);
         let mut sin = Vec::with_capacity(total * half);
-        let mut seqlens = Vec::with_capacity(seqs.len());
         let mut last = Vec::with_capacity(seqs.len());
         for s in seqs {
             if s.is_empty() {
@@ -80,18 +101,13 @@ impl Qwen3 {
                     sin.push(angle.sin());
                 }
             }
-            seqlens.push(s.len() as u32);
-            last.push((ids.len() - 1) as u32);
+            last.push(ids.len() - 1);
         }
         Ok(Packed {
-            ids: Tensor::from_vec(ids, total, &dev)?,
-            cos: Tensor::from_vec(cos, (total, half), &dev)?,
-            sin: Tensor::from_vec(sin, (total, half), &dev)?,
-            seqlens: Tensor::from_vec(seqlens, seqs.len(), &dev)?,
-            ones: Tensor::ones(seqs.len(), DType::U32, &dev)?,
-            last: Tensor::from_vec(last, seqs.len(), &dev)?,
-            max_len: seqs.iter().map(|s| s.len()).max().unwrap_or(0),
-            count: seqs.len(),
+            ids: Tensor::from_vec(ids, total, &Device::Cpu)?,
+            cos,
+            sin,
+            last,
             lens: seqs.iter().map(|s| s.len()).collect(),
         })
     }
@@ -102,103 +118,88 @@ impl Qwen3 {
         let c = &self.weights.config;
         let mut t = profile::start();
         let p = self.pack(seqs)?;
-        let mut h = self.weights.embed.forward(&p.ids)?;
+        let mut h = f32_vec(&self.weights.embed.forward(&p.ids)?)?;
         profile::lap(&mut t, Stage::Embed);
         let n = self.weights.layers.len();
         for (i, layer) in self.weights.layers.iter().enumerate() {
             if cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            h = self.layer(layer, &h, &p, i + 1 == n)?;
+            h = self.layer(i, layer, h, &p, i + 1 == n)?;
         }
         if cancelled() {
             return Err(EngineError::Cancelled);
         }
         if n == 0 {
-            h = h.index_select(&p.last, 0)?;
+            h = gather(&h, c.hidden, &p.last);
         }
-        Ok(rms_norm(&h, &self.weights.final_norm, c.rms_eps as f32)?)
+        let out = ops::rms_norm(&h, &self.final_norm, c.rms_eps as f32);
+        Ok(Tensor::from_vec(out, (p.last.len(), c.hidden), &Device::Cpu)?)
     }
 
     /// One decoder layer. In the last layer only the last token of each sequence is needed
     /// past attention, so queries, the output projection and the MLP run on those rows only.
-    fn layer(&self, w: &LayerWeights, h: &Tensor, p: &Packed, last_layer: bool) -> Result<Tensor> {
+    fn layer(&self, i: usize, w: &LayerWeights, h: Vec<f32>, p: &Packed, last_layer: bool) -> Result<Vec<f32>> {
         let c = &self.weights.config;
         let eps = c.rms_eps as f32;
-        let (hd, nh, nkv) = (c.head_dim, c.heads, c.kv_heads);
+        let (hd, nh, nkv, hidden) = (c.head_dim, c.heads, c.kv_heads, c.hidden);
+        let [attn_norm, q_norm, k_norm, ffn_norm] = &self.norms[i];
+        let t = h.len() / hidden;
         let mut tm = profile::start();
-        let x = rms_norm(h, &w.attn_norm, eps)?;
+        let x = ops::rms_norm(&h, attn_norm, eps);
         profile::lap(&mut tm, Stage::Norm);
 
-        let (xq, h, q_rows, cos_q, sin_q, seqlens_q, max_q) = if last_layer {
-            let xq = x.index_select(&p.last, 0)?;
-            let h = h.index_select(&p.last, 0)?;
-            let cos = p.cos.index_select(&p.last, 0)?;
-            let sin = p.sin.index_select(&p.last, 0)?;
-            (xq, h, p.count, cos, sin, &p.ones, 1)
-        } else {
-            let rows = x.dim(0)?;
-            (x.clone(), h.clone(), rows, p.cos.clone(), p.sin.clone(), &p.seqlens, p.max_len)
-        };
-        let t = x.dim(0)?;
-        profile::lap(&mut tm, Stage::Other);
-
-        let (q, k, v) = if last_layer {
-            let q = w.q.forward(&xq)?;
-            let mut kv = Linear::forward_many(&[&w.k, &w.v], &x)?;
+        let (mut q, mut k, v, mut h, q_rows, q_pos) = if last_layer {
+            let xq = gather(&x, hidden, &p.last);
+            let q = Linear::apply(&[&w.q], &xq, p.last.len())?.pop().expect("q");
+            let mut kv = Linear::apply(&[&w.k, &w.v], &x, t)?;
             let v = kv.pop().expect("v");
-            (q, kv.pop().expect("k"), v)
+            (q, kv.pop().expect("k"), v, gather(&h, hidden, &p.last), p.last.len(), Some(&p.last))
         } else {
-            let mut qkv = Linear::forward_many(&[&w.q, &w.k, &w.v], &x)?;
+            let mut qkv = Linear::apply(&[&w.q, &w.k, &w.v], &x, t)?;
             let v = qkv.pop().expect("v");
             let k = qkv.pop().expect("k");
-            (qkv.pop().expect("q"), k, v)
+            (qkv.pop().expect("q"), k, v, h, t, None)
         };
-        let q = q.reshape((q_rows, nh, hd))?;
-        let k = k.reshape((t, nkv, hd))?;
-        let v = v.reshape((t, nkv, hd))?;
+        drop(x);
         profile::lap(&mut tm, Stage::Qkv);
-        let q = rms_norm(&q, &w.q_norm, eps)?;
-        let k = rms_norm(&k, &w.k_norm, eps)?;
+        ops::rms_norm_inplace(&mut q, q_norm, eps);
+        ops::rms_norm_inplace(&mut k, k_norm, eps);
         profile::lap(&mut tm, Stage::Norm);
-        let q = rope_thd(&q.unsqueeze(0)?, &cos_q, &sin_q)?.squeeze(0)?;
-        let k = rope_thd(&k.unsqueeze(0)?, &p.cos, &p.sin)?.squeeze(0)?;
+        let half = hd / 2;
+        match q_pos {
+            Some(rows) => {
+                let cos = gather(&p.cos, half, rows);
+                let sin = gather(&p.sin, half, rows);
+                ops::rope_inplace(&mut q, nh, hd, &cos, &sin);
+            }
+            None => ops::rope_inplace(&mut q, nh, hd, &p.cos, &p.sin),
+        }
+        ops::rope_inplace(&mut k, nkv, hd, &p.cos, &p.sin);
         profile::lap(&mut tm, Stage::Rope);
 
-        let scale = 1.0 / (hd as f32).sqrt();
-        let attn = if ops::available() {
-            let spans = p.spans(last_layer);
-            let o = with_f32(&q, |qs| {
-                with_f32(&k, |ks| with_f32(&v, |vs| ops::attention(qs, ks, vs, nh, nkv, hd, &spans, scale)))
-            })???;
-            Tensor::from_vec(o, (q_rows, nh * hd), q.device())?
-        } else {
-            flash_attn_varlen_cpu(
-                &q, &k, &v, None, seqlens_q, &p.seqlens, max_q, p.max_len, scale, true, None, None,
-            )?
-            .reshape((q_rows, nh * hd))?
-        };
+        let spans = p.spans(last_layer);
+        let attn = ops::attention(&q, &k, &v, nh, nkv, hd, &spans, 1.0 / (hd as f32).sqrt());
+        drop((q, k, v));
         profile::lap(&mut tm, Stage::Attention);
-        let o = w.o.forward(&attn)?;
+        let o = Linear::apply(&[&w.o], &attn, q_rows)?.pop().expect("o");
         profile::lap(&mut tm, Stage::OutProj);
-        let h = (h + o)?;
+        ops::add_inplace(&mut h, &o);
         profile::lap(&mut tm, Stage::Residual);
 
-        let x = rms_norm(&h, &w.ffn_norm, eps)?;
+        let x = ops::rms_norm(&h, ffn_norm, eps);
         profile::lap(&mut tm, Stage::Norm);
-        let rows = x.dim(0)?;
-        let mut gu = Linear::forward_many_raw(&[&w.gate, &w.up], &x)?;
+        let mut gu = Linear::apply(&[&w.gate, &w.up], &x, q_rows)?;
         profile::lap(&mut tm, Stage::GateUp);
         let up = gu.pop().expect("up");
         let mut gate = gu.pop().expect("gate");
         ops::silu_mul(&mut gate, &up);
-        let act = Tensor::from_vec(gate, (rows, c.intermediate), x.device())?;
         profile::lap(&mut tm, Stage::Act);
-        let mlp = w.down.forward(&act)?;
+        let mlp = Linear::apply(&[&w.down], &gate, q_rows)?.pop().expect("down");
         profile::lap(&mut tm, Stage::Down);
-        let out = (h + mlp)?;
+        ops::add_inplace(&mut h, &mlp);
         profile::lap(&mut tm, Stage::Residual);
-        Ok(out)
+        Ok(h)
     }
 }
 
@@ -206,4 +207,3 @@ impl Qwen3 {
 pub fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?)
 }
-

@@ -115,6 +115,33 @@ impl Linear {
         }
     }
 
+    /// Several projections of the same input `x` (`[m, in]` row-major f32), as row-major f32
+    /// vectors `[m, out]`: one activation quantization and one parallel loop for packed
+    /// quantized weights.
+    pub fn apply(ls: &[&Linear], x: &[f32], m: usize) -> Result<Vec<Vec<f32>>> {
+        let packed: Option<Vec<&PackedQ>> = ls
+            .iter()
+            .map(|l| match l {
+                Linear::Packed(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        if let Some(ps) = packed {
+            return Ok(qgemm::matmul_many(&ps, x, m));
+        }
+        ls.iter()
+            .map(|l| match l {
+                Linear::Packed(p) => Ok(p.matmul(x, m)),
+                Linear::PackedDense(p) => Ok(p.matmul(x, m)),
+                _ => {
+                    let k = x.len() / m.max(1);
+                    let t = Tensor::from_slice(x, (m, k), &candle_core::Device::Cpu)?;
+                    Ok(l.forward(&t)?.flatten_all()?.to_vec1::<f32>()?)
+                }
+            })
+            .collect()
+    }
+
     /// Like `forward_many`, as row-major f32 vectors.
     pub fn forward_many_raw(ls: &[&Linear], x: &Tensor) -> Result<Vec<Vec<f32>>> {
         let packed: Option<Vec<&PackedQ>> = ls

@@ -41,6 +41,100 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     });
 }
 
+/// Sum of squares of `x`, in f32 with 16 independent partial sums (vectorizable).
+#[inline(always)]
+fn sum_sq(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for i in 0..16 {
+            acc[i] += c[i] * c[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for v in chunks.remainder() {
+        s += v * v;
+    }
+    s
+}
+
+#[inline(always)]
+fn rms_row(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let inv = 1.0 / (sum_sq(x) / x.len() as f32 + eps).sqrt();
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = g * (v * inv);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn rms_rows_avx512(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    for (x, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
+        rms_row(x, w, eps, o);
+    }
+}
+
+fn rms_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: AVX-512F checked.
+        return unsafe { rms_rows_avx512(x, w, eps, out) };
+    }
+    for (x, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
+        rms_row(x, w, eps, o);
+    }
+}
+
+/// RMSNorm of every row (rows are `w.len()` long): `w * x / sqrt(mean(x^2) + eps)`, in f32.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    let rows = (16384 / w.len()).max(1) * w.len();
+    out.par_chunks_mut(rows).zip(x.par_chunks(rows)).for_each(|(o, x)| rms_rows(x, w, eps, o));
+    out
+}
+
+/// RMSNorm in place (per-head norms: rows of `w.len()`).
+pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
+    let rows = (16384 / w.len()).max(1) * w.len();
+    x.par_chunks_mut(rows).for_each(|x| {
+        let mut tmp = vec![0f32; w.len()];
+        for r in x.chunks_exact_mut(w.len()) {
+            rms_rows(r, w, eps, &mut tmp);
+            r.copy_from_slice(&tmp);
+        }
+    });
+}
+
+/// NeoX-style rotary embedding in place: `x` is `[rows, heads, hd]`, `cos`/`sin` are
+/// `[rows, hd/2]`; the first and second halves of each head rotate together.
+pub fn rope_inplace(x: &mut [f32], heads: usize, hd: usize, cos: &[f32], sin: &[f32]) {
+    let half = hd / 2;
+    let width = heads * hd;
+    assert_eq!(x.len() / width * half, cos.len());
+    x.par_chunks_mut(width).zip(cos.par_chunks(half).zip(sin.par_chunks(half))).with_min_len(16).for_each(
+        |(row, (c, s))| {
+            for head in row.chunks_exact_mut(hd) {
+                let (a, b) = head.split_at_mut(half);
+                for i in 0..half {
+                    let (x1, x2) = (a[i], b[i]);
+                    a[i] = x1 * c[i] - x2 * s[i];
+                    b[i] = x2 * c[i] + x1 * s[i];
+                }
+            }
+        },
+    );
+}
+
+/// `a += b`.
+pub fn add_inplace(a: &mut [f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    a.par_chunks_mut(1 << 14).zip(b.par_chunks(1 << 14)).for_each(|(a, b)| {
+        for (a, b) in a.iter_mut().zip(b) {
+            *a += b;
+        }
+    });
+}
+
 /// One sequence of a packed batch: its query rows and its key/value rows. Queries are the
 /// last `q_len` positions of the sequence (all of it, or only its last token).
 #[derive(Debug, Clone, Copy)]
