@@ -225,6 +225,17 @@ pub fn load(path: &Path) -> Result<GgufModel> {
                 &Device::Cpu,
             )
             .map_err(|e| map_candle_error(path, e))?;
+            // The tensor now has its own copy: give the mapped pages back, so that they do not
+            // add up in the resident set while the rest of the model loads (the map is
+            // read-only and shared with the file, so this only drops our view of the pages).
+            // SAFETY: nothing reads this range of the map again.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start as usize,
+                    (end - start) as usize,
+                )
+            };
             Ok(match q.dtype() {
                 GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
                     RawTensor::Dense(dense_from_qtensor(&q)?)

@@ -232,6 +232,15 @@ pub fn load(dir: &Path) -> Result<HfModel> {
             })?;
             let dtype = dtype_of(file, &name, view.dtype())?;
             let t = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)?;
+            // The tensor has its own copy now: drop the mapped pages from the resident set
+            // (read-only shared map: the file's pages stay in the page cache).
+            if let Some((_, m)) = maps.iter().find(|(p, _)| p == file) {
+                let off = view.data().as_ptr() as usize - m.as_ptr() as usize;
+                // SAFETY: this range of the map is not read again.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, view.data().len())
+                };
+            }
             Ok(RawTensor::Dense(t))
         },
         &mut type_counts,

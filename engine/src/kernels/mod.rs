@@ -21,3 +21,17 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let v = t.flatten_all()?.to_vec1::<f32>()?;
     Ok(f(&v))
 }
+
+/// CPU seconds used so far by all threads of this process (Linux, from schedstat; 0 elsewhere).
+/// Benchmarks on a shared machine divide work by this instead of wall time.
+pub fn process_cpu_seconds() -> f64 {
+    let mut ns = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
+                ns += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+    }
+    ns as f64 / 1e9
+}

@@ -544,19 +544,19 @@ mod tests {
                 let reps = (4e11 / flops).clamp(2.0, 50.0) as usize;
                 let ours = pool.install(|| {
                     p.matmul(&x, m);
-                    let t = std::time::Instant::now();
+                    let t = crate::kernels::process_cpu_seconds();
                     for _ in 0..reps {
                         std::hint::black_box(p.matmul(&x, m));
                     }
-                    t.elapsed().as_secs_f64() / reps as f64
+                    (crate::kernels::process_cpu_seconds() - t) / 2.0 / reps as f64
                 });
                 let theirs = pool.install(|| {
                     qm.forward(&xt).unwrap();
-                    let t = std::time::Instant::now();
+                    let t = crate::kernels::process_cpu_seconds();
                     for _ in 0..reps {
                         std::hint::black_box(qm.forward(&xt).unwrap());
                     }
-                    t.elapsed().as_secs_f64() / reps as f64
+                    (crate::kernels::process_cpu_seconds() - t) / 2.0 / reps as f64
                 });
                 println!(
                     "{kind:?} m={m:4}: ours {:6.1} GFLOP/s, candle {:6.1} GFLOP/s",
