@@ -13,6 +13,10 @@
 //! | Q6_K | 6-bit quant (0..63) | `d * sc` (sc signed) | `32 * d * sc` |
 //! | Q8_0 | quant + 128 (0..255) | `d` | `128 * d` |
 //!
+//! Q6_K and Q8_0 are stored signed instead (`q - 32`, `q`; no min) and multiplied with the
+//! activations shifted to unsigned bytes; the shift is undone exactly by starting each
+//! group's integer sum at `-128 * sum(w)`, so they need no per-group min term.
+//!
 //! The bytes are stored tile by tile: 16 output rows (one 512-bit register of f32 results) ×
 //! one group, as `G/4` runs of `[16 rows][4 k]`, which is the operand order of `vpdpbusd`.
 //!
@@ -92,8 +96,13 @@ pub struct PackedQ {
     qs: Vec<u8>,
     /// `[n/16][k/G][16]`
     scale: Vec<f32>,
-    /// `[n/16][k/G][16]`
+    /// `[n/16][k/G][16]` (unsigned kinds only)
     min: Vec<f32>,
+    /// Signed kinds (Q6_K, Q8_0): `qs` holds the signed quants `w` (Q6_K: q - 32, Q8_0: q) as
+    /// i8, multiplied with activations shifted to u8 (`a + 128`); `corr` is `-128 * sum(w)` per
+    /// `[n/16][k/G][16]`, the integer start value that removes the shift exactly.
+    signed: bool,
+    corr: Vec<i32>,
 }
 
 fn f16_at(b: &[u8], i: usize) -> f32 {
@@ -209,12 +218,35 @@ impl PackedQ {
                 }
             });
         let _ = tiles;
-        Some(PackedQ { kind, n, k, group: g, qs, scale, min })
+        let (signed, offset) = match kind {
+            QKind::Q6K => (true, 32i32),
+            QKind::Q8_0 => (true, 128i32),
+            _ => (false, 0),
+        };
+        let mut corr = Vec::new();
+        let mut min = min;
+        if signed {
+            corr = vec![0i32; n * ng];
+            for (tg, chunk) in qs.chunks_mut(g * NR).enumerate() {
+                // chunk: one tile, one group: [G/4][16][4]
+                let mut sums = [0i32; NR];
+                for (i, b) in chunk.iter_mut().enumerate() {
+                    let w = *b as i32 - offset;
+                    *b = w as i8 as u8;
+                    sums[(i / 4) % NR] += w;
+                }
+                for r in 0..NR {
+                    corr[tg * NR + r] = -128 * sums[r];
+                }
+            }
+            min = Vec::new();
+        }
+        Some(PackedQ { kind, n, k, group: g, qs, scale, min, signed, corr })
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.qs.len() + 4 * (self.scale.len() + self.min.len())
+        self.qs.len() + 4 * (self.scale.len() + self.min.len() + self.corr.len())
     }
 
     /// Dequantized row `c` (for tests).
@@ -227,6 +259,9 @@ impl PackedQ {
                 let (gi, k4, j) = (kk / g, (kk % g) / 4, kk % 4);
                 let q = self.qs[t * NR * self.k + ((gi * (g / 4) + k4) * NR + r) * 4 + j];
                 let s = self.scale[t * NR * ng + gi * NR + r];
+                if self.signed {
+                    return s * (q as i8) as f32;
+                }
                 let m = self.min[t * NR * ng + gi * NR + r];
                 s * q as f32 - m
             })
@@ -246,11 +281,15 @@ impl PackedQ {
             let mut r = r0;
             macro_rules! run {
                 ($mr:literal) => {
-                    match (self.group, nv) {
-                        (32, 2) => avx512::kernel::<$mr, 2, 32>(self, a, t0, r, out),
-                        (32, _) => avx512::kernel::<$mr, 1, 32>(self, a, t0, r, out),
-                        (_, 2) => avx512::kernel::<$mr, 2, 16>(self, a, t0, r, out),
-                        (_, _) => avx512::kernel::<$mr, 1, 16>(self, a, t0, r, out),
+                    match (self.signed, self.group, nv) {
+                        (false, 32, 2) => avx512::kernel::<$mr, 2, 32, false>(self, a, t0, r, out),
+                        (false, 32, _) => avx512::kernel::<$mr, 1, 32, false>(self, a, t0, r, out),
+                        (false, _, 2) => avx512::kernel::<$mr, 2, 16, false>(self, a, t0, r, out),
+                        (false, _, _) => avx512::kernel::<$mr, 1, 16, false>(self, a, t0, r, out),
+                        (true, 32, 2) => avx512::kernel::<$mr, 2, 32, true>(self, a, t0, r, out),
+                        (true, 32, _) => avx512::kernel::<$mr, 1, 32, true>(self, a, t0, r, out),
+                        (true, _, 2) => avx512::kernel::<$mr, 2, 16, true>(self, a, t0, r, out),
+                        (true, _, _) => avx512::kernel::<$mr, 1, 16, true>(self, a, t0, r, out),
                     }
                 };
             }
@@ -303,7 +342,8 @@ fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
 }
 
 impl QuantAct {
-    pub fn new(x: &[f32], m: usize, k: usize, group: usize) -> QuantAct {
+    /// `shifted`: store `a + 128` as unsigned bytes (for the signed weight kinds).
+    pub fn new(x: &[f32], m: usize, k: usize, group: usize, shifted: bool) -> QuantAct {
         assert!(k.is_multiple_of(QK) && QK.is_multiple_of(group));
         let mut q = vec![0i8; m * k];
         let mut d = vec![0f32; m * k / QK];
@@ -319,6 +359,11 @@ impl QuantAct {
             for (s, g) in sum.iter_mut().zip(q.chunks_exact(group)) {
                 *s = g.iter().map(|&v| v as i32).sum::<i32>() as f32;
             }
+            if shifted {
+                for v in q.iter_mut() {
+                    *v = (*v as u8 ^ 0x80) as i8;
+                }
+            }
         });
         QuantAct { q, d, sum }
     }
@@ -329,10 +374,11 @@ impl QuantAct {
 pub fn matmul_many(ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Vec<f32>> {
     let k = ws[0].k;
     assert!(ws.iter().all(|w| w.k == k) && x.len() == m * k);
-    let mut acts: Vec<(usize, QuantAct)> = Vec::new();
+    let mut acts: Vec<((usize, bool), QuantAct)> = Vec::new();
     for w in ws {
-        if !acts.iter().any(|(g, _)| *g == w.group) {
-            acts.push((w.group, QuantAct::new(x, m, k, w.group)));
+        let key = (w.group, w.signed);
+        if !acts.iter().any(|(g, _)| *g == key) {
+            acts.push((key, QuantAct::new(x, m, k, w.group, w.signed)));
         }
     }
     let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.n]).collect();
@@ -349,7 +395,7 @@ pub fn matmul_many(ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Vec<f32>> {
     (0..items.len() * nrb).into_par_iter().for_each(|u| {
         let ((i, p), b) = (items[u / nrb], u % nrb);
         let w = ws[i];
-        let a = &acts.iter().find(|(g, _)| *g == w.group).expect("quantized").1;
+        let a = &acts.iter().find(|(g, _)| *g == (w.group, w.signed)).expect("quantized").1;
         let r0 = b * rb;
         let r1 = (r0 + rb).min(m);
         let t0 = p * 2;
@@ -386,7 +432,7 @@ mod avx512 {
 
     /// `MR` activation rows from `r0` times tiles `t0..t0+NV` over all of `k`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn kernel<const MR: usize, const NV: usize, const G: usize>(
+    pub(super) unsafe fn kernel<const MR: usize, const NV: usize, const G: usize, const SIGNED: bool>(
         w: &PackedQ,
         a: &QuantAct,
         t0: usize,
@@ -402,6 +448,7 @@ mod avx512 {
         let qs = w.qs.as_ptr();
         let sc = w.scale.as_ptr();
         let mn = w.min.as_ptr();
+        let corr = w.corr.as_ptr();
         let aq = a.q.as_ptr();
         let ad = a.d.as_ptr();
         let asum = a.sum.as_ptr();
@@ -411,6 +458,14 @@ mod avx512 {
             for gb in 0..gpb {
                 let gi = blk * gpb + gb;
                 let mut acc = [[_mm512_setzero_si512(); NV]; MR];
+                if SIGNED {
+                    for v in 0..NV {
+                        let c0 = _mm512_loadu_si512(corr.add((t0 + v) * tile_s + gi * NR) as *const _);
+                        for acc in acc.iter_mut() {
+                            acc[v] = c0;
+                        }
+                    }
+                }
                 for k4 in 0..G / 4 {
                     let mut wv = [_mm512_setzero_si512(); NV];
                     for (v, wv) in wv.iter_mut().enumerate() {
@@ -423,17 +478,27 @@ mod avx512 {
                             aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32,
                         ));
                         for v in 0..NV {
-                            acc[v] = _mm512_dpbusd_epi32(acc[v], wv[v], av);
+                            acc[v] = if SIGNED {
+                                _mm512_dpbusd_epi32(acc[v], av, wv[v])
+                            } else {
+                                _mm512_dpbusd_epi32(acc[v], wv[v], av)
+                            };
                         }
                     }
                 }
                 for v in 0..NV {
                     let s = _mm512_loadu_ps(sc.add((t0 + v) * tile_s + gi * NR));
-                    let mi = _mm512_loadu_ps(mn.add((t0 + v) * tile_s + gi * NR));
-                    for r in 0..MR {
-                        let sum = _mm512_set1_ps(*asum.add((r0 + r) * ng + gi));
-                        f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
-                        f[r][v] = _mm512_fnmadd_ps(mi, sum, f[r][v]);
+                    if SIGNED {
+                        for r in 0..MR {
+                            f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
+                        }
+                    } else {
+                        let mi = _mm512_loadu_ps(mn.add((t0 + v) * tile_s + gi * NR));
+                        for r in 0..MR {
+                            let sum = _mm512_set1_ps(*asum.add((r0 + r) * ng + gi));
+                            f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
+                            f[r][v] = _mm512_fnmadd_ps(mi, sum, f[r][v]);
+                        }
                     }
                 }
             }
@@ -484,7 +549,7 @@ mod tests {
         let x = lcg(2, m * k);
         let y = p.matmul(&x, m);
         // Exact reference of the same arithmetic (quantized activations), in f64.
-        let a = QuantAct::new(&x, m, k, p.group);
+        let a = QuantAct::new(&x, m, k, p.group, false);
         for r in 0..m {
             for (c, row) in deq.iter().enumerate() {
                 let mut want = 0f64;
