@@ -92,6 +92,7 @@ CONF="$WORK/temp.conf"
 {
     echo "qwen3_embed.model_path = '${MODEL//\'/\'\'}'"
     echo "qwen3_embed.threads = 2"
+    echo "qwen3_embed.server_threads = 2"
     echo "max_worker_processes = 16"
     echo "max_parallel_workers = 8"
     if [[ -n "${QWEN3_EMBED_SQL_TEST_CONF:-}" ]]; then

@@ -21,6 +21,8 @@ COMMENT ON FUNCTION @extschema@.qwen3_tokenize(text, text) IS
 COMMENT ON FUNCTION @extschema@.qwen3_embed_info() IS
 'The loaded model (loading it if needed): file, format, architecture, size, tensor types, dimensions, vocabulary, device, threads, fingerprint, load time and where it runs.';
 
+COMMENT ON FUNCTION @extschema@.qwen3_embed_server_stats() IS
+'The model server (when qwen3_embed is in shared_preload_libraries): state (off, unavailable, running), process id, restarts, model and load time, requests, withdrawn requests, inputs, tokens, forward-pass groups (batches), mean requests per batch, queue depth, tokens per second of compute, last error.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_default_task() IS
 'The upstream default retrieval task that qwen3_embed_query uses as its instruction.';
 

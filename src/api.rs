@@ -1,14 +1,11 @@
 //! The SQL functions. Each one: argument checks, then the host's engine, then a `vector`.
 
-use std::sync::Arc;
-
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
-use qwen3_embed_engine::{Engine, EngineError, DEFAULT_TASK};
+use qwen3_embed_engine::DEFAULT_TASK;
 
-use crate::errors::{raise, raise_with, OrRaise};
-use crate::host::{self, run_cancellable};
-use crate::settings::{self, LongInput};
+use crate::errors::raise_with;
+use crate::host;
 use crate::vector::Vector;
 
 fn check_dims(dims: Option<i32>) -> Option<usize> {
@@ -23,38 +20,9 @@ fn check_dims(dims: Option<i32>) -> Option<usize> {
     }
 }
 
-/// Token ids the model sees for one input, after the long-input policy.
-fn tokens_for(engine: &Engine, text: &str, instruct: Option<&str>) -> Vec<u32> {
-    let max = settings::max_tokens();
-    let t = engine.tokenize(text, instruct, max).or_raise();
-    if t.truncated {
-        match settings::on_long_input() {
-            LongInput::Truncate => pgrx::notice!(
-                "qwen3_embed: input of {} tokens truncated to {max} (qwen3_embed.max_tokens)",
-                t.full_len
-            ),
-            LongInput::Error => raise(EngineError::InputTooLong { tokens: t.full_len, limit: max }),
-        }
-    }
-    t.ids
-}
-
-/// Embeds token sequences off the backend thread, cancellable, in input order.
-fn embed_seqs(engine: Arc<Engine>, seqs: Vec<Vec<u32>>, dims: Option<usize>) -> Vec<Vec<f32>> {
-    if seqs.is_empty() {
-        return Vec::new();
-    }
-    let hidden = engine.config().hidden;
-    qwen3_embed_engine::pool::check_dims(dims, hidden).or_raise();
-    let budget = settings::batch_tokens();
-    run_cancellable(move |cancel| engine.embed_tokens(&seqs, dims, budget, cancel)).or_raise()
-}
-
 fn embed_one(input: &str, instruct: Option<&str>, dims: Option<i32>) -> Vector {
     let dims = check_dims(dims);
-    let engine = host::engine().engine;
-    let ids = tokens_for(&engine, input, instruct);
-    let mut out = embed_seqs(engine, vec![ids], dims);
+    let mut out = host::embed(&[input], instruct, dims);
     Vector(out.pop().expect("one vector per input"))
 }
 
@@ -105,13 +73,8 @@ fn qwen3_embed_batch(
         let rows: Vec<_> = (1..=texts.len() as i32).map(|i| (i, None)).collect();
         return TableIterator::new(rows);
     }
-    let engine = host::engine().engine;
-    let seqs: Vec<Vec<u32>> = texts
-        .iter()
-        .flatten()
-        .map(|t| tokens_for(&engine, t, instruct))
-        .collect();
-    let mut vectors = embed_seqs(engine, seqs, dims).into_iter();
+    let present: Vec<&str> = texts.iter().flatten().map(String::as_str).collect();
+    let mut vectors = host::embed(&present, instruct, dims).into_iter();
     let rows: Vec<_> = texts
         .iter()
         .enumerate()
@@ -124,18 +87,14 @@ fn qwen3_embed_batch(
 /// before any truncation.
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_token_count(input: Option<&str>, instruct: default!(Option<&str>, "NULL")) -> Option<i32> {
-    let engine = host::engine().engine;
-    let t = engine.tokenize(input?, instruct, usize::MAX).or_raise();
-    Some(t.ids.len() as i32)
+    Some(host::tokenize(input?, instruct).len() as i32)
 }
 
 /// The token ids the model sees for `input` (with `instruct`), end-of-text last, before any
 /// truncation.
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_tokenize(input: Option<&str>, instruct: default!(Option<&str>, "NULL")) -> Option<Vec<i32>> {
-    let engine = host::engine().engine;
-    let t = engine.tokenize(input?, instruct, usize::MAX).or_raise();
-    Some(t.ids.into_iter().map(|i| i as i32).collect())
+    Some(host::tokenize(input?, instruct).into_iter().map(|i| i as i32).collect())
 }
 
 /// The loaded model (loading it if needed) and where it runs.
@@ -159,28 +118,73 @@ fn qwen3_embed_info() -> TableIterator<
         name!(runs_in, String),
     ),
 > {
-    let loaded = host::engine();
-    let i = loaded.engine.info();
-    let types = i
-        .tensor_types
-        .iter()
-        .map(|(t, n)| format!("{t}:{n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (i, runs_in) = host::info();
     TableIterator::once((
-        i.path.display().to_string(),
-        i.format.to_string(),
-        i.architecture.to_string(),
-        i.parameter_count as i64,
-        types,
-        i.config.hidden as i32,
-        i.config.hidden as i32,
-        i.config.vocab_rows as i32,
-        i.device.to_string(),
+        i.path,
+        i.format,
+        i.architecture,
+        i.parameters as i64,
+        i.tensor_types,
+        i.hidden as i32,
+        i.hidden as i32,
+        i.vocab_rows as i32,
+        i.device,
         i.threads as i32,
-        i.fingerprint.clone(),
-        i.load_time.as_secs_f64() * 1000.0,
-        loaded.runs_in.to_string(),
+        i.fingerprint,
+        i.load_ms,
+        runs_in.to_string(),
+    ))
+}
+
+/// The model server: whether it runs, and its counters since its process started.
+#[pg_extern(volatile, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn qwen3_embed_server_stats() -> TableIterator<
+    'static,
+    (
+        name!(state, String),
+        name!(pid, Option<i32>),
+        name!(restarts, Option<i64>),
+        name!(uptime_s, Option<f64>),
+        name!(model_path, Option<String>),
+        name!(model_load_ms, Option<f64>),
+        name!(requests, Option<i64>),
+        name!(withdrawn, Option<i64>),
+        name!(inputs, Option<i64>),
+        name!(tokens, Option<i64>),
+        name!(batches, Option<i64>),
+        name!(mean_batch_size, Option<f64>),
+        name!(queue_depth, Option<i32>),
+        name!(tokens_per_second, Option<f64>),
+        name!(last_error, Option<String>),
+    ),
+> {
+    let (state, stats, unreachable) = host::server_stats();
+    let Some(s) = stats else {
+        return TableIterator::once((
+            state.to_string(),
+            None, None, None, None, None, None, None, None, None, None, None, None, None,
+            unreachable,
+        ));
+    };
+    let mean = (s.batches > 0).then(|| s.requests as f64 / s.batches as f64);
+    let tps = (s.busy_s > 0.0).then(|| s.tokens as f64 / s.busy_s);
+    TableIterator::once((
+        state.to_string(),
+        Some(s.pid as i32),
+        Some(s.restarts as i64),
+        Some(s.uptime_s),
+        s.model_path,
+        s.model_load_ms,
+        Some(s.requests as i64),
+        Some(s.withdrawn as i64),
+        Some(s.inputs as i64),
+        Some(s.tokens as i64),
+        Some(s.batches as i64),
+        mean,
+        Some(s.queue_depth as i32),
+        tps,
+        s.last_error,
     ))
 }
 

@@ -3,49 +3,43 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
-use qwen3_embed_engine::EngineError;
+use qwen3_embed_engine::{EngineError, ErrorKind};
 
 pub fn sqlstate(e: &EngineError) -> Code {
-    match e {
-        EngineError::NotFound { .. } => Code::ERRCODE_UNDEFINED_FILE,
-        EngineError::Unreadable { .. } => Code::ERRCODE_IO_ERROR,
-        EngineError::Truncated { .. }
-        | EngineError::Corrupt { .. }
-        | EngineError::UnknownFormat { .. }
-        | EngineError::MissingTensor { .. }
-        | EngineError::ShapeMismatch { .. }
-        | EngineError::InvalidConfig { .. }
-        | EngineError::Tokenizer { .. } => Code::ERRCODE_DATA_CORRUPTED,
-        EngineError::WrongArchitecture { .. } | EngineError::UnsupportedQuantization { .. } => {
-            Code::ERRCODE_FEATURE_NOT_SUPPORTED
-        }
-        EngineError::InvalidDims { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
-        EngineError::InputTooLong { .. } => Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-        EngineError::Cancelled => Code::ERRCODE_QUERY_CANCELED,
-        EngineError::Device(_, why) if why.contains("no CUDA") => Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-        EngineError::Device(..) => Code::ERRCODE_INVALID_PARAMETER_VALUE,
-        EngineError::Encode(_) => Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-        EngineError::Compute(_) => Code::ERRCODE_INTERNAL_ERROR,
+    match e.kind() {
+        ErrorKind::NotFound => Code::ERRCODE_UNDEFINED_FILE,
+        ErrorKind::Unreadable => Code::ERRCODE_IO_ERROR,
+        ErrorKind::Corrupt => Code::ERRCODE_DATA_CORRUPTED,
+        ErrorKind::Unsupported | ErrorKind::DeviceUnsupported => Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+        ErrorKind::InvalidDims | ErrorKind::Device => Code::ERRCODE_INVALID_PARAMETER_VALUE,
+        ErrorKind::InputTooLong => Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        ErrorKind::Cancelled => Code::ERRCODE_QUERY_CANCELED,
+        ErrorKind::Encode => Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+        ErrorKind::Compute => Code::ERRCODE_INTERNAL_ERROR,
+        ErrorKind::Server => Code::ERRCODE_SYSTEM_ERROR,
     }
 }
 
 fn hint(e: &EngineError) -> Option<&'static str> {
-    Some(match e {
-        EngineError::NotFound { .. } | EngineError::Unreadable { .. } => {
+    Some(match e.kind() {
+        ErrorKind::NotFound | ErrorKind::Unreadable => {
             "Check qwen3_embed.model_path: the server process must be able to read it."
         }
-        EngineError::Truncated { .. } | EngineError::Corrupt { .. } | EngineError::UnknownFormat { .. } => {
+        ErrorKind::Corrupt => {
             "Download the model file again, or point qwen3_embed.model_path at a complete .gguf file or Hugging Face directory."
         }
-        EngineError::WrongArchitecture { .. } => "qwen3_embed runs Qwen3-Embedding models (0.6B, 4B, 8B) only.",
-        EngineError::UnsupportedQuantization { .. } => {
-            "Use an official quantization: F16, Q8_0, Q6_K, Q5_K_M, Q5_0 or Q4_K_M."
+        ErrorKind::Unsupported if e.to_string().contains("architecture") => {
+            "qwen3_embed runs Qwen3-Embedding models (0.6B, 4B, 8B) only."
         }
-        EngineError::InvalidDims { .. } => "Pass dims between 32 and the model's size, or NULL for the full size.",
-        EngineError::InputTooLong { .. } => {
+        ErrorKind::Unsupported => "Use an official quantization: F16, Q8_0, Q6_K, Q5_K_M, Q5_0 or Q4_K_M.",
+        ErrorKind::InvalidDims => "Pass dims between 32 and the model's size, or NULL for the full size.",
+        ErrorKind::InputTooLong => {
             "Raise qwen3_embed.max_tokens (up to 32768) or SET qwen3_embed.on_long_input = 'truncate'."
         }
-        EngineError::Device(..) => "Use qwen3_embed.device = 'cpu' or 'auto'.",
+        ErrorKind::Device | ErrorKind::DeviceUnsupported => "Use qwen3_embed.device = 'cpu' or 'auto'.",
+        ErrorKind::Server => {
+            "The model server restarts by itself when its process dies: run the statement again. Its state: SELECT * FROM qwen3_embed_server_stats();"
+        }
         _ => return None,
     })
 }

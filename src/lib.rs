@@ -15,6 +15,10 @@ mod vector;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::register();
+    // SAFETY: reading a flag Postgres sets while it loads shared_preload_libraries.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } && settings::SERVER.get() {
+        host::server::register();
+    }
 }
 
 extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = [api::qwen3_embed]);

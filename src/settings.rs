@@ -11,6 +11,10 @@ pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(8192);
 pub static ON_LONG_INPUT: GucSetting<LongInput> = GucSetting::<LongInput>::new(LongInput::Truncate);
 pub static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(4096);
+pub static SERVER: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static USE_SERVER: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static SERVER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static SERVER_BATCH_WAIT: GucSetting<i32> = GucSetting::<i32>::new(2);
 
 /// What an input longer than `qwen3_embed.max_tokens` gets.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -24,6 +28,46 @@ pub enum LongInput {
 }
 
 pub fn register() {
+    // A postmaster-level setting can only be defined while preloading.
+    // SAFETY: reading a flag Postgres sets while it loads shared_preload_libraries.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        GucRegistry::define_bool_guc(
+            c"qwen3_embed.server",
+            c"Start the model server: one model for the whole server, shared by every session.",
+            c"Only read at server start, and only when qwen3_embed is in shared_preload_libraries.",
+            &SERVER,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
+    GucRegistry::define_bool_guc(
+        c"qwen3_embed.use_server",
+        c"Send this session's calls to the model server, when there is one.",
+        c"Off runs the model in this backend (a full model copy in this process).",
+        &USE_SERVER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"qwen3_embed.server_threads",
+        c"Compute threads of the model server (0 = one per CPU core).",
+        c"A change reloads the model in the server after pg_reload_conf().",
+        &SERVER_THREADS,
+        0,
+        1024,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"qwen3_embed.server_batch_wait",
+        c"Longest time, in milliseconds, a request waits in the model server for others to share its forward pass.",
+        c"The server only waits when other requests are on their way or the last pass was shared.",
+        &SERVER_BATCH_WAIT,
+        0,
+        1000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"qwen3_embed.model_path",
         c"The Qwen3-Embedding model: a .gguf file or a Hugging Face checkpoint directory.",
@@ -108,4 +152,27 @@ pub fn batch_tokens() -> usize {
 
 pub fn on_long_input() -> LongInput {
     ON_LONG_INPUT.get()
+}
+
+pub fn use_server() -> bool {
+    USE_SERVER.get()
+}
+
+pub fn server_threads() -> usize {
+    SERVER_THREADS.get().max(0) as usize
+}
+
+pub fn server_batch_wait_ms() -> u64 {
+    SERVER_BATCH_WAIT.get().max(0) as u64
+}
+
+/// The configured model, or the ERROR that says how to configure one.
+pub fn model_path_or_raise() -> String {
+    model_path().unwrap_or_else(|| {
+        crate::errors::raise_with(
+            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "qwen3_embed: no model configured (qwen3_embed.model_path is empty)".into(),
+            "As a superuser: ALTER SYSTEM SET qwen3_embed.model_path = '/path/to/Qwen3-Embedding-4B-Q4_K_M.gguf'; SELECT pg_reload_conf();",
+        )
+    })
 }

@@ -244,6 +244,24 @@ impl Engine {
         cancel: &CancelFlag,
     ) -> Result<Vec<Vec<f32>>> {
         let dims = check_dims(dims, self.info.config.hidden)?;
+        self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, &|| cancel.is_cancelled())
+    }
+
+    /// As `embed_tokens`, with an output size per sequence (each already checked with
+    /// `pool::check_dims`) and a stop test run before every layer. Each vector depends only on
+    /// how the sequences fall into forward passes, so the same packing gives the same bits.
+    pub fn embed_tokens_each(
+        &self,
+        seqs: &[Vec<u32>],
+        dims: &[usize],
+        batch_tokens: usize,
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<Vec<f32>>> {
+        assert_eq!(seqs.len(), dims.len());
+        let hidden = self.info.config.hidden;
+        for &d in dims {
+            check_dims(Some(d), hidden)?;
+        }
         let rows_max = self.info.config.vocab_rows;
         if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= rows_max) {
             return Err(EngineError::Encode(format!(
@@ -257,6 +275,9 @@ impl Engine {
                 limit,
             });
         }
+        if let Some(s) = seqs.iter().find(|s| s.is_empty()) {
+            return Err(EngineError::Encode(format!("an empty token sequence ({} tokens)", s.len())));
+        }
         let mut out = Vec::with_capacity(seqs.len());
         let mut start = 0;
         while start < seqs.len() {
@@ -267,11 +288,9 @@ impl Engine {
                 end += 1;
             }
             let batch: Vec<&[u32]> = seqs[start..end].iter().map(|s| s.as_slice()).collect();
-            let states = self
-                .threads
-                .install(|| self.model.forward(&batch, &|| cancel.is_cancelled()))?;
-            for state in rows(&states)? {
-                out.push(truncate_normalize(&state, dims)?);
+            let states = self.threads.install(|| self.model.forward(&batch, &|| cancelled()))?;
+            for (state, &d) in rows(&states)?.iter().zip(&dims[start..end]) {
+                out.push(truncate_normalize(state, d)?);
             }
             start = end;
         }

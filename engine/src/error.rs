@@ -51,6 +51,63 @@ pub enum EngineError {
     Device(String, String),
     #[error("compute error: {0}")]
     Compute(String),
+    /// The model server could not be reached, or went away while computing the request.
+    #[error("{0}")]
+    Server(String),
+    /// An error the model server reported, as its kind and message.
+    #[error("{message}")]
+    Remote { kind: ErrorKind, message: String },
+}
+
+/// What kind of failure an error is: how callers map errors to their own codes, and how the
+/// model server sends them over the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    NotFound,
+    Unreadable,
+    /// A model file or directory that is broken: truncated, corrupt, not a model, bad shape.
+    Corrupt,
+    /// A model this build cannot run: another architecture, an unsupported tensor type.
+    Unsupported,
+    Encode,
+    InvalidDims,
+    InputTooLong,
+    Cancelled,
+    /// A device this build has no support for.
+    DeviceUnsupported,
+    /// A device name that is not valid.
+    Device,
+    Compute,
+    /// The model server is not reachable or went away.
+    Server,
+}
+
+impl EngineError {
+    pub fn kind(&self) -> ErrorKind {
+        use EngineError::*;
+        match self {
+            NotFound { .. } => ErrorKind::NotFound,
+            Unreadable { .. } => ErrorKind::Unreadable,
+            Truncated { .. }
+            | Corrupt { .. }
+            | UnknownFormat { .. }
+            | MissingTensor { .. }
+            | ShapeMismatch { .. }
+            | InvalidConfig { .. }
+            | Tokenizer { .. } => ErrorKind::Corrupt,
+            WrongArchitecture { .. } | UnsupportedQuantization { .. } => ErrorKind::Unsupported,
+            Encode(_) => ErrorKind::Encode,
+            InvalidDims { .. } => ErrorKind::InvalidDims,
+            InputTooLong { .. } => ErrorKind::InputTooLong,
+            Cancelled => ErrorKind::Cancelled,
+            Device(_, why) if why.contains("no CUDA") => ErrorKind::DeviceUnsupported,
+            Device(..) => ErrorKind::Device,
+            Compute(_) => ErrorKind::Compute,
+            Server(_) => ErrorKind::Server,
+            Remote { kind, .. } => *kind,
+        }
+    }
 }
 
 impl From<candle_core::Error> for EngineError {

@@ -13,10 +13,11 @@ pub mod kernels;
 pub mod model;
 pub mod pool;
 pub mod profile;
+pub mod serve;
 pub mod tokenizer;
 pub mod weights;
 
 pub use config::ModelConfig;
 pub use engine::{CancelFlag, DeviceSpec, Engine, EngineOptions, ModelInfo};
-pub use error::{EngineError, Result};
+pub use error::{EngineError, ErrorKind, Result};
 pub use tokenizer::{format_input, Tokenized, DEFAULT_TASK};

@@ -2,11 +2,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use qwen3_embed_engine::{DeviceSpec, Engine, EngineOptions};
+use qwen3_embed_engine::serve::InfoSummary;
+use qwen3_embed_engine::{DeviceSpec, Engine, EngineError, EngineOptions};
 
-use crate::errors::{raise, raise_with};
-use crate::host::offthread::with_signals_blocked;
-use crate::settings;
+use crate::errors::{raise, OrRaise};
+use crate::host::offthread::{run_cancellable, with_signals_blocked};
+use crate::settings::{self, LongInput};
 
 /// What a loaded engine was loaded from: a change in any of these reloads it.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -16,29 +17,18 @@ struct Key {
     threads: usize,
 }
 
-pub struct Loaded {
-    pub engine: Arc<Engine>,
-    pub runs_in: &'static str,
-}
-
 static ENGINE: Mutex<Option<(Key, Arc<Engine>)>> = Mutex::new(None);
 
 /// The engine for the current settings, loading it (in this backend) when needed.
-pub fn engine() -> Loaded {
-    let Some(path) = settings::model_path() else {
-        raise_with(
-            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "qwen3_embed: no model configured (qwen3_embed.model_path is empty)".into(),
-            "As a superuser: ALTER SYSTEM SET qwen3_embed.model_path = '/path/to/Qwen3-Embedding-4B-Q4_K_M.gguf'; SELECT pg_reload_conf();",
-        )
-    };
+fn engine() -> Arc<Engine> {
+    let path = settings::model_path_or_raise();
     let device: DeviceSpec = settings::device().parse().unwrap_or_else(|e| raise(e));
     let key = Key { path, device, threads: settings::threads() };
 
     let mut slot = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((k, e)) = slot.as_ref() {
         if *k == key {
-            return Loaded { engine: e.clone(), runs_in: "backend" };
+            return e.clone();
         }
     }
     // Drop the old model before loading the new one, so two never sit in memory together.
@@ -47,5 +37,34 @@ pub fn engine() -> Loaded {
     let loaded = with_signals_blocked(|| Engine::load(std::path::Path::new(&key.path), &opts));
     let engine = Arc::new(loaded.unwrap_or_else(|e| raise(e)));
     *slot = Some((key, engine.clone()));
-    Loaded { engine, runs_in: "backend" }
+    engine
+}
+
+/// Token ids the model sees for one input, after the long-input policy.
+fn tokens_for(engine: &Engine, text: &str, instruct: Option<&str>) -> Vec<u32> {
+    let max = settings::max_tokens();
+    let t = engine.tokenize(text, instruct, max).or_raise();
+    if t.truncated {
+        match settings::on_long_input() {
+            LongInput::Truncate => super::remote::notice_truncated(t.full_len, max),
+            LongInput::Error => raise(EngineError::InputTooLong { tokens: t.full_len, limit: max }),
+        }
+    }
+    t.ids
+}
+
+pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec<Vec<f32>> {
+    let engine = engine();
+    let dims = qwen3_embed_engine::pool::check_dims(dims, engine.config().hidden).or_raise();
+    let seqs: Vec<Vec<u32>> = texts.iter().map(|t| tokens_for(&engine, t, instruct)).collect();
+    let budget = settings::batch_tokens();
+    run_cancellable(move |cancel| engine.embed_tokens(&seqs, Some(dims), budget, cancel)).or_raise()
+}
+
+pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
+    engine().tokenize(text, instruct, usize::MAX).or_raise().ids
+}
+
+pub fn info() -> InfoSummary {
+    InfoSummary::from(engine().info())
 }

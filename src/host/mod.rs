@@ -1,8 +1,48 @@
-//! Where the engine runs. Today: in the calling backend, loaded once per backend on first use
-//! and reloaded when the model settings change.
+//! Where the engine runs: in the model server when there is one (see `server`), else in the
+//! calling backend. Both give the same SQL-visible results: same vectors, notices and errors.
 
 mod backend;
 mod offthread;
+mod remote;
+pub mod server;
 
-pub use backend::engine;
-pub use offthread::run_cancellable;
+pub use qwen3_embed_engine::serve::InfoSummary;
+pub use remote::server_stats;
+
+use crate::settings;
+
+fn in_server() -> bool {
+    server::registered() && settings::use_server()
+}
+
+/// Embeddings of `texts` (with `instruct`), `dims` long (the full size when `None`), in
+/// input order. Inputs over `qwen3_embed.max_tokens` get a NOTICE or an ERROR, as
+/// `qwen3_embed.on_long_input` says.
+pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec<Vec<f32>> {
+    if texts.is_empty() {
+        return Vec::new();
+    }
+    if in_server() {
+        remote::embed(texts, instruct, dims)
+    } else {
+        backend::embed(texts, instruct, dims)
+    }
+}
+
+/// Token ids of one input, end-of-text last, never truncated.
+pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
+    if in_server() {
+        remote::tokenize(text, instruct)
+    } else {
+        backend::tokenize(text, instruct)
+    }
+}
+
+/// The model in use (loading it if needed) and where it runs: "server" or "backend".
+pub fn info() -> (InfoSummary, &'static str) {
+    if in_server() {
+        (remote::info(), "server")
+    } else {
+        (backend::info(), "backend")
+    }
+}

@@ -1,0 +1,226 @@
+//! The model server's messages. A frame is a little-endian `u32` length, then that many bytes:
+//! a little-endian `u32` JSON length, the JSON, and a binary tail (the vectors of an embedding
+//! reply, as little-endian f32, so they arrive bit for bit). Everything read is checked: a short,
+//! oversized or malformed frame is an error, never a panic.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, ErrorKind};
+use crate::ModelInfo;
+
+/// Largest frame either side accepts (texts of a big batch, or its vectors).
+pub const MAX_FRAME: usize = 1 << 30;
+
+/// Which model a request is for; the server (re)loads when it changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelKey {
+    pub path: String,
+    pub device: String,
+    /// Compute threads (0: one per core).
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Embed {
+        model: ModelKey,
+        texts: Vec<String>,
+        instruct: Option<String>,
+        dims: Option<usize>,
+        max_tokens: usize,
+        /// Refuse (rather than truncate) inputs over `max_tokens`.
+        long_input_error: bool,
+        /// Token budget of one forward pass.
+        batch_tokens: usize,
+        /// Longest time this request waits for others to share its forward pass.
+        batch_wait_ms: u64,
+    },
+    Tokenize {
+        model: ModelKey,
+        text: String,
+        instruct: Option<String>,
+    },
+    Info {
+        model: ModelKey,
+    },
+    Stats,
+}
+
+impl Request {
+    pub fn model(&self) -> Option<&ModelKey> {
+        match self {
+            Request::Embed { model, .. } | Request::Tokenize { model, .. } | Request::Info { model } => {
+                Some(model)
+            }
+            Request::Stats => None,
+        }
+    }
+}
+
+/// The loaded model, as `qwen3_embed_info` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InfoSummary {
+    pub path: String,
+    pub format: String,
+    pub architecture: String,
+    pub parameters: u64,
+    pub tensor_types: String,
+    pub hidden: usize,
+    pub vocab_rows: usize,
+    pub device: String,
+    pub threads: usize,
+    pub fingerprint: String,
+    pub load_ms: f64,
+}
+
+impl From<&ModelInfo> for InfoSummary {
+    fn from(i: &ModelInfo) -> Self {
+        InfoSummary {
+            path: i.path.display().to_string(),
+            format: i.format.to_string(),
+            architecture: i.architecture.to_string(),
+            parameters: i.parameter_count,
+            tensor_types: i
+                .tensor_types
+                .iter()
+                .map(|(t, n)| format!("{t}:{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            hidden: i.config.hidden,
+            vocab_rows: i.config.vocab_rows,
+            device: i.device.to_string(),
+            threads: i.threads,
+            fingerprint: i.fingerprint.clone(),
+            load_ms: i.load_time.as_secs_f64() * 1000.0,
+        }
+    }
+}
+
+/// The server's counters since its process started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub pid: u32,
+    /// Times the supervisor restarted the server process before this one.
+    pub restarts: u64,
+    pub uptime_s: f64,
+    pub model_path: Option<String>,
+    pub model_load_ms: Option<f64>,
+    /// Embedding requests answered (one per SQL call; a batch call is one request).
+    pub requests: u64,
+    /// Requests withdrawn by their caller (cancelled, timed out) before an answer.
+    pub withdrawn: u64,
+    pub inputs: u64,
+    pub tokens: u64,
+    /// Forward-pass groups run: each holds one or more requests.
+    pub batches: u64,
+    pub queue_depth: usize,
+    /// Seconds spent computing embeddings.
+    pub busy_s: f64,
+    pub last_error: Option<String>,
+}
+
+/// An input cut to the token limit: its position and its length before the cut.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Truncation {
+    pub index: usize,
+    pub full_len: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Vectors follow in the binary tail, `dims[i]` floats each, in input order.
+    Vectors { dims: Vec<usize>, truncated: Vec<Truncation> },
+    Tokens { ids: Vec<u32>, truncated: bool, full_len: usize },
+    Info { info: InfoSummary },
+    Stats { stats: Stats },
+    Error { kind: ErrorKind, message: String },
+}
+
+impl Reply {
+    pub fn error(e: &EngineError) -> Reply {
+        Reply::Error { kind: e.kind(), message: e.to_string() }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
+}
+
+/// Writes one frame: `body` as JSON, then `tail`.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, body: &T, tail: &[u8]) -> std::io::Result<()> {
+    let json = serde_json::to_vec(body).map_err(|e| invalid(e.to_string()))?;
+    let len = 4 + json.len() + tail.len();
+    if len > MAX_FRAME {
+        return Err(invalid(format!("message of {len} bytes is over the {MAX_FRAME}-byte limit")));
+    }
+    let mut buf = Vec::with_capacity(8 + json.len() + tail.len());
+    buf.extend_from_slice(&(len as u32).to_le_bytes());
+    buf.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&json);
+    buf.extend_from_slice(tail);
+    w.write_all(&buf)?;
+    w.flush()
+}
+
+/// Splits a frame's payload (what follows the length) into its JSON body and its tail.
+pub fn parse_payload<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> std::io::Result<(T, &[u8])> {
+    if payload.len() < 4 {
+        return Err(invalid("message shorter than its header"));
+    }
+    let jlen = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")) as usize;
+    let rest = &payload[4..];
+    if jlen > rest.len() {
+        return Err(invalid("message body longer than the message"));
+    }
+    let body = serde_json::from_slice(&rest[..jlen]).map_err(|e| invalid(format!("malformed message: {e}")))?;
+    Ok((body, &rest[jlen..]))
+}
+
+/// The length in a frame header, checked against `MAX_FRAME`.
+pub fn frame_len(header: [u8; 4]) -> std::io::Result<usize> {
+    let len = u32::from_le_bytes(header) as usize;
+    if !(4..=MAX_FRAME).contains(&len) {
+        return Err(invalid(format!("message length {len} is out of range")));
+    }
+    Ok(len)
+}
+
+/// Reads one whole frame's payload (blocking).
+pub fn read_frame(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; 4];
+    r.read_exact(&mut header)?;
+    let len = frame_len(header)?;
+    let mut payload = Vec::new();
+    r.take(len as u64).read_to_end(&mut payload)?;
+    if payload.len() != len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated message"));
+    }
+    Ok(payload)
+}
+
+pub fn f32s_to_bytes(vs: &[Vec<f32>]) -> Vec<u8> {
+    vs.iter().flatten().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Splits a vectors tail by `dims`; the lengths must match exactly.
+pub fn bytes_to_f32s(tail: &[u8], dims: &[usize]) -> std::io::Result<Vec<Vec<f32>>> {
+    let total: usize = dims.iter().sum();
+    if tail.len() != total * 4 {
+        return Err(invalid(format!("{} vector bytes for {total} values", tail.len())));
+    }
+    let mut out = Vec::with_capacity(dims.len());
+    let mut at = 0;
+    for &d in dims {
+        let v = tail[at..at + 4 * d]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        out.push(v);
+        at += 4 * d;
+    }
+    Ok(out)
+}

@@ -1,0 +1,244 @@
+//! The model server over a real Unix socket: same vectors as the engine, batching across
+//! concurrent callers, withdrawal on hang-up, model swap, and garbage that must not hurt it.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::Duration;
+
+use qwen3_embed_engine::serve::{self, wire, ModelKey, Reply, Request, ServerOptions, Stats};
+use qwen3_embed_engine::{CancelFlag, EngineError, ErrorKind};
+
+fn quiet(_: &str) {}
+
+/// The tests share one server and check its counters and batch composition: one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One server for the whole test binary, on a socket in a temporary directory.
+fn socket() -> &'static Path {
+    static SOCKET: OnceLock<PathBuf> = OnceLock::new();
+    SOCKET.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("server.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let preload = Some(key("model-q8_0.gguf"));
+        std::thread::spawn(move || {
+            serve::serve(listener, ServerOptions { preload, restarts: 0, last_exit: None, log: quiet })
+        });
+        path
+    })
+}
+
+fn key(rel: &str) -> ModelKey {
+    ModelKey { path: common::tiny().join(rel).display().to_string(), device: "cpu".into(), threads: 2 }
+}
+
+fn embed_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64) -> Request {
+    limited_req(rel, texts, dims, wait_ms, 8192, false)
+}
+
+fn limited_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64, max_tokens: usize, strict: bool) -> Request {
+    Request::Embed {
+        model: key(rel),
+        texts: texts.iter().map(|t| t.to_string()).collect(),
+        instruct: None,
+        dims,
+        max_tokens,
+        long_input_error: strict,
+        batch_tokens: 4096,
+        batch_wait_ms: wait_ms,
+    }
+}
+
+fn call(req: &Request) -> Result<(Reply, Vec<u8>), EngineError> {
+    serve::call(socket(), req, Duration::from_secs(10), &mut || false)
+}
+
+fn embed(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64) -> Vec<Vec<f32>> {
+    match call(&embed_req(rel, texts, dims, wait_ms)).unwrap() {
+        (Reply::Vectors { dims, .. }, tail) => wire::bytes_to_f32s(&tail, &dims).unwrap(),
+        (other, _) => panic!("unexpected reply {other:?}"),
+    }
+}
+
+fn stats() -> Stats {
+    match call(&Request::Stats).unwrap() {
+        (Reply::Stats { stats }, _) => stats,
+        (other, _) => panic!("unexpected reply {other:?}"),
+    }
+}
+
+fn direct(rel: &str, texts: &[&str], dims: Option<usize>) -> Vec<Vec<f32>> {
+    common::engine(rel).embed_texts(texts, None, dims, 8192, 4096, &CancelFlag::new()).unwrap()
+}
+
+#[test]
+fn a_lone_request_gets_the_engines_bits() {
+    let _serial = serial();
+    let texts = ["hello world", "a second, longer input for the same pass", "ünïcödé"];
+    assert_eq!(embed("model-q8_0.gguf", &texts, None, 0), direct("model-q8_0.gguf", &texts, None));
+    assert_eq!(embed("model-q8_0.gguf", &texts, Some(64), 0), direct("model-q8_0.gguf", &texts, Some(64)));
+}
+
+#[test]
+fn concurrent_requests_share_forward_passes_and_agree_with_the_engine() {
+    let _serial = serial();
+    let before = stats();
+    let callers = 8;
+    let rounds = 4;
+    let barrier = Arc::new(Barrier::new(callers));
+    let handles: Vec<_> = (0..callers)
+        .map(|c| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                for r in 0..rounds {
+                    let text = format!("caller {c} round {r}: some words to embed");
+                    barrier.wait();
+                    let v = embed("model-q8_0.gguf", &[&text], Some(128), 50);
+                    out.push((text, v.into_iter().next().unwrap()));
+                }
+                out
+            })
+        })
+        .collect();
+    for h in handles {
+        for (text, v) in h.join().unwrap() {
+            let want = &direct("model-q8_0.gguf", &[&text], Some(128))[0];
+            let cos = common::cosine(&v, want);
+            assert!(cos >= 0.99999, "{text}: cos {cos}");
+        }
+    }
+    let after = stats();
+    let requests = after.requests - before.requests;
+    let batches = after.batches - before.batches;
+    assert!(requests >= (callers * rounds) as u64, "{requests} requests");
+    assert!(batches < requests, "{requests} requests ran in {batches} forward-pass groups: no batching");
+}
+
+#[test]
+fn errors_come_back_with_their_kind() {
+    let _serial = serial();
+    let missing = embed_req("no-such-model.gguf", &["x"], None, 0);
+    match call(&missing) {
+        Err(EngineError::Remote { kind: ErrorKind::NotFound, message }) => {
+            assert!(message.contains("no-such-model.gguf"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match call(&embed_req("model-q8_0.gguf", &["x"], Some(7), 0)) {
+        Err(EngineError::Remote { kind: ErrorKind::InvalidDims, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let strict = limited_req("model-q8_0.gguf", &["many more than four tokens in this text"], None, 0, 4, true);
+    match call(&strict) {
+        Err(EngineError::Remote { kind: ErrorKind::InputTooLong, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // The server still works, on the same model.
+    assert_eq!(embed("model-q8_0.gguf", &["x"], None, 0), direct("model-q8_0.gguf", &["x"], None));
+}
+
+#[test]
+fn truncation_is_reported_per_input() {
+    let _serial = serial();
+    let req = limited_req("model-q8_0.gguf", &["short", "many more than four tokens in this text"], None, 0, 4, false);
+    match call(&req).unwrap() {
+        (Reply::Vectors { truncated, .. }, _) => {
+            assert_eq!(truncated.len(), 1);
+            assert_eq!(truncated[0].index, 1);
+            assert!(truncated[0].full_len > 4);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn another_model_path_is_loaded_on_request() {
+    let _serial = serial();
+    let info = |rel: &str| match call(&Request::Info { model: key(rel) }).unwrap() {
+        (Reply::Info { info }, _) => info,
+        other => panic!("{other:?}"),
+    };
+    let q4 = info("model-q4_k_m.gguf");
+    assert!(q4.path.ends_with("model-q4_k_m.gguf"));
+    assert_eq!(embed("model-q4_k_m.gguf", &["swap"], None, 0), direct("model-q4_k_m.gguf", &["swap"], None));
+    let q8 = info("model-q8_0.gguf");
+    assert!(q8.path.ends_with("model-q8_0.gguf"));
+    assert_ne!(q4.fingerprint, q8.fingerprint);
+}
+
+#[test]
+fn a_caller_that_hangs_up_withdraws_its_request() {
+    let _serial = serial();
+    let long = "word ".repeat(3000);
+    let before = stats();
+    for _ in 0..3 {
+        let mut s = UnixStream::connect(socket()).unwrap();
+        wire::write_frame(&mut s, &embed_req("model-q8_0.gguf", &[&long], None, 0), &[]).unwrap();
+        drop(s);
+    }
+    let mut stopped = 0;
+    let r = serve::call(socket(), &embed_req("model-q8_0.gguf", &[&long], None, 0), Duration::from_secs(5), &mut || {
+        stopped += 1;
+        stopped > 2
+    });
+    assert!(matches!(r, Err(EngineError::Cancelled)), "{r:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = stats();
+    assert!(after.withdrawn >= before.withdrawn + 4, "withdrawn {} -> {}", before.withdrawn, after.withdrawn);
+    assert_eq!(embed("model-q8_0.gguf", &["after"], None, 0), direct("model-q8_0.gguf", &["after"], None));
+}
+
+#[test]
+fn malformed_and_truncated_messages_do_not_hurt_the_server() {
+    let _serial = serial();
+    let send = |bytes: &[u8], close_early: bool| {
+        let mut s = UnixStream::connect(socket()).unwrap();
+        let _ = s.write_all(bytes);
+        if close_early {
+            return None;
+        }
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        wire::read_frame(&mut s).ok().and_then(|p| wire::parse_payload::<Reply>(&p).ok().map(|r| r.0))
+    };
+    // A huge length, a zero length, a length longer than what follows, bad JSON, a body longer
+    // than its frame, a well-formed frame of the wrong shape, and a connection closed mid-frame.
+    assert!(matches!(send(&u32::MAX.to_le_bytes(), false), Some(Reply::Error { .. })));
+    assert!(matches!(send(&0u32.to_le_bytes(), false), Some(Reply::Error { .. })));
+    assert!(send(&[100, 0, 0, 0, 1, 2, 3], false).is_none());
+    let mut bad_json = 12u32.to_le_bytes().to_vec();
+    bad_json.extend_from_slice(&8u32.to_le_bytes());
+    bad_json.extend_from_slice(b"{\"op\":!!");
+    assert!(matches!(send(&bad_json, false), Some(Reply::Error { .. })));
+    let mut long_body = 8u32.to_le_bytes().to_vec();
+    long_body.extend_from_slice(&1000u32.to_le_bytes());
+    long_body.extend_from_slice(b"{}{}");
+    assert!(matches!(send(&long_body, false), Some(Reply::Error { .. })));
+    let mut wrong = Vec::new();
+    wire::write_frame(&mut wrong, &serde_json::json!({"op": "embed", "texts": 5}), &[]).unwrap();
+    assert!(matches!(send(&wrong, false), Some(Reply::Error { .. })));
+    let mut half = Vec::new();
+    wire::write_frame(&mut half, &embed_req("model-q8_0.gguf", &["half"], None, 0), &[]).unwrap();
+    send(&half[..half.len() / 2], true);
+    // Still serving.
+    assert_eq!(embed("model-q8_0.gguf", &["still here"], None, 0), direct("model-q8_0.gguf", &["still here"], None));
+}
+
+#[test]
+fn no_server_is_a_clear_error_after_the_wait() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = serve::call(&dir.path().join("none.sock"), &Request::Stats, Duration::from_millis(100), &mut || false);
+    match r {
+        Err(EngineError::Server(m)) => assert!(m.contains("not reachable"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,101 @@
+//! Calls into the model server, from a backend: the session's settings go with each request,
+//! and the statement can be cancelled while it waits (the server then drops the request).
+
+use std::path::Path;
+use std::time::Duration;
+
+use pgrx::pg_sys;
+use qwen3_embed_engine::serve::{self, wire, InfoSummary, ModelKey, Reply, Request, Stats};
+use qwen3_embed_engine::EngineError;
+
+use crate::errors::raise;
+use crate::host::server::{self, SOCKET};
+use crate::settings::{self, LongInput};
+
+/// How long a call waits for the server to (re)appear, e.g. after its process died.
+const CONNECT_WAIT: Duration = Duration::from_secs(30);
+
+fn cancel_requested() -> bool {
+    // SAFETY: reading sig_atomic_t flags that Postgres' signal handlers set on this thread.
+    unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 }
+}
+
+pub fn notice_truncated(full_len: usize, max: usize) {
+    pgrx::notice!("qwen3_embed: input of {full_len} tokens truncated to {max} (qwen3_embed.max_tokens)");
+}
+
+fn key() -> ModelKey {
+    ModelKey { path: settings::model_path_or_raise(), device: settings::device(), threads: settings::server_threads() }
+}
+
+fn call(req: &Request, wait: Duration) -> Result<(Reply, Vec<u8>), EngineError> {
+    let r = serve::call(Path::new(SOCKET), req, wait, &mut cancel_requested);
+    if let Err(EngineError::Cancelled) = r {
+        // Raises "canceling statement due to user request" / "... statement timeout" / FATAL.
+        pgrx::check_for_interrupts!();
+    }
+    r
+}
+
+fn unexpected(r: Reply) -> ! {
+    raise(EngineError::Server(format!("the model server sent an unexpected reply: {r:?}")))
+}
+
+pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec<Vec<f32>> {
+    let max_tokens = settings::max_tokens();
+    let req = Request::Embed {
+        model: key(),
+        texts: texts.iter().map(|t| t.to_string()).collect(),
+        instruct: instruct.map(str::to_string),
+        dims,
+        max_tokens,
+        long_input_error: settings::on_long_input() == LongInput::Error,
+        batch_tokens: settings::batch_tokens(),
+        batch_wait_ms: settings::server_batch_wait_ms(),
+    };
+    match call(&req, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
+        (Reply::Vectors { dims, truncated }, tail) => {
+            for t in &truncated {
+                notice_truncated(t.full_len, max_tokens);
+            }
+            let vectors = wire::bytes_to_f32s(&tail, &dims)
+                .unwrap_or_else(|e| raise(EngineError::Server(format!("the model server sent broken vectors: {e}"))));
+            if vectors.len() != texts.len() {
+                raise(EngineError::Server(format!(
+                    "the model server sent {} vectors for {} inputs",
+                    vectors.len(),
+                    texts.len()
+                )));
+            }
+            vectors
+        }
+        (r, _) => unexpected(r),
+    }
+}
+
+pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
+    let req = Request::Tokenize { model: key(), text: text.to_string(), instruct: instruct.map(str::to_string) };
+    match call(&req, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
+        (Reply::Tokens { ids, .. }, _) => ids,
+        (r, _) => unexpected(r),
+    }
+}
+
+pub fn info() -> InfoSummary {
+    match call(&Request::Info { model: key() }, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
+        (Reply::Info { info }, _) => info,
+        (r, _) => unexpected(r),
+    }
+}
+
+/// The server's state ("off", "unavailable" or "running") and its counters when running.
+pub fn server_stats() -> (&'static str, Option<Stats>, Option<String>) {
+    if !server::registered() {
+        return ("off", None, None);
+    }
+    match call(&Request::Stats, Duration::from_millis(500)) {
+        Ok((Reply::Stats { stats }, _)) => ("running", Some(stats), None),
+        Ok((r, _)) => unexpected(r),
+        Err(e) => ("unavailable", None, Some(e.to_string())),
+    }
+}
