@@ -3,7 +3,10 @@
 #   1. engine tests (they generate their fixture models on first use, fixtures/generated/, and
 #      compare against the committed goldens in engine/tests/golden/) and the extension's
 #      #[pg_test]s in a pgrx-managed PostgreSQL 15,
-#   2. the SQL scenario tests against a real PostgreSQL 15 with pgvector (pg_regress).
+#   2. the SQL scenario tests against a real PostgreSQL 15 with pgvector (pg_regress), twice:
+#      with the model in each backend, and through the model server (shared_preload_libraries),
+#   3. the model server's own scenarios: 16 sessions x 100 calls, kill -9 and recovery,
+#      withdrawal on cancel, model change on reload, the socket's permissions.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -20,5 +23,11 @@ install -d -o postgres -g postgres "$PGRX_DATA"
 CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA="$PGRX_DATA" \
     cargo test --workspace --no-default-features --features qwen3_embed/pg15,qwen3_embed/pg_test
 
-echo "== SQL scenario tests"
+echo "== SQL scenario tests, model in each backend"
 bash scripts/sql_tests.sh
+
+echo "== SQL scenario tests, through the model server"
+SKIP_INSTALL=1 QWEN3_EMBED_SQL_TEST_CONF="shared_preload_libraries = 'qwen3_embed'" bash scripts/sql_tests.sh
+
+echo "== model server scenarios"
+bash scripts/server_tests.sh

@@ -25,7 +25,7 @@ pub fn call(
     let mut stream = connect(socket, connect_wait, stop)?;
     let lost = |e: std::io::Error| {
         EngineError::Server(format!(
-            "the model server process went away while handling this request ({e}); it restarts by itself, run the statement again"
+            "the model server process went away while handling this request ({e})"
         ))
     };
     wire::write_frame(&mut stream, req, &[]).map_err(lost)?;

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The model server's scenarios, against a throwaway PostgreSQL 15 with qwen3_embed preloaded and
+# the tiny fixture model (scripts/sql_tests.sh installs the extension and makes the fixture):
+#   1. the socket is in the data directory, mode 0600, and other OS users cannot connect;
+#   2. 16 sessions x 100 calls at once equal the in-backend results, in fewer forward passes;
+#   3. a statement timeout withdraws the request, and the server does not count it as computed;
+#   4. kill -9 of the model server process: the waiting statement fails with a clear error,
+#      other sessions keep their connections, the next call works, the restart is visible;
+#   5. garbage on the socket does not hurt the server;
+#   6. ALTER SYSTEM + pg_reload_conf() of qwen3_embed.model_path swaps the model, no restart.
+# Last line: "N passed, M failed"; exit status non-zero on any failure.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=scripts/pg_local.sh
+source scripts/pg_local.sh
+
+MODEL="$(realpath fixtures/generated/tiny/model-q8_0.gguf)"
+Q4_MODEL="$(realpath fixtures/generated/tiny/model-q4_k_m.gguf)"
+[[ -f "$MODEL" && -f "$Q4_MODEL" ]] || { echo "fixture models missing: run scripts/sql_tests.sh first"; exit 1; }
+WORK="$(mktemp -d /tmp/qwen3_embed_server_tests.XXXXXX)"
+chmod 755 "$WORK"
+PORT=$((20000 + RANDOM % 20000))
+cleanup() { pg_local_stop; [[ "${QWEN3_EMBED_SERVER_TEST_KEEP:-0}" == 1 ]] || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+PASS=0
+FAIL=0
+check() { # name, then a command that must succeed
+    local name="$1"; shift
+    if "$@"; then
+        echo "ok    $name"; PASS=$((PASS + 1))
+    else
+        echo "FAIL  $name"; FAIL=$((FAIL + 1))
+    fi
+}
+q() { pg_local_psql -qAt "$@"; }
+eq() { [[ "$1" == "$2" ]] || { echo "      got '$1', want '$2'"; return 1; }; }
+
+pg_local_start "$WORK/pg" "$PORT" \
+    "shared_preload_libraries = 'qwen3_embed'" \
+    "qwen3_embed.model_path = '$MODEL'" \
+    "qwen3_embed.server_threads = 2" \
+    "qwen3_embed.threads = 2" \
+    "max_connections = 50"
+DATA="$WORK/pg/data"
+LOG="$WORK/pg/server.log"
+q -c "CREATE EXTENSION qwen3_embed CASCADE"
+for _ in $(seq 100); do
+    [[ "$(q -c "SELECT state FROM qwen3_embed_server_stats()")" == running ]] && break
+    sleep 0.1
+done
+POSTMASTER_START="$(q -c "SELECT pg_postmaster_start_time()")"
+echo "server: $(q -c "SELECT pid, model_path FROM qwen3_embed_server_stats()")"
+
+# --- 1. the socket --------------------------------------------------------------------------------
+check "socket is in the data directory, owned by postgres, mode 600" \
+    eq "$(stat -c '%a %U %F' "$DATA/qwen3_embed.sock")" "600 postgres socket"
+connect_as() {
+    sudo -u "$1" python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' "$2" 2>/dev/null
+}
+cannot_connect_as() { ! connect_as "$@"; }
+check "another OS user cannot connect" cannot_connect_as nobody "$DATA/qwen3_embed.sock"
+check "the server's own user can connect" connect_as postgres "$DATA/qwen3_embed.sock"
+
+# --- 2. 16 sessions x 100 calls ---------------------------------------------------------------------
+q -c "CREATE TABLE inputs AS
+        SELECT s * 100 + i AS id, format('session %s call %s: %s', s, i, repeat('word ', (i * 7 + s) % 40)) AS body
+          FROM generate_series(0, 15) s, generate_series(0, 99) i;
+      CREATE TABLE got (id int PRIMARY KEY, v vector(256));"
+BEFORE="$(q -c "SELECT requests || ' ' || batches FROM qwen3_embed_server_stats()")"
+pids=()
+for s in $(seq 0 15); do
+    for i in $(seq 0 99); do
+        echo "INSERT INTO got SELECT id, qwen3_embed(body) FROM inputs WHERE id = $((s * 100 + i));"
+    done >"$WORK/session_$s.sql"
+    q -f "$WORK/session_$s.sql" >"$WORK/session_$s.out" 2>&1 &
+    pids+=($!)
+done
+failed_sessions=0
+for p in "${pids[@]}"; do wait "$p" || failed_sessions=$((failed_sessions + 1)); done
+AFTER="$(q -c "SELECT requests || ' ' || batches FROM qwen3_embed_server_stats()")"
+check "16 sessions x 100 calls all succeed" eq "$failed_sessions $(q -c "SELECT count(*) FROM got")" "0 1600"
+q -c "SET qwen3_embed.use_server = off; CREATE TABLE want AS SELECT id, qwen3_embed(body) AS v FROM inputs"
+read -r worst same <<<"$(q -F ' ' -c "SELECT max(g.v <=> w.v), count(*) FILTER (WHERE g.v = w.v) FROM got g JOIN want w USING (id)")"
+echo "      vs in-backend: max cosine distance $worst, bit-identical $same of 1600"
+check "server results equal in-backend results (cosine >= 0.99999)" \
+    python3 -c "import sys; sys.exit(0 if float('$worst') <= 1e-5 else 1)"
+read -r r0 b0 <<<"$BEFORE"
+read -r r1 b1 <<<"$AFTER"
+echo "      $((r1 - r0)) requests in $((b1 - b0)) forward-pass groups"
+check "concurrent calls shared forward passes" test $((b1 - b0)) -lt $((r1 - r0))
+
+# --- 3. withdrawal on statement timeout -----------------------------------------------------------
+read -r w0 t0 <<<"$(q -F ' ' -c "SELECT withdrawn, tokens FROM qwen3_embed_server_stats()")"
+out="$(pg_local_psql -qAt -v VERBOSITY=verbose -c "SET statement_timeout = '200ms'" \
+    -c "SELECT vector_dims(qwen3_embed(repeat('lorem ipsum dolor sit amet ', 1800)))" 2>&1 || true)"
+check "statement timeout gives 57014" grep -q "57014" <<<"$out"
+sleep 1
+read -r w1 t1 <<<"$(q -F ' ' -c "SELECT withdrawn, tokens FROM qwen3_embed_server_stats()")"
+check "the request was withdrawn and not computed" test "$w1" -gt "$w0" -a "$t1" -eq "$t0"
+
+# --- 4. kill -9 of the model server process -------------------------------------------------------
+q -c "SELECT pg_sleep(4); SELECT vector_dims(qwen3_embed('bystander after the kill'))" >"$WORK/bystander.out" 2>&1 &
+BYSTANDER=$!
+pg_local_psql -qAt -v VERBOSITY=verbose \
+    -c "SELECT vector_dims(qwen3_embed(repeat('lorem ipsum dolor sit amet ', 1800)))" >"$WORK/victim.out" 2>&1 &
+VICTIM=$!
+OLD_PID="$(q -c "SELECT pid FROM qwen3_embed_server_stats()")"
+sleep 1
+kill -9 "$OLD_PID"
+set +e; wait "$VICTIM"; victim_rc=$?; set -e
+echo "      waiting statement: $(tr '\n' ' ' <"$WORK/victim.out")"
+check "the waiting statement fails with 58000 and says the server went away" \
+    bash -c "[[ $victim_rc != 0 ]] && grep -q '58000' '$WORK/victim.out' && grep -q 'model server process went away' '$WORK/victim.out'"
+check "the next call works" eq "$(q -c "SELECT vector_dims(qwen3_embed('after the kill'))")" 256
+set +e; wait "$BYSTANDER"; bystander_rc=$?; set -e
+check "a session open across the kill keeps its connection and embeds" \
+    bash -c "[[ $bystander_rc == 0 ]] && grep -qx 256 '$WORK/bystander.out'"
+read -r new_pid restarts last_error <<<"$(q -F ' ' -c "SELECT pid, restarts, last_error FROM qwen3_embed_server_stats()")"
+echo "      new server process $new_pid, restarts $restarts, last_error: $last_error"
+check "a new server process, with the restart counted and its cause shown" \
+    bash -c "[[ '$new_pid' != '$OLD_PID' && '$restarts' == 1 ]] && grep -q 'signal 9' <<<'$last_error'"
+check "no crash restart of the cluster" \
+    bash -c "[[ '$(q -c "SELECT pg_postmaster_start_time()")' == '$POSTMASTER_START' ]] && ! grep -q 'terminating any other active server processes' '$LOG'"
+
+# --- 5. garbage on the socket ---------------------------------------------------------------------
+sudo -u postgres python3 - "$DATA/qwen3_embed.sock" <<'EOF'
+import socket, struct, sys
+for payload in [b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x10\x00\x00\x00\x04\x00\x00\x00junk",
+                struct.pack("<II", 20, 16) + b'{"op":"embed"', b"\x05\x00"]:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(5)
+    try:
+        s.recv(4096)
+    except OSError:
+        pass
+    s.close()
+EOF
+check "garbage on the socket leaves the server running" \
+    eq "$(q -c "SELECT pid = $new_pid FROM qwen3_embed_server_stats()") $(q -c "SELECT vector_dims(qwen3_embed('after garbage'))")" "t 256"
+
+# --- 6. model change by configuration reload ------------------------------------------------------
+q -c "ALTER SYSTEM SET qwen3_embed.model_path = '$Q4_MODEL'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+check "a new model path takes effect after pg_reload_conf(), same server process" \
+    eq "$(q -c "SELECT model_path LIKE '%model-q4_k_m.gguf' FROM qwen3_embed_info()") $(q -c "SELECT pid = $new_pid AND model_path LIKE '%q4_k_m.gguf' FROM qwen3_embed_server_stats()")" "t t"
+q -c "ALTER SYSTEM RESET qwen3_embed.model_path" -c "SELECT pg_reload_conf()" >/dev/null
+
+echo "$PASS passed, $FAIL failed"
+((FAIL == 0))
