@@ -27,7 +27,8 @@ How each runtime is timed
   transformers  bf16 Qwen3Model (sdpa), torch.set_num_threads(N), documents sorted by length in
                 batches of --torch-batch with left padding, queries one at a time; tokens/s counts
                 real tokens. It is given the engine's token ids.
-  Peak RSS is ru_maxrss of each child (os.wait4).
+  Peak RSS is ru_maxrss of each child (os.wait4). The load average is printed before and after
+  each model (a busy machine skews the figures; re-run a model if it was high).
 
 The corpus: --docs documents whose lengths are spread evenly over [--doc-min, --doc-max] tokens
 (ASCII English-like sentences from a fixed word list; lengths are approximate, the engine's exact
@@ -418,6 +419,7 @@ def main():
         name = os.path.basename(os.path.normpath(model))
         is_dir = os.path.isdir(model)
         print(f"\n== {model}")
+        print(f"  load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         sys.stdout.flush()
         rows = []
         eng = None
@@ -448,8 +450,11 @@ def main():
                 eng["gflops"] = eng["tokens_per_s"] * flops_per_token(cfg, eng["doc_token_counts"]) / 1e9
                 for r in rows[1:]:
                     r["gflops"] = r["tokens_per_s"] * flops_per_token(cfg, eng["doc_token_counts"]) / 1e9
+        load_after = os.getloadavg()
+        print(f"  load average after: {' '.join(f'{x:.2f}' for x in load_after)}")
         for r in rows:
             r["model"] = name
+            r["load_after"] = load_after
         results.extend(rows)
         sys.stdout.flush()
 

@@ -43,7 +43,7 @@ mod peak {
     //! `cargo test --release -p qwen3-embed-engine --lib peak_throughput -- --ignored --nocapture`
     use std::arch::x86_64::*;
 
-    const ITERS: usize = 20_000_000;
+    const ITERS: usize = 200_000_000;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512bf16")]
     unsafe fn run(kind: usize) -> f64 {
