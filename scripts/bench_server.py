@@ -5,7 +5,8 @@ For each mode it starts a throwaway PostgreSQL 15 (as the postgres OS user) with
 and --model: "server" preloads qwen3_embed (one model server process), "backend" does not (each
 session loads its own copy). Then, for each client count, that many sessions (one psql each,
 driven through its stdin) each embed --calls short inputs, one statement per call, all at once
-after a warm-up call per session. Printed per mode and client count: calls/s, input tokens/s,
+after a warm-up call per session; the two modes' clusters run side by side and take turns at each
+client count. Printed per mode and client count: calls/s, input tokens/s,
 mean latency per call, and, measured while those sessions are still connected, the total private
 memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) of every process of the
 cluster, the model server included. Needs root (runs the server as postgres) and the extension
@@ -111,15 +112,15 @@ class Session:
         self.p.wait()
 
 
-def texts(n, rng):
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(12, 48))) for _ in range(n)]
+def texts(n, rng, words):
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(*words))) for _ in range(n)]
 
 
 def quote(t):
     return "'" + t.replace("'", "''") + "'"
 
 
-def run_mode(mode, args, port):
+def start(mode, args, port):
     conf = [f"qwen3_embed.model_path = '{os.path.realpath(args.model)}'",
             f"qwen3_embed.threads = {args.threads}",
             f"qwen3_embed.server_threads = {args.threads}",
@@ -129,53 +130,46 @@ def run_mode(mode, args, port):
     root = tempfile.mkdtemp(prefix=f"qwen3-bench-{mode}-")
     os.chmod(root, 0o755)
     c = Cluster(root, port, conf)
-    rows = []
-    try:
-        c.sql("CREATE EXTENSION qwen3_embed CASCADE")
-        c.sql("SELECT vector_dims(qwen3_embed('warm up the server'))")
-        rng = random.Random(args.seed)
-        for clients in args.clients:
-            sessions = [Session(c) for _ in range(clients)]
-            work = [texts(args.calls, rng) for _ in range(clients)]
-            for s in sessions:  # each session loads (backend mode) or reaches the server first
-                s.query("SELECT vector_dims(qwen3_embed('warm up this session'))")
-            tokens = sum(int(sessions[0].query(f"SELECT qwen3_token_count({quote(t)})"))
-                         for w in work for t in w)
-            errors = []
-            barrier = threading.Barrier(clients + 1)
+    c.sql("CREATE EXTENSION qwen3_embed CASCADE")
+    c.sql("SELECT vector_dims(qwen3_embed('warm up the server'))")
+    return c
 
-            def client(s, w):
-                barrier.wait()
-                try:
-                    for t in w:
-                        s.query(f"SELECT vector_dims(qwen3_embed({quote(t)}))")
-                except Exception as e:  # reported below
-                    errors.append(e)
 
-            threads = [threading.Thread(target=client, args=(s, w)) for s, w in zip(sessions, work)]
-            for t in threads:
-                t.start()
-            barrier.wait()
-            start = time.perf_counter()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - start
-            mem, procs = c.private_mib()
-            for s in sessions:
-                s.close()
-            if errors:
-                raise errors[0]
-            calls = clients * args.calls
-            rows.append((mode, clients, calls / wall, tokens / wall, 1000 * wall / args.calls, mem, procs))
-            print(f"  {mode:8} {clients:3} clients: {calls / wall:8.1f} calls/s {tokens / wall:9.1f} tok/s "
-                  f"{mem:9.0f} MiB private ({procs} processes)", flush=True)
-        if mode == "server":
-            print("  server stats:", c.sql("SELECT requests, batches, round(mean_batch_size::numeric, 2), "
-                                           "round(tokens_per_second::numeric) FROM qwen3_embed_server_stats()"))
-    finally:
-        c.stop()
-        shutil.rmtree(root, ignore_errors=True)
-    return rows
+def run(mode, c, clients, args, rng):
+    """One measurement: `clients` sessions at once, `args.calls` calls each."""
+    sessions = [Session(c) for _ in range(clients)]
+    work = [texts(args.calls, rng, args.words) for _ in range(clients)]
+    for s in sessions:  # each session loads (backend mode) or reaches the server first
+        s.query("SELECT vector_dims(qwen3_embed('warm up this session'))")
+    tokens = sum(int(sessions[0].query(f"SELECT qwen3_token_count({quote(t)})")) for w in work for t in w)
+    errors = []
+    barrier = threading.Barrier(clients + 1)
+
+    def client(s, w):
+        barrier.wait()
+        try:
+            for t in w:
+                s.query(f"SELECT vector_dims(qwen3_embed({quote(t)}))")
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(s, w)) for s, w in zip(sessions, work)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    begin = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - begin
+    mem, procs = c.private_mib()
+    for s in sessions:
+        s.close()
+    if errors:
+        raise errors[0]
+    calls = clients * args.calls
+    print(f"  {mode:8} {clients:3} clients: {calls / wall:8.2f} calls/s {tokens / wall:9.1f} tok/s "
+          f"{1000 * wall / args.calls:8.1f} ms/call {mem:9.0f} MiB private ({procs} processes)", flush=True)
+    return calls / wall, tokens / wall, mem
 
 
 def main():
@@ -185,25 +179,42 @@ def main():
     ap.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16])
     ap.add_argument("--calls", type=int, default=25, help="calls per client")
     ap.add_argument("--modes", default="backend,server")
+    ap.add_argument("--words", type=lambda s: tuple(int(x) for x in s.split(",")), default=(12, 48),
+                    help="MIN,MAX words per input (e.g. 4,8 for short search queries)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--port", type=int, default=28900)
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (the server runs as the postgres OS user)")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"model {args.model}, {args.threads} threads, {args.calls} calls per client, CPU {cpu}, "
+    print(f"model {args.model}, {args.threads} threads, {args.calls} calls per client of "
+          f"{args.words[0]}-{args.words[1]} words, CPU {cpu}, "
           f"{os.cpu_count()} cores", flush=True)
-    rows = []
-    for i, mode in enumerate(args.modes.split(",")):
-        rows += run_mode(mode, args, args.port + i)
-    by = {(m, n): r for (m, n, *r) in rows}
+    modes = args.modes.split(",")
+    clusters = {}
+    by = {}
+    try:
+        for i, mode in enumerate(modes):
+            clusters[mode] = start(mode, args, args.port + i)
+        # Modes alternate at each client count, so a change in the machine's load hits both.
+        for n in args.clients:
+            for mode in modes:
+                by[(mode, n)] = run(mode, clusters[mode], n, args, random.Random(args.seed + n))
+        if "server" in clusters:
+            print("  server stats (requests, batches, mean batch size, tokens/s of compute):",
+                  clusters["server"].sql("SELECT requests, batches, round(mean_batch_size::numeric, 2), "
+                                         "round(tokens_per_second::numeric) FROM qwen3_embed_server_stats()"))
+    finally:
+        for c in clusters.values():
+            c.stop()
+            shutil.rmtree(c.dir, ignore_errors=True)
     print()
     print("| clients | backend calls/s | server calls/s | server/backend | backend private MiB | server private MiB |")
     print("|---:|---:|---:|---:|---:|---:|")
     for n in args.clients:
         b, s = by.get(("backend", n)), by.get(("server", n))
         if b and s:
-            print(f"| {n} | {b[0]:.1f} | {s[0]:.1f} | {s[0] / b[0]:.2f}x | {b[3]:.0f} | {s[3]:.0f} |")
+            print(f"| {n} | {b[0]:.2f} | {s[0]:.2f} | {s[0] / b[0]:.2f}x | {b[2]:.0f} | {s[2]:.0f} |")
 
 
 if __name__ == "__main__":
