@@ -103,8 +103,8 @@ check "the request was withdrawn and not computed" test "$w1" -gt "$w0" -a "$t1"
 # --- 4. kill -9 of the model server process -------------------------------------------------------
 q -c "SELECT pg_sleep(4); SELECT vector_dims(qwen3_embed('bystander after the kill'))" >"$WORK/bystander.out" 2>&1 &
 BYSTANDER=$!
-pg_local_psql -qAt -v VERBOSITY=verbose \
-    -c "SELECT vector_dims(qwen3_embed(repeat('lorem ipsum dolor sit amet ', 1800)))" >"$WORK/victim.out" 2>&1 &
+pg_local_psql -qAt -v VERBOSITY=verbose -c "SET qwen3_embed.max_tokens = 16384" \
+    -c "SELECT vector_dims(qwen3_embed(repeat('lorem ipsum dolor sit amet ', 3600)))" >"$WORK/victim.out" 2>&1 &
 VICTIM=$!
 OLD_PID="$(q -c "SELECT pid FROM qwen3_embed_server_stats()")"
 sleep 1
