@@ -118,7 +118,7 @@ impl PackedDense {
         } else {
             Vec::new()
         };
-        let mut out = vec![0f32; m * self.n];
+        let mut out: Vec<f32> = super::zeroed_vec(m * self.n);
         let tiles = self.n / NR;
         let blocks = tiles.div_ceil(NV);
         let rb = if m <= 48 { m } else { 48 };

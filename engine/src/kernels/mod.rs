@@ -22,6 +22,41 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     Ok(f(&v))
 }
 
+/// An empty vector with room for `n` values, for a large output that the caller fills
+/// completely through `as_mut_ptr()` and then `set_len(n)`. On Linux, buffers of 4 MiB and more
+/// are marked for transparent huge pages first: the forward pass allocates a few hundred MB of
+/// fresh activations per layer, and taking those as 4 KiB page faults (each zeroed by the
+/// kernel) cost about a tenth of a large batch's time (Q8_0 4B, 1,631 tokens, 2 threads: minor
+/// faults 4.8M -> 2.1M, system time 23 -> 13 s, documents 119-128 -> 134-146 tokens/s).
+pub fn alloc_vec<T>(n: usize) -> Vec<T> {
+    let v = Vec::<T>::with_capacity(n);
+    let bytes = n * std::mem::size_of::<T>();
+    #[cfg(target_os = "linux")]
+    if bytes >= 4 << 20 {
+        const HUGE: usize = 2 << 20;
+        const MADV_HUGEPAGE: i32 = 14;
+        extern "C" {
+            fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+        }
+        let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = (v.as_ptr() as usize + bytes) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside this allocation; the advice changes no contents.
+            // A failure (THP off) only loses the speed-up.
+            unsafe { madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE) };
+        }
+    }
+    let _ = bytes;
+    v
+}
+
+/// `vec![T::default(); n]` in memory from `alloc_vec` (huge pages for large buffers).
+pub fn zeroed_vec<T: Copy + Default>(n: usize) -> Vec<T> {
+    let mut v = alloc_vec(n);
+    v.resize(n, T::default());
+    v
+}
+
 /// CPU seconds used so far by all threads of this process (Linux, from schedstat; 0 elsewhere).
 /// Benchmarks on a shared machine divide work by this instead of wall time.
 pub fn process_cpu_seconds() -> f64 {

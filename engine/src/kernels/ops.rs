@@ -87,7 +87,7 @@ fn rms_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 
 /// RMSNorm of every row (rows are `w.len()` long): `w * x / sqrt(mean(x^2) + eps)`, in f32.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+    let mut out: Vec<f32> = super::zeroed_vec(x.len());
     let rows = (16384 / w.len()).max(1) * w.len();
     out.par_chunks_mut(rows).zip(x.par_chunks(rows)).for_each(|(o, x)| rms_rows(x, w, eps, o));
     out
@@ -164,13 +164,13 @@ pub fn attention(
     assert_eq!(q.len(), tq * nh * hd);
     assert_eq!(v.len(), k.len());
     assert!(nh.is_multiple_of(nkv));
-    let mut out = vec![0f32; tq * nh * hd];
+    let mut out: Vec<f32> = super::zeroed_vec(tq * nh * hd);
     #[cfg(target_arch = "x86_64")]
     if available() && hd.is_multiple_of(64) && hd <= avx512::MAX_HD {
         // Keys transposed per head: kt[head][dim][key], padded so a block of BK keys can
         // always be read.
         let ld = tk + avx512::BK;
-        let mut kt = vec![0f32; nkv * hd * ld];
+        let mut kt: Vec<f32> = super::zeroed_vec(nkv * hd * ld);
         kt.par_chunks_mut(ld).enumerate().for_each(|(row, dst)| {
             let (head, d) = (row / hd, row % hd);
             for (t, x) in dst[..tk].iter_mut().enumerate() {

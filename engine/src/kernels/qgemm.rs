@@ -345,7 +345,7 @@ impl QuantAct {
     /// `shifted`: store `a + 128` as unsigned bytes (for the signed weight kinds).
     pub fn new(x: &[f32], m: usize, k: usize, group: usize, shifted: bool) -> QuantAct {
         assert!(k.is_multiple_of(QK) && QK.is_multiple_of(group));
-        let mut q = vec![0i8; m * k];
+        let mut q: Vec<i8> = super::zeroed_vec(m * k);
         let mut d = vec![0f32; m * k / QK];
         let mut sum = vec![0f32; m * k / group];
         let rows = q
@@ -381,7 +381,8 @@ pub fn matmul_many(ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Vec<f32>> {
             acts.push((key, QuantAct::new(x, m, k, w.group, w.signed)));
         }
     }
-    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.n]).collect();
+    // Every (row, column) of every output is written by exactly one unit below.
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| super::alloc_vec(m * w.n)).collect();
     let rb = if m <= 64 { m } else { 64 };
     let nrb = m.div_ceil(rb);
     // (weight, tile pair) per work item, times row blocks.
@@ -404,6 +405,10 @@ pub fn matmul_many(ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Vec<f32>> {
         // SAFETY: units write disjoint (row, column) blocks of their output.
         unsafe { w.unit(a, t0, nv, r0, r1, ptr.0) };
     });
+    for (o, w) in outs.iter_mut().zip(ws) {
+        // SAFETY: all m * n values were written above.
+        unsafe { o.set_len(m * w.n) };
+    }
     outs
 }
 
