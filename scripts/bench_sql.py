@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The SQL batch function vs the engine CLI, on one model and the same documents.
+
+Embeds scripts/bench.py's document corpus (same seed and sizes) three ways, each loaded and warmed
+up first, best of --repeats:
+  cli      `qwen3-embed bench` (its timing covers the forward passes, tokenizing excluded);
+  backend  `SELECT count(*) FROM qwen3_embed_batch(ARRAY[...])` in a session holding the model;
+  server   the same statement through the model server (qwen3_embed preloaded).
+The SQL timings are whole statements as psql sees them (parse, tokenize, embed, build the rows).
+Prints tokens/s of each and the ratio to the CLI. Needs root and the extension installed (for a
+fair comparison: cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config,
+and cargo build --release -p qwen3-embed-engine --bin qwen3-embed).
+
+Example:
+  python3 scripts/bench_sql.py --model /opt/bench-models/4b/model-q4_k_m.gguf --threads 2
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402  (the corpus)
+from bench_server import Cluster, Session, quote  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--engine", default=os.path.join(bench.REPO, "target", "release", "qwen3-embed"))
+    ap.add_argument("--docs", type=int, default=6)
+    ap.add_argument("--doc-min", type=int, default=32)
+    ap.add_argument("--doc-max", type=int, default=512)
+    ap.add_argument("--batch-tokens", type=int, default=4096)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--port", type=int, default=28960)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root (the server runs as the postgres OS user)")
+    docs, _ = bench.make_corpus(args.seed, args.docs, args.doc_min, args.doc_max, 0)
+    work = tempfile.mkdtemp(prefix="qwen3-bench-sql-")
+    os.chmod(work, 0o755)
+    model = os.path.realpath(args.model)
+    print(f"model {model}, {args.threads} threads, {len(docs)} documents, best of {args.repeats}, "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    results = {}
+    try:
+        docs_path = os.path.join(work, "docs.jsonl")
+        queries_path = os.path.join(work, "queries.jsonl")
+        bench.write_jsonl(docs_path, docs)
+        bench.write_jsonl(queries_path, ["warm-up query"])
+        out = subprocess.run([args.engine, "bench", "--model", model, "--threads", str(args.threads),
+                              "--docs", docs_path, "--queries", queries_path,
+                              "--batch-tokens", str(args.batch_tokens), "--doc-repeats", str(args.repeats),
+                              "--query-repeats", "1", "--output", os.path.join(work, "v.jsonl")],
+                             check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        tokens = r["doc_tokens"]
+        results["cli"] = tokens / min(r["doc_seconds"])
+        print(f"  cli      {results['cli']:8.2f} tok/s ({tokens} tokens)", flush=True)
+        array = "ARRAY[" + ",".join(quote(d) for d in docs) + "]"
+        for i, mode in enumerate(["backend", "server"]):
+            conf = [f"qwen3_embed.model_path = '{model}'", f"qwen3_embed.threads = {args.threads}",
+                    f"qwen3_embed.server_threads = {args.threads}",
+                    f"qwen3_embed.batch_tokens = {args.batch_tokens}"]
+            if mode == "server":
+                conf.append("shared_preload_libraries = 'qwen3_embed'")
+            c = Cluster(os.path.join(work, mode), args.port + i, conf)
+            try:
+                c.sql("CREATE EXTENSION qwen3_embed CASCADE")
+                s = Session(c)
+                s.query("SELECT vector_dims(qwen3_embed('warm up'))")
+                best = None
+                for _ in range(args.repeats):
+                    begin = time.perf_counter()
+                    n = s.query(f"SELECT count(embedding) FROM qwen3_embed_batch({array})")
+                    took = time.perf_counter() - begin
+                    assert int(n) == len(docs), n
+                    best = took if best is None else min(best, took)
+                s.close()
+            finally:
+                c.stop()
+            results[mode] = tokens / best
+            print(f"  {mode:8} {results[mode]:8.2f} tok/s = {results[mode] / results['cli']:.3f}x the CLI",
+                  flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
