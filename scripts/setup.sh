@@ -16,7 +16,7 @@ PGVECTOR_VERSION=0.8.0
 PGRX_VERSION=0.18.0
 APT_PACKAGES=(
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
-    sudo build-essential pkg-config clang libclang-dev dpkg-dev ca-certificates
+    sudo build-essential pkg-config clang libclang-dev dpkg-dev ca-certificates python3
 )
 TRIXIE_SRC=/etc/apt/sources.list.d/trixie-src.sources
 
