@@ -46,7 +46,7 @@ fn tokens_for(engine: &Engine, text: &str, instruct: Option<&str>) -> Vec<u32> {
     let t = engine.tokenize(text, instruct, max).or_raise();
     if t.truncated {
         match settings::on_long_input() {
-            LongInput::Truncate => super::remote::notice_truncated(t.full_len, max),
+            LongInput::Truncate => super::notice_truncated(t.full_len, max),
             LongInput::Error => raise(EngineError::InputTooLong { tokens: t.full_len, limit: max }),
         }
     }

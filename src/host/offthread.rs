@@ -25,7 +25,7 @@ pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-fn cancel_requested() -> bool {
+pub fn cancel_requested() -> bool {
     // SAFETY: reading sig_atomic_t flags that Postgres' signal handlers set on this thread.
     unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 }
 }

@@ -4,25 +4,17 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pgrx::pg_sys;
 use qwen3_embed_engine::serve::{self, wire, InfoSummary, ModelKey, Reply, Request, Stats};
 use qwen3_embed_engine::EngineError;
 
 use crate::errors::raise;
+use crate::host::notice_truncated;
+use crate::host::offthread::cancel_requested;
 use crate::host::server::{self, SOCKET};
 use crate::settings::{self, LongInput};
 
 /// How long a call waits for the server to (re)appear, e.g. after its process died.
 const CONNECT_WAIT: Duration = Duration::from_secs(30);
-
-fn cancel_requested() -> bool {
-    // SAFETY: reading sig_atomic_t flags that Postgres' signal handlers set on this thread.
-    unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 }
-}
-
-pub fn notice_truncated(full_len: usize, max: usize) {
-    pgrx::notice!("qwen3_embed: input of {full_len} tokens truncated to {max} (qwen3_embed.max_tokens)");
-}
 
 fn key() -> ModelKey {
     ModelKey { path: settings::model_path_or_raise(), device: settings::device(), threads: settings::server_threads() }

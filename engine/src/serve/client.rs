@@ -41,7 +41,7 @@ pub fn call(
         } else if buf.len() >= 4 {
             let n = wire::frame_len(buf[..4].try_into().expect("4 bytes")).map_err(lost)?;
             want = Some(n);
-            buf.reserve(4 + n - buf.len().min(4 + n));
+            buf.reserve((4 + n).saturating_sub(buf.len()));
             continue;
         }
         match stream.read(&mut chunk) {

@@ -171,18 +171,10 @@ pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()>
 }
 
 fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
-    let payload = match wire::read_frame(&mut stream) {
-        Ok(p) => p,
-        Err(e) => {
-            if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                let reply = Reply::Error { kind: crate::error::ErrorKind::Server, message: format!("bad request: {e}") };
-                let _ = wire::write_frame(&mut stream, &reply, &[]);
-            }
-            return;
-        }
-    };
-    let req: Request = match wire::parse_payload(&payload) {
-        Ok((req, _)) => req,
+    let parsed = wire::read_frame(&mut stream).and_then(|p| wire::parse_payload::<Request>(&p).map(|(req, _)| req));
+    let req = match parsed {
+        Ok(req) => req,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
         Err(e) => {
             let reply = Reply::Error { kind: crate::error::ErrorKind::Server, message: format!("bad request: {e}") };
             let _ = wire::write_frame(&mut stream, &reply, &[]);
