@@ -14,6 +14,14 @@ cd "$ROOT"
 
 bash scripts/setup.sh
 
+# The test servers run as the postgres OS user and read the fixture models from this checkout:
+# every directory above it must be searchable by that user (mktemp -d makes 0700 directories).
+d="$ROOT"
+while [[ "$d" != / ]]; do
+    sudo -u postgres test -x "$d" || chmod o+x "$d"
+    d="$(dirname "$d")"
+done
+
 echo "== engine and extension tests"
 # One cargo invocation for both crates, so dependencies build once with one feature set.
 # The extension's #[pg_test]s start a pgrx-managed PostgreSQL 15; Postgres refuses root, so it
