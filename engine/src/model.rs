@@ -9,7 +9,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{EngineError, Result};
-use crate::kernels::ops;
+use crate::kernels::{self, ops};
 use crate::profile::{self, Stage};
 use crate::weights::{LayerWeights, Linear, ModelWeights};
 
@@ -115,6 +115,12 @@ impl Qwen3 {
     /// Final-norm hidden states `[seqs, hidden]` of each sequence's last token.
     /// `cancelled` is polled before every layer.
     pub fn forward(&self, seqs: &[&[u32]], cancelled: &dyn Fn() -> bool) -> Result<Tensor> {
+        let out = self.forward_layers(seqs, cancelled);
+        kernels::release_spares();
+        out
+    }
+
+    fn forward_layers(&self, seqs: &[&[u32]], cancelled: &dyn Fn() -> bool) -> Result<Tensor> {
         let c = &self.weights.config;
         let mut t = profile::start();
         let p = self.pack(seqs)?;
@@ -154,14 +160,16 @@ impl Qwen3 {
             let q = Linear::apply(&[&w.q], &xq, p.last.len())?.pop().expect("q");
             let mut kv = Linear::apply(&[&w.k, &w.v], &x, t)?;
             let v = kv.pop().expect("v");
-            (q, kv.pop().expect("k"), v, gather(&h, hidden, &p.last), p.last.len(), Some(&p.last))
+            let h_last = gather(&h, hidden, &p.last);
+            kernels::recycle(h);
+            (q, kv.pop().expect("k"), v, h_last, p.last.len(), Some(&p.last))
         } else {
             let mut qkv = Linear::apply(&[&w.q, &w.k, &w.v], &x, t)?;
             let v = qkv.pop().expect("v");
             let k = qkv.pop().expect("k");
             (qkv.pop().expect("q"), k, v, h, t, None)
         };
-        drop(x);
+        kernels::recycle(x);
         profile::lap(&mut tm, Stage::Qkv);
         ops::rms_norm_inplace(&mut q, q_norm, eps);
         ops::rms_norm_inplace(&mut k, k_norm, eps);
@@ -180,24 +188,32 @@ impl Qwen3 {
 
         let spans = p.spans(last_layer);
         let attn = ops::attention(&q, &k, &v, nh, nkv, hd, &spans, 1.0 / (hd as f32).sqrt());
-        drop((q, k, v));
+        for b in [q, k, v] {
+            kernels::recycle(b);
+        }
         profile::lap(&mut tm, Stage::Attention);
         let o = Linear::apply(&[&w.o], &attn, q_rows)?.pop().expect("o");
+        kernels::recycle(attn);
         profile::lap(&mut tm, Stage::OutProj);
         ops::add_inplace(&mut h, &o);
+        kernels::recycle(o);
         profile::lap(&mut tm, Stage::Residual);
 
         let x = ops::rms_norm(&h, ffn_norm, eps);
         profile::lap(&mut tm, Stage::Norm);
         let mut gu = Linear::apply(&[&w.gate, &w.up], &x, q_rows)?;
+        kernels::recycle(x);
         profile::lap(&mut tm, Stage::GateUp);
         let up = gu.pop().expect("up");
         let mut gate = gu.pop().expect("gate");
         ops::silu_mul(&mut gate, &up);
+        kernels::recycle(up);
         profile::lap(&mut tm, Stage::Act);
         let mlp = Linear::apply(&[&w.down], &gate, q_rows)?.pop().expect("down");
+        kernels::recycle(gate);
         profile::lap(&mut tm, Stage::Down);
         ops::add_inplace(&mut h, &mlp);
+        kernels::recycle(mlp);
         profile::lap(&mut tm, Stage::Residual);
         Ok(h)
     }

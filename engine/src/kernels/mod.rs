@@ -23,16 +23,22 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 }
 
 /// An empty vector with room for `n` values, for a large output that the caller fills
-/// completely through `as_mut_ptr()` and then `set_len(n)`. On Linux, buffers of 4 MiB and more
-/// are marked for transparent huge pages first: the forward pass allocates a few hundred MB of
-/// fresh activations per layer, and taking those as 4 KiB page faults (each zeroed by the
-/// kernel) cost about a tenth of a large batch's time (Q8_0 4B, 1,631 tokens, 2 threads: minor
-/// faults 4.8M -> 2.1M, system time 23 -> 13 s, documents 119-128 -> 134-146 tokens/s).
-pub fn alloc_vec<T>(n: usize) -> Vec<T> {
+/// completely through `as_mut_ptr()` and then `set_len(n)`.
+///
+/// A buffer handed back with [`recycle`] on this thread is reused when one is large enough:
+/// the forward pass needs the same few hundred MB of activations in every layer, and taking
+/// fresh memory each time means the kernel zeroes it page by page (Q8_0 4B, 1,631 tokens, 2
+/// threads: about 300 MB per layer). Otherwise, on Linux, buffers of 4 MiB and more are marked
+/// for transparent huge pages, which makes the remaining page faults 512 times fewer.
+pub fn alloc_vec<T: Spare>(n: usize) -> Vec<T> {
+    if let Some(mut v) = T::take(n) {
+        v.clear();
+        return v;
+    }
     let v = Vec::<T>::with_capacity(n);
     let bytes = n * std::mem::size_of::<T>();
     #[cfg(target_os = "linux")]
-    if bytes >= 4 << 20 {
+    if bytes >= SPARE_MIN_BYTES {
         const HUGE: usize = 2 << 20;
         const MADV_HUGEPAGE: i32 = 14;
         extern "C" {
@@ -50,11 +56,65 @@ pub fn alloc_vec<T>(n: usize) -> Vec<T> {
     v
 }
 
-/// `vec![T::default(); n]` in memory from `alloc_vec` (huge pages for large buffers).
-pub fn zeroed_vec<T: Copy + Default>(n: usize) -> Vec<T> {
+/// `vec![T::default(); n]` in memory from `alloc_vec`.
+pub fn zeroed_vec<T: Spare + Copy + Default>(n: usize) -> Vec<T> {
     let mut v = alloc_vec(n);
     v.resize(n, T::default());
     v
+}
+
+/// Buffers smaller than this are left to the allocator.
+const SPARE_MIN_BYTES: usize = 4 << 20;
+/// At most this many spare buffers of each type per thread.
+const SPARE_MAX: usize = 24;
+
+/// Element types whose large buffers are kept for reuse by [`alloc_vec`].
+pub trait Spare: Sized {
+    /// The smallest spare buffer of this thread with room for `n` values.
+    fn take(n: usize) -> Option<Vec<Self>>;
+    fn put(v: Vec<Self>);
+    fn clear_spares();
+}
+
+macro_rules! spare_pool {
+    ($t:ty, $pool:ident) => {
+        thread_local! {
+            static $pool: std::cell::RefCell<Vec<Vec<$t>>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        impl Spare for $t {
+            fn take(n: usize) -> Option<Vec<$t>> {
+                $pool.with_borrow_mut(|p| {
+                    let i = (0..p.len()).filter(|&i| p[i].capacity() >= n).min_by_key(|&i| p[i].capacity())?;
+                    Some(p.swap_remove(i))
+                })
+            }
+            fn put(v: Vec<$t>) {
+                if v.capacity() * std::mem::size_of::<$t>() >= SPARE_MIN_BYTES {
+                    $pool.with_borrow_mut(|p| {
+                        if p.len() < SPARE_MAX {
+                            p.push(v)
+                        }
+                    });
+                }
+            }
+            fn clear_spares() {
+                $pool.with_borrow_mut(|p| p.clear());
+            }
+        }
+    };
+}
+spare_pool!(f32, SPARE_F32);
+spare_pool!(i8, SPARE_I8);
+
+/// Hands a large buffer that is no longer needed back to this thread's spares.
+pub fn recycle<T: Spare>(v: Vec<T>) {
+    T::put(v);
+}
+
+/// Frees this thread's spare buffers (the end of a forward pass).
+pub fn release_spares() {
+    f32::clear_spares();
+    i8::clear_spares();
 }
 
 /// CPU seconds used so far by all threads of this process (Linux, from schedstat; 0 elsewhere).

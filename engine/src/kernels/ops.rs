@@ -192,6 +192,7 @@ pub fn attention(
             // SAFETY: AVX-512F checked; every unit writes its own rows of head `h`.
             unsafe { avx512::attention_unit(q, &kt, v, &g, &spans[s], h, i0, scale, p.0) };
         });
+        super::recycle(kt);
         return out;
     }
     // Scalar reference path.

@@ -33,7 +33,16 @@ use rayon::prelude::*;
 pub const NR: usize = 16;
 /// Activation quantization block (values per scale).
 pub const QK: usize = 256;
-
+/// Activation rows per kernel call: 6 for the signed kinds, 4 for the unsigned ones, whose
+/// per-group min term needs more registers.
+const MR_SIGNED: usize = 6;
+const MR_UNSIGNED: usize = 4;
+/// Activation rows per work item.
+const ROW_BLOCK: usize = 72;
+/// Bytes of weights one work item keeps in L2 while its rows pass over them: the item covers
+/// as many 32-row tile pairs as fit, so each strip of activation rows is read from L1 for all
+/// of them instead of once per tile pair (gate/up of the 4B model, `k` = 2560: 4 pairs).
+const L2_WEIGHT_BYTES: usize = 384 << 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QKind {
     Q4K,
@@ -273,40 +282,54 @@ impl PackedQ {
         matmul_many(&[self], x, m).pop().expect("one output")
     }
 
+    /// Rows `r0..r1` times the tiles `tiles`, in strips of a few rows; each strip passes over
+    /// all the tiles while its activations are in L1.
+    ///
     /// # Safety
     /// `out` is `[m, self.n]` for the `m` rows of `a`; AVX-512 F/BW/VNNI available.
-    unsafe fn unit(&self, a: &QuantAct, t0: usize, nv: usize, r0: usize, r1: usize, out: *mut f32) {
+    unsafe fn unit(&self, a: &QuantAct, tiles: std::ops::Range<usize>, r0: usize, r1: usize, out: *mut f32) {
         #[cfg(target_arch = "x86_64")]
         {
-            let mut r = r0;
-            macro_rules! run {
-                ($mr:literal) => {
-                    match (self.signed, self.group, nv) {
-                        (false, 32, 2) => avx512::kernel::<$mr, 2, 32, false>(self, a, t0, r, out),
-                        (false, 32, _) => avx512::kernel::<$mr, 1, 32, false>(self, a, t0, r, out),
-                        (false, _, 2) => avx512::kernel::<$mr, 2, 16, false>(self, a, t0, r, out),
-                        (false, _, _) => avx512::kernel::<$mr, 1, 16, false>(self, a, t0, r, out),
-                        (true, 32, 2) => avx512::kernel::<$mr, 2, 32, true>(self, a, t0, r, out),
-                        (true, 32, _) => avx512::kernel::<$mr, 1, 32, true>(self, a, t0, r, out),
-                        (true, _, 2) => avx512::kernel::<$mr, 2, 16, true>(self, a, t0, r, out),
-                        (true, _, _) => avx512::kernel::<$mr, 1, 16, true>(self, a, t0, r, out),
+            let strip = |mr: usize, r: usize| {
+                let mut t0 = tiles.start;
+                while t0 < tiles.end {
+                    let nv = (tiles.end - t0).min(2);
+                    macro_rules! go {
+                        ($mr:literal) => {
+                            match (self.signed, self.group, nv) {
+                                (false, 32, 2) => avx512::kernel::<$mr, 2, 32, false>(self, a, t0, r, out),
+                                (false, 32, _) => avx512::kernel::<$mr, 1, 32, false>(self, a, t0, r, out),
+                                (false, _, 2) => avx512::kernel::<$mr, 2, 16, false>(self, a, t0, r, out),
+                                (false, _, _) => avx512::kernel::<$mr, 1, 16, false>(self, a, t0, r, out),
+                                (true, 32, 2) => avx512::kernel::<$mr, 2, 32, true>(self, a, t0, r, out),
+                                (true, 32, _) => avx512::kernel::<$mr, 1, 32, true>(self, a, t0, r, out),
+                                (true, _, 2) => avx512::kernel::<$mr, 2, 16, true>(self, a, t0, r, out),
+                                (true, _, _) => avx512::kernel::<$mr, 1, 16, true>(self, a, t0, r, out),
+                            }
+                        };
                     }
-                };
-            }
+                    match mr {
+                        1 => go!(1),
+                        2 => go!(2),
+                        3 => go!(3),
+                        4 => go!(4),
+                        5 => go!(5),
+                        _ => go!(6),
+                    }
+                    t0 += nv;
+                }
+            };
+            let mr = if self.signed { MR_SIGNED } else { MR_UNSIGNED };
+            let mut r = r0;
             while r < r1 {
-                let left = r1 - r;
-                let step = match left {
-                    1 => { run!(1); 1 }
-                    2 => { run!(2); 2 }
-                    3 => { run!(3); 3 }
-                    _ => { run!(4); 4 }
-                };
+                let step = (r1 - r).min(mr);
+                strip(step, r);
                 r += step;
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (a, t0, nv, r0, r1, out);
+            let _ = (a, tiles, r0, r1, out);
             unreachable!("qgemm::available() is false off x86_64");
         }
     }
@@ -383,31 +406,34 @@ pub fn matmul_many(ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Vec<f32>> {
     }
     // Every (row, column) of every output is written by exactly one unit below.
     let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| super::alloc_vec(m * w.n)).collect();
-    let rb = if m <= 64 { m } else { 64 };
+    let rb = m.min(ROW_BLOCK);
     let nrb = m.div_ceil(rb);
-    // (weight, tile pair) per work item, times row blocks.
+    // (weight, tile group) per work item, times row blocks.
     let mut items = Vec::new();
     for (i, w) in ws.iter().enumerate() {
-        for p in 0..(w.n / NR).div_ceil(2) {
-            items.push((i, p));
+        let tg = 2 * (L2_WEIGHT_BYTES / (2 * NR * w.k)).max(1);
+        let tiles = w.n / NR;
+        for t in (0..tiles).step_by(tg) {
+            items.push((i, t..(t + tg).min(tiles)));
         }
     }
     let ptrs: Vec<SendPtr> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
     (0..items.len() * nrb).into_par_iter().for_each(|u| {
-        let ((i, p), b) = (items[u / nrb], u % nrb);
-        let w = ws[i];
+        let ((i, tiles), b) = (&items[u / nrb], u % nrb);
+        let w = ws[*i];
         let a = &acts.iter().find(|(g, _)| *g == (w.group, w.signed)).expect("quantized").1;
         let r0 = b * rb;
         let r1 = (r0 + rb).min(m);
-        let t0 = p * 2;
-        let nv = (w.n / NR - t0).min(2);
-        let ptr = ptrs[i];
+        let ptr = ptrs[*i];
         // SAFETY: units write disjoint (row, column) blocks of their output.
-        unsafe { w.unit(a, t0, nv, r0, r1, ptr.0) };
+        unsafe { w.unit(a, tiles.clone(), r0, r1, ptr.0) };
     });
     for (o, w) in outs.iter_mut().zip(ws) {
         // SAFETY: all m * n values were written above.
         unsafe { o.set_len(m * w.n) };
+    }
+    for (_, a) in acts {
+        super::recycle(a.q);
     }
     outs
 }
@@ -435,7 +461,9 @@ mod avx512 {
         amax / 127.0
     }
 
-    /// `MR` activation rows from `r0` times tiles `t0..t0+NV` over all of `k`.
+    /// `MR` activation rows from `r0` times tiles `t0..t0+NV` over all of `k`. The sum over
+    /// activation blocks runs in the output (block 0 stores, later blocks add), which leaves
+    /// the registers to the integer and per-block sums.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn kernel<const MR: usize, const NV: usize, const G: usize, const SIGNED: bool>(
         w: &PackedQ,
@@ -457,7 +485,6 @@ mod avx512 {
         let aq = a.q.as_ptr();
         let ad = a.d.as_ptr();
         let asum = a.sum.as_ptr();
-        let mut c = [[_mm512_setzero_ps(); NV]; MR];
         for blk in 0..nblocks {
             let mut f = [[_mm512_setzero_ps(); NV]; MR];
             for gb in 0..gpb {
@@ -510,13 +537,14 @@ mod avx512 {
             for r in 0..MR {
                 let d = _mm512_set1_ps(*ad.add((r0 + r) * nblocks + blk));
                 for v in 0..NV {
-                    c[r][v] = _mm512_fmadd_ps(f[r][v], d, c[r][v]);
+                    let o = out.add((r0 + r) * w.n + (t0 + v) * NR);
+                    let y = if blk == 0 {
+                        _mm512_mul_ps(f[r][v], d)
+                    } else {
+                        _mm512_fmadd_ps(f[r][v], d, _mm512_loadu_ps(o))
+                    };
+                    _mm512_storeu_ps(o, y);
                 }
-            }
-        }
-        for r in 0..MR {
-            for v in 0..NV {
-                _mm512_storeu_ps(out.add((r0 + r) * w.n + (t0 + v) * NR), c[r][v]);
             }
         }
     }
@@ -588,52 +616,133 @@ mod tests {
         check(GgmlDType::Q8_0, QKind::Q8_0)
     }
 
-    /// GFLOP/s of the packed kernel vs candle's QMatMul on one 4B-shape matrix:
+    /// GFLOP/s of the packed kernel vs candle's QMatMul on the 4B model's gate and down shapes:
     /// `cargo test --release -p qwen3-embed-engine --lib qgemm_speed -- --ignored --nocapture`
+    /// (`QGEMM_KINDS=q8_0,q4k`, `QGEMM_M=256,1631` and `QGEMM_NO_CANDLE=1` narrow it down).
     #[test]
     #[ignore]
     fn qgemm_speed() {
         use candle_core::Module;
-        let (n, k) = (9728, 2560);
-        let w = lcg(3, n * k);
-        let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+        let env_list = |name: &str, default: &str| -> Vec<String> {
+            std::env::var(name).unwrap_or_else(|_| default.into()).split(',').map(|s| s.trim().to_lowercase()).collect()
+        };
+        let kinds = env_list("QGEMM_KINDS", "q4k,q5k,q6k,q8_0");
+        let ms: Vec<usize> = env_list("QGEMM_M", "1,16,64,256,512,1631").iter().map(|s| s.parse().unwrap()).collect();
+        let with_candle = std::env::var_os("QGEMM_NO_CANDLE").is_none();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        for (dtype, kind) in [
-            (GgmlDType::Q4K, QKind::Q4K),
-            (GgmlDType::Q5K, QKind::Q5K),
-            (GgmlDType::Q6K, QKind::Q6K),
-            (GgmlDType::Q8_0, QKind::Q8_0),
-        ] {
+        for (n, k) in [(9728, 2560), (2560, 9728)] {
+          let w = lcg(3, n * k);
+          let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+          for (dtype, kind, name) in [
+            (GgmlDType::Q4K, QKind::Q4K, "q4k"),
+            (GgmlDType::Q5K, QKind::Q5K, "q5k"),
+            (GgmlDType::Q6K, QKind::Q6K, "q6k"),
+            (GgmlDType::Q8_0, QKind::Q8_0, "q8_0"),
+          ] {
+            if !kinds.iter().any(|k| k == name) {
+                continue;
+            }
             let qt = QTensor::quantize(&wt, dtype).unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
             let qm = candle_core::quantized::QMatMul::from_qtensor(qt).unwrap();
-            for m in [1usize, 16, 64, 256, 512] {
+            for &m in &ms {
                 let x = lcg(4, m * k);
                 let xt = Tensor::from_vec(x.clone(), (m, k), &Device::Cpu).unwrap();
                 let flops = 2.0 * (m * n * k) as f64;
                 let reps = (4e11 / flops).clamp(2.0, 50.0) as usize;
-                let ours = pool.install(|| {
-                    p.matmul(&x, m);
-                    let t = crate::kernels::process_cpu_seconds();
-                    for _ in 0..reps {
-                        std::hint::black_box(p.matmul(&x, m));
-                    }
-                    (crate::kernels::process_cpu_seconds() - t) / 2.0 / reps as f64
+                let time = |f: &(dyn Fn() + Sync)| {
+                    pool.install(|| {
+                        f();
+                        (0..reps)
+                            .map(|_| {
+                                let t = std::time::Instant::now();
+                                f();
+                                t.elapsed().as_secs_f64()
+                            })
+                            .fold(f64::INFINITY, f64::min)
+                    })
+                };
+                let quant = time(&|| {
+                    std::hint::black_box(QuantAct::new(&x, m, k, p.group, p.signed));
                 });
-                let theirs = pool.install(|| {
-                    qm.forward(&xt).unwrap();
-                    let t = crate::kernels::process_cpu_seconds();
-                    for _ in 0..reps {
+                println!("  quantize activations: {:.2} ms", quant * 1e3);
+                let ours = time(&|| {
+                    std::hint::black_box(p.matmul(&x, m));
+                });
+                let theirs = if with_candle {
+                    time(&|| {
                         std::hint::black_box(qm.forward(&xt).unwrap());
-                    }
-                    (crate::kernels::process_cpu_seconds() - t) / 2.0 / reps as f64
-                });
+                    })
+                } else {
+                    f64::NAN
+                };
                 println!(
-                    "{kind:?} m={m:4}: ours {:6.1} GFLOP/s, candle {:6.1} GFLOP/s",
+                    "{kind:?} {n}x{k} m={m:4}: ours {:6.1} GFLOP/s, candle {:6.1} GFLOP/s (best of {reps})",
                     flops / ours / 1e9,
-                    flops / theirs / 1e9
+                    flops / theirs / 1e9,
+                    reps = reps
                 );
+            }
+          }
+        }
+    }
+}
+
+#[cfg(test)]
+mod kernel_speed {
+    //! One thread, one tile pair, one row block, data in cache: the kernel alone.
+    //! `cargo test --release -p qwen3-embed-engine --lib kernel_speed -- --ignored --nocapture`
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    #[ignore]
+    fn kernel_speed() {
+        if !available() {
+            return;
+        }
+        let (n, k) = (32, 2560);
+        for (dtype, kind) in [(GgmlDType::Q8_0, QKind::Q8_0), (GgmlDType::Q4K, QKind::Q4K), (GgmlDType::Q6K, QKind::Q6K)] {
+            let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+            let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+            let qt = QTensor::quantize(&wt, dtype).unwrap();
+            let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
+            for m in [6usize, 72] {
+                let x: Vec<f32> = (0..m * k).map(|i| ((i * 104729 % 2000) as f32 / 1000.0) - 1.0).collect();
+                let a = QuantAct::new(&x, m, k, p.group, p.signed);
+                let mut out = vec![0f32; m * n];
+                let reps = 20_000_000 / m;
+                let best = (0..5)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        for _ in 0..reps / 5 / (k / 256) {
+                            unsafe { p.unit(&a, 0..2, 0, m, out.as_mut_ptr()) };
+                        }
+                        t.elapsed().as_secs_f64() / (reps / 5 / (k / 256)) as f64
+                    })
+                    .fold(f64::INFINITY, f64::min);
+                let ops = 2.0 * (m * n * k) as f64;
+                println!("{kind:?} m={m}: {:.0} GOP/s on one thread", ops / best / 1e9);
+                let two: Vec<f64> = std::thread::scope(|sc| {
+                    let hs: Vec<_> = (0..2)
+                        .map(|_| {
+                            let (p, a) = (&p, &a);
+                            sc.spawn(move || {
+                                let mut out = vec![0f32; m * n];
+                                let t = std::time::Instant::now();
+                                for _ in 0..reps / 5 / (k / 256) {
+                                    unsafe { p.unit(a, 0..2, 0, m, out.as_mut_ptr()) };
+                                }
+                                t.elapsed().as_secs_f64() / (reps / 5 / (k / 256)) as f64
+                            })
+                        })
+                        .collect();
+                    hs.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+                println!("{kind:?} m={m}: {:.0} GOP/s on two threads", 2.0 * ops / two.iter().cloned().fold(0.0, f64::max) / 1e9);
             }
         }
     }
 }
+
