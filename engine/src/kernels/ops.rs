@@ -177,6 +177,16 @@ pub fn attention(
                 *x = k[(t * nkv + head) * hd + d];
             }
         });
+        // Values per head, key rows back to back: vt[head][key][dim]. In `v` one head's rows
+        // are 4 KiB apart (4B model), so a block of them would share a few L1 sets.
+        let mut vt: Vec<f32> = super::alloc_vec(nkv * tk * hd);
+        // SAFETY: every value is written below before use.
+        unsafe { vt.set_len(nkv * tk * hd) };
+        vt.par_chunks_mut(tk * hd).enumerate().for_each(|(head, dst)| {
+            for (t, row) in dst.chunks_exact_mut(hd).enumerate() {
+                row.copy_from_slice(&v[(t * nkv + head) * hd..][..hd]);
+            }
+        });
         let mut units = Vec::new();
         for (s, span) in spans.iter().enumerate() {
             for h in 0..nh {
@@ -188,11 +198,12 @@ pub fn attention(
         let out_ptr = SendPtr(out.as_mut_ptr());
         units.into_par_iter().for_each(|(s, h, i0)| {
             let p = out_ptr;
-            let g = avx512::Geometry { nh, nkv, hd, ld };
+            let g = avx512::Geometry { nh, nkv, hd, ld, tk };
             // SAFETY: AVX-512F checked; every unit writes its own rows of head `h`.
-            unsafe { avx512::attention_unit(q, &kt, v, &g, &spans[s], h, i0, scale, p.0) };
+            unsafe { avx512::attention_unit(q, &kt, &vt, &g, &spans[s], h, i0, scale, p.0) };
         });
         super::recycle(kt);
+        super::recycle(vt);
         return out;
     }
     // Scalar reference path.
@@ -245,6 +256,8 @@ mod avx512 {
         pub hd: usize,
         /// Row length of the transposed keys.
         pub ld: usize,
+        /// Keys (rows of the values per head).
+        pub tk: usize,
     }
 
     /// e^x, |relative error| about 2e-7; e^x = 0 for x < -104 (and for -inf).
@@ -280,13 +293,14 @@ mod avx512 {
         }
     }
 
-    /// Query rows `i0..i0+BQ` (clipped to the span) of head `h` in span `sp`.
+    /// Query rows `i0..i0+BQ` (clipped to the span) of head `h` in span `sp`; `kt` and `vt`
+    /// are the keys and values per head as `attention` lays them out.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn attention_unit(
         q: &[f32],
         kt: &[f32],
-        v: &[f32],
+        vt: &[f32],
         g: &Geometry,
         sp: &Span,
         h: usize,
@@ -301,11 +315,16 @@ mod avx512 {
         let row = |r: usize| i0 + r.min(rows - 1);
         let lim = |r: usize| sp.k_len - sp.q_len + row(r); // last visible key, inclusive
         let lim_max = lim(BQ - 1);
-        let qp: [*const f32; BQ] =
-            std::array::from_fn(|r| q.as_ptr().add(((sp.q_start + row(r)) * nh + h) * hd));
+        // The unit's query rows, copied together (in `q` they are 16 KiB apart on the 4B model).
+        let mut qb = [0f32; MAX_HD * BQ];
+        for r in 0..BQ {
+            let src = &q[((sp.q_start + row(r)) * nh + h) * hd..][..hd];
+            qb[r * MAX_HD..][..hd].copy_from_slice(src);
+        }
+        let qp: [*const f32; BQ] = std::array::from_fn(|r| qb.as_ptr().add(r * MAX_HD));
         let ktp = kt.as_ptr().add(kvh * hd * ld + sp.k_start);
-        let vstride = nkv * hd;
-        let vp = v.as_ptr().add(sp.k_start * vstride + kvh * hd);
+        let vstride = hd;
+        let vp = vt.as_ptr().add((kvh * g.tk + sp.k_start) * hd);
         let dv = hd / 16;
 
         let mut o = [0f32; MAX_HD * BQ];

@@ -339,6 +339,11 @@ impl PackedQ {
 struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// Activations quantized for the kernel: i8 values, one scale per 256, one sum per group.
 pub struct QuantAct {
@@ -349,42 +354,45 @@ pub struct QuantAct {
     sum: Vec<f32>,
 }
 
-/// Quantizes one 256-value block: `d = max|x| / 127`, `q = round_half_even(x / d)`.
-fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+/// Quantizes one 256-value block: `d = max|x| / 127`, `q = round_half_even(x / d)`, stored
+/// as `q + 128` in unsigned bytes when `shift`.
+fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: AVX-512 checked; both slices are QK long.
-        return unsafe { avx512::quantize_block(x, q) };
+        return unsafe { avx512::quantize_block(x, q, shift) };
     }
     let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
     let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+    let flip = if shift { 0x80 } else { 0 };
     for (o, &v) in q.iter_mut().zip(x) {
-        *o = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+        *o = ((v * inv).round_ties_even().clamp(-127.0, 127.0) as i8 as u8 ^ flip) as i8;
     }
     amax / 127.0
 }
 
 impl QuantAct {
-    /// `shifted`: store `a + 128` as unsigned bytes (for the signed weight kinds).
+    /// `shifted`: store `a + 128` as unsigned bytes (for the signed weight kinds, which need
+    /// no group sums: `sum` stays empty).
     pub fn new(x: &[f32], m: usize, k: usize, group: usize, shifted: bool) -> QuantAct {
         assert!(k.is_multiple_of(QK) && QK.is_multiple_of(group));
-        let mut q: Vec<i8> = super::zeroed_vec(m * k);
+        let mut q: Vec<i8> = super::alloc_vec(m * k);
+        // SAFETY: every block is written below.
+        unsafe { q.set_len(m * k) };
         let mut d = vec![0f32; m * k / QK];
-        let mut sum = vec![0f32; m * k / group];
-        let rows = q
-            .par_chunks_mut(k)
-            .zip(d.par_chunks_mut(k / QK).zip(sum.par_chunks_mut(k / group)))
-            .zip(x.par_chunks(k));
-        rows.with_min_len(8).for_each(|((q, (d, sum)), x)| {
+        let mut sum = vec![0f32; if shifted { 0 } else { m * k / group }];
+        let sum_row = if shifted { 0 } else { k / group };
+        let rows = q.par_chunks_mut(k).zip(d.par_chunks_mut(k / QK)).zip(x.par_chunks(k)).enumerate();
+        let sum_ptr = SendPtr(sum.as_mut_ptr());
+        rows.with_min_len(8).for_each(|(r, ((q, d), x))| {
             for (b, (xb, qb)) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).enumerate() {
-                d[b] = quantize_block(xb, qb);
+                d[b] = quantize_block(xb, qb, shifted);
             }
-            for (s, g) in sum.iter_mut().zip(q.chunks_exact(group)) {
-                *s = g.iter().map(|&v| v as i32).sum::<i32>() as f32;
-            }
-            if shifted {
-                for v in q.iter_mut() {
-                    *v = (*v as u8 ^ 0x80) as i8;
+            if !shifted {
+                // SAFETY: row r's sums are written by this row only.
+                let s = unsafe { std::slice::from_raw_parts_mut(sum_ptr.get().add(r * sum_row), sum_row) };
+                for (s, g) in s.iter_mut().zip(q.chunks_exact(group)) {
+                    *s = g.iter().map(|&v| v as i32).sum::<i32>() as f32;
                 }
             }
         });
@@ -444,7 +452,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+    pub(super) unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
         debug_assert!(x.len() == QK && q.len() == QK);
         let mut mx = _mm512_setzero_ps();
         for i in 0..QK / 16 {
@@ -452,11 +460,13 @@ mod avx512 {
         }
         let amax = _mm512_reduce_max_ps(mx);
         let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+        let flip = _mm_set1_epi8(if shift { i8::MIN } else { 0 });
         for i in 0..QK / 16 {
             let v = _mm512_mul_ps(_mm512_loadu_ps(x.as_ptr().add(i * 16)), inv);
             // round to nearest even (MXCSR default); |v| <= 127 by construction
             let r = _mm512_cvtps_epi32(v);
-            _mm_storeu_si128(q.as_mut_ptr().add(i * 16) as *mut __m128i, _mm512_cvtsepi32_epi8(r));
+            let b = _mm_xor_si128(_mm512_cvtsepi32_epi8(r), flip);
+            _mm_storeu_si128(q.as_mut_ptr().add(i * 16) as *mut __m128i, b);
         }
         amax / 127.0
     }
@@ -666,8 +676,9 @@ mod tests {
                     std::hint::black_box(QuantAct::new(&x, m, k, p.group, p.signed));
                 });
                 println!("  quantize activations: {:.2} ms", quant * 1e3);
+                // Outputs go back to the spares, as in the forward pass.
                 let ours = time(&|| {
-                    std::hint::black_box(p.matmul(&x, m));
+                    crate::kernels::recycle(std::hint::black_box(p.matmul(&x, m)));
                 });
                 let theirs = if with_candle {
                     time(&|| {
