@@ -192,7 +192,6 @@ impl PackedQ {
         }
         let g = kind.group();
         let ng = k / g;
-        let tiles = n / NR;
         let mut qs = vec![0u8; n * k];
         let mut scale = vec![0f32; n * ng];
         let mut min = vec![0f32; n * ng];
@@ -226,14 +225,12 @@ impl PackedQ {
                     }
                 }
             });
-        let _ = tiles;
         let (signed, offset) = match kind {
             QKind::Q6K => (true, 32i32),
             QKind::Q8_0 => (true, 128i32),
             _ => (false, 0),
         };
         let mut corr = Vec::new();
-        let mut min = min;
         if signed {
             corr = vec![0i32; n * ng];
             for (tg, chunk) in qs.chunks_mut(g * NR).enumerate() {
@@ -288,48 +285,49 @@ impl PackedQ {
     /// # Safety
     /// `out` is `[m, self.n]` for the `m` rows of `a`; AVX-512 F/BW/VNNI available.
     unsafe fn unit(&self, a: &QuantAct, tiles: std::ops::Range<usize>, r0: usize, r1: usize, out: *mut f32) {
+        let mr = if self.signed { MR_SIGNED } else { MR_UNSIGNED };
+        for r in (r0..r1).step_by(mr) {
+            let rows = (r1 - r).min(mr);
+            for t0 in tiles.clone().step_by(2) {
+                self.call(a, rows, t0, (tiles.end - t0).min(2), r, out);
+            }
+        }
+    }
+
+    /// One kernel call: `rows` (1 to 6) activation rows from `r` times `nv` (1 or 2) tiles
+    /// from `t0`.
+    ///
+    /// # Safety
+    /// As for `unit`.
+    unsafe fn call(&self, a: &QuantAct, rows: usize, t0: usize, nv: usize, r: usize, out: *mut f32) {
         #[cfg(target_arch = "x86_64")]
         {
-            let strip = |mr: usize, r: usize| {
-                let mut t0 = tiles.start;
-                while t0 < tiles.end {
-                    let nv = (tiles.end - t0).min(2);
-                    macro_rules! go {
-                        ($mr:literal) => {
-                            match (self.signed, self.group, nv) {
-                                (false, 32, 2) => avx512::kernel::<$mr, 2, 32, false>(self, a, t0, r, out),
-                                (false, 32, _) => avx512::kernel::<$mr, 1, 32, false>(self, a, t0, r, out),
-                                (false, _, 2) => avx512::kernel::<$mr, 2, 16, false>(self, a, t0, r, out),
-                                (false, _, _) => avx512::kernel::<$mr, 1, 16, false>(self, a, t0, r, out),
-                                (true, 32, 2) => avx512::kernel::<$mr, 2, 32, true>(self, a, t0, r, out),
-                                (true, 32, _) => avx512::kernel::<$mr, 1, 32, true>(self, a, t0, r, out),
-                                (true, _, 2) => avx512::kernel::<$mr, 2, 16, true>(self, a, t0, r, out),
-                                (true, _, _) => avx512::kernel::<$mr, 1, 16, true>(self, a, t0, r, out),
-                            }
-                        };
+            macro_rules! go {
+                ($mr:literal) => {
+                    match (self.signed, self.group, nv) {
+                        (false, 32, 2) => avx512::kernel::<$mr, 2, 32, false>(self, a, t0, r, out),
+                        (false, 32, _) => avx512::kernel::<$mr, 1, 32, false>(self, a, t0, r, out),
+                        (false, _, 2) => avx512::kernel::<$mr, 2, 16, false>(self, a, t0, r, out),
+                        (false, _, _) => avx512::kernel::<$mr, 1, 16, false>(self, a, t0, r, out),
+                        (true, 32, 2) => avx512::kernel::<$mr, 2, 32, true>(self, a, t0, r, out),
+                        (true, 32, _) => avx512::kernel::<$mr, 1, 32, true>(self, a, t0, r, out),
+                        (true, _, 2) => avx512::kernel::<$mr, 2, 16, true>(self, a, t0, r, out),
+                        (true, _, _) => avx512::kernel::<$mr, 1, 16, true>(self, a, t0, r, out),
                     }
-                    match mr {
-                        1 => go!(1),
-                        2 => go!(2),
-                        3 => go!(3),
-                        4 => go!(4),
-                        5 => go!(5),
-                        _ => go!(6),
-                    }
-                    t0 += nv;
-                }
-            };
-            let mr = if self.signed { MR_SIGNED } else { MR_UNSIGNED };
-            let mut r = r0;
-            while r < r1 {
-                let step = (r1 - r).min(mr);
-                strip(step, r);
-                r += step;
+                };
+            }
+            match rows {
+                1 => go!(1),
+                2 => go!(2),
+                3 => go!(3),
+                4 => go!(4),
+                5 => go!(5),
+                _ => go!(6),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (a, tiles, r0, r1, out);
+            let _ = (a, rows, t0, nv, r, out);
             unreachable!("qgemm::available() is false off x86_64");
         }
     }
@@ -636,23 +634,22 @@ mod tests {
         let env_list = |name: &str, default: &str| -> Vec<String> {
             std::env::var(name).unwrap_or_else(|_| default.into()).split(',').map(|s| s.trim().to_lowercase()).collect()
         };
-        let kinds = env_list("QGEMM_KINDS", "q4k,q5k,q6k,q8_0");
+        let wanted = env_list("QGEMM_KINDS", "q4k,q5k,q6k,q8_0");
         let ms: Vec<usize> = env_list("QGEMM_M", "1,16,64,256,512,1631").iter().map(|s| s.parse().unwrap()).collect();
         let with_candle = std::env::var_os("QGEMM_NO_CANDLE").is_none();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        for (n, k) in [(9728, 2560), (2560, 9728)] {
-          let w = lcg(3, n * k);
-          let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
-          for (dtype, kind, name) in [
+        let kinds = [
             (GgmlDType::Q4K, QKind::Q4K, "q4k"),
             (GgmlDType::Q5K, QKind::Q5K, "q5k"),
             (GgmlDType::Q6K, QKind::Q6K, "q6k"),
             (GgmlDType::Q8_0, QKind::Q8_0, "q8_0"),
-          ] {
-            if !kinds.iter().any(|k| k == name) {
-                continue;
-            }
-            let qt = QTensor::quantize(&wt, dtype).unwrap();
+        ]
+        .into_iter()
+        .filter(|(_, _, name)| wanted.iter().any(|k| k == name));
+        let shapes = [(9728, 2560), (2560, 9728)];
+        let wts = shapes.map(|(n, k)| Tensor::from_vec(lcg(3, n * k), (n, k), &Device::Cpu).unwrap());
+        for (((n, k), wt), (dtype, kind, _)) in shapes.into_iter().zip(&wts).flat_map(|s| kinds.clone().map(move |c| (s, c))) {
+            let qt = QTensor::quantize(wt, dtype).unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
             let qm = candle_core::quantized::QMatMul::from_qtensor(qt).unwrap();
             for &m in &ms {
@@ -694,7 +691,6 @@ mod tests {
                     reps = reps
                 );
             }
-          }
         }
     }
 }
@@ -722,33 +718,24 @@ mod kernel_speed {
             for m in [6usize, 72] {
                 let x: Vec<f32> = (0..m * k).map(|i| ((i * 104729 % 2000) as f32 / 1000.0) - 1.0).collect();
                 let a = QuantAct::new(&x, m, k, p.group, p.signed);
-                let mut out = vec![0f32; m * n];
-                let reps = 20_000_000 / m;
-                let best = (0..5)
-                    .map(|_| {
-                        let t = std::time::Instant::now();
-                        for _ in 0..reps / 5 / (k / 256) {
-                            unsafe { p.unit(&a, 0..2, 0, m, out.as_mut_ptr()) };
-                        }
-                        t.elapsed().as_secs_f64() / (reps / 5 / (k / 256)) as f64
-                    })
-                    .fold(f64::INFINITY, f64::min);
-                let ops = 2.0 * (m * n * k) as f64;
-                println!("{kind:?} m={m}: {:.0} GOP/s on one thread", ops / best / 1e9);
-                let two: Vec<f64> = std::thread::scope(|sc| {
-                    let hs: Vec<_> = (0..2)
+                let calls = 20_000_000 / m / 5 / (k / 256);
+                // Seconds per call, best of 5 runs of `calls` calls, on this thread.
+                let per_call = || {
+                    let mut out = vec![0f32; m * n];
+                    (0..5)
                         .map(|_| {
-                            let (p, a) = (&p, &a);
-                            sc.spawn(move || {
-                                let mut out = vec![0f32; m * n];
-                                let t = std::time::Instant::now();
-                                for _ in 0..reps / 5 / (k / 256) {
-                                    unsafe { p.unit(a, 0..2, 0, m, out.as_mut_ptr()) };
-                                }
-                                t.elapsed().as_secs_f64() / (reps / 5 / (k / 256)) as f64
-                            })
+                            let t = std::time::Instant::now();
+                            for _ in 0..calls {
+                                unsafe { p.unit(&a, 0..2, 0, m, out.as_mut_ptr()) };
+                            }
+                            t.elapsed().as_secs_f64() / calls as f64
                         })
-                        .collect();
+                        .fold(f64::INFINITY, f64::min)
+                };
+                let ops = 2.0 * (m * n * k) as f64;
+                println!("{kind:?} m={m}: {:.0} GOP/s on one thread", ops / per_call() / 1e9);
+                let two: Vec<f64> = std::thread::scope(|sc| {
+                    let hs: Vec<_> = (0..2).map(|_| sc.spawn(per_call)).collect();
                     hs.into_iter().map(|h| h.join().unwrap()).collect()
                 });
                 println!("{kind:?} m={m}: {:.0} GOP/s on two threads", 2.0 * ops / two.iter().cloned().fold(0.0, f64::max) / 1e9);
