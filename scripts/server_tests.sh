@@ -7,7 +7,9 @@
 #   4. kill -9 of the model server process: the waiting statement fails with a clear error,
 #      other sessions keep their connections, the next call works, the restart is visible;
 #   5. garbage on the socket does not hurt the server;
-#   6. ALTER SYSTEM + pg_reload_conf() of qwen3_embed.model_path swaps the model, no restart.
+#   6. ALTER SYSTEM + pg_reload_conf() of qwen3_embed.model_path swaps the model, no restart;
+#   7. hardening: every spelling of the device is one loaded model, only superusers see the
+#      server's errors, the server's token budget is the configured one.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +44,7 @@ pg_local_start "$WORK/pg" "$PORT" \
     "qwen3_embed.model_path = '$MODEL'" \
     "qwen3_embed.server_threads = 2" \
     "qwen3_embed.threads = 2" \
+    "qwen3_embed.server_max_tokens = 3000000" \
     "max_connections = 50"
 DATA="$WORK/pg/data"
 LOG="$WORK/pg/server.log"
@@ -149,6 +152,26 @@ sleep 0.5
 check "a new model path takes effect after pg_reload_conf(), same server process" \
     eq "$(q -c "SELECT model_path LIKE '%model-q4_k_m.gguf' FROM qwen3_embed_info()") $(q -c "SELECT pid = $new_pid AND model_path LIKE '%q4_k_m.gguf' FROM qwen3_embed_server_stats()")" "t t"
 q -c "ALTER SYSTEM RESET qwen3_embed.model_path" -c "SELECT pg_reload_conf()" >/dev/null
+
+# --- 7. hardening -----------------------------------------------------------------------------------
+q -c "SELECT qwen3_embed('the configured model again')" >/dev/null
+loads_before="$(q -c "SELECT model_loads FROM qwen3_embed_server_stats()")"
+q -c "SET qwen3_embed.device = 'auto'" -c "SELECT qwen3_embed('a')" \
+  -c "SET qwen3_embed.device = 'CPU'" -c "SELECT qwen3_embed('b')" \
+  -c "SET qwen3_embed.device = 'cpu'" -c "SELECT qwen3_embed('c')" \
+  -c "SET qwen3_embed.device = 'auto'" -c "SELECT qwen3_embed('d')" >/dev/null
+check "device spellings of one device do not reload the model" \
+    eq "$(q -c "SELECT model_loads FROM qwen3_embed_server_stats()")" "$loads_before"
+q -c "CREATE ROLE plain_user" >/dev/null
+denied="$(q -c "SET ROLE plain_user" -c "SET qwen3_embed.device = 'auto'" 2>&1 || true)"
+check "an ordinary role cannot change the device (permission denied)" \
+    bash -c "grep -q 'permission denied to set parameter' <<<\"\$1\"" _ "$denied"
+check "only superusers see the server's last error" \
+    eq "$(q -c "SELECT last_error IS NOT NULL AND last_error NOT LIKE '(hidden%' FROM qwen3_embed_server_stats()") $(q -c "SET ROLE plain_user" -c "SELECT last_error FROM qwen3_embed_server_stats()")" \
+       "t (hidden: only superusers see the model server's errors)"
+check "the server's token budget is qwen3_embed.server_max_tokens" \
+    eq "$(q -c "SELECT max_tokens_in_flight, tokens_in_flight FROM qwen3_embed_server_stats()")" "3000000|0"
+q -c "DROP ROLE plain_user" >/dev/null
 
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0))

@@ -22,7 +22,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_info() IS
 'The loaded model (loading it if needed): file, format, architecture, size, tensor types, dimensions, vocabulary, device, threads, fingerprint, load time and where it runs.';
 
 COMMENT ON FUNCTION @extschema@.qwen3_embed_server_stats() IS
-'The model server (when qwen3_embed is in shared_preload_libraries): state (off, unavailable, running), process id, restarts, model and load time, requests, withdrawn requests, inputs, tokens, forward-pass groups (batches), mean requests per batch, queue depth, tokens per second of compute, last error.';
+'The model server (when qwen3_embed is in shared_preload_libraries): state (off, unavailable, running), process id, restarts, model and load time, requests, withdrawn requests, inputs, tokens, forward-pass groups (batches), mean requests per batch, queue depth, tokens per second of compute, last error (superusers only), models loaded, the model being loaded now, and the estimated tokens in flight with their limit (qwen3_embed.server_max_tokens).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_default_task() IS
 'The upstream default retrieval task that qwen3_embed_query uses as its instruction.';
 
@@ -36,7 +36,25 @@ COMMENT ON PROCEDURE @extschema@.qwen3_embed_migrate_dims(regclass, text, text, 
 'Moves target_column to new_dims dimensions: fills a new column with resumable batches (kept current by a temporary trigger), then drops the old column and renames the new one in one transaction. Indexes on the old column go with it and must be recreated. CALL it outside a transaction block; CALL it again to resume.';
 
 COMMENT ON TABLE @extschema@.qwen3_embed_jobs IS
-'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, failed, done), last error, times. Delete a row to forget a job.';
+'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, interrupted, failed, done), last error, times, kind (reembed, or migrate for a migration''s new column) and the session running it. qwen3_embed_abandon forgets a job (and drops a migration''s leftovers).';
 
 COMMENT ON VIEW @extschema@.qwen3_embed_progress IS
-'Progress of re-embedding jobs: state, rows done of total, percent, last error and elapsed time.';
+'Progress of re-embedding jobs: state (a running job whose session is gone shows as interrupted), rows done of total, percent, last error and elapsed time.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_abandon(regclass, text) IS
+'Forgets the job on relation.target_column. For a migration (named by its new column, or by the column being migrated) it also drops the migration''s new column and its sync trigger, so nothing keeps embedding for a migration that will not be finished. Refused while another session runs the job.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_state(text, integer, timestamp with time zone) IS
+'Internal: a job''s state as qwen3_embed_progress shows it.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_percent(text, bigint, bigint) IS
+'Internal: a job''s percent done as qwen3_embed_progress shows it.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_claim(regclass, name) IS
+'Internal: records this session as the one running a job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_start(regclass, name, name, text, integer, integer, boolean) IS
+'Internal (qwen3_embed_reembed): checks the arguments and starts, restarts or resumes a job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_step(regclass, name) IS
+'Internal (qwen3_embed_reembed): embeds and writes the next batch of a job, recording an error or a cancel in the job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_prepare(regclass, name, name, integer, text, integer) IS
+'Internal (qwen3_embed_migrate_dims): checks, then creates or finds the new column, its sync trigger and its job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_swap(regclass, name, name, integer, text, integer) IS
+'Internal (qwen3_embed_migrate_dims): embeds rows the walk missed and swaps the new column in.';

@@ -3,31 +3,44 @@
 --   CALL qwen3_embed_reembed('docs', 'body', 'embedding', batch_size => 64);
 --   CALL qwen3_embed_migrate_dims('docs', 'body', 'embedding', 1024);
 --   SELECT * FROM qwen3_embed_progress;
+--   SELECT qwen3_embed_abandon('docs', 'embedding');   -- forget a job, undo a migration's leftovers
 --
 -- Both walk the table in primary-key order, embed each batch with one qwen3_embed_batch call,
 -- update the rows and COMMIT after every batch, recording the last key done in
 -- qwen3_embed_jobs. A CALL after an interruption (cancel, crash, error) resumes after the last
--- committed batch. Procedures that COMMIT must be CALLed outside a transaction block (not inside
--- BEGIN ... COMMIT, not from a function). Table and column names only exist at run time: all
--- dynamic SQL quotes them (format %I for names, %s for a regclass, which prints itself quoted).
+-- committed batch. Procedures that COMMIT must be CALLed outside a transaction block.
+--
+-- Search-path safety: every function here runs with search_path = pg_catalog, pg_temp, so no
+-- object in a schema on the caller's path can stand in for a built-in. A procedure that
+-- COMMITs cannot carry a SET clause, so the two procedures only call these functions (schema
+-- qualified) and hold no expression of their own that names a function or an operator.
+-- Table and column names only exist at run time: all dynamic SQL quotes them (format %I for
+-- names, %s for a regclass, which prints itself quoted and schema-qualified here).
 
 -- One row per (table, target column): where its re-embedding stands.
 CREATE TABLE @extschema@.qwen3_embed_jobs (
-    relation      regclass    NOT NULL,
-    target_column name        NOT NULL,
-    source_column name        NOT NULL,
-    instruct      text,
-    dims          int,
-    key_column    name        NOT NULL,
-    batch_size    int         NOT NULL CHECK (batch_size > 0),
-    last_key      text,
-    rows_done     bigint      NOT NULL DEFAULT 0,
-    rows_total    bigint      NOT NULL DEFAULT 0,
-    state         text        NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'failed', 'done')),
-    last_error    text,
-    started_at    timestamptz NOT NULL DEFAULT now(),
-    updated_at    timestamptz NOT NULL DEFAULT now(),
-    finished_at   timestamptz,
+    relation        regclass    NOT NULL,
+    target_column   name        NOT NULL,
+    source_column   name        NOT NULL,
+    instruct        text,
+    dims            int,
+    key_column      name        NOT NULL,
+    batch_size      int         NOT NULL CHECK (batch_size > 0),
+    last_key        text,
+    rows_done       bigint      NOT NULL DEFAULT 0,
+    rows_total      bigint      NOT NULL DEFAULT 0,
+    state           text        NOT NULL DEFAULT 'running'
+                    CHECK (state IN ('running', 'interrupted', 'failed', 'done')),
+    last_error      text,
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    finished_at     timestamptz,
+    -- 'migrate': the new column of a qwen3_embed_migrate_dims run, which replaces migrates_column.
+    kind            text        NOT NULL DEFAULT 'reembed' CHECK (kind IN ('reembed', 'migrate')),
+    migrates_column name,
+    -- The session running the job: a 'running' job whose session is gone shows as interrupted.
+    runner_pid      int,
+    runner_started  timestamptz,
     PRIMARY KEY (relation, target_column)
 );
 
@@ -39,17 +52,41 @@ CREATE POLICY qwen3_embed_jobs_updatable ON @extschema@.qwen3_embed_jobs
     WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_jobs TO PUBLIC;
 
+-- A job's state as people should read it: 'running' only while its session still exists.
+-- (A cancelled or timed-out job records 'interrupted' itself; a terminated session or a crash
+-- cannot, and is recognised here.) Other roles' backend_start is hidden from ordinary roles,
+-- where the process id alone decides.
+CREATE FUNCTION @extschema@.qwen3_embed_job_state(state text, runner_pid int, runner_started timestamptz)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN $1 = 'running' AND NOT EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_stat_activity a
+                  WHERE a.pid = $2 AND (a.backend_start IS NULL OR a.backend_start = $3))
+        THEN 'interrupted'
+        ELSE $1
+    END
+$$;
+
 -- Progress of every job, for humans.
+CREATE FUNCTION @extschema@.qwen3_embed_job_percent(state text, rows_done bigint, rows_total bigint)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN $1 = 'done' THEN 100.0 ELSE round(100.0 * $2 / NULLIF($3, 0), 1) END
+$$;
+
 CREATE VIEW @extschema@.qwen3_embed_progress WITH (security_invoker = true) AS
 SELECT j.relation,
        j.source_column,
        j.target_column,
-       j.state,
+       @extschema@.qwen3_embed_job_state(j.state, j.runner_pid, j.runner_started) AS state,
        j.rows_done,
        j.rows_total,
-       CASE WHEN j.state = 'done' THEN 100.0
-            ELSE round(100.0 * j.rows_done / NULLIF(j.rows_total, 0), 1)
-       END AS percent_done,
+       @extschema@.qwen3_embed_job_percent(j.state, j.rows_done, j.rows_total) AS percent_done,
        j.dims,
        j.instruct,
        j.batch_size,
@@ -59,89 +96,87 @@ SELECT j.relation,
        j.started_at,
        j.updated_at,
        j.finished_at,
-       j.updated_at - j.started_at AS elapsed
+       pg_catalog.age(j.updated_at, j.started_at) AS elapsed,
+       j.kind,
+       j.migrates_column,
+       j.runner_pid
   FROM @extschema@.qwen3_embed_jobs j;
 GRANT SELECT ON @extschema@.qwen3_embed_progress TO PUBLIC;
 
-CREATE PROCEDURE @extschema@.qwen3_embed_reembed(
-    relation      regclass,
-    source_column text,
-    target_column text,
-    instruct      text    DEFAULT NULL,
-    dims          int     DEFAULT NULL,
-    batch_size    int     DEFAULT 64,
-    restart       boolean DEFAULT false)
-LANGUAGE plpgsql
-AS $qwen3_embed_reembed$
-#variable_conflict use_column
+-- This session, as a job's runner.
+CREATE FUNCTION @extschema@.qwen3_embed_job_claim(p_rel regclass, p_dst name)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE @extschema@.qwen3_embed_jobs j
+       SET runner_pid = pg_catalog.pg_backend_pid(),
+           runner_started = (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a
+                              WHERE a.pid = pg_catalog.pg_backend_pid())
+     WHERE j.relation = p_rel AND j.target_column = p_dst
+$$;
+
+-- qwen3_embed_reembed, part 1: check the arguments, then start, restart or resume the job.
+CREATE FUNCTION @extschema@.qwen3_embed_job_start(
+    p_rel regclass, p_src name, p_dst name, p_instruct text, p_dims int, p_batch int, p_restart boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_job_start$
 DECLARE
-    v_rel      regclass := relation;
-    v_src      name     := source_column;
-    v_dst      name     := target_column;
-    v_instruct text     := instruct;
-    v_dims     int      := dims;
-    v_batch    int      := batch_size;
-    v_restart  boolean  := coalesce(restart, false);
+    v_dims     int := p_dims;
     v_dst_type oid;
     v_dst_mod  int;
     v_key      name;
     v_key_type text;
     v_job      @extschema@.qwen3_embed_jobs;
-    v_tpl      text;
-    v_first    text;
-    v_next     text;
     v_last     text;
     v_done     bigint;
     v_total    bigint;
-    v_n        int;
-    v_err      text;
-    v_err_msg  text;
-    v_err_hint text;
 BEGIN
-    IF v_rel IS NULL OR v_src IS NULL OR v_dst IS NULL THEN
+    IF p_rel IS NULL OR p_src IS NULL OR p_dst IS NULL THEN
         RAISE EXCEPTION 'qwen3_embed_reembed: relation, source_column and target_column must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF v_batch IS NULL OR v_batch < 1 THEN
-        RAISE EXCEPTION 'qwen3_embed_reembed: batch_size must be at least 1, got %', coalesce(v_batch::text, 'NULL')
+    IF p_batch IS NULL OR p_batch < 1 THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: batch_size must be at least 1, got %', coalesce(p_batch::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = v_rel) NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION 'qwen3_embed_reembed: % is not a table', v_rel
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = p_rel) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: % is not a table', p_rel
             USING ERRCODE = 'wrong_object_type';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-                    WHERE a.attrelid = v_rel AND a.attname = v_src AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'qwen3_embed_reembed: column "%" of % does not exist', v_src, v_rel
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = p_rel AND a.attname = p_src AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: column "%" of % does not exist', p_src, p_rel
             USING ERRCODE = 'undefined_column';
     END IF;
     SELECT a.atttypid, a.atttypmod INTO v_dst_type, v_dst_mod
-      FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid = v_rel AND a.attname = v_dst AND a.attnum > 0 AND NOT a.attisdropped;
+      FROM pg_attribute a
+     WHERE a.attrelid = p_rel AND a.attname = p_dst AND a.attnum > 0 AND NOT a.attisdropped;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_reembed: column "%" of % does not exist', v_dst, v_rel
+        RAISE EXCEPTION 'qwen3_embed_reembed: column "%" of % does not exist', p_dst, p_rel
             USING ERRCODE = 'undefined_column';
     END IF;
     -- The walk's order: a single-column primary key.
-    SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) INTO v_key, v_key_type
-      FROM pg_catalog.pg_index i
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO v_key, v_key_type
+      FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_reembed: % needs a single-column primary key to walk it in order', v_rel
+        RAISE EXCEPTION 'qwen3_embed_reembed: % needs a single-column primary key to walk it in order', p_rel
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Add one, for example: ALTER TABLE ' || v_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
+                  HINT = 'Add one, for example: ALTER TABLE ' || p_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
     END IF;
-    IF v_key = v_dst THEN
-        RAISE EXCEPTION 'qwen3_embed_reembed: the target column "%" is the primary key of %', v_dst, v_rel
+    IF v_key = p_dst THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: the target column "%" is the primary key of %', p_dst, p_rel
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- vector(n) / halfvec(n) without dims: embed to n dimensions.
     IF v_dims IS NULL AND v_dst_mod > 0
-       AND EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = v_dst_type AND t.typname IN ('vector', 'halfvec')) THEN
+       AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = v_dst_type AND t.typname IN ('vector', 'halfvec')) THEN
         v_dims := v_dst_mod;
     END IF;
-
     IF v_dims IS NOT NULL THEN
         -- Refuse a size the model does not have before any job is recorded.
         PERFORM 1 FROM @extschema@.qwen3_embed_info() i WHERE v_dims BETWEEN 32 AND i.max_dims;
@@ -154,125 +189,342 @@ BEGIN
 
     -- Start, restart or resume the job (one that did nothing yet just starts anew).
     SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
-     WHERE j.relation = v_rel AND j.target_column = v_dst
+     WHERE j.relation = p_rel AND j.target_column = p_dst
        FOR UPDATE;
-    IF FOUND AND NOT v_restart AND v_job.state <> 'done' AND v_job.rows_done > 0 THEN
-        IF v_job.source_column IS DISTINCT FROM v_src OR v_job.instruct IS DISTINCT FROM v_instruct
+    IF FOUND AND NOT coalesce(p_restart, false) AND v_job.state <> 'done' AND v_job.rows_done > 0 THEN
+        IF v_job.source_column IS DISTINCT FROM p_src OR v_job.instruct IS DISTINCT FROM p_instruct
            OR v_job.dims IS DISTINCT FROM v_dims OR v_job.key_column IS DISTINCT FROM v_key THEN
             RAISE EXCEPTION 'qwen3_embed_reembed: an unfinished job on %.% used other settings (source %, instruct %, dims %, key %)',
-                    v_rel, v_dst, v_job.source_column, coalesce(quote_literal(v_job.instruct), 'NULL'),
+                    p_rel, p_dst, v_job.source_column, coalesce(quote_literal(v_job.instruct), 'NULL'),
                     coalesce(v_job.dims::text, 'NULL'), v_job.key_column
                 USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'CALL it again with the same arguments to resume it, or with restart => true to start over.';
+                      HINT = format('CALL it again with the same arguments to resume it, with restart => true to start over, or forget it with SELECT qwen3_embed_abandon(%L, %L).',
+                                    p_rel::text, p_dst);
         END IF;
         UPDATE @extschema@.qwen3_embed_jobs j
-           SET state = 'running', last_error = NULL, batch_size = v_batch, updated_at = clock_timestamp()
-         WHERE j.relation = v_rel AND j.target_column = v_dst;
-        RAISE NOTICE 'qwen3_embed_reembed: resuming %.% after % rows', v_rel, quote_ident(v_dst), v_job.rows_done;
+           SET state = 'running', last_error = NULL, batch_size = p_batch, updated_at = clock_timestamp()
+         WHERE j.relation = p_rel AND j.target_column = p_dst;
+        RAISE NOTICE 'qwen3_embed_reembed: resuming %.% after % rows', p_rel, quote_ident(p_dst), v_job.rows_done;
     ELSE
         INSERT INTO @extschema@.qwen3_embed_jobs AS j
                (relation, target_column, source_column, instruct, dims, key_column, batch_size)
-        VALUES (v_rel, v_dst, v_src, v_instruct, v_dims, v_key, v_batch)
+        VALUES (p_rel, p_dst, p_src, p_instruct, v_dims, v_key, p_batch)
         ON CONFLICT (relation, target_column) DO UPDATE
            SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct,
                dims = EXCLUDED.dims, key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size,
                last_key = NULL, rows_done = 0, rows_total = 0, state = 'running', last_error = NULL,
                started_at = clock_timestamp(), updated_at = clock_timestamp(), finished_at = NULL;
     END IF;
+    PERFORM @extschema@.qwen3_embed_job_claim(p_rel, p_dst);
 
     SELECT j.last_key, j.rows_done INTO v_last, v_done FROM @extschema@.qwen3_embed_jobs j
-     WHERE j.relation = v_rel AND j.target_column = v_dst;
+     WHERE j.relation = p_rel AND j.target_column = p_dst;
     IF v_last IS NULL THEN
-        EXECUTE format('SELECT count(*) FROM %s', v_rel) INTO v_total;
+        EXECUTE format('SELECT count(*) FROM %s', p_rel) INTO v_total;
     ELSE
-        EXECUTE format('SELECT count(*) FROM %s WHERE %I > $1::%s', v_rel, v_key, v_key_type)
+        EXECUTE format('SELECT count(*) FROM %s WHERE %I > $1::%s', p_rel, v_key, v_key_type)
            INTO v_total USING v_last;
     END IF;
-    v_total := v_done + v_total;
-    UPDATE @extschema@.qwen3_embed_jobs j SET rows_total = v_total
-     WHERE j.relation = v_rel AND j.target_column = v_dst;
+    UPDATE @extschema@.qwen3_embed_jobs j SET rows_total = v_done + v_total
+     WHERE j.relation = p_rel AND j.target_column = p_dst;
+END
+$qwen3_embed_job_start$;
+
+-- qwen3_embed_reembed, part 2: one batch. Locks the next rows in key order, embeds their texts
+-- in one qwen3_embed_batch call, writes the vectors back and records the last key. An error
+-- (or a cancel) undoes the batch, is recorded in the job and comes back in err_*, for the
+-- procedure to COMMIT the record and raise it.
+CREATE FUNCTION @extschema@.qwen3_embed_job_step(p_rel regclass, p_dst name,
+    OUT finished boolean, OUT notice text,
+    OUT err_state text, OUT err_message text, OUT err_detail text, OUT err_hint text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_job_step$
+DECLARE
+    v_job      @extschema@.qwen3_embed_jobs;
+    v_key_type text;
+    v_tpl      text;
+    v_n        int;
+    v_last     text;
+    v_done     bigint;
+    v_total    bigint;
+    v_hint     text;
+BEGIN
+    finished := false;
+    BEGIN
+        -- Serializes concurrent CALLs on the same job: each takes the next batch in turn.
+        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = p_rel AND j.target_column = p_dst
+           FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'qwen3_embed_reembed: the job on %.% was deleted while it ran', p_rel, p_dst
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type
+          FROM pg_attribute a
+         WHERE a.attrelid = p_rel AND a.attname = v_job.key_column AND NOT a.attisdropped;
+        v_tpl := $sql$
+            WITH batch AS MATERIALIZED (
+                SELECT s.%1$I AS k, s.%2$I::text AS body
+                  FROM %3$s AS s
+                  %5$s
+                 ORDER BY s.%1$I
+                 LIMIT $2
+                   FOR UPDATE OF s
+            ), numbered AS MATERIALIZED (
+                SELECT b.k, b.body, (row_number() OVER (ORDER BY b.k))::int AS ord FROM batch b
+            ), embedded AS MATERIALIZED (
+                SELECT e.ord, e.embedding
+                  FROM @extschema@.qwen3_embed_batch(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $3, $4) AS e
+            ), updated AS (
+                UPDATE %3$s AS t SET %4$I = e.embedding
+                  FROM numbered n JOIN embedded e ON e.ord = n.ord
+                 WHERE t.%1$I = n.k
+                RETURNING 1
+            )  -- runs whether or not the SELECT below reads it
+            SELECT (SELECT count(*) FROM numbered)::int,
+                   (SELECT n.k::text FROM numbered n ORDER BY n.ord DESC LIMIT 1)
+            $sql$;
+        EXECUTE format(v_tpl, v_job.key_column, v_job.source_column, p_rel, p_dst,
+                       CASE WHEN v_job.last_key IS NULL THEN ''
+                            ELSE format('WHERE s.%I > $1::%s', v_job.key_column, v_key_type) END)
+           INTO v_n, v_last USING v_job.last_key, v_job.batch_size, v_job.instruct, v_job.dims;
+        IF v_n = 0 THEN
+            UPDATE @extschema@.qwen3_embed_jobs j
+               SET state = 'done', rows_total = rows_done, updated_at = clock_timestamp(),
+                   finished_at = clock_timestamp()
+             WHERE j.relation = p_rel AND j.target_column = p_dst
+            RETURNING rows_done INTO v_done;
+            finished := true;
+            notice := format('qwen3_embed_reembed: done, %s rows of %s.%I', v_done, p_rel, p_dst);
+            RETURN;
+        END IF;
+        UPDATE @extschema@.qwen3_embed_jobs j
+           SET last_key = v_last, rows_done = rows_done + v_n,
+               rows_total = greatest(rows_total, rows_done + v_n), updated_at = clock_timestamp()
+         WHERE j.relation = p_rel AND j.target_column = p_dst
+        RETURNING rows_done, rows_total INTO v_done, v_total;
+        PERFORM @extschema@.qwen3_embed_job_claim(p_rel, p_dst);
+        notice := format('qwen3_embed_reembed: %s of %s rows done (%s.%I)', v_done, v_total, p_rel, p_dst);
+        RETURN;
+    EXCEPTION
+        WHEN query_canceled THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+            UPDATE @extschema@.qwen3_embed_jobs j
+               SET state = 'interrupted', last_error = err_state || ': ' || err_message,
+                   updated_at = clock_timestamp()
+             WHERE j.relation = p_rel AND j.target_column = p_dst
+            RETURNING rows_done, rows_total INTO v_done, v_total;
+        WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                                    v_hint = PG_EXCEPTION_HINT;
+            -- Keep what the earlier batches did, say where it stopped.
+            UPDATE @extschema@.qwen3_embed_jobs j
+               SET state = 'failed', last_error = err_state || ': ' || err_message, updated_at = clock_timestamp()
+             WHERE j.relation = p_rel AND j.target_column = p_dst
+            RETURNING rows_done, rows_total INTO v_done, v_total;
+    END;
+    err_detail := format('qwen3_embed_reembed stopped on %s.%I after %s of %s rows; those stay done.',
+                         p_rel, p_dst, coalesce(v_done, 0), coalesce(v_total, 0));
+    err_hint := coalesce(NULLIF(v_hint, '') || ' ', '')
+                || 'Then CALL qwen3_embed_reembed again: it resumes after the last committed batch.';
+END
+$qwen3_embed_job_step$;
+
+CREATE PROCEDURE @extschema@.qwen3_embed_reembed(
+    relation      regclass,
+    source_column text,
+    target_column text,
+    instruct      text    DEFAULT NULL,
+    dims          int     DEFAULT NULL,
+    batch_size    int     DEFAULT 64,
+    restart       boolean DEFAULT false)
+LANGUAGE plpgsql
+AS $qwen3_embed_reembed$
+#variable_conflict use_variable
+DECLARE
+    v_rel regclass := relation;
+    v_dst name     := target_column;
+    r     record;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_job_start(v_rel, source_column, v_dst, instruct, dims, batch_size, restart);
     -- Fails here, before any work, when CALLed inside a transaction block.
     COMMIT;
-
-    -- One statement per batch: lock the next rows in key order, embed their texts in one
-    -- qwen3_embed_batch call, write the vectors back; it returns the count and the last key.
-    v_tpl := $sql$
-        WITH batch AS MATERIALIZED (
-            SELECT s.%1$I AS k, s.%2$I::text AS body
-              FROM %3$s AS s
-              %5$s
-             ORDER BY s.%1$I
-             LIMIT $2
-               FOR UPDATE OF s
-        ), numbered AS MATERIALIZED (
-            SELECT b.k, b.body, (row_number() OVER (ORDER BY b.k))::int AS ord FROM batch b
-        ), embedded AS MATERIALIZED (
-            SELECT e.ord, e.embedding
-              FROM @extschema@.qwen3_embed_batch(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $3, $4) AS e
-        ), updated AS (
-            UPDATE %3$s AS t SET %4$I = e.embedding
-              FROM numbered n JOIN embedded e ON e.ord = n.ord
-             WHERE t.%1$I = n.k
-            RETURNING 1
-        )  -- runs whether or not the SELECT below reads it
-        SELECT (SELECT count(*) FROM numbered)::int,
-               (SELECT n.k::text FROM numbered n ORDER BY n.ord DESC LIMIT 1)
-        $sql$;
-    v_next := format(v_tpl, v_key, v_src, v_rel, v_dst,
-                     format('WHERE s.%I > $1::%s', v_key, v_key_type));
-    v_first := format(v_tpl, v_key, v_src, v_rel, v_dst, '');
-
     LOOP
-        v_err := NULL;
-        BEGIN
-            -- Serializes concurrent CALLs on the same job: each takes the next batch in turn.
-            SELECT j.last_key INTO v_last FROM @extschema@.qwen3_embed_jobs j
-             WHERE j.relation = v_rel AND j.target_column = v_dst
-               FOR UPDATE;
-            IF NOT FOUND THEN
-                RAISE EXCEPTION 'qwen3_embed_reembed: the job on %.% was deleted while it ran', v_rel, v_dst
-                    USING ERRCODE = 'object_not_in_prerequisite_state';
-            END IF;
-            IF v_last IS NULL THEN
-                EXECUTE v_first INTO v_n, v_last USING v_last, v_batch, v_instruct, v_dims;
-            ELSE
-                EXECUTE v_next INTO v_n, v_last USING v_last, v_batch, v_instruct, v_dims;
-            END IF;
-            EXIT WHEN v_n = 0;
-            UPDATE @extschema@.qwen3_embed_jobs j
-               SET last_key = v_last, rows_done = rows_done + v_n,
-                   rows_total = greatest(rows_total, rows_done + v_n), updated_at = clock_timestamp()
-             WHERE j.relation = v_rel AND j.target_column = v_dst
-            RETURNING rows_done, rows_total INTO v_done, v_total;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_err = RETURNED_SQLSTATE, v_err_msg = MESSAGE_TEXT,
-                                    v_err_hint = PG_EXCEPTION_HINT;
-        END;
-        IF v_err IS NOT NULL THEN
-            -- Keep what the earlier batches did, say where it stopped, then fail as the batch did.
-            UPDATE @extschema@.qwen3_embed_jobs j
-               SET state = 'failed', last_error = v_err || ': ' || v_err_msg, updated_at = clock_timestamp()
-             WHERE j.relation = v_rel AND j.target_column = v_dst
-            RETURNING rows_done, rows_total INTO v_done, v_total;
-            COMMIT;
-            RAISE EXCEPTION USING ERRCODE = v_err, MESSAGE = v_err_msg,
-                DETAIL = format('qwen3_embed_reembed stopped on %s.%I after %s of %s rows; those stay done.',
-                                v_rel, v_dst, coalesce(v_done, 0), coalesce(v_total, 0)),
-                HINT = coalesce(NULLIF(v_err_hint, '') || ' ', '')
-                       || 'Then CALL qwen3_embed_reembed again: it resumes after the last committed batch.';
-        END IF;
+        SELECT * INTO r FROM @extschema@.qwen3_embed_job_step(v_rel, v_dst);
         COMMIT;
-        RAISE NOTICE 'qwen3_embed_reembed: % of % rows done (%.%)', v_done, v_total, v_rel, quote_ident(v_dst);
+        IF r.err_state IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = r.err_state, MESSAGE = r.err_message,
+                                  DETAIL = r.err_detail, HINT = r.err_hint;
+        END IF;
+        RAISE NOTICE '%', r.notice;
+        EXIT WHEN r.finished;
     END LOOP;
-
-    UPDATE @extschema@.qwen3_embed_jobs j
-       SET state = 'done', rows_total = rows_done, updated_at = clock_timestamp(), finished_at = clock_timestamp()
-     WHERE j.relation = v_rel AND j.target_column = v_dst
-    RETURNING rows_done INTO v_done;
-    COMMIT;
-    RAISE NOTICE 'qwen3_embed_reembed: done, % rows of %.%', v_done, v_rel, quote_ident(v_dst);
 END
 $qwen3_embed_reembed$;
+
+-- qwen3_embed_migrate_dims, part 1: check, then create the new column, its sync trigger and its
+-- job (or find them, to resume). Returns what the procedure should do next.
+CREATE FUNCTION @extschema@.qwen3_embed_migrate_prepare(
+    p_rel regclass, p_src name, p_dst name, p_dims int, p_instruct text, p_batch int,
+    OUT walk boolean, OUT swap boolean, OUT new_column name)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_migrate_prepare$
+DECLARE
+    v_type     text;
+    v_typname  name;
+    v_mod      int;
+    v_max      int;
+    v_trigger  text;
+    v_state    text;
+    v_other    record;
+BEGIN
+    IF p_rel IS NULL OR p_src IS NULL OR p_dst IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: relation, source_column and target_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT format_type(a.atttypid, NULL), t.typname, a.atttypmod INTO v_type, v_typname, v_mod
+      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = p_rel AND a.attname = p_dst AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: column "%" of % does not exist', p_dst, p_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF v_typname NOT IN ('vector', 'halfvec') THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: column "%" of % is %, not vector or halfvec',
+                p_dst, p_rel, format_type((SELECT a.atttypid FROM pg_attribute a
+                                            WHERE a.attrelid = p_rel AND a.attname = p_dst), v_mod)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
+    IF p_dims IS NULL OR p_dims < 32 OR p_dims > v_max THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: new_dims must be between 32 and % (the model''s size), got %',
+                v_max, coalesce(p_dims::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    new_column := p_dst || '_qwen3_d' || p_dims;
+    v_trigger := new_column || '_sync';
+    -- An unfinished migration of this column to another size: its column and sync trigger
+    -- would keep embedding every write. Resume it or abandon it first; never guess.
+    SELECT j.target_column, j.dims INTO v_other FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = p_rel AND j.kind = 'migrate' AND j.migrates_column = p_dst
+       AND j.target_column <> new_column
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: an unfinished migration of %.% to % dimensions left its column "%" and trigger "%" behind',
+                p_rel, quote_ident(p_dst), v_other.dims, v_other.target_column, v_other.target_column || '_sync'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Finish it with CALL qwen3_embed_migrate_dims(%L, %L, %L, %s), or drop its column and trigger with SELECT qwen3_embed_abandon(%L, %L); then CALL this migration again.',
+                                p_rel::text, p_src, p_dst, v_other.dims, p_rel::text, v_other.target_column);
+    END IF;
+    walk := false;
+    swap := false;
+    IF v_mod = p_dims THEN
+        RAISE NOTICE 'qwen3_embed_migrate_dims: %.% already has % dimensions; nothing to do (qwen3_embed_reembed re-embeds in place)',
+            p_rel, quote_ident(p_dst), p_dims;
+        RETURN;
+    END IF;
+    IF octet_length(v_trigger) > 63 THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: column name "%" is too long for the migration''s column "%"', p_dst, new_column
+            USING ERRCODE = 'name_too_long';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = p_rel AND a.attname = new_column AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        SELECT j.state INTO v_state FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = p_rel AND j.target_column = new_column;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'qwen3_embed_migrate_dims: % already has a column "%" that no migration job owns', p_rel, new_column
+                USING ERRCODE = 'duplicate_column',
+                      HINT = 'Drop or rename that column, then CALL qwen3_embed_migrate_dims again.';
+        END IF;
+        RAISE NOTICE 'qwen3_embed_migrate_dims: resuming the migration of %.% to % dimensions', p_rel, quote_ident(p_dst), p_dims;
+        walk := v_state <> 'done';
+        swap := true;
+        RETURN;
+    END IF;
+    EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s(%s)', p_rel, new_column, v_type, p_dims);
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION @extschema@.qwen3_embed_trigger(%L, %L, %L, %L)',
+                   v_trigger, p_rel, p_src, new_column, coalesce(p_instruct, ''), p_dims);
+    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = p_rel AND j.target_column = new_column;
+    INSERT INTO @extschema@.qwen3_embed_jobs
+           (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
+            kind, migrates_column)
+    SELECT p_rel, new_column, p_src, p_instruct, p_dims, a.attname, greatest(coalesce(p_batch, 64), 1), 'running',
+           'migrate', p_dst
+      FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: % needs a single-column primary key to walk it in order', p_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add one, for example: ALTER TABLE ' || p_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
+    END IF;
+    PERFORM @extschema@.qwen3_embed_job_claim(p_rel, new_column);
+    walk := true;
+    swap := true;
+END
+$qwen3_embed_migrate_prepare$;
+
+-- qwen3_embed_migrate_dims, part 2, in one transaction: embed rows the walk missed, drop the old
+-- column, rename the new one, record the job as done. Returns the NOTICEs to show.
+CREATE FUNCTION @extschema@.qwen3_embed_migrate_swap(
+    p_rel regclass, p_src name, p_dst name, p_dims int, p_instruct text, p_batch int)
+RETURNS SETOF text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_migrate_swap$
+DECLARE
+    v_new     name := p_dst || '_qwen3_d' || p_dims;
+    v_type    text;
+    v_caught  bigint;
+    v_indexes text;
+    v_rows    bigint;
+BEGIN
+    SELECT format_type(a.atttypid, NULL) INTO v_type
+      FROM pg_attribute a
+     WHERE a.attrelid = p_rel AND a.attname = v_new AND a.attnum > 0 AND NOT a.attisdropped;
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', p_rel);
+    EXECUTE format('UPDATE %1$s SET %2$I = @extschema@.qwen3_embed(%3$I::text, $1, $2) '
+                   'WHERE %2$I IS NULL AND %3$I IS NOT NULL', p_rel, v_new, p_src)
+       USING p_instruct, p_dims;
+    GET DIAGNOSTICS v_caught = ROW_COUNT;
+    SELECT string_agg(pg_get_indexdef(d.objid), '; ' ORDER BY d.objid) INTO v_indexes
+      FROM pg_depend d
+      JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+      JOIN pg_class c ON c.oid = d.objid AND c.relkind IN ('i', 'I')
+     WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+       AND d.refobjid = p_rel AND a.attname = p_dst;
+    EXECUTE format('DROP TRIGGER %I ON %s', v_new || '_sync', p_rel);
+    EXECUTE format('ALTER TABLE %s DROP COLUMN %I', p_rel, p_dst);
+    EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', p_rel, v_new, p_dst);
+    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = p_rel AND j.target_column = v_new
+    RETURNING j.rows_done INTO v_rows;
+    INSERT INTO @extschema@.qwen3_embed_jobs AS j
+           (relation, target_column, source_column, instruct, dims, key_column, batch_size,
+            rows_done, rows_total, state, finished_at)
+    SELECT p_rel, p_dst, p_src, p_instruct, p_dims, i.key_column, i.batch_size,
+           coalesce(v_rows, 0) + v_caught, coalesce(v_rows, 0) + v_caught, 'done', clock_timestamp()
+      FROM (SELECT a.attname AS key_column, greatest(coalesce(p_batch, 64), 1) AS batch_size
+              FROM pg_index x
+              JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+             WHERE x.indrelid = p_rel AND x.indisprimary) i
+    ON CONFLICT (relation, target_column) DO UPDATE
+       SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct, dims = EXCLUDED.dims,
+           key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size, last_key = NULL,
+           rows_done = EXCLUDED.rows_done, rows_total = EXCLUDED.rows_total, state = 'done',
+           last_error = NULL, updated_at = clock_timestamp(), finished_at = clock_timestamp(),
+           kind = 'reembed', migrates_column = NULL;
+    IF v_caught > 0 THEN
+        RETURN NEXT format('qwen3_embed_migrate_dims: embedded %s rows written during the migration', v_caught);
+    END IF;
+    RETURN NEXT format('qwen3_embed_migrate_dims: %s.%I is now %s(%s)', p_rel, p_dst, v_type, p_dims);
+    RETURN NEXT format('qwen3_embed_migrate_dims: indexes on the old column were dropped with it; recreate them: %s',
+                       coalesce(v_indexes, '(there were none)'));
+END
+$qwen3_embed_migrate_swap$;
 
 CREATE PROCEDURE @extschema@.qwen3_embed_migrate_dims(
     relation      regclass,
@@ -283,134 +535,88 @@ CREATE PROCEDURE @extschema@.qwen3_embed_migrate_dims(
     batch_size    int  DEFAULT 64)
 LANGUAGE plpgsql
 AS $qwen3_embed_migrate_dims$
-#variable_conflict use_column
+#variable_conflict use_variable
 DECLARE
-    v_rel      regclass := relation;
-    v_src      name     := source_column;
-    v_dst      name     := target_column;
-    v_dims     int      := new_dims;
-    v_instruct text     := instruct;
-    v_batch    int      := batch_size;
-    v_type     text;
-    v_typname  name;
-    v_mod      int;
-    v_max      int;
-    v_new      text;
-    v_trigger  text;
-    v_state    text;
-    v_caught   bigint;
-    v_indexes  text;
-    v_rows     bigint;
+    v_rel    regclass := relation;
+    v_src    name     := source_column;
+    v_dst    name     := target_column;
+    v_dims   int      := new_dims;
+    v_batch  int      := batch_size;
+    v_plan   record;
+    v_notice text;
 BEGIN
-    IF v_rel IS NULL OR v_src IS NULL OR v_dst IS NULL THEN
-        RAISE EXCEPTION 'qwen3_embed_migrate_dims: relation, source_column and target_column must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT pg_catalog.format_type(a.atttypid, NULL), t.typname, a.atttypmod INTO v_type, v_typname, v_mod
-      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-     WHERE a.attrelid = v_rel AND a.attname = v_dst AND a.attnum > 0 AND NOT a.attisdropped;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_migrate_dims: column "%" of % does not exist', v_dst, v_rel
-            USING ERRCODE = 'undefined_column';
-    END IF;
-    IF v_typname NOT IN ('vector', 'halfvec') THEN
-        RAISE EXCEPTION 'qwen3_embed_migrate_dims: column "%" of % is %, not vector or halfvec',
-                v_dst, v_rel, pg_catalog.format_type((SELECT a.atttypid FROM pg_catalog.pg_attribute a
-                                                       WHERE a.attrelid = v_rel AND a.attname = v_dst), v_mod)
-            USING ERRCODE = 'datatype_mismatch';
-    END IF;
-    SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
-    IF v_dims IS NULL OR v_dims < 32 OR v_dims > v_max THEN
-        RAISE EXCEPTION 'qwen3_embed_migrate_dims: new_dims must be between 32 and % (the model''s size), got %',
-                v_max, coalesce(v_dims::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF v_mod = v_dims THEN
-        RAISE NOTICE 'qwen3_embed_migrate_dims: %.% already has % dimensions; nothing to do (qwen3_embed_reembed re-embeds in place)',
-            v_rel, quote_ident(v_dst), v_dims;
+    SELECT * INTO v_plan
+      FROM @extschema@.qwen3_embed_migrate_prepare(v_rel, v_src, v_dst, v_dims, instruct, v_batch);
+    IF NOT v_plan.swap THEN
         RETURN;
     END IF;
-
-    -- The new column and a trigger that keeps it current for rows written while the batches run.
-    v_new := v_dst || '_qwen3_d' || v_dims;
-    v_trigger := v_new || '_sync';
-    IF octet_length(v_trigger) > 63 THEN
-        RAISE EXCEPTION 'qwen3_embed_migrate_dims: column name "%" is too long for the migration''s column "%"', v_dst, v_new
-            USING ERRCODE = 'name_too_long';
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid = v_rel AND a.attname = v_new AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        SELECT j.state INTO v_state FROM @extschema@.qwen3_embed_jobs j
-         WHERE j.relation = v_rel AND j.target_column = v_new;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'qwen3_embed_migrate_dims: % already has a column "%" that no migration job owns', v_rel, v_new
-                USING ERRCODE = 'duplicate_column',
-                      HINT = 'Drop or rename that column, then CALL qwen3_embed_migrate_dims again.';
-        END IF;
-        RAISE NOTICE 'qwen3_embed_migrate_dims: resuming the migration of %.% to % dimensions', v_rel, quote_ident(v_dst), v_dims;
-    ELSE
-        EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s(%s)', v_rel, v_new, v_type, v_dims);
-        EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
-                       'EXECUTE FUNCTION @extschema@.qwen3_embed_trigger(%L, %L, %L, %L)',
-                       v_trigger, v_rel, v_src, v_new, coalesce(v_instruct, ''), v_dims);
-        DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_new;
-        INSERT INTO @extschema@.qwen3_embed_jobs
-               (relation, target_column, source_column, instruct, dims, key_column, batch_size, state)
-        SELECT v_rel, v_new, v_src, v_instruct, v_dims, a.attname, greatest(coalesce(v_batch, 64), 1), 'running'
-          FROM pg_catalog.pg_index i
-          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-         WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'qwen3_embed_migrate_dims: % needs a single-column primary key to walk it in order', v_rel
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'Add one, for example: ALTER TABLE ' || v_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
-        END IF;
+    IF v_plan.walk THEN
         COMMIT;
-        v_state := 'running';
+        CALL @extschema@.qwen3_embed_reembed(v_rel, v_src, v_plan.new_column, instruct, v_dims, v_batch, false);
     END IF;
-
-    IF v_state <> 'done' THEN
-        CALL @extschema@.qwen3_embed_reembed(v_rel, v_src, v_new, v_instruct, v_dims, v_batch, false);
-    END IF;
-
-    -- The swap, in one transaction: embed rows the walk missed, drop the old column, rename.
-    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', v_rel);
-    EXECUTE format('UPDATE %1$s SET %2$I = @extschema@.qwen3_embed(%3$I::text, $1, $2) '
-                   'WHERE %2$I IS NULL AND %3$I IS NOT NULL', v_rel, v_new, v_src)
-       USING v_instruct, v_dims;
-    GET DIAGNOSTICS v_caught = ROW_COUNT;
-    SELECT string_agg(pg_catalog.pg_get_indexdef(d.objid), '; ' ORDER BY d.objid) INTO v_indexes
-      FROM pg_catalog.pg_depend d
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-      JOIN pg_catalog.pg_class c ON c.oid = d.objid AND c.relkind IN ('i', 'I')
-     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
-       AND d.refobjid = v_rel AND a.attname = v_dst;
-    EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, v_rel);
-    EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_dst);
-    EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', v_rel, v_new, v_dst);
-    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_new
-    RETURNING j.rows_done INTO v_rows;
-    INSERT INTO @extschema@.qwen3_embed_jobs AS j
-           (relation, target_column, source_column, instruct, dims, key_column, batch_size,
-            rows_done, rows_total, state, finished_at)
-    SELECT v_rel, v_dst, v_src, v_instruct, v_dims, i.key_column, i.batch_size,
-           coalesce(v_rows, 0) + v_caught, coalesce(v_rows, 0) + v_caught, 'done', clock_timestamp()
-      FROM (SELECT a.attname AS key_column, greatest(coalesce(v_batch, 64), 1) AS batch_size
-              FROM pg_catalog.pg_index x
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
-             WHERE x.indrelid = v_rel AND x.indisprimary) i
-    ON CONFLICT (relation, target_column) DO UPDATE
-       SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct, dims = EXCLUDED.dims,
-           key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size, last_key = NULL,
-           rows_done = EXCLUDED.rows_done, rows_total = EXCLUDED.rows_total, state = 'done',
-           last_error = NULL, updated_at = clock_timestamp(), finished_at = clock_timestamp();
+    FOR v_notice IN
+        SELECT n FROM @extschema@.qwen3_embed_migrate_swap(v_rel, v_src, v_dst, v_dims, instruct, v_batch) AS n
+    LOOP
+        RAISE NOTICE '%', v_notice;
+    END LOOP;
     COMMIT;
-    IF v_caught > 0 THEN
-        RAISE NOTICE 'qwen3_embed_migrate_dims: embedded % rows written during the migration', v_caught;
-    END IF;
-    RAISE NOTICE 'qwen3_embed_migrate_dims: %.% is now %(%)', v_rel, quote_ident(v_dst), v_type, v_dims;
-    RAISE NOTICE 'qwen3_embed_migrate_dims: indexes on the old column were dropped with it; recreate them: %',
-        coalesce(v_indexes, '(there were none)')
-        USING HINT = 'Triggers that pass dims to qwen3_embed_trigger explicitly must be recreated with the new size.';
+    RAISE NOTICE 'qwen3_embed_migrate_dims: triggers that pass dims to qwen3_embed_trigger explicitly must be recreated with the new size';
 END
 $qwen3_embed_migrate_dims$;
+
+-- Forget a job. For a migration's job (its target the migration's own column) this also drops
+-- that column and its sync trigger, so nothing keeps embedding for a migration nobody will
+-- finish. Naming the column being migrated picks its unfinished migration, if it has one.
+CREATE FUNCTION @extschema@.qwen3_embed_abandon(relation regclass, target_column text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_abandon$
+#variable_conflict use_variable
+DECLARE
+    v_rel regclass := relation;
+    v_job @extschema@.qwen3_embed_jobs;
+    v_live int;
+BEGIN
+    -- The column being migrated names its unfinished migration first, then its own job.
+    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = v_rel AND j.kind = 'migrate' AND j.migrates_column = target_column;
+    IF NOT FOUND THEN
+        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = v_rel AND j.target_column = target_column;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'qwen3_embed_abandon: no job on %.%', v_rel, quote_ident(target_column)
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'SELECT relation, target_column, state FROM qwen3_embed_progress; lists the jobs you can see.';
+        END IF;
+    END IF;
+    -- A job that a session is running now holds its row: stop that session first.
+    BEGIN
+        PERFORM 1 FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = v_rel AND j.target_column = v_job.target_column
+           FOR UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        v_live := v_job.runner_pid;
+        RAISE EXCEPTION 'qwen3_embed_abandon: the job on %.% is running in another session (process %)',
+                v_rel, quote_ident(v_job.target_column), v_live
+            USING ERRCODE = 'lock_not_available',
+                  HINT = format('Cancel it first: SELECT pg_cancel_backend(%s);', v_live);
+    END;
+    IF v_job.kind = 'migrate' THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_job.target_column || '_sync', v_rel);
+        IF EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = v_rel AND a.attname = v_job.target_column AND a.attnum > 0
+                      AND NOT a.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_job.target_column);
+        END IF;
+    END IF;
+    DELETE FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = v_rel AND j.target_column = v_job.target_column;
+    IF v_job.kind = 'migrate' THEN
+        RETURN format('abandoned the migration of %s.%I to %s dimensions: dropped column %I and trigger %I',
+                      v_rel, v_job.migrates_column, v_job.dims, v_job.target_column, v_job.target_column || '_sync');
+    END IF;
+    RETURN format('forgot the %s job on %s.%I after %s of %s rows (rows already re-embedded keep their new vectors)',
+                  v_job.state, v_rel, v_job.target_column, v_job.rows_done, v_job.rows_total);
+END
+$qwen3_embed_abandon$;

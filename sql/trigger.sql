@@ -11,9 +11,13 @@
 -- The table and column names are only known at run time: columns are read and written through
 -- dynamic SQL on the row value (identifiers quoted with %I), and the target is set with
 -- jsonb_populate_record, which converts the vector's text form to the column's own type
--- (vector(n), halfvec(n), ...) with its size check; float4 text output round-trips exactly.
+-- (vector(n), halfvec(n)) with its size check; float4 text output round-trips exactly.
+-- The target must be one of pgvector's vector or halfvec, and an explicit dims must match its
+-- declared size: checked before embedding, so a mismatch is a short error, not a vector dump.
+-- search_path is pinned: nothing on the caller's path can stand in for a built-in.
 CREATE FUNCTION @extschema@.qwen3_embed_trigger() RETURNS trigger
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_trigger$
 DECLARE
     src_col  text;
@@ -23,6 +27,7 @@ DECLARE
     dims_arg text;
     dst_type oid;
     dst_mod  int;
+    dst_vec  boolean;
     changed  boolean;
     body     text;
 BEGIN
@@ -59,6 +64,17 @@ BEGIN
                   HINT = format('Check the second argument of trigger "%s".', TG_NAME);
     END IF;
 
+    -- pgvector's own vector or halfvec (not a type that merely shares the name).
+    SELECT EXISTS (SELECT 1 FROM pg_type t
+                     JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
+                    WHERE t.oid = dst_type AND t.typname IN ('vector', 'halfvec'))
+      INTO dst_vec;
+    IF NOT dst_vec THEN
+        RAISE EXCEPTION 'qwen3_embed_trigger: target column "%" of % is %, not vector or halfvec',
+                dst_col, TG_RELID::regclass, format_type(dst_type, dst_mod)
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = format('Point the second argument of trigger "%s" at a vector(n) or halfvec(n) column.', TG_NAME);
+    END IF;
     IF dims_arg IS NOT NULL THEN
         IF dims_arg !~ '^[+-]?[0-9]{1,9}$' THEN
             RAISE EXCEPTION 'qwen3_embed_trigger: dims must be an integer, got "%"', TG_ARGV[3]
@@ -66,8 +82,13 @@ BEGIN
                       HINT = format('Fix the fourth argument of trigger "%s": a number such as ''1024'', or '''' for the full size.', TG_NAME);
         END IF;
         dims := dims_arg::int;
-    ELSIF dst_mod > 0 AND EXISTS (SELECT 1 FROM pg_catalog.pg_type t
-                                   WHERE t.oid = dst_type AND t.typname IN ('vector', 'halfvec')) THEN
+        IF dst_mod > 0 AND dims <> dst_mod THEN
+            RAISE EXCEPTION 'qwen3_embed_trigger: trigger "%" asks for % dimensions, but column "%" of % is %',
+                    TG_NAME, dims, dst_col, TG_RELID::regclass, format_type(dst_type, dst_mod)
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = format('Recreate trigger "%s" with dims ''%s'' (or '''' to follow the column''s size).', TG_NAME, dst_mod);
+        END IF;
+    ELSIF dst_mod > 0 THEN
         dims := dst_mod;  -- vector(n) / halfvec(n): embed to n dimensions
     END IF;
 

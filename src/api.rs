@@ -69,6 +69,16 @@ fn qwen3_embed_batch(
     };
     let dims = check_dims(dims);
     let texts: Vec<Option<String>> = inputs.iter().map(|t| t.map(str::to_string)).collect();
+    // SAFETY: the array was detoasted by pgrx into memory of this call's context; only its
+    // header is read.
+    let ndim = unsafe { (*inputs.into_array_type()).ndim };
+    if ndim > 1 {
+        raise_with(
+            Code::ERRCODE_ARRAY_ELEMENT_ERROR, // 2202E, array_subscript_error
+            format!("qwen3_embed_batch: inputs must be a one-dimensional array, got {ndim} dimensions"),
+            "Pass a flat text[]; to embed every element of a multi-dimensional array, flatten it first: ARRAY(SELECT unnest(inputs)).",
+        );
+    }
     if texts.iter().all(Option::is_none) {
         let rows: Vec<_> = (1..=texts.len() as i32).map(|i| (i, None)).collect();
         return TableIterator::new(rows);
@@ -157,14 +167,23 @@ fn qwen3_embed_server_stats() -> TableIterator<
         name!(queue_depth, Option<i32>),
         name!(tokens_per_second, Option<f64>),
         name!(last_error, Option<String>),
+        name!(model_loads, Option<i64>),
+        name!(loading, Option<String>),
+        name!(tokens_in_flight, Option<i64>),
+        name!(max_tokens_in_flight, Option<i64>),
     ),
 > {
     let (state, stats, unreachable) = host::server_stats();
+    // Errors name other sessions' model paths and files: only superusers see them.
+    // SAFETY: superuser() reads this backend's current role.
+    let privileged = unsafe { pgrx::pg_sys::superuser() };
+    let hide = |e: Option<String>| if privileged { e } else { e.map(|_| HIDDEN.to_string()) };
     let Some(s) = stats else {
         return TableIterator::once((
             state.to_string(),
             None, None, None, None, None, None, None, None, None, None, None, None, None,
-            unreachable,
+            hide(unreachable),
+            None, None, None, None,
         ));
     };
     let mean = (s.batches > 0).then(|| s.requests as f64 / s.batches as f64);
@@ -184,9 +203,15 @@ fn qwen3_embed_server_stats() -> TableIterator<
         mean,
         Some(s.queue_depth as i32),
         tps,
-        s.last_error,
+        hide(s.last_error),
+        Some(s.model_loads as i64),
+        s.loading,
+        Some(s.tokens_in_flight as i64),
+        Some(s.max_tokens_in_flight as i64),
     ))
 }
+
+const HIDDEN: &str = "(hidden: only superusers see the model server's errors)";
 
 /// The upstream default retrieval task, for building queries by hand.
 #[pg_extern(immutable, parallel_safe)]

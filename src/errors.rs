@@ -12,7 +12,8 @@ pub fn sqlstate(e: &EngineError) -> Code {
         ErrorKind::Corrupt => Code::ERRCODE_DATA_CORRUPTED,
         ErrorKind::Unsupported | ErrorKind::DeviceUnsupported => Code::ERRCODE_FEATURE_NOT_SUPPORTED,
         ErrorKind::InvalidDims | ErrorKind::Device => Code::ERRCODE_INVALID_PARAMETER_VALUE,
-        ErrorKind::InputTooLong => Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        ErrorKind::InputTooLong | ErrorKind::RequestTooLarge => Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        ErrorKind::ServerBusy => Code::ERRCODE_OUT_OF_MEMORY,
         ErrorKind::Cancelled => Code::ERRCODE_QUERY_CANCELED,
         ErrorKind::Encode => Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
         ErrorKind::Compute => Code::ERRCODE_INTERNAL_ERROR,
@@ -21,6 +22,16 @@ pub fn sqlstate(e: &EngineError) -> Code {
 }
 
 fn hint(e: &EngineError) -> Option<&'static str> {
+    match e {
+        EngineError::NotRegular { .. } => {
+            return Some("qwen3_embed.model_path must name a regular .gguf file or a Hugging Face checkpoint directory.")
+        }
+        EngineError::WrongArchitecture { .. } => return Some("qwen3_embed runs Qwen3-Embedding models (0.6B, 4B, 8B) only."),
+        EngineError::InstructionTooLong { .. } => {
+            return Some("Shorten the instruction, or ask a superuser to raise qwen3_embed.max_tokens.")
+        }
+        _ => {}
+    }
     Some(match e.kind() {
         ErrorKind::NotFound | ErrorKind::Unreadable => {
             "Check qwen3_embed.model_path: the server process must be able to read it."
@@ -28,13 +39,16 @@ fn hint(e: &EngineError) -> Option<&'static str> {
         ErrorKind::Corrupt => {
             "Download the model file again, or point qwen3_embed.model_path at a complete .gguf file or Hugging Face directory."
         }
-        ErrorKind::Unsupported if e.to_string().contains("architecture") => {
-            "qwen3_embed runs Qwen3-Embedding models (0.6B, 4B, 8B) only."
-        }
         ErrorKind::Unsupported => "Use an official quantization: F16, Q8_0, Q6_K, Q5_K_M, Q5_0 or Q4_K_M.",
         ErrorKind::InvalidDims => "Pass dims between 32 and the model's size, or NULL for the full size.",
         ErrorKind::InputTooLong => {
-            "Raise qwen3_embed.max_tokens (up to 32768) or SET qwen3_embed.on_long_input = 'truncate'."
+            "SET qwen3_embed.on_long_input = 'truncate', or ask a superuser to raise qwen3_embed.max_tokens (up to 32768)."
+        }
+        ErrorKind::RequestTooLarge => {
+            "Embed fewer or shorter inputs per call (for qwen3_embed_reembed, a smaller batch_size), or ask a superuser to raise qwen3_embed.max_request_tokens."
+        }
+        ErrorKind::ServerBusy => {
+            "Run the statement again when the server is less busy; a superuser can raise qwen3_embed.server_max_tokens (server restart)."
         }
         ErrorKind::Device | ErrorKind::DeviceUnsupported => "Use qwen3_embed.device = 'cpu' or 'auto'.",
         ErrorKind::Server => {

@@ -15,6 +15,8 @@ pub static SERVER: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static USE_SERVER: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static SERVER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static SERVER_BATCH_WAIT: GucSetting<i32> = GucSetting::<i32>::new(2);
+pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
+pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
 
 /// What an input longer than `qwen3_embed.max_tokens` gets.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -36,6 +38,16 @@ pub fn register() {
             c"Start the model server: one model for the whole server, shared by every session.",
             c"Only read at server start, and only when qwen3_embed is in shared_preload_libraries.",
             &SERVER,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+        GucRegistry::define_int_guc(
+            c"qwen3_embed.server_max_tokens",
+            c"Most tokens (an upper bound estimated from the texts' bytes) of all requests queued or running in the model server at once.",
+            c"A request that would pass it is refused with SQLSTATE 53200. Only read at server start.",
+            &SERVER_MAX_TOKENS,
+            1024,
+            i32::MAX,
             GucContext::Postmaster,
             GucFlags::default(),
         );
@@ -79,29 +91,39 @@ pub fn register() {
     GucRegistry::define_string_guc(
         c"qwen3_embed.device",
         c"Where the model runs: cpu, cuda, cuda:N or auto.",
-        c"auto picks CUDA when this build has it and a GPU is present, else the CPU.",
+        c"Superuser-only: it decides which model the shared model server holds. auto picks CUDA when this build has it and a GPU is present, else the CPU.",
         &DEVICE,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"qwen3_embed.threads",
-        c"Compute threads of one embedding call (0 = one per CPU core).",
-        c"",
+        c"Compute threads of one embedding call in a backend (0 = one per CPU core).",
+        c"Superuser-only: threads take CPU from every other session.",
         &THREADS,
         0,
         1024,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"qwen3_embed.max_tokens",
         c"Most tokens per input, the appended end-of-text token included.",
-        c"Longer inputs are truncated or refused, as qwen3_embed.on_long_input says.",
+        c"Longer inputs are truncated or refused, as qwen3_embed.on_long_input says. Superuser-only: it changes vectors and memory use.",
         &MAX_TOKENS,
         2,
         32768,
-        GucContext::Userset,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"qwen3_embed.max_request_tokens",
+        c"Most tokens one call may embed in all (a batch call's inputs together, after truncation).",
+        c"A call over it fails with SQLSTATE 54000. Superuser-only: it bounds the memory one call takes.",
+        &MAX_REQUEST_TOKENS,
+        64,
+        i32::MAX,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_enum_guc(
@@ -115,11 +137,11 @@ pub fn register() {
     GucRegistry::define_int_guc(
         c"qwen3_embed.batch_tokens",
         c"Most tokens in one forward pass of a batch call.",
-        c"Larger batches use more memory; one input longer than this still runs, alone.",
+        c"Larger batches use more memory; one input longer than this still runs, alone. Superuser-only: memory is shared by every session.",
         &BATCH_TOKENS,
         64,
         1 << 20,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
 }
@@ -144,6 +166,14 @@ pub fn threads() -> usize {
 
 pub fn max_tokens() -> usize {
     MAX_TOKENS.get().max(2) as usize
+}
+
+pub fn max_request_tokens() -> usize {
+    MAX_REQUEST_TOKENS.get().max(64) as usize
+}
+
+pub fn server_max_tokens() -> usize {
+    SERVER_MAX_TOKENS.get().max(1024) as usize
 }
 
 pub fn batch_tokens() -> usize {

@@ -15,6 +15,9 @@ use crate::pool::{check_dims, truncate_normalize};
 use crate::tokenizer::{format_input, Qwen3Tokenizer, Tokenized};
 use crate::{gguf, gguf_tokenizer, hf};
 
+/// Tokens in one call from which the memory it freed is handed back to the system at its end.
+const RELEASE_AFTER_TOKENS: usize = 8192;
+
 /// Where the forward pass runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceSpec {
@@ -47,10 +50,7 @@ impl DeviceSpec {
     pub fn resolve(self) -> Result<&'static str> {
         match self {
             DeviceSpec::Cpu | DeviceSpec::Auto => Ok("cpu"),
-            DeviceSpec::Cuda(n) => Err(EngineError::Device(
-                format!("cuda:{n}"),
-                "this build of qwen3_embed has no CUDA support".into(),
-            )),
+            DeviceSpec::Cuda(n) => Err(EngineError::NoCuda(format!("cuda:{n}"))),
         }
     }
 }
@@ -127,10 +127,7 @@ fn fingerprint(format: &str, listing: &[(String, Vec<usize>, String)], sizes: &[
 
 fn is_gguf(path: &Path) -> Result<bool> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|source| EngineError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut f = crate::files::open(path)?;
     let mut magic = [0u8; 4];
     match f.read_exact(&mut magic) {
         Ok(()) => Ok(&magic == b"GGUF"),
@@ -148,18 +145,7 @@ impl Engine {
     pub fn load(path: &Path, opts: &EngineOptions) -> Result<Engine> {
         let start = Instant::now();
         let device = opts.device.resolve()?;
-        let meta = std::fs::metadata(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                EngineError::NotFound {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                EngineError::Unreadable {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
+        let meta = crate::files::model_path_metadata(path)?;
         let threads = if opts.threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -229,8 +215,17 @@ impl Engine {
     }
 
     /// Token ids for `text` (with the instruction, if any), EOS last, at most `max_tokens`.
+    /// An instruction so long that truncation would keep nothing of the text is an error: every
+    /// input would get the same vector.
     pub fn tokenize(&self, text: &str, instruct: Option<&str>, max_tokens: usize) -> Result<Tokenized> {
-        self.tokenizer.encode(&format_input(text, instruct), max_tokens)
+        let t = self.tokenizer.encode(&format_input(text, instruct), max_tokens)?;
+        if t.truncated && instruct.is_some() {
+            let prefix = self.tokenizer.encode(&format_input("", instruct), usize::MAX)?.full_len;
+            if prefix >= max_tokens {
+                return Err(EngineError::InstructionTooLong { tokens: prefix, limit: max_tokens });
+            }
+        }
+        Ok(t)
     }
 
     /// Embeds token sequences (each ending in EOS, as `tokenize` makes them), packing them into
@@ -293,6 +288,9 @@ impl Engine {
                 out.push(truncate_normalize(state, d)?);
             }
             start = end;
+        }
+        if seqs.iter().map(Vec::len).sum::<usize>() >= RELEASE_AFTER_TOKENS {
+            crate::files::release_free_memory();
         }
         Ok(out)
     }

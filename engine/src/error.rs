@@ -12,6 +12,8 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    #[error("model file {path}: is {what}, not a regular file or a directory of them")]
+    NotRegular { path: PathBuf, what: &'static str },
     #[error("model file {path}: truncated: {detail}")]
     Truncated { path: PathBuf, detail: String },
     #[error("model file {path}: neither a GGUF file nor a safetensors checkpoint directory ({detail})")]
@@ -45,10 +47,18 @@ pub enum EngineError {
     InvalidDims { dims: usize, max: usize },
     #[error("input has {tokens} tokens, more than the limit of {limit}")]
     InputTooLong { tokens: usize, limit: usize },
+    #[error("the instruction alone takes {tokens} tokens, which leaves no room for the input under the limit of {limit}")]
+    InstructionTooLong { tokens: usize, limit: usize },
+    #[error("this call has {tokens} tokens in all, more than the limit of {limit} per call")]
+    RequestTooLarge { tokens: usize, limit: usize },
+    #[error("the model server has {in_flight} tokens in flight; this request's {tokens} more would pass its limit of {limit}")]
+    ServerBusy { in_flight: usize, tokens: usize, limit: usize },
     #[error("embedding cancelled")]
     Cancelled,
     #[error("device {0:?} is not available: {1}")]
     Device(String, String),
+    #[error("device {0:?} is not available: this build of qwen3_embed has no CUDA support")]
+    NoCuda(String),
     #[error("compute error: {0}")]
     Compute(String),
     /// The model server could not be reached, or went away while computing the request.
@@ -73,6 +83,10 @@ pub enum ErrorKind {
     Encode,
     InvalidDims,
     InputTooLong,
+    /// One call asks for more tokens than a call may have.
+    RequestTooLarge,
+    /// The model server holds as many tokens in flight as it may.
+    ServerBusy,
     Cancelled,
     /// A device this build has no support for.
     DeviceUnsupported,
@@ -88,7 +102,7 @@ impl EngineError {
         use EngineError::*;
         match self {
             NotFound { .. } => ErrorKind::NotFound,
-            Unreadable { .. } => ErrorKind::Unreadable,
+            Unreadable { .. } | NotRegular { .. } => ErrorKind::Unreadable,
             Truncated { .. }
             | Corrupt { .. }
             | UnknownFormat { .. }
@@ -99,9 +113,11 @@ impl EngineError {
             WrongArchitecture { .. } | UnsupportedQuantization { .. } => ErrorKind::Unsupported,
             Encode(_) => ErrorKind::Encode,
             InvalidDims { .. } => ErrorKind::InvalidDims,
-            InputTooLong { .. } => ErrorKind::InputTooLong,
+            InputTooLong { .. } | InstructionTooLong { .. } => ErrorKind::InputTooLong,
+            RequestTooLarge { .. } => ErrorKind::RequestTooLarge,
+            ServerBusy { .. } => ErrorKind::ServerBusy,
             Cancelled => ErrorKind::Cancelled,
-            Device(_, why) if why.contains("no CUDA") => ErrorKind::DeviceUnsupported,
+            NoCuda(_) => ErrorKind::DeviceUnsupported,
             Device(..) => ErrorKind::Device,
             Compute(_) => ErrorKind::Compute,
             Server(_) => ErrorKind::Server,

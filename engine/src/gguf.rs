@@ -2,7 +2,6 @@
 //! tensors as stored, tokenizer from `tokenizer.ggml.*`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -166,10 +165,7 @@ fn dense_from_qtensor(q: &QTensor) -> Result<Tensor> {
 }
 
 pub fn load(path: &Path) -> Result<GgufModel> {
-    let file = File::open(path).map_err(|source| EngineError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = crate::files::open(path)?;
     let mut reader = BufReader::new(&file);
     let content = Content::read(&mut reader).map_err(|e| map_candle_error(path, e))?;
     // SAFETY: read-only map, dropped when loading ends; tensor bounds are checked below.

@@ -21,33 +21,11 @@ pub struct HfModel {
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            EngineError::NotFound {
-                path: path.to_path_buf(),
-            }
-        } else {
-            EngineError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })
+    crate::files::read(path)
 }
 
 fn map_file(path: &Path) -> Result<Mmap> {
-    let file = std::fs::File::open(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            EngineError::NotFound {
-                path: path.to_path_buf(),
-            }
-        } else {
-            EngineError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })?;
+    let file = crate::files::open(path)?;
     // SAFETY: the map is read-only and dropped when loading ends; a model file changed
     // underneath a running load is a corrupt load, detected by the header checks.
     unsafe { Mmap::map(&file) }.map_err(|source| EngineError::Unreadable {

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod fixture;
 pub mod gguf;
 pub mod gguf_tokenizer;

@@ -102,18 +102,8 @@ impl Qwen3Tokenizer {
 
     /// From a Hugging Face `tokenizer.json` file.
     pub fn from_file(path: &Path, vocab_rows: usize) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                EngineError::NotFound {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                EngineError::Unreadable {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
+        let bytes = crate::files::read(path)?;
+        let text = String::from_utf8(bytes).map_err(|e| bad(path, format!("not UTF-8: {e}")))?;
         let doc = serde_json::from_str(&text).map_err(|e| bad(path, format!("not valid JSON: {e}")))?;
         Self::from_json(path, doc, None, vocab_rows)
     }

@@ -76,6 +76,33 @@ fn unreadable_file() {
     assert!(matches!(e, EngineError::Unreadable { .. }), "{e}");
 }
 
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a plain system call on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+/// A named pipe nobody writes to would block open() forever: it is refused before any read,
+/// as the model path itself and as a file inside a checkpoint directory.
+#[test]
+fn a_fifo_is_refused_without_blocking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("model.gguf");
+    mkfifo(&fifo);
+    let e = load_err(&fifo);
+    assert!(matches!(e, EngineError::NotRegular { what: "a named pipe (FIFO)", .. }), "{e}");
+    assert_eq!(e.kind(), qwen3_embed_engine::ErrorKind::Unreadable);
+
+    let dir = hf_copy(&tmp);
+    std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    mkfifo(&dir.join("tokenizer.json"));
+    let e = load_err(&dir);
+    assert!(matches!(e, EngineError::NotRegular { .. }), "{e}");
+    let link = tmp.path().join("link.gguf");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    assert!(matches!(load_err(&link), EngineError::NotRegular { .. }));
+}
+
 #[test]
 fn neither_gguf_nor_safetensors() {
     let tmp = tempfile::tempdir().unwrap();

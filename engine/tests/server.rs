@@ -10,9 +10,26 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
 use qwen3_embed_engine::serve::{self, wire, ModelKey, Reply, Request, ServerOptions, Stats};
-use qwen3_embed_engine::{CancelFlag, EngineError, ErrorKind};
+use qwen3_embed_engine::{CancelFlag, Engine, EngineError, EngineOptions, ErrorKind};
 
-fn quiet(_: &str) {}
+/// Loads as the engine does, but takes seconds for the F16 file: a slow load.
+fn slow_f16(path: &Path, opts: &EngineOptions) -> Result<Engine, EngineError> {
+    if path.ends_with("model-f16.gguf") {
+        std::thread::sleep(SLOW_LOAD);
+    }
+    Engine::load(path, opts)
+}
+
+const SLOW_LOAD: Duration = Duration::from_secs(3);
+
+/// A server of its own on a fresh socket.
+fn start(opts: ServerOptions) -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let path = dir.join("server.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || serve::serve(listener, opts));
+    path
+}
 
 /// The tests share one server and check its counters and batch composition: one at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -24,14 +41,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn socket() -> &'static Path {
     static SOCKET: OnceLock<PathBuf> = OnceLock::new();
     SOCKET.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let path = dir.join("server.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let preload = Some(key("model-q8_0.gguf"));
-        std::thread::spawn(move || {
-            serve::serve(listener, ServerOptions { preload, restarts: 0, last_exit: None, log: quiet })
-        });
-        path
+        start(ServerOptions { preload: Some(key("model-q8_0.gguf")), load: slow_f16, ..ServerOptions::default() })
     })
 }
 
@@ -53,6 +63,7 @@ fn limited_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64, max
         long_input_error: strict,
         batch_tokens: 4096,
         batch_wait_ms: wait_ms,
+        max_request_tokens: usize::MAX,
     }
 }
 
@@ -241,4 +252,87 @@ fn no_server_is_a_clear_error_after_the_wait() {
         Err(EngineError::Server(m)) => assert!(m.contains("not reachable"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_slow_load_holds_no_one_else_and_its_waiters_can_leave() {
+    let _serial = serial();
+    assert_eq!(embed("model-q8_0.gguf", &["warm"], None, 0), direct("model-q8_0.gguf", &["warm"], None));
+    let waiter = std::thread::spawn(|| embed("model-f16.gguf", &["slow"], None, 0));
+    std::thread::sleep(Duration::from_millis(300));
+    // While the F16 model loads, the loaded model answers, and the stats say what is loading.
+    for i in 0..5 {
+        let text = format!("served during the load {i}");
+        assert_eq!(embed("model-q8_0.gguf", &[&text], None, 0), direct("model-q8_0.gguf", &[&text], None));
+    }
+    let during = stats();
+    assert!(during.loading.as_deref().is_some_and(|p| p.ends_with("model-f16.gguf")), "{:?}", during.loading);
+    // A second caller for the loading model gives up while it waits.
+    let mut polls = 0;
+    let r = serve::call(socket(), &embed_req("model-f16.gguf", &["leaves"], None, 0), Duration::from_secs(5), &mut || {
+        polls += 1;
+        polls > 20
+    });
+    assert!(matches!(r, Err(EngineError::Cancelled)), "{r:?}");
+    assert_eq!(waiter.join().unwrap(), direct("model-f16.gguf", &["slow"], None));
+    let after = stats();
+    assert!(after.loading.is_none());
+    assert_eq!(after.model_loads, during.model_loads + 1);
+    assert_eq!(embed("model-q8_0.gguf", &["back"], None, 0), direct("model-q8_0.gguf", &["back"], None));
+}
+
+#[test]
+fn every_spelling_of_a_device_is_one_model() {
+    let _serial = serial();
+    assert_eq!(embed("model-q8_0.gguf", &["cpu"], None, 0).len(), 1);
+    let loads = stats().model_loads;
+    for device in ["auto", "CPU", "cpu", " Auto ", "cpu"] {
+        let mut req = embed_req("model-q8_0.gguf", &["spelled"], None, 0);
+        if let Request::Embed { model, .. } = &mut req {
+            model.device = device.into();
+        }
+        assert!(matches!(call(&req).unwrap().0, Reply::Vectors { .. }));
+    }
+    assert_eq!(stats().model_loads, loads, "a device spelling reloaded the model");
+    let mut bad = embed_req("model-q8_0.gguf", &["x"], None, 0);
+    if let Request::Embed { model, .. } = &mut bad {
+        model.device = "gpu".into();
+    }
+    assert!(matches!(call(&bad), Err(EngineError::Remote { kind: ErrorKind::Device, .. })));
+    assert_eq!(stats().model_loads, loads);
+}
+
+#[test]
+fn token_budgets_refuse_what_is_too_big() {
+    let _serial = serial();
+    let sock = start(ServerOptions { max_tokens_in_flight: 1000, ..ServerOptions::default() });
+    let send = |req: &Request| serve::call(&sock, req, Duration::from_secs(10), &mut || false);
+    // Over the server's budget by its texts' size alone: refused before any work.
+    let big = "x".repeat(600);
+    match send(&embed_req("model-q8_0.gguf", &[&big, &big], None, 0)) {
+        Err(EngineError::Remote { kind: ErrorKind::ServerBusy, message }) => assert!(message.contains("1000"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // Over the request's own limit once tokenized.
+    let mut req = embed_req("model-q8_0.gguf", &["one two three four five six seven eight", "nine ten"], None, 0);
+    if let Request::Embed { max_request_tokens, .. } = &mut req {
+        *max_request_tokens = 6;
+    }
+    match send(&req) {
+        Err(EngineError::Remote { kind: ErrorKind::RequestTooLarge, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // What fits is served, and the budget is free again afterwards.
+    let fits = ["small enough"; 3];
+    for _ in 0..3 {
+        match send(&embed_req("model-q8_0.gguf", &fits, None, 0)).unwrap() {
+            (Reply::Vectors { dims, .. }, _) => assert_eq!(dims.len(), 3),
+            other => panic!("{other:?}"),
+        }
+    }
+    let s = match send(&Request::Stats).unwrap() {
+        (Reply::Stats { stats }, _) => stats,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((s.tokens_in_flight, s.max_tokens_in_flight), (0, 1000));
 }

@@ -6,14 +6,15 @@ use qwen3_embed_engine::serve::InfoSummary;
 use qwen3_embed_engine::{DeviceSpec, Engine, EngineError, EngineOptions};
 
 use crate::errors::{raise, OrRaise};
-use crate::host::offthread::{run_cancellable, with_signals_blocked};
+use crate::host::offthread::run_cancellable;
 use crate::settings::{self, LongInput};
 
 /// What a loaded engine was loaded from: a change in any of these reloads it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct Key {
     path: String,
-    device: DeviceSpec,
+    /// The device it runs on (every spelling of one device is the same model).
+    device: &'static str,
     threads: usize,
 }
 
@@ -22,7 +23,8 @@ static ENGINE: Mutex<Option<(Key, Arc<Engine>)>> = Mutex::new(None);
 /// The engine for the current settings, loading it (in this backend) when needed.
 fn engine() -> Arc<Engine> {
     let path = settings::model_path_or_raise();
-    let device: DeviceSpec = settings::device().parse().unwrap_or_else(|e| raise(e));
+    let spec: DeviceSpec = settings::device().parse().unwrap_or_else(|e| raise(e));
+    let device = spec.resolve().unwrap_or_else(|e| raise(e));
     let key = Key { path, device, threads: settings::threads() };
 
     let mut slot = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
@@ -33,8 +35,10 @@ fn engine() -> Arc<Engine> {
     }
     // Drop the old model before loading the new one, so two never sit in memory together.
     *slot = None;
-    let opts = EngineOptions { threads: key.threads, device: key.device };
-    let loaded = with_signals_blocked(|| Engine::load(std::path::Path::new(&key.path), &opts));
+    let opts = EngineOptions { threads: key.threads, device: spec };
+    let path = key.path.clone();
+    // Off this thread, so a slow load can be cancelled (the abandoned load then ends alone).
+    let loaded = run_cancellable(move |_| Engine::load(std::path::Path::new(&path), &opts));
     let engine = Arc::new(loaded.unwrap_or_else(|e| raise(e)));
     *slot = Some((key, engine.clone()));
     engine
@@ -57,6 +61,11 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec
     let engine = engine();
     let dims = qwen3_embed_engine::pool::check_dims(dims, engine.config().hidden).or_raise();
     let seqs: Vec<Vec<u32>> = texts.iter().map(|t| tokens_for(&engine, t, instruct)).collect();
+    let tokens: usize = seqs.iter().map(Vec::len).sum();
+    let limit = settings::max_request_tokens();
+    if tokens > limit {
+        raise(EngineError::RequestTooLarge { tokens, limit });
+    }
     let budget = settings::batch_tokens();
     run_cancellable(move |cancel| engine.embed_tokens(&seqs, Some(dims), budget, cancel)).or_raise()
 }

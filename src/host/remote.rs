@@ -44,6 +44,7 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec
         long_input_error: settings::on_long_input() == LongInput::Error,
         batch_tokens: settings::batch_tokens(),
         batch_wait_ms: settings::server_batch_wait_ms(),
+        max_request_tokens: settings::max_request_tokens(),
     };
     match call(&req, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
         (Reply::Vectors { dims, truncated }, tail) => {

@@ -103,7 +103,14 @@ fn child_main(parent: libc::pid_t, restarts: u64, last_exit: Option<String>, pre
             return 1;
         }
         child_log(&format!("listening on {SOCKET}"));
-        let opts = ServerOptions { preload, restarts, last_exit, log: child_log };
+        let opts = ServerOptions {
+            preload,
+            restarts,
+            last_exit,
+            log: child_log,
+            max_tokens_in_flight: settings::server_max_tokens(),
+            ..ServerOptions::default()
+        };
         match serve::serve(listener, opts) {
             Ok(()) => 0,
             Err(e) => {

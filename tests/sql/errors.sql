@@ -84,10 +84,11 @@ CREATE ROLE qwen3_embed_user;
 SET ROLE qwen3_embed_user;
 SET qwen3_embed.model_path = '/etc/passwd';
 ALTER ROLE qwen3_embed_user SET qwen3_embed.model_path = '/etc/passwd';
--- ... but may use the functions and the other settings.
-SET qwen3_embed.threads = 1;
+-- ... but may use the functions and the settings that affect only its own calls
+-- (hardening_settings lists which those are).
+SET qwen3_embed.on_long_input = 'error';
 SELECT vector_dims(qwen3_embed('x')) AS user_can_embed;
-RESET qwen3_embed.threads;
+RESET qwen3_embed.on_long_input;
 RESET ROLE;
 
 -- Also when the library is not loaded yet in the session: the value is a placeholder then,

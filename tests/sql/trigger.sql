@@ -89,7 +89,7 @@ DROP TRIGGER bad ON trg_bad;
 CREATE TRIGGER bad BEFORE INSERT ON trg_bad FOR EACH ROW EXECUTE FUNCTION qwen3_embed_trigger('body', 'embedding', '', '', 'x');
 INSERT INTO trg_bad (id, body) VALUES (1, 'x');
 DROP TRIGGER bad ON trg_bad;
--- dims not an integer: invalid_parameter_value; an integer out of range: the function's error
+-- dims not an integer: invalid_parameter_value; an integer that is not the column's size: datatype_mismatch
 CREATE TRIGGER bad BEFORE INSERT ON trg_bad FOR EACH ROW EXECUTE FUNCTION qwen3_embed_trigger('body', 'embedding', '', 'lots');
 INSERT INTO trg_bad (id, body) VALUES (1, 'x');
 DROP TRIGGER bad ON trg_bad;
@@ -99,11 +99,11 @@ DROP TRIGGER bad ON trg_bad;
 CREATE TRIGGER bad BEFORE INSERT ON trg_bad FOR EACH ROW EXECUTE FUNCTION qwen3_embed_trigger('body', 'embedding', '', '31');
 INSERT INTO trg_bad (id, body) VALUES (1, 'x');
 DROP TRIGGER bad ON trg_bad;
--- a size that does not fit the column: pgvector's data_exception
+-- a size that does not fit the column: datatype_mismatch, before embedding
 CREATE TRIGGER bad BEFORE INSERT ON trg_bad FOR EACH ROW EXECUTE FUNCTION qwen3_embed_trigger('body', 'embedding', '', '64');
 INSERT INTO trg_bad (id, body) VALUES (1, 'x');
 DROP TRIGGER bad ON trg_bad;
--- a target that cannot hold a vector: invalid_text_representation
+-- a target that is not a vector or halfvec: datatype_mismatch
 CREATE TRIGGER bad BEFORE INSERT ON trg_bad FOR EACH ROW EXECUTE FUNCTION qwen3_embed_trigger('body', 'n');
 INSERT INTO trg_bad (id, body) VALUES (1, 'x');
 DROP TRIGGER bad ON trg_bad;

@@ -6,6 +6,15 @@
 //! batcher takes the oldest request and, while the token budget allows and the first request's
 //! wait has not run out, the following requests for the same model; it skips withdrawn ones and
 //! stops a forward pass (before its next layer) once all its requests are withdrawn.
+//!
+//! Loading a model never holds the request loop: a request for another model starts a load on
+//! a thread of its own, and until it ends, requests for the model already loaded keep being
+//! served (both models sit in memory for that time) while those for the new one wait, each
+//! free to withdraw. A failed load answers the requests that waited for it with its error.
+//!
+//! Memory is bounded by tokens: each embedding request is charged, on arrival, an upper bound
+//! of its tokens (its text bytes, capped by its per-input and per-request limits); one that
+//! would take the tokens in flight past the server's limit is refused at once (`ServerBusy`).
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -19,6 +28,9 @@ use super::wire::{self, InfoSummary, ModelKey, Reply, Request, Stats, Truncation
 use crate::pool::check_dims;
 use crate::{DeviceSpec, Engine, EngineError, EngineOptions};
 
+/// How a model is loaded: `Engine::load`, or a stand-in in tests.
+pub type Loader = fn(&Path, &EngineOptions) -> Result<Engine, EngineError>;
+
 pub struct ServerOptions {
     /// A model to load at start, before the first request asks for it.
     pub preload: Option<ModelKey>,
@@ -28,6 +40,22 @@ pub struct ServerOptions {
     pub last_exit: Option<String>,
     /// Where log lines go.
     pub log: fn(&str),
+    /// Most estimated tokens of all requests queued or running at once.
+    pub max_tokens_in_flight: usize,
+    pub load: Loader,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            preload: None,
+            restarts: 0,
+            last_exit: None,
+            log: |_| {},
+            max_tokens_in_flight: 1 << 22,
+            load: Engine::load,
+        }
+    }
 }
 
 struct Job {
@@ -36,6 +64,15 @@ struct Job {
     withdrawn: AtomicBool,
     /// The caller's connection, taken by whoever answers.
     out: Mutex<Option<UnixStream>>,
+    /// Tokens charged to the server's budget, given back when the job is gone.
+    charge: usize,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(self.charge, Ordering::SeqCst);
+    }
 }
 
 impl Job {
@@ -63,6 +100,11 @@ struct Shared {
     /// Connections open now: callers waiting for an answer or still sending.
     open: AtomicUsize,
     log: fn(&str),
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
+    load: Loader,
+    /// A load that has ended, for the batcher to take.
+    loaded: Mutex<Option<(ModelKey, Result<Engine, EngineError>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,16 +117,34 @@ impl Shared {
         self.wake.notify_all();
     }
 
-    /// The oldest request still wanted, waiting for one.
-    fn pop(&self) -> Arc<Job> {
+    /// When no load is under way, the model of the oldest request for another model than the
+    /// `ready` one; else the oldest request still wanted for the `ready` model; else, after
+    /// waiting a while, nothing.
+    fn next(&self, ready: Option<&ModelKey>, loading: bool) -> Next {
         let mut q = lock(&self.queue);
-        loop {
-            while let Some(j) = q.pop_front() {
-                if !j.withdrawn() {
-                    return j;
-                }
+        q.retain(|j| !j.withdrawn());
+        if !loading {
+            if let Some(key) = q.iter().filter_map(|j| j.req.model()).find(|&k| Some(k) != ready) {
+                return Next::Load(key.clone());
             }
-            q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        if let Some(i) = q.iter().position(|j| j.req.model() == ready) {
+            return Next::Serve(q.remove(i).expect("position is in the queue"));
+        }
+        let _unused = self.wake.wait_timeout(q, Duration::from_millis(100));
+        Next::Nothing
+    }
+
+    /// Answers every queued request for `key` with `e`.
+    fn fail_all(&self, key: &ModelKey, e: &EngineError) {
+        let failed: Vec<Arc<Job>> = {
+            let mut q = lock(&self.queue);
+            let (failed, kept): (Vec<Arc<Job>>, Vec<Arc<Job>>) = q.drain(..).partition(|j| j.req.model() == Some(key));
+            q.extend(kept);
+            failed
+        };
+        for j in failed {
+            j.answer(&Reply::error(e), &[]);
         }
     }
 
@@ -116,6 +176,8 @@ impl Shared {
         let mut s = lock(&self.stats).clone();
         s.queue_depth = self.queue_len();
         s.uptime_s = self.started.elapsed().as_secs_f64();
+        s.tokens_in_flight = self.in_flight.load(Ordering::SeqCst);
+        s.max_tokens_in_flight = self.max_in_flight;
         s
     }
 
@@ -138,12 +200,16 @@ pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()>
         started: Instant::now(),
         open: AtomicUsize::new(0),
         log: opts.log,
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        max_in_flight: opts.max_tokens_in_flight.max(1),
+        load: opts.load,
+        loaded: Mutex::new(None),
     });
     let batcher = shared.clone();
     let preload = opts.preload.clone();
     std::thread::Builder::new()
         .name("qwen3-embed-batch".into())
-        .spawn(move || run_batcher(&batcher, preload))?;
+        .spawn(move || run_batcher(batcher, preload))?;
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
@@ -172,7 +238,7 @@ pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()>
 
 fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
     let parsed = wire::read_frame(&mut stream).and_then(|p| wire::parse_payload::<Request>(&p).map(|(req, _)| req));
-    let req = match parsed {
+    let mut req = match parsed {
         Ok(req) => req,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
         Err(e) => {
@@ -185,12 +251,25 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
         let _ = wire::write_frame(&mut stream, &Reply::Stats { stats: shared.stats() }, &[]);
         return;
     }
-    let Ok(out) = stream.try_clone() else { return };
+    let admitted = canonical_device(&mut req).and_then(|()| admit(shared, &req));
+    let charge = match admitted {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = wire::write_frame(&mut stream, &Reply::error(&e), &[]);
+            return;
+        }
+    };
+    let Ok(out) = stream.try_clone() else {
+        shared.in_flight.fetch_sub(charge, Ordering::SeqCst);
+        return;
+    };
     let job = Arc::new(Job {
         req,
         arrived: Instant::now(),
         withdrawn: AtomicBool::new(false),
         out: Mutex::new(Some(out)),
+        charge,
+        in_flight: shared.in_flight.clone(),
     });
     shared.push(job.clone());
     // The caller sends nothing more: end of stream before the answer means it gave up.
@@ -211,37 +290,44 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
     }
 }
 
-/// The engine for `key`, loading it (in place of the current one) when needed.
-fn ensure(shared: &Shared, loaded: &mut Option<(ModelKey, Arc<Engine>)>, key: &ModelKey) -> Result<Arc<Engine>, EngineError> {
-    if let Some((k, e)) = loaded.as_ref() {
-        if k == key {
-            return Ok(e.clone());
+/// Writes the device the request's model would run on in place of its spelling, so that every
+/// spelling of one device ("auto", "cpu", "CPU") names the same loaded model.
+fn canonical_device(req: &mut Request) -> Result<(), EngineError> {
+    let model = match req {
+        Request::Embed { model, .. } | Request::Tokenize { model, .. } | Request::Info { model } => model,
+        Request::Stats => return Ok(()),
+    };
+    model.device = model.device.parse::<DeviceSpec>()?.resolve()?.to_string();
+    Ok(())
+}
+
+/// Charges an embedding request's upper bound of tokens to the server's budget, or refuses it.
+fn admit(shared: &Shared, req: &Request) -> Result<usize, EngineError> {
+    let Request::Embed { texts, instruct, max_tokens, max_request_tokens, .. } = req else {
+        return Ok(0);
+    };
+    // A byte-level BPE token covers at least one byte; the instruction's frame adds a few.
+    let per_input = instruct.as_ref().map_or(0, |i| i.len() + 16) + 1;
+    let bound = texts
+        .iter()
+        .map(|t| (t.len() + per_input).min(*max_tokens))
+        .fold(0usize, usize::saturating_add)
+        .min(request_limit(shared, *max_request_tokens).saturating_add(1));
+    let mut current = shared.in_flight.load(Ordering::SeqCst);
+    loop {
+        if current + bound > shared.max_in_flight {
+            return Err(EngineError::ServerBusy { in_flight: current, tokens: bound, limit: shared.max_in_flight });
+        }
+        match shared.in_flight.compare_exchange(current, current + bound, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return Ok(bound),
+            Err(now) => current = now,
         }
     }
-    // Refuse what cannot load before dropping the model that works.
-    let device: DeviceSpec = key.device.parse()?;
-    device.resolve()?;
-    if !Path::new(&key.path).exists() {
-        return Err(EngineError::NotFound { path: key.path.clone().into() });
-    }
-    *loaded = None;
-    {
-        let mut s = lock(&shared.stats);
-        s.model_path = None;
-        s.model_load_ms = None;
-    }
-    (shared.log)(&format!("loading {}", key.path));
-    let engine = Engine::load(Path::new(&key.path), &EngineOptions { threads: key.threads, device })?;
-    let ms = engine.info().load_time.as_secs_f64() * 1000.0;
-    (shared.log)(&format!("loaded {} in {ms:.0} ms ({} threads)", key.path, engine.info().threads));
-    {
-        let mut s = lock(&shared.stats);
-        s.model_path = Some(key.path.clone());
-        s.model_load_ms = Some(ms);
-    }
-    let engine = Arc::new(engine);
-    *loaded = Some((key.clone(), engine.clone()));
-    Ok(engine)
+}
+
+/// The most tokens one request may have: its own limit, and never more than the server holds.
+fn request_limit(shared: &Shared, asked: usize) -> usize {
+    asked.min(shared.max_in_flight)
 }
 
 /// An embedding request tokenized and checked.
@@ -251,10 +337,11 @@ struct Prepared {
     truncated: Vec<Truncation>,
 }
 
-fn prepare(engine: &Engine, req: &Request) -> Result<Prepared, EngineError> {
-    let Request::Embed { texts, instruct, dims, max_tokens, long_input_error, .. } = req else {
+fn prepare(shared: &Shared, engine: &Engine, req: &Request) -> Result<Prepared, EngineError> {
+    let Request::Embed { texts, instruct, dims, max_tokens, long_input_error, max_request_tokens, .. } = req else {
         unreachable!("only embedding requests are prepared")
     };
+    let limit = request_limit(shared, *max_request_tokens);
     let dims = check_dims(*dims, engine.config().hidden)?;
     let mut seqs = Vec::with_capacity(texts.len());
     let mut truncated = Vec::new();
@@ -268,35 +355,83 @@ fn prepare(engine: &Engine, req: &Request) -> Result<Prepared, EngineError> {
         }
         seqs.push(t.ids);
     }
+    let tokens = seqs.iter().map(Vec::len).sum::<usize>();
+    if tokens > limit {
+        return Err(EngineError::RequestTooLarge { tokens, limit });
+    }
     Ok(Prepared { seqs, dims, truncated })
 }
 
-fn run_batcher(shared: &Shared, preload: Option<ModelKey>) {
-    let mut loaded = None;
+enum Next {
+    Serve(Arc<Job>),
+    Load(ModelKey),
+    Nothing,
+}
+
+/// Starts loading `key` on a thread of its own; the result lands in `shared.loaded`.
+fn start_load(shared: &Arc<Shared>, key: ModelKey) {
+    let sh = shared.clone();
+    lock(&shared.stats).loading = Some(key.path.clone());
+    let spawned = std::thread::Builder::new().name("qwen3-embed-load".into()).spawn(move || {
+        (sh.log)(&format!("loading {}", key.path));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let device: DeviceSpec = key.device.parse()?;
+            (sh.load)(Path::new(&key.path), &EngineOptions { threads: key.threads, device })
+        }))
+        .unwrap_or_else(|_| Err(EngineError::Compute("loading the model panicked".into())));
+        *lock(&sh.loaded) = Some((key, result));
+        sh.wake.notify_all();
+    });
+    if let Err(e) = spawned {
+        let e = EngineError::Compute(format!("cannot start a loading thread: {e}"));
+        *lock(&shared.loaded) = Some((ModelKey { ..Default::default() }, Err(e)));
+    }
+}
+
+fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
+    let mut ready: Option<(ModelKey, Arc<Engine>)> = None;
+    let mut loading = false;
     if let Some(key) = preload {
-        if let Err(e) = ensure(shared, &mut loaded, &key) {
-            (shared.log)(&format!("cannot load {}: {e}", key.path));
-            shared.error(&e);
-        }
+        start_load(&shared, key);
+        loading = true;
     }
     let mut last_group = 1;
     loop {
-        let job = shared.pop();
-        let key = job.req.model().expect("stats requests are answered on arrival").clone();
-        let engine = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ensure(shared, &mut loaded, &key))) {
-            Ok(Ok(e)) => e,
-            Ok(Err(e)) => {
-                shared.error(&e);
-                job.answer(&Reply::error(&e), &[]);
+        let finished = lock(&shared.loaded).take();
+        if let Some((key, result)) = finished {
+            loading = false;
+            lock(&shared.stats).loading = None;
+            match result {
+                Ok(engine) => {
+                    let ms = engine.info().load_time.as_secs_f64() * 1000.0;
+                    (shared.log)(&format!("loaded {} in {ms:.0} ms ({} threads)", key.path, engine.info().threads));
+                    {
+                        let mut s = lock(&shared.stats);
+                        s.model_path = Some(key.path.clone());
+                        s.model_load_ms = Some(ms);
+                        s.model_loads += 1;
+                    }
+                    // The model it replaces (if any) is freed here.
+                    ready = Some((key, Arc::new(engine)));
+                    crate::files::release_free_memory();
+                }
+                Err(e) => {
+                    (shared.log)(&format!("cannot load {}: {e}", key.path));
+                    shared.error(&e);
+                    shared.fail_all(&key, &e);
+                }
+            }
+        }
+        let job = match shared.next(ready.as_ref().map(|(k, _)| k), loading) {
+            Next::Serve(job) => job,
+            Next::Load(key) => {
+                start_load(&shared, key);
+                loading = true;
                 continue;
             }
-            Err(_) => {
-                let e = EngineError::Compute("loading the model panicked".into());
-                shared.error(&e);
-                job.answer(&Reply::error(&e), &[]);
-                continue;
-            }
+            Next::Nothing => continue,
         };
+        let (key, engine) = ready.clone().expect("only requests for the loaded model are served");
         match &job.req {
             Request::Tokenize { text, instruct, .. } => {
                 let reply = match engine.tokenize(text, instruct.as_deref(), usize::MAX) {
@@ -315,7 +450,7 @@ fn run_batcher(shared: &Shared, preload: Option<ModelKey>) {
                 let mut tokens = 0;
                 let mut next = Some(job.clone());
                 while let Some(j) = next.take() {
-                    match prepare(&engine, &j.req) {
+                    match prepare(&shared, &engine, &j.req) {
                         Ok(p) => {
                             tokens += p.seqs.iter().map(Vec::len).sum::<usize>();
                             group.push((j, p));
@@ -338,7 +473,7 @@ fn run_batcher(shared: &Shared, preload: Option<ModelKey>) {
                 }
                 if !group.is_empty() {
                     last_group = group.len();
-                    run_group(shared, &engine, group, budget);
+                    run_group(&shared, &engine, group, budget);
                 }
             }
             Request::Stats => {}

@@ -14,7 +14,7 @@ use crate::ModelInfo;
 pub const MAX_FRAME: usize = 1 << 30;
 
 /// Which model a request is for; the server (re)loads when it changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelKey {
     pub path: String,
     pub device: String,
@@ -37,6 +37,9 @@ pub enum Request {
         batch_tokens: usize,
         /// Longest time this request waits for others to share its forward pass.
         batch_wait_ms: u64,
+        /// Most tokens the whole request may have, after truncation.
+        #[serde(default = "unlimited")]
+        max_request_tokens: usize,
     },
     Tokenize {
         model: ModelKey,
@@ -47,6 +50,10 @@ pub enum Request {
         model: ModelKey,
     },
     Stats,
+}
+
+fn unlimited() -> usize {
+    usize::MAX
 }
 
 impl Request {
@@ -120,6 +127,17 @@ pub struct Stats {
     /// Seconds spent computing embeddings.
     pub busy_s: f64,
     pub last_error: Option<String>,
+    /// Models loaded by this process (the first one included).
+    #[serde(default)]
+    pub model_loads: u64,
+    /// The model being loaded now, while requests for the loaded one go on being served.
+    #[serde(default)]
+    pub loading: Option<String>,
+    /// Estimated tokens of the requests queued or running now, and the most allowed.
+    #[serde(default)]
+    pub tokens_in_flight: usize,
+    #[serde(default)]
+    pub max_tokens_in_flight: usize,
 }
 
 /// An input cut to the token limit: its position and its length before the cut.
