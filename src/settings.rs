@@ -184,6 +184,18 @@ pub fn on_long_input() -> LongInput {
     ON_LONG_INPUT.get()
 }
 
+/// The limits a call of this session runs under.
+pub fn limits() -> qwen3_embed_engine::Limits {
+    qwen3_embed_engine::Limits {
+        max_tokens: max_tokens(),
+        long_input: match on_long_input() {
+            LongInput::Truncate => qwen3_embed_engine::LongInput::Truncate,
+            LongInput::Error => qwen3_embed_engine::LongInput::Error,
+        },
+        max_request_tokens: max_request_tokens(),
+    }
+}
+
 pub fn use_server() -> bool {
     USE_SERVER.get()
 }

@@ -8,52 +8,14 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, Device};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::model::{rows, Qwen3};
-use crate::pool::{check_dims, truncate_normalize};
-use crate::tokenizer::{format_input, Qwen3Tokenizer, Tokenized};
+use crate::tokenizer::Qwen3Tokenizer;
 use crate::{gguf, gguf_tokenizer, hf};
 
-/// Tokens in one call from which the memory it freed is handed back to the system at its end.
-const RELEASE_AFTER_TOKENS: usize = 8192;
-
-/// Where the forward pass runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceSpec {
-    Cpu,
-    Cuda(usize),
-    Auto,
-}
-
-impl std::str::FromStr for DeviceSpec {
-    type Err = EngineError;
-    fn from_str(s: &str) -> Result<Self> {
-        let s = s.trim().to_ascii_lowercase();
-        match s.as_str() {
-            "cpu" => Ok(DeviceSpec::Cpu),
-            "auto" => Ok(DeviceSpec::Auto),
-            "cuda" => Ok(DeviceSpec::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceSpec::Cuda)
-                .ok_or_else(|| {
-                    EngineError::Device(s.clone(), "expected cpu, cuda, cuda:N or auto".into())
-                }),
-        }
-    }
-}
-
-impl DeviceSpec {
-    /// The device this build can actually use for the spec.
-    pub fn resolve(self) -> Result<&'static str> {
-        match self {
-            DeviceSpec::Cpu | DeviceSpec::Auto => Ok("cpu"),
-            DeviceSpec::Cuda(n) => Err(EngineError::NoCuda(format!("cuda:{n}"))),
-        }
-    }
-}
+pub use crate::backend::DeviceSpec;
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -106,11 +68,12 @@ pub struct ModelInfo {
     pub threads: usize,
 }
 
+/// A loaded model: its tokenizer and the backend that runs it. The embedding policy is in
+/// `embedder.rs`.
 pub struct Engine {
-    model: Qwen3,
+    backend: Box<dyn Backend>,
     tokenizer: Qwen3Tokenizer,
     info: ModelInfo,
-    threads: rayon::ThreadPool,
 }
 
 fn fingerprint(format: &str, listing: &[(String, Vec<usize>, String)], sizes: &[u64]) -> String {
@@ -146,45 +109,35 @@ impl Engine {
         let start = Instant::now();
         let device = opts.device.resolve()?;
         let meta = crate::files::model_path_metadata(path)?;
-        let threads = if opts.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            opts.threads
-        };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("qwen3-embed-{i}"))
-            .build()
-            .map_err(|e| EngineError::Compute(format!("cannot start {threads} threads: {e}")))?;
-
-        let (weights, tokenizer, format, types, listing, sizes) = if meta.is_dir()
-            || path.extension().is_some_and(|e| e == "safetensors")
-        {
-            let dir = if meta.is_dir() {
-                path.to_path_buf()
+        let read = || -> Result<_> {
+            if meta.is_dir() || path.extension().is_some_and(|e| e == "safetensors") {
+                let dir = if meta.is_dir() { path.to_path_buf() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
+                let m = hf::load(&dir)?;
+                let tok = Qwen3Tokenizer::from_file(&m.tokenizer_path, m.weights.config.vocab_rows)?;
+                let sizes = m.weight_files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect::<Vec<_>>();
+                Ok((m.weights, (tok, "safetensors", m.type_counts, m.tensor_listing, sizes)))
+            } else if is_gguf(path)? {
+                let m = gguf::load(path)?;
+                let (doc, eos) = gguf_tokenizer::tokenizer_json_from_gguf(path, &m.metadata)?;
+                let tok = Qwen3Tokenizer::from_json(path, doc, Some(eos), m.weights.config.vocab_rows)?;
+                Ok((m.weights, (tok, "gguf", m.type_counts, m.tensor_listing, vec![meta.len()])))
             } else {
-                path.parent().unwrap_or(Path::new(".")).to_path_buf()
-            };
-            let m = pool.install(|| hf::load(&dir))?;
-            let tok = Qwen3Tokenizer::from_file(&m.tokenizer_path, m.weights.config.vocab_rows)?;
-            let sizes = m
-                .weight_files
-                .iter()
-                .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-                .collect::<Vec<_>>();
-            (m.weights, tok, "safetensors", m.type_counts, m.tensor_listing, sizes)
-        } else if is_gguf(path)? {
-            let m = pool.install(|| gguf::load(path))?;
-            let (doc, eos) = gguf_tokenizer::tokenizer_json_from_gguf(path, &m.metadata)?;
-            let tok = Qwen3Tokenizer::from_json(path, doc, Some(eos), m.weights.config.vocab_rows)?;
-            (m.weights, tok, "gguf", m.type_counts, m.tensor_listing, vec![meta.len()])
-        } else {
-            return Err(EngineError::UnknownFormat {
-                path: path.to_path_buf(),
-                detail: "the file does not start with the GGUF magic".into(),
-            });
+                Err(EngineError::UnknownFormat {
+                    path: path.to_path_buf(),
+                    detail: "the file does not start with the GGUF magic".into(),
+                })
+            }
         };
-        let config = weights.config.clone();
+        let (backend, config, (tokenizer, format, types, listing, sizes)) = match device {
+            Device::Cpu => {
+                let (b, (config, extra)) = CpuBackend::load(opts.threads, || {
+                    let (weights, extra) = read()?;
+                    let config = weights.config.clone();
+                    Ok((weights, (config, extra)))
+                })?;
+                (Box::new(b) as Box<dyn Backend>, config, extra)
+            }
+        };
         let info = ModelInfo {
             path: path.to_path_buf(),
             format,
@@ -195,15 +148,10 @@ impl Engine {
             tensor_types: types,
             config,
             load_time: start.elapsed(),
-            device,
-            threads,
+            device: backend.device().name(),
+            threads: backend.threads(),
         };
-        Ok(Engine {
-            model: Qwen3::new(weights)?,
-            tokenizer,
-            info,
-            threads: pool,
-        })
+        Ok(Engine { backend, tokenizer, info })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -214,101 +162,11 @@ impl Engine {
         &self.info.config
     }
 
-    /// Token ids for `text` (with the instruction, if any), EOS last, at most `max_tokens`.
-    /// An instruction so long that truncation would keep nothing of the text is an error: every
-    /// input would get the same vector.
-    pub fn tokenize(&self, text: &str, instruct: Option<&str>, max_tokens: usize) -> Result<Tokenized> {
-        let t = self.tokenizer.encode(&format_input(text, instruct), max_tokens)?;
-        if t.truncated && instruct.is_some() {
-            let prefix = self.tokenizer.encode(&format_input("", instruct), usize::MAX)?.full_len;
-            if prefix >= max_tokens {
-                return Err(EngineError::InstructionTooLong { tokens: prefix, limit: max_tokens });
-            }
-        }
-        Ok(t)
+    pub(crate) fn tokenizer(&self) -> &Qwen3Tokenizer {
+        &self.tokenizer
     }
 
-    /// Embeds token sequences (each ending in EOS, as `tokenize` makes them), packing them into
-    /// forward passes of at most `batch_tokens` tokens (a longer sequence runs alone).
-    /// Results are in input order, `dims` long (the full size when `None`), unit length.
-    pub fn embed_tokens(
-        &self,
-        seqs: &[Vec<u32>],
-        dims: Option<usize>,
-        batch_tokens: usize,
-        cancel: &CancelFlag,
-    ) -> Result<Vec<Vec<f32>>> {
-        let dims = check_dims(dims, self.info.config.hidden)?;
-        self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, &|| cancel.is_cancelled())
-    }
-
-    /// As `embed_tokens`, with an output size per sequence (each already checked with
-    /// `pool::check_dims`) and a stop test run before every layer. Each vector depends only on
-    /// how the sequences fall into forward passes, so the same packing gives the same bits.
-    pub fn embed_tokens_each(
-        &self,
-        seqs: &[Vec<u32>],
-        dims: &[usize],
-        batch_tokens: usize,
-        cancelled: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Vec<Vec<f32>>> {
-        assert_eq!(seqs.len(), dims.len());
-        let hidden = self.info.config.hidden;
-        for &d in dims {
-            check_dims(Some(d), hidden)?;
-        }
-        let rows_max = self.info.config.vocab_rows;
-        if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= rows_max) {
-            return Err(EngineError::Encode(format!(
-                "token id {id} is past the model's {rows_max} embedding rows"
-            )));
-        }
-        let limit = self.info.config.max_positions;
-        if let Some(s) = seqs.iter().find(|s| s.len() > limit) {
-            return Err(EngineError::InputTooLong {
-                tokens: s.len(),
-                limit,
-            });
-        }
-        if let Some(s) = seqs.iter().find(|s| s.is_empty()) {
-            return Err(EngineError::Encode(format!("an empty token sequence ({} tokens)", s.len())));
-        }
-        let mut out = Vec::with_capacity(seqs.len());
-        let mut start = 0;
-        while start < seqs.len() {
-            let mut end = start + 1;
-            let mut tokens = seqs[start].len();
-            while end < seqs.len() && tokens + seqs[end].len() <= batch_tokens {
-                tokens += seqs[end].len();
-                end += 1;
-            }
-            let batch: Vec<&[u32]> = seqs[start..end].iter().map(|s| s.as_slice()).collect();
-            let states = self.threads.install(|| self.model.forward(&batch, &|| cancelled()))?;
-            for (state, &d) in rows(&states)?.iter().zip(&dims[start..end]) {
-                out.push(truncate_normalize(state, d)?);
-            }
-            start = end;
-        }
-        if seqs.iter().map(Vec::len).sum::<usize>() >= RELEASE_AFTER_TOKENS {
-            crate::files::release_free_memory();
-        }
-        Ok(out)
-    }
-
-    /// Tokenizes and embeds texts; inputs over `max_tokens` are truncated (keeping EOS).
-    pub fn embed_texts(
-        &self,
-        texts: &[&str],
-        instruct: Option<&str>,
-        dims: Option<usize>,
-        max_tokens: usize,
-        batch_tokens: usize,
-        cancel: &CancelFlag,
-    ) -> Result<Vec<Vec<f32>>> {
-        let seqs = texts
-            .iter()
-            .map(|t| self.tokenize(t, instruct, max_tokens).map(|t| t.ids))
-            .collect::<Result<Vec<_>>>()?;
-        self.embed_tokens(&seqs, dims, batch_tokens, cancel)
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
     }
 }

@@ -21,32 +21,7 @@ pub struct GgufModel {
     pub tensor_listing: Vec<(String, Vec<usize>, String)>,
 }
 
-/// llama.cpp's name for a canonical tensor.
-fn gguf_name(canonical: &str) -> String {
-    match canonical {
-        "embed_tokens" => "token_embd.weight".into(),
-        "norm" => "output_norm.weight".into(),
-        _ => {
-            let rest = canonical.strip_prefix("layers.").expect("layer tensor");
-            let (layer, what) = rest.split_once('.').expect("layer index");
-            let short = match what {
-                "input_layernorm" => "attn_norm",
-                "self_attn.q_proj" => "attn_q",
-                "self_attn.k_proj" => "attn_k",
-                "self_attn.v_proj" => "attn_v",
-                "self_attn.o_proj" => "attn_output",
-                "self_attn.q_norm" => "attn_q_norm",
-                "self_attn.k_norm" => "attn_k_norm",
-                "post_attention_layernorm" => "ffn_norm",
-                "mlp.gate_proj" => "ffn_gate",
-                "mlp.up_proj" => "ffn_up",
-                "mlp.down_proj" => "ffn_down",
-                other => unreachable!("unknown layer tensor {other}"),
-            };
-            format!("blk.{layer}.{short}.weight")
-        }
-    }
-}
+use crate::tensor_names::gguf_name;
 
 pub(crate) fn map_candle_error(path: &Path, e: candle_core::Error) -> EngineError {
     let path = path.to_path_buf();

@@ -2,10 +2,13 @@
 //! checkpoint, tokenize like the official tokenizer, run a packed forward pass, pool the last
 //! token, truncate (MRL) and normalize.
 
+pub mod backend;
 pub mod config;
+pub mod embedder;
 pub mod engine;
 pub mod error;
 pub mod files;
+#[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod gguf;
 pub mod gguf_tokenizer;
@@ -15,10 +18,13 @@ pub mod model;
 pub mod pool;
 pub mod profile;
 pub mod serve;
+pub mod tensor_names;
 pub mod tokenizer;
 pub mod weights;
 
 pub use config::ModelConfig;
-pub use engine::{CancelFlag, DeviceSpec, Engine, EngineOptions, ModelInfo};
+pub use backend::{Backend, Device, DeviceSpec};
+pub use embedder::{Limits, LongInput, Prepared, Truncation};
+pub use engine::{CancelFlag, Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};
 pub use tokenizer::{format_input, Tokenized, DEFAULT_TASK};

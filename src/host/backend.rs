@@ -3,18 +3,18 @@
 use std::sync::{Arc, Mutex};
 
 use qwen3_embed_engine::serve::InfoSummary;
-use qwen3_embed_engine::{DeviceSpec, Engine, EngineError, EngineOptions};
+use qwen3_embed_engine::{Device, DeviceSpec, Engine, EngineOptions};
 
 use crate::errors::{raise, OrRaise};
 use crate::host::offthread::run_cancellable;
-use crate::settings::{self, LongInput};
+use crate::settings;
 
 /// What a loaded engine was loaded from: a change in any of these reloads it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct Key {
     path: String,
     /// The device it runs on (every spelling of one device is the same model).
-    device: &'static str,
+    device: Device,
     threads: usize,
 }
 
@@ -44,30 +44,19 @@ fn engine() -> Arc<Engine> {
     engine
 }
 
-/// Token ids the model sees for one input, after the long-input policy.
-fn tokens_for(engine: &Engine, text: &str, instruct: Option<&str>) -> Vec<u32> {
-    let max = settings::max_tokens();
-    let t = engine.tokenize(text, instruct, max).or_raise();
-    if t.truncated {
-        match settings::on_long_input() {
-            LongInput::Truncate => super::notice_truncated(t.full_len, max),
-            LongInput::Error => raise(EngineError::InputTooLong { tokens: t.full_len, limit: max }),
-        }
-    }
-    t.ids
-}
-
 pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec<Vec<f32>> {
     let engine = engine();
-    let dims = qwen3_embed_engine::pool::check_dims(dims, engine.config().hidden).or_raise();
-    let seqs: Vec<Vec<u32>> = texts.iter().map(|t| tokens_for(&engine, t, instruct)).collect();
-    let tokens: usize = seqs.iter().map(Vec::len).sum();
-    let limit = settings::max_request_tokens();
-    if tokens > limit {
-        raise(EngineError::RequestTooLarge { tokens, limit });
+    let limits = settings::limits();
+    let prepared = engine.prepare(texts, instruct, dims, &limits).or_raise();
+    for t in &prepared.truncated {
+        super::notice_truncated(t.full_len, limits.max_tokens);
     }
     let budget = settings::batch_tokens();
-    run_cancellable(move |cancel| engine.embed_tokens(&seqs, Some(dims), budget, cancel)).or_raise()
+    let mut out = run_cancellable(move |cancel| {
+        engine.embed_prepared(&[&prepared], budget, &|| cancel.is_cancelled())
+    })
+    .or_raise();
+    out.pop().expect("one list per call")
 }
 
 pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {

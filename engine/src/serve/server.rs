@@ -24,9 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::wire::{self, InfoSummary, ModelKey, Reply, Request, Stats, Truncation};
-use crate::pool::check_dims;
-use crate::{DeviceSpec, Engine, EngineError, EngineOptions};
+use super::wire::{self, InfoSummary, ModelKey, Reply, Request, Stats};
+use crate::{DeviceSpec, Engine, EngineError, EngineOptions, Limits, LongInput, Prepared};
 
 /// How a model is loaded: `Engine::load`, or a stand-in in tests.
 pub type Loader = fn(&Path, &EngineOptions) -> Result<Engine, EngineError>;
@@ -64,14 +63,14 @@ struct Job {
     withdrawn: AtomicBool,
     /// The caller's connection, taken by whoever answers.
     out: Mutex<Option<UnixStream>>,
-    /// Tokens charged to the server's budget, given back when the job is gone.
-    charge: usize,
+    /// Tokens charged to the server's budget, given back once answered or gone.
+    charge: AtomicUsize,
     in_flight: Arc<AtomicUsize>,
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        self.in_flight.fetch_sub(self.charge, Ordering::SeqCst);
+        self.release();
     }
 }
 
@@ -80,7 +79,12 @@ impl Job {
         self.withdrawn.load(Ordering::SeqCst)
     }
 
+    fn release(&self) {
+        self.in_flight.fetch_sub(self.charge.swap(0, Ordering::SeqCst), Ordering::SeqCst);
+    }
+
     fn answer(&self, reply: &Reply, tail: &[u8]) -> bool {
+        self.release();
         let Some(mut s) = lock(&self.out).take() else { return false };
         let ok = wire::write_frame(&mut s, reply, tail).is_ok();
         let _ = s.shutdown(std::net::Shutdown::Both);
@@ -268,7 +272,7 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
         arrived: Instant::now(),
         withdrawn: AtomicBool::new(false),
         out: Mutex::new(Some(out)),
-        charge,
+        charge: AtomicUsize::new(charge),
         in_flight: shared.in_flight.clone(),
     });
     shared.push(job.clone());
@@ -330,36 +334,18 @@ fn request_limit(shared: &Shared, asked: usize) -> usize {
     asked.min(shared.max_in_flight)
 }
 
-/// An embedding request tokenized and checked.
-struct Prepared {
-    seqs: Vec<Vec<u32>>,
-    dims: usize,
-    truncated: Vec<Truncation>,
-}
-
+/// An embedding request tokenized and checked, under the request's limits and never more
+/// tokens than the server holds in flight.
 fn prepare(shared: &Shared, engine: &Engine, req: &Request) -> Result<Prepared, EngineError> {
     let Request::Embed { texts, instruct, dims, max_tokens, long_input_error, max_request_tokens, .. } = req else {
         unreachable!("only embedding requests are prepared")
     };
-    let limit = request_limit(shared, *max_request_tokens);
-    let dims = check_dims(*dims, engine.config().hidden)?;
-    let mut seqs = Vec::with_capacity(texts.len());
-    let mut truncated = Vec::new();
-    for (index, text) in texts.iter().enumerate() {
-        let t = engine.tokenize(text, instruct.as_deref(), *max_tokens)?;
-        if t.truncated {
-            if *long_input_error {
-                return Err(EngineError::InputTooLong { tokens: t.full_len, limit: *max_tokens });
-            }
-            truncated.push(Truncation { index, full_len: t.full_len });
-        }
-        seqs.push(t.ids);
-    }
-    let tokens = seqs.iter().map(Vec::len).sum::<usize>();
-    if tokens > limit {
-        return Err(EngineError::RequestTooLarge { tokens, limit });
-    }
-    Ok(Prepared { seqs, dims, truncated })
+    let limits = Limits {
+        max_tokens: *max_tokens,
+        long_input: if *long_input_error { LongInput::Error } else { LongInput::Truncate },
+        max_request_tokens: request_limit(shared, *max_request_tokens),
+    };
+    engine.prepare(texts, instruct.as_deref(), *dims, &limits)
 }
 
 enum Next {
@@ -486,26 +472,20 @@ fn run_group(shared: &Shared, engine: &Engine, group: Vec<(Arc<Job>, Prepared)>,
     if group.is_empty() {
         return;
     }
-    let mut seqs = Vec::new();
-    let mut dims = Vec::new();
-    for (_, p) in &group {
-        seqs.extend(p.seqs.iter().cloned());
-        dims.extend(std::iter::repeat_n(p.dims, p.seqs.len()));
-    }
-    let tokens: usize = seqs.iter().map(Vec::len).sum();
+    let calls: Vec<&Prepared> = group.iter().map(|(_, p)| p).collect();
+    let tokens: usize = calls.iter().map(|p| p.tokens()).sum();
+    let inputs: usize = calls.iter().map(|p| p.seqs.len()).sum();
     let all_withdrawn = || group.iter().all(|(j, _)| j.withdrawn());
     let start = Instant::now();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        engine.embed_tokens_each(&seqs, &dims, budget, &all_withdrawn)
+        engine.embed_prepared(&calls, budget, &all_withdrawn)
     }))
     .unwrap_or_else(|_| Err(EngineError::Compute("the engine panicked".into())));
     let busy = start.elapsed().as_secs_f64();
     match result {
-        Ok(vectors) => {
-            let mut vectors = vectors.into_iter();
+        Ok(per_call) => {
             let mut answered = 0;
-            for (job, p) in &group {
-                let vs: Vec<Vec<f32>> = vectors.by_ref().take(p.seqs.len()).collect();
+            for ((job, p), vs) in group.iter().zip(per_call) {
                 let reply = Reply::Vectors { dims: vec![p.dims; vs.len()], truncated: p.truncated.clone() };
                 if job.answer(&reply, &wire::f32s_to_bytes(&vs)) {
                     answered += 1;
@@ -513,7 +493,7 @@ fn run_group(shared: &Shared, engine: &Engine, group: Vec<(Arc<Job>, Prepared)>,
             }
             let mut s = lock(&shared.stats);
             s.requests += answered;
-            s.inputs += seqs.len() as u64;
+            s.inputs += inputs as u64;
             s.tokens += tokens as u64;
             s.batches += 1;
             s.busy_s += busy;

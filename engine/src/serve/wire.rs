@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, ErrorKind};
+pub use crate::embedder::Truncation;
 use crate::ModelInfo;
 
 /// Largest frame either side accepts (texts of a big batch, or its vectors).
@@ -140,12 +141,6 @@ pub struct Stats {
     pub max_tokens_in_flight: usize,
 }
 
-/// An input cut to the token limit: its position and its length before the cut.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Truncation {
-    pub index: usize,
-    pub full_len: usize,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]

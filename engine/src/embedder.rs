@@ -1,0 +1,199 @@
+//! The one copy of the embedding policy, used by the CLI, the model server and the in-backend
+//! host alike: text and instruction → tokens (EOS last) → the long-input rule → the per-call
+//! token budget → the dims check → packed forward passes on the backend → the last token's
+//! state → MRL truncation → L2 normalization.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::error::{EngineError, Result};
+use crate::pool::{check_dims, truncate_normalize};
+use crate::tokenizer::{format_input, Tokenized};
+
+/// What an input longer than `Limits::max_tokens` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LongInput {
+    /// Keep the first tokens and EOS; the input is reported in `Prepared::truncated`.
+    Truncate,
+    /// Refuse the call.
+    Error,
+}
+
+/// The limits one call runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most tokens per input, EOS included.
+    pub max_tokens: usize,
+    pub long_input: LongInput,
+    /// Most tokens of the whole call, after truncation.
+    pub max_request_tokens: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_tokens: 8192, long_input: LongInput::Truncate, max_request_tokens: usize::MAX }
+    }
+}
+
+/// An input cut to the token limit: its position and its length before the cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truncation {
+    pub index: usize,
+    pub full_len: usize,
+}
+
+/// One call's inputs, tokenized and checked: what the forward passes need.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub seqs: Vec<Vec<u32>>,
+    pub dims: usize,
+    pub truncated: Vec<Truncation>,
+}
+
+impl Prepared {
+    pub fn tokens(&self) -> usize {
+        self.seqs.iter().map(Vec::len).sum()
+    }
+}
+
+/// Tokens in one call from which the memory it freed is handed back to the system at its end.
+const RELEASE_AFTER_TOKENS: usize = 8192;
+
+impl Engine {
+    /// Token ids for `text` (with the instruction, if any), EOS last, at most `max_tokens`.
+    /// An instruction so long that truncation would keep nothing of the text is an error: every
+    /// input would get the same vector.
+    pub fn tokenize(&self, text: &str, instruct: Option<&str>, max_tokens: usize) -> Result<Tokenized> {
+        let t = self.tokenizer().encode(&format_input(text, instruct), max_tokens)?;
+        if t.truncated && instruct.is_some() {
+            let prefix = self.tokenizer().encode(&format_input("", instruct), usize::MAX)?.full_len;
+            if prefix >= max_tokens {
+                return Err(EngineError::InstructionTooLong { tokens: prefix, limit: max_tokens });
+            }
+        }
+        Ok(t)
+    }
+
+    /// Tokenizes one call's inputs and applies every check of the policy: the long-input rule,
+    /// the per-call token budget and the output size (`None`: the model's full size).
+    pub fn prepare<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        instruct: Option<&str>,
+        dims: Option<usize>,
+        limits: &Limits,
+    ) -> Result<Prepared> {
+        let dims = check_dims(dims, self.config().hidden)?;
+        let mut seqs = Vec::with_capacity(texts.len());
+        let mut truncated = Vec::new();
+        for (index, text) in texts.iter().enumerate() {
+            let t = self.tokenize(text.as_ref(), instruct, limits.max_tokens)?;
+            if t.truncated {
+                if limits.long_input == LongInput::Error {
+                    return Err(EngineError::InputTooLong { tokens: t.full_len, limit: limits.max_tokens });
+                }
+                truncated.push(Truncation { index, full_len: t.full_len });
+            }
+            seqs.push(t.ids);
+        }
+        let p = Prepared { seqs, dims, truncated };
+        let tokens = p.tokens();
+        if tokens > limits.max_request_tokens {
+            return Err(EngineError::RequestTooLarge { tokens, limit: limits.max_request_tokens });
+        }
+        Ok(p)
+    }
+
+    /// The vectors of prepared calls, run together in forward passes of at most `batch_tokens`
+    /// tokens (a longer sequence runs alone): one list per call, in input order.
+    pub fn embed_prepared(
+        &self,
+        calls: &[&Prepared],
+        batch_tokens: usize,
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        let seqs: Vec<Vec<u32>> = calls.iter().flat_map(|p| p.seqs.iter().cloned()).collect();
+        let dims: Vec<usize> = calls.iter().flat_map(|p| std::iter::repeat_n(p.dims, p.seqs.len())).collect();
+        let mut vectors = self.embed_tokens_each(&seqs, &dims, batch_tokens, cancelled)?.into_iter();
+        Ok(calls.iter().map(|p| vectors.by_ref().take(p.seqs.len()).collect()).collect())
+    }
+
+    /// Embeds token sequences (each ending in EOS, as `tokenize` makes them), packing them into
+    /// forward passes of at most `batch_tokens` tokens (a longer sequence runs alone).
+    /// Results are in input order, `dims` long (the full size when `None`), unit length.
+    pub fn embed_tokens(
+        &self,
+        seqs: &[Vec<u32>],
+        dims: Option<usize>,
+        batch_tokens: usize,
+        cancel: &crate::CancelFlag,
+    ) -> Result<Vec<Vec<f32>>> {
+        let dims = check_dims(dims, self.config().hidden)?;
+        self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, &|| cancel.is_cancelled())
+    }
+
+    /// As `embed_tokens`, with an output size per sequence and a stop test run before every
+    /// layer. Each vector depends only on how the sequences fall into forward passes, so the
+    /// same packing gives the same bits.
+    pub fn embed_tokens_each(
+        &self,
+        seqs: &[Vec<u32>],
+        dims: &[usize],
+        batch_tokens: usize,
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<Vec<f32>>> {
+        assert_eq!(seqs.len(), dims.len());
+        let config = self.config();
+        for &d in dims {
+            check_dims(Some(d), config.hidden)?;
+        }
+        if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
+            return Err(EngineError::Encode(format!(
+                "token id {id} is past the model's {} embedding rows",
+                config.vocab_rows
+            )));
+        }
+        if let Some(s) = seqs.iter().find(|s| s.len() > config.max_positions) {
+            return Err(EngineError::InputTooLong { tokens: s.len(), limit: config.max_positions });
+        }
+        if let Some(s) = seqs.iter().find(|s| s.is_empty()) {
+            return Err(EngineError::Encode(format!("an empty token sequence ({} tokens)", s.len())));
+        }
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut start = 0;
+        while start < seqs.len() {
+            let mut end = start + 1;
+            let mut tokens = seqs[start].len();
+            while end < seqs.len() && tokens + seqs[end].len() <= batch_tokens {
+                tokens += seqs[end].len();
+                end += 1;
+            }
+            let batch: Vec<&[u32]> = seqs[start..end].iter().map(|s| s.as_slice()).collect();
+            let states = self.backend().forward(&batch, cancelled)?;
+            for (state, &d) in states.iter().zip(&dims[start..end]) {
+                out.push(truncate_normalize(state, d)?);
+            }
+            start = end;
+        }
+        if seqs.iter().map(Vec::len).sum::<usize>() >= RELEASE_AFTER_TOKENS {
+            crate::files::release_free_memory();
+        }
+        Ok(out)
+    }
+
+    /// Tokenizes and embeds texts; inputs over `max_tokens` are truncated (keeping EOS).
+    pub fn embed_texts(
+        &self,
+        texts: &[&str],
+        instruct: Option<&str>,
+        dims: Option<usize>,
+        max_tokens: usize,
+        batch_tokens: usize,
+        cancel: &crate::CancelFlag,
+    ) -> Result<Vec<Vec<f32>>> {
+        let limits = Limits { max_tokens, ..Limits::default() };
+        let p = self.prepare(texts, instruct, dims, &limits)?;
+        let mut out = self.embed_prepared(&[&p], batch_tokens, &|| cancel.is_cancelled())?;
+        Ok(out.pop().expect("one list per call"))
+    }
+}
