@@ -14,6 +14,7 @@ pub fn sqlstate(e: &EngineError) -> Code {
         ErrorKind::InvalidDims | ErrorKind::Device => Code::ERRCODE_INVALID_PARAMETER_VALUE,
         ErrorKind::InputTooLong | ErrorKind::RequestTooLarge => Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::ServerBusy => Code::ERRCODE_OUT_OF_MEMORY,
+        ErrorKind::ModelMismatch => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         ErrorKind::Cancelled => Code::ERRCODE_QUERY_CANCELED,
         ErrorKind::Encode => Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
         ErrorKind::Compute => Code::ERRCODE_INTERNAL_ERROR,
@@ -46,6 +47,9 @@ fn hint(e: &EngineError) -> Option<&'static str> {
         }
         ErrorKind::RequestTooLarge => {
             "Embed fewer or shorter inputs per call (for qwen3_embed_reembed, a smaller batch_size), or ask a superuser to raise qwen3_embed.max_request_tokens."
+        }
+        ErrorKind::ModelMismatch => {
+            "Vectors of another model must not be mixed in: configure the expected model again, or re-embed with the new one (CALL qwen3_embed_reembed) and then set qwen3_embed.expect_fingerprint to the new fingerprint."
         }
         ErrorKind::ServerBusy => {
             "Run the statement again when the server is less busy; a superuser can raise qwen3_embed.server_max_tokens (server restart)."

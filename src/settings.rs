@@ -15,6 +15,7 @@ pub static SERVER: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static USE_SERVER: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static SERVER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static SERVER_BATCH_WAIT: GucSetting<i32> = GucSetting::<i32>::new(2);
+pub static EXPECT_FINGERPRINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
 pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
 
@@ -126,6 +127,14 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"qwen3_embed.expect_fingerprint",
+        c"The fingerprint (qwen3_embed_info().fingerprint) of the only model whose vectors may be written; empty: any.",
+        c"Set it per database (ALTER DATABASE ... SET) so that a changed model_path makes every embedding call fail instead of mixing two models' vectors in one column.",
+        &EXPECT_FINGERPRINT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_enum_guc(
         c"qwen3_embed.on_long_input",
         c"What an input longer than qwen3_embed.max_tokens gets: truncate (with a NOTICE) or error.",
@@ -193,7 +202,15 @@ pub fn limits() -> qwen3_embed_engine::Limits {
             LongInput::Error => qwen3_embed_engine::LongInput::Error,
         },
         max_request_tokens: max_request_tokens(),
+        expect_fingerprint: expect_fingerprint(),
     }
+}
+
+pub fn expect_fingerprint() -> Option<String> {
+    EXPECT_FINGERPRINT
+        .get()
+        .map(|s| s.to_string_lossy().trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 pub fn use_server() -> bool {

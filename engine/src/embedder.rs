@@ -20,18 +20,26 @@ pub enum LongInput {
 }
 
 /// The limits one call runs under.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Most tokens per input, EOS included.
     pub max_tokens: usize,
     pub long_input: LongInput,
     /// Most tokens of the whole call, after truncation.
     pub max_request_tokens: usize,
+    /// The model fingerprint the caller's vectors must come from: another model is an error,
+    /// so vectors of two models never mix in one column.
+    pub expect_fingerprint: Option<String>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_tokens: 8192, long_input: LongInput::Truncate, max_request_tokens: usize::MAX }
+        Limits {
+            max_tokens: 8192,
+            long_input: LongInput::Truncate,
+            max_request_tokens: usize::MAX,
+            expect_fingerprint: None,
+        }
     }
 }
 
@@ -83,6 +91,12 @@ impl Engine {
         dims: Option<usize>,
         limits: &Limits,
     ) -> Result<Prepared> {
+        if let Some(expected) = limits.expect_fingerprint.as_deref() {
+            let loaded = &self.info().fingerprint;
+            if !expected.trim().eq_ignore_ascii_case(loaded) {
+                return Err(EngineError::ModelMismatch { loaded: loaded.clone(), expected: expected.to_string() });
+            }
+        }
         let dims = check_dims(dims, self.config().hidden)?;
         let mut seqs = Vec::with_capacity(texts.len());
         let mut truncated = Vec::new();

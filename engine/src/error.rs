@@ -53,6 +53,8 @@ pub enum EngineError {
     RequestTooLarge { tokens: usize, limit: usize },
     #[error("the model server has {in_flight} tokens in flight; this request's {tokens} more would pass its limit of {limit}")]
     ServerBusy { in_flight: usize, tokens: usize, limit: usize },
+    #[error("the loaded model's fingerprint is {loaded}, not the expected {expected}")]
+    ModelMismatch { loaded: String, expected: String },
     #[error("embedding cancelled")]
     Cancelled,
     #[error("device {0:?} is not available: {1}")]
@@ -87,6 +89,8 @@ pub enum ErrorKind {
     RequestTooLarge,
     /// The model server holds as many tokens in flight as it may.
     ServerBusy,
+    /// The loaded model is not the one the caller's vectors must come from.
+    ModelMismatch,
     Cancelled,
     /// A device this build has no support for.
     DeviceUnsupported,
@@ -116,6 +120,7 @@ impl EngineError {
             InputTooLong { .. } | InstructionTooLong { .. } => ErrorKind::InputTooLong,
             RequestTooLarge { .. } => ErrorKind::RequestTooLarge,
             ServerBusy { .. } => ErrorKind::ServerBusy,
+            ModelMismatch { .. } => ErrorKind::ModelMismatch,
             Cancelled => ErrorKind::Cancelled,
             NoCuda(_) => ErrorKind::DeviceUnsupported,
             Device(..) => ErrorKind::Device,

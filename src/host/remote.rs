@@ -45,6 +45,7 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec
         batch_tokens: settings::batch_tokens(),
         batch_wait_ms: settings::server_batch_wait_ms(),
         max_request_tokens: settings::max_request_tokens(),
+        expect_fingerprint: settings::expect_fingerprint(),
     };
     match call(&req, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
         (Reply::Vectors { dims, truncated }, tail) => {

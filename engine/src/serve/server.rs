@@ -337,13 +337,17 @@ fn request_limit(shared: &Shared, asked: usize) -> usize {
 /// An embedding request tokenized and checked, under the request's limits and never more
 /// tokens than the server holds in flight.
 fn prepare(shared: &Shared, engine: &Engine, req: &Request) -> Result<Prepared, EngineError> {
-    let Request::Embed { texts, instruct, dims, max_tokens, long_input_error, max_request_tokens, .. } = req else {
+    let Request::Embed {
+        texts, instruct, dims, max_tokens, long_input_error, max_request_tokens, expect_fingerprint, ..
+    } = req
+    else {
         unreachable!("only embedding requests are prepared")
     };
     let limits = Limits {
         max_tokens: *max_tokens,
         long_input: if *long_input_error { LongInput::Error } else { LongInput::Truncate },
         max_request_tokens: request_limit(shared, *max_request_tokens),
+        expect_fingerprint: expect_fingerprint.clone(),
     };
     engine.prepare(texts, instruct.as_deref(), *dims, &limits)
 }
