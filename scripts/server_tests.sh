@@ -9,7 +9,9 @@
 #   5. garbage on the socket does not hurt the server;
 #   6. ALTER SYSTEM + pg_reload_conf() of qwen3_embed.model_path swaps the model, no restart;
 #   7. hardening: every spelling of the device is one loaded model, only superusers see the
-#      server's errors, the server's token budget is the configured one.
+#      server's errors, the server's token budget is the configured one;
+#   8. the sync workers drain the embedding queue: a lone insert is embedded within seconds, and
+#      under concurrent updates every row ends with the vector of its current text.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -172,6 +174,33 @@ check "only superusers see the server's last error" \
 check "the server's token budget is qwen3_embed.server_max_tokens" \
     eq "$(q -c "SELECT max_tokens_in_flight, tokens_in_flight FROM qwen3_embed_server_stats()")" "3000000|0"
 q -c "DROP ROLE plain_user" >/dev/null
+
+# --- 8. the sync workers -----------------------------------------------------------------------------
+q -c "CREATE TABLE synced (id int PRIMARY KEY, body text, embedding vector(64))" \
+  -c "SELECT qwen3_embed_sync('synced', 'body', 'embedding')" >/dev/null
+start_ns=$(date +%s%N)
+q -c "INSERT INTO synced VALUES (1, 'a lone insert', NULL)"
+for _ in $(seq 100); do
+    [[ "$(q -c "SELECT embedding IS NOT NULL FROM synced WHERE id = 1")" == t ]] && break
+    sleep 0.05
+done
+lone_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+echo "      a lone insert was embedded after ${lone_ms} ms"
+check "a sync worker embeds a lone insert within 5 s" \
+    eq "$(q -c "SELECT embedding = qwen3_embed(body, NULL, 64) FROM synced WHERE id = 1")" t
+q -c "INSERT INTO synced SELECT i, 'synced row ' || i, NULL FROM generate_series(2, 300) i"
+for round in 1 2 3; do
+    q -c "UPDATE synced SET body = body || ' v$round' WHERE id % 7 = $round" >/dev/null &
+done
+wait
+for _ in $(seq 600); do
+    [[ "$(q -c "SELECT pending + waiting_retry FROM qwen3_embed_sync_status WHERE relation = 'synced'::regclass")" == 0 ]] && break
+    sleep 0.1
+done
+check "under concurrent updates the workers leave every row with its current text's vector" \
+    eq "$(q -c "SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) || '/' || count(*) FROM synced")" "300/300"
+check "nothing failed, nothing left in the queue" \
+    eq "$(q -c "SELECT pending, waiting_retry, failed FROM qwen3_embed_sync_status WHERE relation = 'synced'::regclass")" "0|0|0"
 
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0))

@@ -58,3 +58,26 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_prepare(regclass, name, name
 'Internal (qwen3_embed_migrate_dims): checks, then creates or finds the new column, its sync trigger and its job.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_swap(regclass, name, name, integer, text, integer) IS
 'Internal (qwen3_embed_migrate_dims): embeds rows the walk missed and swaps the new column in.';
+
+COMMENT ON TABLE @extschema@.qwen3_embed_syncs IS
+'One row per column kept in step with its source text through the embedding queue (qwen3_embed_sync): settings, key column, batch size, attempts before a row fails, rows embedded.';
+COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
+'Rows waiting to be embedded by the sync workers (or qwen3_embed_sync_run): sync, key, attempts so far, when next tried, last error. Written by the tables'' triggers in the writers'' transactions.';
+COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
+'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
+COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
+'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, when it last embedded.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer) IS
+'Keeps target_column in step with source_column through the embedding queue: installs statement-level triggers that queue written rows (the write embeds nothing), queues every existing row, and returns the sync''s id. The sync workers (or qwen3_embed_sync_run) embed the queue.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
+'Stops keeping a column in step: drops its triggers, queue rows and errors; returns how many rows were still queued.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
+'Embeds up to max_batches batches of queued rows (of every sync, or of sync_id) and returns the rows embedded; what the sync workers call.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
+'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
+'Internal: the statement-level trigger function that queues written rows for a sync.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_syncs, bigint[], text[]) IS
+'Internal (qwen3_embed_sync_run): embeds one batch of queued rows and deletes their queue rows.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
+'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync.';

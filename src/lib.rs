@@ -8,6 +8,7 @@ mod api;
 mod errors;
 mod host;
 mod settings;
+mod sync;
 mod vector;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -18,11 +19,13 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: reading a flag Postgres sets while it loads shared_preload_libraries.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } && settings::SERVER.get() {
         host::server::register();
+        sync::register();
     }
 }
 
 extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = [api::qwen3_embed]);
 extension_sql_file!("../sql/reembed.sql", name = "reembed", requires = [api::qwen3_embed_batch]);
+extension_sql_file!("../sql/sync.sql", name = "sync", requires = [api::qwen3_embed_batch]);
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

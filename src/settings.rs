@@ -16,6 +16,9 @@ pub static USE_SERVER: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static SERVER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static SERVER_BATCH_WAIT: GucSetting<i32> = GucSetting::<i32>::new(2);
 pub static EXPECT_FINGERPRINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static SYNC_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
+pub static SYNC_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static SYNC_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(250);
 pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
 pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
 
@@ -52,7 +55,35 @@ pub fn register() {
             GucContext::Postmaster,
             GucFlags::default(),
         );
+        GucRegistry::define_int_guc(
+            c"qwen3_embed.sync_workers",
+            c"Background workers that drain the embedding queue (qwen3_embed_sync), through the model server.",
+            c"Only read at server start; 0 turns them off (qwen3_embed_sync_run() can be called by hand).",
+            &SYNC_WORKERS,
+            0,
+            64,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+        GucRegistry::define_string_guc(
+            c"qwen3_embed.sync_database",
+            c"The database whose embedding queue the sync workers drain.",
+            c"Only read at server start.",
+            &SYNC_DATABASE,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
     }
+    GucRegistry::define_int_guc(
+        c"qwen3_embed.sync_naptime",
+        c"Milliseconds a sync worker waits before looking at an empty queue again.",
+        c"",
+        &SYNC_NAPTIME,
+        10,
+        60_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"qwen3_embed.use_server",
         c"Send this session's calls to the model server, when there is one.",
@@ -175,6 +206,18 @@ pub fn threads() -> usize {
 
 pub fn max_tokens() -> usize {
     MAX_TOKENS.get().max(2) as usize
+}
+
+pub fn sync_workers() -> usize {
+    SYNC_WORKERS.get().max(0) as usize
+}
+
+pub fn sync_database() -> String {
+    SYNC_DATABASE.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "postgres".into())
+}
+
+pub fn sync_naptime_ms() -> u64 {
+    SYNC_NAPTIME.get().max(10) as u64
 }
 
 pub fn max_request_tokens() -> usize {

@@ -1,0 +1,386 @@
+-- Embeddings off the write path: a queue that background workers drain.
+--
+--   SELECT qwen3_embed_sync('docs', 'body', 'embedding', dims => 1024);
+--   SELECT * FROM qwen3_embed_sync_status;
+--   SELECT qwen3_embed_sync_retry('docs', 'embedding');      -- re-queue what failed
+--   SELECT qwen3_embed_unsync('docs', 'embedding');
+--
+-- A write to the table only inserts queue rows (statement-level triggers over transition
+-- tables, one INSERT ... SELECT per statement), in the writer's transaction: the queue commits
+-- or rolls back with it. qwen3_embed_sync_run() takes a batch of queue rows (FOR UPDATE SKIP
+-- LOCKED, so several workers share the work), locks their table rows, embeds the rows' current
+-- text in one qwen3_embed_batch call, writes the vectors and deletes the queue rows, in one
+-- transaction: a crash anywhere redoes work, never loses it. A row changed after it was queued
+-- gets the text it has when it is embedded (its row lock keeps it from changing meanwhile), and
+-- its change queued it again. A batch that fails is retried row by row; a row that keeps failing
+-- waits 2^attempts seconds between tries and after max_attempts moves to
+-- qwen3_embed_sync_errors. Background workers (shared_preload_libraries; the settings
+-- qwen3_embed.sync_workers and qwen3_embed.sync_database) call qwen3_embed_sync_run()
+-- continually; without them, call it yourself (it returns how many rows it embedded).
+-- Every function here pins search_path = pg_catalog, pg_temp.
+
+-- One row per kept-in-step column.
+CREATE TABLE @extschema@.qwen3_embed_syncs (
+    id            serial      PRIMARY KEY,
+    relation      regclass    NOT NULL,
+    source_column name        NOT NULL,
+    target_column name        NOT NULL,
+    instruct      text,
+    dims          int,
+    key_column    name        NOT NULL,
+    key_type      text        NOT NULL,
+    batch_size    int         NOT NULL DEFAULT 64 CHECK (batch_size > 0),
+    max_attempts  int         NOT NULL DEFAULT 5 CHECK (max_attempts > 0),
+    rows_done     bigint      NOT NULL DEFAULT 0,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    last_done_at  timestamptz,
+    UNIQUE (relation, target_column)
+);
+
+-- Rows waiting to be embedded: the key as text, how often it was tried, when next.
+CREATE TABLE @extschema@.qwen3_embed_queue (
+    id          bigserial   PRIMARY KEY,
+    sync_id     int         NOT NULL REFERENCES @extschema@.qwen3_embed_syncs ON DELETE CASCADE,
+    key         text        NOT NULL,
+    enqueued_at timestamptz NOT NULL DEFAULT now(),
+    attempts    int         NOT NULL DEFAULT 0,
+    next_try_at timestamptz NOT NULL DEFAULT now(),
+    last_error  text
+);
+CREATE INDEX qwen3_embed_queue_next ON @extschema@.qwen3_embed_queue (sync_id, next_try_at, id);
+
+-- Rows that failed max_attempts times, with the last error.
+CREATE TABLE @extschema@.qwen3_embed_sync_errors (
+    id        bigserial   PRIMARY KEY,
+    sync_id   int         NOT NULL REFERENCES @extschema@.qwen3_embed_syncs ON DELETE CASCADE,
+    key       text        NOT NULL,
+    sqlstate  text        NOT NULL,
+    message   text        NOT NULL,
+    attempts  int         NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- As for jobs: each role sees and changes the syncs (and their queue and errors) of tables it
+-- can UPDATE; the queue is written by the tables' triggers, as the writing role.
+ALTER TABLE @extschema@.qwen3_embed_syncs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_syncs_updatable ON @extschema@.qwen3_embed_syncs
+    USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
+    WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_syncs TO PUBLIC;
+GRANT USAGE ON SEQUENCE @extschema@.qwen3_embed_syncs_id_seq TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_queue TO PUBLIC;
+GRANT USAGE ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_sync_errors TO PUBLIC;
+GRANT USAGE ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq TO PUBLIC;
+
+-- The enqueueing trigger: AFTER INSERT / UPDATE / DELETE ... FOR EACH STATEMENT, with the
+-- statement's rows as transition tables. TG_ARGV[0] is the sync's id.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_enqueue() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_enqueue$
+DECLARE
+    s         @extschema@.qwen3_embed_syncs;
+    v_cleared boolean;
+BEGIN
+    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs WHERE id = TG_ARGV[0]::int;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                       'SELECT $1, n.%I::text FROM qwen3_embed_new n WHERE n.%I IS NOT NULL',
+                       s.key_column, s.source_column)
+          USING s.id;
+    ELSIF TG_OP = 'UPDATE' THEN
+        EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                       'SELECT $1, n.%1$I::text FROM qwen3_embed_new n LEFT JOIN qwen3_embed_old o ON o.%1$I = n.%1$I '
+                       'WHERE o.%1$I IS NULL OR n.%2$I IS DISTINCT FROM o.%2$I',
+                       s.key_column, s.source_column)
+          USING s.id;
+        -- A row whose text became NULL has no vector. (Checked first: an UPDATE, even of no
+        -- row, fires this trigger again.)
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM qwen3_embed_new n WHERE n.%I IS NULL AND n.%I IS NOT NULL)',
+                       s.source_column, s.target_column)
+           INTO v_cleared;
+        IF v_cleared THEN
+            EXECUTE format('UPDATE %s t SET %I = NULL FROM qwen3_embed_new n '
+                           'WHERE t.%I = n.%I AND n.%I IS NULL AND t.%I IS NOT NULL',
+                           s.relation, s.target_column, s.key_column, s.key_column, s.source_column, s.target_column);
+        END IF;
+    ELSE
+        EXECUTE format('DELETE FROM @extschema@.qwen3_embed_queue q USING qwen3_embed_old o '
+                       'WHERE q.sync_id = $1 AND q.key = o.%I::text', s.key_column)
+          USING s.id;
+    END IF;
+    RETURN NULL;
+END
+$qwen3_embed_sync_enqueue$;
+
+-- Keep target_column in step with source_column through the queue. Queues every existing row
+-- (the backlog) and returns the sync's id.
+CREATE FUNCTION @extschema@.qwen3_embed_sync(
+    relation      regclass,
+    source_column text,
+    target_column text,
+    instruct      text DEFAULT NULL,
+    dims          int  DEFAULT NULL,
+    batch_size    int  DEFAULT 64,
+    max_attempts  int  DEFAULT 5)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync$
+#variable_conflict use_variable
+DECLARE
+    v_rel      regclass := relation;
+    v_dims     int      := dims;
+    v_dst_type oid;
+    v_dst_mod  int;
+    v_key      name;
+    v_key_type text;
+    v_id       int;
+    v_trigger  text;
+    v_rows     bigint;
+BEGIN
+    IF v_rel IS NULL OR source_column IS NULL OR target_column IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: relation, source_column and target_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v_rel AND a.attname = source_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: column "%" of % does not exist', source_column, v_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT a.atttypid, a.atttypmod INTO v_dst_type, v_dst_mod FROM pg_attribute a
+     WHERE a.attrelid = v_rel AND a.attname = target_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: column "%" of % does not exist', target_column, v_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
+                    WHERE t.oid = v_dst_type AND t.typname IN ('vector', 'halfvec')) THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: column "%" of % is %, not vector or halfvec',
+                target_column, v_rel, format_type(v_dst_type, v_dst_mod)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    IF v_dims IS NULL AND v_dst_mod > 0 THEN
+        v_dims := v_dst_mod;
+    ELSIF v_dims IS NOT NULL AND v_dst_mod > 0 AND v_dims <> v_dst_mod THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: dims % does not fit column "%" of %, which is %',
+                v_dims, target_column, v_rel, format_type(v_dst_type, v_dst_mod)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO v_key, v_key_type
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: % needs a single-column primary key', v_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF batch_size IS NULL OR batch_size < 1 OR max_attempts IS NULL OR max_attempts < 1 THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: batch_size and max_attempts must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO @extschema@.qwen3_embed_syncs AS s
+           (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts)
+    VALUES (v_rel, source_column, target_column, instruct, v_dims, v_key, v_key_type, batch_size, max_attempts)
+    ON CONFLICT ON CONSTRAINT qwen3_embed_syncs_relation_target_column_key DO NOTHING
+    RETURNING s.id INTO v_id;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: %.% is already kept in step', v_rel, quote_ident(target_column)
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'SELECT qwen3_embed_unsync(...) first to change its settings.';
+    END IF;
+    v_trigger := 'qwen3_embed_sync_' || v_id;
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_trigger || '_ins', v_rel, v_id);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS qwen3_embed_old NEW TABLE AS qwen3_embed_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_trigger || '_upd', v_rel, v_id);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS qwen3_embed_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_trigger || '_del', v_rel, v_id);
+    -- The backlog: every row with text.
+    EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                   'SELECT $1, t.%I::text FROM %s t WHERE t.%I IS NOT NULL', v_key, v_rel, source_column)
+      USING v_id;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', v_rel,
+        quote_ident(target_column), quote_ident(source_column), v_rows;
+    RETURN v_id;
+END
+$qwen3_embed_sync$;
+
+-- Stop keeping a column in step: drops the triggers, the queue and the errors of that sync.
+CREATE FUNCTION @extschema@.qwen3_embed_unsync(relation regclass, target_column text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_unsync$
+#variable_conflict use_variable
+DECLARE
+    v_id      int;
+    v_pending bigint;
+BEGIN
+    SELECT s.id INTO v_id FROM @extschema@.qwen3_embed_syncs s
+     WHERE s.relation = relation AND s.target_column = target_column;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_unsync: %.% is not kept in step', relation, quote_ident(target_column)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT count(*) INTO v_pending FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = v_id;
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_ins', relation);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_upd', relation);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_del', relation);
+    DELETE FROM @extschema@.qwen3_embed_syncs s WHERE s.id = v_id;
+    RETURN v_pending;
+END
+$qwen3_embed_unsync$;
+
+-- Embeds one batch of queued rows of one sync; returns how many rows it embedded.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_batch(s @extschema@.qwen3_embed_syncs, p_ids bigint[], p_keys text[])
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_batch$
+DECLARE
+    v_n int;
+BEGIN
+    EXECUTE format($sql$
+        WITH rows AS MATERIALIZED (
+            SELECT t.%1$I AS k, t.%2$I::text AS body
+              FROM %3$s t
+             WHERE t.%1$I = ANY ($1::%5$s[]) AND t.%2$I IS NOT NULL
+             ORDER BY t.%1$I
+               FOR UPDATE OF t
+        ), numbered AS MATERIALIZED (
+            SELECT r.k, r.body, (row_number() OVER (ORDER BY r.k))::int AS ord FROM rows r
+        ), embedded AS MATERIALIZED (
+            SELECT e.ord, e.embedding
+              FROM @extschema@.qwen3_embed_batch(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $2, $3) AS e
+        ), updated AS (
+            UPDATE %3$s AS t SET %4$I = e.embedding
+              FROM numbered n JOIN embedded e ON e.ord = n.ord
+             WHERE t.%1$I = n.k
+            RETURNING 1
+        )
+        SELECT count(*)::int FROM updated
+        $sql$, s.key_column, s.source_column, s.relation, s.target_column, s.key_type)
+       INTO v_n USING p_keys, s.instruct, s.dims;
+    DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.id = ANY (p_ids);
+    RETURN v_n;
+END
+$qwen3_embed_sync_batch$;
+
+-- Drains up to max_batches batches of the queue (every sync, or one); returns rows embedded.
+-- What the background workers call; callable by hand, in any transaction.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_run(sync_id int DEFAULT NULL, max_batches int DEFAULT 1)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_run$
+#variable_conflict use_variable
+DECLARE
+    s       @extschema@.qwen3_embed_syncs;
+    v_ids   bigint[];
+    v_keys  text[];
+    v_done  int := 0;
+    v_n     int;
+    v_state text;
+    v_msg   text;
+    v_batch int := 0;
+    q       record;
+BEGIN
+    FOR s IN SELECT * FROM @extschema@.qwen3_embed_syncs x
+              WHERE sync_id IS NULL OR x.id = sync_id ORDER BY x.id LOOP
+        EXIT WHEN v_batch >= max_batches;
+        -- The oldest due rows of this sync that no other worker holds; one queue row per key.
+        SELECT array_agg(p.id), array_agg(DISTINCT p.key) INTO v_ids, v_keys
+          FROM (SELECT q2.id, q2.key FROM @extschema@.qwen3_embed_queue q2
+                 WHERE q2.sync_id = s.id AND q2.next_try_at <= clock_timestamp()
+                 ORDER BY q2.id LIMIT s.batch_size
+                   FOR UPDATE SKIP LOCKED) p;
+        CONTINUE WHEN v_ids IS NULL;
+        v_batch := v_batch + 1;
+        BEGIN
+            v_n := @extschema@.qwen3_embed_sync_batch(s, v_ids, v_keys);
+            v_done := v_done + v_n;
+        EXCEPTION
+            WHEN query_canceled THEN RAISE;
+            WHEN OTHERS THEN
+                -- One row at a time, so one bad row does not hold back the others.
+                FOR q IN SELECT x.id, x.key, x.attempts FROM @extschema@.qwen3_embed_queue x
+                          WHERE x.id = ANY (v_ids) ORDER BY x.id LOOP
+                    BEGIN
+                        v_done := v_done + @extschema@.qwen3_embed_sync_batch(s, ARRAY[q.id], ARRAY[q.key]);
+                    EXCEPTION
+                        WHEN query_canceled THEN RAISE;
+                        WHEN OTHERS THEN
+                            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                            IF q.attempts + 1 >= s.max_attempts THEN
+                                INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
+                                VALUES (s.id, q.key, v_state, v_msg, q.attempts + 1);
+                                DELETE FROM @extschema@.qwen3_embed_queue x WHERE x.id = q.id;
+                            ELSE
+                                UPDATE @extschema@.qwen3_embed_queue x
+                                   SET attempts = q.attempts + 1, last_error = v_state || ': ' || v_msg,
+                                       next_try_at = clock_timestamp() + interval '1 second' * power(2, q.attempts)
+                                 WHERE x.id = q.id;
+                            END IF;
+                    END;
+                END LOOP;
+        END;
+        UPDATE @extschema@.qwen3_embed_syncs x SET rows_done = x.rows_done + v_done, last_done_at = clock_timestamp()
+         WHERE x.id = s.id AND v_done > 0;
+    END LOOP;
+    RETURN v_done;
+END
+$qwen3_embed_sync_run$;
+
+-- Puts a sync's failed rows back in the queue (after fixing what made them fail).
+CREATE FUNCTION @extschema@.qwen3_embed_sync_retry(relation regclass, target_column text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_retry$
+#variable_conflict use_variable
+DECLARE
+    v_id int;
+    v_n  bigint;
+BEGIN
+    SELECT s.id INTO v_id FROM @extschema@.qwen3_embed_syncs s
+     WHERE s.relation = relation AND s.target_column = target_column;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_retry: %.% is not kept in step', relation, quote_ident(target_column)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    WITH moved AS (
+        DELETE FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = v_id RETURNING e.key
+    )
+    INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) SELECT DISTINCT v_id, m.key FROM moved m;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
+     WHERE q.sync_id = v_id;
+    RETURN v_n;
+END
+$qwen3_embed_sync_retry$;
+
+CREATE FUNCTION @extschema@.qwen3_embed_sync_counts(p_id int,
+    OUT pending bigint, OUT waiting_retry bigint, OUT failed bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT count(*) FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.attempts = 0),
+           (SELECT count(*) FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.attempts > 0),
+           (SELECT count(*) FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = $1)
+$$;
+
+-- Each sync: pending, waiting for a retry, failed and done rows, and when it last embedded.
+CREATE VIEW @extschema@.qwen3_embed_sync_status WITH (security_invoker = true) AS
+SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
+       c.pending, c.waiting_retry, c.failed, s.rows_done AS done, s.last_done_at, s.created_at
+  FROM @extschema@.qwen3_embed_syncs s,
+       LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
+GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
