@@ -81,3 +81,14 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_s
 'Internal (qwen3_embed_sync_run): embeds one batch of queued rows and deletes their queue rows.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
 'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync.';
+
+COMMENT ON TABLE @extschema@.qwen3_embed_columns IS
+'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_check() IS
+'Registered embedding columns, their model''s fingerprint, the one a re-embedding moves them to, the loaded model''s, and whether they match: a column that does not match refuses writes until it is re-embedded.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_batch_for_column(text[], text, integer, text) IS
+'qwen3_embed_batch for a column whose vectors came from the model with fingerprint: any other loaded model is an error (55000). What the trigger, the sync queue and the re-embedding call.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_column_model(regclass, name, text, integer) IS
+'Internal: the fingerprint a write into a column must be made with, registering the column with the loaded model at its first write.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_column_moving(regclass, name, text, integer, boolean) IS
+'Internal: a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';

@@ -216,6 +216,8 @@ BEGIN
                started_at = clock_timestamp(), updated_at = clock_timestamp(), finished_at = NULL;
     END IF;
     PERFORM @extschema@.qwen3_embed_job_claim(p_rel, p_dst);
+    -- The column moves to the loaded model: its writes are made with it from now on.
+    PERFORM @extschema@.qwen3_embed_column_moving(p_rel, p_dst, p_instruct, v_dims, false);
 
     SELECT j.last_key, j.rows_done INTO v_last, v_done FROM @extschema@.qwen3_embed_jobs j
      WHERE j.relation = p_rel AND j.target_column = p_dst;
@@ -249,6 +251,7 @@ DECLARE
     v_done     bigint;
     v_total    bigint;
     v_hint     text;
+    v_fp       text;
 BEGIN
     finished := false;
     BEGIN
@@ -263,6 +266,8 @@ BEGIN
         SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type
           FROM pg_attribute a
          WHERE a.attrelid = p_rel AND a.attname = v_job.key_column AND NOT a.attisdropped;
+        SELECT coalesce(c.next_fingerprint, c.fingerprint) INTO v_fp FROM @extschema@.qwen3_embed_columns c
+         WHERE c.relation = p_rel AND c.column_name = p_dst;
         v_tpl := $sql$
             WITH batch AS MATERIALIZED (
                 SELECT s.%1$I AS k, s.%2$I::text AS body
@@ -275,7 +280,7 @@ BEGIN
                 SELECT b.k, b.body, (row_number() OVER (ORDER BY b.k))::int AS ord FROM batch b
             ), embedded AS MATERIALIZED (
                 SELECT e.ord, e.embedding
-                  FROM @extschema@.qwen3_embed_batch(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $3, $4) AS e
+                  FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $3, $4, $5) AS e
             ), updated AS (
                 UPDATE %3$s AS t SET %4$I = e.embedding
                   FROM numbered n JOIN embedded e ON e.ord = n.ord
@@ -288,13 +293,14 @@ BEGIN
         EXECUTE format(v_tpl, v_job.key_column, v_job.source_column, p_rel, p_dst,
                        CASE WHEN v_job.last_key IS NULL THEN ''
                             ELSE format('WHERE s.%I > $1::%s', v_job.key_column, v_key_type) END)
-           INTO v_n, v_last USING v_job.last_key, v_job.batch_size, v_job.instruct, v_job.dims;
+           INTO v_n, v_last USING v_job.last_key, v_job.batch_size, v_job.instruct, v_job.dims, v_fp;
         IF v_n = 0 THEN
             UPDATE @extschema@.qwen3_embed_jobs j
                SET state = 'done', rows_total = rows_done, updated_at = clock_timestamp(),
                    finished_at = clock_timestamp()
              WHERE j.relation = p_rel AND j.target_column = p_dst
             RETURNING rows_done INTO v_done;
+            PERFORM @extschema@.qwen3_embed_column_moving(p_rel, p_dst, v_job.instruct, v_job.dims, true);
             finished := true;
             notice := format('qwen3_embed_reembed: done, %s rows of %s.%I', v_done, p_rel, p_dst);
             RETURN;
@@ -487,9 +493,12 @@ BEGIN
       FROM pg_attribute a
      WHERE a.attrelid = p_rel AND a.attname = v_new AND a.attnum > 0 AND NOT a.attisdropped;
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', p_rel);
-    EXECUTE format('UPDATE %1$s SET %2$I = @extschema@.qwen3_embed(%3$I::text, $1, $2) '
+    EXECUTE format('UPDATE %1$s SET %2$I = (SELECT e.embedding FROM '
+                   '@extschema@.qwen3_embed_batch_for_column(ARRAY[%3$I::text], $1, $2, $3) e) '
                    'WHERE %2$I IS NULL AND %3$I IS NOT NULL', p_rel, v_new, p_src)
-       USING p_instruct, p_dims;
+       USING p_instruct, p_dims,
+             (SELECT c.fingerprint FROM @extschema@.qwen3_embed_columns c
+               WHERE c.relation = p_rel AND c.column_name = v_new);
     GET DIAGNOSTICS v_caught = ROW_COUNT;
     SELECT string_agg(pg_get_indexdef(d.objid), '; ' ORDER BY d.objid) INTO v_indexes
       FROM pg_depend d
@@ -500,6 +509,9 @@ BEGIN
     EXECUTE format('DROP TRIGGER %I ON %s', v_new || '_sync', p_rel);
     EXECUTE format('ALTER TABLE %s DROP COLUMN %I', p_rel, p_dst);
     EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', p_rel, v_new, p_dst);
+    DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = p_rel AND c.column_name = p_dst;
+    UPDATE @extschema@.qwen3_embed_columns c SET column_name = p_dst
+     WHERE c.relation = p_rel AND c.column_name = v_new;
     DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = p_rel AND j.target_column = v_new
     RETURNING j.rows_done INTO v_rows;
     INSERT INTO @extschema@.qwen3_embed_jobs AS j
@@ -609,6 +621,8 @@ BEGIN
                       AND NOT a.attisdropped) THEN
             EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_job.target_column);
         END IF;
+        DELETE FROM @extschema@.qwen3_embed_columns c
+         WHERE c.relation = v_rel AND c.column_name = v_job.target_column;
     END IF;
     DELETE FROM @extschema@.qwen3_embed_jobs j
      WHERE j.relation = v_rel AND j.target_column = v_job.target_column;

@@ -192,6 +192,7 @@ BEGIN
             USING ERRCODE = 'duplicate_object',
                   HINT = 'SELECT qwen3_embed_unsync(...) first to change its settings.';
     END IF;
+    PERFORM @extschema@.qwen3_embed_column_model(v_rel, target_column, instruct, v_dims);
     v_trigger := 'qwen3_embed_sync_' || v_id;
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
                    'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
@@ -259,7 +260,7 @@ BEGIN
             SELECT r.k, r.body, (row_number() OVER (ORDER BY r.k))::int AS ord FROM rows r
         ), embedded AS MATERIALIZED (
             SELECT e.ord, e.embedding
-              FROM @extschema@.qwen3_embed_batch(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $2, $3) AS e
+              FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
         ), updated AS (
             UPDATE %3$s AS t SET %4$I = e.embedding
               FROM numbered n JOIN embedded e ON e.ord = n.ord
@@ -268,7 +269,8 @@ BEGIN
         )
         SELECT count(*)::int FROM updated
         $sql$, s.key_column, s.source_column, s.relation, s.target_column, s.key_type)
-       INTO v_n USING p_keys, s.instruct, s.dims;
+       INTO v_n USING p_keys, s.instruct, s.dims,
+                      @extschema@.qwen3_embed_column_model(s.relation, s.target_column, s.instruct, s.dims);
     DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.id = ANY (p_ids);
     RETURN v_n;
 END

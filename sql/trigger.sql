@@ -30,6 +30,8 @@ DECLARE
     dst_vec  boolean;
     changed  boolean;
     body     text;
+    fp       text;
+    vec      text;
 BEGIN
     IF TG_WHEN <> 'BEFORE' OR TG_LEVEL <> 'ROW' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
         RAISE EXCEPTION 'qwen3_embed_trigger: must be fired BEFORE INSERT OR UPDATE ... FOR EACH ROW, not % % ... FOR EACH %',
@@ -101,8 +103,11 @@ BEGIN
     END IF;
 
     EXECUTE format('SELECT ($1).%I::text', src_col) INTO body USING NEW;
-    NEW := jsonb_populate_record(NEW, jsonb_build_object(dst_col,
-               @extschema@.qwen3_embed(body, instruct, dims)::text));
+    -- The column's model (registered at its first write): any other loaded model is refused.
+    fp := @extschema@.qwen3_embed_column_model(TG_RELID, dst_col, instruct, dims);
+    SELECT e.embedding::text INTO vec
+      FROM @extschema@.qwen3_embed_batch_for_column(ARRAY[body], instruct, dims, fp) e;
+    NEW := jsonb_populate_record(NEW, jsonb_build_object(dst_col, vec));
     RETURN NEW;
 END
 $qwen3_embed_trigger$;

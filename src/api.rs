@@ -22,7 +22,7 @@ fn check_dims(dims: Option<i32>) -> Option<usize> {
 
 fn embed_one(input: &str, instruct: Option<&str>, dims: Option<i32>) -> Vector {
     let dims = check_dims(dims);
-    let mut out = host::embed(&[input], instruct, dims);
+    let mut out = host::embed(&[input], instruct, dims, None);
     Vector(out.pop().expect("one vector per input"))
 }
 
@@ -64,6 +64,27 @@ fn qwen3_embed_batch(
     instruct: default!(Option<&str>, "NULL"),
     dims: default!(Option<i32>, "NULL"),
 ) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vector>))> {
+    embed_batch(inputs, instruct, dims, None)
+}
+
+/// `qwen3_embed_batch` for a column whose vectors came from the model with `fingerprint`: any
+/// other loaded model is an error (what the trigger, the re-embedding and the sync queue call).
+#[pg_extern(volatile, parallel_safe)]
+fn qwen3_embed_batch_for_column(
+    inputs: Option<Array<&str>>,
+    instruct: Option<&str>,
+    dims: Option<i32>,
+    fingerprint: Option<&str>,
+) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vector>))> {
+    embed_batch(inputs, instruct, dims, fingerprint)
+}
+
+fn embed_batch(
+    inputs: Option<Array<&str>>,
+    instruct: Option<&str>,
+    dims: Option<i32>,
+    column: Option<&str>,
+) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vector>))> {
     let Some(inputs) = inputs else {
         return TableIterator::new(Vec::new());
     };
@@ -84,7 +105,7 @@ fn qwen3_embed_batch(
         return TableIterator::new(rows);
     }
     let present: Vec<&str> = texts.iter().flatten().map(String::as_str).collect();
-    let mut vectors = host::embed(&present, instruct, dims).into_iter();
+    let mut vectors = host::embed(&present, instruct, dims, column).into_iter();
     let rows: Vec<_> = texts
         .iter()
         .enumerate()

@@ -23,9 +23,14 @@ pub extern "C-unwind" fn _PG_init() {
     }
 }
 
-extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = [api::qwen3_embed]);
-extension_sql_file!("../sql/reembed.sql", name = "reembed", requires = [api::qwen3_embed_batch]);
-extension_sql_file!("../sql/sync.sql", name = "sync", requires = [api::qwen3_embed_batch]);
+extension_sql_file!(
+    "../sql/columns.sql",
+    name = "columns",
+    requires = [api::qwen3_embed_info, api::qwen3_embed_batch_for_column]
+);
+extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = ["columns"]);
+extension_sql_file!("../sql/reembed.sql", name = "reembed", requires = ["columns"]);
+extension_sql_file!("../sql/sync.sql", name = "sync", requires = ["columns"]);
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

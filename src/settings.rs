@@ -245,8 +245,15 @@ pub fn limits() -> qwen3_embed_engine::Limits {
             LongInput::Error => qwen3_embed_engine::LongInput::Error,
         },
         max_request_tokens: max_request_tokens(),
-        expect_fingerprint: expect_fingerprint(),
+        expect_fingerprints: expect_fingerprint().into_iter().collect(),
     }
+}
+
+/// The limits of a call that writes into a column registered with model `column` (if any).
+pub fn limits_for(column: Option<&str>) -> qwen3_embed_engine::Limits {
+    let mut limits = limits();
+    limits.expect_fingerprints.extend(column.map(str::to_string));
+    limits
 }
 
 pub fn expect_fingerprint() -> Option<String> {

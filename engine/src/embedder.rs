@@ -27,9 +27,9 @@ pub struct Limits {
     pub long_input: LongInput,
     /// Most tokens of the whole call, after truncation.
     pub max_request_tokens: usize,
-    /// The model fingerprint the caller's vectors must come from: another model is an error,
-    /// so vectors of two models never mix in one column.
-    pub expect_fingerprint: Option<String>,
+    /// The model fingerprints the caller's vectors must come from (the session's pin, the
+    /// target column's): another model is an error, so two models' vectors never mix.
+    pub expect_fingerprints: Vec<String>,
 }
 
 impl Default for Limits {
@@ -38,7 +38,7 @@ impl Default for Limits {
             max_tokens: 8192,
             long_input: LongInput::Truncate,
             max_request_tokens: usize::MAX,
-            expect_fingerprint: None,
+            expect_fingerprints: Vec::new(),
         }
     }
 }
@@ -91,11 +91,9 @@ impl Engine {
         dims: Option<usize>,
         limits: &Limits,
     ) -> Result<Prepared> {
-        if let Some(expected) = limits.expect_fingerprint.as_deref() {
-            let loaded = &self.info().fingerprint;
-            if !expected.trim().eq_ignore_ascii_case(loaded) {
-                return Err(EngineError::ModelMismatch { loaded: loaded.clone(), expected: expected.to_string() });
-            }
+        let loaded = &self.info().fingerprint;
+        if let Some(expected) = limits.expect_fingerprints.iter().find(|e| !e.trim().eq_ignore_ascii_case(loaded)) {
+            return Err(EngineError::ModelMismatch { loaded: loaded.clone(), expected: expected.clone() });
         }
         let dims = check_dims(dims, self.config().hidden)?;
         let mut seqs = Vec::with_capacity(texts.len());

@@ -64,7 +64,7 @@ fn limited_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64, max
         batch_tokens: 4096,
         batch_wait_ms: wait_ms,
         max_request_tokens: usize::MAX,
-        expect_fingerprint: None,
+        expect_fingerprints: Vec::new(),
     }
 }
 

@@ -44,9 +44,9 @@ fn engine() -> Arc<Engine> {
     engine
 }
 
-pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec<Vec<f32>> {
+pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column: Option<&str>) -> Vec<Vec<f32>> {
     let engine = engine();
-    let limits = settings::limits();
+    let limits = settings::limits_for(column);
     let prepared = engine.prepare(texts, instruct, dims, &limits).or_raise();
     for t in &prepared.truncated {
         super::notice_truncated(t.full_len, limits.max_tokens);

@@ -22,15 +22,16 @@ fn in_server() -> bool {
 
 /// Embeddings of `texts` (with `instruct`), `dims` long (the full size when `None`), in
 /// input order. Inputs over `qwen3_embed.max_tokens` get a NOTICE or an ERROR, as
-/// `qwen3_embed.on_long_input` says.
-pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec<Vec<f32>> {
+/// `qwen3_embed.on_long_input` says. `column`: the fingerprint of the model the target column's
+/// vectors came from, which the loaded model must be.
+pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column: Option<&str>) -> Vec<Vec<f32>> {
     if texts.is_empty() {
         return Vec::new();
     }
     if in_server() {
-        remote::embed(texts, instruct, dims)
+        remote::embed(texts, instruct, dims, column)
     } else {
-        backend::embed(texts, instruct, dims)
+        backend::embed(texts, instruct, dims, column)
     }
 }
 

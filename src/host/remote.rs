@@ -33,8 +33,9 @@ fn unexpected(r: Reply) -> ! {
     raise(EngineError::Server(format!("the model server sent an unexpected reply: {r:?}")))
 }
 
-pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec<Vec<f32>> {
-    let max_tokens = settings::max_tokens();
+pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column: Option<&str>) -> Vec<Vec<f32>> {
+    let limits = settings::limits_for(column);
+    let max_tokens = limits.max_tokens;
     let req = Request::Embed {
         model: key(),
         texts: texts.iter().map(|t| t.to_string()).collect(),
@@ -45,7 +46,7 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>) -> Vec
         batch_tokens: settings::batch_tokens(),
         batch_wait_ms: settings::server_batch_wait_ms(),
         max_request_tokens: settings::max_request_tokens(),
-        expect_fingerprint: settings::expect_fingerprint(),
+        expect_fingerprints: limits.expect_fingerprints,
     };
     match call(&req, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
         (Reply::Vectors { dims, truncated }, tail) => {

@@ -338,7 +338,7 @@ fn request_limit(shared: &Shared, asked: usize) -> usize {
 /// tokens than the server holds in flight.
 fn prepare(shared: &Shared, engine: &Engine, req: &Request) -> Result<Prepared, EngineError> {
     let Request::Embed {
-        texts, instruct, dims, max_tokens, long_input_error, max_request_tokens, expect_fingerprint, ..
+        texts, instruct, dims, max_tokens, long_input_error, max_request_tokens, expect_fingerprints, ..
     } = req
     else {
         unreachable!("only embedding requests are prepared")
@@ -347,7 +347,7 @@ fn prepare(shared: &Shared, engine: &Engine, req: &Request) -> Result<Prepared, 
         max_tokens: *max_tokens,
         long_input: if *long_input_error { LongInput::Error } else { LongInput::Truncate },
         max_request_tokens: request_limit(shared, *max_request_tokens),
-        expect_fingerprint: expect_fingerprint.clone(),
+        expect_fingerprints: expect_fingerprints.clone(),
     };
     engine.prepare(texts, instruct.as_deref(), *dims, &limits)
 }

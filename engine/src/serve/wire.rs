@@ -41,9 +41,9 @@ pub enum Request {
         /// Most tokens the whole request may have, after truncation.
         #[serde(default = "unlimited")]
         max_request_tokens: usize,
-        /// The model fingerprint the vectors must come from.
+        /// The model fingerprints the vectors must come from.
         #[serde(default)]
-        expect_fingerprint: Option<String>,
+        expect_fingerprints: Vec<String>,
     },
     Tokenize {
         model: ModelKey,
