@@ -6,7 +6,8 @@
 #   2. the SQL scenario tests against a real PostgreSQL 15 with pgvector (pg_regress), twice:
 #      with the model in each backend, and through the model server (shared_preload_libraries),
 #   3. the model server's own scenarios: 16 sessions x 100 calls, kill -9 and recovery,
-#      withdrawal on cancel, model change on reload, the socket's permissions.
+#      withdrawal on cancel, model change on reload, the socket's permissions, the sync workers;
+#   4. pg_dump / pg_restore of a database with a generated column, a trigger and a sync queue.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -39,3 +40,6 @@ SKIP_INSTALL=1 QWEN3_EMBED_SQL_TEST_CONF="shared_preload_libraries = 'qwen3_embe
 
 echo "== model server scenarios"
 bash scripts/server_tests.sh
+
+echo "== backups: pg_dump and pg_restore"
+bash scripts/dump_tests.sh

@@ -92,3 +92,6 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_column_model(regclass, name, text, i
 'Internal: the fingerprint a write into a column must be made with, registering the column with the loaded model at its first write.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_column_moving(regclass, name, text, integer, boolean) IS
 'Internal: a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';
+COMMENT ON SEQUENCE @extschema@.qwen3_embed_syncs_id_seq IS 'Ids of qwen3_embed_syncs.';
+COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_queue.';
+COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';

@@ -31,6 +31,7 @@ extension_sql_file!(
 extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = ["columns"]);
 extension_sql_file!("../sql/reembed.sql", name = "reembed", requires = ["columns"]);
 extension_sql_file!("../sql/sync.sql", name = "sync", requires = ["columns"]);
+extension_sql_file!("../sql/dump.sql", name = "dump", requires = ["reembed", "sync"]);
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]
