@@ -11,7 +11,8 @@
 #   7. hardening: every spelling of the device is one loaded model, only superusers see the
 #      server's errors, the server's token budget is the configured one;
 #   8. the sync workers drain the embedding queue: a lone insert is embedded within seconds, and
-#      under concurrent updates every row ends with the vector of its current text.
+#      under concurrent updates every row ends with the vector of its current text, also after a
+#      kill -9 of the model server, of a sync worker, and an immediate restart, each mid-drain.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -200,6 +201,46 @@ done
 check "under concurrent updates the workers leave every row with its current text's vector" \
     eq "$(q -c "SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) || '/' || count(*) FROM synced")" "300/300"
 check "nothing failed, nothing left in the queue" \
+    eq "$(q -c "SELECT pending, waiting_retry, failed FROM qwen3_embed_sync_status WHERE relation = 'synced'::regclass")" "0|0|0"
+
+# Crashes mid-drain: kill -9 of the model server, kill -9 of a sync worker (Postgres then restarts
+# every process of the cluster, as for any backend killed by a signal), an immediate shutdown.
+# Each time a 300-row backlog is being drained; afterwards every row has its current text's vector.
+wait_ready() {
+    for _ in $(seq 300); do
+        q -c "SELECT 1" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+drained() {
+    for _ in $(seq 900); do
+        [[ "$(q -c "SELECT pending + waiting_retry FROM qwen3_embed_sync_status WHERE relation = 'synced'::regclass" 2>/dev/null)" == 0 ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+all_current() {
+    eq "$(q -c "SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) || '/' || count(*) FROM synced")" "300/300"
+}
+crash_round() { # name, then the command that crashes something
+    local name="$1"; shift
+    q -c "UPDATE synced SET body = body || ' +'" >/dev/null
+    sleep 0.3
+    "$@"
+    wait_ready && drained
+    check "after $name mid-drain every row has its current text's vector" all_current
+}
+kill_server() { kill -9 "$(q -c "SELECT pid FROM qwen3_embed_server_stats()")"; }
+kill_worker() { kill -9 "$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'qwen3_embed sync worker' LIMIT 1")"; }
+restart_immediate() {
+    sudo -u postgres "$PG_BIN/pg_ctl" -D "$DATA" -m immediate -w restart \
+        -o "-p $PORT -k $WORK/pg -c listen_addresses=''" -l "$LOG" >/dev/null
+}
+crash_round "kill -9 of the model server" kill_server
+crash_round "kill -9 of a sync worker" kill_worker
+crash_round "an immediate restart of the cluster" restart_immediate
+check "no queue row and no error row is left" \
     eq "$(q -c "SELECT pending, waiting_retry, failed FROM qwen3_embed_sync_status WHERE relation = 'synced'::regclass")" "0|0|0"
 
 echo "$PASS passed, $FAIL failed"

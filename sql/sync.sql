@@ -37,10 +37,12 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
     UNIQUE (relation, target_column)
 );
 
--- Rows waiting to be embedded: the key as text, how often it was tried, when next.
+-- Rows waiting to be embedded: the key as text, how often it was tried, when next. No foreign
+-- key to the syncs (a per-row check on every queued row of every write): qwen3_embed_unsync
+-- deletes a sync's queue and errors itself.
 CREATE TABLE @extschema@.qwen3_embed_queue (
     id          bigserial   PRIMARY KEY,
-    sync_id     int         NOT NULL REFERENCES @extschema@.qwen3_embed_syncs ON DELETE CASCADE,
+    sync_id     int         NOT NULL,
     key         text        NOT NULL,
     enqueued_at timestamptz NOT NULL DEFAULT now(),
     attempts    int         NOT NULL DEFAULT 0,
@@ -231,7 +233,8 @@ BEGIN
         RAISE EXCEPTION 'qwen3_embed_unsync: %.% is not kept in step', relation, quote_ident(target_column)
             USING ERRCODE = 'undefined_object';
     END IF;
-    SELECT count(*) INTO v_pending FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = v_id;
+    DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = v_id;
+    GET DIAGNOSTICS v_pending = ROW_COUNT;
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_ins', relation);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_upd', relation);
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_del', relation);
