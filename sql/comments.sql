@@ -66,7 +66,9 @@ COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
 COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
-'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, when it last embedded.';
+'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, when it last embedded.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_eta(bigint, double precision) IS
+'Internal (qwen3_embed_sync_status): pending rows over the recent rate, as an interval.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer) IS
 'Keeps target_column in step with source_column through the embedding queue: installs statement-level triggers that queue written rows (the write embeds nothing), queues every existing row, and returns the sync''s id. The sync workers (or qwen3_embed_sync_run) embed the queue.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS

@@ -32,6 +32,8 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
     batch_size    int         NOT NULL DEFAULT 64 CHECK (batch_size > 0),
     max_attempts  int         NOT NULL DEFAULT 5 CHECK (max_attempts > 0),
     rows_done     bigint      NOT NULL DEFAULT 0,
+    -- Rows per second while embedding, smoothed over the last batches.
+    rate          float8,
     created_at    timestamptz NOT NULL DEFAULT now(),
     last_done_at  timestamptz,
     UNIQUE (relation, target_column)
@@ -296,6 +298,9 @@ DECLARE
     v_state text;
     v_msg   text;
     v_batch int := 0;
+    v_start timestamptz;
+    v_secs  float8;
+    v_from  int;
     q       record;
 BEGIN
     FOR s IN SELECT * FROM @extschema@.qwen3_embed_syncs x
@@ -309,6 +314,8 @@ BEGIN
                    FOR UPDATE SKIP LOCKED) p;
         CONTINUE WHEN v_ids IS NULL;
         v_batch := v_batch + 1;
+        v_start := clock_timestamp();
+        v_from := v_done;
         BEGIN
             v_n := @extschema@.qwen3_embed_sync_batch(s, v_ids, v_keys);
             v_done := v_done + v_n;
@@ -337,8 +344,12 @@ BEGIN
                     END;
                 END LOOP;
         END;
-        UPDATE @extschema@.qwen3_embed_syncs x SET rows_done = x.rows_done + v_done, last_done_at = clock_timestamp()
-         WHERE x.id = s.id AND v_done > 0;
+        v_secs := extract(epoch FROM clock_timestamp() - v_start);
+        UPDATE @extschema@.qwen3_embed_syncs x
+           SET rows_done = x.rows_done + (v_done - v_from), last_done_at = clock_timestamp(),
+               rate = CASE WHEN x.rate IS NULL THEN (v_done - v_from) / greatest(v_secs, 1e-6)
+                           ELSE 0.7 * x.rate + 0.3 * (v_done - v_from) / greatest(v_secs, 1e-6) END
+         WHERE x.id = s.id AND v_done > v_from;
     END LOOP;
     RETURN v_done;
 END
@@ -382,10 +393,21 @@ AS $$
            (SELECT count(*) FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = $1)
 $$;
 
--- Each sync: pending, waiting for a retry, failed and done rows, and when it last embedded.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_eta(p_pending bigint, p_rate float8)
+RETURNS interval
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN $1 = 0 THEN interval '0' WHEN $2 > 0 THEN make_interval(secs => $1 / $2) END
+$$;
+
+-- Each sync: pending, waiting for a retry, failed and done rows, the recent rate, the time the
+-- pending rows should take at that rate, and when it last embedded.
 CREATE VIEW @extschema@.qwen3_embed_sync_status WITH (security_invoker = true) AS
 SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
-       c.pending, c.waiting_retry, c.failed, s.rows_done AS done, s.last_done_at, s.created_at
+       c.pending, c.waiting_retry, c.failed, s.rows_done AS done,
+       s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
+       s.last_done_at, s.created_at
   FROM @extschema@.qwen3_embed_syncs s,
        LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;

@@ -55,6 +55,21 @@ SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS curren
        count(body) AS rows_with_text FROM sy_docs;
 SELECT pending, waiting_retry, failed FROM qwen3_embed_sync_status;
 
+-- A model that cannot be loaded (a missing file): the rows are retried, then fail with its
+-- SQLSTATE; after the path is fixed, re-queueing finishes the work.
+SET qwen3_embed.model_path = '/nonexistent/model.gguf';
+UPDATE sy_docs SET body = 'waits for a model ' || id WHERE id IN (12, 13);
+SELECT qwen3_embed_sync_run() AS rows_embedded;
+SELECT pg_sleep(1.2);
+SELECT qwen3_embed_sync_run() AS rows_embedded;
+SELECT key, sqlstate, attempts FROM qwen3_embed_sync_errors ORDER BY key;
+RESET qwen3_embed.model_path;
+SELECT qwen3_embed_sync_retry('sy_docs', 'embedding') AS requeued;
+SELECT qwen3_embed_sync_run() AS rows_embedded;
+SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS current_vectors,
+       count(body) AS rows_with_text FROM sy_docs;
+SELECT pending, waiting_retry, failed, rows_per_second > 0 AS has_rate, time_left FROM qwen3_embed_sync_status;
+
 -- Wrong usage.
 \set VERBOSITY sqlstate
 SELECT qwen3_embed_sync('sy_docs', 'body', 'embedding');
