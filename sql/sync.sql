@@ -34,6 +34,11 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
     rows_done     bigint      NOT NULL DEFAULT 0,
     -- Rows per second while embedding, smoothed over the last batches.
     rate          float8,
+    -- A chunked sync (qwen3_embed_sync_chunks): the chunk table, chunk size and overlap; its
+    -- target_column is the chunk table's name.
+    chunk_table   regclass,
+    chunk_tokens  int,
+    chunk_overlap int,
     created_at    timestamptz NOT NULL DEFAULT now(),
     last_done_at  timestamptz,
     UNIQUE (relation, target_column)
@@ -103,10 +108,13 @@ BEGIN
                        s.key_column, s.source_column)
           USING s.id;
         -- A row whose text became NULL has no vector. (Checked first: an UPDATE, even of no
-        -- row, fires this trigger again.)
-        EXECUTE format('SELECT EXISTS (SELECT 1 FROM qwen3_embed_new n WHERE n.%I IS NULL AND n.%I IS NOT NULL)',
-                       s.source_column, s.target_column)
-           INTO v_cleared;
+        -- row, fires this trigger again.) A chunked sync's queue entry removes its chunks.
+        v_cleared := false;
+        IF s.chunk_table IS NULL THEN
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM qwen3_embed_new n WHERE n.%I IS NULL AND n.%I IS NOT NULL)',
+                           s.source_column, s.target_column)
+               INTO v_cleared;
+        END IF;
         IF v_cleared THEN
             EXECUTE format('UPDATE %s t SET %I = NULL FROM qwen3_embed_new n '
                            'WHERE t.%I = n.%I AND n.%I IS NULL AND t.%I IS NOT NULL',
@@ -120,6 +128,35 @@ BEGIN
     RETURN NULL;
 END
 $qwen3_embed_sync_enqueue$;
+
+-- A sync's triggers, and its backlog (every row with text) queued; returns the rows queued.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_install(p_id int)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_install$
+DECLARE
+    s       @extschema@.qwen3_embed_syncs;
+    v_name  text := 'qwen3_embed_sync_' || p_id;
+    v_rows  bigint;
+BEGIN
+    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_name || '_ins', s.relation, p_id);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS qwen3_embed_old NEW TABLE AS qwen3_embed_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_name || '_upd', s.relation, p_id);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS qwen3_embed_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_name || '_del', s.relation, p_id);
+    EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                   'SELECT $1, t.%I::text FROM %s t WHERE t.%I IS NOT NULL', s.key_column, s.relation, s.source_column)
+      USING p_id;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$qwen3_embed_sync_install$;
 
 -- Keep target_column in step with source_column through the queue. Queues every existing row
 -- (the backlog) and returns the sync's id.
@@ -197,26 +234,92 @@ BEGIN
                   HINT = 'SELECT qwen3_embed_unsync(...) first to change its settings.';
     END IF;
     PERFORM @extschema@.qwen3_embed_column_model(v_rel, target_column, instruct, v_dims);
-    v_trigger := 'qwen3_embed_sync_' || v_id;
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
-                   v_trigger || '_ins', v_rel, v_id);
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS qwen3_embed_old NEW TABLE AS qwen3_embed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
-                   v_trigger || '_upd', v_rel, v_id);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS qwen3_embed_old '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
-                   v_trigger || '_del', v_rel, v_id);
-    -- The backlog: every row with text.
-    EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
-                   'SELECT $1, t.%I::text FROM %s t WHERE t.%I IS NOT NULL', v_key, v_rel, source_column)
-      USING v_id;
-    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    v_rows := @extschema@.qwen3_embed_sync_install(v_id);
     RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', v_rel,
         quote_ident(target_column), quote_ident(source_column), v_rows;
     RETURN v_id;
 END
 $qwen3_embed_sync$;
+
+-- Keep a chunk table in step with source_column: each row's text split into chunks of at most
+-- chunk_tokens tokens overlapping by overlap tokens (qwen3_chunks), one row and one vector per
+-- chunk in chunk_table (created here, in the table's schema, with the key, chunk_no, chunk and
+-- embedding; its rows go with their source row). Returns the sync's id.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_chunks(
+    relation      regclass,
+    source_column text,
+    chunk_table   text,
+    chunk_tokens  int  DEFAULT 512,
+    overlap       int  DEFAULT 64,
+    instruct      text DEFAULT NULL,
+    dims          int  DEFAULT NULL,
+    batch_size    int  DEFAULT 8,
+    max_attempts  int  DEFAULT 5)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_chunks$
+#variable_conflict use_variable
+DECLARE
+    v_rel      regclass := relation;
+    v_dims     int      := dims;
+    v_key      name;
+    v_key_type text;
+    v_vector   text;
+    v_schema   name;
+    v_table    regclass;
+    v_id       int;
+    v_rows     bigint;
+BEGIN
+    IF v_rel IS NULL OR source_column IS NULL OR chunk_table IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: relation, source_column and chunk_table must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF chunk_tokens IS NULL OR overlap IS NULL OR chunk_tokens < 2 OR overlap < 0 OR overlap >= chunk_tokens - 1 THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: chunk_tokens must be at least 2 and overlap between 0 and chunk_tokens - 2, got % and %',
+                chunk_tokens, overlap
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v_rel AND a.attname = source_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: column "%" of % does not exist', source_column, v_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO v_key, v_key_type
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: % needs a single-column primary key', v_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF v_dims IS NULL THEN
+        SELECT i.max_dims INTO v_dims FROM @extschema@.qwen3_embed_info() i;
+    END IF;
+    SELECT format_type(t.oid, NULL) INTO v_vector FROM pg_type t
+      JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
+     WHERE t.typname = 'vector';
+    SELECT n.nspname INTO v_schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    EXECUTE format('CREATE TABLE %I.%I (%I %s NOT NULL REFERENCES %s ON DELETE CASCADE, chunk_no int NOT NULL, '
+                   'chunk text NOT NULL, embedding %s(%s), PRIMARY KEY (%I, chunk_no))',
+                   v_schema, chunk_table, v_key, v_key_type, v_rel, v_vector, v_dims, v_key);
+    v_table := format('%I.%I', v_schema, chunk_table)::regclass;
+    IF batch_size IS NULL OR batch_size < 1 OR max_attempts IS NULL OR max_attempts < 1 THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: batch_size and max_attempts must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO @extschema@.qwen3_embed_syncs AS s
+           (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
+            chunk_table, chunk_tokens, chunk_overlap)
+    VALUES (v_rel, source_column, chunk_table, instruct, v_dims, v_key, v_key_type, batch_size, max_attempts,
+            v_table, chunk_tokens, overlap)
+    RETURNING s.id INTO v_id;
+    PERFORM @extschema@.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
+    v_rows := @extschema@.qwen3_embed_sync_install(v_id);
+    RAISE NOTICE 'qwen3_embed_sync_chunks: % keeps chunks of %.% of % tokens (overlap %); % rows queued',
+        v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap, v_rows;
+    RETURN v_id;
+END
+$qwen3_embed_sync_chunks$;
 
 -- Stop keeping a column in step: drops the triggers, the queue and the errors of that sync.
 CREATE FUNCTION @extschema@.qwen3_embed_unsync(relation regclass, target_column text)
@@ -252,8 +355,38 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_batch$
 DECLARE
-    v_n int;
+    v_n  int;
+    v_fp text;
 BEGIN
+    IF s.chunk_table IS NOT NULL THEN
+        -- Lock the source rows, replace their chunks, embed the new chunks in one call.
+        EXECUTE format('SELECT count(*)::int FROM (SELECT 1 FROM %s t WHERE t.%I = ANY ($1::%s[]) FOR UPDATE OF t) x',
+                       s.relation, s.key_column, s.key_type)
+           INTO v_n USING p_keys;
+        EXECUTE format('DELETE FROM %s c WHERE c.%I = ANY ($1::%s[])', s.chunk_table, s.key_column, s.key_type)
+          USING p_keys;
+        EXECUTE format('INSERT INTO %1$s (%2$I, chunk_no, chunk) '
+                       'SELECT t.%2$I, x.chunk_no, x.chunk FROM %3$s t, @extschema@.qwen3_chunks(t.%4$I::text, $2, $3) x '
+                       'WHERE t.%2$I = ANY ($1::%5$s[]) AND t.%4$I IS NOT NULL',
+                       s.chunk_table, s.key_column, s.relation, s.source_column, s.key_type)
+          USING p_keys, s.chunk_tokens, s.chunk_overlap;
+        v_fp := @extschema@.qwen3_embed_column_model(s.chunk_table, 'embedding', s.instruct, s.dims);
+        EXECUTE format($sql$
+            WITH numbered AS MATERIALIZED (
+                SELECT c.%1$I AS k, c.chunk_no, c.chunk, (row_number() OVER (ORDER BY c.%1$I, c.chunk_no))::int AS ord
+                  FROM %2$s c WHERE c.%1$I = ANY ($1::%3$s[])
+            ), embedded AS MATERIALIZED (
+                SELECT e.ord, e.embedding
+                  FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.chunk FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
+            )
+            UPDATE %2$s AS c SET embedding = e.embedding
+              FROM numbered n JOIN embedded e ON e.ord = n.ord
+             WHERE c.%1$I = n.k AND c.chunk_no = n.chunk_no
+            $sql$, s.key_column, s.chunk_table, s.key_type)
+          USING p_keys, s.instruct, s.dims, v_fp;
+        DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.id = ANY (p_ids);
+        RETURN v_n;
+    END IF;
     EXECUTE format($sql$
         WITH rows AS MATERIALIZED (
             SELECT t.%1$I AS k, t.%2$I::text AS body

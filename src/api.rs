@@ -128,6 +128,28 @@ fn qwen3_tokenize(input: Option<&str>, instruct: default!(Option<&str>, "NULL"))
     Some(host::tokenize(input?, instruct).into_iter().map(|i| i as i32).collect())
 }
 
+/// `input` split into chunks of at most `chunk_tokens` tokens as the model sees them (the
+/// end-of-text included), consecutive chunks sharing `overlap` tokens; `chunk_no` from 1.
+#[pg_extern(immutable, parallel_safe)]
+fn qwen3_chunks(
+    input: Option<&str>,
+    chunk_tokens: default!(i32, 512),
+    overlap: default!(i32, 64),
+) -> TableIterator<'static, (name!(chunk_no, i32), name!(chunk, String))> {
+    let Some(input) = input else {
+        return TableIterator::new(Vec::new());
+    };
+    if chunk_tokens < 2 || overlap < 0 || overlap >= chunk_tokens - 1 {
+        raise_with(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("qwen3_chunks: chunk_tokens must be at least 2 and overlap between 0 and chunk_tokens - 2, got {chunk_tokens} and {overlap}"),
+            "For example qwen3_chunks(body, 512, 64).",
+        );
+    }
+    let chunks = host::chunk(input, chunk_tokens as usize, overlap as usize);
+    TableIterator::new(chunks.into_iter().enumerate().map(|(i, c)| (i as i32 + 1, c)).collect::<Vec<_>>())
+}
+
 /// The loaded model (loading it if needed) and where it runs.
 #[pg_extern(volatile, parallel_safe)]
 #[allow(clippy::type_complexity)]

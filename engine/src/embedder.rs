@@ -82,6 +82,16 @@ impl Engine {
         Ok(t)
     }
 
+    /// `text` split into chunks of at most `chunk_tokens` tokens as the model sees them (EOS
+    /// included), consecutive chunks sharing `overlap` tokens. No chunk for a text without tokens.
+    pub fn chunk(&self, text: &str, chunk_tokens: usize, overlap: usize) -> Result<Vec<String>> {
+        if chunk_tokens < 2 || overlap >= chunk_tokens - 1 {
+            return Err(EngineError::InvalidChunking { chunk_tokens, overlap });
+        }
+        let spans = self.tokenizer().windows(text, chunk_tokens - 1, overlap)?;
+        Ok(spans.into_iter().map(|(a, b)| text[a..b].to_string()).collect())
+    }
+
     /// Tokenizes one call's inputs and applies every check of the policy: the long-input rule,
     /// the per-call token budget and the output size (`None`: the model's full size).
     pub fn prepare<S: AsRef<str>>(

@@ -55,6 +55,8 @@ pub enum EngineError {
     ServerBusy { in_flight: usize, tokens: usize, limit: usize },
     #[error("the loaded model's fingerprint is {loaded}, not the expected {expected}")]
     ModelMismatch { loaded: String, expected: String },
+    #[error("chunks of {chunk_tokens} tokens cannot overlap by {overlap}: the overlap must be smaller than the chunk's text tokens (chunk_tokens - 1), and chunk_tokens at least 2")]
+    InvalidChunking { chunk_tokens: usize, overlap: usize },
     #[error("embedding cancelled")]
     Cancelled,
     #[error("device {0:?} is not available: {1}")]
@@ -116,7 +118,7 @@ impl EngineError {
             | Tokenizer { .. } => ErrorKind::Corrupt,
             WrongArchitecture { .. } | UnsupportedQuantization { .. } => ErrorKind::Unsupported,
             Encode(_) => ErrorKind::Encode,
-            InvalidDims { .. } => ErrorKind::InvalidDims,
+            InvalidDims { .. } | InvalidChunking { .. } => ErrorKind::InvalidDims,
             InputTooLong { .. } | InstructionTooLong { .. } => ErrorKind::InputTooLong,
             RequestTooLarge { .. } => ErrorKind::RequestTooLarge,
             ServerBusy { .. } => ErrorKind::ServerBusy,

@@ -116,6 +116,38 @@ impl Qwen3Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// Byte ranges of `text` covered by consecutive windows of at most `window` tokens that
+    /// overlap by `overlap` tokens (each range starts and ends on a character boundary).
+    pub fn windows(&self, text: &str, window: usize, overlap: usize) -> Result<Vec<(usize, usize)>> {
+        let enc = self.inner.encode(text, false).map_err(|e| EngineError::Encode(e.to_string()))?;
+        let offsets = enc.get_offsets();
+        let window = window.max(1);
+        let step = window.saturating_sub(overlap).max(1);
+        let floor = |mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let ceil = |mut i: usize| {
+            while i < text.len() && !text.is_char_boundary(i) {
+                i += 1;
+            }
+            i.min(text.len())
+        };
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < offsets.len() {
+            let end = (start + window).min(offsets.len());
+            out.push((floor(offsets[start].0.min(text.len())), ceil(offsets[end - 1].1)));
+            if end == offsets.len() {
+                break;
+            }
+            start += step;
+        }
+        Ok(out)
+    }
+
     /// Tokenizes `text` and appends EOS. When the result would exceed `max_tokens`, keeps the
     /// first `max_tokens - 1` text tokens and EOS, and says so.
     pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Tokenized> {

@@ -59,6 +59,10 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column
     out.pop().expect("one list per call")
 }
 
+pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
+    engine().chunk(text, chunk_tokens, overlap).or_raise()
+}
+
 pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
     engine().tokenize(text, instruct, usize::MAX).or_raise().ids
 }

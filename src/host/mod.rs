@@ -35,6 +35,15 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column
     }
 }
 
+/// `text` in chunks of at most `chunk_tokens` tokens overlapping by `overlap`.
+pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
+    if in_server() {
+        remote::chunk(text, chunk_tokens, overlap)
+    } else {
+        backend::chunk(text, chunk_tokens, overlap)
+    }
+}
+
 /// Token ids of one input, end-of-text last, never truncated.
 pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
     if in_server() {

@@ -76,6 +76,14 @@ pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
     }
 }
 
+pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
+    let req = Request::Chunk { model: key(), text: text.to_string(), chunk_tokens, overlap };
+    match call(&req, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
+        (Reply::Chunks { chunks }, _) => chunks,
+        (r, _) => unexpected(r),
+    }
+}
+
 pub fn info() -> InfoSummary {
     match call(&Request::Info { model: key() }, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
         (Reply::Info { info }, _) => info,

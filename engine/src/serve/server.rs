@@ -298,7 +298,10 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
 /// spelling of one device ("auto", "cpu", "CPU") names the same loaded model.
 fn canonical_device(req: &mut Request) -> Result<(), EngineError> {
     let model = match req {
-        Request::Embed { model, .. } | Request::Tokenize { model, .. } | Request::Info { model } => model,
+        Request::Embed { model, .. }
+        | Request::Tokenize { model, .. }
+        | Request::Info { model }
+        | Request::Chunk { model, .. } => model,
         Request::Stats => return Ok(()),
     };
     model.device = model.device.parse::<DeviceSpec>()?.resolve()?.to_string();
@@ -432,6 +435,13 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
             }
             Request::Info { .. } => {
                 job.answer(&Reply::Info { info: InfoSummary::from(engine.info()) }, &[]);
+            }
+            Request::Chunk { text, chunk_tokens, overlap, .. } => {
+                let reply = match engine.chunk(text, *chunk_tokens, *overlap) {
+                    Ok(chunks) => Reply::Chunks { chunks },
+                    Err(e) => Reply::error(&e),
+                };
+                job.answer(&reply, &[]);
             }
             Request::Embed { batch_tokens, batch_wait_ms, .. } => {
                 let budget = (*batch_tokens).max(1);

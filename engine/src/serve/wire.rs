@@ -53,6 +53,12 @@ pub enum Request {
     Info {
         model: ModelKey,
     },
+    Chunk {
+        model: ModelKey,
+        text: String,
+        chunk_tokens: usize,
+        overlap: usize,
+    },
     Stats,
 }
 
@@ -63,9 +69,10 @@ fn unlimited() -> usize {
 impl Request {
     pub fn model(&self) -> Option<&ModelKey> {
         match self {
-            Request::Embed { model, .. } | Request::Tokenize { model, .. } | Request::Info { model } => {
-                Some(model)
-            }
+            Request::Embed { model, .. }
+            | Request::Tokenize { model, .. }
+            | Request::Info { model }
+            | Request::Chunk { model, .. } => Some(model),
             Request::Stats => None,
         }
     }
@@ -152,6 +159,7 @@ pub enum Reply {
     Vectors { dims: Vec<usize>, truncated: Vec<Truncation> },
     Tokens { ids: Vec<u32>, truncated: bool, full_len: usize },
     Info { info: InfoSummary },
+    Chunks { chunks: Vec<String> },
     Stats { stats: Stats },
     Error { kind: ErrorKind, message: String },
 }
