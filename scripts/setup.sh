@@ -5,9 +5,21 @@
 #   3. cargo-pgrx 0.18.0 (pgrx 0.19 needs Rust 1.96; the toolchain here is 1.95)
 #   4. cargo pgrx init against the system PostgreSQL 15
 #   5. the real tokenizer fixture (scripts/fetch_tokenizer.sh)
+#   6. only with QWEN3_EMBED_ALL_PG=1 (or the argument --all-pg): PostgreSQL 17 and 18 built from
+#      the upstream tarballs in Debian 13 (trixie) / Debian 14 (forky)'s source packages into
+#      /opt/postgresql-NN (Debian 12 has no binary packages for them), pgvector for each, and
+#      cargo pgrx init pointed at every installed version
 # Each step is skipped when its result is already in place, so a second run takes seconds.
 # It does not install torch/transformers or llama.cpp: the tests do not need them.
 set -euo pipefail
+
+ALL_PG="${QWEN3_EMBED_ALL_PG:-0}"
+for arg in "$@"; do
+    case "$arg" in
+        --all-pg) ALL_PG=1 ;;
+        *) echo "usage: $0 [--all-pg]" >&2; exit 2 ;;
+    esac
+done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_MAJOR=15
@@ -18,7 +30,12 @@ APT_PACKAGES=(
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
     sudo build-essential pkg-config clang libclang-dev dpkg-dev ca-certificates python3
 )
-TRIXIE_SRC=/etc/apt/sources.list.d/trixie-src.sources
+# Source packages of newer Debian releases (deb-src only: nothing gets upgraded from them)
+# pgvector and PostgreSQL 17 come from trixie, PostgreSQL 18 from forky; 13 (only with
+# QWEN3_EMBED_EXTRA_PG naming it) from Debian 11 (bullseye).
+declare -A SRC_SUITE=([pgvector]=trixie [postgresql-13]=bullseye [postgresql-17]=trixie [postgresql-18]=forky)
+read -ra EXTRA_PG_MAJORS <<<"${QWEN3_EMBED_EXTRA_PG:-17 18}"
+EXTRA_PG_APT_PACKAGES=(bison flex libreadline-dev zlib1g-dev libssl-dev libicu-dev pkg-config)
 
 export DEBIAN_FRONTEND=noninteractive
 # cargo lives in ~/.cargo/bin, which a non-login shell may not have on PATH
@@ -33,7 +50,111 @@ if [[ $EUID -ne 0 ]]; then
     log "ERROR: run as root (installs Debian packages)"; exit 1
 fi
 
+# Adds a deb-src entry for a suite, once. (Its output goes to stderr: src_version's callers
+# capture stdout.)
+add_src_suite() {
+    local suite="$1" file="/etc/apt/sources.list.d/$1-src.sources"
+    [[ -f "$file" ]] && return 0
+    log "adding deb-src entry for $suite: $file" >&2
+    cat >"$file" <<SRC
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: $suite
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    apt-get update >&2
+}
+
+# Newest version of a source package whose version starts with $2, from suite $3 (apt-get
+# update once if absent).
+src_version() {
+    local pkg="$1" prefix="$2" v
+    add_src_suite "$3"
+    v="$(apt-cache showsrc "$pkg" 2>/dev/null | awk '/^Version: /{print $2}' | grep "^$prefix" \
+        | sort -V | tail -n1)"
+    if [[ -z "$v" ]]; then
+        apt-get update >/dev/null
+        v="$(apt-cache showsrc "$pkg" | awk '/^Version: /{print $2}' | grep "^$prefix" \
+            | sort -V | tail -n1)"
+    fi
+    [[ -n "$v" ]] || { log "ERROR: no source package $pkg $prefix* in apt"; exit 1; }
+    echo "$v"
+}
+
+# pgvector $PGVECTOR_VERSION into the PostgreSQL of the given major version and pg_config,
+# unless already there.
+install_pgvector() {
+    local major="$1" pg_config="$2" control
+    control="$("$pg_config" --sharedir)/extension/vector.control"
+    if [[ -f "$control" ]] && grep -q "default_version = '$PGVECTOR_VERSION'" "$control" \
+        && [[ -f "$("$pg_config" --pkglibdir)/vector.so" ]]; then
+        log "already installed: $control"
+        return 0
+    fi
+    local version build srcdir
+    version="$(src_version pgvector "$PGVECTOR_VERSION-" "${SRC_SUITE[pgvector]}")"
+    build="$(mktemp -d)"
+    # let apt's sandbox user write the download there (else a harmless "unsandboxed" warning)
+    if id _apt >/dev/null 2>&1; then chown _apt "$build"; fi
+    log "apt-get source pgvector=$version in $build"
+    (cd "$build" && apt-get source -q "pgvector=$version")
+    srcdir="$(find "$build" -mindepth 1 -maxdepth 1 -type d -name 'pgvector-*' | head -n1)"
+    if ((major >= 18)); then
+        # 0.8.0 predates two API changes of PostgreSQL 18 (0.8.1 supports it, but forky's newer
+        # pgvector source packages could not be downloaded): vacuum_delay_point takes an
+        # argument, and a TupleDesc's attributes are reached through TupleDescAttr.
+        log "patching pgvector $version for PostgreSQL $major"
+        sed -i 's/vacuum_delay_point();/vacuum_delay_point(false);/' "$srcdir"/src/*.c
+        sed -i 's/buildstate->tupdesc->attrs\[0\]\.atttypid/TupleDescAttr(buildstate->tupdesc, 0)->atttypid/' \
+            "$srcdir/src/ivfbuild.c"
+    fi
+    # OPTFLAGS= : no -march=native (Debian's no-native patch does the same; distance functions
+    # dispatch on the CPU at run time), so the build does not depend on the build machine's CPU
+    log "make PG_CONFIG=$pg_config && make install"
+    make -s -C "$srcdir" -j"$(nproc)" PG_CONFIG="$pg_config" OPTFLAGS=
+    make -s -C "$srcdir" PG_CONFIG="$pg_config" OPTFLAGS= install
+    rm -rf "$build"
+    grep -q "default_version = '$PGVECTOR_VERSION'" "$control" \
+        || { log "ERROR: $control is not version $PGVECTOR_VERSION"; exit 1; }
+    log "installed $control"
+}
+
+# PostgreSQL $1 (major) from the upstream tarball in Debian's source package, into
+# /opt/postgresql-$1, unless a server of that major version is already there. The Debian patches
+# are not applied (they move the socket directory and other paths to Debian's layout).
+install_pg_from_source() {
+    local major="$1" prefix="/opt/postgresql-$1" version build tarball srcdir
+    if [[ -x "$prefix/bin/pg_config" && -x "$prefix/bin/postgres" ]] \
+        && "$prefix/bin/pg_config" --version | grep -q "^PostgreSQL $major\."; then
+        log "already installed: $("$prefix/bin/pg_config" --version) in $prefix"
+        return 0
+    fi
+    version="$(src_version "postgresql-$major" "$major." "${SRC_SUITE[postgresql-$major]}")"
+    build="$(mktemp -d)"
+    if id _apt >/dev/null 2>&1; then chown _apt "$build"; fi
+    log "apt-get source --download-only postgresql-$major=$version in $build"
+    (cd "$build" && apt-get source -q --download-only "postgresql-$major=$version") || {
+        rm -rf "$build"
+        log "ERROR: could not download postgresql-$major=$version from ${SRC_SUITE[postgresql-$major]}'s sources"
+        log "       (QWEN3_EMBED_EXTRA_PG=\"...\" picks the versions to build)"
+        exit 1
+    }
+    tarball="$(find "$build" -maxdepth 1 -name "postgresql-${major}_*.orig.tar.*" | head -n1)"
+    [[ -n "$tarball" ]] || { log "ERROR: no upstream tarball in $build"; exit 1; }
+    tar -C "$build" -xf "$tarball"
+    srcdir="$(find "$build" -mindepth 1 -maxdepth 1 -type d -name 'postgresql-*' | head -n1)"
+    log "configure --prefix=$prefix && make && make install (several minutes on 2 cores)"
+    (cd "$srcdir" && ./configure -q --prefix="$prefix" >"$build/configure.log" \
+        && make -s -j"$(nproc)" >"$build/make.log" 2>&1 \
+        && make -s install >"$build/install.log" 2>&1) \
+        || { tail -n 40 "$build"/*.log; log "ERROR: building PostgreSQL $major failed"; exit 1; }
+    rm -rf "$build"
+    log "installed $("$prefix/bin/pg_config" --version) in $prefix"
+}
+
 # --- 1. Debian packages ----------------------------------------------------------------------
+if [[ "$ALL_PG" == 1 ]]; then APT_PACKAGES+=("${EXTRA_PG_APT_PACKAGES[@]}"); fi
 step "Debian packages: ${APT_PACKAGES[*]}"
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -52,45 +173,7 @@ done_step
 
 # --- 2. pgvector from trixie's source package --------------------------------------------------
 step "pgvector $PGVECTOR_VERSION"
-SHAREDIR="$("$PG_CONFIG" --sharedir)"
-CONTROL="$SHAREDIR/extension/vector.control"
-if [[ -f "$CONTROL" ]] && grep -q "default_version = '$PGVECTOR_VERSION'" "$CONTROL" \
-    && [[ -f "$("$PG_CONFIG" --pkglibdir)/vector.so" ]]; then
-    log "already installed: $CONTROL"
-else
-    if [[ ! -f "$TRIXIE_SRC" ]]; then
-        # Source only: there is no binary 'deb' entry for trixie, so nothing gets upgraded.
-        log "adding deb-src entry for trixie: $TRIXIE_SRC"
-        cat >"$TRIXIE_SRC" <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-        apt-get update
-    elif ! apt-cache showsrc pgvector 2>/dev/null | grep -q "^Version: $PGVECTOR_VERSION"; then
-        apt-get update
-    fi
-    SRC_VERSION="$(apt-cache showsrc pgvector | awk '/^Version: /{print $2}' \
-        | grep "^$PGVECTOR_VERSION-" | sort -V | tail -n1)"
-    [[ -n "$SRC_VERSION" ]] || { log "ERROR: no pgvector $PGVECTOR_VERSION source in apt"; exit 1; }
-    BUILD="$(mktemp -d)"
-    # let apt's sandbox user write the download there (else a harmless "unsandboxed" warning)
-    if id _apt >/dev/null 2>&1; then chown _apt "$BUILD"; fi
-    log "apt-get source pgvector=$SRC_VERSION in $BUILD"
-    (cd "$BUILD" && apt-get source -q "pgvector=$SRC_VERSION")
-    SRCDIR="$(find "$BUILD" -mindepth 1 -maxdepth 1 -type d -name 'pgvector-*' | head -n1)"
-    # OPTFLAGS= : no -march=native (Debian's no-native patch does the same; distance functions
-    # dispatch on the CPU at run time), so the build does not depend on the build machine's CPU
-    log "make PG_CONFIG=$PG_CONFIG && make install"
-    make -s -C "$SRCDIR" -j"$(nproc)" PG_CONFIG="$PG_CONFIG" OPTFLAGS=
-    make -s -C "$SRCDIR" PG_CONFIG="$PG_CONFIG" OPTFLAGS= install
-    rm -rf "$BUILD"
-    grep -q "default_version = '$PGVECTOR_VERSION'" "$CONTROL" \
-        || { log "ERROR: $CONTROL is not version $PGVECTOR_VERSION"; exit 1; }
-    log "installed $CONTROL"
-fi
+install_pgvector "$PG_MAJOR" "$PG_CONFIG"
 done_step
 
 # --- 3. cargo-pgrx ---------------------------------------------------------------------------
@@ -103,17 +186,42 @@ else
 fi
 done_step
 
-# --- 4. cargo pgrx init --------------------------------------------------------------------------
-step "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
+# --- 4. PostgreSQL 17 and 18 (opt-in) -----------------------------------------------------------
+declare -A PG_CONFIGS=([$PG_MAJOR]="$PG_CONFIG")
+if [[ "$ALL_PG" == 1 ]]; then
+    for major in "${EXTRA_PG_MAJORS[@]}"; do
+        step "PostgreSQL $major in /opt/postgresql-$major, with pgvector $PGVECTOR_VERSION"
+        install_pg_from_source "$major"
+        install_pgvector "$major" "/opt/postgresql-$major/bin/pg_config"
+        PG_CONFIGS[$major]="/opt/postgresql-$major/bin/pg_config"
+        done_step
+    done
+fi
+
+# --- 5. cargo pgrx init ----------------------------------------------------------------------------
+# init rewrites the whole config, so it names every version that is wanted; a version configured
+# earlier (e.g. by an --all-pg run) stays when its pg_config still exists.
 PGRX_CONFIG="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-if [[ -f "$PGRX_CONFIG" ]] && grep -q "^pg$PG_MAJOR = \"$PG_CONFIG\"" "$PGRX_CONFIG"; then
+for f in /opt/postgresql-*/bin/pg_config; do
+    [[ -x "$f" ]] || continue
+    m="$("$f" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')"
+    if [[ -f "$PGRX_CONFIG" ]] && grep -q "^pg$m = \"$f\"" "$PGRX_CONFIG"; then PG_CONFIGS[$m]="$f"; fi
+done
+init_args=()
+missing_init=0
+for m in $(printf '%s\n' "${!PG_CONFIGS[@]}" | sort -n); do
+    init_args+=(--pg"$m" "${PG_CONFIGS[$m]}")
+    [[ -f "$PGRX_CONFIG" ]] && grep -q "^pg$m = \"${PG_CONFIGS[$m]}\"" "$PGRX_CONFIG" || missing_init=1
+done
+step "cargo pgrx init ${init_args[*]}"
+if ((missing_init == 0)); then
     log "already configured in $PGRX_CONFIG"
 else
-    cargo pgrx init --pg"$PG_MAJOR" "$PG_CONFIG"
+    cargo pgrx init "${init_args[@]}"
 fi
 done_step
 
-# --- 5. tokenizer fixture ------------------------------------------------------------------------
+# --- 6. tokenizer fixture ------------------------------------------------------------------------
 step "tokenizer fixture"
 "$ROOT/scripts/fetch_tokenizer.sh"
 done_step

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# SQL scenario tests against a real PostgreSQL 15 (pg_regress, temporary instance).
+# SQL scenario tests against a real PostgreSQL (pg_regress, temporary instance): the system
+# PostgreSQL 15 unless PG_CONFIG names another (e.g. /opt/postgresql-18/bin/pg_config, built by
+# scripts/setup.sh --all-pg).
 #
 #   bash scripts/sql_tests.sh                 # every test in tests/schedule
 #   bash scripts/sql_tests.sh trigger reembed # just these (setup always runs first)
 #
-# Steps: build and install the extension into the system PostgreSQL (cargo pgrx install), make
+# Steps: build and install the extension into that PostgreSQL (cargo pgrx install, with the
+# cargo feature of its major version), make
 # sure the tiny fixture model exists, embed a few inputs with the engine CLI (for the
 # cli_equality test), then run pg_regress with a temporary instance as the postgres OS user.
 # Tests live in tests/sql/*.sql with expected output in tests/expected/*.out.
 #
 # Environment:
+#   PG_CONFIG                   the server to test (default /usr/lib/postgresql/15/bin/pg_config)
 #   QWEN3_EMBED_SQL_TEST_CONF   extra postgresql.conf lines for the temporary instance, e.g.
 #                               "shared_preload_libraries = 'qwen3_embed'" (newlines allowed)
 #   QWEN3_EMBED_SQL_TEST_MODEL  model file (default: fixtures/generated/tiny/model-q8_0.gguf)
@@ -21,7 +25,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 [[ -d "$HOME/.cargo/bin" ]] && export PATH="$HOME/.cargo/bin:$PATH"
 
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+PG_MAJOR="$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')"
 BINDIR="$("$PG_CONFIG" --bindir)"
 PG_REGRESS="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
 FIXTURE_DIR="$ROOT/fixtures/generated/tiny"
@@ -31,8 +36,8 @@ RUN_AS=postgres
 log() { echo "[sql_tests] $*"; }
 fail() { echo "[sql_tests] ERROR: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
-[[ $EUID -eq 0 ]] || fail "run as root (installs into the system PostgreSQL, runs tests as '$RUN_AS')"
-[[ -x "$PG_REGRESS" ]] || fail "pg_regress not found at $PG_REGRESS (apt-get install postgresql-server-dev-15)"
+[[ $EUID -eq 0 ]] || fail "run as root (installs into PostgreSQL $PG_MAJOR, runs tests as '$RUN_AS')"
+[[ -x "$PG_REGRESS" ]] || fail "pg_regress not found at $PG_REGRESS (the server headers of PostgreSQL $PG_MAJOR: scripts/setup.sh)"
 id "$RUN_AS" >/dev/null 2>&1 || fail "no '$RUN_AS' OS user"
 command -v sudo >/dev/null || fail "sudo is needed to run the server as '$RUN_AS'"
 
@@ -53,8 +58,9 @@ mkdir -p "$WORK/out" "$WORK/cli"
 
 # --- 1. the extension ----------------------------------------------------------------------------
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
-    log "cargo pgrx install --pg-config $PG_CONFIG"
-    cargo pgrx install --pg-config "$PG_CONFIG" >"$WORK/pgrx_install.log" 2>&1 \
+    log "cargo pgrx install --pg-config $PG_CONFIG --features pg$PG_MAJOR"
+    cargo pgrx install --pg-config "$PG_CONFIG" --no-default-features --features "pg$PG_MAJOR" \
+        >"$WORK/pgrx_install.log" 2>&1 \
         || { tail -n 40 "$WORK/pgrx_install.log"; fail "cargo pgrx install failed"; }
 fi
 
@@ -112,7 +118,7 @@ else
     SCHEDULE_ARGS=(--schedule="$ROOT/tests/schedule")
 fi
 
-log "pg_regress (temporary instance in $WORK/out/tmp_check)"
+log "pg_regress, PostgreSQL $PG_MAJOR (temporary instance in $WORK/out/tmp_check)"
 set +e
 (cd "$WORK" && sudo -u "$RUN_AS" env \
     QWEN3_EMBED_CLI_INPUTS="$WORK/cli/inputs.jsonl" \
@@ -131,8 +137,9 @@ set +e
 RC=${PIPESTATUS[0]}
 set -e
 
-PASSED=$(grep -cE '^(test| ) *[a-z0-9_]+ +\.\.\. ok' "$WORK/pg_regress.log" || true)
-FAILED=$(grep -cE '\.\.\. FAILED' "$WORK/pg_regress.log" || true)
+# pg_regress 15 prints "test name ... ok" / "... FAILED"; 16 and later print TAP ("ok 1 - name").
+PASSED=$(grep -cE '^((test| ) *[a-z0-9_]+ +\.\.\. ok|ok [0-9]+ )' "$WORK/pg_regress.log" || true)
+FAILED=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$WORK/pg_regress.log" || true)
 if ((RC != 0 || FAILED > 0)); then
     if [[ -f "$WORK/out/regression.diffs" ]]; then
         echo "----- regression.diffs -----"

@@ -34,6 +34,24 @@ extension_sql_file!("../sql/sync.sql", name = "sync", requires = ["columns"]);
 extension_sql_file!("../sql/dump.sql", name = "dump", requires = ["reembed", "sync"]);
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 
+// The library builds for 13 and 14, but the SQL needs 15: the views are security_invoker (so
+// that row-level security on the state tables applies to the caller). Refuse with a clear
+// message instead of failing halfway through the script.
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+extension_sql!(
+    r#"
+DO $$
+BEGIN
+    RAISE EXCEPTION 'qwen3_embed needs PostgreSQL 15 or later, this is %', pg_catalog.version()
+        USING ERRCODE = 'feature_not_supported',
+              HINT = 'Its views use security_invoker (PostgreSQL 15), so that row-level security on its state tables applies to the caller.';
+END
+$$;
+"#,
+    name = "needs_postgresql_15",
+    bootstrap
+);
+
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {

@@ -24,7 +24,7 @@ BEGIN
                              || CASE WHEN with_analyze THEN ', ANALYZE, TIMING OFF, SUMMARY OFF' ELSE '' END
                              || ') ' || query LOOP
         -- Row counts per worker vary from run to run; keep the plan's shape and worker counts.
-        RETURN NEXT regexp_replace(line, ' \(actual rows=\d+ loops=\d+\)', '');
+        RETURN NEXT regexp_replace(line, ' \(actual rows=[0-9.]+ loops=\d+\)', '');
     END LOOP;
 END $$;
 
@@ -46,11 +46,14 @@ SELECT line FROM plan_lines($q$SELECT id FROM par_docs ORDER BY serial_emb <=> q
 SELECT count(*) AS zero_distance_rows FROM (
     SELECT id, serial_emb <=> qwen3_embed(body) AS d FROM par_docs ORDER BY d LIMIT 60) x WHERE d < 1e-6;
 
--- force_parallel_mode: even a one-row query runs in a worker.
-SET force_parallel_mode = on;
+-- debug_parallel_query (force_parallel_mode before PostgreSQL 16): even a one-row query runs in
+-- a worker.
+SELECT set_config(name, 'on', false) AS forced FROM pg_settings
+ WHERE name IN ('debug_parallel_query', 'force_parallel_mode');
 SELECT plan_lines($q$SELECT qwen3_embed(body) FROM par_docs WHERE id = 1$q$);
 SELECT qwen3_embed(body) = serial_emb AS equal FROM par_docs WHERE id = 7;
-RESET force_parallel_mode;
+SELECT set_config(name, reset_val, false) AS reset FROM pg_settings
+ WHERE name IN ('debug_parallel_query', 'force_parallel_mode');
 
 RESET max_parallel_workers_per_gather;
 RESET parallel_setup_cost;

@@ -16,6 +16,10 @@ SELECT pg_describe_object(d.classid, d.objid, 0) AS object,
   FROM pg_depend d
   JOIN pg_extension e ON e.oid = d.refobjid
  WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'qwen3_embed' AND d.deptype = 'e'
+   -- PostgreSQL 18 also lists the row types of the extension's table and view (and their arrays)
+   AND NOT EXISTS (SELECT 1 FROM pg_type t LEFT JOIN pg_type el ON el.oid = t.typelem
+                    WHERE d.classid = 'pg_type'::regclass AND t.oid = d.objid
+                      AND (t.typrelid <> 0 OR el.typrelid <> 0))
  ORDER BY 1;
 
 -- The settings exist once the library is loaded.
