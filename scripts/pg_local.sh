@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Helpers to run a throwaway PostgreSQL 15 cluster as the postgres OS user (Postgres refuses
-# root). Source it, then: pg_local_start DIR PORT [extra postgresql.conf lines...];
-# pg_local_psql ARGS...; pg_local_stop.
-PG_BIN=/usr/lib/postgresql/15/bin
+# Helpers to run a throwaway PostgreSQL cluster (the system 15 unless PG_BIN names another
+# server's bin directory) as the postgres OS user (Postgres refuses root). Source it, then:
+# pg_local_start DIR PORT [extra postgresql.conf lines...]; pg_local_psql ARGS...; pg_local_stop.
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 
 pg_local_start() {
     PG_LOCAL_DIR="$1"; PG_LOCAL_PORT="$2"; shift 2
@@ -17,7 +17,7 @@ pg_local_start() {
 }
 
 pg_local_psql() {
-    psql -h "$PG_LOCAL_DIR" -p "$PG_LOCAL_PORT" -U postgres -X -v ON_ERROR_STOP=1 "$@"
+    "$PG_BIN/psql" -h "$PG_LOCAL_DIR" -p "$PG_LOCAL_PORT" -U postgres -X -v ON_ERROR_STOP=1 "$@"
 }
 
 pg_local_stop() {

@@ -7,7 +7,7 @@
 #   bash scripts/sql_tests.sh trigger reembed # just these (setup always runs first)
 #
 # Steps: build and install the extension into that PostgreSQL (cargo pgrx install, with the
-# cargo feature of its major version), make
+# cargo feature of its major version, plus the 0.1.0 install script for the upgrade test), make
 # sure the tiny fixture model exists, embed a few inputs with the engine CLI (for the
 # cli_equality test), then run pg_regress with a temporary instance as the postgres OS user.
 # Tests live in tests/sql/*.sql with expected output in tests/expected/*.out.
@@ -62,6 +62,9 @@ if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
     cargo pgrx install --pg-config "$PG_CONFIG" --no-default-features --features "pg$PG_MAJOR" \
         >"$WORK/pgrx_install.log" 2>&1 \
         || { tail -n 40 "$WORK/pgrx_install.log"; fail "cargo pgrx install failed"; }
+    # cargo pgrx install copies upgrade scripts (name--from--to.sql) but not the full scripts of
+    # released versions; the upgrade test creates the extension at 0.1.0 from this one.
+    install -m 644 "$ROOT/sql/qwen3_embed--0.1.0.sql" "$("$PG_CONFIG" --sharedir)/extension/"
 fi
 
 # The engine CLI: the one scripts/test.sh's cargo test run just built, else build it.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The extension's #[pg_test]s and the SQL scenario tests (both modes) on PostgreSQL 17 and 18,
-# built from source into /opt/postgresql-NN by `scripts/setup.sh --all-pg` (run here first).
+# The extension's #[pg_test]s, the SQL scenario tests (both modes) and the pg_dump test on
+# PostgreSQL 17 and 18, built from source into /opt/postgresql-NN by `scripts/setup.sh --all-pg`
+# (run here first).
 # scripts/test.sh runs the whole suite on the system PostgreSQL 15, and this script after it
 # when QWEN3_EMBED_ALL_PG=1.
 #
@@ -42,6 +43,7 @@ for major in "${MAJORS[@]}"; do
     run "PostgreSQL $major: SQL scenario tests, through the model server" \
         env PG_CONFIG="$pg_config" SKIP_INSTALL=1 \
         QWEN3_EMBED_SQL_TEST_CONF="shared_preload_libraries = 'qwen3_embed'" bash scripts/sql_tests.sh
+    run "PostgreSQL $major: backups, pg_dump and pg_restore" env PG_BIN="$("$pg_config" --bindir)" bash scripts/dump_tests.sh
 done
 
 echo

@@ -1,0 +1,1485 @@
+-- qwen3_embed 0.1.0 -> 0.2.0, run by ALTER EXTENSION qwen3_embed UPDATE.
+--
+-- 0.2.0 pins search_path in every shipped routine, records who runs a job (so a job whose session
+-- died shows as interrupted), adds migrations that can be abandoned, reports more about the model
+-- server, registers the model of every column it fills, adds the embedding queue
+-- (qwen3_embed_sync), and marks its state tables for pg_dump. The definitions below are 0.2.0's
+-- (sql/*.sql and the generated C functions) as of the release; tests/sql/upgrade.sql checks that
+-- an upgraded database has exactly a fresh install's objects.
+\echo Use "ALTER EXTENSION qwen3_embed UPDATE" to load this file. \quit
+
+-- The model server's statistics gained four result columns; a function's result type cannot be
+-- replaced, only dropped and created again.
+DROP FUNCTION @extschema@.qwen3_embed_server_stats();
+CREATE FUNCTION @extschema@."qwen3_embed_server_stats"() RETURNS TABLE (
+	"state" TEXT,
+	"pid" INT,
+	"restarts" bigint,
+	"uptime_s" double precision,
+	"model_path" TEXT,
+	"model_load_ms" double precision,
+	"requests" bigint,
+	"withdrawn" bigint,
+	"inputs" bigint,
+	"tokens" bigint,
+	"batches" bigint,
+	"mean_batch_size" double precision,
+	"queue_depth" INT,
+	"tokens_per_second" double precision,
+	"last_error" TEXT,
+	"model_loads" bigint,
+	"loading" TEXT,
+	"tokens_in_flight" bigint,
+	"max_tokens_in_flight" bigint
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_server_stats_wrapper';
+
+-- New C functions.
+CREATE FUNCTION @extschema@."qwen3_chunks"(
+	"input" TEXT,
+	"chunk_tokens" INT DEFAULT 512,
+	"overlap" INT DEFAULT 64
+) RETURNS TABLE (
+	"chunk_no" INT,
+	"chunk" TEXT
+)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_chunks_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_embed_batch_for_column"(
+	"inputs" TEXT[],
+	"instruct" TEXT,
+	"dims" INT,
+	"fingerprint" TEXT
+) RETURNS TABLE (
+	"ord" INT,
+	"embedding" vector
+)
+VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_batch_for_column_wrapper';
+
+-- The column registry, all new (sql/columns.sql).
+CREATE TABLE @extschema@.qwen3_embed_columns (
+    relation         regclass    NOT NULL,
+    column_name      name        NOT NULL,
+    fingerprint      text        NOT NULL,
+    -- Set while a re-embedding moves the column to another model.
+    next_fingerprint text,
+    instruct         text,
+    dims             int,
+    registered_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (relation, column_name)
+);
+ALTER TABLE @extschema@.qwen3_embed_columns ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_columns_updatable ON @extschema@.qwen3_embed_columns
+    USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
+    WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_columns TO PUBLIC;
+
+-- The fingerprint a write into relation.column_name must be made with: the registered one (or,
+-- during a re-embedding, the one it moves to). A column written for the first time is
+-- registered with the loaded model. A different instruction or size than the registered ones
+-- is refused: the column's vectors would not be comparable.
+CREATE FUNCTION @extschema@.qwen3_embed_column_model(p_rel regclass, p_col name, p_instruct text, p_dims int)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_column_model$
+DECLARE
+    c @extschema@.qwen3_embed_columns;
+BEGIN
+    SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
+    IF NOT FOUND THEN
+        INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, instruct, dims)
+        SELECT p_rel, p_col, i.fingerprint, p_instruct, p_dims FROM @extschema@.qwen3_embed_info() i
+        ON CONFLICT (relation, column_name) DO NOTHING;
+        SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
+    END IF;
+    IF c.instruct IS DISTINCT FROM p_instruct OR c.dims IS DISTINCT FROM p_dims THEN
+        RAISE EXCEPTION 'qwen3_embed: %.% holds vectors made with instruct % and dims %, not % and %',
+                p_rel, quote_ident(p_col), coalesce(quote_literal(c.instruct), 'NULL'), coalesce(c.dims::text, 'NULL'),
+                coalesce(quote_literal(p_instruct), 'NULL'), coalesce(p_dims::text, 'NULL')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Write it with the registered settings, or re-embed the whole column with the new ones (CALL qwen3_embed_reembed).';
+    END IF;
+    RETURN coalesce(c.next_fingerprint, c.fingerprint);
+END
+$qwen3_embed_column_model$;
+
+-- A re-embedding of relation.column_name starts (with the loaded model, instruct, dims) or ends.
+CREATE FUNCTION @extschema@.qwen3_embed_column_moving(p_rel regclass, p_col name, p_instruct text, p_dims int, p_done boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_column_moving$
+DECLARE
+    v_fp text;
+BEGIN
+    IF p_done THEN
+        UPDATE @extschema@.qwen3_embed_columns x
+           SET fingerprint = coalesce(x.next_fingerprint, x.fingerprint), next_fingerprint = NULL,
+               instruct = p_instruct, dims = p_dims, registered_at = clock_timestamp()
+         WHERE x.relation = p_rel AND x.column_name = p_col;
+        RETURN;
+    END IF;
+    SELECT i.fingerprint INTO v_fp FROM @extschema@.qwen3_embed_info() i;
+    INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, next_fingerprint, instruct, dims)
+    VALUES (p_rel, p_col, v_fp, v_fp, p_instruct, p_dims)
+    ON CONFLICT (relation, column_name) DO UPDATE
+       SET next_fingerprint = EXCLUDED.next_fingerprint,
+           instruct = EXCLUDED.instruct, dims = EXCLUDED.dims;
+END
+$qwen3_embed_column_moving$;
+
+-- Registered columns (of tables and columns that still exist) and whether the loaded model is theirs.
+CREATE FUNCTION @extschema@.qwen3_embed_check()
+RETURNS TABLE (relation regclass, column_name name, fingerprint text, moving_to text, model_fingerprint text,
+               matches boolean)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.relation, c.column_name, c.fingerprint, c.next_fingerprint, i.fingerprint,
+           c.fingerprint = i.fingerprint AND c.next_fingerprint IS NULL
+      FROM @extschema@.qwen3_embed_columns c, @extschema@.qwen3_embed_info() i
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = c.relation AND a.attname = c.column_name AND NOT a.attisdropped)
+     ORDER BY c.relation::text, c.column_name
+$$;
+
+-- The trigger function (sql/trigger.sql).
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_trigger() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_trigger$
+DECLARE
+    src_col  text;
+    dst_col  text;
+    instruct text;
+    dims     int;
+    dims_arg text;
+    dst_type oid;
+    dst_mod  int;
+    dst_vec  boolean;
+    changed  boolean;
+    body     text;
+    fp       text;
+    vec      text;
+BEGIN
+    IF TG_WHEN <> 'BEFORE' OR TG_LEVEL <> 'ROW' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
+        RAISE EXCEPTION 'qwen3_embed_trigger: must be fired BEFORE INSERT OR UPDATE ... FOR EACH ROW, not % % ... FOR EACH %',
+                TG_WHEN, TG_OP, TG_LEVEL
+            USING ERRCODE = 'triggered_action_exception',
+                  HINT = 'CREATE TRIGGER ... BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION qwen3_embed_trigger(''source_column'', ''target_column'');';
+    END IF;
+    IF TG_NARGS < 2 OR TG_NARGS > 4 THEN
+        RAISE EXCEPTION 'qwen3_embed_trigger: expected 2 to 4 arguments (source column, target column [, instruct [, dims]]), got % on trigger "%" of %',
+                TG_NARGS, TG_NAME, TG_RELID::regclass
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'EXECUTE FUNCTION qwen3_embed_trigger(''body'', ''embedding'') or qwen3_embed_trigger(''body'', ''embedding'', '''', ''1024'').';
+    END IF;
+    src_col  := TG_ARGV[0];
+    dst_col  := TG_ARGV[1];
+    instruct := NULLIF(TG_ARGV[2], '');
+    dims_arg := NULLIF(btrim(TG_ARGV[3]), '');
+
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = TG_RELID AND a.attname = src_col
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'qwen3_embed_trigger: source column "%" does not exist in %', src_col, TG_RELID::regclass
+            USING ERRCODE = 'undefined_column',
+                  HINT = format('Check the first argument of trigger "%s".', TG_NAME);
+    END IF;
+    SELECT a.atttypid, a.atttypmod INTO dst_type, dst_mod
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attname = dst_col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_trigger: target column "%" does not exist in %', dst_col, TG_RELID::regclass
+            USING ERRCODE = 'undefined_column',
+                  HINT = format('Check the second argument of trigger "%s".', TG_NAME);
+    END IF;
+
+    -- pgvector's own vector or halfvec (not a type that merely shares the name).
+    SELECT EXISTS (SELECT 1 FROM pg_type t
+                     JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
+                    WHERE t.oid = dst_type AND t.typname IN ('vector', 'halfvec'))
+      INTO dst_vec;
+    IF NOT dst_vec THEN
+        RAISE EXCEPTION 'qwen3_embed_trigger: target column "%" of % is %, not vector or halfvec',
+                dst_col, TG_RELID::regclass, format_type(dst_type, dst_mod)
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = format('Point the second argument of trigger "%s" at a vector(n) or halfvec(n) column.', TG_NAME);
+    END IF;
+    IF dims_arg IS NOT NULL THEN
+        IF dims_arg !~ '^[+-]?[0-9]{1,9}$' THEN
+            RAISE EXCEPTION 'qwen3_embed_trigger: dims must be an integer, got "%"', TG_ARGV[3]
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('Fix the fourth argument of trigger "%s": a number such as ''1024'', or '''' for the full size.', TG_NAME);
+        END IF;
+        dims := dims_arg::int;
+        IF dst_mod > 0 AND dims <> dst_mod THEN
+            RAISE EXCEPTION 'qwen3_embed_trigger: trigger "%" asks for % dimensions, but column "%" of % is %',
+                    TG_NAME, dims, dst_col, TG_RELID::regclass, format_type(dst_type, dst_mod)
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = format('Recreate trigger "%s" with dims ''%s'' (or '''' to follow the column''s size).', TG_NAME, dst_mod);
+        END IF;
+    ELSIF dst_mod > 0 THEN
+        dims := dst_mod;  -- vector(n) / halfvec(n): embed to n dimensions
+    END IF;
+
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format('SELECT ($1).%1$I IS DISTINCT FROM ($2).%1$I', src_col)
+            INTO changed USING NEW, OLD;
+        IF NOT changed THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+
+    EXECUTE format('SELECT ($1).%I::text', src_col) INTO body USING NEW;
+    -- The column's model (registered at its first write): any other loaded model is refused.
+    fp := @extschema@.qwen3_embed_column_model(TG_RELID, dst_col, instruct, dims);
+    SELECT e.embedding::text INTO vec
+      FROM @extschema@.qwen3_embed_batch_for_column(ARRAY[body], instruct, dims, fp) e;
+    NEW := jsonb_populate_record(NEW, jsonb_build_object(dst_col, vec));
+    RETURN NEW;
+END
+$qwen3_embed_trigger$;
+
+-- The jobs table: the job's kind, a migration's column, the session running it, and the
+-- 'interrupted' state. Existing rows are re-embedding jobs with no recorded session.
+ALTER TABLE @extschema@.qwen3_embed_jobs
+    DROP CONSTRAINT qwen3_embed_jobs_state_check,
+    ADD CONSTRAINT qwen3_embed_jobs_state_check
+        CHECK (state IN ('running', 'interrupted', 'failed', 'done')),
+    ADD COLUMN kind text NOT NULL DEFAULT 'reembed' CHECK (kind IN ('reembed', 'migrate')),
+    ADD COLUMN migrates_column name,
+    ADD COLUMN runner_pid int,
+    ADD COLUMN runner_started timestamptz;
+
+-- Re-embedding and migrations (sql/reembed.sql, less the jobs table above).
+-- A job's state as people should read it: 'running' only while its session still exists.
+-- (A cancelled or timed-out job records 'interrupted' itself; a terminated session or a crash
+-- cannot, and is recognised here.) Other roles' backend_start is hidden from ordinary roles,
+-- where the process id alone decides.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_state(state text, runner_pid int, runner_started timestamptz)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN $1 = 'running' AND NOT EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_stat_activity a
+                  WHERE a.pid = $2 AND (a.backend_start IS NULL OR a.backend_start = $3))
+        THEN 'interrupted'
+        ELSE $1
+    END
+$$;
+
+-- Progress of every job, for humans.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_percent(state text, rows_done bigint, rows_total bigint)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN $1 = 'done' THEN 100.0 ELSE round(100.0 * $2 / NULLIF($3, 0), 1) END
+$$;
+
+CREATE OR REPLACE VIEW @extschema@.qwen3_embed_progress WITH (security_invoker = true) AS
+SELECT j.relation,
+       j.source_column,
+       j.target_column,
+       @extschema@.qwen3_embed_job_state(j.state, j.runner_pid, j.runner_started) AS state,
+       j.rows_done,
+       j.rows_total,
+       @extschema@.qwen3_embed_job_percent(j.state, j.rows_done, j.rows_total) AS percent_done,
+       j.dims,
+       j.instruct,
+       j.batch_size,
+       j.key_column,
+       j.last_key,
+       j.last_error,
+       j.started_at,
+       j.updated_at,
+       j.finished_at,
+       pg_catalog.age(j.updated_at, j.started_at) AS elapsed,
+       j.kind,
+       j.migrates_column,
+       j.runner_pid
+  FROM @extschema@.qwen3_embed_jobs j;
+GRANT SELECT ON @extschema@.qwen3_embed_progress TO PUBLIC;
+
+-- This session, as a job's runner.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_claim(p_rel regclass, p_dst name)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE @extschema@.qwen3_embed_jobs j
+       SET runner_pid = pg_catalog.pg_backend_pid(),
+           runner_started = (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a
+                              WHERE a.pid = pg_catalog.pg_backend_pid())
+     WHERE j.relation = p_rel AND j.target_column = p_dst
+$$;
+
+-- qwen3_embed_reembed, part 1: check the arguments, then start, restart or resume the job.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_start(
+    p_rel regclass, p_src name, p_dst name, p_instruct text, p_dims int, p_batch int, p_restart boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_job_start$
+DECLARE
+    v_dims     int := p_dims;
+    v_dst_type oid;
+    v_dst_mod  int;
+    v_key      name;
+    v_key_type text;
+    v_job      @extschema@.qwen3_embed_jobs;
+    v_last     text;
+    v_done     bigint;
+    v_total    bigint;
+BEGIN
+    IF p_rel IS NULL OR p_src IS NULL OR p_dst IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: relation, source_column and target_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_batch IS NULL OR p_batch < 1 THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: batch_size must be at least 1, got %', coalesce(p_batch::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = p_rel) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: % is not a table', p_rel
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = p_rel AND a.attname = p_src AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: column "%" of % does not exist', p_src, p_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT a.atttypid, a.atttypmod INTO v_dst_type, v_dst_mod
+      FROM pg_attribute a
+     WHERE a.attrelid = p_rel AND a.attname = p_dst AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: column "%" of % does not exist', p_dst, p_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    -- The walk's order: a single-column primary key.
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO v_key, v_key_type
+      FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: % needs a single-column primary key to walk it in order', p_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add one, for example: ALTER TABLE ' || p_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
+    END IF;
+    IF v_key = p_dst THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: the target column "%" is the primary key of %', p_dst, p_rel
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- vector(n) / halfvec(n) without dims: embed to n dimensions.
+    IF v_dims IS NULL AND v_dst_mod > 0
+       AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = v_dst_type AND t.typname IN ('vector', 'halfvec')) THEN
+        v_dims := v_dst_mod;
+    END IF;
+    IF v_dims IS NOT NULL THEN
+        -- Refuse a size the model does not have before any job is recorded.
+        PERFORM 1 FROM @extschema@.qwen3_embed_info() i WHERE v_dims BETWEEN 32 AND i.max_dims;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'qwen3_embed_reembed: dims must be between 32 and the model''s size (%), got %',
+                    (SELECT i.max_dims FROM @extschema@.qwen3_embed_info() i), v_dims
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+
+    -- Start, restart or resume the job (one that did nothing yet just starts anew).
+    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = p_rel AND j.target_column = p_dst
+       FOR UPDATE;
+    IF FOUND AND NOT coalesce(p_restart, false) AND v_job.state <> 'done' AND v_job.rows_done > 0 THEN
+        IF v_job.source_column IS DISTINCT FROM p_src OR v_job.instruct IS DISTINCT FROM p_instruct
+           OR v_job.dims IS DISTINCT FROM v_dims OR v_job.key_column IS DISTINCT FROM v_key THEN
+            RAISE EXCEPTION 'qwen3_embed_reembed: an unfinished job on %.% used other settings (source %, instruct %, dims %, key %)',
+                    p_rel, p_dst, v_job.source_column, coalesce(quote_literal(v_job.instruct), 'NULL'),
+                    coalesce(v_job.dims::text, 'NULL'), v_job.key_column
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = format('CALL it again with the same arguments to resume it, with restart => true to start over, or forget it with SELECT qwen3_embed_abandon(%L, %L).',
+                                    p_rel::text, p_dst);
+        END IF;
+        UPDATE @extschema@.qwen3_embed_jobs j
+           SET state = 'running', last_error = NULL, batch_size = p_batch, updated_at = clock_timestamp()
+         WHERE j.relation = p_rel AND j.target_column = p_dst;
+        RAISE NOTICE 'qwen3_embed_reembed: resuming %.% after % rows', p_rel, quote_ident(p_dst), v_job.rows_done;
+    ELSE
+        INSERT INTO @extschema@.qwen3_embed_jobs AS j
+               (relation, target_column, source_column, instruct, dims, key_column, batch_size)
+        VALUES (p_rel, p_dst, p_src, p_instruct, v_dims, v_key, p_batch)
+        ON CONFLICT (relation, target_column) DO UPDATE
+           SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct,
+               dims = EXCLUDED.dims, key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size,
+               last_key = NULL, rows_done = 0, rows_total = 0, state = 'running', last_error = NULL,
+               started_at = clock_timestamp(), updated_at = clock_timestamp(), finished_at = NULL;
+    END IF;
+    PERFORM @extschema@.qwen3_embed_job_claim(p_rel, p_dst);
+    -- The column moves to the loaded model: its writes are made with it from now on.
+    PERFORM @extschema@.qwen3_embed_column_moving(p_rel, p_dst, p_instruct, v_dims, false);
+
+    SELECT j.last_key, j.rows_done INTO v_last, v_done FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = p_rel AND j.target_column = p_dst;
+    IF v_last IS NULL THEN
+        EXECUTE format('SELECT count(*) FROM %s', p_rel) INTO v_total;
+    ELSE
+        EXECUTE format('SELECT count(*) FROM %s WHERE %I > $1::%s', p_rel, v_key, v_key_type)
+           INTO v_total USING v_last;
+    END IF;
+    UPDATE @extschema@.qwen3_embed_jobs j SET rows_total = v_done + v_total
+     WHERE j.relation = p_rel AND j.target_column = p_dst;
+END
+$qwen3_embed_job_start$;
+
+-- qwen3_embed_reembed, part 2: one batch. Locks the next rows in key order, embeds their texts
+-- in one qwen3_embed_batch call, writes the vectors back and records the last key. An error
+-- (or a cancel) undoes the batch, is recorded in the job and comes back in err_*, for the
+-- procedure to COMMIT the record and raise it.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_step(p_rel regclass, p_dst name,
+    OUT finished boolean, OUT notice text,
+    OUT err_state text, OUT err_message text, OUT err_detail text, OUT err_hint text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_job_step$
+DECLARE
+    v_job      @extschema@.qwen3_embed_jobs;
+    v_key_type text;
+    v_tpl      text;
+    v_n        int;
+    v_last     text;
+    v_done     bigint;
+    v_total    bigint;
+    v_hint     text;
+    v_fp       text;
+BEGIN
+    finished := false;
+    BEGIN
+        -- Serializes concurrent CALLs on the same job: each takes the next batch in turn.
+        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = p_rel AND j.target_column = p_dst
+           FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'qwen3_embed_reembed: the job on %.% was deleted while it ran', p_rel, p_dst
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type
+          FROM pg_attribute a
+         WHERE a.attrelid = p_rel AND a.attname = v_job.key_column AND NOT a.attisdropped;
+        SELECT coalesce(c.next_fingerprint, c.fingerprint) INTO v_fp FROM @extschema@.qwen3_embed_columns c
+         WHERE c.relation = p_rel AND c.column_name = p_dst;
+        v_tpl := $sql$
+            WITH batch AS MATERIALIZED (
+                SELECT s.%1$I AS k, s.%2$I::text AS body
+                  FROM %3$s AS s
+                  %5$s
+                 ORDER BY s.%1$I
+                 LIMIT $2
+                   FOR UPDATE OF s
+            ), numbered AS MATERIALIZED (
+                SELECT b.k, b.body, (row_number() OVER (ORDER BY b.k))::int AS ord FROM batch b
+            ), embedded AS MATERIALIZED (
+                SELECT e.ord, e.embedding
+                  FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $3, $4, $5) AS e
+            ), updated AS (
+                UPDATE %3$s AS t SET %4$I = e.embedding
+                  FROM numbered n JOIN embedded e ON e.ord = n.ord
+                 WHERE t.%1$I = n.k
+                RETURNING 1
+            )  -- runs whether or not the SELECT below reads it
+            SELECT (SELECT count(*) FROM numbered)::int,
+                   (SELECT n.k::text FROM numbered n ORDER BY n.ord DESC LIMIT 1)
+            $sql$;
+        EXECUTE format(v_tpl, v_job.key_column, v_job.source_column, p_rel, p_dst,
+                       CASE WHEN v_job.last_key IS NULL THEN ''
+                            ELSE format('WHERE s.%I > $1::%s', v_job.key_column, v_key_type) END)
+           INTO v_n, v_last USING v_job.last_key, v_job.batch_size, v_job.instruct, v_job.dims, v_fp;
+        IF v_n = 0 THEN
+            UPDATE @extschema@.qwen3_embed_jobs j
+               SET state = 'done', rows_total = rows_done, updated_at = clock_timestamp(),
+                   finished_at = clock_timestamp()
+             WHERE j.relation = p_rel AND j.target_column = p_dst
+            RETURNING rows_done INTO v_done;
+            PERFORM @extschema@.qwen3_embed_column_moving(p_rel, p_dst, v_job.instruct, v_job.dims, true);
+            finished := true;
+            notice := format('qwen3_embed_reembed: done, %s rows of %s.%I', v_done, p_rel, p_dst);
+            RETURN;
+        END IF;
+        UPDATE @extschema@.qwen3_embed_jobs j
+           SET last_key = v_last, rows_done = rows_done + v_n,
+               rows_total = greatest(rows_total, rows_done + v_n), updated_at = clock_timestamp()
+         WHERE j.relation = p_rel AND j.target_column = p_dst
+        RETURNING rows_done, rows_total INTO v_done, v_total;
+        PERFORM @extschema@.qwen3_embed_job_claim(p_rel, p_dst);
+        notice := format('qwen3_embed_reembed: %s of %s rows done (%s.%I)', v_done, v_total, p_rel, p_dst);
+        RETURN;
+    EXCEPTION
+        WHEN query_canceled THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+            UPDATE @extschema@.qwen3_embed_jobs j
+               SET state = 'interrupted', last_error = err_state || ': ' || err_message,
+                   updated_at = clock_timestamp()
+             WHERE j.relation = p_rel AND j.target_column = p_dst
+            RETURNING rows_done, rows_total INTO v_done, v_total;
+        WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                                    v_hint = PG_EXCEPTION_HINT;
+            -- Keep what the earlier batches did, say where it stopped.
+            UPDATE @extschema@.qwen3_embed_jobs j
+               SET state = 'failed', last_error = err_state || ': ' || err_message, updated_at = clock_timestamp()
+             WHERE j.relation = p_rel AND j.target_column = p_dst
+            RETURNING rows_done, rows_total INTO v_done, v_total;
+    END;
+    err_detail := format('qwen3_embed_reembed stopped on %s.%I after %s of %s rows; those stay done.',
+                         p_rel, p_dst, coalesce(v_done, 0), coalesce(v_total, 0));
+    err_hint := coalesce(NULLIF(v_hint, '') || ' ', '')
+                || 'Then CALL qwen3_embed_reembed again: it resumes after the last committed batch.';
+END
+$qwen3_embed_job_step$;
+
+CREATE OR REPLACE PROCEDURE @extschema@.qwen3_embed_reembed(
+    relation      regclass,
+    source_column text,
+    target_column text,
+    instruct      text    DEFAULT NULL,
+    dims          int     DEFAULT NULL,
+    batch_size    int     DEFAULT 64,
+    restart       boolean DEFAULT false)
+LANGUAGE plpgsql
+AS $qwen3_embed_reembed$
+#variable_conflict use_variable
+DECLARE
+    v_rel regclass := relation;
+    v_dst name     := target_column;
+    r     record;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_job_start(v_rel, source_column, v_dst, instruct, dims, batch_size, restart);
+    -- Fails here, before any work, when CALLed inside a transaction block.
+    COMMIT;
+    LOOP
+        SELECT * INTO r FROM @extschema@.qwen3_embed_job_step(v_rel, v_dst);
+        COMMIT;
+        IF r.err_state IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = r.err_state, MESSAGE = r.err_message,
+                                  DETAIL = r.err_detail, HINT = r.err_hint;
+        END IF;
+        RAISE NOTICE '%', r.notice;
+        EXIT WHEN r.finished;
+    END LOOP;
+END
+$qwen3_embed_reembed$;
+
+-- qwen3_embed_migrate_dims, part 1: check, then create the new column, its sync trigger and its
+-- job (or find them, to resume). Returns what the procedure should do next.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_migrate_prepare(
+    p_rel regclass, p_src name, p_dst name, p_dims int, p_instruct text, p_batch int,
+    OUT walk boolean, OUT swap boolean, OUT new_column name)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_migrate_prepare$
+DECLARE
+    v_type     text;
+    v_typname  name;
+    v_mod      int;
+    v_max      int;
+    v_trigger  text;
+    v_state    text;
+    v_other    record;
+BEGIN
+    IF p_rel IS NULL OR p_src IS NULL OR p_dst IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: relation, source_column and target_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT format_type(a.atttypid, NULL), t.typname, a.atttypmod INTO v_type, v_typname, v_mod
+      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = p_rel AND a.attname = p_dst AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: column "%" of % does not exist', p_dst, p_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF v_typname NOT IN ('vector', 'halfvec') THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: column "%" of % is %, not vector or halfvec',
+                p_dst, p_rel, format_type((SELECT a.atttypid FROM pg_attribute a
+                                            WHERE a.attrelid = p_rel AND a.attname = p_dst), v_mod)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
+    IF p_dims IS NULL OR p_dims < 32 OR p_dims > v_max THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: new_dims must be between 32 and % (the model''s size), got %',
+                v_max, coalesce(p_dims::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    new_column := p_dst || '_qwen3_d' || p_dims;
+    v_trigger := new_column || '_sync';
+    -- An unfinished migration of this column to another size: its column and sync trigger
+    -- would keep embedding every write. Resume it or abandon it first; never guess.
+    SELECT j.target_column, j.dims INTO v_other FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = p_rel AND j.kind = 'migrate' AND j.migrates_column = p_dst
+       AND j.target_column <> new_column
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: an unfinished migration of %.% to % dimensions left its column "%" and trigger "%" behind',
+                p_rel, quote_ident(p_dst), v_other.dims, v_other.target_column, v_other.target_column || '_sync'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Finish it with CALL qwen3_embed_migrate_dims(%L, %L, %L, %s), or drop its column and trigger with SELECT qwen3_embed_abandon(%L, %L); then CALL this migration again.',
+                                p_rel::text, p_src, p_dst, v_other.dims, p_rel::text, v_other.target_column);
+    END IF;
+    walk := false;
+    swap := false;
+    IF v_mod = p_dims THEN
+        RAISE NOTICE 'qwen3_embed_migrate_dims: %.% already has % dimensions; nothing to do (qwen3_embed_reembed re-embeds in place)',
+            p_rel, quote_ident(p_dst), p_dims;
+        RETURN;
+    END IF;
+    IF octet_length(v_trigger) > 63 THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: column name "%" is too long for the migration''s column "%"', p_dst, new_column
+            USING ERRCODE = 'name_too_long';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = p_rel AND a.attname = new_column AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        SELECT j.state INTO v_state FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = p_rel AND j.target_column = new_column;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'qwen3_embed_migrate_dims: % already has a column "%" that no migration job owns', p_rel, new_column
+                USING ERRCODE = 'duplicate_column',
+                      HINT = 'Drop or rename that column, then CALL qwen3_embed_migrate_dims again.';
+        END IF;
+        RAISE NOTICE 'qwen3_embed_migrate_dims: resuming the migration of %.% to % dimensions', p_rel, quote_ident(p_dst), p_dims;
+        walk := v_state <> 'done';
+        swap := true;
+        RETURN;
+    END IF;
+    EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s(%s)', p_rel, new_column, v_type, p_dims);
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION @extschema@.qwen3_embed_trigger(%L, %L, %L, %L)',
+                   v_trigger, p_rel, p_src, new_column, coalesce(p_instruct, ''), p_dims);
+    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = p_rel AND j.target_column = new_column;
+    INSERT INTO @extschema@.qwen3_embed_jobs
+           (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
+            kind, migrates_column)
+    SELECT p_rel, new_column, p_src, p_instruct, p_dims, a.attname, greatest(coalesce(p_batch, 64), 1), 'running',
+           'migrate', p_dst
+      FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_migrate_dims: % needs a single-column primary key to walk it in order', p_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add one, for example: ALTER TABLE ' || p_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
+    END IF;
+    PERFORM @extschema@.qwen3_embed_job_claim(p_rel, new_column);
+    walk := true;
+    swap := true;
+END
+$qwen3_embed_migrate_prepare$;
+
+-- qwen3_embed_migrate_dims, part 2, in one transaction: embed rows the walk missed, drop the old
+-- column, rename the new one, record the job as done. Returns the NOTICEs to show.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_migrate_swap(
+    p_rel regclass, p_src name, p_dst name, p_dims int, p_instruct text, p_batch int)
+RETURNS SETOF text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_migrate_swap$
+DECLARE
+    v_new     name := p_dst || '_qwen3_d' || p_dims;
+    v_type    text;
+    v_caught  bigint;
+    v_indexes text;
+    v_rows    bigint;
+BEGIN
+    SELECT format_type(a.atttypid, NULL) INTO v_type
+      FROM pg_attribute a
+     WHERE a.attrelid = p_rel AND a.attname = v_new AND a.attnum > 0 AND NOT a.attisdropped;
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', p_rel);
+    EXECUTE format('UPDATE %1$s SET %2$I = (SELECT e.embedding FROM '
+                   '@extschema@.qwen3_embed_batch_for_column(ARRAY[%3$I::text], $1, $2, $3) e) '
+                   'WHERE %2$I IS NULL AND %3$I IS NOT NULL', p_rel, v_new, p_src)
+       USING p_instruct, p_dims,
+             (SELECT c.fingerprint FROM @extschema@.qwen3_embed_columns c
+               WHERE c.relation = p_rel AND c.column_name = v_new);
+    GET DIAGNOSTICS v_caught = ROW_COUNT;
+    SELECT string_agg(pg_get_indexdef(d.objid), '; ' ORDER BY d.objid) INTO v_indexes
+      FROM pg_depend d
+      JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+      JOIN pg_class c ON c.oid = d.objid AND c.relkind IN ('i', 'I')
+     WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+       AND d.refobjid = p_rel AND a.attname = p_dst;
+    EXECUTE format('DROP TRIGGER %I ON %s', v_new || '_sync', p_rel);
+    EXECUTE format('ALTER TABLE %s DROP COLUMN %I', p_rel, p_dst);
+    EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', p_rel, v_new, p_dst);
+    DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = p_rel AND c.column_name = p_dst;
+    UPDATE @extschema@.qwen3_embed_columns c SET column_name = p_dst
+     WHERE c.relation = p_rel AND c.column_name = v_new;
+    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = p_rel AND j.target_column = v_new
+    RETURNING j.rows_done INTO v_rows;
+    INSERT INTO @extschema@.qwen3_embed_jobs AS j
+           (relation, target_column, source_column, instruct, dims, key_column, batch_size,
+            rows_done, rows_total, state, finished_at)
+    SELECT p_rel, p_dst, p_src, p_instruct, p_dims, i.key_column, i.batch_size,
+           coalesce(v_rows, 0) + v_caught, coalesce(v_rows, 0) + v_caught, 'done', clock_timestamp()
+      FROM (SELECT a.attname AS key_column, greatest(coalesce(p_batch, 64), 1) AS batch_size
+              FROM pg_index x
+              JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+             WHERE x.indrelid = p_rel AND x.indisprimary) i
+    ON CONFLICT (relation, target_column) DO UPDATE
+       SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct, dims = EXCLUDED.dims,
+           key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size, last_key = NULL,
+           rows_done = EXCLUDED.rows_done, rows_total = EXCLUDED.rows_total, state = 'done',
+           last_error = NULL, updated_at = clock_timestamp(), finished_at = clock_timestamp(),
+           kind = 'reembed', migrates_column = NULL;
+    IF v_caught > 0 THEN
+        RETURN NEXT format('qwen3_embed_migrate_dims: embedded %s rows written during the migration', v_caught);
+    END IF;
+    RETURN NEXT format('qwen3_embed_migrate_dims: %s.%I is now %s(%s)', p_rel, p_dst, v_type, p_dims);
+    RETURN NEXT format('qwen3_embed_migrate_dims: indexes on the old column were dropped with it; recreate them: %s',
+                       coalesce(v_indexes, '(there were none)'));
+END
+$qwen3_embed_migrate_swap$;
+
+CREATE OR REPLACE PROCEDURE @extschema@.qwen3_embed_migrate_dims(
+    relation      regclass,
+    source_column text,
+    target_column text,
+    new_dims      int,
+    instruct      text DEFAULT NULL,
+    batch_size    int  DEFAULT 64)
+LANGUAGE plpgsql
+AS $qwen3_embed_migrate_dims$
+#variable_conflict use_variable
+DECLARE
+    v_rel    regclass := relation;
+    v_src    name     := source_column;
+    v_dst    name     := target_column;
+    v_dims   int      := new_dims;
+    v_batch  int      := batch_size;
+    v_plan   record;
+    v_notice text;
+BEGIN
+    SELECT * INTO v_plan
+      FROM @extschema@.qwen3_embed_migrate_prepare(v_rel, v_src, v_dst, v_dims, instruct, v_batch);
+    IF NOT v_plan.swap THEN
+        RETURN;
+    END IF;
+    IF v_plan.walk THEN
+        COMMIT;
+        CALL @extschema@.qwen3_embed_reembed(v_rel, v_src, v_plan.new_column, instruct, v_dims, v_batch, false);
+    END IF;
+    FOR v_notice IN
+        SELECT n FROM @extschema@.qwen3_embed_migrate_swap(v_rel, v_src, v_dst, v_dims, instruct, v_batch) AS n
+    LOOP
+        RAISE NOTICE '%', v_notice;
+    END LOOP;
+    COMMIT;
+    RAISE NOTICE 'qwen3_embed_migrate_dims: triggers that pass dims to qwen3_embed_trigger explicitly must be recreated with the new size';
+END
+$qwen3_embed_migrate_dims$;
+
+-- Forget a job. For a migration's job (its target the migration's own column) this also drops
+-- that column and its sync trigger, so nothing keeps embedding for a migration nobody will
+-- finish. Naming the column being migrated picks its unfinished migration, if it has one.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_abandon(relation regclass, target_column text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_abandon$
+#variable_conflict use_variable
+DECLARE
+    v_rel regclass := relation;
+    v_job @extschema@.qwen3_embed_jobs;
+    v_live int;
+BEGIN
+    -- The column being migrated names its unfinished migration first, then its own job.
+    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = v_rel AND j.kind = 'migrate' AND j.migrates_column = target_column;
+    IF NOT FOUND THEN
+        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = v_rel AND j.target_column = target_column;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'qwen3_embed_abandon: no job on %.%', v_rel, quote_ident(target_column)
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'SELECT relation, target_column, state FROM qwen3_embed_progress; lists the jobs you can see.';
+        END IF;
+    END IF;
+    -- A job that a session is running now holds its row: stop that session first.
+    BEGIN
+        PERFORM 1 FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = v_rel AND j.target_column = v_job.target_column
+           FOR UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        v_live := v_job.runner_pid;
+        RAISE EXCEPTION 'qwen3_embed_abandon: the job on %.% is running in another session (process %)',
+                v_rel, quote_ident(v_job.target_column), v_live
+            USING ERRCODE = 'lock_not_available',
+                  HINT = format('Cancel it first: SELECT pg_cancel_backend(%s);', v_live);
+    END;
+    IF v_job.kind = 'migrate' THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_job.target_column || '_sync', v_rel);
+        IF EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = v_rel AND a.attname = v_job.target_column AND a.attnum > 0
+                      AND NOT a.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_job.target_column);
+        END IF;
+        DELETE FROM @extschema@.qwen3_embed_columns c
+         WHERE c.relation = v_rel AND c.column_name = v_job.target_column;
+    END IF;
+    DELETE FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = v_rel AND j.target_column = v_job.target_column;
+    IF v_job.kind = 'migrate' THEN
+        RETURN format('abandoned the migration of %s.%I to %s dimensions: dropped column %I and trigger %I',
+                      v_rel, v_job.migrates_column, v_job.dims, v_job.target_column, v_job.target_column || '_sync');
+    END IF;
+    RETURN format('forgot the %s job on %s.%I after %s of %s rows (rows already re-embedded keep their new vectors)',
+                  v_job.state, v_rel, v_job.target_column, v_job.rows_done, v_job.rows_total);
+END
+$qwen3_embed_abandon$;
+
+-- The embedding queue, all new (sql/sync.sql).
+CREATE TABLE @extschema@.qwen3_embed_syncs (
+    id            serial      PRIMARY KEY,
+    relation      regclass    NOT NULL,
+    source_column name        NOT NULL,
+    target_column name        NOT NULL,
+    instruct      text,
+    dims          int,
+    key_column    name        NOT NULL,
+    key_type      text        NOT NULL,
+    batch_size    int         NOT NULL DEFAULT 64 CHECK (batch_size > 0),
+    max_attempts  int         NOT NULL DEFAULT 5 CHECK (max_attempts > 0),
+    rows_done     bigint      NOT NULL DEFAULT 0,
+    -- Rows per second while embedding, smoothed over the last batches.
+    rate          float8,
+    -- A chunked sync (qwen3_embed_sync_chunks): the chunk table, chunk size and overlap; its
+    -- target_column is the chunk table's name.
+    chunk_table   regclass,
+    chunk_tokens  int,
+    chunk_overlap int,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    last_done_at  timestamptz,
+    UNIQUE (relation, target_column)
+);
+
+-- Rows waiting to be embedded: the key as text, how often it was tried, when next. No foreign
+-- key to the syncs (a per-row check on every queued row of every write): qwen3_embed_unsync
+-- deletes a sync's queue and errors itself.
+CREATE TABLE @extschema@.qwen3_embed_queue (
+    id          bigserial   PRIMARY KEY,
+    sync_id     int         NOT NULL,
+    key         text        NOT NULL,
+    enqueued_at timestamptz NOT NULL DEFAULT now(),
+    attempts    int         NOT NULL DEFAULT 0,
+    next_try_at timestamptz NOT NULL DEFAULT now(),
+    last_error  text
+);
+CREATE INDEX qwen3_embed_queue_next ON @extschema@.qwen3_embed_queue (sync_id, next_try_at, id);
+
+-- Rows that failed max_attempts times, with the last error.
+CREATE TABLE @extschema@.qwen3_embed_sync_errors (
+    id        bigserial   PRIMARY KEY,
+    sync_id   int         NOT NULL REFERENCES @extschema@.qwen3_embed_syncs ON DELETE CASCADE,
+    key       text        NOT NULL,
+    sqlstate  text        NOT NULL,
+    message   text        NOT NULL,
+    attempts  int         NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- As for jobs: each role sees and changes the syncs (and their queue and errors) of tables it
+-- can UPDATE; the queue is written by the tables' triggers, as the writing role.
+ALTER TABLE @extschema@.qwen3_embed_syncs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_syncs_updatable ON @extschema@.qwen3_embed_syncs
+    USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
+    WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_syncs TO PUBLIC;
+GRANT USAGE ON SEQUENCE @extschema@.qwen3_embed_syncs_id_seq TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_queue TO PUBLIC;
+GRANT USAGE ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_sync_errors TO PUBLIC;
+GRANT USAGE ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq TO PUBLIC;
+
+-- The enqueueing trigger: AFTER INSERT / UPDATE / DELETE ... FOR EACH STATEMENT, with the
+-- statement's rows as transition tables. TG_ARGV[0] is the sync's id.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_enqueue() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_enqueue$
+DECLARE
+    s         @extschema@.qwen3_embed_syncs;
+    v_cleared boolean;
+BEGIN
+    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs WHERE id = TG_ARGV[0]::int;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                       'SELECT $1, n.%I::text FROM qwen3_embed_new n WHERE n.%I IS NOT NULL',
+                       s.key_column, s.source_column)
+          USING s.id;
+    ELSIF TG_OP = 'UPDATE' THEN
+        EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                       'SELECT $1, n.%1$I::text FROM qwen3_embed_new n LEFT JOIN qwen3_embed_old o ON o.%1$I = n.%1$I '
+                       'WHERE o.%1$I IS NULL OR n.%2$I IS DISTINCT FROM o.%2$I',
+                       s.key_column, s.source_column)
+          USING s.id;
+        -- A row whose text became NULL has no vector. (Checked first: an UPDATE, even of no
+        -- row, fires this trigger again.) A chunked sync's queue entry removes its chunks.
+        v_cleared := false;
+        IF s.chunk_table IS NULL THEN
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM qwen3_embed_new n WHERE n.%I IS NULL AND n.%I IS NOT NULL)',
+                           s.source_column, s.target_column)
+               INTO v_cleared;
+        END IF;
+        IF v_cleared THEN
+            EXECUTE format('UPDATE %s t SET %I = NULL FROM qwen3_embed_new n '
+                           'WHERE t.%I = n.%I AND n.%I IS NULL AND t.%I IS NOT NULL',
+                           s.relation, s.target_column, s.key_column, s.key_column, s.source_column, s.target_column);
+        END IF;
+    ELSE
+        EXECUTE format('DELETE FROM @extschema@.qwen3_embed_queue q USING qwen3_embed_old o '
+                       'WHERE q.sync_id = $1 AND q.key = o.%I::text', s.key_column)
+          USING s.id;
+    END IF;
+    RETURN NULL;
+END
+$qwen3_embed_sync_enqueue$;
+
+-- A sync's triggers, and its backlog (every row with text) queued; returns the rows queued.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_install(p_id int)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_install$
+DECLARE
+    s       @extschema@.qwen3_embed_syncs;
+    v_name  text := 'qwen3_embed_sync_' || p_id;
+    v_rows  bigint;
+BEGIN
+    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_name || '_ins', s.relation, p_id);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS qwen3_embed_old NEW TABLE AS qwen3_embed_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_name || '_upd', s.relation, p_id);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS qwen3_embed_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_name || '_del', s.relation, p_id);
+    EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                   'SELECT $1, t.%I::text FROM %s t WHERE t.%I IS NOT NULL', s.key_column, s.relation, s.source_column)
+      USING p_id;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$qwen3_embed_sync_install$;
+
+-- Keep target_column in step with source_column through the queue. Queues every existing row
+-- (the backlog) and returns the sync's id.
+CREATE FUNCTION @extschema@.qwen3_embed_sync(
+    relation      regclass,
+    source_column text,
+    target_column text,
+    instruct      text DEFAULT NULL,
+    dims          int  DEFAULT NULL,
+    batch_size    int  DEFAULT 64,
+    max_attempts  int  DEFAULT 5)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync$
+#variable_conflict use_variable
+DECLARE
+    v_rel      regclass := relation;
+    v_dims     int      := dims;
+    v_dst_type oid;
+    v_dst_mod  int;
+    v_key      name;
+    v_key_type text;
+    v_id       int;
+    v_trigger  text;
+    v_rows     bigint;
+BEGIN
+    IF v_rel IS NULL OR source_column IS NULL OR target_column IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: relation, source_column and target_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v_rel AND a.attname = source_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: column "%" of % does not exist', source_column, v_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT a.atttypid, a.atttypmod INTO v_dst_type, v_dst_mod FROM pg_attribute a
+     WHERE a.attrelid = v_rel AND a.attname = target_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: column "%" of % does not exist', target_column, v_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
+                    WHERE t.oid = v_dst_type AND t.typname IN ('vector', 'halfvec')) THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: column "%" of % is %, not vector or halfvec',
+                target_column, v_rel, format_type(v_dst_type, v_dst_mod)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    IF v_dims IS NULL AND v_dst_mod > 0 THEN
+        v_dims := v_dst_mod;
+    ELSIF v_dims IS NOT NULL AND v_dst_mod > 0 AND v_dims <> v_dst_mod THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: dims % does not fit column "%" of %, which is %',
+                v_dims, target_column, v_rel, format_type(v_dst_type, v_dst_mod)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO v_key, v_key_type
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: % needs a single-column primary key', v_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF batch_size IS NULL OR batch_size < 1 OR max_attempts IS NULL OR max_attempts < 1 THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: batch_size and max_attempts must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO @extschema@.qwen3_embed_syncs AS s
+           (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts)
+    VALUES (v_rel, source_column, target_column, instruct, v_dims, v_key, v_key_type, batch_size, max_attempts)
+    ON CONFLICT ON CONSTRAINT qwen3_embed_syncs_relation_target_column_key DO NOTHING
+    RETURNING s.id INTO v_id;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: %.% is already kept in step', v_rel, quote_ident(target_column)
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'SELECT qwen3_embed_unsync(...) first to change its settings.';
+    END IF;
+    PERFORM @extschema@.qwen3_embed_column_model(v_rel, target_column, instruct, v_dims);
+    v_rows := @extschema@.qwen3_embed_sync_install(v_id);
+    RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', v_rel,
+        quote_ident(target_column), quote_ident(source_column), v_rows;
+    RETURN v_id;
+END
+$qwen3_embed_sync$;
+
+-- Keep a chunk table in step with source_column: each row's text split into chunks of at most
+-- chunk_tokens tokens overlapping by overlap tokens (qwen3_chunks), one row and one vector per
+-- chunk in chunk_table (created here, in the table's schema, with the key, chunk_no, chunk and
+-- embedding; its rows go with their source row). Returns the sync's id.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_chunks(
+    relation      regclass,
+    source_column text,
+    chunk_table   text,
+    chunk_tokens  int  DEFAULT 512,
+    overlap       int  DEFAULT 64,
+    instruct      text DEFAULT NULL,
+    dims          int  DEFAULT NULL,
+    batch_size    int  DEFAULT 8,
+    max_attempts  int  DEFAULT 5)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_chunks$
+#variable_conflict use_variable
+DECLARE
+    v_rel      regclass := relation;
+    v_dims     int      := dims;
+    v_key      name;
+    v_key_type text;
+    v_vector   text;
+    v_schema   name;
+    v_table    regclass;
+    v_id       int;
+    v_rows     bigint;
+BEGIN
+    IF v_rel IS NULL OR source_column IS NULL OR chunk_table IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: relation, source_column and chunk_table must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF chunk_tokens IS NULL OR overlap IS NULL OR chunk_tokens < 2 OR overlap < 0 OR overlap >= chunk_tokens - 1 THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: chunk_tokens must be at least 2 and overlap between 0 and chunk_tokens - 2, got % and %',
+                chunk_tokens, overlap
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v_rel AND a.attname = source_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: column "%" of % does not exist', source_column, v_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO v_key, v_key_type
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: % needs a single-column primary key', v_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF v_dims IS NULL THEN
+        SELECT i.max_dims INTO v_dims FROM @extschema@.qwen3_embed_info() i;
+    END IF;
+    SELECT format_type(t.oid, NULL) INTO v_vector FROM pg_type t
+      JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
+     WHERE t.typname = 'vector';
+    SELECT n.nspname INTO v_schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    EXECUTE format('CREATE TABLE %I.%I (%I %s NOT NULL REFERENCES %s ON DELETE CASCADE, chunk_no int NOT NULL, '
+                   'chunk text NOT NULL, embedding %s(%s), PRIMARY KEY (%I, chunk_no))',
+                   v_schema, chunk_table, v_key, v_key_type, v_rel, v_vector, v_dims, v_key);
+    v_table := format('%I.%I', v_schema, chunk_table)::regclass;
+    IF batch_size IS NULL OR batch_size < 1 OR max_attempts IS NULL OR max_attempts < 1 THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: batch_size and max_attempts must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO @extschema@.qwen3_embed_syncs AS s
+           (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
+            chunk_table, chunk_tokens, chunk_overlap)
+    VALUES (v_rel, source_column, chunk_table, instruct, v_dims, v_key, v_key_type, batch_size, max_attempts,
+            v_table, chunk_tokens, overlap)
+    RETURNING s.id INTO v_id;
+    PERFORM @extschema@.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
+    v_rows := @extschema@.qwen3_embed_sync_install(v_id);
+    RAISE NOTICE 'qwen3_embed_sync_chunks: % keeps chunks of %.% of % tokens (overlap %); % rows queued',
+        v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap, v_rows;
+    RETURN v_id;
+END
+$qwen3_embed_sync_chunks$;
+
+-- Stop keeping a column in step: drops the triggers, the queue and the errors of that sync.
+CREATE FUNCTION @extschema@.qwen3_embed_unsync(relation regclass, target_column text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_unsync$
+#variable_conflict use_variable
+DECLARE
+    v_id      int;
+    v_pending bigint;
+BEGIN
+    SELECT s.id INTO v_id FROM @extschema@.qwen3_embed_syncs s
+     WHERE s.relation = relation AND s.target_column = target_column;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_unsync: %.% is not kept in step', relation, quote_ident(target_column)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = v_id;
+    GET DIAGNOSTICS v_pending = ROW_COUNT;
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_ins', relation);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_upd', relation);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_del', relation);
+    DELETE FROM @extschema@.qwen3_embed_syncs s WHERE s.id = v_id;
+    RETURN v_pending;
+END
+$qwen3_embed_unsync$;
+
+-- Embeds one batch of queued rows of one sync; returns how many rows it embedded.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_batch(s @extschema@.qwen3_embed_syncs, p_ids bigint[], p_keys text[])
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_batch$
+DECLARE
+    v_n  int;
+    v_fp text;
+BEGIN
+    IF s.chunk_table IS NOT NULL THEN
+        -- Lock the source rows, replace their chunks, embed the new chunks in one call.
+        EXECUTE format('SELECT count(*)::int FROM (SELECT 1 FROM %s t WHERE t.%I = ANY ($1::%s[]) FOR UPDATE OF t) x',
+                       s.relation, s.key_column, s.key_type)
+           INTO v_n USING p_keys;
+        EXECUTE format('DELETE FROM %s c WHERE c.%I = ANY ($1::%s[])', s.chunk_table, s.key_column, s.key_type)
+          USING p_keys;
+        EXECUTE format('INSERT INTO %1$s (%2$I, chunk_no, chunk) '
+                       'SELECT t.%2$I, x.chunk_no, x.chunk FROM %3$s t, @extschema@.qwen3_chunks(t.%4$I::text, $2, $3) x '
+                       'WHERE t.%2$I = ANY ($1::%5$s[]) AND t.%4$I IS NOT NULL',
+                       s.chunk_table, s.key_column, s.relation, s.source_column, s.key_type)
+          USING p_keys, s.chunk_tokens, s.chunk_overlap;
+        v_fp := @extschema@.qwen3_embed_column_model(s.chunk_table, 'embedding', s.instruct, s.dims);
+        EXECUTE format($sql$
+            WITH numbered AS MATERIALIZED (
+                SELECT c.%1$I AS k, c.chunk_no, c.chunk, (row_number() OVER (ORDER BY c.%1$I, c.chunk_no))::int AS ord
+                  FROM %2$s c WHERE c.%1$I = ANY ($1::%3$s[])
+            ), embedded AS MATERIALIZED (
+                SELECT e.ord, e.embedding
+                  FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.chunk FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
+            )
+            UPDATE %2$s AS c SET embedding = e.embedding
+              FROM numbered n JOIN embedded e ON e.ord = n.ord
+             WHERE c.%1$I = n.k AND c.chunk_no = n.chunk_no
+            $sql$, s.key_column, s.chunk_table, s.key_type)
+          USING p_keys, s.instruct, s.dims, v_fp;
+        DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.id = ANY (p_ids);
+        RETURN v_n;
+    END IF;
+    EXECUTE format($sql$
+        WITH rows AS MATERIALIZED (
+            SELECT t.%1$I AS k, t.%2$I::text AS body
+              FROM %3$s t
+             WHERE t.%1$I = ANY ($1::%5$s[]) AND t.%2$I IS NOT NULL
+             ORDER BY t.%1$I
+               FOR UPDATE OF t
+        ), numbered AS MATERIALIZED (
+            SELECT r.k, r.body, (row_number() OVER (ORDER BY r.k))::int AS ord FROM rows r
+        ), embedded AS MATERIALIZED (
+            SELECT e.ord, e.embedding
+              FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
+        ), updated AS (
+            UPDATE %3$s AS t SET %4$I = e.embedding
+              FROM numbered n JOIN embedded e ON e.ord = n.ord
+             WHERE t.%1$I = n.k
+            RETURNING 1
+        )
+        SELECT count(*)::int FROM updated
+        $sql$, s.key_column, s.source_column, s.relation, s.target_column, s.key_type)
+       INTO v_n USING p_keys, s.instruct, s.dims,
+                      @extschema@.qwen3_embed_column_model(s.relation, s.target_column, s.instruct, s.dims);
+    DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.id = ANY (p_ids);
+    RETURN v_n;
+END
+$qwen3_embed_sync_batch$;
+
+-- Drains up to max_batches batches of the queue (every sync, or one); returns rows embedded.
+-- What the background workers call; callable by hand, in any transaction.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_run(sync_id int DEFAULT NULL, max_batches int DEFAULT 1)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_run$
+#variable_conflict use_variable
+DECLARE
+    s       @extschema@.qwen3_embed_syncs;
+    v_ids   bigint[];
+    v_keys  text[];
+    v_done  int := 0;
+    v_n     int;
+    v_state text;
+    v_msg   text;
+    v_batch int := 0;
+    v_start timestamptz;
+    v_secs  float8;
+    v_from  int;
+    q       record;
+BEGIN
+    FOR s IN SELECT * FROM @extschema@.qwen3_embed_syncs x
+              WHERE sync_id IS NULL OR x.id = sync_id ORDER BY x.id LOOP
+        EXIT WHEN v_batch >= max_batches;
+        -- The oldest due rows of this sync that no other worker holds; one queue row per key.
+        SELECT array_agg(p.id), array_agg(DISTINCT p.key) INTO v_ids, v_keys
+          FROM (SELECT q2.id, q2.key FROM @extschema@.qwen3_embed_queue q2
+                 WHERE q2.sync_id = s.id AND q2.next_try_at <= clock_timestamp()
+                 ORDER BY q2.id LIMIT s.batch_size
+                   FOR UPDATE SKIP LOCKED) p;
+        CONTINUE WHEN v_ids IS NULL;
+        v_batch := v_batch + 1;
+        v_start := clock_timestamp();
+        v_from := v_done;
+        BEGIN
+            v_n := @extschema@.qwen3_embed_sync_batch(s, v_ids, v_keys);
+            v_done := v_done + v_n;
+        EXCEPTION
+            WHEN query_canceled THEN RAISE;
+            WHEN OTHERS THEN
+                -- One row at a time, so one bad row does not hold back the others.
+                FOR q IN SELECT x.id, x.key, x.attempts FROM @extschema@.qwen3_embed_queue x
+                          WHERE x.id = ANY (v_ids) ORDER BY x.id LOOP
+                    BEGIN
+                        v_done := v_done + @extschema@.qwen3_embed_sync_batch(s, ARRAY[q.id], ARRAY[q.key]);
+                    EXCEPTION
+                        WHEN query_canceled THEN RAISE;
+                        WHEN OTHERS THEN
+                            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                            IF q.attempts + 1 >= s.max_attempts THEN
+                                INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
+                                VALUES (s.id, q.key, v_state, v_msg, q.attempts + 1);
+                                DELETE FROM @extschema@.qwen3_embed_queue x WHERE x.id = q.id;
+                            ELSE
+                                UPDATE @extschema@.qwen3_embed_queue x
+                                   SET attempts = q.attempts + 1, last_error = v_state || ': ' || v_msg,
+                                       next_try_at = clock_timestamp() + interval '1 second' * power(2, q.attempts)
+                                 WHERE x.id = q.id;
+                            END IF;
+                    END;
+                END LOOP;
+        END;
+        v_secs := extract(epoch FROM clock_timestamp() - v_start);
+        UPDATE @extschema@.qwen3_embed_syncs x
+           SET rows_done = x.rows_done + (v_done - v_from), last_done_at = clock_timestamp(),
+               rate = CASE WHEN x.rate IS NULL THEN (v_done - v_from) / greatest(v_secs, 1e-6)
+                           ELSE 0.7 * x.rate + 0.3 * (v_done - v_from) / greatest(v_secs, 1e-6) END
+         WHERE x.id = s.id AND v_done > v_from;
+    END LOOP;
+    RETURN v_done;
+END
+$qwen3_embed_sync_run$;
+
+-- Puts a sync's failed rows back in the queue (after fixing what made them fail).
+CREATE FUNCTION @extschema@.qwen3_embed_sync_retry(relation regclass, target_column text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_retry$
+#variable_conflict use_variable
+DECLARE
+    v_id int;
+    v_n  bigint;
+BEGIN
+    SELECT s.id INTO v_id FROM @extschema@.qwen3_embed_syncs s
+     WHERE s.relation = relation AND s.target_column = target_column;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_retry: %.% is not kept in step', relation, quote_ident(target_column)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    WITH moved AS (
+        DELETE FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = v_id RETURNING e.key
+    )
+    INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) SELECT DISTINCT v_id, m.key FROM moved m;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
+     WHERE q.sync_id = v_id;
+    RETURN v_n;
+END
+$qwen3_embed_sync_retry$;
+
+CREATE FUNCTION @extschema@.qwen3_embed_sync_counts(p_id int,
+    OUT pending bigint, OUT waiting_retry bigint, OUT failed bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT count(*) FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.attempts = 0),
+           (SELECT count(*) FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.attempts > 0),
+           (SELECT count(*) FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = $1)
+$$;
+
+CREATE FUNCTION @extschema@.qwen3_embed_sync_eta(p_pending bigint, p_rate float8)
+RETURNS interval
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN $1 = 0 THEN interval '0' WHEN $2 > 0 THEN make_interval(secs => $1 / $2) END
+$$;
+
+-- Each sync: pending, waiting for a retry, failed and done rows, the recent rate, the time the
+-- pending rows should take at that rate, and when it last embedded.
+CREATE VIEW @extschema@.qwen3_embed_sync_status WITH (security_invoker = true) AS
+SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
+       c.pending, c.waiting_retry, c.failed, s.rows_done AS done,
+       s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
+       s.last_done_at, s.created_at
+  FROM @extschema@.qwen3_embed_syncs s,
+       LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
+GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
+
+-- The state tables for pg_dump (sql/dump.sql).
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_columns', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_syncs', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_syncs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_queue_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_sync_errors', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_sync_errors_id_seq', '');
+
+-- Comments (sql/comments.sql).
+COMMENT ON FUNCTION @extschema@.qwen3_embed(text, text, integer) IS
+'The embedding of input as a pgvector vector, unit length. With instruct the model sees "Instruct: {instruct}\nQuery:{input}" (use it for queries); dims keeps the first dims dimensions (MRL, 32 to the model''s size, default the full size). NULL input gives NULL.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_query(text, text, integer) IS
+'The embedding of a search query, with the upstream default retrieval task as its instruction unless task says otherwise; compare it with qwen3_embed_document vectors.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_document(text, integer) IS
+'The embedding of a document (no instruction, as upstream), to store and search with qwen3_embed_query.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_batch(text[], text, integer) IS
+'Embeds every element of inputs in as few forward passes as qwen3_embed.batch_tokens allows: one row per element, in order (ord from 1), NULL elements giving NULL embeddings; equal to one-by-one qwen3_embed calls.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_token_count(text, text) IS
+'How many tokens the model sees for input (with instruct), the appended end-of-text token included, before any truncation to qwen3_embed.max_tokens.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_tokenize(text, text) IS
+'The token ids the model sees for input (with instruct), end-of-text (151643) last, before any truncation.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_info() IS
+'The loaded model (loading it if needed): file, format, architecture, size, tensor types, dimensions, vocabulary, device, threads, fingerprint, load time and where it runs.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_server_stats() IS
+'The model server (when qwen3_embed is in shared_preload_libraries): state (off, unavailable, running), process id, restarts, model and load time, requests, withdrawn requests, inputs, tokens, forward-pass groups (batches), mean requests per batch, queue depth, tokens per second of compute, last error (superusers only), models loaded, the model being loaded now, and the estimated tokens in flight with their limit (qwen3_embed.server_max_tokens).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_default_task() IS
+'The upstream default retrieval task that qwen3_embed_query uses as its instruction.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_trigger() IS
+'Trigger function: BEFORE INSERT OR UPDATE ... FOR EACH ROW EXECUTE FUNCTION qwen3_embed_trigger(''source_column'', ''target_column'' [, ''instruct'' [, ''dims'']]) embeds the source text into the target column on INSERT, and on UPDATE only when the source changed. Without dims, a vector(n) or halfvec(n) target gets n dimensions.';
+
+COMMENT ON PROCEDURE @extschema@.qwen3_embed_reembed(regclass, text, text, text, integer, integer, boolean) IS
+'Re-embeds source_column into target_column for every row, in primary-key order, batch_size rows per qwen3_embed_batch call, committing after each batch; CALLed again after an interruption it resumes after the last committed batch (restart => true starts over). CALL it outside a transaction block; progress is in qwen3_embed_progress.';
+
+COMMENT ON PROCEDURE @extschema@.qwen3_embed_migrate_dims(regclass, text, text, integer, text, integer) IS
+'Moves target_column to new_dims dimensions: fills a new column with resumable batches (kept current by a temporary trigger), then drops the old column and renames the new one in one transaction. Indexes on the old column go with it and must be recreated. CALL it outside a transaction block; CALL it again to resume.';
+
+COMMENT ON TABLE @extschema@.qwen3_embed_jobs IS
+'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, interrupted, failed, done), last error, times, kind (reembed, or migrate for a migration''s new column) and the session running it. qwen3_embed_abandon forgets a job (and drops a migration''s leftovers).';
+
+COMMENT ON VIEW @extschema@.qwen3_embed_progress IS
+'Progress of re-embedding jobs: state (a running job whose session is gone shows as interrupted), rows done of total, percent, last error and elapsed time.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_abandon(regclass, text) IS
+'Forgets the job on relation.target_column. For a migration (named by its new column, or by the column being migrated) it also drops the migration''s new column and its sync trigger, so nothing keeps embedding for a migration that will not be finished. Refused while another session runs the job.';
+
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_state(text, integer, timestamp with time zone) IS
+'Internal: a job''s state as qwen3_embed_progress shows it.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_percent(text, bigint, bigint) IS
+'Internal: a job''s percent done as qwen3_embed_progress shows it.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_claim(regclass, name) IS
+'Internal: records this session as the one running a job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_start(regclass, name, name, text, integer, integer, boolean) IS
+'Internal (qwen3_embed_reembed): checks the arguments and starts, restarts or resumes a job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_job_step(regclass, name) IS
+'Internal (qwen3_embed_reembed): embeds and writes the next batch of a job, recording an error or a cancel in the job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_prepare(regclass, name, name, integer, text, integer) IS
+'Internal (qwen3_embed_migrate_dims): checks, then creates or finds the new column, its sync trigger and its job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_swap(regclass, name, name, integer, text, integer) IS
+'Internal (qwen3_embed_migrate_dims): embeds rows the walk missed and swaps the new column in.';
+
+COMMENT ON TABLE @extschema@.qwen3_embed_syncs IS
+'One row per column kept in step with its source text through the embedding queue (qwen3_embed_sync): settings, key column, batch size, attempts before a row fails, rows embedded.';
+COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
+'Rows waiting to be embedded by the sync workers (or qwen3_embed_sync_run): sync, key, attempts so far, when next tried, last error. Written by the tables'' triggers in the writers'' transactions.';
+COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
+'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
+COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
+'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, when it last embedded.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_eta(bigint, double precision) IS
+'Internal (qwen3_embed_sync_status): pending rows over the recent rate, as an interval.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer) IS
+'Keeps target_column in step with source_column through the embedding queue: installs statement-level triggers that queue written rows (the write embeds nothing), queues every existing row, and returns the sync''s id. The sync workers (or qwen3_embed_sync_run) embed the queue.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
+'Stops keeping a column in step: drops its triggers, queue rows and errors; returns how many rows were still queued.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
+'Embeds up to max_batches batches of queued rows (of every sync, or of sync_id) and returns the rows embedded; what the sync workers call.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
+'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
+'Internal: the statement-level trigger function that queues written rows for a sync.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_syncs, bigint[], text[]) IS
+'Internal (qwen3_embed_sync_run): embeds one batch of queued rows and deletes their queue rows.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
+'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync.';
+
+COMMENT ON TABLE @extschema@.qwen3_embed_columns IS
+'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_check() IS
+'Registered embedding columns, their model''s fingerprint, the one a re-embedding moves them to, the loaded model''s, and whether they match: a column that does not match refuses writes until it is re-embedded.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_batch_for_column(text[], text, integer, text) IS
+'qwen3_embed_batch for a column whose vectors came from the model with fingerprint: any other loaded model is an error (55000). What the trigger, the sync queue and the re-embedding call.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_column_model(regclass, name, text, integer) IS
+'Internal: the fingerprint a write into a column must be made with, registering the column with the loaded model at its first write.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_column_moving(regclass, name, text, integer, boolean) IS
+'Internal: a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';
+COMMENT ON SEQUENCE @extschema@.qwen3_embed_syncs_id_seq IS 'Ids of qwen3_embed_syncs.';
+COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_queue.';
+COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, integer, integer, text, integer, integer, integer) IS
+'Keeps a chunk table in step with source_column through the embedding queue: each row''s text split into chunks of at most chunk_tokens tokens overlapping by overlap (qwen3_chunks), one row and one vector per chunk in chunk_table, which it creates (key, chunk_no, chunk, embedding; rows go with their source row). Returns the sync''s id.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_install(integer) IS
+'Internal: creates a sync''s triggers and queues its backlog.';
+COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS
+'input split into chunks of at most chunk_tokens tokens as the model sees them (the end-of-text token included), consecutive chunks sharing overlap tokens; chunk_no from 1; no chunk for an empty input.';
