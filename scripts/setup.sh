@@ -9,6 +9,7 @@
 #      the upstream tarballs in Debian 13 (trixie) / Debian 14 (forky)'s source packages into
 #      /opt/postgresql-NN (Debian 12 has no binary packages for them), pgvector for each, and
 #      cargo pgrx init pointed at every installed version
+#   7. only with QWEN3_EMBED_WITH_CUDA=1: the CUDA toolkit (nvcc), for `--features cuda`
 # Each step is skipped when its result is already in place, so a second run takes seconds.
 # It does not install torch/transformers or llama.cpp: the tests do not need them.
 set -euo pipefail
@@ -225,6 +226,34 @@ done_step
 step "tokenizer fixture"
 "$ROOT/scripts/fetch_tokenizer.sh"
 done_step
+
+# --- 7. CUDA toolkit, only when asked ----------------------------------------------------------------
+# QWEN3_EMBED_WITH_CUDA=1: Debian's nvidia-cuda-toolkit (nvcc, several GB) from the non-free
+# component, which the default sources do not list, for `cargo build --features cuda`. Running a
+# CUDA build also needs the NVIDIA driver, which this does not install.
+if [[ "${QWEN3_EMBED_WITH_CUDA:-0}" == 1 ]]; then
+    step "CUDA toolkit (QWEN3_EMBED_WITH_CUDA=1)"
+    NONFREE=/etc/apt/sources.list.d/debian-non-free.sources
+    if command -v nvcc >/dev/null; then
+        log "already installed: $(nvcc --version | tail -n1)"
+    else
+        if ! apt-cache policy nvidia-cuda-toolkit 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+            CODENAME="$(. /etc/os-release && echo "$VERSION_CODENAME")"
+            log "adding the non-free component: $NONFREE"
+            cat >"$NONFREE" <<SRC
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: $CODENAME $CODENAME-updates
+Components: non-free
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+            apt-get update
+        fi
+        apt-get install -y --no-install-recommends nvidia-cuda-toolkit
+        log "installed: $(nvcc --version | tail -n1)"
+    fi
+    done_step
+fi
 
 echo
 log "all done in ${SECONDS}s"

@@ -17,6 +17,8 @@ pub fn sqlstate(e: &EngineError) -> Code {
         ErrorKind::ModelMismatch => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         ErrorKind::Cancelled => Code::ERRCODE_QUERY_CANCELED,
         ErrorKind::Encode => Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+        ErrorKind::DeviceUnavailable => Code::ERRCODE_SYSTEM_ERROR,
+        ErrorKind::DeviceOutOfMemory => Code::ERRCODE_OUT_OF_MEMORY,
         ErrorKind::Compute => Code::ERRCODE_INTERNAL_ERROR,
         ErrorKind::Server => Code::ERRCODE_SYSTEM_ERROR,
     }
@@ -55,6 +57,12 @@ fn hint(e: &EngineError) -> Option<&'static str> {
             "Run the statement again when the server is less busy; a superuser can raise qwen3_embed.server_max_tokens (server restart)."
         }
         ErrorKind::Device | ErrorKind::DeviceUnsupported => "Use qwen3_embed.device = 'cpu' or 'auto'.",
+        ErrorKind::DeviceUnavailable => {
+            "Check the NVIDIA driver and the device number (nvidia-smi lists the devices), or use qwen3_embed.device = 'cpu'."
+        }
+        ErrorKind::DeviceOutOfMemory => {
+            "Free memory on the card, use a smaller quantization or a lower qwen3_embed.batch_tokens, or use qwen3_embed.device = 'cpu'."
+        }
         ErrorKind::Server => {
             "The model server restarts by itself when its process dies: run the statement again. Its state: SELECT * FROM qwen3_embed_server_stats();"
         }

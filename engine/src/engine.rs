@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::backend::candle::CandleBackend;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Device};
 use crate::config::ModelConfig;
@@ -15,13 +16,15 @@ use crate::error::{EngineError, Result};
 use crate::tokenizer::Qwen3Tokenizer;
 use crate::{gguf, gguf_tokenizer, hf};
 
-pub use crate::backend::DeviceSpec;
+pub use crate::backend::{BackendChoice, DeviceSpec, Placement};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Compute threads; 0 means one per available core.
     pub threads: usize,
     pub device: DeviceSpec,
+    /// Which backend runs the model (CUDA devices always run candle's).
+    pub backend: BackendChoice,
 }
 
 impl Default for EngineOptions {
@@ -29,6 +32,7 @@ impl Default for EngineOptions {
         EngineOptions {
             threads: 0,
             device: DeviceSpec::Cpu,
+            backend: BackendChoice::Auto,
         }
     }
 }
@@ -64,7 +68,12 @@ pub struct ModelInfo {
     /// A stable hash of the weights' metadata (names, shapes, types, file sizes).
     pub fingerprint: String,
     pub load_time: Duration,
-    pub device: &'static str,
+    /// The device the model runs on: "cpu", "cuda:N".
+    pub device: String,
+    /// Why that device: what was asked for, and for `auto` what was found.
+    pub device_reason: String,
+    /// The backend that runs it: "kernels" or "candle".
+    pub backend: &'static str,
     pub threads: usize,
 }
 
@@ -102,40 +111,81 @@ fn is_gguf(path: &Path) -> Result<bool> {
     }
 }
 
+/// What a model's files say besides its weights: its tokenizer, format ("gguf" or
+/// "safetensors"), tensor types, full tensor listing and file sizes.
+type Described = (Qwen3Tokenizer, &'static str, BTreeMap<String, usize>, Vec<(String, Vec<usize>, String)>, Vec<u64>);
+
+/// Reads a model path with the loader of its format (`hf` for a checkpoint directory or a
+/// `.safetensors` file, `gguf` for a GGUF file), whatever backend the weights are for.
+fn read<W>(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    config: impl Fn(&W) -> &ModelConfig,
+    hf: impl FnOnce(&Path) -> Result<hf::HfModel<W>>,
+    gguf: impl FnOnce(&Path) -> Result<gguf::GgufModel<W>>,
+) -> Result<(W, Described)> {
+    if meta.is_dir() || path.extension().is_some_and(|e| e == "safetensors") {
+        let dir = if meta.is_dir() { path.to_path_buf() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
+        let m = hf(&dir)?;
+        let tok = Qwen3Tokenizer::from_file(&m.tokenizer_path, config(&m.weights).vocab_rows)?;
+        let sizes = m.weight_files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect::<Vec<_>>();
+        Ok((m.weights, (tok, "safetensors", m.type_counts, m.tensor_listing, sizes)))
+    } else if is_gguf(path)? {
+        let m = gguf(path)?;
+        let (doc, eos) = gguf_tokenizer::tokenizer_json_from_gguf(path, &m.metadata)?;
+        let tok = Qwen3Tokenizer::from_json(path, doc, Some(eos), config(&m.weights).vocab_rows)?;
+        Ok((m.weights, (tok, "gguf", m.type_counts, m.tensor_listing, vec![meta.len()])))
+    } else {
+        Err(EngineError::UnknownFormat {
+            path: path.to_path_buf(),
+            detail: "the file does not start with the GGUF magic".into(),
+        })
+    }
+}
+
+fn backend_name(device: Device, choice: BackendChoice) -> &'static str {
+    match (choice, device) {
+        (BackendChoice::Auto | BackendChoice::Kernels, Device::Cpu) => "kernels",
+        _ => "candle",
+    }
+}
+
 impl Engine {
     /// Loads a `.gguf` file, a Hugging Face checkpoint directory, or a `.safetensors` file
     /// whose directory holds `config.json` and `tokenizer.json`.
     pub fn load(path: &Path, opts: &EngineOptions) -> Result<Engine> {
         let start = Instant::now();
-        let device = opts.device.resolve()?;
+        let placement = opts.device.place()?;
+        let device = placement.device;
         let meta = crate::files::model_path_metadata(path)?;
-        let read = || -> Result<_> {
-            if meta.is_dir() || path.extension().is_some_and(|e| e == "safetensors") {
-                let dir = if meta.is_dir() { path.to_path_buf() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
-                let m = hf::load(&dir)?;
-                let tok = Qwen3Tokenizer::from_file(&m.tokenizer_path, m.weights.config.vocab_rows)?;
-                let sizes = m.weight_files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect::<Vec<_>>();
-                Ok((m.weights, (tok, "safetensors", m.type_counts, m.tensor_listing, sizes)))
-            } else if is_gguf(path)? {
-                let m = gguf::load(path)?;
-                let (doc, eos) = gguf_tokenizer::tokenizer_json_from_gguf(path, &m.metadata)?;
-                let tok = Qwen3Tokenizer::from_json(path, doc, Some(eos), m.weights.config.vocab_rows)?;
-                Ok((m.weights, (tok, "gguf", m.type_counts, m.tensor_listing, vec![meta.len()])))
-            } else {
-                Err(EngineError::UnknownFormat {
-                    path: path.to_path_buf(),
-                    detail: "the file does not start with the GGUF magic".into(),
-                })
-            }
-        };
-        let (backend, config, (tokenizer, format, types, listing, sizes)) = match device {
-            Device::Cpu => {
+        let (backend, config, (tokenizer, format, types, listing, sizes)) = match (opts.backend, device) {
+            (BackendChoice::Auto | BackendChoice::Kernels, Device::Cpu) => {
                 let (b, (config, extra)) = CpuBackend::load(opts.threads, || {
-                    let (weights, extra) = read()?;
+                    let (weights, extra) = read(path, &meta, |w| &w.config, hf::load, gguf::load)?;
                     let config = weights.config.clone();
                     Ok((weights, (config, extra)))
                 })?;
                 (Box::new(b) as Box<dyn Backend>, config, extra)
+            }
+            (BackendChoice::Auto | BackendChoice::Candle, _) => {
+                let (b, (config, extra)) = CandleBackend::load(device, opts.threads, |dev| {
+                    let (weights, extra) = read(
+                        path,
+                        &meta,
+                        |w: &crate::backend::candle::CandleWeights| w.config(),
+                        |dir| hf::load_with(dir, dev, CandleBackend::assembler(dev)),
+                        |file| gguf::load_with(file, dev, CandleBackend::assembler(dev)),
+                    )?;
+                    let config = weights.config().clone();
+                    Ok((weights, (config, extra)))
+                })?;
+                (Box::new(b) as Box<dyn Backend>, config, extra)
+            }
+            (BackendChoice::Kernels, Device::Cuda(_)) => {
+                return Err(EngineError::Device(
+                    device.to_string(),
+                    "the kernels backend runs on the CPU only; CUDA devices run the candle backend".into(),
+                ))
             }
         };
         let info = ModelInfo {
@@ -148,7 +198,9 @@ impl Engine {
             tensor_types: types,
             config,
             load_time: start.elapsed(),
-            device: backend.device().name(),
+            device: backend.device().to_string(),
+            device_reason: placement.reason,
+            backend: backend_name(backend.device(), opts.backend),
             threads: backend.threads(),
         };
         Ok(Engine { backend, tokenizer, info })

@@ -63,6 +63,12 @@ pub enum EngineError {
     Device(String, String),
     #[error("device {0:?} is not available: this build of qwen3_embed has no CUDA support")]
     NoCuda(String),
+    /// A device this build supports that cannot be used: no driver, no such device.
+    #[error("device {device} is not available: {detail}")]
+    DeviceUnavailable { device: String, detail: String },
+    /// The device has too little free memory for the model or for one forward pass.
+    #[error("device {device} is out of memory: {detail}")]
+    DeviceOutOfMemory { device: String, detail: String },
     #[error("compute error: {0}")]
     Compute(String),
     /// The model server could not be reached, or went away while computing the request.
@@ -96,8 +102,12 @@ pub enum ErrorKind {
     Cancelled,
     /// A device this build has no support for.
     DeviceUnsupported,
-    /// A device name that is not valid.
+    /// A device name that is not valid (a bad ordinal included).
     Device,
+    /// A device this build supports, not usable here: no driver, no device.
+    DeviceUnavailable,
+    /// The device has not enough free memory.
+    DeviceOutOfMemory,
     Compute,
     /// The model server is not reachable or went away.
     Server,
@@ -126,6 +136,8 @@ impl EngineError {
             Cancelled => ErrorKind::Cancelled,
             NoCuda(_) => ErrorKind::DeviceUnsupported,
             Device(..) => ErrorKind::Device,
+            DeviceUnavailable { .. } => ErrorKind::DeviceUnavailable,
+            DeviceOutOfMemory { .. } => ErrorKind::DeviceOutOfMemory,
             Compute(_) => ErrorKind::Compute,
             Server(_) => ErrorKind::Server,
             Remote { kind, .. } => *kind,

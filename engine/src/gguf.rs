@@ -14,8 +14,8 @@ use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::weights::{assemble, ModelWeights, RawTensor, LAYER_TENSORS};
 
-pub struct GgufModel {
-    pub weights: ModelWeights,
+pub struct GgufModel<W = ModelWeights> {
+    pub weights: W,
     pub metadata: HashMap<String, Value>,
     pub type_counts: BTreeMap<String, usize>,
     pub tensor_listing: Vec<(String, Vec<usize>, String)>,
@@ -81,7 +81,7 @@ fn meta_f64(path: &Path, md: &HashMap<String, Value>, key: &str, default: f64) -
     }
 }
 
-fn config_from_metadata(path: &Path, content: &Content) -> Result<ModelConfig> {
+pub(crate) fn config_from_metadata(path: &Path, content: &Content) -> Result<ModelConfig> {
     let md = &content.metadata;
     let arch = match md.get("general.architecture") {
         Some(Value::String(s)) => s.clone(),
@@ -128,7 +128,7 @@ fn config_from_metadata(path: &Path, content: &Content) -> Result<ModelConfig> {
     Ok(c)
 }
 
-fn dense_from_qtensor(q: &QTensor) -> Result<Tensor> {
+fn dense_from_qtensor(q: &QTensor, device: &Device) -> Result<Tensor> {
     let dtype = match q.dtype() {
         GgmlDType::F32 => DType::F32,
         GgmlDType::F16 => DType::F16,
@@ -136,10 +136,17 @@ fn dense_from_qtensor(q: &QTensor) -> Result<Tensor> {
         _ => unreachable!("only float GGUF tensors are dense"),
     };
     let data = q.data()?;
-    Ok(Tensor::from_raw_buffer(&data, dtype, q.shape().dims(), &Device::Cpu)?)
+    Ok(Tensor::from_raw_buffer(&data, dtype, q.shape().dims(), device)?)
 }
 
+/// Loads a GGUF file for the CPU backend.
 pub fn load(path: &Path) -> Result<GgufModel> {
+    load_with(path, &Device::Cpu, |path, config, fetch, counts| assemble(path, config, fetch, counts))
+}
+
+/// Reads a GGUF file's shape and tensors onto `device` and hands them, by canonical name, to
+/// `build`, which assembles the weights of one backend (and counts tensor types).
+pub(crate) fn load_with<W>(path: &Path, device: &Device, build: impl FnOnce(&Path, ModelConfig, &mut dyn FnMut(&str) -> Result<RawTensor>, &mut BTreeMap<String, usize>) -> Result<W>) -> Result<GgufModel<W>> {
     let file = crate::files::open(path)?;
     let mut reader = BufReader::new(&file);
     let content = Content::read(&mut reader).map_err(|e| map_candle_error(path, e))?;
@@ -158,10 +165,10 @@ pub fn load(path: &Path) -> Result<GgufModel> {
     tensor_listing.sort();
 
     let mut type_counts = BTreeMap::new();
-    let weights = assemble(
+    let weights = build(
         path,
         config,
-        |canonical| {
+        &mut |canonical: &str| {
             let name = gguf_name(canonical);
             let info = content
                 .tensor_infos
@@ -193,7 +200,7 @@ pub fn load(path: &Path) -> Result<GgufModel> {
                 info.ggml_dtype,
                 &map[start as usize..end as usize],
                 info.shape.dims().to_vec(),
-                &Device::Cpu,
+                device,
             )
             .map_err(|e| map_candle_error(path, e))?;
             // The tensor now has its own copy: give the mapped pages back, so that they do not
@@ -209,7 +216,7 @@ pub fn load(path: &Path) -> Result<GgufModel> {
             };
             Ok(match q.dtype() {
                 GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                    RawTensor::Dense(dense_from_qtensor(&q)?)
+                    RawTensor::Dense(dense_from_qtensor(&q, device)?)
                 }
                 GgmlDType::Q4_0
                 | GgmlDType::Q4_1

@@ -12,8 +12,8 @@ use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::weights::{assemble, ModelWeights, RawTensor};
 
-pub struct HfModel {
-    pub weights: ModelWeights,
+pub struct HfModel<W = ModelWeights> {
+    pub weights: W,
     pub type_counts: BTreeMap<String, usize>,
     pub tensor_listing: Vec<(String, Vec<usize>, String)>,
     pub tokenizer_path: PathBuf,
@@ -128,7 +128,14 @@ fn dtype_of(path: &Path, name: &str, d: safetensors::Dtype) -> Result<DType> {
     })
 }
 
+/// Loads a checkpoint directory for the CPU backend.
 pub fn load(dir: &Path) -> Result<HfModel> {
+    load_with(dir, &Device::Cpu, |path, config, fetch, counts| assemble(path, config, fetch, counts))
+}
+
+/// Reads a checkpoint's shape and tensors onto `device` and hands them, by canonical name, to
+/// `build`, which assembles the weights of one backend (and counts tensor types).
+pub(crate) fn load_with<W>(dir: &Path, device: &Device, build: impl FnOnce(&Path, ModelConfig, &mut dyn FnMut(&str) -> Result<RawTensor>, &mut BTreeMap<String, usize>) -> Result<W>) -> Result<HfModel<W>> {
     let config_path = dir.join("config.json");
     let config_text = read_file(&config_path)?;
     let config_text = String::from_utf8(config_text).map_err(|_| EngineError::InvalidConfig {
@@ -199,17 +206,17 @@ pub fn load(dir: &Path) -> Result<HfModel> {
     tensor_listing.sort();
 
     let mut type_counts = BTreeMap::new();
-    let weights = assemble(
+    let weights = build(
         dir,
         config,
-        |canonical| {
+        &mut |canonical: &str| {
             let name = format!("{canonical}.weight");
             let (file, view) = find(&name).ok_or_else(|| EngineError::MissingTensor {
                 path: dir.to_path_buf(),
                 name: name.clone(),
             })?;
             let dtype = dtype_of(file, &name, view.dtype())?;
-            let t = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)?;
+            let t = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), device)?;
             // The tensor has its own copy now: drop the mapped pages from the resident set
             // (read-only shared map: the file's pages stay in the page cache).
             if let Some((_, m)) = maps.iter().find(|(p, _)| p == file) {

@@ -23,7 +23,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use config::ModelConfig;
-pub use backend::{Backend, Device, DeviceSpec};
+pub use backend::{Backend, BackendChoice, Device, DeviceSpec, Placement};
 pub use embedder::{Limits, LongInput, Prepared, Truncation};
 pub use engine::{CancelFlag, Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};

@@ -35,7 +35,7 @@ fn engine() -> Arc<Engine> {
     }
     // Drop the old model before loading the new one, so two never sit in memory together.
     *slot = None;
-    let opts = EngineOptions { threads: key.threads, device: spec };
+    let opts = EngineOptions { threads: key.threads, device: spec, ..Default::default() };
     let path = key.path.clone();
     // Off this thread, so a slow load can be cancelled (the abandoned load then ends alone).
     let loaded = run_cancellable(move |_| Engine::load(std::path::Path::new(&path), &opts));

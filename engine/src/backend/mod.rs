@@ -3,7 +3,12 @@
 //! state of its last token; pooling, MRL and normalization stay in the core, the same for every
 //! backend. A device spelling (`DeviceSpec`) resolves to a `Device`, and a `Device` opens its
 //! backend: a new device is one new module here.
+//!
+//! Two backends: `cpu` (our own kernels, CPU only) and `candle` (the forward pass on candle
+//! tensors: a portable reference on the CPU, and the only backend on CUDA, which a build gets
+//! with the `cuda` cargo feature).
 
+pub mod candle;
 pub mod cpu;
 
 use crate::error::{EngineError, Result};
@@ -27,24 +32,64 @@ pub enum DeviceSpec {
     Auto,
 }
 
-/// A device this build can run on.
+/// A device to run on. `DeviceSpec::resolve` yields `Cuda` only in a build with the `cuda`
+/// feature; the variant exists in every build so that the code around it is compiled (and
+/// tested) everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Device {
     Cpu,
-}
-
-impl Device {
-    pub fn name(self) -> &'static str {
-        match self {
-            Device::Cpu => "cpu",
-        }
-    }
+    Cuda(usize),
 }
 
 impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
     }
+}
+
+/// Which backend runs the model. CUDA devices always run the candle backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BackendChoice {
+    /// Our kernels on the CPU, candle on CUDA.
+    #[default]
+    Auto,
+    /// Our kernels (`backend::cpu`); CPU only.
+    Kernels,
+    /// The candle backend (`backend::candle`), on any device: on the CPU it is the reference
+    /// the CUDA path is tested by.
+    Candle,
+}
+
+impl BackendChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Kernels => "kernels",
+            BackendChoice::Candle => "candle",
+        }
+    }
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(BackendChoice::Auto),
+            "kernels" | "cpu" => Ok(BackendChoice::Kernels),
+            "candle" => Ok(BackendChoice::Candle),
+            other => Err(EngineError::Device(other.to_string(), "expected backend auto, kernels or candle".into())),
+        }
+    }
+}
+
+/// Where a model runs and why there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub device: Device,
+    pub reason: String,
 }
 
 impl std::str::FromStr for DeviceSpec {
@@ -67,9 +112,45 @@ impl std::str::FromStr for DeviceSpec {
 impl DeviceSpec {
     /// The device this build runs the spec on: every spelling of one device resolves the same.
     pub fn resolve(self) -> Result<Device> {
+        self.place().map(|p| p.device)
+    }
+
+    /// The device this build runs the spec on, and why. `cuda:N` is checked against the devices
+    /// the driver reports (no driver, no device, a bad ordinal: an error); `auto` is CUDA device
+    /// 0 when this build has CUDA and the driver shows a device, else the CPU. A spec never
+    /// falls back to another device than the one it names.
+    pub fn place(self) -> Result<Placement> {
         match self {
-            DeviceSpec::Cpu | DeviceSpec::Auto => Ok(Device::Cpu),
-            DeviceSpec::Cuda(n) => Err(EngineError::NoCuda(format!("cuda:{n}"))),
+            DeviceSpec::Cpu => Ok(Placement { device: Device::Cpu, reason: "device 'cpu' was asked for".into() }),
+            DeviceSpec::Cuda(n) => {
+                if !cfg!(feature = "cuda") {
+                    return Err(EngineError::NoCuda(format!("cuda:{n}")));
+                }
+                candle::cuda_device_count().and_then(|count| match count {
+                    0 => Err(EngineError::DeviceUnavailable {
+                        device: format!("cuda:{n}"),
+                        detail: "the CUDA driver reports no device".into(),
+                    }),
+                    c if n >= c => Err(EngineError::Device(
+                        format!("cuda:{n}"),
+                        format!("the CUDA driver reports {c} device(s), numbered from 0"),
+                    )),
+                    _ => Ok(Placement { device: Device::Cuda(n), reason: format!("device 'cuda:{n}' was asked for") }),
+                })
+            }
+            DeviceSpec::Auto => {
+                if !cfg!(feature = "cuda") {
+                    return Ok(Placement {
+                        device: Device::Cpu,
+                        reason: "auto: this build has no CUDA support (cargo feature `cuda`)".into(),
+                    });
+                }
+                Ok(match candle::cuda_device_count() {
+                    Ok(0) => Placement { device: Device::Cpu, reason: "auto: the CUDA driver reports no device".into() },
+                    Ok(c) => Placement { device: Device::Cuda(0), reason: format!("auto: {c} CUDA device(s) visible, using cuda:0") },
+                    Err(e) => Placement { device: Device::Cpu, reason: format!("auto: no CUDA device visible ({e})") },
+                })
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use qwen3_embed_engine::fixture::{self, Format, Shape};
-use qwen3_embed_engine::{CancelFlag, DeviceSpec, Engine, EngineOptions};
+use qwen3_embed_engine::{BackendChoice, CancelFlag, DeviceSpec, Engine, EngineOptions};
 
 #[derive(Parser)]
 #[command(name = "qwen3-embed", about = "Qwen3-Embedding on the CPU, no Postgres needed")]
@@ -28,6 +28,9 @@ struct ModelArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// auto (our kernels on the CPU, candle on CUDA), kernels, or candle (on any device).
+    #[arg(long, default_value = "auto")]
+    backend: String,
 }
 
 #[derive(Subcommand)]
@@ -157,7 +160,8 @@ fn read_inputs(path: &Path) -> Result<Vec<Input>, String> {
 
 fn load(args: &ModelArgs) -> Result<Engine, String> {
     let device: DeviceSpec = args.device.parse().map_err(|e| format!("{e}"))?;
-    let opts = EngineOptions { threads: args.threads, device };
+    let backend: BackendChoice = args.backend.parse().map_err(|e| format!("{e}"))?;
+    let opts = EngineOptions { threads: args.threads, device, backend };
     Engine::load(&args.model, &opts).map_err(|e| e.to_string())
 }
 
@@ -243,7 +247,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     "heads": c.heads, "kv_heads": c.kv_heads, "head_dim": c.head_dim,
                     "vocab_rows": c.vocab_rows, "tokenizer_vocab": i.tokenizer_vocab,
                     "fingerprint": i.fingerprint, "load_ms": i.load_time.as_millis() as u64,
-                    "device": i.device, "threads": i.threads,
+                    "device": i.device, "device_reason": i.device_reason, "backend": i.backend, "threads": i.threads,
                 }))
                 .expect("JSON")
             );

@@ -369,7 +369,7 @@ fn start_load(shared: &Arc<Shared>, key: ModelKey) {
         (sh.log)(&format!("loading {}", key.path));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let device: DeviceSpec = key.device.parse()?;
-            (sh.load)(Path::new(&key.path), &EngineOptions { threads: key.threads, device })
+            (sh.load)(Path::new(&key.path), &EngineOptions { threads: key.threads, device, ..Default::default() })
         }))
         .unwrap_or_else(|_| Err(EngineError::Compute("loading the model panicked".into())));
         *lock(&sh.loaded) = Some((key, result));

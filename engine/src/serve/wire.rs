@@ -89,6 +89,12 @@ pub struct InfoSummary {
     pub hidden: usize,
     pub vocab_rows: usize,
     pub device: String,
+    /// Why that device (`ModelInfo::device_reason`).
+    #[serde(default)]
+    pub device_reason: String,
+    /// "kernels" or "candle".
+    #[serde(default)]
+    pub backend: String,
     pub threads: usize,
     pub fingerprint: String,
     pub load_ms: f64,
@@ -109,7 +115,9 @@ impl From<&ModelInfo> for InfoSummary {
                 .join(", "),
             hidden: i.config.hidden,
             vocab_rows: i.config.vocab_rows,
-            device: i.device.to_string(),
+            device: i.device.clone(),
+            device_reason: i.device_reason.clone(),
+            backend: i.backend.to_string(),
             threads: i.threads,
             fingerprint: i.fingerprint.clone(),
             load_ms: i.load_time.as_secs_f64() * 1000.0,

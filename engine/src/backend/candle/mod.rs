@@ -1,0 +1,273 @@
+//! The candle backend: the forward pass (`forward.rs`) on candle tensors, on the CPU or on a
+//! CUDA device (in a build with the `cuda` feature). On the CPU it is the reference the CUDA
+//! path is tested by: the same code, only the device differs.
+//!
+//! A batch is cut into groups of similar length (longest first), and each group runs padded
+//! to its longest sequence, so padding stays small.
+
+mod forward;
+mod weights;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{Backend, Cancelled, Device};
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::weights::RawTensor;
+use forward::{rows, Model};
+
+/// A sequence joins a padded group while the group's padded size stays within this factor of
+/// its real tokens, plus `PAD_SLACK` tokens: short sequences batch together even when they
+/// differ a lot in relative terms, long ones only when close in length.
+const PAD_FACTOR: f64 = 1.25;
+const PAD_SLACK: usize = 64;
+
+pub struct CandleBackend {
+    model: Model,
+    device: Device,
+    /// The compute threads on the CPU device; none on CUDA.
+    pool: Option<rayon::ThreadPool>,
+}
+
+/// The number of CUDA devices the driver reports.
+#[cfg(feature = "cuda")]
+pub fn cuda_device_count() -> Result<usize> {
+    use candle_core::cuda_backend::cudarc::driver::CudaContext;
+    let unavailable = |detail: String| EngineError::DeviceUnavailable {
+        device: "cuda".into(),
+        detail,
+    };
+    match std::panic::catch_unwind(CudaContext::device_count) {
+        Ok(Ok(n)) => Ok(n.max(0) as usize),
+        Ok(Err(e)) => Err(unavailable(format!("CUDA driver: {e:?}"))),
+        Err(_) => Err(unavailable(
+            "the CUDA driver library could not be used".into(),
+        )),
+    }
+}
+
+/// The number of CUDA devices the driver reports: none can be used by a build without CUDA.
+#[cfg(not(feature = "cuda"))]
+pub fn cuda_device_count() -> Result<usize> {
+    Err(EngineError::NoCuda("cuda".into()))
+}
+
+/// A candle error on `device` as an engine error: out of memory and a missing or failed
+/// device get their own types, anything else is a compute error.
+pub(crate) fn device_error(device: Device, e: candle_core::Error) -> EngineError {
+    let msg = e.to_string();
+    let upper = msg.to_ascii_uppercase();
+    if ["OUT_OF_MEMORY", "OUT OF MEMORY", "ALLOC_FAILED"]
+        .iter()
+        .any(|p| upper.contains(p))
+    {
+        return EngineError::DeviceOutOfMemory {
+            device: device.to_string(),
+            detail: msg,
+        };
+    }
+    if let candle_core::Error::NotCompiledWithCudaSupport = e {
+        return EngineError::NoCuda(device.to_string());
+    }
+    if [
+        "NO_DEVICE",
+        "INVALID_DEVICE",
+        "NOT_INITIALIZED",
+        "NO_BINARY_FOR_GPU",
+        "INSUFFICIENT_DRIVER",
+    ]
+    .iter()
+    .any(|code| upper.contains(code))
+    {
+        return EngineError::DeviceUnavailable {
+            device: device.to_string(),
+            detail: msg,
+        };
+    }
+    EngineError::Compute(msg)
+}
+
+/// Candle errors inside `f` as `device_error`s; engine errors pass through.
+fn on_device<T>(device: Device, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    f().map_err(|e| match e {
+        EngineError::Compute(msg) => device_error(device, candle_core::Error::Msg(msg)),
+        other => other,
+    })
+}
+
+fn open(device: Device) -> Result<candle_core::Device> {
+    match device {
+        Device::Cpu => Ok(candle_core::Device::Cpu),
+        Device::Cuda(n) => {
+            // A driver library that cannot be loaded panics inside cudarc: an error here.
+            let opened = std::panic::catch_unwind(|| candle_core::Device::new_cuda(n))
+                .unwrap_or_else(|_| {
+                    Err(candle_core::Error::Msg(
+                        "CUDA_ERROR_NOT_INITIALIZED: the CUDA driver library could not be used"
+                            .into(),
+                    ))
+                });
+            opened.map_err(|e| match device_error(device, e) {
+                EngineError::Compute(detail) => EngineError::DeviceUnavailable {
+                    device: device.to_string(),
+                    detail,
+                },
+                other => other,
+            })
+        }
+    }
+}
+
+/// The weights a loader assembled for this backend.
+pub struct CandleWeights(weights::Weights);
+
+impl CandleWeights {
+    pub fn config(&self) -> &ModelConfig {
+        &self.0.config
+    }
+}
+
+impl CandleBackend {
+    /// Opens `device`, then runs `load` with the candle device the tensors must be read onto
+    /// (on the compute threads, for the CPU), and builds the model from the weights it
+    /// returns, with whatever else it returns.
+    pub fn load<T: Send>(
+        device: Device,
+        threads: usize,
+        load: impl FnOnce(&candle_core::Device) -> Result<(CandleWeights, T)> + Send,
+    ) -> Result<(Self, T)> {
+        let dev = open(device)?;
+        let pool = match device {
+            Device::Cpu => {
+                let threads = if threads == 0 {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                } else {
+                    threads
+                };
+                Some(
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .thread_name(|i| format!("qwen3-embed-candle-{i}"))
+                        .build()
+                        .map_err(|e| {
+                            EngineError::Compute(format!("cannot start {threads} threads: {e}"))
+                        })?,
+                )
+            }
+            Device::Cuda(_) => None,
+        };
+        let run = || on_device(device, || load(&dev));
+        let (w, extra) = match &pool {
+            Some(p) => p.install(run)?,
+            None => run()?,
+        };
+        Ok((
+            CandleBackend {
+                model: Model::new(w.0, dev),
+                device,
+                pool,
+            },
+            extra,
+        ))
+    }
+
+    /// The assembly step for `gguf::load_with` / `hf::load_with` onto `dev`.
+    pub fn assembler(
+        dev: &candle_core::Device,
+    ) -> impl FnOnce(
+        &Path,
+        ModelConfig,
+        &mut dyn FnMut(&str) -> Result<RawTensor>,
+        &mut BTreeMap<String, usize>,
+    ) -> Result<CandleWeights>
+           + '_ {
+        move |path, config, fetch, counts| {
+            weights::assemble(path, config, dev, fetch, counts).map(CandleWeights)
+        }
+    }
+
+    fn forward_groups(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(batch[i].len()));
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; batch.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let longest = batch[order[start]].len();
+            let (mut end, mut real) = (start + 1, longest);
+            while end < order.len() {
+                let with = real + batch[order[end]].len();
+                if ((end + 1 - start) * longest) as f64
+                    > with as f64 * PAD_FACTOR + PAD_SLACK as f64
+                {
+                    break;
+                }
+                real = with;
+                end += 1;
+            }
+            let group: Vec<&[u32]> = order[start..end].iter().map(|&i| batch[i]).collect();
+            let states = rows(&self.model.forward(&group, cancelled)?)?;
+            for (&i, s) in order[start..end].iter().zip(states) {
+                out[i] = Some(s);
+            }
+            start = end;
+        }
+        Ok(out
+            .into_iter()
+            .map(|s| s.expect("every sequence is in one group"))
+            .collect())
+    }
+}
+
+impl Backend for CandleBackend {
+    fn forward(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>> {
+        let run = || on_device(self.device, || self.forward_groups(batch, cancelled));
+        match &self.pool {
+            Some(p) => p.install(run),
+            None => run(),
+        }
+    }
+
+    fn device(&self) -> Device {
+        self.device
+    }
+
+    fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuda_errors_get_their_types() {
+        let oom = candle_core::Error::Msg(
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
+        );
+        assert!(matches!(
+            device_error(Device::Cuda(0), oom),
+            EngineError::DeviceOutOfMemory { .. }
+        ));
+        let bad = candle_core::Error::Msg(
+            "DriverError(CUDA_ERROR_INVALID_DEVICE, \"invalid device ordinal\")".into(),
+        );
+        assert!(matches!(
+            device_error(Device::Cuda(3), bad),
+            EngineError::DeviceUnavailable { .. }
+        ));
+        let other = candle_core::Error::Msg("shape mismatch".into());
+        assert!(matches!(
+            device_error(Device::Cpu, other),
+            EngineError::Compute(_)
+        ));
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_typed() {
+        assert!(matches!(open(Device::Cuda(0)), Err(EngineError::NoCuda(_))));
+        assert!(matches!(cuda_device_count(), Err(EngineError::NoCuda(_))));
+    }
+}
