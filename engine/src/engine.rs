@@ -20,7 +20,8 @@ pub use crate::backend::{BackendChoice, DeviceSpec, Placement};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Compute threads; 0 means one per available core.
+    /// Compute threads of the kernels backend; 0 means one per available core. (The candle
+    /// backend's CPU threads are candle's own, process-wide: `CANDLE_NUM_THREADS`.)
     pub threads: usize,
     pub device: DeviceSpec,
     /// Which backend runs the model (CUDA devices always run candle's).
@@ -168,7 +169,7 @@ impl Engine {
                 (Box::new(b) as Box<dyn Backend>, config, extra)
             }
             (BackendChoice::Auto | BackendChoice::Candle, _) => {
-                let (b, (config, extra)) = CandleBackend::load(device, opts.threads, |dev| {
+                let (b, (config, extra)) = CandleBackend::load(device, |dev| {
                     let (weights, extra) = read(
                         path,
                         &meta,

@@ -26,8 +26,6 @@ const PAD_SLACK: usize = 64;
 pub struct CandleBackend {
     model: Model,
     device: Device,
-    /// The compute threads on the CPU device; none on CUDA.
-    pool: Option<rayon::ThreadPool>,
 }
 
 /// The number of CUDA devices the driver reports.
@@ -129,44 +127,18 @@ impl CandleWeights {
 }
 
 impl CandleBackend {
-    /// Opens `device`, then runs `load` with the candle device the tensors must be read onto
-    /// (on the compute threads, for the CPU), and builds the model from the weights it
-    /// returns, with whatever else it returns.
-    pub fn load<T: Send>(
+    /// Opens `device`, runs `load` with the candle device the tensors must be read onto, and
+    /// builds the model from the weights it returns, with whatever else it returns.
+    pub fn load<T>(
         device: Device,
-        threads: usize,
-        load: impl FnOnce(&candle_core::Device) -> Result<(CandleWeights, T)> + Send,
+        load: impl FnOnce(&candle_core::Device) -> Result<(CandleWeights, T)>,
     ) -> Result<(Self, T)> {
         let dev = open(device)?;
-        let pool = match device {
-            Device::Cpu => {
-                let threads = if threads == 0 {
-                    std::thread::available_parallelism().map_or(1, |n| n.get())
-                } else {
-                    threads
-                };
-                Some(
-                    rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .thread_name(|i| format!("qwen3-embed-candle-{i}"))
-                        .build()
-                        .map_err(|e| {
-                            EngineError::Compute(format!("cannot start {threads} threads: {e}"))
-                        })?,
-                )
-            }
-            Device::Cuda(_) => None,
-        };
-        let run = || on_device(device, || load(&dev));
-        let (w, extra) = match &pool {
-            Some(p) => p.install(run)?,
-            None => run()?,
-        };
+        let (w, extra) = on_device(device, || load(&dev))?;
         Ok((
             CandleBackend {
                 model: Model::new(w.0, dev),
                 device,
-                pool,
             },
             extra,
         ))
@@ -221,19 +193,21 @@ impl CandleBackend {
 
 impl Backend for CandleBackend {
     fn forward(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>> {
-        let run = || on_device(self.device, || self.forward_groups(batch, cancelled));
-        match &self.pool {
-            Some(p) => p.install(run),
-            None => run(),
-        }
+        on_device(self.device, || self.forward_groups(batch, cancelled))
     }
 
     fn device(&self) -> Device {
         self.device
     }
 
+    /// Candle's CPU kernels run on its own process-wide thread pools, sized by
+    /// `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` (else one per core), not by the engine's
+    /// `threads`; on CUDA one host thread drives the device.
     fn threads(&self) -> usize {
-        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+        match self.device {
+            Device::Cpu => candle_core::utils::get_num_threads(),
+            Device::Cuda(_) => 1,
+        }
     }
 }
 
