@@ -228,9 +228,10 @@ step "tokenizer fixture"
 done_step
 
 # --- 7. CUDA toolkit, only when asked ----------------------------------------------------------------
-# QWEN3_EMBED_WITH_CUDA=1: Debian's nvidia-cuda-toolkit (nvcc, several GB) from the non-free
-# component, which the default sources do not list, for `cargo build --features cuda`. Running a
-# CUDA build also needs the NVIDIA driver, which this does not install.
+# QWEN3_EMBED_WITH_CUDA=1: Debian's nvidia-cuda-toolkit 11.8 (nvcc; 1.6 GB to download) for
+# `cargo build --features cuda`, from the non-free and contrib components (its libcuda1 needs
+# packages from contrib), which the default sources do not list. It brings the driver's
+# user-space library, not the kernel driver: running on a GPU needs the NVIDIA driver installed.
 if [[ "${QWEN3_EMBED_WITH_CUDA:-0}" == 1 ]]; then
     step "CUDA toolkit (QWEN3_EMBED_WITH_CUDA=1)"
     NONFREE=/etc/apt/sources.list.d/debian-non-free.sources
@@ -239,12 +240,12 @@ if [[ "${QWEN3_EMBED_WITH_CUDA:-0}" == 1 ]]; then
     else
         if ! apt-cache policy nvidia-cuda-toolkit 2>/dev/null | grep -q 'Candidate: [0-9]'; then
             CODENAME="$(. /etc/os-release && echo "$VERSION_CODENAME")"
-            log "adding the non-free component: $NONFREE"
+            log "adding the contrib and non-free components: $NONFREE"
             cat >"$NONFREE" <<SRC
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: $CODENAME $CODENAME-updates
-Components: non-free
+Components: contrib non-free
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
             apt-get update

@@ -189,7 +189,8 @@ impl Model {
             } else {
                 mask.narrow(D::Minus2, start, n)?
             };
-            let scores = (q.narrow(2, start, n)?.matmul(&kt)? * scale)?.broadcast_add(&m)?;
+            let scores =
+                (q.narrow(2, start, n)?.contiguous()?.matmul(&kt)? * scale)?.broadcast_add(&m)?;
             out.push(softmax_last_dim(&scores)?.matmul(&v)?);
             start += n;
         }
