@@ -144,13 +144,6 @@ fn read<W>(
     }
 }
 
-fn backend_name(device: Device, choice: BackendChoice) -> &'static str {
-    match (choice, device) {
-        (BackendChoice::Auto | BackendChoice::Kernels, Device::Cpu) => "kernels",
-        _ => "candle",
-    }
-}
-
 impl Engine {
     /// Loads a `.gguf` file, a Hugging Face checkpoint directory, or a `.safetensors` file
     /// whose directory holds `config.json` and `tokenizer.json`.
@@ -201,7 +194,7 @@ impl Engine {
             load_time: start.elapsed(),
             device: backend.device().to_string(),
             device_reason: placement.reason,
-            backend: backend_name(backend.device(), opts.backend),
+            backend: backend.name(),
             threads: backend.threads(),
         };
         Ok(Engine { backend, tokenizer, info })

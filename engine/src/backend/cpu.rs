@@ -39,6 +39,10 @@ impl Backend for CpuBackend {
         Device::Cpu
     }
 
+    fn name(&self) -> &'static str {
+        "kernels"
+    }
+
     fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }

@@ -20,6 +20,8 @@ pub trait Backend: Send + Sync {
     /// One packed batch: the last token's final-norm hidden state of each sequence, in order.
     fn forward(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>>;
     fn device(&self) -> Device;
+    /// "kernels" or "candle".
+    fn name(&self) -> &'static str;
     /// Compute threads it runs on.
     fn threads(&self) -> usize;
 }
@@ -123,34 +125,24 @@ impl DeviceSpec {
         match self {
             DeviceSpec::Cpu => Ok(Placement { device: Device::Cpu, reason: "device 'cpu' was asked for".into() }),
             DeviceSpec::Cuda(n) => {
+                let device = format!("cuda:{n}");
                 if !cfg!(feature = "cuda") {
-                    return Err(EngineError::NoCuda(format!("cuda:{n}")));
+                    return Err(EngineError::NoCuda(device));
                 }
-                candle::cuda_device_count().and_then(|count| match count {
-                    0 => Err(EngineError::DeviceUnavailable {
-                        device: format!("cuda:{n}"),
-                        detail: "the CUDA driver reports no device".into(),
-                    }),
-                    c if n >= c => Err(EngineError::Device(
-                        format!("cuda:{n}"),
-                        format!("the CUDA driver reports {c} device(s), numbered from 0"),
-                    )),
-                    _ => Ok(Placement { device: Device::Cuda(n), reason: format!("device 'cuda:{n}' was asked for") }),
-                })
-            }
-            DeviceSpec::Auto => {
-                if !cfg!(feature = "cuda") {
-                    return Ok(Placement {
-                        device: Device::Cpu,
-                        reason: "auto: this build has no CUDA support (cargo feature `cuda`)".into(),
-                    });
+                match candle::cuda_device_count() {
+                    Err(detail) => Err(EngineError::DeviceUnavailable { device, detail }),
+                    Ok(0) => Err(EngineError::DeviceUnavailable { device, detail: "the CUDA driver reports no device".into() }),
+                    Ok(c) if n >= c => {
+                        Err(EngineError::Device(device, format!("the CUDA driver reports {c} device(s), numbered from 0")))
+                    }
+                    Ok(_) => Ok(Placement { device: Device::Cuda(n), reason: format!("device '{device}' was asked for") }),
                 }
-                Ok(match candle::cuda_device_count() {
-                    Ok(0) => Placement { device: Device::Cpu, reason: "auto: the CUDA driver reports no device".into() },
-                    Ok(c) => Placement { device: Device::Cuda(0), reason: format!("auto: {c} CUDA device(s) visible, using cuda:0") },
-                    Err(e) => Placement { device: Device::Cpu, reason: format!("auto: no CUDA device visible ({e})") },
-                })
             }
+            DeviceSpec::Auto => Ok(match candle::cuda_device_count() {
+                Ok(0) => Placement { device: Device::Cpu, reason: "auto: the CUDA driver reports no device".into() },
+                Ok(c) => Placement { device: Device::Cuda(0), reason: format!("auto: {c} CUDA device(s) visible, using cuda:0") },
+                Err(why) => Placement { device: Device::Cpu, reason: format!("auto: no CUDA device ({why})") },
+            }),
         }
     }
 }
