@@ -232,6 +232,8 @@ done_step
 # `cargo build --features cuda`, from the non-free and contrib components (its libcuda1 needs
 # packages from contrib), which the default sources do not list. It brings the driver's
 # user-space library, not the kernel driver: running on a GPU needs the NVIDIA driver installed.
+# nvcc 11.8 refuses gcc 12 as host compiler: build with NVCC_PREPEND_FLAGS='-ccbin clang-14'
+# (clang is installed above), and CUDA_COMPUTE_CAP=<80|90|...> where no GPU is visible.
 if [[ "${QWEN3_EMBED_WITH_CUDA:-0}" == 1 ]]; then
     step "CUDA toolkit (QWEN3_EMBED_WITH_CUDA=1)"
     NONFREE=/etc/apt/sources.list.d/debian-non-free.sources
