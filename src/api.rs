@@ -169,6 +169,8 @@ fn qwen3_embed_info() -> TableIterator<
         name!(fingerprint, String),
         name!(load_ms, f64),
         name!(runs_in, String),
+        name!(device_reason, String),
+        name!(backend, String),
     ),
 > {
     let (i, runs_in) = host::info();
@@ -186,6 +188,8 @@ fn qwen3_embed_info() -> TableIterator<
         i.fingerprint,
         i.load_ms,
         runs_in.to_string(),
+        i.device_reason,
+        i.backend,
     ))
 }
 

@@ -24,6 +24,17 @@ static ENGINE: Mutex<Option<(Key, Arc<Engine>)>> = Mutex::new(None);
 fn engine() -> Arc<Engine> {
     let path = settings::model_path_or_raise();
     let spec: DeviceSpec = settings::device().parse().unwrap_or_else(|e| raise(e));
+    // A GPU copy of the model per connection would exhaust the card: CUDA is the model
+    // server's, and 'auto' in a backend is the CPU.
+    let spec = match spec {
+        DeviceSpec::Cuda(_) => crate::errors::raise_with(
+            pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("qwen3_embed: device '{}' runs only in the model server, not in a backend", settings::device().trim()),
+            "Add qwen3_embed to shared_preload_libraries (and restart) so that one model server holds the one GPU copy for every session.",
+        ),
+        DeviceSpec::Auto => DeviceSpec::Cpu,
+        cpu => cpu,
+    };
     let device = spec.resolve().unwrap_or_else(|e| raise(e));
     let key = Key { path, device, threads: settings::threads() };
 
