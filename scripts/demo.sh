@@ -71,12 +71,12 @@ else
     cat <<'NOTICE'
 
   ########################################################################################
-  #  NO REAL MODEL FOUND: this demo uses a GENERATED RANDOM-WEIGHT model.               #
-  #  Its vectors are deterministic but carry NO MEANING: the search results below show  #
-  #  that everything works, not that it finds related text.                             #
+  #  NO REAL MODEL FOUND: this demo uses a GENERATED RANDOM-WEIGHT model.                #
+  #  Its vectors are deterministic but carry NO MEANING: the search results below show   #
+  #  that everything works, not that it finds related text.                              #
   #  For real results set QWEN3_EMBED_MODEL=/path/to/Qwen3-Embedding-*.gguf, or put the  #
-  #  official file at ~/.cache/qwen3_embed/Qwen3-Embedding-4B-Q4_K_M.gguf: run          #
-  #  `qwen3-embed pull` (README), or run this demo again with QWEN3_EMBED_PULL=1.       #
+  #  official file at ~/.cache/qwen3_embed/Qwen3-Embedding-4B-Q4_K_M.gguf: run           #
+  #  `qwen3-embed pull` (README), or run this demo again with QWEN3_EMBED_PULL=1.        #
   ########################################################################################
 
 NOTICE
