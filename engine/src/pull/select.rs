@@ -95,7 +95,7 @@ pub fn plan(spec: &Spec, listing: &Listing) -> Result<Plan, PullError> {
                         size: f.size,
                     })
                     .collect();
-                available.sort_by(|a, b| b.size.cmp(&a.size));
+                available.sort_by_key(|q| std::cmp::Reverse(q.size));
                 Err(PullError::UnknownQuant {
                     repo: spec.repo.clone(),
                     quant: quant.into(),
