@@ -2,7 +2,9 @@
 # The demo: sets up the machine (scripts/setup.sh), builds and installs the extension, starts a
 # throwaway PostgreSQL 15 with it, and runs the ways people use qwen3_embed, ending with a
 # similarity search. The model is, in order: $QWEN3_EMBED_MODEL; the official 4B Q4_K_M at
-# ~/.cache/qwen3_embed/Qwen3-Embedding-4B-Q4_K_M.gguf; else a generated random-weight model.
+# ~/.cache/qwen3_embed/Qwen3-Embedding-4B-Q4_K_M.gguf; that file pulled from the hub now, when
+# the hub answers within a few seconds and you say yes (on a terminal) or QWEN3_EMBED_PULL=1
+# (QWEN3_EMBED_PULL=0: never); else a generated random-weight model.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -12,30 +14,79 @@ bash scripts/setup.sh >/dev/null
 echo "== building and installing the extension (first time: several minutes)"
 cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
 
+CLI=(cargo run -q -p qwen3-embed-engine --bin qwen3-embed --)
 OFFICIAL="$HOME/.cache/qwen3_embed/Qwen3-Embedding-4B-Q4_K_M.gguf"
+
+# Prints the path of the official model pulled from the hub, or fails: not asked to, the hub
+# does not answer within a few seconds, the user says no, or the download fails.
+pull_official() {
+    local answer
+    case "${QWEN3_EMBED_PULL:-}" in
+        0) return 1 ;;
+        1) ;;
+        *) [[ -t 0 && -t 2 ]] || return 1 ;;
+    esac
+    if ! "${CLI[@]}" pull --check --connect-timeout 4 2>/dev/null; then
+        echo "== the model hub does not answer (offline?): not downloading the model" >&2
+        return 1
+    fi
+    if [[ "${QWEN3_EMBED_PULL:-}" != 1 ]]; then
+        read -r -p "No model found. Download the official Qwen3-Embedding-4B Q4_K_M (2.5 GB) now? [y/N] " answer
+        [[ "$answer" =~ ^[Yy] ]] || return 1
+    fi
+    "${CLI[@]}" pull
+}
+
+# Postgres runs as the postgres user, which must reach the model through every directory on
+# the way (a home directory is usually private): grant traversal only (o+x) where it lacks it.
+let_postgres_read() {
+    local p="$1" d target _
+    sudo -u postgres test -r "$p" && return 0
+    echo "== letting the postgres user traverse the directories that lead to $p (chmod o+x)"
+    for _ in 1 2 3 4 5 6 7 8; do
+        d="$(dirname "$p")"
+        while [[ "$d" != / && "$d" != . ]]; do
+            sudo -u postgres test -x "$d" || chmod o+x "$d"
+            d="$(dirname "$d")"
+        done
+        [[ -L "$p" ]] || break
+        target="$(readlink "$p")"
+        [[ "$target" == /* ]] || target="$(dirname "$p")/$target"
+        p="$target"
+    done
+    sudo -u postgres test -r "$1" || { echo "the postgres user still cannot read $1" >&2; return 1; }
+}
+
 if [[ -n "${QWEN3_EMBED_MODEL:-}" ]]; then
     MODEL="$(realpath "$QWEN3_EMBED_MODEL")"
 elif [[ -f "$OFFICIAL" ]]; then
     MODEL="$OFFICIAL"
+elif MODEL="$(pull_official)" && [[ -n "$MODEL" ]]; then
+    :
 else
     MODEL="$ROOT/fixtures/generated/demo/model-q8_0.gguf"
     if [[ ! -f "$MODEL" ]]; then
-        cargo run -q -p qwen3-embed-engine --bin qwen3-embed -- fixture --preset tiny \
-            --out fixtures/generated/demo --formats gguf-q8_0 >/dev/null
+        "${CLI[@]}" fixture --preset tiny --out fixtures/generated/demo --formats gguf-q8_0 >/dev/null
     fi
     cat <<'NOTICE'
 
   ########################################################################################
-  #  NO REAL MODEL FOUND: this demo uses a GENERATED RANDOM-WEIGHT model.               #
-  #  Its vectors are deterministic but carry NO MEANING: the search results below show  #
-  #  that everything works, not that it finds related text.                             #
+  #  NO REAL MODEL FOUND: this demo uses a GENERATED RANDOM-WEIGHT model.                #
+  #  Its vectors are deterministic but carry NO MEANING: the search results below show   #
+  #  that everything works, not that it finds related text.                              #
   #  For real results set QWEN3_EMBED_MODEL=/path/to/Qwen3-Embedding-*.gguf, or put the  #
-  #  official file at ~/.cache/qwen3_embed/Qwen3-Embedding-4B-Q4_K_M.gguf (README).      #
+  #  official file at ~/.cache/qwen3_embed/Qwen3-Embedding-4B-Q4_K_M.gguf: run           #
+  #  `qwen3-embed pull` (README), or run this demo again with QWEN3_EMBED_PULL=1.        #
   ########################################################################################
 
 NOTICE
 fi
 echo "== model: $MODEL"
+if [[ -d "$MODEL" ]]; then
+    for f in "$MODEL"/*; do let_postgres_read "$f"; done
+else
+    let_postgres_read "$MODEL"
+fi
 
 source scripts/pg_local.sh
 DIR="$(mktemp -d /tmp/qwen3-demo.XXXXXX)"

@@ -17,6 +17,8 @@ pub mod kernels;
 pub mod model;
 pub mod pool;
 pub mod profile;
+#[cfg(feature = "pull")]
+pub mod pull;
 pub mod serve;
 pub mod tensor_names;
 pub mod tokenizer;

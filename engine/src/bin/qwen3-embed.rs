@@ -1,5 +1,5 @@
 //! Command-line front end of the engine: embed a file of inputs, tokenize, describe a model,
-//! write fixture checkpoints.
+//! write fixture checkpoints, pull an official model from the hub.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -118,6 +118,26 @@ enum Cmd {
         /// gguf-q8_0, gguf-q6_k, gguf-q5_k_m, gguf-q5_0, gguf-q4_k_m.
         #[arg(long, value_delimiter = ',', default_value = "hf-f32,gguf-f32")]
         formats: Vec<String>,
+    },
+    /// Download an official model from the Hugging Face hub ($HF_ENDPOINT, token $HF_TOKEN,
+    /// cache $HF_HOME), resuming a partial download, verify its checksum, link it under
+    /// ~/.cache/qwen3_embed and print the path for qwen3_embed.model_path on stdout.
+    #[cfg(feature = "pull")]
+    Pull {
+        /// REPO[:QUANT]: Qwen/Qwen3-Embedding-{0.6B,4B,8B}-GGUF with F16, Q8_0, Q6_K, Q5_K_M,
+        /// Q5_0 or Q4_K_M (default Q4_K_M), or a safetensors repository such as
+        /// Qwen/Qwen3-Embedding-0.6B.
+        #[arg(default_value = "Qwen/Qwen3-Embedding-4B-GGUF:Q4_K_M")]
+        spec: String,
+        /// Where to link the model (default ~/.cache/qwen3_embed).
+        #[arg(long)]
+        dest: Option<PathBuf>,
+        /// Only check that the hub accepts a connection within --connect-timeout; exit 0 if so.
+        #[arg(long)]
+        check: bool,
+        /// Seconds the hub may take to accept a connection.
+        #[arg(long, default_value_t = 5)]
+        connect_timeout: u64,
     },
 }
 
@@ -266,7 +286,48 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             eprintln!("fixture written in {:.1} s", start.elapsed().as_secs_f64());
         }
+        #[cfg(feature = "pull")]
+        Cmd::Pull { spec, dest, check, connect_timeout } => {
+            pull(spec, dest, check, connect_timeout)?
+        }
     }
+    Ok(())
+}
+
+#[cfg(feature = "pull")]
+fn pull(
+    spec: String,
+    dest: Option<PathBuf>,
+    check: bool,
+    connect_timeout: u64,
+) -> Result<(), String> {
+    use std::io::IsTerminal;
+    use std::time::Duration;
+
+    use qwen3_embed_engine::pull;
+
+    let dest = dest
+        .or_else(pull::default_dest)
+        .ok_or("HOME is not set: give the directory to link the model in with --dest")?;
+    let timeout = Duration::from_secs(connect_timeout.max(1));
+    if check {
+        pull::check_reachable(Some(&spec), &dest, timeout).map_err(|e| e.to_string())?;
+        eprintln!("{} is reachable", pull::endpoint());
+        return Ok(());
+    }
+    let opts = pull::Options {
+        spec: Some(spec),
+        dest,
+        progress: std::io::stderr().is_terminal(),
+        connect_timeout: timeout,
+    };
+    let pulled = pull::pull(&opts, &mut |line| eprintln!("{line}")).map_err(|e| e.to_string())?;
+    let path = pulled.path.display();
+    eprintln!(
+        "model ready ({} downloaded). Use it with:\n  qwen3_embed.model_path = '{path}'",
+        pull::human_bytes(pulled.downloaded_bytes)
+    );
+    println!("{path}");
     Ok(())
 }
 
