@@ -51,6 +51,9 @@ pub enum EngineError {
     Device(String, String),
     #[error("compute error: {0}")]
     Compute(String),
+    /// `QWEN3_EMBED_ISA` names an instruction set that is unknown or that this CPU lacks.
+    #[error("{0}")]
+    Isa(String),
     /// The model server could not be reached, or went away while computing the request.
     #[error("{0}")]
     Server(String),
@@ -96,7 +99,7 @@ impl EngineError {
             | ShapeMismatch { .. }
             | InvalidConfig { .. }
             | Tokenizer { .. } => ErrorKind::Corrupt,
-            WrongArchitecture { .. } | UnsupportedQuantization { .. } => ErrorKind::Unsupported,
+            WrongArchitecture { .. } | UnsupportedQuantization { .. } | Isa(_) => ErrorKind::Unsupported,
             Encode(_) => ErrorKind::Encode,
             InvalidDims { .. } => ErrorKind::InvalidDims,
             InputTooLong { .. } => ErrorKind::InputTooLong,
