@@ -157,6 +157,15 @@ pub fn active() -> Result<&'static Kernels> {
         .map_err(EngineError::Isa)
 }
 
+/// Every kernel table this CPU runs, including the variants one instruction set picks between
+/// by optional extensions (AVX2 with and without AVX-VNNI, ...): what kernel tests loop over.
+pub fn tables() -> Vec<&'static Kernels> {
+    let mut v = vec![&generic::KERNELS];
+    #[cfg(target_arch = "x86_64")]
+    v.extend(x86_64::tables());
+    v
+}
+
 /// The active kernels for code past a model load. A load fails while `QWEN3_EMBED_ISA` is
 /// invalid, so no forward pass reaches the generic fallback here.
 pub fn table() -> &'static Kernels {
@@ -190,6 +199,8 @@ pub type DenseUnitFn = unsafe fn(
 /// instruction set the CPU runs, which is what makes calling through it sound.
 pub struct Kernels {
     pub isa: Isa,
+    /// The instruction set and the optional extensions this table uses.
+    pub name: &'static str,
     /// Quantizes 256 activations to i8 (`shift`: stored as `q + 128`), returns the scale.
     pub quantize_block: unsafe fn(x: &[f32], q: &mut [i8], shift: bool) -> f32,
     /// Whether this table's quantized GEMM wants the activations of signed weight kinds
@@ -402,5 +413,46 @@ mod peak {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod isa_tests {
+    use super::*;
+
+    #[test]
+    fn setting_parses_and_checks_the_cpu() {
+        assert_eq!(Isa::from_setting(None), Ok(Isa::best()));
+        assert_eq!(Isa::from_setting(Some(" ")), Ok(Isa::best()));
+        assert_eq!(Isa::from_setting(Some("GENERIC")), Ok(Isa::Generic));
+        let e = Isa::from_setting(Some("sse9")).unwrap_err();
+        assert!(
+            e.contains("QWEN3_EMBED_ISA") && e.contains("generic, avx2 or avx512"),
+            "{e}"
+        );
+        for isa in Isa::ALL {
+            match Isa::from_setting(Some(isa.name())) {
+                Ok(got) => assert!(got == isa && isa.supported()),
+                Err(e) => assert!(!isa.supported() && e.contains("lacks"), "{e}"),
+            }
+        }
+    }
+
+    /// The kernel tests loop over `tables()`: it holds a table of every instruction set this
+    /// CPU runs, and the active one.
+    #[test]
+    fn tables_cover_every_available_isa() {
+        let tables = tables();
+        for isa in Isa::available() {
+            assert!(tables.iter().any(|t| t.isa == isa), "{isa:?}");
+            assert!(
+                tables.iter().any(|t| std::ptr::eq(*t, isa.kernels())),
+                "{isa:?}"
+            );
+        }
+        eprintln!(
+            "kernel tables: {:?}",
+            tables.iter().map(|t| t.name).collect::<Vec<_>>()
+        );
     }
 }

@@ -229,20 +229,21 @@ mod tests {
             .collect()
     }
 
-    use crate::kernels::{generic, Isa};
+    use crate::kernels::generic;
 
     #[test]
     fn silu_matches_scalar() {
         let g = lcg(1, 1000).iter().map(|x| x * 30.0).collect::<Vec<_>>();
         let u = lcg(2, 1000);
-        for isa in Isa::available() {
+        for kn in crate::kernels::tables() {
             let mut got = g.clone();
-            silu_mul(isa.kernels(), &mut got, &u);
+            silu_mul(kn, &mut got, &u);
             for i in 0..g.len() {
                 let want = (g[i] as f64 / (1.0 + (-g[i] as f64).exp()) * u[i] as f64) as f32;
                 assert!(
                     (got[i] - want).abs() <= 1e-6 * (1.0 + want.abs()),
-                    "{isa:?} {i}: {} vs {want}",
+                    "{} {i}: {} vs {want}",
+                    kn.name,
                     got[i]
                 );
             }
@@ -264,22 +265,22 @@ mod tests {
             rope_inplace(g, &mut want_rope, width / hd, hd, &cos, &sin);
             let mut want_add = x.clone();
             add_inplace(g, &mut want_add, &w.repeat(rows));
-            for isa in Isa::available() {
-                let kn = isa.kernels();
+            for kn in crate::kernels::tables() {
                 assert_eq!(
                     rms_norm(kn, &x, &w, 1e-6),
                     want_norm,
-                    "{isa:?} rms_norm {rows}x{width}"
+                    "{} rms_norm {rows}x{width}",
+                    kn.name
                 );
                 let mut y = x.clone();
                 rms_norm_inplace(kn, &mut y, &w, 1e-6);
-                assert_eq!(y, want_norm, "{isa:?} rms_norm_inplace {rows}x{width}");
+                assert_eq!(y, want_norm, "{} rms_norm_inplace {rows}x{width}", kn.name);
                 let mut y = x.clone();
                 rope_inplace(kn, &mut y, width / hd, hd, &cos, &sin);
-                assert_eq!(y, want_rope, "{isa:?} rope {rows}x{width}/{hd}");
+                assert_eq!(y, want_rope, "{} rope {rows}x{width}/{hd}", kn.name);
                 let mut y = x.clone();
                 add_inplace(kn, &mut y, &w.repeat(rows));
-                assert_eq!(y, want_add, "{isa:?} add {rows}x{width}");
+                assert_eq!(y, want_add, "{} add {rows}x{width}", kn.name);
             }
         }
     }
@@ -288,12 +289,12 @@ mod tests {
     #[test]
     fn attention_matches_reference() {
         let lens = [1usize, 5, 70, 130];
-        let cases = Isa::available().into_iter().flat_map(|isa| {
+        let cases = crate::kernels::tables().into_iter().flat_map(|kn| {
             [(4, 2, 32), (4, 2, 64), (2, 1, 128), (6, 3, 8)]
                 .into_iter()
-                .flat_map(move |g| [(isa, g, false), (isa, g, true)])
+                .flat_map(move |g| [(kn, g, false), (kn, g, true)])
         });
-        for (isa, (nh, nkv, hd), last_only) in cases {
+        for (kn, (nh, nkv, hd), last_only) in cases {
             let tk: usize = lens.iter().sum();
             let mut spans = Vec::new();
             let (mut qs, mut ks) = (0, 0);
@@ -316,7 +317,7 @@ mod tests {
             let k = lcg(4, tk * nkv * hd);
             let v = lcg(5, tk * nkv * hd);
             let scale = 1.0 / (hd as f32).sqrt();
-            let got = attention(isa.kernels(), &q, &k, &v, nh, nkv, hd, &spans, scale);
+            let got = attention(kn, &q, &k, &v, nh, nkv, hd, &spans, scale);
             for sp in &spans {
                 for i in 0..sp.q_len {
                     let lim = sp.k_len - sp.q_len + i;
@@ -345,7 +346,7 @@ mod tests {
                                 })
                                 .sum();
                             let o = got[((sp.q_start + i) * nh + h) * hd + d] as f64;
-                            assert!((o - want).abs() < 1e-5, "{isa:?} {nh}/{nkv}x{hd} last_only={last_only} {i} {h} {d}: {o} vs {want}");
+                            assert!((o - want).abs() < 1e-5, "{} {nh}/{nkv}x{hd} last_only={last_only} {i} {h} {d}: {o} vs {want}", kn.name);
                         }
                     }
                 }

@@ -520,11 +520,11 @@ mod tests {
                     }
                 }
             }
-            for isa in crate::kernels::Isa::available() {
-                let y = p.matmul(isa.kernels(), &x, m);
+            for kn in crate::kernels::tables() {
+                let y = p.matmul(kn, &x, m);
                 for i in 0..m * n {
                     let (got, want, plain) = (y[i] as f64, want[i], plain[i]);
-                    let at = format!("{isa:?} {kind:?} {n}x{k} m={m} ({}, {})", i / n, i % n);
+                    let at = format!("{} {kind:?} {n}x{k} m={m} ({}, {})", kn.name, i / n, i % n);
                     assert!(
                         (got - want).abs() < 1e-4 * (1.0 + want.abs()),
                         "{at}: {got} vs {want}"
@@ -579,15 +579,15 @@ mod tests {
             .enumerate()
             .map(|(i, v)| v * (1 + i % 7) as f32)
             .collect();
-        for isa in crate::kernels::Isa::available() {
+        for kn in crate::kernels::tables() {
             for shift in [false, true] {
                 for (b, xb) in x.chunks_exact(QK).enumerate() {
                     let xb: Vec<f32> = if b == 3 { vec![0.0; QK] } else { xb.to_vec() };
                     let (mut q0, mut q1) = (vec![0i8; QK], vec![0i8; QK]);
                     let d0 = crate::kernels::generic::quantize_block(&xb, &mut q0, shift);
                     // SAFETY: available() lists instruction sets this CPU runs.
-                    let d1 = unsafe { (isa.kernels().quantize_block)(&xb, &mut q1, shift) };
-                    assert_eq!((d0, &q0), (d1, &q1), "{isa:?} shift={shift} block {b}");
+                    let d1 = unsafe { (kn.quantize_block)(&xb, &mut q1, shift) };
+                    assert_eq!((d0, &q0), (d1, &q1), "{} shift={shift} block {b}", kn.name);
                 }
             }
         }

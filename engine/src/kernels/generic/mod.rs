@@ -13,6 +13,7 @@ use super::{Isa, Kernels};
 
 pub const KERNELS: Kernels = Kernels {
     isa: Isa::Generic,
+    name: "generic",
     quantize_block,
     shift_signed: false,
     qgemm_unit,

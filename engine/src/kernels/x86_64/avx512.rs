@@ -11,6 +11,7 @@ use crate::kernels::{generic, Isa, Kernels};
 /// The table; BF16 weights fall back to the AVX2 kernel on a CPU without AVX512_BF16.
 pub const KERNELS: Kernels = Kernels {
     isa: Isa::Avx512,
+    name: "avx512",
     quantize_block,
     shift_signed: true,
     qgemm_unit,
