@@ -71,6 +71,9 @@ pub enum EngineError {
     DeviceOutOfMemory { device: String, detail: String },
     #[error("compute error: {0}")]
     Compute(String),
+    /// `QWEN3_EMBED_ISA` names an instruction set that is unknown or that this CPU lacks.
+    #[error("{0}")]
+    Isa(String),
     /// The model server could not be reached, or went away while computing the request.
     #[error("{0}")]
     Server(String),
@@ -126,7 +129,7 @@ impl EngineError {
             | ShapeMismatch { .. }
             | InvalidConfig { .. }
             | Tokenizer { .. } => ErrorKind::Corrupt,
-            WrongArchitecture { .. } | UnsupportedQuantization { .. } => ErrorKind::Unsupported,
+            WrongArchitecture { .. } | UnsupportedQuantization { .. } | Isa(_) => ErrorKind::Unsupported,
             Encode(_) => ErrorKind::Encode,
             InvalidDims { .. } | InvalidChunking { .. } => ErrorKind::InvalidDims,
             InputTooLong { .. } | InstructionTooLong { .. } => ErrorKind::InputTooLong,

@@ -9,12 +9,14 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{EngineError, Result};
-use crate::kernels::{self, ops};
+use crate::kernels::{self, ops, Kernels};
 use crate::profile::{self, Stage};
 use crate::weights::{LayerWeights, Linear, ModelWeights};
 
 pub struct Qwen3 {
     pub weights: ModelWeights,
+    /// The instruction set's kernels, chosen once per process (`kernels::active`).
+    kernels: &'static Kernels,
     inv_freq: Vec<f32>,
     /// Per layer: attention norm, q norm, k norm, MLP norm, as f32.
     norms: Vec<[Vec<f32>; 4]>,
@@ -79,7 +81,7 @@ impl Qwen3 {
             })
             .collect::<Result<Vec<_>>>()?;
         let final_norm = f32_vec(&weights.final_norm)?;
-        Ok(Qwen3 { weights, inv_freq, norms, final_norm })
+        Ok(Qwen3 { weights, kernels: kernels::active()?, inv_freq, norms, final_norm })
     }
 
     fn pack(&self, seqs: &[&[u32]]) -> Result<Packed> {
@@ -122,6 +124,7 @@ impl Qwen3 {
 
     fn forward_layers(&self, seqs: &[&[u32]], cancelled: &dyn Fn() -> bool) -> Result<Tensor> {
         let c = &self.weights.config;
+        let kn = self.kernels;
         let mut t = profile::start();
         let p = self.pack(seqs)?;
         let mut h = f32_vec(&self.weights.embed.forward(&p.ids)?)?;
@@ -139,7 +142,7 @@ impl Qwen3 {
         if n == 0 {
             h = gather(&h, c.hidden, &p.last);
         }
-        let out = ops::rms_norm(&h, &self.final_norm, c.rms_eps as f32);
+        let out = ops::rms_norm(kn, &h, &self.final_norm, c.rms_eps as f32);
         Ok(Tensor::from_vec(out, (p.last.len(), c.hidden), &Device::Cpu)?)
     }
 
@@ -147,12 +150,13 @@ impl Qwen3 {
     /// past attention, so queries, the output projection and the MLP run on those rows only.
     fn layer(&self, i: usize, w: &LayerWeights, h: Vec<f32>, p: &Packed, last_layer: bool) -> Result<Vec<f32>> {
         let c = &self.weights.config;
+        let kn = self.kernels;
         let eps = c.rms_eps as f32;
         let (hd, nh, nkv, hidden) = (c.head_dim, c.heads, c.kv_heads, c.hidden);
         let [attn_norm, q_norm, k_norm, ffn_norm] = &self.norms[i];
         let t = h.len() / hidden;
         let mut tm = profile::start();
-        let x = ops::rms_norm(&h, attn_norm, eps);
+        let x = ops::rms_norm(kn, &h, attn_norm, eps);
         profile::lap(&mut tm, Stage::Norm);
 
         let (mut q, mut k, v, mut h, q_rows, q_pos) = if last_layer {
@@ -171,23 +175,23 @@ impl Qwen3 {
         };
         kernels::recycle(x);
         profile::lap(&mut tm, Stage::Qkv);
-        ops::rms_norm_inplace(&mut q, q_norm, eps);
-        ops::rms_norm_inplace(&mut k, k_norm, eps);
+        ops::rms_norm_inplace(kn, &mut q, q_norm, eps);
+        ops::rms_norm_inplace(kn, &mut k, k_norm, eps);
         profile::lap(&mut tm, Stage::Norm);
         let half = hd / 2;
         match q_pos {
             Some(rows) => {
                 let cos = gather(&p.cos, half, rows);
                 let sin = gather(&p.sin, half, rows);
-                ops::rope_inplace(&mut q, nh, hd, &cos, &sin);
+                ops::rope_inplace(kn, &mut q, nh, hd, &cos, &sin);
             }
-            None => ops::rope_inplace(&mut q, nh, hd, &p.cos, &p.sin),
+            None => ops::rope_inplace(kn, &mut q, nh, hd, &p.cos, &p.sin),
         }
-        ops::rope_inplace(&mut k, nkv, hd, &p.cos, &p.sin);
+        ops::rope_inplace(kn, &mut k, nkv, hd, &p.cos, &p.sin);
         profile::lap(&mut tm, Stage::Rope);
 
         let spans = p.spans(last_layer);
-        let attn = ops::attention(&q, &k, &v, nh, nkv, hd, &spans, 1.0 / (hd as f32).sqrt());
+        let attn = ops::attention(kn, &q, &k, &v, nh, nkv, hd, &spans, 1.0 / (hd as f32).sqrt());
         for b in [q, k, v] {
             kernels::recycle(b);
         }
@@ -195,24 +199,24 @@ impl Qwen3 {
         let o = Linear::apply(&[&w.o], &attn, q_rows)?.pop().expect("o");
         kernels::recycle(attn);
         profile::lap(&mut tm, Stage::OutProj);
-        ops::add_inplace(&mut h, &o);
+        ops::add_inplace(kn, &mut h, &o);
         kernels::recycle(o);
         profile::lap(&mut tm, Stage::Residual);
 
-        let x = ops::rms_norm(&h, ffn_norm, eps);
+        let x = ops::rms_norm(kn, &h, ffn_norm, eps);
         profile::lap(&mut tm, Stage::Norm);
         let mut gu = Linear::apply(&[&w.gate, &w.up], &x, q_rows)?;
         kernels::recycle(x);
         profile::lap(&mut tm, Stage::GateUp);
         let up = gu.pop().expect("up");
         let mut gate = gu.pop().expect("gate");
-        ops::silu_mul(&mut gate, &up);
+        ops::silu_mul(kn, &mut gate, &up);
         kernels::recycle(up);
         profile::lap(&mut tm, Stage::Act);
         let mlp = Linear::apply(&[&w.down], &gate, q_rows)?.pop().expect("down");
         kernels::recycle(gate);
         profile::lap(&mut tm, Stage::Down);
-        ops::add_inplace(&mut h, &mlp);
+        ops::add_inplace(kn, &mut h, &mlp);
         kernels::recycle(mlp);
         profile::lap(&mut tm, Stage::Residual);
         Ok(h)

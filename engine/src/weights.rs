@@ -12,14 +12,15 @@ use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::kernels::dense::{self, DenseKind, PackedDense};
 use crate::kernels::qgemm::{self, PackedQ, QKind};
-use crate::kernels::with_f32;
+use crate::kernels::{self, with_f32};
 
 /// A projection weight `[out, in]`.
 pub enum Linear {
+    /// A weight of a type or shape our kernels do not take (Q2_K, Q3_K): candle's matmul.
     Quantized(QMatMul),
-    /// A GGUF k-quant or Q8_0 weight repacked for our VNNI kernel (the GGUF copy is dropped).
+    /// A GGUF quantized weight repacked for our kernels (the GGUF copy is dropped).
     Packed(PackedQ),
-    /// An F16/BF16 weight repacked for our AVX-512 kernel (same values, tile order).
+    /// An F16/BF16/F32 weight repacked for our kernels (same values, tile order).
     PackedDense(PackedDense),
     Dense(Tensor),
 }
@@ -27,6 +28,10 @@ pub enum Linear {
 impl Linear {
     pub fn quantized(t: QTensor) -> Result<Self> {
         let kind = match t.dtype() {
+            GgmlDType::Q4_0 => Some(QKind::Q4_0),
+            GgmlDType::Q4_1 => Some(QKind::Q4_1),
+            GgmlDType::Q5_0 => Some(QKind::Q5_0),
+            GgmlDType::Q5_1 => Some(QKind::Q5_1),
             GgmlDType::Q4K => Some(QKind::Q4K),
             GgmlDType::Q5K => Some(QKind::Q5K),
             GgmlDType::Q6K => Some(QKind::Q6K),
@@ -34,7 +39,7 @@ impl Linear {
             _ => None,
         };
         if let (Some(kind), &[n, k]) = (kind, t.shape().dims()) {
-            if qgemm::available() && qgemm::supports(kind, n, k) {
+            if qgemm::supports(kind, n, k) {
                 if let Some(p) = PackedQ::pack(kind, n, k, &t.data()?) {
                     return Ok(Linear::Packed(p));
                 }
@@ -43,21 +48,29 @@ impl Linear {
         Ok(Linear::Quantized(QMatMul::QTensor(Arc::new(t))))
     }
 
-    /// A dense weight: F16/BF16 ones are repacked for our kernel when the CPU runs it.
+    /// A dense weight, repacked for our kernels in its own type (F16, BF16, F32).
     pub fn dense(t: Tensor) -> Result<Self> {
         let kind = match t.dtype() {
             DType::F16 => Some(DenseKind::F16),
             DType::BF16 => Some(DenseKind::Bf16),
+            DType::F32 => Some(DenseKind::F32),
             _ => None,
         };
         if let (Some(kind), &[n, k]) = (kind, t.dims()) {
-            if dense::available(kind) && dense::supports(kind, n, k) {
+            if dense::supports(kind, n, k) {
                 let flat = t.flatten_all()?;
-                let bits: Vec<u16> = match kind {
-                    DenseKind::F16 => flat.to_vec1::<half::f16>()?.into_iter().map(|v| v.to_bits()).collect(),
-                    DenseKind::Bf16 => flat.to_vec1::<half::bf16>()?.into_iter().map(|v| v.to_bits()).collect(),
+                let p = match kind {
+                    DenseKind::F16 => {
+                        let bits: Vec<u16> = flat.to_vec1::<half::f16>()?.into_iter().map(|v| v.to_bits()).collect();
+                        PackedDense::pack(kind, n, k, &bits)
+                    }
+                    DenseKind::Bf16 => {
+                        let bits: Vec<u16> = flat.to_vec1::<half::bf16>()?.into_iter().map(|v| v.to_bits()).collect();
+                        PackedDense::pack(kind, n, k, &bits)
+                    }
+                    DenseKind::F32 => PackedDense::pack_f32(n, k, &flat.to_vec1::<f32>()?),
                 };
-                if let Some(p) = PackedDense::pack(kind, n, k, &bits) {
+                if let Some(p) = p {
                     return Ok(Linear::PackedDense(p));
                 }
             }
@@ -83,6 +96,7 @@ impl Linear {
             Linear::PackedDense(p) => match p.kind {
                 DenseKind::F16 => "F16".into(),
                 DenseKind::Bf16 => "BF16".into(),
+                DenseKind::F32 => "F32".into(),
             },
             Linear::Quantized(QMatMul::QTensor(q)) => format!("{:?}", q.dtype()),
             Linear::Quantized(QMatMul::Tensor(t)) | Linear::Quantized(QMatMul::TensorF16(t)) => {
@@ -105,7 +119,7 @@ impl Linear {
         match packed {
             Some(ps) => {
                 let m = x.dim(0)?;
-                let ys = with_f32(x, |xs| qgemm::matmul_many(&ps, xs, m))?;
+                let ys = with_f32(x, |xs| qgemm::matmul_many(kernels::table(), &ps, xs, m))?;
                 ys.into_iter()
                     .zip(&ps)
                     .map(|(y, p)| Ok(Tensor::from_vec(y, (m, p.n), x.device())?))
@@ -126,13 +140,14 @@ impl Linear {
                 _ => None,
             })
             .collect();
+        let kn = kernels::table();
         if let Some(ps) = packed {
-            return Ok(qgemm::matmul_many(&ps, x, m));
+            return Ok(qgemm::matmul_many(kn, &ps, x, m));
         }
         ls.iter()
             .map(|l| match l {
-                Linear::Packed(p) => Ok(p.matmul(x, m)),
-                Linear::PackedDense(p) => Ok(p.matmul(x, m)),
+                Linear::Packed(p) => Ok(p.matmul(kn, x, m)),
+                Linear::PackedDense(p) => Ok(p.matmul(kn, x, m)),
                 _ => {
                     let k = x.len() / m.max(1);
                     let t = Tensor::from_slice(x, (m, k), &candle_core::Device::Cpu)?;
@@ -154,7 +169,7 @@ impl Linear {
         match packed {
             Some(ps) => {
                 let m = x.dim(0)?;
-                with_f32(x, |xs| qgemm::matmul_many(&ps, xs, m))
+                with_f32(x, |xs| qgemm::matmul_many(kernels::table(), &ps, xs, m))
             }
             None => ls
                 .iter()
@@ -168,12 +183,12 @@ impl Linear {
         Ok(match self {
             Linear::Packed(p) => {
                 let m = x.dim(0)?;
-                let y = with_f32(x, |xs| p.matmul(xs, m))?;
+                let y = with_f32(x, |xs| p.matmul(kernels::table(), xs, m))?;
                 Tensor::from_vec(y, (m, p.n), x.device())?
             }
             Linear::PackedDense(p) => {
                 let m = x.dim(0)?;
-                let y = with_f32(x, |xs| p.matmul(xs, m))?;
+                let y = with_f32(x, |xs| p.matmul(kernels::table(), xs, m))?;
                 Tensor::from_vec(y, (m, p.n), x.device())?
             }
             Linear::Quantized(m) => m.forward(x)?,
@@ -293,6 +308,8 @@ pub fn assemble(
     mut fetch: impl FnMut(&str) -> Result<RawTensor>,
     type_counts: &mut BTreeMap<String, usize>,
 ) -> Result<ModelWeights> {
+    // Before the first tensor: an invalid QWEN3_EMBED_ISA fails the load at once.
+    kernels::active()?;
     let mut get = |name: &str, canonical: &str| -> Result<RawTensor> {
         let t = fetch(name)?;
         let expected = expected_dims(&config, canonical);

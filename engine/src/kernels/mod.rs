@@ -1,12 +1,224 @@
-//! Compute kernels of our own, used instead of candle's where they are faster.
+//! Compute kernels of our own: every kernel kind has a scalar reference in `generic` (the
+//! test oracle and the fallback) and SIMD versions in per-architecture files. The instruction
+//! set is picked once, at the first model load, into one table of function pointers
+//! ([`Kernels`]); `QWEN3_EMBED_ISA=generic|avx2|avx512` forces one, and asking for one this CPU
+//! lacks is an error, not a silent fallback.
 
+pub mod blocks;
 pub mod dense;
+pub mod generic;
 pub mod ops;
 pub mod qgemm;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use candle_core::{Storage, Tensor};
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
+
+/// An instruction set the kernels are written for, from the most portable up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust, any CPU: the reference every SIMD kernel is tested against.
+    Generic,
+    /// AVX2 + FMA + F16C (x86-64-v3); uses AVX-VNNI where the CPU has it.
+    Avx2,
+    /// AVX-512 F/BW/VL + VNNI; BF16 weights use `vdpbf16ps` where the CPU has AVX512_BF16.
+    Avx512,
+}
+
+/// The environment variable that forces an instruction set.
+pub const ISA_ENV: &str = "QWEN3_EMBED_ISA";
+
+impl Isa {
+    pub const ALL: [Isa; 3] = [Isa::Generic, Isa::Avx2, Isa::Avx512];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Generic => "generic",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Isa> {
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// The CPU features this instruction set needs that this CPU lacks (empty: it runs here).
+    pub fn missing_features(self) -> Vec<&'static str> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let needed: &[(&str, bool)] = match self {
+                Isa::Generic => &[],
+                Isa::Avx2 => &[
+                    ("avx2", std::is_x86_feature_detected!("avx2")),
+                    ("fma", std::is_x86_feature_detected!("fma")),
+                    ("f16c", std::is_x86_feature_detected!("f16c")),
+                ],
+                Isa::Avx512 => &[
+                    ("avx2", std::is_x86_feature_detected!("avx2")),
+                    ("fma", std::is_x86_feature_detected!("fma")),
+                    ("f16c", std::is_x86_feature_detected!("f16c")),
+                    ("avx512f", std::is_x86_feature_detected!("avx512f")),
+                    ("avx512bw", std::is_x86_feature_detected!("avx512bw")),
+                    ("avx512vl", std::is_x86_feature_detected!("avx512vl")),
+                    ("avx512vnni", std::is_x86_feature_detected!("avx512vnni")),
+                ],
+            };
+            needed
+                .iter()
+                .filter(|(_, has)| !has)
+                .map(|(name, _)| *name)
+                .collect()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            match self {
+                Isa::Generic => vec![],
+                _ => vec!["x86_64"],
+            }
+        }
+    }
+
+    pub fn supported(self) -> bool {
+        self.missing_features().is_empty()
+    }
+
+    /// The instruction sets this CPU runs, generic first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.supported()).collect()
+    }
+
+    /// The fastest instruction set this CPU runs.
+    pub fn best() -> Isa {
+        *Isa::available().last().expect("generic always runs")
+    }
+
+    /// `QWEN3_EMBED_ISA`'s value (`None`: unset or empty, the best one), checked against this CPU.
+    pub fn from_setting(setting: Option<&str>) -> std::result::Result<Isa, String> {
+        let Some(s) = setting.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(Isa::best());
+        };
+        let Some(isa) = Isa::parse(s) else {
+            return Err(format!(
+                "{ISA_ENV}={s:?} is not an instruction set: use generic, avx2 or avx512"
+            ));
+        };
+        let missing = isa.missing_features();
+        if !missing.is_empty() {
+            return Err(format!(
+                "{ISA_ENV}={s}: this CPU lacks {}; it runs {}",
+                missing.join(", "),
+                Isa::available()
+                    .iter()
+                    .map(|i| i.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(isa)
+    }
+
+    /// The kernel table of this instruction set, which must run on this CPU.
+    pub fn kernels(self) -> &'static Kernels {
+        assert!(
+            self.supported(),
+            "{} kernels on a CPU without {:?}",
+            self.name(),
+            self.missing_features()
+        );
+        match self {
+            Isa::Generic => &generic::KERNELS,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86_64::avx2_kernels(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86_64::avx512_kernels(),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("supported() is false off x86_64"),
+        }
+    }
+}
+
+/// The kernels of the instruction set chosen for this process: the best one the CPU runs, or
+/// the one `QWEN3_EMBED_ISA` names. Decided on the first call; an invalid setting is an error
+/// at every model load.
+pub fn active() -> Result<&'static Kernels> {
+    static ACTIVE: OnceLock<std::result::Result<Isa, String>> = OnceLock::new();
+    ACTIVE
+        .get_or_init(|| Isa::from_setting(std::env::var(ISA_ENV).ok().as_deref()))
+        .clone()
+        .map(Isa::kernels)
+        .map_err(EngineError::Isa)
+}
+
+/// Every kernel table this CPU runs, including the variants one instruction set picks between
+/// by optional extensions (AVX2 with and without AVX-VNNI, ...): what kernel tests loop over.
+pub fn tables() -> Vec<&'static Kernels> {
+    let mut v = vec![&generic::KERNELS];
+    #[cfg(target_arch = "x86_64")]
+    v.extend(x86_64::tables());
+    v
+}
+
+/// The active kernels for code past a model load. A load fails while `QWEN3_EMBED_ISA` is
+/// invalid, so no forward pass reaches the generic fallback here.
+pub fn table() -> &'static Kernels {
+    active().unwrap_or(&generic::KERNELS)
+}
+
+/// Rows `r0..r1` of the quantized activations times tiles `tiles` of a packed quantized
+/// weight, into `out` (`[m, w.n]` row-major).
+pub type QUnitFn = unsafe fn(
+    w: &qgemm::PackedQ,
+    a: &qgemm::QuantAct,
+    tiles: Range<usize>,
+    r0: usize,
+    r1: usize,
+    out: *mut f32,
+);
+/// Rows `r0..r1` of `x` (f32) or `xb` (bf16 pairs) times tiles `tiles` of a packed dense
+/// weight, into `out` (`[m, w.n]` row-major).
+pub type DenseUnitFn = unsafe fn(
+    w: &dense::PackedDense,
+    x: &[f32],
+    xb: &[u32],
+    tiles: Range<usize>,
+    r0: usize,
+    r1: usize,
+    out: *mut f32,
+);
+
+/// One kernel of every kind, for one instruction set. The functions are `unsafe` because the
+/// SIMD ones need their CPU features: a table is only handed out (`Isa::kernels`) for an
+/// instruction set the CPU runs, which is what makes calling through it sound.
+pub struct Kernels {
+    pub isa: Isa,
+    /// The instruction set and the optional extensions this table uses.
+    pub name: &'static str,
+    /// Quantizes 256 activations to i8 (`shift`: stored as `q + 128`), returns the scale.
+    pub quantize_block: unsafe fn(x: &[f32], q: &mut [i8], shift: bool) -> f32,
+    /// Whether this table's quantized GEMM wants the activations of signed weight kinds
+    /// shifted to unsigned bytes (`vpdpbusd` takes one unsigned operand).
+    pub shift_signed: bool,
+    pub qgemm_unit: QUnitFn,
+    /// Indexed by `DenseKind as usize`.
+    pub dense_unit: [DenseUnitFn; 3],
+    pub attention: unsafe fn(a: &ops::Attention, out: &mut [f32]),
+    /// RMSNorm of every row (rows are `w.len()` long).
+    pub rms_rows: unsafe fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]),
+    /// `g = silu(g) * u`.
+    pub silu_mul: unsafe fn(g: &mut [f32], u: &[f32]),
+    /// NeoX rotary embedding of one row of heads (`cos`/`sin` are `hd/2` long).
+    pub rope_row: unsafe fn(row: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]),
+    /// `a += b`.
+    pub add: unsafe fn(a: &mut [f32], b: &[f32]),
+}
 
 /// Runs `f` on the f32 contents of `t` (row-major), without a copy when `t` is contiguous.
 pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
@@ -124,7 +336,11 @@ pub fn process_cpu_seconds() -> f64 {
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for e in dir.flatten() {
             if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
-                ns += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                ns += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
             }
         }
     }
@@ -171,13 +387,21 @@ mod peak {
     #[test]
     #[ignore]
     fn peak_throughput() {
-        if !std::is_x86_feature_detected!("avx512bf16") || !std::is_x86_feature_detected!("avx512vnni") {
+        if !std::is_x86_feature_detected!("avx512bf16")
+            || !std::is_x86_feature_detected!("avx512vnni")
+        {
             return;
         }
-        for (kind, name, flops) in [(0, "vpdpbusd (int8)", 128.0), (1, "vfmadd231ps (f32)", 32.0), (2, "vdpbf16ps (bf16)", 64.0)] {
+        for (kind, name, flops) in [
+            (0, "vpdpbusd (int8)", 128.0),
+            (1, "vfmadd231ps (f32)", 32.0),
+            (2, "vdpbf16ps (bf16)", 64.0),
+        ] {
             for threads in [1usize, 2] {
                 let secs: Vec<f64> = std::thread::scope(|s| {
-                    let hs: Vec<_> = (0..threads).map(|_| s.spawn(move || unsafe { run(kind) })).collect();
+                    let hs: Vec<_> = (0..threads)
+                        .map(|_| s.spawn(move || unsafe { run(kind) }))
+                        .collect();
                     hs.into_iter().map(|h| h.join().unwrap()).collect()
                 });
                 let worst = secs.iter().cloned().fold(0.0, f64::max);
@@ -189,5 +413,46 @@ mod peak {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod isa_tests {
+    use super::*;
+
+    #[test]
+    fn setting_parses_and_checks_the_cpu() {
+        assert_eq!(Isa::from_setting(None), Ok(Isa::best()));
+        assert_eq!(Isa::from_setting(Some(" ")), Ok(Isa::best()));
+        assert_eq!(Isa::from_setting(Some("GENERIC")), Ok(Isa::Generic));
+        let e = Isa::from_setting(Some("sse9")).unwrap_err();
+        assert!(
+            e.contains("QWEN3_EMBED_ISA") && e.contains("generic, avx2 or avx512"),
+            "{e}"
+        );
+        for isa in Isa::ALL {
+            match Isa::from_setting(Some(isa.name())) {
+                Ok(got) => assert!(got == isa && isa.supported()),
+                Err(e) => assert!(!isa.supported() && e.contains("lacks"), "{e}"),
+            }
+        }
+    }
+
+    /// The kernel tests loop over `tables()`: it holds a table of every instruction set this
+    /// CPU runs, and the active one.
+    #[test]
+    fn tables_cover_every_available_isa() {
+        let tables = tables();
+        for isa in Isa::available() {
+            assert!(tables.iter().any(|t| t.isa == isa), "{isa:?}");
+            assert!(
+                tables.iter().any(|t| std::ptr::eq(*t, isa.kernels())),
+                "{isa:?}"
+            );
+        }
+        eprintln!(
+            "kernel tables: {:?}",
+            tables.iter().map(|t| t.name).collect::<Vec<_>>()
+        );
     }
 }

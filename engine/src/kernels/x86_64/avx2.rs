@@ -1,0 +1,560 @@
+//! The AVX2 kernels (with FMA and F16C; x86-64-v3). The quantized GEMM uses AVX-VNNI's
+//! `vpdpbusd` where the CPU has it, `vpmaddubsw` + `vpmaddwd` otherwise.
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use crate::kernels::dense::{DenseKind, PackedDense};
+use crate::kernels::ops::{self, Attention, Span};
+use crate::kernels::qgemm::{PackedQ, QuantAct, NR, QK};
+use crate::kernels::{generic, Isa, Kernels};
+
+pub const KERNELS: Kernels = Kernels {
+    isa: Isa::Avx2,
+    name: "avx2",
+    quantize_block,
+    shift_signed: false,
+    qgemm_unit,
+    dense_unit: [dense_unit, dense_unit, dense_unit],
+    attention,
+    rms_rows,
+    silu_mul,
+    rope_row,
+    add,
+};
+
+/// As [`KERNELS`], with the quantized GEMM on AVX-VNNI.
+pub const KERNELS_VNNI: Kernels = Kernels {
+    name: "avx2+avxvnni",
+    qgemm_unit: qgemm_unit_vnni,
+    ..KERNELS
+};
+
+// ---- quantized GEMM
+
+/// Activation rows per quantized kernel call.
+const QMR: usize = 4;
+
+/// Horizontal maximum of 8 floats.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hmax(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
+    _mm_cvtss_f32(m)
+}
+
+/// Horizontal sum of 8 floats.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+    _mm_cvtss_f32(s)
+}
+
+/// # Safety
+/// AVX2 available; `x` and `q` are `QK` long.
+#[target_feature(enable = "avx2")]
+pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
+    assert!(x.len() == QK && q.len() == QK);
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+    let mut mx = _mm256_setzero_ps();
+    for i in 0..QK / 8 {
+        mx = _mm256_max_ps(
+            mx,
+            _mm256_and_ps(abs, _mm256_loadu_ps(x.as_ptr().add(i * 8))),
+        );
+    }
+    let amax = hmax(mx);
+    let inv = _mm256_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+    let flip = _mm256_set1_epi8(if shift { i8::MIN } else { 0 });
+    // packs interleaves 128-bit lanes; this puts the 8 groups of 4 back in order.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for i in 0..QK / 32 {
+        // round to nearest even (MXCSR default); |v| <= 127 by construction
+        let r: [__m256i; 4] = std::array::from_fn(|j| {
+            _mm256_cvtps_epi32(_mm256_mul_ps(
+                _mm256_loadu_ps(x.as_ptr().add(i * 32 + j * 8)),
+                inv,
+            ))
+        });
+        let b = _mm256_packs_epi16(
+            _mm256_packs_epi32(r[0], r[1]),
+            _mm256_packs_epi32(r[2], r[3]),
+        );
+        let b = _mm256_xor_si256(_mm256_permutevar8x32_epi32(b, order), flip);
+        _mm256_storeu_si256(q.as_mut_ptr().add(i * 32) as *mut __m256i, b);
+    }
+    amax / 127.0
+}
+
+/// `sum_4(w * a)` of each 32-bit lane added to `acc`: `w` unsigned bytes, `a` signed ones
+/// (`vpdpbusd` with AVX-VNNI; without it the i16 pair sums cannot saturate for our operands:
+/// unsigned weights are at most 63, signed kinds pass `|w|` and `a` carrying `w`'s sign).
+#[inline(always)]
+unsafe fn dot4<const VNNI: bool>(acc: __m256i, w: __m256i, a: __m256i, ones: __m256i) -> __m256i {
+    if VNNI {
+        _mm256_dpbusd_avx_epi32(acc, w, a)
+    } else {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones))
+    }
+}
+
+/// `MR` activation rows from `r0` times tile `t`, 8 columns (`half`) at a time, over all of
+/// `k`; the sum over activation blocks runs in the output as in the AVX-512 kernel.
+#[inline(always)]
+unsafe fn qgemm_kernel<const MR: usize, const G: usize, const SIGNED: bool, const VNNI: bool>(
+    w: &PackedQ,
+    a: &QuantAct,
+    t: usize,
+    r0: usize,
+    out: *mut f32,
+) {
+    let k = w.k;
+    let ng = k / G;
+    let gpb = QK / G;
+    let nblocks = k / QK;
+    let qs = w.qs.as_ptr().add(t * NR * k);
+    let sc = w.scale.as_ptr().add(t * NR * ng);
+    let mn = w.min.as_ptr();
+    let aq = a.q.as_ptr();
+    let ad = a.d.as_ptr();
+    let asum = a.sum.as_ptr();
+    let ones = _mm256_set1_epi16(1);
+    for half in 0..2 {
+        for blk in 0..nblocks {
+            let mut f = [_mm256_setzero_ps(); MR];
+            for gb in 0..gpb {
+                let gi = blk * gpb + gb;
+                let mut acc = [_mm256_setzero_si256(); MR];
+                for k4 in 0..G / 4 {
+                    let wv = _mm256_loadu_si256(
+                        qs.add((gi * (G / 4) + k4) * NR * 4 + half * 32) as *const __m256i
+                    );
+                    let wu = if SIGNED { _mm256_abs_epi8(wv) } else { wv };
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let av = _mm256_set1_epi32(std::ptr::read_unaligned(
+                            aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32,
+                        ));
+                        let av = if SIGNED { _mm256_sign_epi8(av, wv) } else { av };
+                        *acc = dot4::<VNNI>(*acc, wu, av, ones);
+                    }
+                }
+                let s = _mm256_loadu_ps(sc.add(gi * NR + half * 8));
+                if SIGNED {
+                    for r in 0..MR {
+                        f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), s, f[r]);
+                    }
+                } else {
+                    let mi = _mm256_loadu_ps(mn.add(t * NR * ng + gi * NR + half * 8));
+                    for r in 0..MR {
+                        let sum = _mm256_set1_ps(*asum.add((r0 + r) * ng + gi));
+                        f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), s, f[r]);
+                        f[r] = _mm256_fnmadd_ps(mi, sum, f[r]);
+                    }
+                }
+            }
+            for (r, f) in f.iter().enumerate() {
+                let d = _mm256_set1_ps(*ad.add((r0 + r) * nblocks + blk));
+                let o = out.add((r0 + r) * w.n + t * NR + half * 8);
+                let y = if blk == 0 {
+                    _mm256_mul_ps(*f, d)
+                } else {
+                    _mm256_fmadd_ps(*f, d, _mm256_loadu_ps(o))
+                };
+                _mm256_storeu_ps(o, y);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn qgemm_unit_any<const VNNI: bool>(
+    w: &PackedQ,
+    a: &QuantAct,
+    tiles: Range<usize>,
+    r0: usize,
+    r1: usize,
+    out: *mut f32,
+) {
+    macro_rules! go {
+        ($mr:literal, $t:expr, $r:expr) => {
+            match (w.signed, w.group) {
+                (false, 32) => qgemm_kernel::<$mr, 32, false, VNNI>(w, a, $t, $r, out),
+                (false, _) => qgemm_kernel::<$mr, 16, false, VNNI>(w, a, $t, $r, out),
+                (true, 32) => qgemm_kernel::<$mr, 32, true, VNNI>(w, a, $t, $r, out),
+                (true, _) => qgemm_kernel::<$mr, 16, true, VNNI>(w, a, $t, $r, out),
+            }
+        };
+    }
+    for r in (r0..r1).step_by(QMR) {
+        for t in tiles.clone() {
+            match (r1 - r).min(QMR) {
+                1 => go!(1, t, r),
+                2 => go!(2, t, r),
+                3 => go!(3, t, r),
+                _ => go!(4, t, r),
+            }
+        }
+    }
+}
+
+/// # Safety
+/// As `QUnitFn`, with unshifted activations; AVX2 and FMA available.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn qgemm_unit(
+    w: &PackedQ,
+    a: &QuantAct,
+    tiles: Range<usize>,
+    r0: usize,
+    r1: usize,
+    out: *mut f32,
+) {
+    qgemm_unit_any::<false>(w, a, tiles, r0, r1, out)
+}
+
+/// # Safety
+/// As `QUnitFn`, with unshifted activations; AVX2, FMA and AVX-VNNI available.
+#[target_feature(enable = "avx2,fma,avxvnni")]
+pub unsafe fn qgemm_unit_vnni(
+    w: &PackedQ,
+    a: &QuantAct,
+    tiles: Range<usize>,
+    r0: usize,
+    r1: usize,
+    out: *mut f32,
+) {
+    qgemm_unit_any::<true>(w, a, tiles, r0, r1, out)
+}
+
+// ---- dense GEMM
+
+/// Activation rows per dense kernel call; one call covers one tile (two registers of 8).
+const DMR: usize = 6;
+
+/// `R` rows from `r0` times tile `t`. F16/F32: f32 FMA of the widened weights; BF16: the
+/// weights widened exactly (a bf16 is the top half of an f32) against the bf16-rounded
+/// activations, so each product is exact and sums run in f32 as with `vdpbf16ps`.
+#[inline(always)]
+unsafe fn dense_kernel<const R: usize>(
+    w: &PackedDense,
+    x: &[f32],
+    xb: &[u32],
+    t: usize,
+    r0: usize,
+    out: *mut f32,
+) {
+    let k = w.k;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    match w.kind {
+        DenseKind::F16 | DenseKind::F32 => {
+            for kk in 0..k {
+                let i = t * NR * k + kk * NR;
+                let wv: [__m256; 2] = if w.kind == DenseKind::F16 {
+                    let p = w.data.as_ptr().add(i);
+                    [
+                        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)),
+                        _mm256_cvtph_ps(_mm_loadu_si128(p.add(8) as *const __m128i)),
+                    ]
+                } else {
+                    let p = w.data32.as_ptr().add(i);
+                    [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))]
+                };
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let a = _mm256_set1_ps(*x.get_unchecked((r0 + r) * k + kk));
+                    acc[0] = _mm256_fmadd_ps(a, wv[0], acc[0]);
+                    acc[1] = _mm256_fmadd_ps(a, wv[1], acc[1]);
+                }
+            }
+        }
+        DenseKind::Bf16 => {
+            let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+            for kp in 0..k / 2 {
+                let p = w.data.as_ptr().add(t * NR * k + kp * NR * 2);
+                // 8 (even, odd) pairs per load: even weights to the top half, odd ones masked.
+                let raw = [
+                    _mm256_loadu_si256(p as *const __m256i),
+                    _mm256_loadu_si256(p.add(16) as *const __m256i),
+                ];
+                let we = raw.map(|v| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v)));
+                let wo = raw.map(|v| _mm256_castsi256_ps(_mm256_and_si256(v, hi)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let pair = *xb.get_unchecked((r0 + r) * (k / 2) + kp);
+                    let x0 = _mm256_set1_ps(f32::from_bits(pair << 16));
+                    let x1 = _mm256_set1_ps(f32::from_bits(pair & 0xFFFF_0000));
+                    for h in 0..2 {
+                        acc[h] = _mm256_fmadd_ps(x0, we[h], acc[h]);
+                        acc[h] = _mm256_fmadd_ps(x1, wo[h], acc[h]);
+                    }
+                }
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let o = out.add((r0 + r) * w.n + t * NR);
+        _mm256_storeu_ps(o, acc[0]);
+        _mm256_storeu_ps(o.add(8), acc[1]);
+    }
+}
+
+/// # Safety
+/// As `DenseUnitFn`; AVX2, FMA and F16C available.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dense_unit(
+    w: &PackedDense,
+    x: &[f32],
+    xb: &[u32],
+    tiles: Range<usize>,
+    r0: usize,
+    r1: usize,
+    out: *mut f32,
+) {
+    for t in tiles {
+        let mut r = r0;
+        while r < r1 {
+            let step = (r1 - r).min(DMR);
+            match step {
+                1 => dense_kernel::<1>(w, x, xb, t, r, out),
+                2 => dense_kernel::<2>(w, x, xb, t, r, out),
+                3 => dense_kernel::<3>(w, x, xb, t, r, out),
+                4 => dense_kernel::<4>(w, x, xb, t, r, out),
+                5 => dense_kernel::<5>(w, x, xb, t, r, out),
+                _ => dense_kernel::<6>(w, x, xb, t, r, out),
+            }
+            r += step;
+        }
+    }
+}
+
+// ---- attention and elementwise kernels
+
+/// e^x, |relative error| about 2e-7; e^x = 0 for x < -104 (and for -inf). 2^n is applied in
+/// two halves so that results below the smallest normal float come out right.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp(x: __m256) -> __m256 {
+    let x = _mm256_max_ps(
+        _mm256_min_ps(x, _mm256_set1_ps(88.5)),
+        _mm256_set1_ps(-104.0),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_145_75), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428_606_8e-6), r);
+    let mut p = _mm256_set1_ps(1.0 / 5040.0);
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let ni = _mm256_cvtps_epi32(n);
+    let n1 = _mm256_srai_epi32::<1>(ni);
+    let n2 = _mm256_sub_epi32(ni, n1);
+    let pow2 = |e: __m256i| {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+            e,
+            _mm256_set1_epi32(127),
+        )))
+    };
+    _mm256_mul_ps(_mm256_mul_ps(p, pow2(n1)), pow2(n2))
+}
+
+/// # Safety
+/// AVX2 and FMA available.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn silu_mul(g: &mut [f32], u: &[f32]) {
+    assert_eq!(g.len(), u.len());
+    let n = g.len() / 8 * 8;
+    let one = _mm256_set1_ps(1.0);
+    for i in (0..n).step_by(8) {
+        let x = _mm256_loadu_ps(g.as_ptr().add(i));
+        let y = _mm256_loadu_ps(u.as_ptr().add(i));
+        let e = exp(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        _mm256_storeu_ps(
+            g.as_mut_ptr().add(i),
+            _mm256_div_ps(_mm256_mul_ps(x, y), _mm256_add_ps(one, e)),
+        );
+    }
+    generic::silu_mul(&mut g[n..], &u[n..]);
+}
+
+/// Query rows per attention unit.
+const BQ: usize = 2;
+/// Keys per block (4 vectors).
+const BK: usize = 32;
+const MAX_HD: usize = 256;
+
+/// # Safety
+/// AVX2 and FMA available; `a` as `ops::attention` checks it.
+pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
+    if !(a.hd.is_multiple_of(8 * 4) && a.hd <= MAX_HD) {
+        return generic::attention(a, out);
+    }
+    let kv = ops::KvPerHead::new(a, BK);
+    ops::par_units(a, BQ, out, |sp, h, i0, out| {
+        // SAFETY: AVX2 and FMA available; every unit writes its own rows of head `h`.
+        unsafe { attention_unit(a, &kv, sp, h, i0, out) }
+    });
+}
+
+/// Query rows `i0..i0+BQ` (clipped to the span) of head `h` in span `sp`, as the AVX-512
+/// kernel computes them, with blocks of 32 keys and 2 rows.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attention_unit(
+    a: &Attention,
+    kv: &ops::KvPerHead,
+    sp: &Span,
+    h: usize,
+    i0: usize,
+    out: *mut f32,
+) {
+    let (nh, nkv, hd, ld) = (a.nh, a.nkv, a.hd, kv.ld);
+    let kvh = h / (nh / nkv);
+    let rows = (sp.q_len - i0).min(BQ);
+    // Row r of the unit; rows past the span repeat the last real one (results dropped).
+    let row = |r: usize| i0 + r.min(rows - 1);
+    let lim = |r: usize| sp.k_len - sp.q_len + row(r); // last visible key, inclusive
+    let lim_max = lim(BQ - 1);
+    let mut qb = [0f32; MAX_HD * BQ];
+    for r in 0..BQ {
+        let src = &a.q[((sp.q_start + row(r)) * nh + h) * hd..][..hd];
+        qb[r * MAX_HD..][..hd].copy_from_slice(src);
+    }
+    let qp = qb.as_ptr();
+    let ktp = kv.kt.as_ptr().add(kvh * hd * ld + sp.k_start);
+    let vp = kv.vt.as_ptr().add((kvh * kv.tk + sp.k_start) * hd);
+    let dv = hd / 8;
+
+    let mut o = [0f32; MAX_HD * BQ];
+    let mut m = [f32::NEG_INFINITY; BQ];
+    let mut l = [0f32; BQ];
+    let mut p = [0f32; BK * BQ];
+    let op0 = o.as_mut_ptr();
+    let pp0 = p.as_mut_ptr();
+    let scale_v = _mm256_set1_ps(a.scale);
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+
+    let mut kb = 0;
+    while kb <= lim_max {
+        let nk = (lim_max + 1 - kb).min(BK);
+        // S = Q K^T for BQ rows x BK keys.
+        let mut acc = [[_mm256_setzero_ps(); 4]; BQ];
+        for d in 0..hd {
+            let kr = ktp.add(d * ld + kb);
+            let kv: [__m256; 4] = std::array::from_fn(|c| _mm256_loadu_ps(kr.add(8 * c)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let qv = _mm256_set1_ps(*qp.add(r * MAX_HD + d));
+                for c in 0..4 {
+                    acc[c] = _mm256_fmadd_ps(qv, kv[c], acc[c]);
+                }
+            }
+        }
+        // Online softmax.
+        for r in 0..BQ {
+            let visible = _mm256_set1_epi32((lim(r) + 1).saturating_sub(kb) as i32);
+            let mut s = [_mm256_setzero_ps(); 4];
+            let mut bm = _mm256_set1_ps(f32::NEG_INFINITY);
+            for c in 0..4 {
+                let idx = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * c as i32));
+                let mask = _mm256_castsi256_ps(_mm256_cmpgt_epi32(visible, idx));
+                s[c] = _mm256_blendv_ps(
+                    _mm256_set1_ps(f32::NEG_INFINITY),
+                    _mm256_mul_ps(acc[r][c], scale_v),
+                    mask,
+                );
+                bm = _mm256_max_ps(bm, s[c]);
+            }
+            let m_new = m[r].max(hmax(bm));
+            let alpha = if m[r] == f32::NEG_INFINITY {
+                0.0
+            } else {
+                (m[r] - m_new).exp()
+            };
+            let mv = _mm256_set1_ps(m_new);
+            let mut sum = _mm256_setzero_ps();
+            for (c, s) in s.iter().enumerate() {
+                let e = exp(_mm256_sub_ps(*s, mv));
+                sum = _mm256_add_ps(sum, e);
+                _mm256_storeu_ps(pp0.add(r * BK + 8 * c), e);
+            }
+            l[r] = l[r] * alpha + hsum(sum);
+            m[r] = m_new;
+            if alpha != 1.0 {
+                let av = _mm256_set1_ps(alpha);
+                for x in 0..dv {
+                    let op = op0.add(r * MAX_HD + 8 * x);
+                    _mm256_storeu_ps(op, _mm256_mul_ps(_mm256_loadu_ps(op), av));
+                }
+            }
+        }
+        // O += P V, four vectors (32 dimensions) at a time.
+        for x0 in (0..dv).step_by(4) {
+            let mut acc = [[_mm256_setzero_ps(); 4]; BQ];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let op = op0.add(r * MAX_HD + 8 * x0);
+                for x in 0..4 {
+                    acc[x] = _mm256_loadu_ps(op.add(8 * x));
+                }
+            }
+            for j in 0..nk {
+                let vr = vp.add((kb + j) * hd + 8 * x0);
+                let vv: [__m256; 4] = std::array::from_fn(|x| _mm256_loadu_ps(vr.add(8 * x)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let pv = _mm256_set1_ps(*pp0.add(r * BK + j));
+                    for x in 0..4 {
+                        acc[x] = _mm256_fmadd_ps(pv, vv[x], acc[x]);
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let op = op0.add(r * MAX_HD + 8 * x0);
+                for x in 0..4 {
+                    _mm256_storeu_ps(op.add(8 * x), acc[x]);
+                }
+            }
+        }
+        kb += BK;
+    }
+    for r in 0..rows {
+        let inv = _mm256_set1_ps(1.0 / l[r]);
+        let dst = out.add(((sp.q_start + i0 + r) * nh + h) * hd);
+        for x in 0..dv {
+            _mm256_storeu_ps(
+                dst.add(8 * x),
+                _mm256_mul_ps(_mm256_loadu_ps(op0.add(r * MAX_HD + 8 * x)), inv),
+            );
+        }
+    }
+}
+
+/// # Safety
+/// AVX2 available; `out` as long as `x`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn rms_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    generic::rms_rows_inline(x, w, eps, out)
+}
+
+/// # Safety
+/// AVX2 available.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn rope_row(row: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]) {
+    generic::rope_row_inline(row, hd, cos, sin)
+}
+
+/// # Safety
+/// AVX2 available.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn add(a: &mut [f32], b: &[f32]) {
+    generic::add_inline(a, b)
+}

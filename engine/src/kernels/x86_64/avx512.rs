@@ -1,0 +1,606 @@
+//! The AVX-512 kernels (F/BW/VL + VNNI; BF16 where the CPU has it).
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use crate::kernels::dense::{DenseKind, PackedDense, MR};
+use crate::kernels::ops::{self, Attention, Span};
+use crate::kernels::qgemm::{PackedQ, QuantAct, NR, QK};
+use crate::kernels::{generic, Isa, Kernels};
+
+/// The table; BF16 weights fall back to the AVX2 kernel on a CPU without AVX512_BF16.
+pub const KERNELS: Kernels = Kernels {
+    isa: Isa::Avx512,
+    name: "avx512",
+    quantize_block,
+    shift_signed: true,
+    qgemm_unit,
+    dense_unit: [dense_unit, dense_unit, dense_unit],
+    attention,
+    rms_rows,
+    silu_mul,
+    rope_row,
+    add,
+};
+
+/// Activation rows per quantized kernel call: 6 for the signed kinds, 4 for the unsigned
+/// ones, whose per-group min term needs more registers.
+const MR_SIGNED: usize = 6;
+const MR_UNSIGNED: usize = 4;
+
+// ---- quantized GEMM
+
+/// # Safety
+/// AVX-512 F/BW available; `x` and `q` are `QK` long.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
+    debug_assert!(x.len() == QK && q.len() == QK);
+    let mut mx = _mm512_setzero_ps();
+    for i in 0..QK / 16 {
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x.as_ptr().add(i * 16))));
+    }
+    let amax = _mm512_reduce_max_ps(mx);
+    let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+    let flip = _mm_set1_epi8(if shift { i8::MIN } else { 0 });
+    for i in 0..QK / 16 {
+        let v = _mm512_mul_ps(_mm512_loadu_ps(x.as_ptr().add(i * 16)), inv);
+        // round to nearest even (MXCSR default); |v| <= 127 by construction
+        let r = _mm512_cvtps_epi32(v);
+        let b = _mm_xor_si128(_mm512_cvtsepi32_epi8(r), flip);
+        _mm_storeu_si128(q.as_mut_ptr().add(i * 16) as *mut __m128i, b);
+    }
+    amax / 127.0
+}
+
+/// `MR` activation rows from `r0` times tiles `t0..t0+NV` over all of `k`. The sum over
+/// activation blocks runs in the output (block 0 stores, later blocks add), which leaves
+/// the registers to the integer and per-block sums.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const G: usize, const SIGNED: bool>(
+    w: &PackedQ,
+    a: &QuantAct,
+    t0: usize,
+    r0: usize,
+    out: *mut f32,
+) {
+    let k = w.k;
+    let ng = k / G;
+    let gpb = QK / G;
+    let nblocks = k / QK;
+    let tile_q = NR * k; // bytes per tile
+    let tile_s = NR * ng; // scales per tile
+    let qs = w.qs.as_ptr();
+    let sc = w.scale.as_ptr();
+    let mn = w.min.as_ptr();
+    let corr = w.corr.as_ptr();
+    let aq = a.q.as_ptr();
+    let ad = a.d.as_ptr();
+    let asum = a.sum.as_ptr();
+    for blk in 0..nblocks {
+        let mut f = [[_mm512_setzero_ps(); NV]; MR];
+        for gb in 0..gpb {
+            let gi = blk * gpb + gb;
+            let mut acc = [[_mm512_setzero_si512(); NV]; MR];
+            if SIGNED {
+                for v in 0..NV {
+                    let c0 = _mm512_loadu_si512(corr.add((t0 + v) * tile_s + gi * NR) as *const _);
+                    for acc in acc.iter_mut() {
+                        acc[v] = c0;
+                    }
+                }
+            }
+            for k4 in 0..G / 4 {
+                let mut wv = [_mm512_setzero_si512(); NV];
+                for (v, wv) in wv.iter_mut().enumerate() {
+                    *wv = _mm512_loadu_si512(
+                        qs.add((t0 + v) * tile_q + (gi * (G / 4) + k4) * NR * 4) as *const _,
+                    );
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_epi32(std::ptr::read_unaligned(
+                        aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32,
+                    ));
+                    for v in 0..NV {
+                        acc[v] = if SIGNED {
+                            _mm512_dpbusd_epi32(acc[v], av, wv[v])
+                        } else {
+                            _mm512_dpbusd_epi32(acc[v], wv[v], av)
+                        };
+                    }
+                }
+            }
+            for v in 0..NV {
+                let s = _mm512_loadu_ps(sc.add((t0 + v) * tile_s + gi * NR));
+                if SIGNED {
+                    for r in 0..MR {
+                        f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
+                    }
+                } else {
+                    let mi = _mm512_loadu_ps(mn.add((t0 + v) * tile_s + gi * NR));
+                    for r in 0..MR {
+                        let sum = _mm512_set1_ps(*asum.add((r0 + r) * ng + gi));
+                        f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
+                        f[r][v] = _mm512_fnmadd_ps(mi, sum, f[r][v]);
+                    }
+                }
+            }
+        }
+        for r in 0..MR {
+            let d = _mm512_set1_ps(*ad.add((r0 + r) * nblocks + blk));
+            for v in 0..NV {
+                let o = out.add((r0 + r) * w.n + (t0 + v) * NR);
+                let y = if blk == 0 {
+                    _mm512_mul_ps(f[r][v], d)
+                } else {
+                    _mm512_fmadd_ps(f[r][v], d, _mm512_loadu_ps(o))
+                };
+                _mm512_storeu_ps(o, y);
+            }
+        }
+    }
+}
+
+/// Rows `r0..r1` times the tiles `tiles`, in strips of a few rows; each strip passes over
+/// all the tiles while its activations are in L1.
+///
+/// # Safety
+/// `out` is `[m, w.n]` for the `m` rows of `a` (quantized with `shift_signed`); AVX-512
+/// F/BW/VNNI available.
+pub unsafe fn qgemm_unit(
+    w: &PackedQ,
+    a: &QuantAct,
+    tiles: Range<usize>,
+    r0: usize,
+    r1: usize,
+    out: *mut f32,
+) {
+    let mr = if w.signed { MR_SIGNED } else { MR_UNSIGNED };
+    for r in (r0..r1).step_by(mr) {
+        let rows = (r1 - r).min(mr);
+        for t0 in tiles.clone().step_by(2) {
+            qgemm_call(w, a, rows, t0, (tiles.end - t0).min(2), r, out);
+        }
+    }
+}
+
+/// One kernel call: `rows` (1 to 6) activation rows from `r` times `nv` (1 or 2) tiles
+/// from `t0`.
+///
+/// # Safety
+/// As for `unit`.
+#[inline(always)]
+unsafe fn qgemm_call(
+    w: &PackedQ,
+    a: &QuantAct,
+    rows: usize,
+    t0: usize,
+    nv: usize,
+    r: usize,
+    out: *mut f32,
+) {
+    {
+        macro_rules! go {
+            ($mr:literal) => {
+                match (w.signed, w.group, nv) {
+                    (false, 32, 2) => qgemm_kernel::<$mr, 2, 32, false>(w, a, t0, r, out),
+                    (false, 32, _) => qgemm_kernel::<$mr, 1, 32, false>(w, a, t0, r, out),
+                    (false, _, 2) => qgemm_kernel::<$mr, 2, 16, false>(w, a, t0, r, out),
+                    (false, _, _) => qgemm_kernel::<$mr, 1, 16, false>(w, a, t0, r, out),
+                    (true, 32, 2) => qgemm_kernel::<$mr, 2, 32, true>(w, a, t0, r, out),
+                    (true, 32, _) => qgemm_kernel::<$mr, 1, 32, true>(w, a, t0, r, out),
+                    (true, _, 2) => qgemm_kernel::<$mr, 2, 16, true>(w, a, t0, r, out),
+                    (true, _, _) => qgemm_kernel::<$mr, 1, 16, true>(w, a, t0, r, out),
+                }
+            };
+        }
+        match rows {
+            1 => go!(1),
+            2 => go!(2),
+            3 => go!(3),
+            4 => go!(4),
+            5 => go!(5),
+            _ => go!(6),
+        }
+    }
+}
+
+// ---- dense GEMM
+
+/// # Safety
+/// As `DenseUnitFn`; AVX-512 F and F16C available, and AVX512_BF16 for BF16 weights.
+pub unsafe fn dense_unit(
+    w: &PackedDense,
+    x: &[f32],
+    xb: &[u32],
+    tiles: Range<usize>,
+    r0: usize,
+    r1: usize,
+    out: *mut f32,
+) {
+    let (t0, nv) = (tiles.start, tiles.len());
+    {
+        macro_rules! go {
+            ($mr:literal, $nv:literal, $r:expr) => {
+                match w.kind {
+                    DenseKind::F16 => f16_kernel::<$mr, $nv>(w, x, t0, $r, out),
+                    DenseKind::Bf16 => bf16_kernel::<$mr, $nv>(w, xb, t0, $r, out),
+                    DenseKind::F32 => f32_kernel::<$mr, $nv>(w, x, t0, $r, out),
+                }
+            };
+        }
+        macro_rules! rows {
+            ($nv:literal) => {{
+                let mut r = r0;
+                while r < r1 {
+                    let step = (r1 - r).min(MR);
+                    match step {
+                        1 => go!(1, $nv, r),
+                        2 => go!(2, $nv, r),
+                        3 => go!(3, $nv, r),
+                        4 => go!(4, $nv, r),
+                        5 => go!(5, $nv, r),
+                        _ => go!(6, $nv, r),
+                    }
+                    r += step;
+                }
+            }};
+        }
+        match nv {
+            1 => rows!(1),
+            2 => rows!(2),
+            3 => rows!(3),
+            _ => rows!(4),
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,f16c")]
+pub unsafe fn f16_kernel<const R: usize, const V: usize>(
+    w: &PackedDense,
+    x: &[f32],
+    t0: usize,
+    r0: usize,
+    out: *mut f32,
+) {
+    let k = w.k;
+    let wp = w.data.as_ptr();
+    let xp = x.as_ptr();
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    for kk in 0..k {
+        let mut wv = [_mm512_setzero_ps(); V];
+        for (v, wv) in wv.iter_mut().enumerate() {
+            *wv = _mm512_cvtph_ps(_mm256_loadu_si256(
+                wp.add((t0 + v) * NR * k + kk * NR) as *const __m256i
+            ));
+        }
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(*xp.add((r0 + r) * k + kk));
+            for v in 0..V {
+                acc[v] = _mm512_fmadd_ps(a, wv[v], acc[v]);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (v, acc) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add((r0 + r) * w.n + (t0 + v) * NR), *acc);
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub unsafe fn bf16_kernel<const R: usize, const V: usize>(
+    w: &PackedDense,
+    xb: &[u32],
+    t0: usize,
+    r0: usize,
+    out: *mut f32,
+) {
+    let k = w.k;
+    let k2 = k / 2;
+    let wp = w.data.as_ptr();
+    let xp = xb.as_ptr();
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    for kp in 0..k2 {
+        let mut wv = [_mm512_setzero_si512(); V];
+        for (v, wv) in wv.iter_mut().enumerate() {
+            *wv = _mm512_loadu_si512(wp.add((t0 + v) * NR * k + kp * NR * 2) as *const _);
+        }
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let a = _mm512_set1_epi32(*xp.add((r0 + r) * k2 + kp) as i32);
+            for v in 0..V {
+                acc[v] = _mm512_dpbf16_ps(
+                    acc[v],
+                    std::mem::transmute::<__m512i, __m512bh>(a),
+                    std::mem::transmute::<__m512i, __m512bh>(wv[v]),
+                );
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (v, acc) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add((r0 + r) * w.n + (t0 + v) * NR), *acc);
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+pub unsafe fn f32_kernel<const R: usize, const V: usize>(
+    w: &PackedDense,
+    x: &[f32],
+    t0: usize,
+    r0: usize,
+    out: *mut f32,
+) {
+    let k = w.k;
+    let wp = w.data32.as_ptr();
+    let xp = x.as_ptr();
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    for kk in 0..k {
+        let mut wv = [_mm512_setzero_ps(); V];
+        for (v, wv) in wv.iter_mut().enumerate() {
+            *wv = _mm512_loadu_ps(wp.add((t0 + v) * NR * k + kk * NR));
+        }
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(*xp.add((r0 + r) * k + kk));
+            for v in 0..V {
+                acc[v] = _mm512_fmadd_ps(a, wv[v], acc[v]);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (v, acc) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add((r0 + r) * w.n + (t0 + v) * NR), *acc);
+        }
+    }
+}
+
+// ---- attention and elementwise kernels
+
+/// # Safety
+/// AVX-512F available; `a` as `attention` checks it.
+pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
+    if !(a.hd.is_multiple_of(16 * 4) && a.hd <= MAX_HD) {
+        return generic::attention(a, out);
+    }
+    let kv = ops::KvPerHead::new(a, BK);
+    let g = Geometry {
+        nh: a.nh,
+        nkv: a.nkv,
+        hd: a.hd,
+        ld: kv.ld,
+        tk: kv.tk,
+    };
+    ops::par_units(a, BQ, out, |sp, h, i0, out| {
+        // SAFETY: AVX-512F available; every unit writes its own rows of head `h`.
+        unsafe { attention_unit(a.q, &kv.kt, &kv.vt, &g, sp, h, i0, a.scale, out) }
+    });
+}
+
+/// # Safety
+/// AVX-512F available; `out` as long as `x`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn rms_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    generic::rms_rows_inline(x, w, eps, out)
+}
+
+/// # Safety
+/// AVX-512F available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn rope_row(row: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]) {
+    generic::rope_row_inline(row, hd, cos, sin)
+}
+
+/// # Safety
+/// AVX-512F available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn add(a: &mut [f32], b: &[f32]) {
+    generic::add_inline(a, b)
+}
+
+/// Query rows per attention unit.
+pub const BQ: usize = 6;
+/// Keys per block (4 vectors).
+pub const BK: usize = 64;
+pub const MAX_HD: usize = 256;
+
+pub struct Geometry {
+    pub nh: usize,
+    pub nkv: usize,
+    pub hd: usize,
+    /// Row length of the transposed keys.
+    pub ld: usize,
+    /// Keys (rows of the values per head).
+    pub tk: usize,
+}
+
+/// e^x, |relative error| about 2e-7; e^x = 0 for x < -104 (and for -inf).
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn exp(x: __m512) -> __m512 {
+    let x = _mm512_max_ps(
+        _mm512_min_ps(x, _mm512_set1_ps(88.5)),
+        _mm512_set1_ps(-104.0),
+    );
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+    );
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_75), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428_606_8e-6), r);
+    let mut p = _mm512_set1_ps(1.0 / 5040.0);
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    _mm512_scalef_ps(p, n)
+}
+
+/// # Safety
+/// AVX-512F available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn silu_mul(g: &mut [f32], u: &[f32]) {
+    let n = g.len() / 16 * 16;
+    let one = _mm512_set1_ps(1.0);
+    for i in (0..n).step_by(16) {
+        let x = _mm512_loadu_ps(g.as_ptr().add(i));
+        let y = _mm512_loadu_ps(u.as_ptr().add(i));
+        let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        let s = _mm512_div_ps(_mm512_mul_ps(x, y), _mm512_add_ps(one, e));
+        _mm512_storeu_ps(g.as_mut_ptr().add(i), s);
+    }
+    for i in n..g.len() {
+        g[i] = g[i] / (1.0 + (-g[i]).exp()) * u[i];
+    }
+}
+
+/// Query rows `i0..i0+BQ` (clipped to the span) of head `h` in span `sp`; `kt` and `vt`
+/// are the keys and values per head as `attention` lays them out.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn attention_unit(
+    q: &[f32],
+    kt: &[f32],
+    vt: &[f32],
+    g: &Geometry,
+    sp: &Span,
+    h: usize,
+    i0: usize,
+    scale: f32,
+    out: *mut f32,
+) {
+    let (nh, nkv, hd, ld) = (g.nh, g.nkv, g.hd, g.ld);
+    let kvh = h / (nh / nkv);
+    let rows = (sp.q_len - i0).min(BQ);
+    // Row r of the unit; rows past the span repeat the last real one (results dropped).
+    let row = |r: usize| i0 + r.min(rows - 1);
+    let lim = |r: usize| sp.k_len - sp.q_len + row(r); // last visible key, inclusive
+    let lim_max = lim(BQ - 1);
+    // The unit's query rows, copied together (in `q` they are 16 KiB apart on the 4B model).
+    let mut qb = [0f32; MAX_HD * BQ];
+    for r in 0..BQ {
+        let src = &q[((sp.q_start + row(r)) * nh + h) * hd..][..hd];
+        qb[r * MAX_HD..][..hd].copy_from_slice(src);
+    }
+    let qp: [*const f32; BQ] = std::array::from_fn(|r| qb.as_ptr().add(r * MAX_HD));
+    let ktp = kt.as_ptr().add(kvh * hd * ld + sp.k_start);
+    let vstride = hd;
+    let vp = vt.as_ptr().add((kvh * g.tk + sp.k_start) * hd);
+    let dv = hd / 16;
+
+    let mut o = [0f32; MAX_HD * BQ];
+    let mut m = [f32::NEG_INFINITY; BQ];
+    let mut l = [0f32; BQ];
+    let mut p = [0f32; BK * BQ];
+    let op0 = o.as_mut_ptr();
+    let pp0 = p.as_mut_ptr();
+    let scale_v = _mm512_set1_ps(scale);
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+    let mut kb = 0;
+    while kb <= lim_max {
+        let nk = (lim_max + 1 - kb).min(BK);
+        // S = Q K^T for BQ rows x BK keys.
+        let mut acc = [[_mm512_setzero_ps(); 4]; BQ];
+        for d in 0..hd {
+            let kr = ktp.add(d * ld + kb);
+            let kv = [
+                _mm512_loadu_ps(kr),
+                _mm512_loadu_ps(kr.add(16)),
+                _mm512_loadu_ps(kr.add(32)),
+                _mm512_loadu_ps(kr.add(48)),
+            ];
+            for r in 0..BQ {
+                let qv = _mm512_set1_ps(*qp[r].add(d));
+                for c in 0..4 {
+                    acc[r][c] = _mm512_fmadd_ps(qv, kv[c], acc[r][c]);
+                }
+            }
+        }
+        // Online softmax.
+        for r in 0..BQ {
+            let visible = (lim(r) + 1).saturating_sub(kb) as i32; // keys kb..kb+visible
+            let mut s = [_mm512_setzero_ps(); 4];
+            let mut bm = _mm512_set1_ps(f32::NEG_INFINITY);
+            for c in 0..4 {
+                let idx = _mm512_add_epi32(lane, _mm512_set1_epi32(16 * c as i32));
+                let mask = _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(visible));
+                s[c] = _mm512_mask_blend_ps(
+                    mask,
+                    _mm512_set1_ps(f32::NEG_INFINITY),
+                    _mm512_mul_ps(acc[r][c], scale_v),
+                );
+                bm = _mm512_max_ps(bm, s[c]);
+            }
+            let m_new = m[r].max(_mm512_reduce_max_ps(bm));
+            let alpha = if m[r] == f32::NEG_INFINITY {
+                0.0
+            } else {
+                (m[r] - m_new).exp()
+            };
+            let mv = _mm512_set1_ps(m_new);
+            let mut sum = _mm512_setzero_ps();
+            for (c, s) in s.iter().enumerate() {
+                let e = exp(_mm512_sub_ps(*s, mv));
+                sum = _mm512_add_ps(sum, e);
+                _mm512_storeu_ps(pp0.add(r * BK + 16 * c), e);
+            }
+            l[r] = l[r] * alpha + _mm512_reduce_add_ps(sum);
+            m[r] = m_new;
+            if alpha != 1.0 {
+                let av = _mm512_set1_ps(alpha);
+                for x in 0..dv {
+                    let op = op0.add(r * MAX_HD + 16 * x);
+                    _mm512_storeu_ps(op, _mm512_mul_ps(_mm512_loadu_ps(op), av));
+                }
+            }
+        }
+        // O += P V, four vectors (64 dimensions) at a time.
+        for x0 in (0..dv).step_by(4) {
+            let mut acc = [[_mm512_setzero_ps(); 4]; BQ];
+            for r in 0..BQ {
+                let op = op0.add(r * MAX_HD + 16 * x0);
+                for x in 0..4 {
+                    acc[r][x] = _mm512_loadu_ps(op.add(16 * x));
+                }
+            }
+            for j in 0..nk {
+                let vr = vp.add((kb + j) * vstride + 16 * x0);
+                let vv = [
+                    _mm512_loadu_ps(vr),
+                    _mm512_loadu_ps(vr.add(16)),
+                    _mm512_loadu_ps(vr.add(32)),
+                    _mm512_loadu_ps(vr.add(48)),
+                ];
+                for r in 0..BQ {
+                    let pv = _mm512_set1_ps(*pp0.add(r * BK + j));
+                    for x in 0..4 {
+                        acc[r][x] = _mm512_fmadd_ps(pv, vv[x], acc[r][x]);
+                    }
+                }
+            }
+            for r in 0..BQ {
+                let op = op0.add(r * MAX_HD + 16 * x0);
+                for x in 0..4 {
+                    _mm512_storeu_ps(op.add(16 * x), acc[r][x]);
+                }
+            }
+        }
+        kb += BK;
+    }
+    for r in 0..rows {
+        let inv = _mm512_set1_ps(1.0 / l[r]);
+        let dst = out.add(((sp.q_start + i0 + r) * nh + h) * hd);
+        for x in 0..dv {
+            _mm512_storeu_ps(
+                dst.add(16 * x),
+                _mm512_mul_ps(_mm512_loadu_ps(op0.add(r * MAX_HD + 16 * x)), inv),
+            );
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512.
+
+pub mod avx2;
+pub mod avx512;
+
+use super::Kernels;
+
+static AVX2: Kernels = avx2::KERNELS;
+static AVX2_VNNI: Kernels = avx2::KERNELS_VNNI;
+static AVX512: Kernels = avx512::KERNELS;
+/// AVX-512 without AVX512_BF16 (Skylake-X to Ice Lake): BF16 weights take the AVX2 kernel.
+static AVX512_NO_BF16: Kernels = Kernels {
+    name: "avx512 (bf16 on avx2)",
+    dense_unit: [avx512::dense_unit, avx2::dense_unit, avx512::dense_unit],
+    ..avx512::KERNELS
+};
+
+pub fn avx2_kernels() -> &'static Kernels {
+    if std::is_x86_feature_detected!("avxvnni") {
+        &AVX2_VNNI
+    } else {
+        &AVX2
+    }
+}
+
+pub fn avx512_kernels() -> &'static Kernels {
+    if std::is_x86_feature_detected!("avx512bf16") {
+        &AVX512
+    } else {
+        &AVX512_NO_BF16
+    }
+}
+
+/// Every table this CPU runs.
+pub fn tables() -> Vec<&'static Kernels> {
+    let mut v = Vec::new();
+    if super::Isa::Avx2.supported() {
+        v.push(&AVX2);
+        if std::is_x86_feature_detected!("avxvnni") {
+            v.push(&AVX2_VNNI);
+        }
+    }
+    if super::Isa::Avx512.supported() {
+        v.push(&AVX512_NO_BF16);
+        if std::is_x86_feature_detected!("avx512bf16") {
+            v.push(&AVX512);
+        }
+    }
+    v
+}
