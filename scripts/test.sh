@@ -34,6 +34,15 @@ install -d -o postgres -g postgres "$PGRX_DATA"
 CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA="$PGRX_DATA" \
     cargo test --workspace --no-default-features --features qwen3_embed/pg15,qwen3_embed/pg_test
 
+echo "== engine golden tests under the other instruction sets this CPU runs (the default run used the best)"
+for isa in generic avx2; do
+    if [[ "$isa" == avx2 ]] && ! grep -qw avx2 /proc/cpuinfo; then
+        echo "   (no AVX2 on this CPU: $isa skipped)"
+        continue
+    fi
+    QWEN3_EMBED_ISA=$isa cargo test -p qwen3-embed-engine --test embeddings
+done
+
 echo "== SQL scenario tests, model in each backend"
 bash scripts/sql_tests.sh
 

@@ -41,10 +41,7 @@ fn qwen3_embed(
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_embed_query(
     query: Option<&str>,
-    task: default!(
-        Option<&str>,
-        "'Given a web search query, retrieve relevant passages that answer the query'"
-    ),
+    task: default!(Option<&str>, "'Given a web search query, retrieve relevant passages that answer the query'"),
     dims: default!(Option<i32>, "NULL"),
 ) -> Option<Vector> {
     Some(embed_one(query?, task, dims))
@@ -228,9 +225,24 @@ fn qwen3_embed_server_stats() -> TableIterator<
     let Some(s) = stats else {
         return TableIterator::once((
             state.to_string(),
-            None, None, None, None, None, None, None, None, None, None, None, None, None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
             hide(unreachable),
-            None, None, None, None,
+            None,
+            None,
+            None,
+            None,
         ));
     };
     let mean = (s.batches > 0).then(|| s.requests as f64 / s.batches as f64);

@@ -27,9 +27,13 @@ pub fn sqlstate(e: &EngineError) -> Code {
 fn hint(e: &EngineError) -> Option<&'static str> {
     match e {
         EngineError::NotRegular { .. } => {
-            return Some("qwen3_embed.model_path must name a regular .gguf file or a Hugging Face checkpoint directory.")
+            return Some(
+                "qwen3_embed.model_path must name a regular .gguf file or a Hugging Face checkpoint directory.",
+            )
         }
-        EngineError::WrongArchitecture { .. } => return Some("qwen3_embed runs Qwen3-Embedding models (0.6B, 4B, 8B) only."),
+        EngineError::WrongArchitecture { .. } => {
+            return Some("qwen3_embed runs Qwen3-Embedding models (0.6B, 4B, 8B) only.")
+        }
         EngineError::InstructionTooLong { .. } => {
             return Some("Shorten the instruction, or ask a superuser to raise qwen3_embed.max_tokens.")
         }
@@ -82,9 +86,7 @@ pub fn raise(e: EngineError) -> ! {
 
 /// Raises an ERROR with a SQLSTATE, message and hint.
 pub fn raise_with(code: Code, message: String, hint: &str) -> ! {
-    ErrorReport::new(code, message, "qwen3_embed")
-        .set_hint(hint.to_string())
-        .report(PgLogLevel::ERROR);
+    ErrorReport::new(code, message, "qwen3_embed").set_hint(hint.to_string()).report(PgLogLevel::ERROR);
     unreachable!("ERROR does not return")
 }
 

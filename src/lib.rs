@@ -128,9 +128,6 @@ pub mod pg_test {
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         let model = format!("{ROOT}/fixtures/generated/tiny/model-q8_0.gguf");
-        vec![
-            Box::leak(format!("qwen3_embed.model_path = '{model}'").into_boxed_str()),
-            "qwen3_embed.threads = 2",
-        ]
+        vec![Box::leak(format!("qwen3_embed.model_path = '{model}'").into_boxed_str()), "qwen3_embed.threads = 2"]
     }
 }

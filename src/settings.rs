@@ -187,17 +187,11 @@ pub fn register() {
 }
 
 pub fn model_path() -> Option<String> {
-    MODEL_PATH
-        .get()
-        .map(|s| s.to_string_lossy().into_owned())
-        .filter(|s| !s.trim().is_empty())
+    MODEL_PATH.get().map(|s| s.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty())
 }
 
 pub fn device() -> String {
-    DEVICE
-        .get()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cpu".into())
+    DEVICE.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cpu".into())
 }
 
 pub fn threads() -> usize {
@@ -257,10 +251,7 @@ pub fn limits_for(column: Option<&str>) -> qwen3_embed_engine::Limits {
 }
 
 pub fn expect_fingerprint() -> Option<String> {
-    EXPECT_FINGERPRINT
-        .get()
-        .map(|s| s.to_string_lossy().trim().to_string())
-        .filter(|s| !s.is_empty())
+    EXPECT_FINGERPRINT.get().map(|s| s.to_string_lossy().trim().to_string()).filter(|s| !s.is_empty())
 }
 
 pub fn use_server() -> bool {

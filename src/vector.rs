@@ -33,10 +33,7 @@ impl IntoDatum for Vector {
 
 // SAFETY: the datum handed to Postgres is the palloc'd varlena built by `into_datum`.
 unsafe impl pgrx::callconv::BoxRet for Vector {
-    unsafe fn box_into<'fcx>(
-        self,
-        fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
-    ) -> pgrx::datum::Datum<'fcx> {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
         match self.into_datum() {
             Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
             None => fcinfo.return_null(),

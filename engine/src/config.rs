@@ -20,10 +20,7 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     pub fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |detail: String| EngineError::InvalidConfig {
-            path: path.to_path_buf(),
-            detail,
-        };
+        let bad = |detail: String| EngineError::InvalidConfig { path: path.to_path_buf(), detail };
         for (name, v) in [
             ("hidden size", self.hidden),
             ("intermediate size", self.intermediate),
@@ -38,13 +35,13 @@ impl ModelConfig {
                 return Err(bad(format!("{name} is 0")));
             }
         }
-        if self.heads % self.kv_heads != 0 {
+        if !self.heads.is_multiple_of(self.kv_heads) {
             return Err(bad(format!(
                 "{} attention heads are not a multiple of {} key/value heads",
                 self.heads, self.kv_heads
             )));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(bad(format!("head dim {} is odd", self.head_dim)));
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
@@ -68,18 +65,11 @@ impl ModelConfig {
 
     /// Reads a Hugging Face `config.json`.
     pub fn from_hf_json(path: &Path, text: &str) -> Result<Self> {
-        let bad = |detail: String| EngineError::InvalidConfig {
-            path: path.to_path_buf(),
-            detail,
-        };
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let bad = |detail: String| EngineError::InvalidConfig { path: path.to_path_buf(), detail };
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let model_type = v.get("model_type").and_then(|m| m.as_str()).unwrap_or("");
         if model_type != "qwen3" {
-            return Err(EngineError::WrongArchitecture {
-                path: path.to_path_buf(),
-                found: model_type.to_string(),
-            });
+            return Err(EngineError::WrongArchitecture { path: path.to_path_buf(), found: model_type.to_string() });
         }
         let int = |key: &str| -> Result<usize> {
             v.get(key)

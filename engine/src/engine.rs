@@ -30,11 +30,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions {
-            threads: 0,
-            device: DeviceSpec::Cpu,
-            backend: BackendChoice::Auto,
-        }
+        EngineOptions { threads: 0, device: DeviceSpec::Cpu, backend: BackendChoice::Auto }
     }
 }
 
@@ -105,10 +101,7 @@ fn is_gguf(path: &Path) -> Result<bool> {
     match f.read_exact(&mut magic) {
         Ok(()) => Ok(&magic == b"GGUF"),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(source) => Err(EngineError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(EngineError::Unreadable { path: path.to_path_buf(), source }),
     }
 }
 
@@ -126,10 +119,12 @@ fn read<W>(
     gguf: impl FnOnce(&Path) -> Result<gguf::GgufModel<W>>,
 ) -> Result<(W, Described)> {
     if meta.is_dir() || path.extension().is_some_and(|e| e == "safetensors") {
-        let dir = if meta.is_dir() { path.to_path_buf() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
+        let dir =
+            if meta.is_dir() { path.to_path_buf() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
         let m = hf(&dir)?;
         let tok = Qwen3Tokenizer::from_file(&m.tokenizer_path, config(&m.weights).vocab_rows)?;
-        let sizes = m.weight_files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect::<Vec<_>>();
+        let sizes =
+            m.weight_files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect::<Vec<_>>();
         Ok((m.weights, (tok, "safetensors", m.type_counts, m.tensor_listing, sizes)))
     } else if is_gguf(path)? {
         let m = gguf(path)?;

@@ -25,18 +25,9 @@ pub enum EngineError {
     #[error("model file {path}: missing tensor {name}")]
     MissingTensor { path: PathBuf, name: String },
     #[error("model file {path}: tensor {name} has shape {found:?}, expected {expected:?}")]
-    ShapeMismatch {
-        path: PathBuf,
-        name: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
-    },
+    ShapeMismatch { path: PathBuf, name: String, found: Vec<usize>, expected: Vec<usize> },
     #[error("model file {path}: tensor {name} has unsupported type {dtype}")]
-    UnsupportedQuantization {
-        path: PathBuf,
-        name: String,
-        dtype: String,
-    },
+    UnsupportedQuantization { path: PathBuf, name: String, dtype: String },
     #[error("model file {path}: invalid configuration: {detail}")]
     InvalidConfig { path: PathBuf, detail: String },
     #[error("model file {path}: tokenizer: {detail}")]
@@ -47,7 +38,9 @@ pub enum EngineError {
     InvalidDims { dims: usize, max: usize },
     #[error("input has {tokens} tokens, more than the limit of {limit}")]
     InputTooLong { tokens: usize, limit: usize },
-    #[error("the instruction alone takes {tokens} tokens, which leaves no room for the input under the limit of {limit}")]
+    #[error(
+        "the instruction alone takes {tokens} tokens, which leaves no room for the input under the limit of {limit}"
+    )]
     InstructionTooLong { tokens: usize, limit: usize },
     #[error("this call has {tokens} tokens in all, more than the limit of {limit} per call")]
     RequestTooLarge { tokens: usize, limit: usize },

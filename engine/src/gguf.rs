@@ -27,10 +27,7 @@ pub(crate) fn map_candle_error(path: &Path, e: candle_core::Error) -> EngineErro
     let path = path.to_path_buf();
     if let candle_core::Error::Io(io) = &e {
         if io.kind() == std::io::ErrorKind::UnexpectedEof {
-            return EngineError::Truncated {
-                path,
-                detail: "file ends inside the header".into(),
-            };
+            return EngineError::Truncated { path, detail: "file ends inside the header".into() };
         }
     }
     let msg = e.to_string();
@@ -89,10 +86,7 @@ pub(crate) fn config_from_metadata(path: &Path, content: &Content) -> Result<Mod
         None => "(missing)".into(),
     };
     if arch != "qwen3" {
-        return Err(EngineError::WrongArchitecture {
-            path: path.to_path_buf(),
-            found: arch,
-        });
+        return Err(EngineError::WrongArchitecture { path: path.to_path_buf(), found: arch });
     }
     let u = |k: &str| meta_u64(path, md, &format!("qwen3.{k}")).map(|x| x as usize);
     let hidden = u("embedding_length")?;
@@ -104,10 +98,7 @@ pub(crate) fn config_from_metadata(path: &Path, content: &Content) -> Result<Mod
     let embd = content
         .tensor_infos
         .get("token_embd.weight")
-        .ok_or_else(|| EngineError::MissingTensor {
-            path: path.to_path_buf(),
-            name: "token_embd.weight".into(),
-        })?;
+        .ok_or_else(|| EngineError::MissingTensor { path: path.to_path_buf(), name: "token_embd.weight".into() })?;
     let vocab_rows = embd.shape.dims().first().copied().unwrap_or(0);
     let c = ModelConfig {
         hidden,
@@ -146,15 +137,22 @@ pub fn load(path: &Path) -> Result<GgufModel> {
 
 /// Reads a GGUF file's shape and tensors onto `device` and hands them, by canonical name, to
 /// `build`, which assembles the weights of one backend (and counts tensor types).
-pub(crate) fn load_with<W>(path: &Path, device: &Device, build: impl FnOnce(&Path, ModelConfig, &mut dyn FnMut(&str) -> Result<RawTensor>, &mut BTreeMap<String, usize>) -> Result<W>) -> Result<GgufModel<W>> {
+pub(crate) fn load_with<W>(
+    path: &Path,
+    device: &Device,
+    build: impl FnOnce(
+        &Path,
+        ModelConfig,
+        &mut dyn FnMut(&str) -> Result<RawTensor>,
+        &mut BTreeMap<String, usize>,
+    ) -> Result<W>,
+) -> Result<GgufModel<W>> {
     let file = crate::files::open(path)?;
     let mut reader = BufReader::new(&file);
     let content = Content::read(&mut reader).map_err(|e| map_candle_error(path, e))?;
     // SAFETY: read-only map, dropped when loading ends; tensor bounds are checked below.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| EngineError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|source| EngineError::Unreadable { path: path.to_path_buf(), source })?;
     let config = config_from_metadata(path, &content)?;
 
     let mut tensor_listing: Vec<(String, Vec<usize>, String)> = content
@@ -173,10 +171,7 @@ pub(crate) fn load_with<W>(path: &Path, device: &Device, build: impl FnOnce(&Pat
             let info = content
                 .tensor_infos
                 .get(&name)
-                .ok_or_else(|| EngineError::MissingTensor {
-                    path: path.to_path_buf(),
-                    name: name.clone(),
-                })?;
+                .ok_or_else(|| EngineError::MissingTensor { path: path.to_path_buf(), name: name.clone() })?;
             // Straight from the mapped file into the tensor's own storage: no intermediate
             // buffer, so a multi-GB model is not allocated twice while loading.
             let elems = info.shape.elem_count();
@@ -208,16 +203,10 @@ pub(crate) fn load_with<W>(path: &Path, device: &Device, build: impl FnOnce(&Pat
             // read-only and shared with the file, so this only drops our view of the pages).
             // SAFETY: nothing reads this range of the map again.
             let _ = unsafe {
-                map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    start as usize,
-                    (end - start) as usize,
-                )
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start as usize, (end - start) as usize)
             };
             Ok(match q.dtype() {
-                GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                    RawTensor::Dense(dense_from_qtensor(&q, device)?)
-                }
+                GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => RawTensor::Dense(dense_from_qtensor(&q, device)?),
                 GgmlDType::Q4_0
                 | GgmlDType::Q4_1
                 | GgmlDType::Q5_0
@@ -240,10 +229,5 @@ pub(crate) fn load_with<W>(path: &Path, device: &Device, build: impl FnOnce(&Pat
         &mut type_counts,
     )?;
     debug_assert_eq!(LAYER_TENSORS.len(), 11);
-    Ok(GgufModel {
-        weights,
-        metadata: content.metadata,
-        type_counts,
-        tensor_listing,
-    })
+    Ok(GgufModel { weights, metadata: content.metadata, type_counts, tensor_listing })
 }

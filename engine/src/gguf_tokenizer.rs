@@ -10,26 +10,20 @@ use serde_json::{json, Map};
 use crate::error::{EngineError, Result};
 
 /// The pre-tokenizer split of Qwen2's `tokenizer.json`.
-pub const QWEN2_SPLIT_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+pub const QWEN2_SPLIT_REGEX: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 const TOKEN_TYPE_NORMAL: i64 = 1;
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 
 fn bad(path: &Path, detail: impl Into<String>) -> EngineError {
-    EngineError::Tokenizer {
-        path: path.to_path_buf(),
-        detail: detail.into(),
-    }
+    EngineError::Tokenizer { path: path.to_path_buf(), detail: detail.into() }
 }
 
 fn string_array<'a>(path: &Path, md: &'a HashMap<String, Value>, key: &str) -> Result<Vec<&'a str>> {
-    let v = md
-        .get(key)
-        .ok_or_else(|| bad(path, format!("metadata {key} is missing")))?;
-    let arr = v
-        .to_vec()
-        .map_err(|_| bad(path, format!("metadata {key} is not an array")))?;
+    let v = md.get(key).ok_or_else(|| bad(path, format!("metadata {key} is missing")))?;
+    let arr = v.to_vec().map_err(|_| bad(path, format!("metadata {key} is not an array")))?;
     arr.iter()
         .map(|x| match x {
             Value::String(s) => Ok(s.as_str()),
@@ -53,10 +47,7 @@ fn int_value(v: &Value) -> Option<i64> {
 }
 
 /// Returns the `tokenizer.json` document and the EOS id the file names.
-pub fn tokenizer_json_from_gguf(
-    path: &Path,
-    md: &HashMap<String, Value>,
-) -> Result<(serde_json::Value, u32)> {
+pub fn tokenizer_json_from_gguf(path: &Path, md: &HashMap<String, Value>) -> Result<(serde_json::Value, u32)> {
     match md.get("tokenizer.ggml.model") {
         Some(Value::String(s)) if s == "gpt2" => {}
         Some(Value::String(s)) => {
@@ -66,9 +57,7 @@ pub fn tokenizer_json_from_gguf(
     }
     match md.get("tokenizer.ggml.pre") {
         Some(Value::String(s)) if s == "qwen2" => {}
-        Some(Value::String(s)) => {
-            return Err(bad(path, format!("pre-tokenizer {s:?} is not qwen2")))
-        }
+        Some(Value::String(s)) => return Err(bad(path, format!("pre-tokenizer {s:?} is not qwen2"))),
         _ => return Err(bad(path, "metadata tokenizer.ggml.pre is missing")),
     }
     let tokens = string_array(path, md, "tokenizer.ggml.tokens")?;
@@ -83,10 +72,7 @@ pub fn tokenizer_json_from_gguf(
         None => vec![TOKEN_TYPE_NORMAL; tokens.len()],
     };
     if types.len() != tokens.len() {
-        return Err(bad(
-            path,
-            format!("{} token types for {} tokens", types.len(), tokens.len()),
-        ));
+        return Err(bad(path, format!("{} token types for {} tokens", types.len(), tokens.len())));
     }
     let eos = md
         .get("tokenizer.ggml.eos_token_id")
@@ -118,9 +104,7 @@ pub fn tokenizer_json_from_gguf(
     let merges: Vec<serde_json::Value> = merges
         .iter()
         .map(|m| {
-            m.split_once(' ')
-                .map(|(a, b)| json!([a, b]))
-                .ok_or_else(|| bad(path, format!("merge {m:?} has no space")))
+            m.split_once(' ').map(|(a, b)| json!([a, b])).ok_or_else(|| bad(path, format!("merge {m:?} has no space")))
         })
         .collect::<Result<_>>()?;
     let byte_level = json!({

@@ -28,14 +28,14 @@ fn map_file(path: &Path) -> Result<Mmap> {
     let file = crate::files::open(path)?;
     // SAFETY: the map is read-only and dropped when loading ends; a model file changed
     // underneath a running load is a corrupt load, detected by the header checks.
-    unsafe { Mmap::map(&file) }.map_err(|source| EngineError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    })
+    unsafe { Mmap::map(&file) }.map_err(|source| EngineError::Unreadable { path: path.to_path_buf(), source })
 }
 
 /// The safetensors files of the directory, and which file holds each tensor name.
-fn weight_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<HashMap<String, PathBuf>>)> {
+/// The safetensors files, and which of them holds each tensor (for a sharded checkpoint).
+type WeightFiles = (Vec<PathBuf>, Option<HashMap<String, PathBuf>>);
+
+fn weight_files(dir: &Path) -> Result<WeightFiles> {
     let single = dir.join("model.safetensors");
     if single.exists() {
         return Ok((vec![single], None));
@@ -48,18 +48,12 @@ fn weight_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<HashMap<String, Path
         });
     }
     let text = read_file(&index_path)?;
-    let doc: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| EngineError::Corrupt {
-            path: index_path.clone(),
-            detail: format!("not valid JSON: {e}"),
-        })?;
+    let doc: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| EngineError::Corrupt { path: index_path.clone(), detail: format!("not valid JSON: {e}") })?;
     let map = doc
         .get("weight_map")
         .and_then(|m| m.as_object())
-        .ok_or_else(|| EngineError::Corrupt {
-            path: index_path.clone(),
-            detail: "no weight_map object".into(),
-        })?;
+        .ok_or_else(|| EngineError::Corrupt { path: index_path.clone(), detail: "no weight_map object".into() })?;
     let mut by_name = HashMap::new();
     let mut files = Vec::<PathBuf>::new();
     for (name, file) in map {
@@ -92,10 +86,7 @@ fn check_complete(path: &Path, bytes: &[u8]) -> Result<()> {
     let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
     let header_end = 8u64.saturating_add(header_len);
     if header_end > bytes.len() as u64 {
-        return Err(truncated(format!(
-            "the header needs {header_end} bytes, the file has {}",
-            bytes.len()
-        )));
+        return Err(truncated(format!("the header needs {header_end} bytes, the file has {}", bytes.len())));
     }
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..header_end as usize])
         .map_err(|e| EngineError::Corrupt { path: path.to_path_buf(), detail: format!("header is not JSON: {e}") })?;
@@ -135,20 +126,24 @@ pub fn load(dir: &Path) -> Result<HfModel> {
 
 /// Reads a checkpoint's shape and tensors onto `device` and hands them, by canonical name, to
 /// `build`, which assembles the weights of one backend (and counts tensor types).
-pub(crate) fn load_with<W>(dir: &Path, device: &Device, build: impl FnOnce(&Path, ModelConfig, &mut dyn FnMut(&str) -> Result<RawTensor>, &mut BTreeMap<String, usize>) -> Result<W>) -> Result<HfModel<W>> {
+pub(crate) fn load_with<W>(
+    dir: &Path,
+    device: &Device,
+    build: impl FnOnce(
+        &Path,
+        ModelConfig,
+        &mut dyn FnMut(&str) -> Result<RawTensor>,
+        &mut BTreeMap<String, usize>,
+    ) -> Result<W>,
+) -> Result<HfModel<W>> {
     let config_path = dir.join("config.json");
     let config_text = read_file(&config_path)?;
-    let config_text = String::from_utf8(config_text).map_err(|_| EngineError::InvalidConfig {
-        path: config_path.clone(),
-        detail: "not UTF-8".into(),
-    })?;
+    let config_text = String::from_utf8(config_text)
+        .map_err(|_| EngineError::InvalidConfig { path: config_path.clone(), detail: "not UTF-8".into() })?;
     let mut config = ModelConfig::from_hf_json(&config_path, &config_text)?;
 
     let (files, index) = weight_files(dir)?;
-    let maps: Vec<(PathBuf, Mmap)> = files
-        .iter()
-        .map(|f| Ok((f.clone(), map_file(f)?)))
-        .collect::<Result<_>>()?;
+    let maps: Vec<(PathBuf, Mmap)> = files.iter().map(|f| Ok((f.clone(), map_file(f)?))).collect::<Result<_>>()?;
     let parsed: Vec<(&PathBuf, SafeTensors)> = maps
         .iter()
         .map(|(p, m)| {
@@ -181,18 +176,13 @@ pub(crate) fn load_with<W>(dir: &Path, device: &Device, build: impl FnOnce(&Path
     };
 
     let embed_name = "embed_tokens.weight";
-    let (_, embed) = find(embed_name).ok_or_else(|| EngineError::MissingTensor {
-        path: dir.to_path_buf(),
-        name: embed_name.into(),
-    })?;
+    let (_, embed) = find(embed_name)
+        .ok_or_else(|| EngineError::MissingTensor { path: dir.to_path_buf(), name: embed_name.into() })?;
     let rows = embed.shape().first().copied().unwrap_or(0);
     if rows != config.vocab_rows {
         return Err(EngineError::InvalidConfig {
             path: config_path,
-            detail: format!(
-                "vocab_size is {} but embed_tokens.weight has {rows} rows",
-                config.vocab_rows
-            ),
+            detail: format!("vocab_size is {} but embed_tokens.weight has {rows} rows", config.vocab_rows),
         });
     }
     config.vocab_rows = rows;
@@ -211,10 +201,8 @@ pub(crate) fn load_with<W>(dir: &Path, device: &Device, build: impl FnOnce(&Path
         config,
         &mut |canonical: &str| {
             let name = format!("{canonical}.weight");
-            let (file, view) = find(&name).ok_or_else(|| EngineError::MissingTensor {
-                path: dir.to_path_buf(),
-                name: name.clone(),
-            })?;
+            let (file, view) = find(&name)
+                .ok_or_else(|| EngineError::MissingTensor { path: dir.to_path_buf(), name: name.clone() })?;
             let dtype = dtype_of(file, &name, view.dtype())?;
             let t = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), device)?;
             // The tensor has its own copy now: drop the mapped pages from the resident set
@@ -222,20 +210,12 @@ pub(crate) fn load_with<W>(dir: &Path, device: &Device, build: impl FnOnce(&Path
             if let Some((_, m)) = maps.iter().find(|(p, _)| p == file) {
                 let off = view.data().as_ptr() as usize - m.as_ptr() as usize;
                 // SAFETY: this range of the map is not read again.
-                let _ = unsafe {
-                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, view.data().len())
-                };
+                let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, view.data().len()) };
             }
             Ok(RawTensor::Dense(t))
         },
         &mut type_counts,
     )?;
     let tokenizer_path = dir.join("tokenizer.json");
-    Ok(HfModel {
-        weights,
-        type_counts,
-        tensor_listing,
-        tokenizer_path,
-        weight_files: files,
-    })
+    Ok(HfModel { weights, type_counts, tensor_listing, tokenizer_path, weight_files: files })
 }

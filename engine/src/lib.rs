@@ -24,8 +24,8 @@ pub mod tensor_names;
 pub mod tokenizer;
 pub mod weights;
 
-pub use config::ModelConfig;
 pub use backend::{Backend, BackendChoice, Device, DeviceSpec, Placement};
+pub use config::ModelConfig;
 pub use embedder::{Limits, LongInput, Prepared, Truncation};
 pub use engine::{CancelFlag, Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};

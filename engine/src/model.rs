@@ -70,15 +70,11 @@ impl Qwen3 {
         let half = c.head_dim / 2;
         // As upstream: inv_freq = 1 / theta^(2i/d), all in f32.
         let theta = c.rope_theta as f32;
-        let inv_freq = (0..half)
-            .map(|i| 1.0f32 / theta.powf((2 * i) as f32 / c.head_dim as f32))
-            .collect();
+        let inv_freq = (0..half).map(|i| 1.0f32 / theta.powf((2 * i) as f32 / c.head_dim as f32)).collect();
         let norms = weights
             .layers
             .iter()
-            .map(|l| {
-                Ok([f32_vec(&l.attn_norm)?, f32_vec(&l.q_norm)?, f32_vec(&l.k_norm)?, f32_vec(&l.ffn_norm)?])
-            })
+            .map(|l| Ok([f32_vec(&l.attn_norm)?, f32_vec(&l.q_norm)?, f32_vec(&l.k_norm)?, f32_vec(&l.ffn_norm)?]))
             .collect::<Result<Vec<_>>>()?;
         let final_norm = f32_vec(&weights.final_norm)?;
         Ok(Qwen3 { weights, kernels: kernels::active()?, inv_freq, norms, final_norm })

@@ -20,9 +20,7 @@ pub fn truncate_normalize(hidden_state: &[f32], dims: usize) -> Result<Vec<f32>>
     let v = &hidden_state[..dims];
     let norm = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
     if !norm.is_finite() {
-        return Err(EngineError::Compute(
-            "the model produced non-finite values (are the weights broken?)".into(),
-        ));
+        return Err(EngineError::Compute("the model produced non-finite values (are the weights broken?)".into()));
     }
     if norm == 0.0 {
         return Ok(v.to_vec());

@@ -16,8 +16,7 @@ use tokenizers::Tokenizer;
 use crate::error::{EngineError, Result};
 
 /// Upstream's default retrieval task for queries.
-pub const DEFAULT_TASK: &str =
-    "Given a web search query, retrieve relevant passages that answer the query";
+pub const DEFAULT_TASK: &str = "Given a web search query, retrieve relevant passages that answer the query";
 
 /// The text the model sees: `Instruct: {task}\nQuery:{text}` with a task, the text alone without.
 pub fn format_input(text: &str, instruct: Option<&str>) -> String {
@@ -44,25 +43,14 @@ pub struct Qwen3Tokenizer {
 }
 
 fn bad(path: &Path, detail: impl Into<String>) -> EngineError {
-    EngineError::Tokenizer {
-        path: path.to_path_buf(),
-        detail: detail.into(),
-    }
+    EngineError::Tokenizer { path: path.to_path_buf(), detail: detail.into() }
 }
 
 impl Qwen3Tokenizer {
     /// From a `tokenizer.json` document; `eos` is the id appended to every input.
-    pub fn from_json(
-        path: &Path,
-        mut doc: serde_json::Value,
-        eos: Option<u32>,
-        vocab_rows: usize,
-    ) -> Result<Self> {
+    pub fn from_json(path: &Path, mut doc: serde_json::Value, eos: Option<u32>, vocab_rows: usize) -> Result<Self> {
         if let Some(vocab) = doc.pointer("/model/vocab").and_then(|v| v.as_object()) {
-            if let Some((tok, id)) = vocab
-                .iter()
-                .find(|(_, id)| id.as_u64().is_none_or(|i| i as usize >= vocab_rows))
-            {
+            if let Some((tok, id)) = vocab.iter().find(|(_, id)| id.as_u64().is_none_or(|i| i as usize >= vocab_rows)) {
                 return Err(bad(
                     path,
                     format!("vocabulary token {tok:?} has id {id}, past the model's {vocab_rows} embedding rows"),
@@ -86,18 +74,12 @@ impl Qwen3Tokenizer {
         }
         doc["truncation"] = serde_json::Value::Null;
         doc["padding"] = serde_json::Value::Null;
-        let eos = eos
-            .or(eos_by_name)
-            .ok_or_else(|| bad(path, "no <|endoftext|> token to append"))?;
+        let eos = eos.or(eos_by_name).ok_or_else(|| bad(path, "no <|endoftext|> token to append"))?;
         if eos as usize >= vocab_rows {
             return Err(bad(path, format!("eos id {eos} is past the model's {vocab_rows} embedding rows")));
         }
         let inner = Tokenizer::from_str(&doc.to_string()).map_err(|e| bad(path, e.to_string()))?;
-        Ok(Qwen3Tokenizer {
-            inner,
-            eos,
-            vocab_rows,
-        })
+        Ok(Qwen3Tokenizer { inner, eos, vocab_rows })
     }
 
     /// From a Hugging Face `tokenizer.json` file.
@@ -151,10 +133,7 @@ impl Qwen3Tokenizer {
     /// Tokenizes `text` and appends EOS. When the result would exceed `max_tokens`, keeps the
     /// first `max_tokens - 1` text tokens and EOS, and says so.
     pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Tokenized> {
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| EngineError::Encode(e.to_string()))?;
+        let enc = self.inner.encode(text, false).map_err(|e| EngineError::Encode(e.to_string()))?;
         let mut ids = enc.get_ids().to_vec();
         if let Some(bad_id) = ids.iter().find(|&&i| i as usize >= self.vocab_rows) {
             return Err(EngineError::Encode(format!(
@@ -167,10 +146,6 @@ impl Qwen3Tokenizer {
         let truncated = ids.len() > keep;
         ids.truncate(keep);
         ids.push(self.eos);
-        Ok(Tokenized {
-            ids,
-            truncated,
-            full_len,
-        })
+        Ok(Tokenized { ids, truncated, full_len })
     }
 }

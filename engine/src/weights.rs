@@ -83,9 +83,7 @@ impl Linear {
             Linear::Packed(p) => vec![p.n, p.k],
             Linear::PackedDense(p) => vec![p.n, p.k],
             Linear::Quantized(QMatMul::QTensor(q)) => q.shape().dims().to_vec(),
-            Linear::Quantized(QMatMul::Tensor(t)) | Linear::Quantized(QMatMul::TensorF16(t)) => {
-                t.dims().to_vec()
-            }
+            Linear::Quantized(QMatMul::Tensor(t)) | Linear::Quantized(QMatMul::TensorF16(t)) => t.dims().to_vec(),
             Linear::Dense(t) => t.dims().to_vec(),
         }
     }
@@ -103,29 +101,6 @@ impl Linear {
                 format!("{:?}", t.dtype())
             }
             Linear::Dense(t) => format!("{:?}", t.dtype()),
-        }
-    }
-
-    /// Several projections of the same input (`[tokens, in]` f32): one activation
-    /// quantization and one parallel loop when all are packed.
-    pub fn forward_many(ls: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
-        let packed: Option<Vec<&PackedQ>> = ls
-            .iter()
-            .map(|l| match l {
-                Linear::Packed(p) => Some(p),
-                _ => None,
-            })
-            .collect();
-        match packed {
-            Some(ps) => {
-                let m = x.dim(0)?;
-                let ys = with_f32(x, |xs| qgemm::matmul_many(kernels::table(), &ps, xs, m))?;
-                ys.into_iter()
-                    .zip(&ps)
-                    .map(|(y, p)| Ok(Tensor::from_vec(y, (m, p.n), x.device())?))
-                    .collect()
-            }
-            None => ls.iter().map(|l| l.forward(x)).collect(),
         }
     }
 
@@ -157,27 +132,6 @@ impl Linear {
             .collect()
     }
 
-    /// Like `forward_many`, as row-major f32 vectors.
-    pub fn forward_many_raw(ls: &[&Linear], x: &Tensor) -> Result<Vec<Vec<f32>>> {
-        let packed: Option<Vec<&PackedQ>> = ls
-            .iter()
-            .map(|l| match l {
-                Linear::Packed(p) => Some(p),
-                _ => None,
-            })
-            .collect();
-        match packed {
-            Some(ps) => {
-                let m = x.dim(0)?;
-                with_f32(x, |xs| qgemm::matmul_many(kernels::table(), &ps, xs, m))
-            }
-            None => ls
-                .iter()
-                .map(|l| Ok(l.forward(x)?.flatten_all()?.to_vec1::<f32>()?))
-                .collect(),
-        }
-    }
-
     /// `x` is `[tokens, in]` in f32; the result is `[tokens, out]` in f32.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
@@ -193,10 +147,7 @@ impl Linear {
             }
             Linear::Quantized(m) => m.forward(x)?,
             Linear::Dense(w) if w.dtype() == DType::F32 => x.matmul(&w.t()?)?,
-            Linear::Dense(w) => x
-                .to_dtype(w.dtype())?
-                .matmul(&w.t()?)?
-                .to_dtype(DType::F32)?,
+            Linear::Dense(w) => x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(DType::F32)?,
         })
     }
 }
@@ -369,10 +320,5 @@ pub fn assemble(
         });
     }
     let final_norm = norm(get("norm", "norm")?)?;
-    Ok(ModelWeights {
-        config,
-        embed,
-        layers,
-        final_norm,
-    })
+    Ok(ModelWeights { config, embed, layers, final_norm })
 }

@@ -4,9 +4,7 @@
 
 mod common;
 use common::*;
-use qwen3_embed_engine::{
-    BackendChoice, CancelFlag, DeviceSpec, Engine, EngineError, EngineOptions, ErrorKind,
-};
+use qwen3_embed_engine::{BackendChoice, CancelFlag, DeviceSpec, Engine, EngineError, EngineOptions, ErrorKind};
 
 /// Batched vs one by one for quantized weights. Candle picks its quantized product by the
 /// number of rows, and the activations' quantization with it (on x86: Q8_K blocks in the
@@ -33,14 +31,7 @@ fn candle(rel: &str) -> Engine {
 }
 
 fn corpus_ids(e: &Engine) -> Vec<Vec<u32>> {
-    corpus()
-        .iter()
-        .map(|c| {
-            e.tokenize(&c.text, c.instruct.as_deref(), 32768)
-                .unwrap()
-                .ids
-        })
-        .collect()
+    corpus().iter().map(|c| e.tokenize(&c.text, c.instruct.as_deref(), 32768).unwrap().ids).collect()
 }
 
 /// Every corpus vector of `rel` on the candle backend against the golden `reference`; returns
@@ -52,45 +43,23 @@ fn check(rel: &str, reference: &str, min_cos: f64, pair_min: f64) -> f64 {
     assert!(device.starts_with(test_device().trim_end_matches(":0")), "ran on {device}");
     let g = golden(reference);
     let seqs = corpus_ids(&e);
-    let batched = e
-        .embed_tokens(&seqs, None, 1 << 20, &CancelFlag::new())
-        .unwrap();
+    let batched = e.embed_tokens(&seqs, None, 1 << 20, &CancelFlag::new()).unwrap();
     let single = e.embed_tokens(&seqs, None, 1, &CancelFlag::new()).unwrap();
     let mut worst = 1.0f64;
     let mut worst_pair = 1.0f64;
     for ((v, s), item) in batched.iter().zip(&single).zip(&g.items) {
-        assert_eq!(
-            seqs[g.items.iter().position(|i| i.name == item.name).unwrap()],
-            item.ids,
-            "{}",
-            item.name
-        );
-        assert!(
-            (norm(v) - 1.0).abs() < 1e-5,
-            "{rel} {}: norm {}",
-            item.name,
-            norm(v)
-        );
+        assert_eq!(seqs[g.items.iter().position(|i| i.name == item.name).unwrap()], item.ids, "{}", item.name);
+        assert!((norm(v) - 1.0).abs() < 1e-5, "{rel} {}: norm {}", item.name, norm(v));
         for (got, mode) in [(v, "batched"), (s, "one by one")] {
             let c = cosine(got, &item.embedding);
             worst = worst.min(c);
-            assert!(
-                c >= min_cos,
-                "{rel} {} ({mode}): cosine {c} < {min_cos} against {reference}",
-                item.name
-            );
+            assert!(c >= min_cos, "{rel} {} ({mode}): cosine {c} < {min_cos} against {reference}", item.name);
         }
         let c = cosine(v, s);
         worst_pair = worst_pair.min(c);
-        assert!(
-            c >= pair_min,
-            "{rel} {}: batched vs one by one cosine {c} < {pair_min}",
-            item.name
-        );
+        assert!(c >= pair_min, "{rel} {}: batched vs one by one cosine {c} < {pair_min}", item.name);
     }
-    eprintln!(
-        "candle {rel} vs {reference}: min cosine {worst:.8}, batched vs one by one {worst_pair:.8}"
-    );
+    eprintln!("candle {rel} vs {reference}: min cosine {worst:.8}, batched vs one by one {worst_pair:.8}");
     worst
 }
 
@@ -152,32 +121,16 @@ fn cancelled_before_a_layer_returns_no_vector() {
     // Stops at the second poll: after the first layer has run, before the second.
     let stop = || polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1;
     let r = e.embed_tokens_each(&ids, &vec![e.config().hidden; ids.len()], 1 << 20, &stop);
-    assert!(
-        matches!(r, Err(EngineError::Cancelled)),
-        "expected the cancellation error"
-    );
-    assert_eq!(
-        polls.load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "the pass went on after the stop"
-    );
+    assert!(matches!(r, Err(EngineError::Cancelled)), "expected the cancellation error");
+    assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 2, "the pass went on after the stop");
 }
 
 #[test]
 fn kernels_backend_on_cuda_is_refused() {
-    let opts = EngineOptions {
-        device: DeviceSpec::Cuda(0),
-        backend: BackendChoice::Kernels,
-        ..Default::default()
-    };
-    let err = Engine::load(&tiny().join("hf-f32"), &opts)
-        .err()
-        .expect("an error");
+    let opts = EngineOptions { device: DeviceSpec::Cuda(0), backend: BackendChoice::Kernels, ..Default::default() };
+    let err = Engine::load(&tiny().join("hf-f32"), &opts).err().expect("an error");
     assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::Device | ErrorKind::DeviceUnsupported | ErrorKind::DeviceUnavailable
-        ),
+        matches!(err.kind(), ErrorKind::Device | ErrorKind::DeviceUnsupported | ErrorKind::DeviceUnavailable),
         "{err}"
     );
 }
@@ -193,18 +146,9 @@ fn cuda_where_there_is_none_is_a_typed_error() {
     }
     for spec in ["cuda", "cuda:1"] {
         let spec: DeviceSpec = spec.parse().unwrap();
-        let opts = EngineOptions {
-            device: spec,
-            ..Default::default()
-        };
-        let err = Engine::load(&tiny().join("hf-f32"), &opts)
-            .err()
-            .expect("an error");
-        let want = if cfg!(feature = "cuda") {
-            ErrorKind::DeviceUnavailable
-        } else {
-            ErrorKind::DeviceUnsupported
-        };
+        let opts = EngineOptions { device: spec, ..Default::default() };
+        let err = Engine::load(&tiny().join("hf-f32"), &opts).err().expect("an error");
+        let want = if cfg!(feature = "cuda") { ErrorKind::DeviceUnavailable } else { ErrorKind::DeviceUnsupported };
         assert_eq!(err.kind(), want, "{spec:?}: {err}");
     }
     let auto = DeviceSpec::Auto.place().unwrap();
@@ -212,14 +156,8 @@ fn cuda_where_there_is_none_is_a_typed_error() {
     assert!(auto.reason.starts_with("auto: "), "{}", auto.reason);
     let e = Engine::load(
         &tiny().join("model-q8_0.gguf"),
-        &EngineOptions {
-            device: DeviceSpec::Auto,
-            ..Default::default()
-        },
+        &EngineOptions { device: DeviceSpec::Auto, ..Default::default() },
     )
     .unwrap();
-    assert_eq!(
-        (e.info().device.as_str(), e.info().device_reason.as_str()),
-        ("cpu", auto.reason.as_str())
-    );
+    assert_eq!((e.info().device.as_str(), e.info().device_reason.as_str()), ("cpu", auto.reason.as_str()));
 }

@@ -8,10 +8,8 @@ use qwen3_embed_engine::{CancelFlag, EngineError};
 
 fn embed_corpus(rel: &str, dims: Option<usize>, batch_tokens: usize) -> Vec<Vec<f32>> {
     let e = engine(rel);
-    let seqs: Vec<Vec<u32>> = corpus()
-        .iter()
-        .map(|c| e.tokenize(&c.text, c.instruct.as_deref(), 32768).unwrap().ids)
-        .collect();
+    let seqs: Vec<Vec<u32>> =
+        corpus().iter().map(|c| e.tokenize(&c.text, c.instruct.as_deref(), 32768).unwrap().ids).collect();
     e.embed_tokens(&seqs, dims, batch_tokens, &CancelFlag::new()).unwrap()
 }
 

@@ -17,8 +17,10 @@ fn load_err(path: &Path) -> EngineError {
         Ok(_) => panic!("{} loaded", path.display()),
         Err(e) => {
             let msg = e.to_string();
-            assert!(msg.contains(&*path.file_name().unwrap().to_string_lossy()) || msg.contains("model file"),
-                "message must name the file: {msg}");
+            assert!(
+                msg.contains(&*path.file_name().unwrap().to_string_lossy()) || msg.contains("model file"),
+                "message must name the file: {msg}"
+            );
             e
         }
     }
@@ -43,7 +45,10 @@ fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 }
 
 /// Rewrites model.safetensors through `f`, which may drop or change tensors.
-fn edit_tensors(dir: &Path, f: impl Fn(&str, safetensors::Dtype, Vec<usize>, Vec<u8>) -> Option<(safetensors::Dtype, Vec<usize>, Vec<u8>)>) {
+fn edit_tensors(
+    dir: &Path,
+    f: impl Fn(&str, safetensors::Dtype, Vec<usize>, Vec<u8>) -> Option<(safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+) {
     let p = dir.join("model.safetensors");
     let bytes = std::fs::read(&p).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();

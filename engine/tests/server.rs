@@ -53,7 +53,14 @@ fn embed_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64) -> Re
     limited_req(rel, texts, dims, wait_ms, 8192, false)
 }
 
-fn limited_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64, max_tokens: usize, strict: bool) -> Request {
+fn limited_req(
+    rel: &str,
+    texts: &[&str],
+    dims: Option<usize>,
+    wait_ms: u64,
+    max_tokens: usize,
+    strict: bool,
+) -> Request {
     Request::Embed {
         model: key(rel),
         texts: texts.iter().map(|t| t.to_string()).collect(),
@@ -197,10 +204,11 @@ fn a_caller_that_hangs_up_withdraws_its_request() {
         drop(s);
     }
     let mut stopped = 0;
-    let r = serve::call(socket(), &embed_req("model-q8_0.gguf", &[&long], None, 0), Duration::from_secs(5), &mut || {
-        stopped += 1;
-        stopped > 2
-    });
+    let r =
+        serve::call(socket(), &embed_req("model-q8_0.gguf", &[&long], None, 0), Duration::from_secs(5), &mut || {
+            stopped += 1;
+            stopped > 2
+        });
     assert!(matches!(r, Err(EngineError::Cancelled)), "{r:?}");
     std::thread::sleep(Duration::from_millis(300));
     let after = stats();
@@ -270,10 +278,11 @@ fn a_slow_load_holds_no_one_else_and_its_waiters_can_leave() {
     assert!(during.loading.as_deref().is_some_and(|p| p.ends_with("model-f16.gguf")), "{:?}", during.loading);
     // A second caller for the loading model gives up while it waits.
     let mut polls = 0;
-    let r = serve::call(socket(), &embed_req("model-f16.gguf", &["leaves"], None, 0), Duration::from_secs(5), &mut || {
-        polls += 1;
-        polls > 20
-    });
+    let r =
+        serve::call(socket(), &embed_req("model-f16.gguf", &["leaves"], None, 0), Duration::from_secs(5), &mut || {
+            polls += 1;
+            polls > 20
+        });
     assert!(matches!(r, Err(EngineError::Cancelled)), "{r:?}");
     assert_eq!(waiter.join().unwrap(), direct("model-f16.gguf", &["slow"], None));
     let after = stats();
@@ -311,7 +320,9 @@ fn token_budgets_refuse_what_is_too_big() {
     // Over the server's budget by its texts' size alone: refused before any work.
     let big = "x".repeat(600);
     match send(&embed_req("model-q8_0.gguf", &[&big, &big], None, 0)) {
-        Err(EngineError::Remote { kind: ErrorKind::ServerBusy, message }) => assert!(message.contains("1000"), "{message}"),
+        Err(EngineError::Remote { kind: ErrorKind::ServerBusy, message }) => {
+            assert!(message.contains("1000"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     // Over the request's own limit once tokenized.

@@ -63,10 +63,8 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column
         super::notice_truncated(t.full_len, limits.max_tokens);
     }
     let budget = settings::batch_tokens();
-    let mut out = run_cancellable(move |cancel| {
-        engine.embed_prepared(&[&prepared], budget, &|| cancel.is_cancelled())
-    })
-    .or_raise();
+    let mut out = run_cancellable(move |cancel| engine.embed_prepared(&[&prepared], budget, &|| cancel.is_cancelled()))
+        .or_raise();
     out.pop().expect("one list per call")
 }
 

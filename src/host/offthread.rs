@@ -40,20 +40,17 @@ pub fn run_cancellable<T: Send + 'static>(
     let (tx, rx) = mpsc::channel();
     let flag = cancel.clone();
     let spawned = with_signals_blocked(|| {
-        std::thread::Builder::new()
-            .name("qwen3-embed-call".into())
-            .spawn(move || {
-                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&flag)))
-                    .unwrap_or_else(|p| {
-                        let msg = p
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "panic".into());
-                        Err(EngineError::Compute(format!("engine panicked: {msg}")))
-                    });
-                let _ = tx.send(out);
-            })
+        std::thread::Builder::new().name("qwen3-embed-call".into()).spawn(move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&flag))).unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                Err(EngineError::Compute(format!("engine panicked: {msg}")))
+            });
+            let _ = tx.send(out);
+        })
     });
     if let Err(e) = spawned {
         return Err(EngineError::Compute(format!("cannot start a compute thread: {e}")));

@@ -131,16 +131,25 @@ impl DeviceSpec {
                 }
                 match candle::cuda_device_count() {
                     Err(detail) => Err(EngineError::DeviceUnavailable { device, detail }),
-                    Ok(0) => Err(EngineError::DeviceUnavailable { device, detail: "the CUDA driver reports no device".into() }),
-                    Ok(c) if n >= c => {
-                        Err(EngineError::Device(device, format!("the CUDA driver reports {c} device(s), numbered from 0")))
+                    Ok(0) => Err(EngineError::DeviceUnavailable {
+                        device,
+                        detail: "the CUDA driver reports no device".into(),
+                    }),
+                    Ok(c) if n >= c => Err(EngineError::Device(
+                        device,
+                        format!("the CUDA driver reports {c} device(s), numbered from 0"),
+                    )),
+                    Ok(_) => {
+                        Ok(Placement { device: Device::Cuda(n), reason: format!("device '{device}' was asked for") })
                     }
-                    Ok(_) => Ok(Placement { device: Device::Cuda(n), reason: format!("device '{device}' was asked for") }),
                 }
             }
             DeviceSpec::Auto => Ok(match candle::cuda_device_count() {
                 Ok(0) => Placement { device: Device::Cpu, reason: "auto: the CUDA driver reports no device".into() },
-                Ok(c) => Placement { device: Device::Cuda(0), reason: format!("auto: {c} CUDA device(s) visible, using cuda:0") },
+                Ok(c) => Placement {
+                    device: Device::Cuda(0),
+                    reason: format!("auto: {c} CUDA device(s) visible, using cuda:0"),
+                },
                 Err(why) => Placement { device: Device::Cpu, reason: format!("auto: no CUDA device ({why})") },
             }),
         }

@@ -159,8 +159,8 @@ fn read_inputs(path: &Path) -> Result<Vec<Input>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
         let input = match &v {
             serde_json::Value::String(s) => Input { text: s.clone(), instruct: None },
             serde_json::Value::Object(o) => Input {
@@ -200,14 +200,13 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let tokens: usize = seqs.iter().map(|s| s.len()).sum();
             let start = Instant::now();
-            let vectors = engine
-                .embed_tokens(&seqs, dims, batch_tokens, &CancelFlag::new())
-                .map_err(|e| e.to_string())?;
+            let vectors =
+                engine.embed_tokens(&seqs, dims, batch_tokens, &CancelFlag::new()).map_err(|e| e.to_string())?;
             let secs = start.elapsed().as_secs_f64();
             let mut out: Box<dyn Write> = match &output {
-                Some(p) => Box::new(BufWriter::new(
-                    std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
-                )),
+                Some(p) => {
+                    Box::new(BufWriter::new(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?))
+                }
                 None => Box::new(BufWriter::new(std::io::stdout())),
             };
             for (i, v) in vectors.iter().enumerate() {
@@ -224,27 +223,19 @@ fn run(cli: Cli) -> Result<(), String> {
                 engine.info().threads
             );
         }
-        Cmd::Bench {
-            model,
-            docs,
-            queries,
-            instruct,
-            output,
-            max_tokens,
-            batch_tokens,
-            query_repeats,
-            doc_repeats,
-        } => bench(
-            &model,
-            &docs,
-            queries.as_deref(),
-            instruct.as_deref(),
-            output.as_deref(),
-            max_tokens,
-            batch_tokens,
-            query_repeats,
-            doc_repeats,
-        )?,
+        Cmd::Bench { model, docs, queries, instruct, output, max_tokens, batch_tokens, query_repeats, doc_repeats } => {
+            bench(
+                &model,
+                &docs,
+                queries.as_deref(),
+                instruct.as_deref(),
+                output.as_deref(),
+                max_tokens,
+                batch_tokens,
+                query_repeats,
+                doc_repeats,
+            )?
+        }
         Cmd::Tokenize { model, input, instruct, max_tokens } => {
             let inputs = read_inputs(&input)?;
             let engine = load(&model)?;
@@ -279,28 +270,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map(|f| f.parse::<Format>().map_err(|e| format!("{e}")))
                 .collect::<Result<Vec<_>, _>>()?;
             let start = Instant::now();
-            let written = fixture::generate(&shape, seed, &tokenizer, &out, &formats)
-                .map_err(|e| e.to_string())?;
+            let written = fixture::generate(&shape, seed, &tokenizer, &out, &formats).map_err(|e| e.to_string())?;
             for p in written {
                 println!("{}", p.display());
             }
             eprintln!("fixture written in {:.1} s", start.elapsed().as_secs_f64());
         }
         #[cfg(feature = "pull")]
-        Cmd::Pull { spec, dest, check, connect_timeout } => {
-            pull(spec, dest, check, connect_timeout)?
-        }
+        Cmd::Pull { spec, dest, check, connect_timeout } => pull(spec, dest, check, connect_timeout)?,
     }
     Ok(())
 }
 
 #[cfg(feature = "pull")]
-fn pull(
-    spec: String,
-    dest: Option<PathBuf>,
-    check: bool,
-    connect_timeout: u64,
-) -> Result<(), String> {
+fn pull(spec: String, dest: Option<PathBuf>, check: bool, connect_timeout: u64) -> Result<(), String> {
     use std::io::IsTerminal;
     use std::time::Duration;
 
@@ -315,12 +298,8 @@ fn pull(
         eprintln!("{} is reachable", pull::endpoint());
         return Ok(());
     }
-    let opts = pull::Options {
-        spec: Some(spec),
-        dest,
-        progress: std::io::stderr().is_terminal(),
-        connect_timeout: timeout,
-    };
+    let opts =
+        pull::Options { spec: Some(spec), dest, progress: std::io::stderr().is_terminal(), connect_timeout: timeout };
     let pulled = pull::pull(&opts, &mut |line| eprintln!("{line}")).map_err(|e| e.to_string())?;
     let path = pulled.path.display();
     eprintln!(
@@ -370,9 +349,7 @@ fn bench(
     let doc_seqs = tokenize_all(&engine, &doc_inputs, None, max_tokens)?;
     let query_seqs = tokenize_all(&engine, &query_inputs, instruct, max_tokens)?;
     let cancel = CancelFlag::new();
-    let embed = |seqs: &[Vec<u32>]| {
-        engine.embed_tokens(seqs, None, batch_tokens, &cancel).map_err(|e| e.to_string())
-    };
+    let embed = |seqs: &[Vec<u32>]| engine.embed_tokens(seqs, None, batch_tokens, &cancel).map_err(|e| e.to_string());
 
     // Warm-up: two short sequences in one pass, so every layer (the last one included, which
     // runs on one row per sequence) has seen a multi-row product once.
@@ -413,9 +390,7 @@ fn bench(
     let median = |v: &[f64]| if v.is_empty() { None } else { Some(v[v.len() / 2]) };
 
     if let Some(p) = output {
-        let mut out = BufWriter::new(
-            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
-        );
+        let mut out = BufWriter::new(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?);
         let all = doc_seqs.iter().zip(&doc_vectors).map(|(s, v)| ("doc", s, v));
         let all = all.chain(query_seqs.iter().zip(&query_vectors).map(|(s, v)| ("query", s, v)));
         for (kind, s, v) in all {

@@ -12,7 +12,7 @@
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use super::Kernels;
+use super::{Kernels, SendPtr};
 
 pub(in crate::kernels) const NR: usize = 16;
 /// Activation rows per micro-kernel call.
@@ -58,22 +58,14 @@ impl PackedDense {
             return None;
         }
         let mut data = vec![0u16; n * k];
-        data.par_chunks_mut(NR * k)
-            .enumerate()
-            .for_each(|(t, tile)| {
-                for r in 0..NR {
-                    for (kk, &b) in bits[(t * NR + r) * k..][..k].iter().enumerate() {
-                        tile[tile_index(kind, r, kk)] = b;
-                    }
+        data.par_chunks_mut(NR * k).enumerate().for_each(|(t, tile)| {
+            for r in 0..NR {
+                for (kk, &b) in bits[(t * NR + r) * k..][..k].iter().enumerate() {
+                    tile[tile_index(kind, r, kk)] = b;
                 }
-            });
-        Some(PackedDense {
-            kind,
-            n,
-            k,
-            data,
-            data32: Vec::new(),
-        })
+            }
+        });
+        Some(PackedDense { kind, n, k, data, data32: Vec::new() })
     }
 
     /// An F32 weight, `[n, k]` row-major.
@@ -82,23 +74,14 @@ impl PackedDense {
             return None;
         }
         let mut data32 = vec![0f32; n * k];
-        data32
-            .par_chunks_mut(NR * k)
-            .enumerate()
-            .for_each(|(t, tile)| {
-                for r in 0..NR {
-                    for (kk, &v) in w[(t * NR + r) * k..][..k].iter().enumerate() {
-                        tile[kk * NR + r] = v;
-                    }
+        data32.par_chunks_mut(NR * k).enumerate().for_each(|(t, tile)| {
+            for r in 0..NR {
+                for (kk, &v) in w[(t * NR + r) * k..][..k].iter().enumerate() {
+                    tile[kk * NR + r] = v;
                 }
-            });
-        Some(PackedDense {
-            kind: DenseKind::F32,
-            n,
-            k,
-            data: Vec::new(),
-            data32,
-        })
+            }
+        });
+        Some(PackedDense { kind: DenseKind::F32, n, k, data: Vec::new(), data32 })
     }
 
     pub fn bytes(&self) -> usize {
@@ -128,14 +111,11 @@ impl PackedDense {
         // bf16 activations as u32 pairs (element 2i in the low half), rounded to nearest even.
         let xb: Vec<u32> = if self.kind == DenseKind::Bf16 {
             let mut v = vec![0u32; m * k / 2];
-            v.par_chunks_mut(k / 2)
-                .zip(x.par_chunks(k))
-                .for_each(|(d, s)| {
-                    for (d, p) in d.iter_mut().zip(s.chunks_exact(2)) {
-                        *d = bf16::from_f32(p[0]).to_bits() as u32
-                            | (bf16::from_f32(p[1]).to_bits() as u32) << 16;
-                    }
-                });
+            v.par_chunks_mut(k / 2).zip(x.par_chunks(k)).for_each(|(d, s)| {
+                for (d, p) in d.iter_mut().zip(s.chunks_exact(2)) {
+                    *d = bf16::from_f32(p[0]).to_bits() as u32 | (bf16::from_f32(p[1]).to_bits() as u32) << 16;
+                }
+            });
             v
         } else {
             Vec::new()
@@ -160,13 +140,6 @@ impl PackedDense {
     }
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: a raw output pointer handed to parallel units that write disjoint parts of it.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,9 +148,7 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -189,22 +160,12 @@ mod tests {
         for (n, k, m) in [(80, 96, 13), (16, 2, 1), (48, 130, 7), (112, 64, 50)] {
             let w = lcg(1, n * k);
             let p = match kind {
-                DenseKind::F16 => PackedDense::pack(
-                    kind,
-                    n,
-                    k,
-                    &w.iter()
-                        .map(|&v| f16::from_f32(v).to_bits())
-                        .collect::<Vec<_>>(),
-                ),
-                DenseKind::Bf16 => PackedDense::pack(
-                    kind,
-                    n,
-                    k,
-                    &w.iter()
-                        .map(|&v| bf16::from_f32(v).to_bits())
-                        .collect::<Vec<_>>(),
-                ),
+                DenseKind::F16 => {
+                    PackedDense::pack(kind, n, k, &w.iter().map(|&v| f16::from_f32(v).to_bits()).collect::<Vec<_>>())
+                }
+                DenseKind::Bf16 => {
+                    PackedDense::pack(kind, n, k, &w.iter().map(|&v| bf16::from_f32(v).to_bits()).collect::<Vec<_>>())
+                }
                 DenseKind::F32 => PackedDense::pack_f32(n, k, &w),
             }
             .unwrap();
@@ -255,14 +216,8 @@ mod tests {
     #[ignore]
     fn dense_speed() {
         let (n, k) = (9728, 2560);
-        let bits: Vec<u16> = lcg(3, n * k)
-            .iter()
-            .map(|&v| f16::from_f32(v).to_bits())
-            .collect();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let bits: Vec<u16> = lcg(3, n * k).iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let kn = crate::kernels::table();
         for kind in [DenseKind::F16, DenseKind::Bf16] {
             let p = PackedDense::pack(kind, n, k, &bits).unwrap();

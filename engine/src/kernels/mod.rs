@@ -15,6 +15,22 @@ pub mod x86_64;
 use std::ops::Range;
 use std::sync::OnceLock;
 
+/// An output buffer's pointer handed to parallel units that each write their own disjoint part
+/// of it (the buffer outlives the parallel loop).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the units write disjoint parts, and the owner waits for all of them.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `SendPtr`, not its field).
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 use candle_core::{Storage, Tensor};
 
 use crate::error::{EngineError, Result};
@@ -45,9 +61,7 @@ impl Isa {
     }
 
     pub fn parse(s: &str) -> Option<Isa> {
-        Isa::ALL
-            .into_iter()
-            .find(|i| i.name().eq_ignore_ascii_case(s.trim()))
+        Isa::ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(s.trim()))
     }
 
     /// The CPU features this instruction set needs that this CPU lacks (empty: it runs here).
@@ -71,11 +85,7 @@ impl Isa {
                     ("avx512vnni", std::is_x86_feature_detected!("avx512vnni")),
                 ],
             };
-            needed
-                .iter()
-                .filter(|(_, has)| !has)
-                .map(|(name, _)| *name)
-                .collect()
+            needed.iter().filter(|(_, has)| !has).map(|(name, _)| *name).collect()
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -106,20 +116,14 @@ impl Isa {
             return Ok(Isa::best());
         };
         let Some(isa) = Isa::parse(s) else {
-            return Err(format!(
-                "{ISA_ENV}={s:?} is not an instruction set: use generic, avx2 or avx512"
-            ));
+            return Err(format!("{ISA_ENV}={s:?} is not an instruction set: use generic, avx2 or avx512"));
         };
         let missing = isa.missing_features();
         if !missing.is_empty() {
             return Err(format!(
                 "{ISA_ENV}={s}: this CPU lacks {}; it runs {}",
                 missing.join(", "),
-                Isa::available()
-                    .iter()
-                    .map(|i| i.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
             ));
         }
         Ok(isa)
@@ -127,12 +131,7 @@ impl Isa {
 
     /// The kernel table of this instruction set, which must run on this CPU.
     pub fn kernels(self) -> &'static Kernels {
-        assert!(
-            self.supported(),
-            "{} kernels on a CPU without {:?}",
-            self.name(),
-            self.missing_features()
-        );
+        assert!(self.supported(), "{} kernels on a CPU without {:?}", self.name(), self.missing_features());
         match self {
             Isa::Generic => &generic::KERNELS,
             #[cfg(target_arch = "x86_64")]
@@ -174,25 +173,12 @@ pub fn table() -> &'static Kernels {
 
 /// Rows `r0..r1` of the quantized activations times tiles `tiles` of a packed quantized
 /// weight, into `out` (`[m, w.n]` row-major).
-pub type QUnitFn = unsafe fn(
-    w: &qgemm::PackedQ,
-    a: &qgemm::QuantAct,
-    tiles: Range<usize>,
-    r0: usize,
-    r1: usize,
-    out: *mut f32,
-);
+pub type QUnitFn =
+    unsafe fn(w: &qgemm::PackedQ, a: &qgemm::QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32);
 /// Rows `r0..r1` of `x` (f32) or `xb` (bf16 pairs) times tiles `tiles` of a packed dense
 /// weight, into `out` (`[m, w.n]` row-major).
-pub type DenseUnitFn = unsafe fn(
-    w: &dense::PackedDense,
-    x: &[f32],
-    xb: &[u32],
-    tiles: Range<usize>,
-    r0: usize,
-    r1: usize,
-    out: *mut f32,
-);
+pub type DenseUnitFn =
+    unsafe fn(w: &dense::PackedDense, x: &[f32], xb: &[u32], tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32);
 
 /// One kernel of every kind, for one instruction set. The functions are `unsafe` because the
 /// SIMD ones need their CPU features: a table is only handed out (`Isa::kernels`) for an
@@ -336,11 +322,7 @@ pub fn process_cpu_seconds() -> f64 {
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for e in dir.flatten() {
             if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
-                ns += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+                ns += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             }
         }
     }
@@ -387,21 +369,15 @@ mod peak {
     #[test]
     #[ignore]
     fn peak_throughput() {
-        if !std::is_x86_feature_detected!("avx512bf16")
-            || !std::is_x86_feature_detected!("avx512vnni")
-        {
+        if !std::is_x86_feature_detected!("avx512bf16") || !std::is_x86_feature_detected!("avx512vnni") {
             return;
         }
-        for (kind, name, flops) in [
-            (0, "vpdpbusd (int8)", 128.0),
-            (1, "vfmadd231ps (f32)", 32.0),
-            (2, "vdpbf16ps (bf16)", 64.0),
-        ] {
+        for (kind, name, flops) in
+            [(0, "vpdpbusd (int8)", 128.0), (1, "vfmadd231ps (f32)", 32.0), (2, "vdpbf16ps (bf16)", 64.0)]
+        {
             for threads in [1usize, 2] {
                 let secs: Vec<f64> = std::thread::scope(|s| {
-                    let hs: Vec<_> = (0..threads)
-                        .map(|_| s.spawn(move || unsafe { run(kind) }))
-                        .collect();
+                    let hs: Vec<_> = (0..threads).map(|_| s.spawn(move || unsafe { run(kind) })).collect();
                     hs.into_iter().map(|h| h.join().unwrap()).collect()
                 });
                 let worst = secs.iter().cloned().fold(0.0, f64::max);
@@ -426,10 +402,7 @@ mod isa_tests {
         assert_eq!(Isa::from_setting(Some(" ")), Ok(Isa::best()));
         assert_eq!(Isa::from_setting(Some("GENERIC")), Ok(Isa::Generic));
         let e = Isa::from_setting(Some("sse9")).unwrap_err();
-        assert!(
-            e.contains("QWEN3_EMBED_ISA") && e.contains("generic, avx2 or avx512"),
-            "{e}"
-        );
+        assert!(e.contains("QWEN3_EMBED_ISA") && e.contains("generic, avx2 or avx512"), "{e}");
         for isa in Isa::ALL {
             match Isa::from_setting(Some(isa.name())) {
                 Ok(got) => assert!(got == isa && isa.supported()),
@@ -445,14 +418,8 @@ mod isa_tests {
         let tables = tables();
         for isa in Isa::available() {
             assert!(tables.iter().any(|t| t.isa == isa), "{isa:?}");
-            assert!(
-                tables.iter().any(|t| std::ptr::eq(*t, isa.kernels())),
-                "{isa:?}"
-            );
+            assert!(tables.iter().any(|t| std::ptr::eq(*t, isa.kernels())), "{isa:?}");
         }
-        eprintln!(
-            "kernel tables: {:?}",
-            tables.iter().map(|t| t.name).collect::<Vec<_>>()
-        );
+        eprintln!("kernel tables: {:?}", tables.iter().map(|t| t.name).collect::<Vec<_>>());
     }
 }

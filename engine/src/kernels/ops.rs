@@ -5,35 +5,26 @@ use rayon::prelude::*;
 
 use super::Kernels;
 
-#[derive(Clone, Copy)]
-pub(in crate::kernels) struct SendPtr(pub(in crate::kernels) *mut f32);
-// SAFETY: a raw output pointer handed to parallel units that write disjoint parts of it.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
+use super::SendPtr;
 
 /// `gate[i] = silu(gate[i]) * up[i]` (SiLU(x) = x / (1 + e^-x)), in place, in parallel.
 pub fn silu_mul(kn: &Kernels, gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len());
     const CHUNK: usize = 1 << 14;
-    gate.par_chunks_mut(CHUNK)
-        .zip(up.par_chunks(CHUNK))
-        .for_each(|(g, u)| {
-            // SAFETY: `kn` runs on this CPU; equal lengths.
-            unsafe { (kn.silu_mul)(g, u) }
-        });
+    gate.par_chunks_mut(CHUNK).zip(up.par_chunks(CHUNK)).for_each(|(g, u)| {
+        // SAFETY: `kn` runs on this CPU; equal lengths.
+        unsafe { (kn.silu_mul)(g, u) }
+    });
 }
 
 /// RMSNorm of every row (rows are `w.len()` long): `w * x / sqrt(mean(x^2) + eps)`, in f32.
 pub fn rms_norm(kn: &Kernels, x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
     let mut out: Vec<f32> = super::zeroed_vec(x.len());
     let rows = (16384 / w.len()).max(1) * w.len();
-    out.par_chunks_mut(rows)
-        .zip(x.par_chunks(rows))
-        .for_each(|(o, x)| {
-            // SAFETY: `kn` runs on this CPU; equal lengths.
-            unsafe { (kn.rms_rows)(x, w, eps, o) }
-        });
+    out.par_chunks_mut(rows).zip(x.par_chunks(rows)).for_each(|(o, x)| {
+        // SAFETY: `kn` runs on this CPU; equal lengths.
+        unsafe { (kn.rms_rows)(x, w, eps, o) }
+    });
     out
 }
 
@@ -52,36 +43,26 @@ pub fn rms_norm_inplace(kn: &Kernels, x: &mut [f32], w: &[f32], eps: f32) {
 
 /// NeoX-style rotary embedding in place: `x` is `[rows, heads, hd]`, `cos`/`sin` are
 /// `[rows, hd/2]`; the first and second halves of each head rotate together.
-pub fn rope_inplace(
-    kn: &Kernels,
-    x: &mut [f32],
-    heads: usize,
-    hd: usize,
-    cos: &[f32],
-    sin: &[f32],
-) {
+pub fn rope_inplace(kn: &Kernels, x: &mut [f32], heads: usize, hd: usize, cos: &[f32], sin: &[f32]) {
     let half = hd / 2;
     let width = heads * hd;
     assert_eq!(x.len() / width * half, cos.len());
     assert_eq!(cos.len(), sin.len());
-    x.par_chunks_mut(width)
-        .zip(cos.par_chunks(half).zip(sin.par_chunks(half)))
-        .with_min_len(16)
-        .for_each(|(row, (c, s))| {
+    x.par_chunks_mut(width).zip(cos.par_chunks(half).zip(sin.par_chunks(half))).with_min_len(16).for_each(
+        |(row, (c, s))| {
             // SAFETY: `kn` runs on this CPU; `c` and `s` are hd/2 long.
             unsafe { (kn.rope_row)(row, hd, c, s) }
-        });
+        },
+    );
 }
 
 /// `a += b`.
 pub fn add_inplace(kn: &Kernels, a: &mut [f32], b: &[f32]) {
     assert_eq!(a.len(), b.len());
-    a.par_chunks_mut(1 << 14)
-        .zip(b.par_chunks(1 << 14))
-        .for_each(|(a, b)| {
-            // SAFETY: `kn` runs on this CPU; equal lengths.
-            unsafe { (kn.add)(a, b) }
-        });
+    a.par_chunks_mut(1 << 14).zip(b.par_chunks(1 << 14)).for_each(|(a, b)| {
+        // SAFETY: `kn` runs on this CPU; equal lengths.
+        unsafe { (kn.add)(a, b) }
+    });
 }
 
 /// One sequence of a packed batch: its query rows and its key/value rows. Queries are the
@@ -131,16 +112,7 @@ pub fn attention(
         assert!(sp.q_len <= sp.k_len && sp.q_start + sp.q_len <= tq && sp.k_start + sp.k_len <= tk);
     }
     let mut out: Vec<f32> = super::zeroed_vec(tq * nh * hd);
-    let a = Attention {
-        q,
-        k,
-        v,
-        nh,
-        nkv,
-        hd,
-        spans,
-        scale,
-    };
+    let a = Attention { q, k, v, nh, nkv, hd, spans, scale };
     // SAFETY: `kn` runs on this CPU; the operands are checked above.
     unsafe { (kn.attention)(&a, &mut out) };
     out
@@ -172,13 +144,11 @@ impl KvPerHead {
         let mut vt: Vec<f32> = super::alloc_vec(nkv * tk * hd);
         // SAFETY: every value is written below before use.
         unsafe { vt.set_len(nkv * tk * hd) };
-        vt.par_chunks_mut((tk * hd).max(1))
-            .enumerate()
-            .for_each(|(head, dst)| {
-                for (t, row) in dst.chunks_exact_mut(hd).enumerate() {
-                    row.copy_from_slice(&a.v[(t * nkv + head) * hd..][..hd]);
-                }
-            });
+        vt.par_chunks_mut((tk * hd).max(1)).enumerate().for_each(|(head, dst)| {
+            for (t, row) in dst.chunks_exact_mut(hd).enumerate() {
+                row.copy_from_slice(&a.v[(t * nkv + head) * hd..][..hd]);
+            }
+        });
         KvPerHead { kt, vt, ld, tk }
     }
 }
@@ -221,9 +191,7 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -240,12 +208,7 @@ mod tests {
             silu_mul(kn, &mut got, &u);
             for i in 0..g.len() {
                 let want = (g[i] as f64 / (1.0 + (-g[i] as f64).exp()) * u[i] as f64) as f32;
-                assert!(
-                    (got[i] - want).abs() <= 1e-6 * (1.0 + want.abs()),
-                    "{} {i}: {} vs {want}",
-                    kn.name,
-                    got[i]
-                );
+                assert!((got[i] - want).abs() <= 1e-6 * (1.0 + want.abs()), "{} {i}: {} vs {want}", kn.name, got[i]);
             }
         }
     }
@@ -266,12 +229,7 @@ mod tests {
             let mut want_add = x.clone();
             add_inplace(g, &mut want_add, &w.repeat(rows));
             for kn in crate::kernels::tables() {
-                assert_eq!(
-                    rms_norm(kn, &x, &w, 1e-6),
-                    want_norm,
-                    "{} rms_norm {rows}x{width}",
-                    kn.name
-                );
+                assert_eq!(rms_norm(kn, &x, &w, 1e-6), want_norm, "{} rms_norm {rows}x{width}", kn.name);
                 let mut y = x.clone();
                 rms_norm_inplace(kn, &mut y, &w, 1e-6);
                 assert_eq!(y, want_norm, "{} rms_norm_inplace {rows}x{width}", kn.name);
@@ -300,20 +258,12 @@ mod tests {
             let (mut qs, mut ks) = (0, 0);
             for &n in &lens {
                 let ql = if last_only { 1 } else { n };
-                spans.push(Span {
-                    q_start: qs,
-                    q_len: ql,
-                    k_start: ks,
-                    k_len: n,
-                });
+                spans.push(Span { q_start: qs, q_len: ql, k_start: ks, k_len: n });
                 qs += ql;
                 ks += n;
             }
             let tq = qs;
-            let q = lcg(3, tq * nh * hd)
-                .iter()
-                .map(|x| x * 3.0)
-                .collect::<Vec<_>>();
+            let q = lcg(3, tq * nh * hd).iter().map(|x| x * 3.0).collect::<Vec<_>>();
             let k = lcg(4, tk * nkv * hd);
             let v = lcg(5, tk * nkv * hd);
             let scale = 1.0 / (hd as f32).sqrt();
@@ -327,11 +277,7 @@ mod tests {
                         let s: Vec<f64> = (0..=lim)
                             .map(|j| {
                                 let kr = &k[((sp.k_start + j) * nkv + kvh) * hd..][..hd];
-                                qr.iter()
-                                    .zip(kr)
-                                    .map(|(a, b)| *a as f64 * *b as f64)
-                                    .sum::<f64>()
-                                    * scale as f64
+                                qr.iter().zip(kr).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale as f64
                             })
                             .collect();
                         let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -341,12 +287,14 @@ mod tests {
                             let want: f64 = e
                                 .iter()
                                 .enumerate()
-                                .map(|(j, w)| {
-                                    w / z * v[((sp.k_start + j) * nkv + kvh) * hd + d] as f64
-                                })
+                                .map(|(j, w)| w / z * v[((sp.k_start + j) * nkv + kvh) * hd + d] as f64)
                                 .sum();
                             let o = got[((sp.q_start + i) * nh + h) * hd + d] as f64;
-                            assert!((o - want).abs() < 1e-5, "{} {nh}/{nkv}x{hd} last_only={last_only} {i} {h} {d}: {o} vs {want}", kn.name);
+                            assert!(
+                                (o - want).abs() < 1e-5,
+                                "{} {nh}/{nkv}x{hd} last_only={last_only} {i} {h} {d}: {o} vs {want}",
+                                kn.name
+                            );
                         }
                     }
                 }
@@ -359,19 +307,11 @@ mod tests {
     #[ignore]
     fn attention_speed() {
         let (nh, nkv, hd) = (32, 8, 128);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let kn = crate::kernels::table();
         println!("instruction set: {:?}", kn.isa);
         for n in [64usize, 512, 2048] {
-            let spans = [Span {
-                q_start: 0,
-                q_len: n,
-                k_start: 0,
-                k_len: n,
-            }];
+            let spans = [Span { q_start: 0, q_len: n, k_start: 0, k_len: n }];
             let q = lcg(3, n * nh * hd);
             let k = lcg(4, n * nkv * hd);
             let v = lcg(5, n * nkv * hd);
@@ -385,11 +325,7 @@ mod tests {
                 }
                 (crate::kernels::process_cpu_seconds() - t) / 2.0 / reps as f64
             });
-            println!(
-                "attention n={n}: {:.1} GFLOP/s ({:.2} ms)",
-                flops / secs / 1e9,
-                secs * 1e3
-            );
+            println!("attention n={n}: {:.1} GFLOP/s ({:.2} ms)", flops / secs / 1e9, secs * 1e3);
         }
     }
 }

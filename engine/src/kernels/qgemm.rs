@@ -31,10 +31,8 @@
 
 use rayon::prelude::*;
 
-use super::blocks::{
-    self, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
-};
-use super::Kernels;
+use super::blocks::{self, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0};
+use super::{Kernels, SendPtr};
 
 /// Output rows per tile (one zmm of f32).
 pub const NR: usize = 16;
@@ -60,16 +58,8 @@ pub enum QKind {
 }
 
 impl QKind {
-    pub const ALL: [QKind; 8] = [
-        QKind::Q4_0,
-        QKind::Q4_1,
-        QKind::Q5_0,
-        QKind::Q5_1,
-        QKind::Q4K,
-        QKind::Q5K,
-        QKind::Q6K,
-        QKind::Q8_0,
-    ];
+    pub const ALL: [QKind; 8] =
+        [QKind::Q4_0, QKind::Q4_1, QKind::Q5_0, QKind::Q5_1, QKind::Q4K, QKind::Q5K, QKind::Q6K, QKind::Q8_0];
 
     /// Values and bytes of one GGML block.
     pub fn block(self) -> (usize, usize) {
@@ -106,11 +96,7 @@ impl QKind {
 
 /// Whether a `[n, k]` weight of `kind` can be packed.
 pub fn supports(kind: QKind, n: usize, k: usize) -> bool {
-    n > 0
-        && n.is_multiple_of(NR)
-        && k > 0
-        && k.is_multiple_of(QK)
-        && k.is_multiple_of(kind.block().0)
+    n > 0 && n.is_multiple_of(NR) && k > 0 && k.is_multiple_of(QK) && k.is_multiple_of(kind.block().0)
 }
 
 /// A weight `[n, k]` in the layout described in the module docs.
@@ -138,10 +124,7 @@ fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
     } else {
-        (
-            (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4),
-            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
-        )
+        ((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
     }
 }
 
@@ -227,8 +210,8 @@ fn unpack_block(kind: QKind, b: &[u8], q: &mut [u8], scale: &mut [f32], min: &mu
         }
         QKind::Q8_0 => {
             let b: BlockQ8_0 = blocks::read(b);
-            for l in 0..32 {
-                q[l] = (b.qs[l] as i16 + 128) as u8;
+            for (q, &v) in q.iter_mut().zip(&b.qs) {
+                *q = (v as i16 + 128) as u8;
             }
             scale[0] = b.d.to_f32();
             min[0] = 128.0 * scale[0];
@@ -250,11 +233,7 @@ impl PackedQ {
         let mut min = vec![0f32; n * ng];
         let row_bytes = (k / bv) * bb;
         qs.par_chunks_mut(NR * k)
-            .zip(
-                scale
-                    .par_chunks_mut(NR * ng)
-                    .zip(min.par_chunks_mut(NR * ng)),
-            )
+            .zip(scale.par_chunks_mut(NR * ng).zip(min.par_chunks_mut(NR * ng)))
             .enumerate()
             .for_each(|(t, (tq, (ts, tm)))| {
                 let mut q = vec![0u8; k];
@@ -301,17 +280,7 @@ impl PackedQ {
             }
             min = Vec::new();
         }
-        Some(PackedQ {
-            kind,
-            n,
-            k,
-            group: g,
-            qs,
-            scale,
-            min,
-            signed,
-            corr,
-        })
+        Some(PackedQ { kind, n, k, group: g, qs, scale, min, signed, corr })
     }
 
     /// Bytes held.
@@ -344,18 +313,6 @@ impl PackedQ {
     }
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: a raw output pointer handed to parallel units that write disjoint parts of it.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Activations quantized for the kernel: i8 values, one scale per 256, one sum per group.
 pub struct QuantAct {
     pub(in crate::kernels) q: Vec<i8>,
@@ -368,14 +325,7 @@ pub struct QuantAct {
 impl QuantAct {
     /// `shifted`: store `a + 128` as unsigned bytes (for the signed weight kinds, which need
     /// no group sums: `sum` stays empty).
-    pub fn new(
-        kn: &Kernels,
-        x: &[f32],
-        m: usize,
-        k: usize,
-        group: usize,
-        shifted: bool,
-    ) -> QuantAct {
+    pub fn new(kn: &Kernels, x: &[f32], m: usize, k: usize, group: usize, shifted: bool) -> QuantAct {
         assert!(k.is_multiple_of(QK) && QK.is_multiple_of(group) && x.len() == m * k);
         let mut q: Vec<i8> = super::alloc_vec(m * k);
         // SAFETY: every block is written below.
@@ -383,11 +333,7 @@ impl QuantAct {
         let mut d = vec![0f32; m * k / QK];
         let mut sum = vec![0f32; if shifted { 0 } else { m * k / group }];
         let sum_row = if shifted { 0 } else { k / group };
-        let rows = q
-            .par_chunks_mut(k)
-            .zip(d.par_chunks_mut(k / QK))
-            .zip(x.par_chunks(k))
-            .enumerate();
+        let rows = q.par_chunks_mut(k).zip(d.par_chunks_mut(k / QK)).zip(x.par_chunks(k)).enumerate();
         let sum_ptr = SendPtr(sum.as_mut_ptr());
         rows.with_min_len(8).for_each(|(r, ((q, d), x))| {
             for (b, (xb, qb)) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).enumerate() {
@@ -396,9 +342,7 @@ impl QuantAct {
             }
             if !shifted {
                 // SAFETY: row r's sums are written by this row only.
-                let s = unsafe {
-                    std::slice::from_raw_parts_mut(sum_ptr.get().add(r * sum_row), sum_row)
-                };
+                let s = unsafe { std::slice::from_raw_parts_mut(sum_ptr.get().add(r * sum_row), sum_row) };
                 for (s, g) in s.iter_mut().zip(q.chunks_exact(group)) {
                     *s = g.iter().map(|&v| v as i32).sum::<i32>() as f32;
                 }
@@ -438,11 +382,7 @@ pub fn matmul_many(kn: &Kernels, ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Ve
     (0..items.len() * nrb).into_par_iter().for_each(|u| {
         let ((i, tiles), b) = (&items[u / nrb], u % nrb);
         let w = ws[*i];
-        let a = &acts
-            .iter()
-            .find(|(g, _)| *g == key(w))
-            .expect("quantized")
-            .1;
+        let a = &acts.iter().find(|(g, _)| *g == key(w)).expect("quantized").1;
         let r0 = b * rb;
         let r1 = (r0 + rb).min(m);
         let ptr = ptrs[*i];
@@ -470,9 +410,7 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -498,11 +436,7 @@ mod tests {
         for (n, k, m) in [(48, 512, 7), (16, 256, 1), (80, 768, 13), (32, 256, 75)] {
             let wt = Tensor::from_vec(lcg(1, n * k), (n, k), &Device::Cpu).unwrap();
             let qt = QTensor::quantize(&wt, dtype(kind)).unwrap();
-            let deq = qt
-                .dequantize(&Device::Cpu)
-                .unwrap()
-                .to_vec2::<f32>()
-                .unwrap();
+            let deq = qt.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
             for (c, row) in deq.iter().enumerate() {
                 assert_eq!(&p.dequantize_row(c), row, "{kind:?} row {c}");
@@ -525,14 +459,8 @@ mod tests {
                 for i in 0..m * n {
                     let (got, want, plain) = (y[i] as f64, want[i], plain[i]);
                     let at = format!("{} {kind:?} {n}x{k} m={m} ({}, {})", kn.name, i / n, i % n);
-                    assert!(
-                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                        "{at}: {got} vs {want}"
-                    );
-                    assert!(
-                        (got - plain).abs() < 0.15 * (1.0 + plain.abs()),
-                        "{at}: {got} vs {plain}"
-                    );
+                    assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{at}: {got} vs {want}");
+                    assert!((got - plain).abs() < 0.15 * (1.0 + plain.abs()), "{at}: {got} vs {plain}");
                 }
             }
         }
@@ -574,11 +502,7 @@ mod tests {
     /// Every instruction set quantizes activations to the same bytes and scales.
     #[test]
     fn quantize_block_matches_generic() {
-        let x: Vec<f32> = lcg(5, QK * 4)
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v * (1 + i % 7) as f32)
-            .collect();
+        let x: Vec<f32> = lcg(5, QK * 4).iter().enumerate().map(|(i, v)| v * (1 + i % 7) as f32).collect();
         for kn in crate::kernels::tables() {
             for shift in [false, true] {
                 for (b, xb) in x.chunks_exact(QK).enumerate() {
@@ -601,22 +525,12 @@ mod tests {
     fn qgemm_speed() {
         use candle_core::Module;
         let env_list = |name: &str, default: &str| -> Vec<String> {
-            std::env::var(name)
-                .unwrap_or_else(|_| default.into())
-                .split(',')
-                .map(|s| s.trim().to_lowercase())
-                .collect()
+            std::env::var(name).unwrap_or_else(|_| default.into()).split(',').map(|s| s.trim().to_lowercase()).collect()
         };
         let wanted = env_list("QGEMM_KINDS", "q4k,q5k,q6k,q8_0");
-        let ms: Vec<usize> = env_list("QGEMM_M", "1,16,64,256,512,1631")
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let ms: Vec<usize> = env_list("QGEMM_M", "1,16,64,256,512,1631").iter().map(|s| s.parse().unwrap()).collect();
         let with_candle = std::env::var_os("QGEMM_NO_CANDLE").is_none();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let kn = crate::kernels::table();
         println!("instruction set: {:?}", kn.isa);
         let kinds = [
@@ -629,12 +543,9 @@ mod tests {
         .into_iter()
         .filter(|(_, _, name)| wanted.iter().any(|k| k == name));
         let shapes = [(9728, 2560), (2560, 9728)];
-        let wts =
-            shapes.map(|(n, k)| Tensor::from_vec(lcg(3, n * k), (n, k), &Device::Cpu).unwrap());
-        for (((n, k), wt), (dtype, kind, _)) in shapes
-            .into_iter()
-            .zip(&wts)
-            .flat_map(|s| kinds.clone().map(move |c| (s, c)))
+        let wts = shapes.map(|(n, k)| Tensor::from_vec(lcg(3, n * k), (n, k), &Device::Cpu).unwrap());
+        for (((n, k), wt), (dtype, kind, _)) in
+            shapes.into_iter().zip(&wts).flat_map(|s| kinds.clone().map(move |c| (s, c)))
         {
             let qt = QTensor::quantize(wt, dtype).unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
@@ -657,14 +568,7 @@ mod tests {
                     })
                 };
                 let quant = time(&|| {
-                    std::hint::black_box(QuantAct::new(
-                        kn,
-                        &x,
-                        m,
-                        k,
-                        p.group,
-                        p.signed && kn.shift_signed,
-                    ));
+                    std::hint::black_box(QuantAct::new(kn, &x, m, k, p.group, p.signed && kn.shift_signed));
                 });
                 println!("  quantize activations: {:.2} ms", quant * 1e3);
                 // Outputs go back to the spares, as in the forward pass.
@@ -703,21 +607,15 @@ mod kernel_speed {
         let kn = crate::kernels::table();
         println!("instruction set: {:?}", kn.isa);
         let (n, k) = (32, 2560);
-        for (dtype, kind) in [
-            (GgmlDType::Q8_0, QKind::Q8_0),
-            (GgmlDType::Q4K, QKind::Q4K),
-            (GgmlDType::Q6K, QKind::Q6K),
-        ] {
-            let w: Vec<f32> = (0..n * k)
-                .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-                .collect();
+        for (dtype, kind) in
+            [(GgmlDType::Q8_0, QKind::Q8_0), (GgmlDType::Q4K, QKind::Q4K), (GgmlDType::Q6K, QKind::Q6K)]
+        {
+            let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
             let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
             let qt = QTensor::quantize(&wt, dtype).unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
             for m in [6usize, 72] {
-                let x: Vec<f32> = (0..m * k)
-                    .map(|i| ((i * 104729 % 2000) as f32 / 1000.0) - 1.0)
-                    .collect();
+                let x: Vec<f32> = (0..m * k).map(|i| ((i * 104729 % 2000) as f32 / 1000.0) - 1.0).collect();
                 let a = QuantAct::new(kn, &x, m, k, p.group, p.signed && kn.shift_signed);
                 let calls = 20_000_000 / m / 5 / (k / 256);
                 // Seconds per call, best of 5 runs of `calls` calls, on this thread.
@@ -735,10 +633,7 @@ mod kernel_speed {
                         .fold(f64::INFINITY, f64::min)
                 };
                 let ops = 2.0 * (m * n * k) as f64;
-                println!(
-                    "{kind:?} m={m}: {:.0} GOP/s on one thread",
-                    ops / per_call() / 1e9
-                );
+                println!("{kind:?} m={m}: {:.0} GOP/s on one thread", ops / per_call() / 1e9);
                 let two: Vec<f64> = std::thread::scope(|sc| {
                     let hs: Vec<_> = (0..2).map(|_| sc.spawn(per_call)).collect();
                     hs.into_iter().map(|h| h.join().unwrap()).collect()

@@ -49,10 +49,7 @@ impl Hub {
             .with_progress(progress)
             .with_user_agent("qwen3-embed", env!("CARGO_PKG_VERSION"))
             .build()
-            .map_err(|e| PullError::Hub {
-                what: "cannot set up the hub client".into(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| PullError::Hub { what: "cannot set up the hub client".into(), detail: e.to_string() })?;
         Ok(Hub { endpoint, cache, has_token: token.is_some(), api })
     }
 
@@ -69,10 +66,9 @@ impl Hub {
             .query("blobs", "true")
             .call()
             .map_err(|e| self.request_error(e, Request::Listing { repo }, manual))?;
-        let text = response.into_string().map_err(|e| PullError::Interrupted {
-            file: format!("the listing of {repo}"),
-            detail: e.to_string(),
-        })?;
+        let text = response
+            .into_string()
+            .map_err(|e| PullError::Interrupted { file: format!("the listing of {repo}"), detail: e.to_string() })?;
         Listing::parse(&text).map_err(|e| PullError::Hub {
             what: format!("{} gave a listing of {repo} that cannot be read", self.endpoint),
             detail: e,
@@ -86,10 +82,7 @@ impl Hub {
 
     /// Downloads (or resumes) `name` into the cache; returns its snapshot path.
     pub fn download(&self, repo: &str, name: &str, manual: &str) -> Result<PathBuf, PullError> {
-        self.api
-            .model(repo.to_string())
-            .download(name)
-            .map_err(|e| self.api_error(e, repo, name, manual))
+        self.api.model(repo.to_string()).download(name).map_err(|e| self.api_error(e, repo, name, manual))
     }
 
     fn api_error(&self, e: ApiError, repo: &str, name: &str, manual: &str) -> PullError {
@@ -110,10 +103,7 @@ impl Hub {
                 detail: format!("its lock file is {}", lock.display()),
             },
             other => PullError::Hub {
-                what: format!(
-                    "{} answered the request for {name} in a way hf-hub cannot use",
-                    self.endpoint
-                ),
+                what: format!("{} answered the request for {name} in a way hf-hub cannot use", self.endpoint),
                 detail: other.to_string(),
             },
         }
@@ -126,10 +116,7 @@ impl Hub {
                     PullError::UnknownRepo { repo: repo.into(), status, token: self.has_token }
                 }
                 Request::Listing { repo } => PullError::Hub {
-                    what: format!(
-                        "{} answered HTTP {status} for the listing of {repo}",
-                        self.endpoint
-                    ),
+                    what: format!("{} answered HTTP {status} for the listing of {repo}", self.endpoint),
                     detail: response.into_string().unwrap_or_default(),
                 },
                 Request::File { name } => PullError::Hub {
@@ -143,20 +130,15 @@ impl Hub {
                     Request::File { name } => name.to_string(),
                 };
                 match t.kind() {
-                    ureq::ErrorKind::Dns
-                    | ureq::ErrorKind::ConnectionFailed
-                    | ureq::ErrorKind::ProxyConnect => PullError::NoNetwork {
-                        endpoint: self.endpoint.clone(),
-                        detail: t.to_string(),
-                        manual: manual.to_string(),
-                    },
-                    ureq::ErrorKind::Io => {
-                        PullError::Interrupted { file: name, detail: t.to_string() }
+                    ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::ProxyConnect => {
+                        PullError::NoNetwork {
+                            endpoint: self.endpoint.clone(),
+                            detail: t.to_string(),
+                            manual: manual.to_string(),
+                        }
                     }
-                    _ => PullError::Hub {
-                        what: format!("the request for {name} failed"),
-                        detail: t.to_string(),
-                    },
+                    ureq::ErrorKind::Io => PullError::Interrupted { file: name, detail: t.to_string() },
+                    _ => PullError::Hub { what: format!("the request for {name} failed"), detail: t.to_string() },
                 }
             }
         }

@@ -51,11 +51,7 @@ fn manual(endpoint: &str, spec: &Spec, dest: &Path) -> String {
     let name = spec.name();
     let lower = name.to_ascii_lowercase();
     if lower.ends_with("-gguf") {
-        let file = format!(
-            "{}-{}.gguf",
-            &name[..name.len() - 5],
-            spec.quant.as_deref().unwrap_or(DEFAULT_QUANT)
-        );
+        let file = format!("{}-{}.gguf", &name[..name.len() - 5], spec.quant.as_deref().unwrap_or(DEFAULT_QUANT));
         format!(
             "on a machine with access, download {endpoint}/{}/resolve/main/{file}, copy it to {}, \
              and set qwen3_embed.model_path to that path",
@@ -74,11 +70,7 @@ fn manual(endpoint: &str, spec: &Spec, dest: &Path) -> String {
 }
 
 /// Fails fast with [`PullError::NoNetwork`] when the endpoint cannot be reached.
-pub fn check_reachable(
-    spec: Option<&str>,
-    dest: &Path,
-    timeout: Duration,
-) -> Result<(), PullError> {
+pub fn check_reachable(spec: Option<&str>, dest: &Path, timeout: Duration) -> Result<(), PullError> {
     let spec = Spec::parse(spec)?;
     let endpoint = endpoint();
     reach::check(&endpoint, timeout).map_err(|detail| PullError::NoNetwork {
@@ -98,8 +90,7 @@ struct Wanted<'a> {
 /// Pulls the model; `log` receives one line per step.
 pub fn pull(opts: &Options, log: &mut dyn FnMut(String)) -> Result<Pulled, PullError> {
     let spec = Spec::parse(opts.spec.as_deref())?;
-    let dest = std::path::absolute(&opts.dest)
-        .map_err(|source| PullError::Io { path: opts.dest.clone(), source })?;
+    let dest = std::path::absolute(&opts.dest).map_err(|source| PullError::Io { path: opts.dest.clone(), source })?;
     let hub = Hub::from_env(opts.progress)?;
     let manual = manual(&hub.endpoint, &spec, &dest);
     reach::check(&hub.endpoint, opts.connect_timeout).map_err(|detail| PullError::NoNetwork {
@@ -114,12 +105,7 @@ pub fn pull(opts: &Options, log: &mut dyn FnMut(String)) -> Result<Pulled, PullE
         let (Some(size), Some(digest)) = (f.size, f.digest.as_ref()) else {
             return Err(PullError::NoChecksum { repo: spec.repo.clone(), file: f.name.clone() });
         };
-        wanted.push(Wanted {
-            name: &f.name,
-            size,
-            digest,
-            link: place::link_path(&plan, &dest, &f.name),
-        });
+        wanted.push(Wanted { name: &f.name, size, digest, link: place::link_path(&plan, &dest, &f.name) });
     }
 
     // First what is already here: a verified file in place, or a verified copy in the cache.
@@ -152,10 +138,7 @@ pub fn pull(opts: &Options, log: &mut dyn FnMut(String)) -> Result<Pulled, PullE
                     sources.push(Some(p));
                 }
                 Some(actual) => {
-                    log(format!(
-                        "the cached {} has {actual}, not {}: downloading it again",
-                        w.name, w.digest
-                    ));
+                    log(format!("the cached {} has {actual}, not {}: downloading it again", w.name, w.digest));
                     place::remove_download(&p)?;
                     sources.push(None);
                 }
@@ -163,9 +146,8 @@ pub fn pull(opts: &Options, log: &mut dyn FnMut(String)) -> Result<Pulled, PullE
             None => sources.push(None),
         }
     }
-    let to_fetch: Vec<usize> = (0..wanted.len())
-        .filter(|&i| sources[i].is_none() && !place::is_plain_file(&wanted[i].link))
-        .collect();
+    let to_fetch: Vec<usize> =
+        (0..wanted.len()).filter(|&i| sources[i].is_none() && !place::is_plain_file(&wanted[i].link)).collect();
 
     let repo_dir = hub.repo_dir(&spec.repo);
     let needed: u64 = to_fetch
@@ -175,8 +157,7 @@ pub fn pull(opts: &Options, log: &mut dyn FnMut(String)) -> Result<Pulled, PullE
             // The hub names an LFS blob by its sha256; a partial one resumes.
             let partial = match w.digest {
                 Digest::Sha256(h) => {
-                    std::fs::metadata(repo_dir.join("blobs").join(format!("{h}.part")))
-                        .map_or(0, |m| m.len())
+                    std::fs::metadata(repo_dir.join("blobs").join(format!("{h}.part"))).map_or(0, |m| m.len())
                 }
                 Digest::GitBlob(_) => 0,
             };
@@ -192,16 +173,10 @@ pub fn pull(opts: &Options, log: &mut dyn FnMut(String)) -> Result<Pulled, PullE
     let mut downloaded = 0;
     for &i in &to_fetch {
         let w = &wanted[i];
-        log(format!(
-            "downloading {} ({}) from {}/{}",
-            w.name,
-            human_bytes(w.size),
-            hub.endpoint,
-            spec.repo
-        ));
+        log(format!("downloading {} ({}) from {}/{}", w.name, human_bytes(w.size), hub.endpoint, spec.repo));
         let path = hub.download(&spec.repo, w.name, &manual)?;
-        let verdict = verify::check(&path, w.size, w.digest)
-            .map_err(|source| PullError::Io { path: path.clone(), source })?;
+        let verdict =
+            verify::check(&path, w.size, w.digest).map_err(|source| PullError::Io { path: path.clone(), source })?;
         if let Some(actual) = verdict {
             place::remove_download(&path)?;
             return Err(PullError::ChecksumMismatch {

@@ -23,10 +23,7 @@ impl Spec {
             None => (text, None),
         };
         let valid_part = |p: &str| {
-            !p.is_empty()
-                && p != "."
-                && p != ".."
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         };
         let parts: Vec<&str> = repo.split('/').collect();
         if parts.len() != 2 || !parts.iter().all(|p| valid_part(p)) {
@@ -89,26 +86,15 @@ pub fn plan(spec: &Spec, listing: &Listing) -> Result<Plan, PullError> {
                 // None, or several (split files, which the loader does not read): list them all.
                 let mut available: Vec<QuantFile> = ggufs
                     .iter()
-                    .map(|f| QuantFile {
-                        quant: quant_of(&f.name).to_string(),
-                        file: f.name.clone(),
-                        size: f.size,
-                    })
+                    .map(|f| QuantFile { quant: quant_of(&f.name).to_string(), file: f.name.clone(), size: f.size })
                     .collect();
                 available.sort_by_key(|q| std::cmp::Reverse(q.size));
-                Err(PullError::UnknownQuant {
-                    repo: spec.repo.clone(),
-                    quant: quant.into(),
-                    available,
-                })
+                Err(PullError::UnknownQuant { repo: spec.repo.clone(), quant: quant.into(), available })
             }
         };
     }
     if let Some(quant) = &spec.quant {
-        return Err(PullError::QuantOnSafetensors {
-            repo: spec.repo.clone(),
-            quant: quant.clone(),
-        });
+        return Err(PullError::QuantOnSafetensors { repo: spec.repo.clone(), quant: quant.clone() });
     }
     // The files engine/src/hf.rs reads, at the top of the repository.
     let top = |name: &str| listing.files.iter().find(|f| f.name == name).cloned();
@@ -124,19 +110,13 @@ pub fn plan(spec: &Spec, listing: &Listing) -> Result<Plan, PullError> {
         files.push(single);
     } else if let Some(index) = top("model.safetensors.index.json") {
         files.push(index);
-        let shards = listing
-            .files
-            .iter()
-            .filter(|f| !f.name.contains('/') && f.name.ends_with(".safetensors"));
+        let shards = listing.files.iter().filter(|f| !f.name.contains('/') && f.name.ends_with(".safetensors"));
         files.extend(shards.cloned());
     } else {
         missing.push("model.safetensors or model.safetensors.index.json");
     }
     if !missing.is_empty() {
-        return Err(PullError::NotAModel {
-            repo: spec.repo.clone(),
-            detail: format!("no {}", missing.join(", no ")),
-        });
+        return Err(PullError::NotAModel { repo: spec.repo.clone(), detail: format!("no {}", missing.join(", no ")) });
     }
     Ok(Plan::Directory { name: spec.name().to_string(), files })
 }

@@ -24,9 +24,7 @@ pub fn call(
 ) -> Result<(Reply, Vec<u8>), EngineError> {
     let mut stream = connect(socket, connect_wait, stop)?;
     let lost = |e: std::io::Error| {
-        EngineError::Server(format!(
-            "the model server process went away while handling this request ({e})"
-        ))
+        EngineError::Server(format!("the model server process went away while handling this request ({e})"))
     };
     wire::write_frame(&mut stream, req, &[]).map_err(lost)?;
     stream.set_read_timeout(Some(POLL)).map_err(lost)?;

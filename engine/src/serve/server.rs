@@ -211,22 +211,19 @@ pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()>
     });
     let batcher = shared.clone();
     let preload = opts.preload.clone();
-    std::thread::Builder::new()
-        .name("qwen3-embed-batch".into())
-        .spawn(move || run_batcher(batcher, preload))?;
+    std::thread::Builder::new().name("qwen3-embed-batch".into()).spawn(move || run_batcher(batcher, preload))?;
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
                 let shared = shared.clone();
                 shared.open.fetch_add(1, Ordering::SeqCst);
-                let spawned = std::thread::Builder::new()
-                    .name("qwen3-embed-conn".into())
-                    .stack_size(256 << 10)
-                    .spawn(move || {
+                let spawned = std::thread::Builder::new().name("qwen3-embed-conn".into()).stack_size(256 << 10).spawn(
+                    move || {
                         handle_connection(&shared, stream);
                         shared.open.fetch_sub(1, Ordering::SeqCst);
                         shared.wake.notify_all();
-                    });
+                    },
+                );
                 if let Err(e) = spawned {
                     (opts.log)(&format!("cannot start a connection thread: {e}"));
                 }
@@ -341,7 +338,14 @@ fn request_limit(shared: &Shared, asked: usize) -> usize {
 /// tokens than the server holds in flight.
 fn prepare(shared: &Shared, engine: &Engine, req: &Request) -> Result<Prepared, EngineError> {
     let Request::Embed {
-        texts, instruct, dims, max_tokens, long_input_error, max_request_tokens, expect_fingerprints, ..
+        texts,
+        instruct,
+        dims,
+        max_tokens,
+        long_input_error,
+        max_request_tokens,
+        expect_fingerprints,
+        ..
     } = req
     else {
         unreachable!("only embedding requests are prepared")
@@ -466,10 +470,8 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
                     // the last forward pass was shared.
                     let others = shared.open.load(Ordering::SeqCst) > group.len() + shared.queue_len();
                     let wait = (last_group > 1 || others).then_some(deadline);
-                    next = shared.pop_if(
-                        |o| matches!(o.req, Request::Embed { .. }) && o.req.model() == Some(&key),
-                        wait,
-                    );
+                    next =
+                        shared.pop_if(|o| matches!(o.req, Request::Embed { .. }) && o.req.model() == Some(&key), wait);
                 }
                 if !group.is_empty() {
                     last_group = group.len();

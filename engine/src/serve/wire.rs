@@ -7,8 +7,8 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EngineError, ErrorKind};
 pub use crate::embedder::Truncation;
+use crate::error::{EngineError, ErrorKind};
 use crate::ModelInfo;
 
 /// Largest frame either side accepts (texts of a big batch, or its vectors).
@@ -107,12 +107,7 @@ impl From<&ModelInfo> for InfoSummary {
             format: i.format.to_string(),
             architecture: i.architecture.to_string(),
             parameters: i.parameter_count,
-            tensor_types: i
-                .tensor_types
-                .iter()
-                .map(|(t, n)| format!("{t}:{n}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            tensor_types: i.tensor_types.iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(", "),
             hidden: i.config.hidden,
             vocab_rows: i.config.vocab_rows,
             device: i.device.clone(),
@@ -159,17 +154,32 @@ pub struct Stats {
     pub max_tokens_in_flight: usize,
 }
 
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
     /// Vectors follow in the binary tail, `dims[i]` floats each, in input order.
-    Vectors { dims: Vec<usize>, truncated: Vec<Truncation> },
-    Tokens { ids: Vec<u32>, truncated: bool, full_len: usize },
-    Info { info: InfoSummary },
-    Chunks { chunks: Vec<String> },
-    Stats { stats: Stats },
-    Error { kind: ErrorKind, message: String },
+    Vectors {
+        dims: Vec<usize>,
+        truncated: Vec<Truncation>,
+    },
+    Tokens {
+        ids: Vec<u32>,
+        truncated: bool,
+        full_len: usize,
+    },
+    Info {
+        info: InfoSummary,
+    },
+    Chunks {
+        chunks: Vec<String>,
+    },
+    Stats {
+        stats: Stats,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 impl Reply {
@@ -247,10 +257,8 @@ pub fn bytes_to_f32s(tail: &[u8], dims: &[usize]) -> std::io::Result<Vec<Vec<f32
     let mut out = Vec::with_capacity(dims.len());
     let mut at = 0;
     for &d in dims {
-        let v = tail[at..at + 4 * d]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
+        let v =
+            tail[at..at + 4 * d].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
         out.push(v);
         at += 4 * d;
     }

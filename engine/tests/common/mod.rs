@@ -15,11 +15,7 @@ pub fn repo_root() -> PathBuf {
 
 pub fn tokenizer_json() -> PathBuf {
     let p = repo_root().join("fixtures/tokenizer/tokenizer.json");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/fetch_tokenizer.sh (scripts/setup.sh does)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: run scripts/fetch_tokenizer.sh (scripts/setup.sh does)", p.display());
     p
 }
 
@@ -40,8 +36,7 @@ pub fn tiny_151665() -> PathBuf {
 
 /// Engines are expensive to load; each test binary loads each model once.
 pub fn engine(rel: &str) -> &'static Engine {
-    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static Engine>>> =
-        OnceLock::new();
+    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static Engine>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut map = cache.lock().unwrap();
     if let Some(e) = map.get(rel) {

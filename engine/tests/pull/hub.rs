@@ -135,9 +135,7 @@ fn serve(listener: TcpListener, state: &Mutex<State>, stop: &AtomicBool, url: &s
             Ok((stream, _)) => {
                 let _ = handle(stream, state, url);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(2))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(2)),
             Err(_) => return,
         }
     }
@@ -224,14 +222,10 @@ fn route(s: &mut State, path: &str, range: Option<&str>, url: &str) -> Reply {
         let Some((repo, tail)) = split_repo(rest) else { return not_found("repository") };
         let Some(files) = s.repos.get(&repo).filter(|_| tail == "revision/main") else {
             // The hub answers 401 for a repository that does not exist (or is private).
-            return Reply::new(
-                "401 Unauthorized",
-                b"{\"error\":\"Repository not found\"}".to_vec(),
-            )
-            .header("X-Error-Code", "RepoNotFound");
+            return Reply::new("401 Unauthorized", b"{\"error\":\"Repository not found\"}".to_vec())
+                .header("X-Error-Code", "RepoNotFound");
         };
-        return Reply::new("200 OK", listing(&repo, files).into_bytes())
-            .header("Content-Type", "application/json");
+        return Reply::new("200 OK", listing(&repo, files).into_bytes()).header("Content-Type", "application/json");
     }
     if let Some(rest) = path.strip_prefix("/cdn/") {
         let Some((repo, name)) = split_repo(rest) else { return not_found("file") };
@@ -252,9 +246,7 @@ fn route(s: &mut State, path: &str, range: Option<&str>, url: &str) -> Reply {
             .header("X-Linked-Size", file.bytes.len().to_string())
             .header("ETag", quoted(file.git_blob_id()));
     }
-    ranged(s, &file, range)
-        .header("X-Repo-Commit", COMMIT)
-        .header("ETag", format!("\"{}\"", file.git_blob_id()))
+    ranged(s, &file, range).header("X-Repo-Commit", COMMIT).header("ETag", format!("\"{}\"", file.git_blob_id()))
 }
 
 fn find(s: &State, repo: &str, name: &str) -> Option<FakeFile> {
@@ -270,8 +262,7 @@ fn listing(repo: &str, files: &[FakeFile]) -> String {
                 "rfilename": f.name, "size": size, "blobId": f.git_blob_id(),
             });
             if f.lfs {
-                v["lfs"] =
-                    serde_json::json!({ "sha256": f.sha256(), "size": size, "pointerSize": 134 });
+                v["lfs"] = serde_json::json!({ "sha256": f.sha256(), "size": size, "pointerSize": 134 });
             }
             v
         })
@@ -292,15 +283,13 @@ fn ranged(s: &mut State, file: &FakeFile, range: Option<&str>) -> Reply {
     };
     let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
     let start: usize = a.parse().unwrap_or(0);
-    let end: usize =
-        b.parse().map_or(len.saturating_sub(1), |e: usize| e.min(len.saturating_sub(1)));
+    let end: usize = b.parse().map_or(len.saturating_sub(1), |e: usize| e.min(len.saturating_sub(1)));
     if start >= len || start > end {
-        return Reply::new("416 Range Not Satisfiable", Vec::new())
-            .header("Content-Range", format!("bytes */{len}"));
+        return Reply::new("416 Range Not Satisfiable", Vec::new()).header("Content-Range", format!("bytes */{len}"));
     }
     let body = bytes[start..=end].to_vec();
-    let mut reply = Reply::new("206 Partial Content", body)
-        .header("Content-Range", format!("bytes {start}-{end}/{len}"));
+    let mut reply =
+        Reply::new("206 Partial Content", body).header("Content-Range", format!("bytes {start}-{end}/{len}"));
     if end > start {
         reply.cut = s.cut.remove(&file.name);
     }

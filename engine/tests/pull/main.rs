@@ -81,13 +81,10 @@ fn default_pull_downloads_verifies_links_and_loads() {
     let seen = hub.seen();
     assert!(seen.iter().any(|s| s.path.starts_with("/api/models/")));
     assert!(seen.iter().all(|s| s.authorization.as_deref() == Some("Bearer hf_test_token")));
-    assert!(
-        !seen.iter().any(|s| s.path.contains("Q8_0")),
-        "only the asked quantization is fetched"
-    );
+    assert!(!seen.iter().any(|s| s.path.contains("Q8_0")), "only the asked quantization is fetched");
 
-    let engine = Engine::load(&link, &EngineOptions { threads: 1, ..Default::default() })
-        .expect("the pulled file loads");
+    let engine =
+        Engine::load(&link, &EngineOptions { threads: 1, ..Default::default() }).expect("the pulled file loads");
     assert_eq!(engine.info().format, "gguf");
 
     // Again: the verified cached copy is used, nothing is downloaded.
@@ -112,10 +109,7 @@ fn safetensors_repository_becomes_a_loadable_directory() {
     let sharded = common::tiny().join("hf-sharded");
     let mut files = vec![
         FakeFile::small("config.json", read(&sharded.join("config.json"))),
-        FakeFile::small(
-            "model.safetensors.index.json",
-            read(&sharded.join("model.safetensors.index.json")),
-        ),
+        FakeFile::small("model.safetensors.index.json", read(&sharded.join("model.safetensors.index.json"))),
         FakeFile::lfs("tokenizer.json", read(&sharded.join("tokenizer.json"))),
         FakeFile::small("README.md", b"readme".to_vec()),
         FakeFile::small("1_Pooling/config.json", b"{}".to_vec()),
@@ -134,10 +128,8 @@ fn safetensors_repository_becomes_a_loadable_directory() {
     assert!(run.ok, "{}", run.stderr);
     let dir = linked(home.path(), "Qwen3-Embedding-0.6B");
     assert_eq!(run.stdout.trim(), dir.display().to_string());
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert_eq!(
         names,
@@ -149,8 +141,8 @@ fn safetensors_repository_becomes_a_loadable_directory() {
             "tokenizer.json"
         ]
     );
-    let engine = Engine::load(&dir, &EngineOptions { threads: 1, ..Default::default() })
-        .expect("the pulled directory loads");
+    let engine =
+        Engine::load(&dir, &EngineOptions { threads: 1, ..Default::default() }).expect("the pulled directory loads");
     assert_eq!(engine.info().format, "safetensors");
 }
 
@@ -172,8 +164,10 @@ fn interrupted_download_resumes_where_it_stopped() {
 
     let second = pull(&hub.url, home.path(), &[&spec], None);
     assert!(second.ok, "{}", second.stderr);
-    assert!(hub.seen().iter().any(|s| s.path.starts_with("/cdn/")
-        && s.range.as_deref() == Some(&format!("bytes={}-", 1 << 20))));
+    assert!(hub
+        .seen()
+        .iter()
+        .any(|s| s.path.starts_with("/cdn/") && s.range.as_deref() == Some(&format!("bytes={}-", 1 << 20))));
     assert_eq!(read(&linked(home.path(), &file.name)), *file.bytes);
     assert!(!part.exists());
 }
@@ -247,8 +241,7 @@ fn unreachable_hub_fails_fast_with_the_manual_way() {
     assert!(start.elapsed() < Duration::from_secs(20));
     assert!(run.stderr.contains(&format!("cannot reach {endpoint}")), "{}", run.stderr);
     assert!(
-        run.stderr
-            .contains(&format!("{endpoint}/{GGUF_4B}/resolve/main/Qwen3-Embedding-4B-Q4_K_M.gguf")),
+        run.stderr.contains(&format!("{endpoint}/{GGUF_4B}/resolve/main/Qwen3-Embedding-4B-Q4_K_M.gguf")),
         "{}",
         run.stderr
     );

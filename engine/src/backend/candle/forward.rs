@@ -47,15 +47,8 @@ impl Model {
     pub fn new(weights: Weights, device: Device) -> Self {
         let c = &weights.config;
         let theta = c.rope_theta as f32;
-        let inv_freq = (0..c.head_dim / 2)
-            .map(|i| 1.0f32 / theta.powf((2 * i) as f32 / c.head_dim as f32))
-            .collect();
-        Model {
-            weights,
-            device,
-            inv_freq,
-            score_block_bytes: SCORE_BLOCK_BYTES,
-        }
+        let inv_freq = (0..c.head_dim / 2).map(|i| 1.0f32 / theta.powf((2 * i) as f32 / c.head_dim as f32)).collect();
+        Model { weights, device, inv_freq, score_block_bytes: SCORE_BLOCK_BYTES }
     }
 
     fn rope_tables(&self, positions: impl Iterator<Item = usize>) -> Result<(Tensor, Tensor)> {
@@ -70,10 +63,7 @@ impl Model {
             }
             n += 1;
         }
-        Ok((
-            Tensor::from_vec(cos, (n, half), &self.device)?,
-            Tensor::from_vec(sin, (n, half), &self.device)?,
-        ))
+        Ok((Tensor::from_vec(cos, (n, half), &self.device)?, Tensor::from_vec(sin, (n, half), &self.device)?))
     }
 
     /// The final-norm hidden state of each sequence's last token, `[seqs, hidden]` f32.
@@ -92,11 +82,7 @@ impl Model {
         let (cos, sin) = self.rope_tables(0..len)?;
         let (cos_last, sin_last) = self.rope_tables(seqs.iter().map(|s| s.len() - 1))?;
         let half = self.inv_freq.len();
-        let last_flat: Vec<u32> = seqs
-            .iter()
-            .enumerate()
-            .map(|(r, s)| (r * len + s.len() - 1) as u32)
-            .collect();
+        let last_flat: Vec<u32> = seqs.iter().enumerate().map(|(r, s)| (r * len + s.len() - 1) as u32).collect();
         let b = Batch {
             rows,
             len,
@@ -131,39 +117,19 @@ impl Model {
     /// Keys and values of every token, `[rows, kv_heads, len, head_dim]`, k normed and rotated.
     fn keys_values(&self, w: &Layer, x: &Tensor, b: &Batch) -> Result<(Tensor, Tensor)> {
         let c = &self.weights.config;
-        let k =
-            w.k.forward(x)?
-                .reshape((b.rows, b.len, c.kv_heads, c.head_dim))?;
-        let k = rms_norm(&k, &w.k_norm, c.rms_eps as f32)?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let k = w.k.forward(x)?.reshape((b.rows, b.len, c.kv_heads, c.head_dim))?;
+        let k = rms_norm(&k, &w.k_norm, c.rms_eps as f32)?.transpose(1, 2)?.contiguous()?;
         let k = rope(&k, &b.cos, &b.sin)?;
-        let v =
-            w.v.forward(x)?
-                .reshape((b.rows, b.len, c.kv_heads, c.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()?;
+        let v = w.v.forward(x)?.reshape((b.rows, b.len, c.kv_heads, c.head_dim))?.transpose(1, 2)?.contiguous()?;
         Ok((k, v))
     }
 
     /// Queries of `x` (`[rows × q_len, hidden]`) as `[rows, heads, q_len, head_dim]`, normed and
     /// rotated with tables `[q_len, half]` or `[rows, q_len, half]`.
-    fn queries(
-        &self,
-        w: &Layer,
-        x: &Tensor,
-        rows: usize,
-        q_len: usize,
-        cos: &Tensor,
-        sin: &Tensor,
-    ) -> Result<Tensor> {
+    fn queries(&self, w: &Layer, x: &Tensor, rows: usize, q_len: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         let c = &self.weights.config;
-        let q =
-            w.q.forward(x)?
-                .reshape((rows, q_len, c.heads, c.head_dim))?;
-        let q = rms_norm(&q, &w.q_norm, c.rms_eps as f32)?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let q = w.q.forward(x)?.reshape((rows, q_len, c.heads, c.head_dim))?;
+        let q = rms_norm(&q, &w.q_norm, c.rms_eps as f32)?.transpose(1, 2)?.contiguous()?;
         Ok(rope(&q, cos, sin)?)
     }
 
@@ -184,13 +150,8 @@ impl Model {
         let mut start = 0;
         while start < q_len {
             let n = block.min(q_len - start);
-            let m = if mask.dim(D::Minus2)? == 1 {
-                mask.clone()
-            } else {
-                mask.narrow(D::Minus2, start, n)?
-            };
-            let scores =
-                (q.narrow(2, start, n)?.contiguous()?.matmul(&kt)? * scale)?.broadcast_add(&m)?;
+            let m = if mask.dim(D::Minus2)? == 1 { mask.clone() } else { mask.narrow(D::Minus2, start, n)? };
+            let scores = (q.narrow(2, start, n)?.contiguous()?.matmul(&kt)? * scale)?.broadcast_add(&m)?;
             out.push(softmax_last_dim(&scores)?.matmul(&v)?);
             start += n;
         }
@@ -230,18 +191,15 @@ impl Model {
 
 /// `[len, len]`: 0 where a query may see a key (key ≤ query), −∞ elsewhere.
 fn causal_mask(len: usize, device: &Device) -> Result<Tensor> {
-    let m: Vec<f32> = (0..len)
-        .flat_map(|i| (0..len).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
+    let m: Vec<f32> =
+        (0..len).flat_map(|i| (0..len).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY })).collect();
     Ok(Tensor::from_vec(m, (len, len), device)?)
 }
 
 /// `[rows, 1, 1, len]`: 0 for each sequence's own keys, −∞ for its padding.
 fn key_length_mask(seqs: &[&[u32]], len: usize, device: &Device) -> Result<Tensor> {
-    let m: Vec<f32> = seqs
-        .iter()
-        .flat_map(|s| (0..len).map(move |j| if j < s.len() { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
+    let m: Vec<f32> =
+        seqs.iter().flat_map(|s| (0..len).map(move |j| if j < s.len() { 0.0 } else { f32::NEG_INFINITY })).collect();
     Ok(Tensor::from_vec(m, (seqs.len(), 1, 1, len), device)?)
 }
 
@@ -252,9 +210,7 @@ fn repeat_kv(x: &Tensor, group: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let (rows, kv, len, hd) = x.dims4()?;
-    Ok(x.unsqueeze(2)?
-        .expand((rows, kv, group, len, hd))?
-        .reshape((rows, kv * group, len, hd))?)
+    Ok(x.unsqueeze(2)?.expand((rows, kv, group, len, hd))?.reshape((rows, kv * group, len, hd))?)
 }
 
 /// Copies `[rows, hidden]` f32 into one vector per row.
@@ -301,20 +257,12 @@ mod tests {
                 down: Proj::Dense(r((h, i))),
             })
             .collect();
-        let weights = Weights {
-            embed: Embedding::Dense(r((50, h))),
-            layers,
-            final_norm: n(h),
-            config,
-        };
+        let weights = Weights { embed: Embedding::Dense(r((50, h))), layers, final_norm: n(h), config };
         Model::new(weights, dev)
     }
 
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
     }
 
     /// Padding never reaches a sequence's result: a short sequence padded beside a long one
@@ -328,16 +276,9 @@ mod tests {
         let both = rows(&m.forward(&[&short, &long], &never).unwrap()).unwrap();
         let alone_short = rows(&m.forward(&[&short], &never).unwrap()).unwrap();
         let alone_long = rows(&m.forward(&[&long], &never).unwrap()).unwrap();
-        assert!(
-            max_diff(&both[0], &alone_short[0]) < 1e-4,
-            "{}",
-            max_diff(&both[0], &alone_short[0])
-        );
+        assert!(max_diff(&both[0], &alone_short[0]) < 1e-4, "{}", max_diff(&both[0], &alone_short[0]));
         assert!(max_diff(&both[1], &alone_long[0]) < 1e-4);
-        assert!(
-            max_diff(&both[0], &both[1]) > 1e-2,
-            "different inputs must give different states"
-        );
+        assert!(max_diff(&both[0], &both[1]) > 1e-2, "different inputs must give different states");
         m.score_block_bytes = 1;
         let blocked = rows(&m.forward(&[&short, &long], &never).unwrap()).unwrap();
         assert!(max_diff(&blocked[0], &both[0]) < 1e-5 && max_diff(&blocked[1], &both[1]) < 1e-5);

@@ -50,32 +50,17 @@ pub(crate) fn cuda_device_count() -> std::result::Result<usize, String> {
 pub(crate) fn device_error(device: Device, e: candle_core::Error) -> EngineError {
     let msg = e.to_string();
     let upper = msg.to_ascii_uppercase();
-    if ["OUT_OF_MEMORY", "OUT OF MEMORY", "ALLOC_FAILED"]
-        .iter()
-        .any(|p| upper.contains(p))
-    {
-        return EngineError::DeviceOutOfMemory {
-            device: device.to_string(),
-            detail: msg,
-        };
+    if ["OUT_OF_MEMORY", "OUT OF MEMORY", "ALLOC_FAILED"].iter().any(|p| upper.contains(p)) {
+        return EngineError::DeviceOutOfMemory { device: device.to_string(), detail: msg };
     }
     if let candle_core::Error::NotCompiledWithCudaSupport = e {
         return EngineError::NoCuda(device.to_string());
     }
-    if [
-        "NO_DEVICE",
-        "INVALID_DEVICE",
-        "NOT_INITIALIZED",
-        "NO_BINARY_FOR_GPU",
-        "INSUFFICIENT_DRIVER",
-    ]
-    .iter()
-    .any(|code| upper.contains(code))
+    if ["NO_DEVICE", "INVALID_DEVICE", "NOT_INITIALIZED", "NO_BINARY_FOR_GPU", "INSUFFICIENT_DRIVER"]
+        .iter()
+        .any(|code| upper.contains(code))
     {
-        return EngineError::DeviceUnavailable {
-            device: device.to_string(),
-            detail: msg,
-        };
+        return EngineError::DeviceUnavailable { device: device.to_string(), detail: msg };
     }
     EngineError::Compute(msg)
 }
@@ -93,18 +78,13 @@ fn open(device: Device) -> Result<candle_core::Device> {
         Device::Cpu => Ok(candle_core::Device::Cpu),
         Device::Cuda(n) => {
             // A driver library that cannot be loaded panics inside cudarc: an error here.
-            let opened = std::panic::catch_unwind(|| candle_core::Device::new_cuda(n))
-                .unwrap_or_else(|_| {
-                    Err(candle_core::Error::Msg(
-                        "CUDA_ERROR_NOT_INITIALIZED: the CUDA driver library could not be used"
-                            .into(),
-                    ))
-                });
+            let opened = std::panic::catch_unwind(|| candle_core::Device::new_cuda(n)).unwrap_or_else(|_| {
+                Err(candle_core::Error::Msg(
+                    "CUDA_ERROR_NOT_INITIALIZED: the CUDA driver library could not be used".into(),
+                ))
+            });
             opened.map_err(|e| match device_error(device, e) {
-                EngineError::Compute(detail) => EngineError::DeviceUnavailable {
-                    device: device.to_string(),
-                    detail,
-                },
+                EngineError::Compute(detail) => EngineError::DeviceUnavailable { device: device.to_string(), detail },
                 other => other,
             })
         }
@@ -129,16 +109,11 @@ impl CandleBackend {
     ) -> Result<(Self, T)> {
         let dev = open(device)?;
         let (w, extra) = on_device(device, || load(&dev))?;
-        Ok((
-            CandleBackend {
-                model: Model::new(w.0, dev),
-                device,
-            },
-            extra,
-        ))
+        Ok((CandleBackend { model: Model::new(w.0, dev), device }, extra))
     }
 
     /// The assembly step for `gguf::load_with` / `hf::load_with` onto `dev`.
+    #[allow(clippy::type_complexity)] // the loaders' callback signature, spelled out once here
     pub fn assembler(
         dev: &candle_core::Device,
     ) -> impl FnOnce(
@@ -148,9 +123,7 @@ impl CandleBackend {
         &mut BTreeMap<String, usize>,
     ) -> Result<CandleWeights>
            + '_ {
-        move |path, config, fetch, counts| {
-            weights::assemble(path, config, dev, fetch, counts).map(CandleWeights)
-        }
+        move |path, config, fetch, counts| weights::assemble(path, config, dev, fetch, counts).map(CandleWeights)
     }
 
     fn forward_groups(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>> {
@@ -163,9 +136,7 @@ impl CandleBackend {
             let (mut end, mut real) = (start + 1, longest);
             while end < order.len() {
                 let with = real + batch[order[end]].len();
-                if ((end + 1 - start) * longest) as f64
-                    > with as f64 * PAD_FACTOR + PAD_SLACK as f64
-                {
+                if ((end + 1 - start) * longest) as f64 > with as f64 * PAD_FACTOR + PAD_SLACK as f64 {
                     break;
                 }
                 real = with;
@@ -178,10 +149,7 @@ impl CandleBackend {
             }
             start = end;
         }
-        Ok(out
-            .into_iter()
-            .map(|s| s.expect("every sequence is in one group"))
-            .collect())
+        Ok(out.into_iter().map(|s| s.expect("every sequence is in one group")).collect())
     }
 }
 
@@ -215,25 +183,12 @@ mod tests {
 
     #[test]
     fn cuda_errors_get_their_types() {
-        let oom = candle_core::Error::Msg(
-            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
-        );
-        assert!(matches!(
-            device_error(Device::Cuda(0), oom),
-            EngineError::DeviceOutOfMemory { .. }
-        ));
-        let bad = candle_core::Error::Msg(
-            "DriverError(CUDA_ERROR_INVALID_DEVICE, \"invalid device ordinal\")".into(),
-        );
-        assert!(matches!(
-            device_error(Device::Cuda(3), bad),
-            EngineError::DeviceUnavailable { .. }
-        ));
+        let oom = candle_core::Error::Msg("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into());
+        assert!(matches!(device_error(Device::Cuda(0), oom), EngineError::DeviceOutOfMemory { .. }));
+        let bad = candle_core::Error::Msg("DriverError(CUDA_ERROR_INVALID_DEVICE, \"invalid device ordinal\")".into());
+        assert!(matches!(device_error(Device::Cuda(3), bad), EngineError::DeviceUnavailable { .. }));
         let other = candle_core::Error::Msg("shape mismatch".into());
-        assert!(matches!(
-            device_error(Device::Cpu, other),
-            EngineError::Compute(_)
-        ));
+        assert!(matches!(device_error(Device::Cpu, other), EngineError::Compute(_)));
     }
 
     #[cfg(not(feature = "cuda"))]

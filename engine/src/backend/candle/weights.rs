@@ -34,10 +34,7 @@ impl Proj {
         Ok(match self {
             Proj::Quantized(q) => q.forward(x)?,
             Proj::Dense(w) if w.dtype() == DType::F32 => x.matmul(&w.t()?)?,
-            Proj::Dense(w) => x
-                .to_dtype(w.dtype())?
-                .matmul(&w.t()?)?
-                .to_dtype(DType::F32)?,
+            Proj::Dense(w) => x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(DType::F32)?,
         })
     }
 }
@@ -140,10 +137,5 @@ pub fn assemble(
         });
     }
     let final_norm = norm(get("norm", "norm")?)?;
-    Ok(Weights {
-        config,
-        embed,
-        layers,
-        final_norm,
-    })
+    Ok(Weights { config, embed, layers, final_norm })
 }

@@ -7,8 +7,9 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::dense::{DenseKind, PackedDense};
-use super::ops::{Attention, SendPtr};
+use super::ops::Attention;
 use super::qgemm::{PackedQ, QuantAct, NR, QK};
+use super::SendPtr;
 use super::{Isa, Kernels};
 
 pub const KERNELS: Kernels = Kernels {
@@ -44,14 +45,7 @@ pub fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
 ///
 /// # Safety
 /// `out` is `[m, w.n]` for the `m` rows of `a`.
-pub unsafe fn qgemm_unit(
-    w: &PackedQ,
-    a: &QuantAct,
-    tiles: Range<usize>,
-    r0: usize,
-    r1: usize,
-    out: *mut f32,
-) {
+pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
     let (k, g) = (w.k, w.group);
     let (ng, nb, gpb) = (k / g, k / QK, QK / g);
     for r in r0..r1 {
@@ -118,9 +112,7 @@ pub unsafe fn dense_unit(
                 for kk in 0..k {
                     let i = t * NR * k + kk * NR;
                     let wv: [f32; NR] = match w.kind {
-                        DenseKind::F16 => {
-                            std::array::from_fn(|c| f16::from_bits(w.data[i + c]).to_f32())
-                        }
+                        DenseKind::F16 => std::array::from_fn(|c| f16::from_bits(w.data[i + c]).to_f32()),
                         _ => std::array::from_fn(|c| w.data32[i + c]),
                     };
                     for (ri, acc) in acc.iter_mut().enumerate() {
@@ -134,8 +126,7 @@ pub unsafe fn dense_unit(
             DenseKind::Bf16 => {
                 for kp in 0..k / 2 {
                     let i = t * NR * k + kp * NR * 2;
-                    let wv: [f32; 2 * NR] =
-                        std::array::from_fn(|j| bf16::from_bits(w.data[i + j]).to_f32());
+                    let wv: [f32; 2 * NR] = std::array::from_fn(|j| bf16::from_bits(w.data[i + j]).to_f32());
                     for (ri, acc) in acc.iter_mut().enumerate() {
                         let pair = xb[(r0 + ri) * (k / 2) + kp];
                         let x0 = f32::from_bits(pair << 16);
@@ -149,8 +140,7 @@ pub unsafe fn dense_unit(
         }
         for (ri, acc) in acc.iter().enumerate() {
             // SAFETY: (r0 + ri, t) lies inside the caller's `[m, n]` output.
-            let o =
-                unsafe { std::slice::from_raw_parts_mut(out.add((r0 + ri) * w.n + t * NR), NR) };
+            let o = unsafe { std::slice::from_raw_parts_mut(out.add((r0 + ri) * w.n + t * NR), NR) };
             o.copy_from_slice(acc);
         }
     }
@@ -180,9 +170,7 @@ pub fn attention(a: &Attention, out: &mut [f32]) {
                 let sum: f32 = e.iter().sum();
                 // SAFETY: the spans' query rows are disjoint, so this row of head h is written
                 // by this iteration only.
-                let o = unsafe {
-                    std::slice::from_raw_parts_mut(p.0.add(((sp.q_start + i) * nh + h) * hd), hd)
-                };
+                let o = unsafe { std::slice::from_raw_parts_mut(p.0.add(((sp.q_start + i) * nh + h) * hd), hd) };
                 for (j, wt) in e.iter().enumerate() {
                     let vr = &a.v[((sp.k_start + j) * nkv + kvh) * hd..][..hd];
                     for (o, x) in o.iter_mut().zip(vr) {

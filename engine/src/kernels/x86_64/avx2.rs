@@ -1,5 +1,7 @@
 //! The AVX2 kernels (with FMA and F16C; x86-64-v3). The quantized GEMM uses AVX-VNNI's
 //! `vpdpbusd` where the CPU has it, `vpmaddubsw` + `vpmaddwd` otherwise.
+// Register tiles (`acc[r][v]`, `f[r][v]`) are indexed in step with their rows and vectors.
+#![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -24,11 +26,7 @@ pub const KERNELS: Kernels = Kernels {
 };
 
 /// As [`KERNELS`], with the quantized GEMM on AVX-VNNI.
-pub const KERNELS_VNNI: Kernels = Kernels {
-    name: "avx2+avxvnni",
-    qgemm_unit: qgemm_unit_vnni,
-    ..KERNELS
-};
+pub const KERNELS_VNNI: Kernels = Kernels { name: "avx2+avxvnni", qgemm_unit: qgemm_unit_vnni, ..KERNELS };
 
 // ---- quantized GEMM
 
@@ -63,10 +61,7 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
     let mut mx = _mm256_setzero_ps();
     for i in 0..QK / 8 {
-        mx = _mm256_max_ps(
-            mx,
-            _mm256_and_ps(abs, _mm256_loadu_ps(x.as_ptr().add(i * 8))),
-        );
+        mx = _mm256_max_ps(mx, _mm256_and_ps(abs, _mm256_loadu_ps(x.as_ptr().add(i * 8))));
     }
     let amax = hmax(mx);
     let inv = _mm256_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
@@ -76,15 +71,9 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     for i in 0..QK / 32 {
         // round to nearest even (MXCSR default); |v| <= 127 by construction
         let r: [__m256i; 4] = std::array::from_fn(|j| {
-            _mm256_cvtps_epi32(_mm256_mul_ps(
-                _mm256_loadu_ps(x.as_ptr().add(i * 32 + j * 8)),
-                inv,
-            ))
+            _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i * 32 + j * 8)), inv))
         });
-        let b = _mm256_packs_epi16(
-            _mm256_packs_epi32(r[0], r[1]),
-            _mm256_packs_epi32(r[2], r[3]),
-        );
+        let b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
         let b = _mm256_xor_si256(_mm256_permutevar8x32_epi32(b, order), flip);
         _mm256_storeu_si256(q.as_mut_ptr().add(i * 32) as *mut __m256i, b);
     }
@@ -131,13 +120,11 @@ unsafe fn qgemm_kernel<const MR: usize, const G: usize, const SIGNED: bool, cons
                 let gi = blk * gpb + gb;
                 let mut acc = [_mm256_setzero_si256(); MR];
                 for k4 in 0..G / 4 {
-                    let wv = _mm256_loadu_si256(
-                        qs.add((gi * (G / 4) + k4) * NR * 4 + half * 32) as *const __m256i
-                    );
+                    let wv = _mm256_loadu_si256(qs.add((gi * (G / 4) + k4) * NR * 4 + half * 32) as *const __m256i);
                     let wu = if SIGNED { _mm256_abs_epi8(wv) } else { wv };
                     for (r, acc) in acc.iter_mut().enumerate() {
                         let av = _mm256_set1_epi32(std::ptr::read_unaligned(
-                            aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32,
+                            aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32
                         ));
                         let av = if SIGNED { _mm256_sign_epi8(av, wv) } else { av };
                         *acc = dot4::<VNNI>(*acc, wu, av, ones);
@@ -160,11 +147,7 @@ unsafe fn qgemm_kernel<const MR: usize, const G: usize, const SIGNED: bool, cons
             for (r, f) in f.iter().enumerate() {
                 let d = _mm256_set1_ps(*ad.add((r0 + r) * nblocks + blk));
                 let o = out.add((r0 + r) * w.n + t * NR + half * 8);
-                let y = if blk == 0 {
-                    _mm256_mul_ps(*f, d)
-                } else {
-                    _mm256_fmadd_ps(*f, d, _mm256_loadu_ps(o))
-                };
+                let y = if blk == 0 { _mm256_mul_ps(*f, d) } else { _mm256_fmadd_ps(*f, d, _mm256_loadu_ps(o)) };
                 _mm256_storeu_ps(o, y);
             }
         }
@@ -205,28 +188,14 @@ unsafe fn qgemm_unit_any<const VNNI: bool>(
 /// # Safety
 /// As `QUnitFn`, with unshifted activations; AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn qgemm_unit(
-    w: &PackedQ,
-    a: &QuantAct,
-    tiles: Range<usize>,
-    r0: usize,
-    r1: usize,
-    out: *mut f32,
-) {
+pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
     qgemm_unit_any::<false>(w, a, tiles, r0, r1, out)
 }
 
 /// # Safety
 /// As `QUnitFn`, with unshifted activations; AVX2, FMA and AVX-VNNI available.
 #[target_feature(enable = "avx2,fma,avxvnni")]
-pub unsafe fn qgemm_unit_vnni(
-    w: &PackedQ,
-    a: &QuantAct,
-    tiles: Range<usize>,
-    r0: usize,
-    r1: usize,
-    out: *mut f32,
-) {
+pub unsafe fn qgemm_unit_vnni(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
     qgemm_unit_any::<true>(w, a, tiles, r0, r1, out)
 }
 
@@ -239,14 +208,7 @@ const DMR: usize = 6;
 /// weights widened exactly (a bf16 is the top half of an f32) against the bf16-rounded
 /// activations, so each product is exact and sums run in f32 as with `vdpbf16ps`.
 #[inline(always)]
-unsafe fn dense_kernel<const R: usize>(
-    w: &PackedDense,
-    x: &[f32],
-    xb: &[u32],
-    t: usize,
-    r0: usize,
-    out: *mut f32,
-) {
+unsafe fn dense_kernel<const R: usize>(w: &PackedDense, x: &[f32], xb: &[u32], t: usize, r0: usize, out: *mut f32) {
     let k = w.k;
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     match w.kind {
@@ -275,10 +237,7 @@ unsafe fn dense_kernel<const R: usize>(
             for kp in 0..k / 2 {
                 let p = w.data.as_ptr().add(t * NR * k + kp * NR * 2);
                 // 8 (even, odd) pairs per load: even weights to the top half, odd ones masked.
-                let raw = [
-                    _mm256_loadu_si256(p as *const __m256i),
-                    _mm256_loadu_si256(p.add(16) as *const __m256i),
-                ];
+                let raw = [_mm256_loadu_si256(p as *const __m256i), _mm256_loadu_si256(p.add(16) as *const __m256i)];
                 let we = raw.map(|v| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v)));
                 let wo = raw.map(|v| _mm256_castsi256_ps(_mm256_and_si256(v, hi)));
                 for (r, acc) in acc.iter_mut().enumerate() {
@@ -336,10 +295,7 @@ pub unsafe fn dense_unit(
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn exp(x: __m256) -> __m256 {
-    let x = _mm256_max_ps(
-        _mm256_min_ps(x, _mm256_set1_ps(88.5)),
-        _mm256_set1_ps(-104.0),
-    );
+    let x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.5)), _mm256_set1_ps(-104.0));
     let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         x,
         _mm256_set1_ps(std::f32::consts::LOG2_E),
@@ -347,26 +303,13 @@ unsafe fn exp(x: __m256) -> __m256 {
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_145_75), x);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428_606_8e-6), r);
     let mut p = _mm256_set1_ps(1.0 / 5040.0);
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
     let ni = _mm256_cvtps_epi32(n);
     let n1 = _mm256_srai_epi32::<1>(ni);
     let n2 = _mm256_sub_epi32(ni, n1);
-    let pow2 = |e: __m256i| {
-        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
-            e,
-            _mm256_set1_epi32(127),
-        )))
-    };
+    let pow2 = |e: __m256i| _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(e, _mm256_set1_epi32(127))));
     _mm256_mul_ps(_mm256_mul_ps(p, pow2(n1)), pow2(n2))
 }
 
@@ -381,10 +324,7 @@ pub unsafe fn silu_mul(g: &mut [f32], u: &[f32]) {
         let x = _mm256_loadu_ps(g.as_ptr().add(i));
         let y = _mm256_loadu_ps(u.as_ptr().add(i));
         let e = exp(_mm256_sub_ps(_mm256_setzero_ps(), x));
-        _mm256_storeu_ps(
-            g.as_mut_ptr().add(i),
-            _mm256_div_ps(_mm256_mul_ps(x, y), _mm256_add_ps(one, e)),
-        );
+        _mm256_storeu_ps(g.as_mut_ptr().add(i), _mm256_div_ps(_mm256_mul_ps(x, y), _mm256_add_ps(one, e)));
     }
     generic::silu_mul(&mut g[n..], &u[n..]);
 }
@@ -411,14 +351,7 @@ pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
 /// Query rows `i0..i0+BQ` (clipped to the span) of head `h` in span `sp`, as the AVX-512
 /// kernel computes them, with blocks of 32 keys and 2 rows.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attention_unit(
-    a: &Attention,
-    kv: &ops::KvPerHead,
-    sp: &Span,
-    h: usize,
-    i0: usize,
-    out: *mut f32,
-) {
+unsafe fn attention_unit(a: &Attention, kv: &ops::KvPerHead, sp: &Span, h: usize, i0: usize, out: *mut f32) {
     let (nh, nkv, hd, ld) = (a.nh, a.nkv, a.hd, kv.ld);
     let kvh = h / (nh / nkv);
     let rows = (sp.q_len - i0).min(BQ);
@@ -468,19 +401,11 @@ unsafe fn attention_unit(
             for c in 0..4 {
                 let idx = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * c as i32));
                 let mask = _mm256_castsi256_ps(_mm256_cmpgt_epi32(visible, idx));
-                s[c] = _mm256_blendv_ps(
-                    _mm256_set1_ps(f32::NEG_INFINITY),
-                    _mm256_mul_ps(acc[r][c], scale_v),
-                    mask,
-                );
+                s[c] = _mm256_blendv_ps(_mm256_set1_ps(f32::NEG_INFINITY), _mm256_mul_ps(acc[r][c], scale_v), mask);
                 bm = _mm256_max_ps(bm, s[c]);
             }
             let m_new = m[r].max(hmax(bm));
-            let alpha = if m[r] == f32::NEG_INFINITY {
-                0.0
-            } else {
-                (m[r] - m_new).exp()
-            };
+            let alpha = if m[r] == f32::NEG_INFINITY { 0.0 } else { (m[r] - m_new).exp() };
             let mv = _mm256_set1_ps(m_new);
             let mut sum = _mm256_setzero_ps();
             for (c, s) in s.iter().enumerate() {
@@ -530,10 +455,7 @@ unsafe fn attention_unit(
         let inv = _mm256_set1_ps(1.0 / l[r]);
         let dst = out.add(((sp.q_start + i0 + r) * nh + h) * hd);
         for x in 0..dv {
-            _mm256_storeu_ps(
-                dst.add(8 * x),
-                _mm256_mul_ps(_mm256_loadu_ps(op0.add(r * MAX_HD + 8 * x)), inv),
-            );
+            _mm256_storeu_ps(dst.add(8 * x), _mm256_mul_ps(_mm256_loadu_ps(op0.add(r * MAX_HD + 8 * x)), inv));
         }
     }
 }

@@ -1,4 +1,6 @@
 //! The AVX-512 kernels (F/BW/VL + VNNI; BF16 where the CPU has it).
+// Register tiles (`acc[r][v]`, `f[r][v]`) are indexed in step with their rows and vectors.
+#![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -92,13 +94,11 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const G: usize, const S
             for k4 in 0..G / 4 {
                 let mut wv = [_mm512_setzero_si512(); NV];
                 for (v, wv) in wv.iter_mut().enumerate() {
-                    *wv = _mm512_loadu_si512(
-                        qs.add((t0 + v) * tile_q + (gi * (G / 4) + k4) * NR * 4) as *const _,
-                    );
+                    *wv = _mm512_loadu_si512(qs.add((t0 + v) * tile_q + (gi * (G / 4) + k4) * NR * 4) as *const _);
                 }
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_epi32(std::ptr::read_unaligned(
-                        aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32,
+                        aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32
                     ));
                     for v in 0..NV {
                         acc[v] = if SIGNED {
@@ -129,11 +129,8 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const G: usize, const S
             let d = _mm512_set1_ps(*ad.add((r0 + r) * nblocks + blk));
             for v in 0..NV {
                 let o = out.add((r0 + r) * w.n + (t0 + v) * NR);
-                let y = if blk == 0 {
-                    _mm512_mul_ps(f[r][v], d)
-                } else {
-                    _mm512_fmadd_ps(f[r][v], d, _mm512_loadu_ps(o))
-                };
+                let y =
+                    if blk == 0 { _mm512_mul_ps(f[r][v], d) } else { _mm512_fmadd_ps(f[r][v], d, _mm512_loadu_ps(o)) };
                 _mm512_storeu_ps(o, y);
             }
         }
@@ -146,14 +143,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const G: usize, const S
 /// # Safety
 /// `out` is `[m, w.n]` for the `m` rows of `a` (quantized with `shift_signed`); AVX-512
 /// F/BW/VNNI available.
-pub unsafe fn qgemm_unit(
-    w: &PackedQ,
-    a: &QuantAct,
-    tiles: Range<usize>,
-    r0: usize,
-    r1: usize,
-    out: *mut f32,
-) {
+pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
     let mr = if w.signed { MR_SIGNED } else { MR_UNSIGNED };
     for r in (r0..r1).step_by(mr) {
         let rows = (r1 - r).min(mr);
@@ -169,15 +159,7 @@ pub unsafe fn qgemm_unit(
 /// # Safety
 /// As for `unit`.
 #[inline(always)]
-unsafe fn qgemm_call(
-    w: &PackedQ,
-    a: &QuantAct,
-    rows: usize,
-    t0: usize,
-    nv: usize,
-    r: usize,
-    out: *mut f32,
-) {
+unsafe fn qgemm_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usize, r: usize, out: *mut f32) {
     {
         macro_rules! go {
             ($mr:literal) => {
@@ -254,6 +236,9 @@ pub unsafe fn dense_unit(
     }
 }
 
+/// # Safety
+/// The CPU must have the target features named below (the kernel table holds this function only
+/// where it does), and the pointers and lengths given must describe valid buffers.
 #[target_feature(enable = "avx512f,f16c")]
 pub unsafe fn f16_kernel<const R: usize, const V: usize>(
     w: &PackedDense,
@@ -269,9 +254,7 @@ pub unsafe fn f16_kernel<const R: usize, const V: usize>(
     for kk in 0..k {
         let mut wv = [_mm512_setzero_ps(); V];
         for (v, wv) in wv.iter_mut().enumerate() {
-            *wv = _mm512_cvtph_ps(_mm256_loadu_si256(
-                wp.add((t0 + v) * NR * k + kk * NR) as *const __m256i
-            ));
+            *wv = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add((t0 + v) * NR * k + kk * NR) as *const __m256i));
         }
         for (r, acc) in acc.iter_mut().enumerate() {
             let a = _mm512_set1_ps(*xp.add((r0 + r) * k + kk));
@@ -287,6 +270,9 @@ pub unsafe fn f16_kernel<const R: usize, const V: usize>(
     }
 }
 
+/// # Safety
+/// The CPU must have the target features named below (the kernel table holds this function only
+/// where it does), and the pointers and lengths given must describe valid buffers.
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub unsafe fn bf16_kernel<const R: usize, const V: usize>(
     w: &PackedDense,
@@ -323,6 +309,9 @@ pub unsafe fn bf16_kernel<const R: usize, const V: usize>(
     }
 }
 
+/// # Safety
+/// The CPU must have the target features named below (the kernel table holds this function only
+/// where it does), and the pointers and lengths given must describe valid buffers.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn f32_kernel<const R: usize, const V: usize>(
     w: &PackedDense,
@@ -363,13 +352,7 @@ pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
         return generic::attention(a, out);
     }
     let kv = ops::KvPerHead::new(a, BK);
-    let g = Geometry {
-        nh: a.nh,
-        nkv: a.nkv,
-        hd: a.hd,
-        ld: kv.ld,
-        tk: kv.tk,
-    };
+    let g = Geometry { nh: a.nh, nkv: a.nkv, hd: a.hd, ld: kv.ld, tk: kv.tk };
     ops::par_units(a, BQ, out, |sp, h, i0, out| {
         // SAFETY: AVX-512F available; every unit writes its own rows of head `h`.
         unsafe { attention_unit(a.q, &kv.kt, &kv.vt, &g, sp, h, i0, a.scale, out) }
@@ -414,28 +397,21 @@ pub struct Geometry {
 }
 
 /// e^x, |relative error| about 2e-7; e^x = 0 for x < -104 (and for -inf).
+///
+/// # Safety
+/// The CPU must have AVX-512 F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn exp(x: __m512) -> __m512 {
-    let x = _mm512_max_ps(
-        _mm512_min_ps(x, _mm512_set1_ps(88.5)),
-        _mm512_set1_ps(-104.0),
-    );
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-    );
+    let x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.5)), _mm512_set1_ps(-104.0));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+        x,
+        _mm512_set1_ps(std::f32::consts::LOG2_E),
+    ));
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_75), x);
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428_606_8e-6), r);
     let mut p = _mm512_set1_ps(1.0 / 5040.0);
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     _mm512_scalef_ps(p, n)
@@ -530,19 +506,11 @@ unsafe fn attention_unit(
             for c in 0..4 {
                 let idx = _mm512_add_epi32(lane, _mm512_set1_epi32(16 * c as i32));
                 let mask = _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(visible));
-                s[c] = _mm512_mask_blend_ps(
-                    mask,
-                    _mm512_set1_ps(f32::NEG_INFINITY),
-                    _mm512_mul_ps(acc[r][c], scale_v),
-                );
+                s[c] = _mm512_mask_blend_ps(mask, _mm512_set1_ps(f32::NEG_INFINITY), _mm512_mul_ps(acc[r][c], scale_v));
                 bm = _mm512_max_ps(bm, s[c]);
             }
             let m_new = m[r].max(_mm512_reduce_max_ps(bm));
-            let alpha = if m[r] == f32::NEG_INFINITY {
-                0.0
-            } else {
-                (m[r] - m_new).exp()
-            };
+            let alpha = if m[r] == f32::NEG_INFINITY { 0.0 } else { (m[r] - m_new).exp() };
             let mv = _mm512_set1_ps(m_new);
             let mut sum = _mm512_setzero_ps();
             for (c, s) in s.iter().enumerate() {
@@ -597,10 +565,7 @@ unsafe fn attention_unit(
         let inv = _mm512_set1_ps(1.0 / l[r]);
         let dst = out.add(((sp.q_start + i0 + r) * nh + h) * hd);
         for x in 0..dv {
-            _mm512_storeu_ps(
-                dst.add(16 * x),
-                _mm512_mul_ps(_mm512_loadu_ps(op0.add(r * MAX_HD + 16 * x)), inv),
-            );
+            _mm512_storeu_ps(dst.add(16 * x), _mm512_mul_ps(_mm512_loadu_ps(op0.add(r * MAX_HD + 16 * x)), inv));
         }
     }
 }
