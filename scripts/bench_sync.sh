@@ -36,7 +36,7 @@ synced=()
 drain=()
 for r in 1 2 3; do
     q -c "DROP TABLE IF EXISTS synced; CREATE TABLE synced (id int PRIMARY KEY, body text, embedding vector(64))" \
-      -c "SELECT qwen3_embed_sync('synced', 'body', 'embedding', batch_size => 256)" >/dev/null 2>&1
+      -c "SELECT qwen3_embed_sync('synced', 'body', 'embedding', batch_size => ${BATCH:-256})" >/dev/null 2>&1
     start=$(date +%s%N)
     synced+=("$(ms "INSERT INTO synced $TEXTS")")
     until [[ "$(q -c "SELECT pending + waiting_retry FROM qwen3_embed_sync_status")" == 0 ]]; do sleep 0.05; done

@@ -903,7 +903,6 @@ CREATE TABLE @extschema@.qwen3_embed_queue (
     next_try_at timestamptz NOT NULL DEFAULT now(),
     last_error  text
 );
-CREATE INDEX qwen3_embed_queue_next ON @extschema@.qwen3_embed_queue (sync_id, next_try_at, id);
 
 -- Rows that failed max_attempts times, with the last error.
 CREATE TABLE @extschema@.qwen3_embed_sync_errors (
