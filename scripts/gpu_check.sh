@@ -45,7 +45,7 @@ run)
     cp "$G/tokenizer.json" fixtures/tokenizer/
     rm -rf fixtures/generated/tiny && cp -r "$G/tiny" fixtures/generated/tiny
     echo "== candle backend golden tests on the GPU"
-    QWEN3_EMBED_TEST_DEVICE=cuda "$G/candle_backend" --test-threads 1
+    QWEN3_EMBED_REPO="$ROOT" QWEN3_EMBED_TEST_DEVICE=cuda "$G/candle_backend" --test-threads 1
     echo "== 4B-shape models"
     M="${OUT:-/tmp}/gpu-models"
     "$G/qwen3-embed" fixture --preset 4b --seed 42 --tokenizer "$G/tokenizer.json" \

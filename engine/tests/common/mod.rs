@@ -9,8 +9,12 @@ use qwen3_embed_engine::{Engine, EngineOptions};
 
 pub const SEED: u64 = 42;
 
+/// The checkout: where this was built, or `QWEN3_EMBED_REPO` for a test binary run elsewhere
+/// (scripts/gpu_check.sh runs one on the GPU machine).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    std::env::var_os("QWEN3_EMBED_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf())
 }
 
 pub fn tokenizer_json() -> PathBuf {
