@@ -3,6 +3,7 @@
 //! token, truncate (MRL) and normalize.
 
 pub mod backend;
+pub mod buf;
 pub mod config;
 pub mod embedder;
 pub mod engine;

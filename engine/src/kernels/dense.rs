@@ -13,6 +13,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::{Kernels, SendPtr};
+use crate::buf::{Buf, Region};
 
 pub(in crate::kernels) const NR: usize = 16;
 /// Activation rows per micro-kernel call.
@@ -38,9 +39,9 @@ pub struct PackedDense {
     pub n: usize,
     pub k: usize,
     /// F16/BF16 bit patterns.
-    pub(in crate::kernels) data: Vec<u16>,
+    pub(in crate::kernels) data: Buf<u16>,
     /// F32 values.
-    pub(in crate::kernels) data32: Vec<f32>,
+    pub(in crate::kernels) data32: Buf<f32>,
 }
 
 /// Position of weight `(r, kk)` of a tile, for 16-bit kinds.
@@ -65,7 +66,7 @@ impl PackedDense {
                 }
             }
         });
-        Some(PackedDense { kind, n, k, data, data32: Vec::new() })
+        Some(PackedDense { kind, n, k, data: data.into(), data32: Buf::default() })
     }
 
     /// An F32 weight, `[n, k]` row-major.
@@ -81,7 +82,27 @@ impl PackedDense {
                 }
             }
         });
-        Some(PackedDense { kind: DenseKind::F32, n, k, data: Vec::new(), data32 })
+        Some(PackedDense { kind: DenseKind::F32, n, k, data: Buf::default(), data32: data32.into() })
+    }
+
+    /// The stored arrays, in the order `from_parts` takes them (the packed-weight cache).
+    pub fn parts(&self) -> Vec<&[u8]> {
+        vec![self.data.as_bytes(), self.data32.as_bytes()]
+    }
+
+    /// A weight read back from `parts()`; `None` when a part's size does not fit.
+    pub fn from_parts(kind: DenseKind, n: usize, k: usize, parts: &[Region]) -> Option<PackedDense> {
+        let [data, data32] = parts else { return None };
+        if !supports(kind, n, k) {
+            return None;
+        }
+        let p = PackedDense { kind, n, k, data: data.typed()?, data32: data32.typed()? };
+        let (d16, d32) = if kind == DenseKind::F32 { (0, n * k) } else { (n * k, 0) };
+        (p.data.len() == d16 && p.data32.len() == d32).then_some(p)
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_mapped() || self.data32.is_mapped()
     }
 
     pub fn bytes(&self) -> usize {

@@ -49,6 +49,11 @@ pub enum Isa {
 /// The environment variable that forces an instruction set.
 pub const ISA_ENV: &str = "QWEN3_EMBED_ISA";
 
+/// Version of the packed weight layouts (`qgemm::PackedQ`, `dense::PackedDense`, their
+/// `parts()`): a packed-weight cache file written under another version is never used. Bump
+/// it with every change to what `parts()` returns or how the kernels read it.
+pub const PACK_LAYOUT: u32 = 1;
+
 impl Isa {
     pub const ALL: [Isa; 3] = [Isa::Generic, Isa::Avx2, Isa::Avx512];
 

@@ -33,6 +33,7 @@ use rayon::prelude::*;
 
 use super::blocks::{self, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0};
 use super::{Kernels, SendPtr};
+use crate::buf::{Buf, Region};
 
 /// Output rows per tile (one zmm of f32).
 pub const NR: usize = 16;
@@ -106,17 +107,17 @@ pub struct PackedQ {
     pub k: usize,
     pub(in crate::kernels) group: usize,
     /// `[n/16][k/G][G/4][16][4]`
-    pub(in crate::kernels) qs: Vec<u8>,
+    pub(in crate::kernels) qs: Buf<u8>,
     /// `[n/16][k/G][16]`
-    pub(in crate::kernels) scale: Vec<f32>,
+    pub(in crate::kernels) scale: Buf<f32>,
     /// `[n/16][k/G][16]` (unsigned kinds only)
-    pub(in crate::kernels) min: Vec<f32>,
+    pub(in crate::kernels) min: Buf<f32>,
     /// Signed kinds (Q6_K, Q8_0): `qs` holds the signed quants `w` (Q6_K: q - 32, Q8_0: q) as
     /// i8. Kernels that take activations shifted to u8 (`a + 128`, `Kernels::shift_signed`)
     /// start each group's sum at `corr`, `-128 * sum(w)` per `[n/16][k/G][16]`, which removes
     /// the shift exactly.
     pub(in crate::kernels) signed: bool,
-    pub(in crate::kernels) corr: Vec<i32>,
+    pub(in crate::kernels) corr: Buf<i32>,
 }
 
 /// GGML's 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block.
@@ -280,7 +281,51 @@ impl PackedQ {
             }
             min = Vec::new();
         }
-        Some(PackedQ { kind, n, k, group: g, qs, scale, min, signed, corr })
+        Some(PackedQ {
+            kind,
+            n,
+            k,
+            group: g,
+            qs: qs.into(),
+            scale: scale.into(),
+            min: min.into(),
+            signed,
+            corr: corr.into(),
+        })
+    }
+
+    /// The stored arrays, in the order `from_parts` takes them (the packed-weight cache).
+    pub fn parts(&self) -> Vec<&[u8]> {
+        vec![self.qs.as_bytes(), self.scale.as_bytes(), self.min.as_bytes(), self.corr.as_bytes()]
+    }
+
+    /// A weight read back from `parts()` written by the same layout version; `None` when a
+    /// part's size does not fit `(kind, n, k)`.
+    pub fn from_parts(kind: QKind, n: usize, k: usize, parts: &[Region]) -> Option<PackedQ> {
+        let [qs, scale, min, corr] = parts else { return None };
+        if !supports(kind, n, k) {
+            return None;
+        }
+        let (g, signed) = (kind.group(), kind.signed());
+        let groups = n * (k / g);
+        let p = PackedQ {
+            kind,
+            n,
+            k,
+            group: g,
+            qs: qs.typed()?,
+            scale: scale.typed()?,
+            min: min.typed()?,
+            signed,
+            corr: corr.typed()?,
+        };
+        let (mins, corrs) = if signed { (0, groups) } else { (groups, 0) };
+        (p.qs.len() == n * k && p.scale.len() == groups && p.min.len() == mins && p.corr.len() == corrs).then_some(p)
+    }
+
+    /// Whether the arrays are read from a mapped cache file.
+    pub fn is_mapped(&self) -> bool {
+        self.qs.is_mapped()
     }
 
     /// Bytes held.
