@@ -11,10 +11,13 @@ use sha2::{Digest, Sha256};
 use crate::backend::candle::CandleBackend;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Device};
+use crate::cache::{self, CacheInfo, CacheState};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::tokenizer::Qwen3Tokenizer;
+use crate::weights::ModelWeights;
 use crate::{gguf, gguf_tokenizer, hf};
+use candle_core::Device as CDevice;
 
 pub use crate::backend::{BackendChoice, DeviceSpec, Placement};
 
@@ -26,11 +29,22 @@ pub struct EngineOptions {
     pub device: DeviceSpec,
     /// Which backend runs the model (CUDA devices always run candle's).
     pub backend: BackendChoice,
+    /// The packed-weight cache's directory (`cache::default_dir()` is the usual one); `None`
+    /// packs the weights in this process's memory.
+    pub cache_dir: Option<PathBuf>,
+    /// Stops a load that waits for another process to finish writing the cache.
+    pub cancel: Option<CancelFlag>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 0, device: DeviceSpec::Cpu, backend: BackendChoice::Auto }
+        EngineOptions {
+            threads: 0,
+            device: DeviceSpec::Cpu,
+            backend: BackendChoice::Auto,
+            cache_dir: None,
+            cancel: None,
+        }
     }
 }
 
@@ -72,6 +86,8 @@ pub struct ModelInfo {
     /// The backend that runs it: "kernels" or "candle".
     pub backend: &'static str,
     pub threads: usize,
+    /// The packed-weight cache file in use, if any, and how it came to be.
+    pub cache: CacheInfo,
 }
 
 /// A loaded model: its tokenizer and the backend that runs it. The embedding policy is in
@@ -147,14 +163,22 @@ impl Engine {
         let placement = opts.device.place()?;
         let device = placement.device;
         let meta = crate::files::model_path_metadata(path)?;
-        let (backend, config, (tokenizer, format, types, listing, sizes)) = match (opts.backend, device) {
+        let off = CacheInfo { state: CacheState::Off, path: None, bytes: 0, note: None };
+        let (backend, config, cache, (tokenizer, format, types, listing, sizes)) = match (opts.backend, device) {
             (BackendChoice::Auto | BackendChoice::Kernels, Device::Cpu) => {
-                let (b, (config, extra)) = CpuBackend::load(opts.threads, || {
-                    let (weights, extra) = read(path, &meta, |w| &w.config, hf::load, gguf::load)?;
+                let (dir, cancel) = (opts.cache_dir.as_deref(), opts.cancel.as_ref());
+                let (b, (config, cache, extra)) = CpuBackend::load(opts.threads, || {
+                    let ((weights, cache), extra) = read(
+                        path,
+                        &meta,
+                        |w: &(ModelWeights, CacheInfo)| &w.0.config,
+                        |d| hf::load_with(d, &CDevice::Cpu, |p, c, f, n| cache::load(dir, cancel, p, c, f, n)),
+                        |f| gguf::load_with(f, &CDevice::Cpu, |p, c, f, n| cache::load(dir, cancel, p, c, f, n)),
+                    )?;
                     let config = weights.config.clone();
-                    Ok((weights, (config, extra)))
+                    Ok((weights, (config, cache, extra)))
                 })?;
-                (Box::new(b) as Box<dyn Backend>, config, extra)
+                (Box::new(b) as Box<dyn Backend>, config, cache, extra)
             }
             (BackendChoice::Auto | BackendChoice::Candle, _) => {
                 let (b, (config, extra)) = CandleBackend::load(device, |dev| {
@@ -168,7 +192,7 @@ impl Engine {
                     let config = weights.config().clone();
                     Ok((weights, (config, extra)))
                 })?;
-                (Box::new(b) as Box<dyn Backend>, config, extra)
+                (Box::new(b) as Box<dyn Backend>, config, off, extra)
             }
             (BackendChoice::Kernels, Device::Cuda(_)) => {
                 return Err(EngineError::Device(
@@ -191,6 +215,7 @@ impl Engine {
             device_reason: placement.reason,
             backend: backend.name(),
             threads: backend.threads(),
+            cache,
         };
         Ok(Engine { backend, tokenizer, info })
     }

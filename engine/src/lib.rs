@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod buf;
+pub mod cache;
 pub mod config;
 pub mod embedder;
 pub mod engine;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Tensor};
 
+use crate::buf::Buf;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::kernels::dense::{self, DenseKind, PackedDense};
@@ -152,33 +153,120 @@ impl Linear {
     }
 }
 
-/// The token-embedding table `[vocab_rows, hidden]`; only looked-up rows are expanded.
-pub enum Embedding {
-    Quantized(Arc<QTensor>),
-    Dense(Tensor),
+/// The token-embedding table `[rows, hidden]` in the file's own type and bytes (GGML blocks,
+/// F16, BF16 or F32); only looked-up rows are expanded, with candle's block dequantization.
+pub struct Embedding {
+    pub dtype: GgmlDType,
+    pub rows: usize,
+    pub hidden: usize,
+    pub data: Buf<u8>,
 }
 
 impl Embedding {
+    pub fn new(dtype: GgmlDType, rows: usize, hidden: usize, data: Buf<u8>) -> Option<Embedding> {
+        let block = dtype.block_size();
+        (hidden.is_multiple_of(block) && data.len() == rows * hidden / block * dtype.type_size()).then_some(Embedding {
+            dtype,
+            rows,
+            hidden,
+            data,
+        })
+    }
+
+    fn from_raw(t: RawTensor) -> Result<Embedding> {
+        let (dtype, dims, bytes) = match t {
+            RawTensor::Quantized(q) => (q.dtype(), q.shape().dims().to_vec(), q.data()?.into_owned()),
+            RawTensor::Dense(t) => {
+                let flat = t.flatten_all()?;
+                let (dtype, bytes) = match t.dtype() {
+                    DType::F16 => {
+                        (GgmlDType::F16, flat.to_vec1::<half::f16>()?.iter().flat_map(|v| v.to_le_bytes()).collect())
+                    }
+                    DType::BF16 => {
+                        (GgmlDType::BF16, flat.to_vec1::<half::bf16>()?.iter().flat_map(|v| v.to_le_bytes()).collect())
+                    }
+                    _ => (
+                        GgmlDType::F32,
+                        flat.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    ),
+                };
+                (dtype, t.dims().to_vec(), bytes)
+            }
+        };
+        let &[rows, hidden] = dims.as_slice() else {
+            return Err(EngineError::Compute(format!("embedding table of shape {dims:?}")));
+        };
+        Embedding::new(dtype, rows, hidden, bytes.into()).ok_or_else(|| {
+            EngineError::Compute(format!("embedding table {dtype:?} [{rows}, {hidden}] does not fill whole blocks"))
+        })
+    }
+
     pub fn dims(&self) -> Vec<usize> {
-        match self {
-            Embedding::Quantized(q) => q.shape().dims().to_vec(),
-            Embedding::Dense(t) => t.dims().to_vec(),
-        }
+        vec![self.rows, self.hidden]
     }
 
     pub fn type_name(&self) -> String {
-        match self {
-            Embedding::Quantized(q) => format!("{:?}", q.dtype()),
-            Embedding::Dense(t) => format!("{:?}", t.dtype()),
+        format!("{:?}", self.dtype)
+    }
+
+    /// Row `id` as f32.
+    fn row(&self, id: usize, out: &mut [f32]) -> Result<()> {
+        use candle_core::quantized::k_quants::*;
+        fn blocks<B: GgmlType>(bytes: &[u8], out: &mut [f32]) {
+            // The bytes are a whole number of blocks; read them unaligned into their own copy.
+            let n = bytes.len() / size_of::<B>();
+            let v: Vec<B> = (0..n)
+                // SAFETY: in bounds; `B` is a plain `repr(C)` GGML block for which every bit
+                // pattern is valid.
+                .map(|i| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<B>().add(i)) })
+                .collect();
+            B::to_float(&v, out);
         }
+        let row_bytes = self.hidden / self.dtype.block_size() * self.dtype.type_size();
+        if id >= self.rows {
+            return Err(EngineError::Compute(format!(
+                "token id {id} is outside the embedding table ({} rows)",
+                self.rows
+            )));
+        }
+        let b = &self.data[id * row_bytes..][..row_bytes];
+        match self.dtype {
+            GgmlDType::F32 => out
+                .iter_mut()
+                .zip(b.chunks_exact(4))
+                .for_each(|(o, c)| *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            GgmlDType::F16 => out
+                .iter_mut()
+                .zip(b.chunks_exact(2))
+                .for_each(|(o, c)| *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+            GgmlDType::BF16 => out
+                .iter_mut()
+                .zip(b.chunks_exact(2))
+                .for_each(|(o, c)| *o = half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+            GgmlDType::Q4_0 => blocks::<BlockQ4_0>(b, out),
+            GgmlDType::Q4_1 => blocks::<BlockQ4_1>(b, out),
+            GgmlDType::Q5_0 => blocks::<BlockQ5_0>(b, out),
+            GgmlDType::Q5_1 => blocks::<BlockQ5_1>(b, out),
+            GgmlDType::Q8_0 => blocks::<BlockQ8_0>(b, out),
+            GgmlDType::Q8_1 => blocks::<BlockQ8_1>(b, out),
+            GgmlDType::Q2K => blocks::<BlockQ2K>(b, out),
+            GgmlDType::Q3K => blocks::<BlockQ3K>(b, out),
+            GgmlDType::Q4K => blocks::<BlockQ4K>(b, out),
+            GgmlDType::Q5K => blocks::<BlockQ5K>(b, out),
+            GgmlDType::Q6K => blocks::<BlockQ6K>(b, out),
+            GgmlDType::Q8K => blocks::<BlockQ8K>(b, out),
+        }
+        Ok(())
     }
 
     /// `ids` is a u32 tensor `[tokens]`; the result is `[tokens, hidden]` in f32.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Embedding::Quantized(q) => q.embedding(ids)?.to_dtype(DType::F32)?,
-            Embedding::Dense(t) => t.index_select(ids, 0)?.to_dtype(DType::F32)?,
-        })
+        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        let mut out = vec![0f32; ids.len() * self.hidden];
+        for (&id, o) in ids.iter().zip(out.chunks_exact_mut(self.hidden)) {
+            self.row(id as usize, o)?;
+        }
+        Ok(Tensor::from_vec(out, (ids.len(), self.hidden), &candle_core::Device::Cpu)?)
     }
 }
 
@@ -251,74 +339,137 @@ pub fn expected_dims(c: &ModelConfig, canonical: &str) -> Vec<usize> {
     }
 }
 
-/// Assembles `ModelWeights` from a source that yields tensors by canonical name
-/// (`embed_tokens`, `norm`, `layers.{i}.{LAYER_TENSORS}`), checking every shape.
-pub fn assemble(
+/// One model tensor as the forward pass keeps it.
+pub enum Piece {
+    Embed(Embedding),
+    Norm(Tensor),
+    Linear(Linear),
+}
+
+/// The canonical names of a model's tensors, in the order they are walked: `embed_tokens`,
+/// `layers.{i}.{LAYER_TENSORS}`, `norm`.
+pub fn tensor_names(config: &ModelConfig) -> Vec<String> {
+    let mut names = vec!["embed_tokens".to_string()];
+    for i in 0..config.layers {
+        names.extend(LAYER_TENSORS.iter().map(|t| format!("layers.{i}.{t}")));
+    }
+    names.push("norm".into());
+    names
+}
+
+/// `layers.3.mlp.up_proj` -> `mlp.up_proj`; other names are their own.
+pub fn canonical(name: &str) -> &str {
+    name.strip_prefix("layers.").and_then(|r| r.split_once('.')).map_or(name, |(_, c)| c)
+}
+
+/// Reads every tensor from a source that yields them by canonical name, checks its shape,
+/// converts it for the forward pass (repacking projections for the kernels) and hands it to
+/// `take`, one at a time.
+pub fn walk(
     path: &Path,
-    config: ModelConfig,
+    config: &ModelConfig,
     mut fetch: impl FnMut(&str) -> Result<RawTensor>,
     type_counts: &mut BTreeMap<String, usize>,
-) -> Result<ModelWeights> {
+    mut take: impl FnMut(&str, Piece) -> Result<()>,
+) -> Result<()> {
     // Before the first tensor: an invalid QWEN3_EMBED_ISA fails the load at once.
     kernels::active()?;
-    let mut get = |name: &str, canonical: &str| -> Result<RawTensor> {
-        let t = fetch(name)?;
-        let expected = expected_dims(&config, canonical);
+    for name in tensor_names(config) {
+        let canonical = canonical(&name);
+        let t = fetch(&name)?;
+        let expected = expected_dims(config, canonical);
         let found = t.dims();
         if found != expected {
-            return Err(EngineError::ShapeMismatch {
-                path: path.to_path_buf(),
-                name: name.to_string(),
-                found,
-                expected,
-            });
+            return Err(EngineError::ShapeMismatch { path: path.to_path_buf(), name, found, expected });
         }
         let type_name = match &t {
             RawTensor::Quantized(q) => format!("{:?}", q.dtype()),
             RawTensor::Dense(d) => format!("{:?}", d.dtype()),
         };
         *type_counts.entry(type_name).or_default() += 1;
-        Ok(t)
-    };
-    let norm = |t: RawTensor| -> Result<Tensor> {
-        Ok(match t {
-            RawTensor::Quantized(q) => q.dequantize(&candle_core::Device::Cpu)?,
-            RawTensor::Dense(d) => d.to_dtype(DType::F32)?,
-        })
-    };
-    let linear = |t: RawTensor| -> Result<Linear> {
-        match t {
-            RawTensor::Quantized(q) => Linear::quantized(q),
-            RawTensor::Dense(d) => Linear::dense(d),
-        }
-    };
-
-    let embed = match get("embed_tokens", "embed_tokens")? {
-        RawTensor::Quantized(q) => Embedding::Quantized(Arc::new(q)),
-        RawTensor::Dense(d) => Embedding::Dense(d),
-    };
-    let mut layers = Vec::with_capacity(config.layers);
-    for i in 0..config.layers {
-        let mut t = Vec::with_capacity(LAYER_TENSORS.len());
-        for canonical in LAYER_TENSORS {
-            t.push(get(&format!("layers.{i}.{canonical}"), canonical)?);
-        }
-        let mut it = t.into_iter();
-        let mut next = || it.next().expect("one tensor per LAYER_TENSORS entry");
-        layers.push(LayerWeights {
-            attn_norm: norm(next())?,
-            q: linear(next())?,
-            k: linear(next())?,
-            v: linear(next())?,
-            o: linear(next())?,
-            q_norm: norm(next())?,
-            k_norm: norm(next())?,
-            ffn_norm: norm(next())?,
-            gate: linear(next())?,
-            up: linear(next())?,
-            down: linear(next())?,
-        });
+        let piece = match canonical {
+            "embed_tokens" => Piece::Embed(Embedding::from_raw(t)?),
+            _ if found.len() == 1 => Piece::Norm(match t {
+                RawTensor::Quantized(q) => q.dequantize(&candle_core::Device::Cpu)?,
+                RawTensor::Dense(d) => d.to_dtype(DType::F32)?,
+            }),
+            _ => Piece::Linear(match t {
+                RawTensor::Quantized(q) => Linear::quantized(q)?,
+                RawTensor::Dense(d) => Linear::dense(d)?,
+            }),
+        };
+        take(&name, piece)?;
     }
-    let final_norm = norm(get("norm", "norm")?)?;
-    Ok(ModelWeights { config, embed, layers, final_norm })
+    Ok(())
+}
+
+impl ModelWeights {
+    /// The weights from their pieces, taken by canonical name.
+    pub fn from_pieces(config: ModelConfig, mut take: impl FnMut(&str) -> Result<Piece>) -> Result<ModelWeights> {
+        let wrong = |name: &str| EngineError::Compute(format!("tensor {name} is not of the kind its name says"));
+        let mut linear = |name: String| match take(&name)? {
+            Piece::Linear(l) => Ok(l),
+            _ => Err(wrong(&name)),
+        };
+        let mut layers = Vec::with_capacity(config.layers);
+        let mut norms = Vec::new();
+        for i in 0..config.layers {
+            let n = |t: &str| format!("layers.{i}.{t}");
+            let (q, k, v, o) = (
+                linear(n(LAYER_TENSORS[1]))?,
+                linear(n(LAYER_TENSORS[2]))?,
+                linear(n(LAYER_TENSORS[3]))?,
+                linear(n(LAYER_TENSORS[4]))?,
+            );
+            let (gate, up, down) =
+                (linear(n(LAYER_TENSORS[8]))?, linear(n(LAYER_TENSORS[9]))?, linear(n(LAYER_TENSORS[10]))?);
+            layers.push((q, k, v, o, gate, up, down));
+            norms.push([0, 5, 6, 7].map(|j| n(LAYER_TENSORS[j])));
+        }
+        drop(linear);
+        let mut norm = |name: &str| match take(name)? {
+            Piece::Norm(t) => Ok(t),
+            _ => Err(wrong(name)),
+        };
+        let mut out = Vec::with_capacity(config.layers);
+        for ((q, k, v, o, gate, up, down), [attn, qn, kn, ffn]) in layers.into_iter().zip(norms) {
+            out.push(LayerWeights {
+                attn_norm: norm(&attn)?,
+                q,
+                k,
+                v,
+                o,
+                q_norm: norm(&qn)?,
+                k_norm: norm(&kn)?,
+                ffn_norm: norm(&ffn)?,
+                gate,
+                up,
+                down,
+            });
+        }
+        let final_norm = norm("norm")?;
+        let embed = match take("embed_tokens")? {
+            Piece::Embed(e) => e,
+            _ => return Err(wrong("embed_tokens")),
+        };
+        Ok(ModelWeights { config, embed, layers: out, final_norm })
+    }
+}
+
+/// Assembles `ModelWeights` in this process's memory from a source that yields tensors by
+/// canonical name, checking every shape.
+pub fn assemble(
+    path: &Path,
+    config: ModelConfig,
+    fetch: impl FnMut(&str) -> Result<RawTensor>,
+    type_counts: &mut BTreeMap<String, usize>,
+) -> Result<ModelWeights> {
+    let mut pieces = std::collections::HashMap::new();
+    walk(path, &config, fetch, type_counts, |name, p| {
+        pieces.insert(name.to_string(), p);
+        Ok(())
+    })?;
+    ModelWeights::from_pieces(config, |name| {
+        pieces.remove(name).ok_or_else(|| EngineError::Compute(format!("tensor {name} was not loaded")))
+    })
 }

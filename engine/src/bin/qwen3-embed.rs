@@ -31,6 +31,13 @@ struct ModelArgs {
     /// auto (our kernels on the CPU, candle on CUDA), kernels, or candle (on any device).
     #[arg(long, default_value = "auto")]
     backend: String,
+    /// The packed-weight cache's directory (default $XDG_CACHE_HOME/qwen3_embed or
+    /// ~/.cache/qwen3_embed): the first run packs the model into a file there, later runs map it.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Pack the weights in this process's memory; no cache file is read or written.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
 }
 
 #[derive(Subcommand)]
@@ -181,8 +188,14 @@ fn read_inputs(path: &Path) -> Result<Vec<Input>, String> {
 fn load(args: &ModelArgs) -> Result<Engine, String> {
     let device: DeviceSpec = args.device.parse().map_err(|e| format!("{e}"))?;
     let backend: BackendChoice = args.backend.parse().map_err(|e| format!("{e}"))?;
-    let opts = EngineOptions { threads: args.threads, device, backend };
-    Engine::load(&args.model, &opts).map_err(|e| e.to_string())
+    let cache_dir =
+        if args.no_cache { None } else { args.cache_dir.clone().or_else(qwen3_embed_engine::cache::default_dir) };
+    let opts = EngineOptions { threads: args.threads, device, backend, cache_dir, cancel: None };
+    let engine = Engine::load(&args.model, &opts).map_err(|e| e.to_string())?;
+    if let Some(note) = &engine.info().cache.note {
+        eprintln!("qwen3-embed: warning: {note}");
+    }
+    Ok(engine)
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -259,6 +272,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     "vocab_rows": c.vocab_rows, "tokenizer_vocab": i.tokenizer_vocab,
                     "fingerprint": i.fingerprint, "load_ms": i.load_time.as_millis() as u64,
                     "device": i.device, "device_reason": i.device_reason, "backend": i.backend, "threads": i.threads,
+                    "cache": i.cache.state.as_str(), "cache_file": i.cache.path, "cache_bytes": i.cache.bytes,
                 }))
                 .expect("JSON")
             );
@@ -405,7 +419,7 @@ fn bench(
         serde_json::json!({
             "model": i.path, "format": i.format, "tensor_types": i.tensor_types,
             "threads": i.threads, "batch_tokens": batch_tokens,
-            "load_s": load_s, "warmup_s": warmup_s,
+            "load_s": load_s, "warmup_s": warmup_s, "cache": i.cache.state.as_str(), "cache_bytes": i.cache.bytes,
             "docs": doc_seqs.len(), "doc_tokens": doc_tokens,
             "doc_token_counts": doc_seqs.iter().map(|s| s.len()).collect::<Vec<_>>(),
             "doc_seconds": doc_rounds, "doc_tokens_per_s": doc_tokens as f64 / doc_best,

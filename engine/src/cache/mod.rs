@@ -1,0 +1,291 @@
+//! The packed-weight cache: the first process that loads a model writes its packed weights
+//! once to a file; every later one maps that file read-only and shared, so the operating
+//! system keeps one copy in its page cache for all of them and a load takes no repacking.
+//!
+//! A file is used only when it was packed from the same model files (`identity`), with the
+//! same packed layout (`kernels::PACK_LAYOUT`) and for the same instruction set. A missing or
+//! unusable file is (re)built under a lock, so concurrent first loads pack once. When the
+//! cache cannot be written, the weights are packed in this process's memory as without it.
+
+mod file;
+mod identity;
+mod lock;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::GgmlDType;
+use candle_core::Tensor;
+
+use crate::config::ModelConfig;
+use crate::engine::CancelFlag;
+use crate::error::{EngineError, Result};
+use crate::kernels::dense::{DenseKind, PackedDense};
+use crate::kernels::qgemm::{PackedQ, QKind};
+use crate::kernels::{self, PACK_LAYOUT};
+use crate::weights::{self, Embedding, Linear, ModelWeights, Piece, RawTensor};
+use file::{Key, Mapped, OpenError, Writer};
+
+/// Where the cache lives when nothing says otherwise: `$XDG_CACHE_HOME/qwen3_embed`, else
+/// `$HOME/.cache/qwen3_embed` (for a Debian PostgreSQL server, /var/lib/postgresql/.cache/
+/// qwen3_embed: outside the data directory, so base backups do not carry it).
+pub fn default_dir() -> Option<PathBuf> {
+    let non_empty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty()).map(PathBuf::from);
+    non_empty("XDG_CACHE_HOME").or_else(|| non_empty("HOME").map(|h| h.join(".cache"))).map(|d| d.join("qwen3_embed"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheState {
+    /// No cache directory was given.
+    Off,
+    /// An existing cache file is mapped.
+    Mapped,
+    /// This process packed the model and wrote the cache file it now maps.
+    Built,
+    /// The weights are packed in this process's memory: see the note for why.
+    InMemory,
+}
+
+impl CacheState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheState::Off => "off",
+            CacheState::Mapped => "mapped",
+            CacheState::Built => "built",
+            CacheState::InMemory => "in memory",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheInfo {
+    pub state: CacheState,
+    /// The cache file in use, or the one that could not be used.
+    pub path: Option<PathBuf>,
+    /// Size of the cache file in use.
+    pub bytes: u64,
+    /// What went wrong on the way, for the log: a file that was unusable and rebuilt, or why
+    /// the weights are in memory.
+    pub note: Option<String>,
+}
+
+impl CacheInfo {
+    fn new(state: CacheState, path: Option<PathBuf>, note: Option<String>) -> CacheInfo {
+        let bytes = match state {
+            CacheState::Mapped | CacheState::Built => {
+                path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len())
+            }
+            _ => 0,
+        };
+        CacheInfo { state, path, bytes, note }
+    }
+}
+
+fn join(a: Option<String>, b: String) -> Option<String> {
+    Some(match a {
+        Some(a) => format!("{a}; {b}"),
+        None => b,
+    })
+}
+
+/// Loads a model's weights for the CPU kernels through the cache in `dir` (`None`: in memory).
+pub fn load(
+    dir: Option<&Path>,
+    cancel: Option<&CancelFlag>,
+    path: &Path,
+    config: ModelConfig,
+    fetch: &mut dyn FnMut(&str) -> Result<RawTensor>,
+    counts: &mut BTreeMap<String, usize>,
+) -> Result<(ModelWeights, CacheInfo)> {
+    let in_memory =
+        |state, file, note, fetch: &mut dyn FnMut(&str) -> Result<RawTensor>, counts: &mut BTreeMap<_, _>| {
+            counts.clear();
+            Ok((weights::assemble(path, config.clone(), fetch, counts)?, CacheInfo::new(state, file, note)))
+        };
+    let Some(dir) = dir else {
+        return in_memory(CacheState::Off, None, None, fetch, counts);
+    };
+    let isa = kernels::active()?.name;
+    let identity = match identity::of(path, &config) {
+        Ok(id) => id,
+        Err(e) => {
+            let note = format!("cannot identify the model files for the packed-weight cache: {e}");
+            return in_memory(CacheState::InMemory, None, Some(note), fetch, counts);
+        }
+    };
+    let key = Key { identity, layout: PACK_LAYOUT, isa: isa.to_string() };
+    let dest = dir.join(identity::file_name(path, &key.identity, PACK_LAYOUT, isa));
+    let mut note = None;
+    let try_map = |note: &mut Option<String>, counts: &mut BTreeMap<String, usize>| match file::open(&dest, &key) {
+        Ok(m) => match weights_from(&m, &config) {
+            Ok(w) => {
+                *counts = m.table.type_counts.clone();
+                Some(w)
+            }
+            Err(why) => {
+                *note = join(note.take(), format!("{}: {why}; rebuilt", dest.display()));
+                None
+            }
+        },
+        Err(OpenError::Missing) => None,
+        Err(OpenError::Invalid(why)) => {
+            *note = join(note.take(), format!("{}: {why}; rebuilt", dest.display()));
+            None
+        }
+    };
+    if let Some(w) = try_map(&mut note, counts) {
+        return Ok((w, CacheInfo::new(CacheState::Mapped, Some(dest), note)));
+    }
+    let cannot_write = |e: &dyn std::fmt::Display| {
+        format!(
+            "cannot write the packed-weight cache in {}: {e}; the weights are packed in this process's memory",
+            dir.display()
+        )
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return in_memory(CacheState::InMemory, Some(dest), join(note, cannot_write(&e)), fetch, counts);
+    }
+    let lock_path = dest.with_extension("qwen3pack.lock");
+    let _held = match lock::acquire(&lock_path, cancel) {
+        Ok(h) => h,
+        Err(lock::LockError::Cancelled) => return Err(EngineError::Cancelled),
+        Err(lock::LockError::Io(e)) => {
+            return in_memory(CacheState::InMemory, Some(dest), join(note, cannot_write(&e)), fetch, counts)
+        }
+    };
+    // Another process may have built it while this one waited.
+    let mut late = None;
+    if let Some(w) = try_map(&mut late, counts) {
+        return Ok((w, CacheInfo::new(CacheState::Mapped, Some(dest), note)));
+    }
+    let mut writer = match Writer::create(&dest) {
+        Ok(w) => w,
+        Err(e) => return in_memory(CacheState::InMemory, Some(dest), join(note, cannot_write(&e)), fetch, counts),
+    };
+    let mut failure: Option<String> = None;
+    let walked = weights::walk(path, &config, &mut *fetch, counts, |name, piece| {
+        let (kind, dims, parts) = describe(&piece).map_err(|why| {
+            failure =
+                Some(format!("tensor {name} cannot be cached: {why}; the weights are packed in this process's memory"));
+            EngineError::Cancelled
+        })?;
+        let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
+        writer.add(name, kind, dims, &parts).map_err(|e| {
+            failure = Some(cannot_write(&e));
+            EngineError::Cancelled
+        })
+    });
+    match (walked, failure) {
+        (Ok(()), _) => {}
+        (Err(_), Some(why)) => {
+            writer.abandon();
+            return in_memory(CacheState::InMemory, Some(dest), join(note, why), fetch, counts);
+        }
+        (Err(e), None) => {
+            writer.abandon();
+            return Err(e);
+        }
+    }
+    if let Err(e) = writer.finish(&key, counts.clone(), &dest) {
+        return in_memory(CacheState::InMemory, Some(dest), join(note, cannot_write(&e)), fetch, counts);
+    }
+    match try_map(&mut note, counts) {
+        Some(w) => Ok((w, CacheInfo::new(CacheState::Built, Some(dest), note))),
+        None => {
+            let why = "the file just written did not read back".to_string();
+            in_memory(CacheState::InMemory, Some(dest), join(note, why), fetch, counts)
+        }
+    }
+}
+
+/// The kind string, dims and arrays of a piece, or why it cannot be cached.
+fn describe(piece: &Piece) -> std::result::Result<(String, Vec<usize>, Vec<Cow<'_, [u8]>>), String> {
+    Ok(match piece {
+        Piece::Embed(e) => (format!("embed:{:?}", e.dtype), e.dims(), vec![Cow::Borrowed(e.data.as_bytes())]),
+        Piece::Norm(t) => {
+            let v = t.to_vec1::<f32>().map_err(|e| e.to_string())?;
+            (
+                String::from("norm"),
+                t.dims().to_vec(),
+                vec![Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())],
+            )
+        }
+        Piece::Linear(Linear::Packed(p)) => {
+            (format!("q:{:?}", p.kind), vec![p.n, p.k], p.parts().into_iter().map(Cow::Borrowed).collect())
+        }
+        Piece::Linear(Linear::PackedDense(p)) => {
+            (format!("dense:{:?}", p.kind), vec![p.n, p.k], p.parts().into_iter().map(Cow::Borrowed).collect())
+        }
+        Piece::Linear(l) => return Err(format!("its type {} is not one the kernels take", l.type_name())),
+    })
+}
+
+const EMBED_TYPES: [GgmlDType; 15] = [
+    GgmlDType::F32,
+    GgmlDType::F16,
+    GgmlDType::BF16,
+    GgmlDType::Q4_0,
+    GgmlDType::Q4_1,
+    GgmlDType::Q5_0,
+    GgmlDType::Q5_1,
+    GgmlDType::Q8_0,
+    GgmlDType::Q8_1,
+    GgmlDType::Q2K,
+    GgmlDType::Q3K,
+    GgmlDType::Q4K,
+    GgmlDType::Q5K,
+    GgmlDType::Q6K,
+    GgmlDType::Q8K,
+];
+const DENSE_KINDS: [DenseKind; 3] = [DenseKind::F16, DenseKind::Bf16, DenseKind::F32];
+
+/// The model's weights read from a mapped cache file, or what does not fit.
+fn weights_from(m: &Mapped, config: &ModelConfig) -> std::result::Result<ModelWeights, String> {
+    let mut pieces = HashMap::new();
+    for e in &m.table.tensors {
+        let bad = || format!("corrupted: tensor {} ({} {:?}) does not fit its arrays", e.name, e.kind, e.dims);
+        let regions: Vec<_> = e.parts.iter().map(|&p| m.region(p)).collect::<Option<_>>().ok_or_else(bad)?;
+        let (family, ty) = e.kind.split_once(':').unwrap_or((e.kind.as_str(), ""));
+        let piece = match (family, e.dims.as_slice()) {
+            ("embed", &[rows, hidden]) => {
+                let dtype = EMBED_TYPES.into_iter().find(|d| format!("{d:?}") == ty).ok_or_else(bad)?;
+                let data = regions.first().and_then(|r| r.typed::<u8>()).ok_or_else(bad)?;
+                Piece::Embed(Embedding::new(dtype, rows, hidden, data).ok_or_else(bad)?)
+            }
+            ("norm", &[n]) => {
+                let v: Vec<f32> = regions.first().and_then(|r| r.typed::<f32>()).ok_or_else(bad)?.to_vec();
+                if v.len() != n {
+                    return Err(bad());
+                }
+                Piece::Norm(Tensor::from_vec(v, n, &candle_core::Device::Cpu).map_err(|e| e.to_string())?)
+            }
+            ("q", &[n, k]) => {
+                let kind = QKind::ALL.into_iter().find(|q| format!("{q:?}") == ty).ok_or_else(bad)?;
+                Piece::Linear(Linear::Packed(PackedQ::from_parts(kind, n, k, &regions).ok_or_else(bad)?))
+            }
+            ("dense", &[n, k]) => {
+                let kind = DENSE_KINDS.into_iter().find(|d| format!("{d:?}") == ty).ok_or_else(bad)?;
+                Piece::Linear(Linear::PackedDense(PackedDense::from_parts(kind, n, k, &regions).ok_or_else(bad)?))
+            }
+            _ => return Err(bad()),
+        };
+        pieces.insert(e.name.clone(), piece);
+    }
+    for name in weights::tensor_names(config) {
+        let expected = weights::expected_dims(config, weights::canonical(&name));
+        let found = match pieces.get(&name) {
+            Some(Piece::Embed(e)) => e.dims(),
+            Some(Piece::Norm(t)) => t.dims().to_vec(),
+            Some(Piece::Linear(l)) => l.dims(),
+            None => return Err(format!("corrupted: tensor {name} is missing")),
+        };
+        if found != expected {
+            return Err(format!("corrupted: tensor {name} is {found:?}, the model needs {expected:?}"));
+        }
+    }
+    ModelWeights::from_pieces(config.clone(), |name| {
+        pieces.remove(name).ok_or_else(|| EngineError::Compute(format!("tensor {name} is missing")))
+    })
+    .map_err(|e| e.to_string())
+}
