@@ -12,7 +12,10 @@
 #      server's errors, the server's token budget is the configured one;
 #   8. the sync workers drain the embedding queue: a lone insert is embedded within seconds, and
 #      under concurrent updates every row ends with the vector of its current text, also after a
-#      kill -9 of the model server, of a sync worker, and an immediate restart, each mid-drain.
+#      kill -9 of the model server, of a sync worker, and an immediate restart, each mid-drain;
+#   9. the packed-weight cache: the server maps it, a kill -9 of the server is served again within
+#      2 s, 16 backends loading a model at once pack it once, an unwritable cache directory
+#      falls back to memory with a WARNING and the same vectors.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,12 +45,14 @@ check() { # name, then a command that must succeed
 q() { pg_local_psql -qAt "$@"; }
 eq() { [[ "$1" == "$2" ]] || { echo "      got '$1', want '$2'"; return 1; }; }
 
+install -d -o postgres "$WORK/cache"
 pg_local_start "$WORK/pg" "$PORT" \
     "shared_preload_libraries = 'qwen3_embed'" \
     "qwen3_embed.model_path = '$MODEL'" \
     "qwen3_embed.server_threads = 2" \
     "qwen3_embed.threads = 2" \
     "qwen3_embed.server_max_tokens = 3000000" \
+    "qwen3_embed.cache_dir = '$WORK/cache'" \
     "max_connections = 50"
 DATA="$WORK/pg/data"
 LOG="$WORK/pg/server.log"
@@ -242,6 +247,50 @@ crash_round "kill -9 of a sync worker" kill_worker
 crash_round "an immediate restart of the cluster" restart_immediate
 check "no queue row and no error row is left" \
     eq "$(q -c "SELECT pending, waiting_retry, failed FROM qwen3_embed_sync_status WHERE relation = 'synced'::regclass")" "0|0|0"
+
+# --- 9. the packed-weight cache ---------------------------------------------------------------------
+check "the server maps the packed-weight cache in qwen3_embed.cache_dir" \
+    eq "$(q -c "SELECT cache IN ('built', 'mapped'), cache_file LIKE '$WORK/cache/model-q8_0-%.qwen3pack', cache_bytes > 0 FROM qwen3_embed_server_stats()")" "t|t|t"
+CACHE_REF="$(q -c "SELECT qwen3_embed('cache probe')")"
+old_pid="$(q -c "SELECT pid FROM qwen3_embed_server_stats()")"
+t0=$(date +%s%N)
+kill -9 "$old_pid"
+served=""
+for _ in $(seq 100); do
+    served="$(q -c "SELECT qwen3_embed('cache probe')" 2>/dev/null || true)"
+    [[ -n "$served" ]] && break
+    sleep 0.05
+done
+restart_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "      after kill -9 of the model server, the next call was served in ${restart_ms} ms"
+check "after kill -9 of the model server, a call is served within 2 s, same vector, cache mapped" \
+    eq "$([[ "$served" == "$CACHE_REF" && $restart_ms -le 2000 ]] && echo yes) $(q -c "SELECT cache FROM qwen3_embed_server_stats()")" "yes mapped"
+
+# 16 backends (not the server) load a model nobody has packed yet, all at once.
+files_before="$(ls "$WORK/cache" | grep -c 'qwen3pack$')"
+COLD="$WORK/cold/model-q4_k_m.gguf"
+install -d -o postgres "$WORK/cold"
+cp "$Q4_MODEL" "$COLD"
+chmod 644 "$COLD"
+for i in $(seq 16); do
+    q -c "SET qwen3_embed.use_server = off" -c "SET qwen3_embed.model_path = '$COLD'" \
+      -c "SELECT cache || ' ' || md5(qwen3_embed('cold cache')::text) FROM qwen3_embed_info()" >"$WORK/cold.$i" 2>&1 &
+done
+wait
+states="$(cat "$WORK"/cold.* | awk '{print $1}' | sort | uniq -c | awk '{printf "%s %s;", $1, $2}')"
+echo "      16 first loads at once: $states"
+check "16 backends loading a model at once pack it once (1 built, 15 mapped), same vectors" \
+    eq "$states $(cat "$WORK"/cold.* | awk '{print $2}' | sort -u | wc -l)" "1 built;15 mapped; 1"
+check "one new cache file for it" eq "$(ls "$WORK/cache" | grep -c 'qwen3pack$')" "$((files_before + 1))"
+
+q -c "ALTER SYSTEM SET qwen3_embed.cache_dir = '/dev/null/qwen3_embed'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+fallback="$(q -c "SET qwen3_embed.use_server = off" -c "SELECT qwen3_embed('cache probe')" 2>&1)"
+check "an unwritable cache directory: WARNING naming the reason, vector as with the cache" \
+    eq "$(grep -c 'WARNING:  qwen3_embed: cannot write the packed-weight cache in /dev/null/qwen3_embed: Not a directory' <<<"$fallback") $(tail -n 1 <<<"$fallback" | cmp -s - <(echo "$CACHE_REF") && echo same)" "1 same"
+check "... and qwen3_embed_info() says the weights are in memory" \
+    eq "$(q -c "SET qwen3_embed.use_server = off" -c "SELECT cache, cache_bytes FROM qwen3_embed_info()" 2>/dev/null)" "in memory|0"
+q -c "ALTER SYSTEM RESET qwen3_embed.cache_dir" -c "SELECT pg_reload_conf()" >/dev/null
 
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0))

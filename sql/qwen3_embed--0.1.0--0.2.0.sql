@@ -8,7 +8,7 @@
 -- an upgraded database has exactly a fresh install's objects.
 \echo Use "ALTER EXTENSION qwen3_embed UPDATE" to load this file. \quit
 
--- The model server's statistics gained four result columns; a function's result type cannot be
+-- The model server's statistics gained seven result columns; a function's result type cannot be
 -- replaced, only dropped and created again.
 DROP FUNCTION @extschema@.qwen3_embed_server_stats();
 CREATE FUNCTION @extschema@."qwen3_embed_server_stats"() RETURNS TABLE (
@@ -30,13 +30,17 @@ CREATE FUNCTION @extschema@."qwen3_embed_server_stats"() RETURNS TABLE (
 	"model_loads" bigint,
 	"loading" TEXT,
 	"tokens_in_flight" bigint,
-	"max_tokens_in_flight" bigint
+	"max_tokens_in_flight" bigint,
+	"cache" TEXT,
+	"cache_file" TEXT,
+	"cache_bytes" bigint
 )
 STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_server_stats_wrapper';
 
--- qwen3_embed_info gained two result columns: why the device was chosen, and the backend.
+-- qwen3_embed_info gained five result columns: why the device was chosen, the backend, and the
+-- packed-weight cache in use.
 DROP FUNCTION @extschema@.qwen3_embed_info();
 CREATE FUNCTION @extschema@."qwen3_embed_info"() RETURNS TABLE (
 	"model_path" TEXT,
@@ -53,7 +57,10 @@ CREATE FUNCTION @extschema@."qwen3_embed_info"() RETURNS TABLE (
 	"load_ms" double precision,
 	"runs_in" TEXT,
 	"device_reason" TEXT,
-	"backend" TEXT
+	"backend" TEXT,
+	"cache" TEXT,
+	"cache_file" TEXT,
+	"cache_bytes" bigint
 )
 STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c

@@ -168,6 +168,9 @@ fn qwen3_embed_info() -> TableIterator<
         name!(runs_in, String),
         name!(device_reason, String),
         name!(backend, String),
+        name!(cache, String),
+        name!(cache_file, Option<String>),
+        name!(cache_bytes, i64),
     ),
 > {
     let (i, runs_in) = host::info();
@@ -187,6 +190,9 @@ fn qwen3_embed_info() -> TableIterator<
         runs_in.to_string(),
         i.device_reason,
         i.backend,
+        i.cache,
+        i.cache_file,
+        i.cache_bytes as i64,
     ))
 }
 
@@ -215,6 +221,9 @@ fn qwen3_embed_server_stats() -> TableIterator<
         name!(loading, Option<String>),
         name!(tokens_in_flight, Option<i64>),
         name!(max_tokens_in_flight, Option<i64>),
+        name!(cache, Option<String>),
+        name!(cache_file, Option<String>),
+        name!(cache_bytes, Option<i64>),
     ),
 > {
     let (state, stats, unreachable) = host::server_stats();
@@ -243,9 +252,13 @@ fn qwen3_embed_server_stats() -> TableIterator<
             None,
             None,
             None,
+            None,
+            None,
+            None,
         ));
     };
     let mean = (s.batches > 0).then(|| s.requests as f64 / s.batches as f64);
+    let cache_bytes = s.cache.is_some().then_some(s.cache_bytes as i64);
     let tps = (s.busy_s > 0.0).then(|| s.tokens as f64 / s.busy_s);
     TableIterator::once((
         state.to_string(),
@@ -267,6 +280,9 @@ fn qwen3_embed_server_stats() -> TableIterator<
         s.loading,
         Some(s.tokens_in_flight as i64),
         Some(s.max_tokens_in_flight as i64),
+        s.cache,
+        s.cache_file,
+        cache_bytes,
     ))
 }
 

@@ -21,6 +21,7 @@ pub static SYNC_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 pub static SYNC_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(250);
 pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
 pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
+pub static CACHE_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// What an input longer than `qwen3_embed.max_tokens` gets.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -113,6 +114,14 @@ pub fn register() {
         GucFlags::default(),
     );
     GucRegistry::define_string_guc(
+        c"qwen3_embed.cache_dir",
+        c"Directory of the packed-weight cache, one file per model that every process maps: empty means ~/.cache/qwen3_embed of the server's OS user, off packs the weights in each process's memory.",
+        c"Read at each model load; the model server reads the value it started with. Keep it outside the data directory: the files are derived data, several GB each.",
+        &CACHE_DIR,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
         c"qwen3_embed.model_path",
         c"The Qwen3-Embedding model: a .gguf file or a Hugging Face checkpoint directory.",
         c"Read by the server process. A new value takes effect for the next call, no restart needed.",
@@ -188,6 +197,16 @@ pub fn register() {
 
 pub fn model_path() -> Option<String> {
     MODEL_PATH.get().map(|s| s.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty())
+}
+
+/// The packed-weight cache's directory; `None` when set to `off` or when no home is known.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    let v = CACHE_DIR.get().map(|s| s.to_string_lossy().trim().to_string()).unwrap_or_default();
+    match v.as_str() {
+        "" => qwen3_embed_engine::cache::default_dir(),
+        "off" => None,
+        dir => Some(dir.into()),
+    }
 }
 
 pub fn device() -> String {

@@ -19,7 +19,10 @@ fn load(model: &Path, cache: Option<&Path>) -> Engine {
 }
 
 fn try_load(model: &Path, cache: Option<&Path>, cancel: Option<CancelFlag>) -> Result<Engine, EngineError> {
-    Engine::load(model, &EngineOptions { threads: 2, cache_dir: cache.map(Path::to_path_buf), cancel, ..Default::default() })
+    Engine::load(
+        model,
+        &EngineOptions { threads: 2, cache_dir: cache.map(Path::to_path_buf), cancel, ..Default::default() },
+    )
 }
 
 fn vectors(e: &Engine) -> Vec<Vec<u32>> {
@@ -83,7 +86,8 @@ fn unusable_files_are_rebuilt() {
     load(&model, Some(dir.path()));
     let file = pack_file(dir.path());
     let len = std::fs::metadata(&file).unwrap().len();
-    let write_at = |at: u64, bytes: &[u8]| OpenOptions::new().write(true).open(&file).unwrap().write_all_at(bytes, at).unwrap();
+    let write_at =
+        |at: u64, bytes: &[u8]| OpenOptions::new().write(true).open(&file).unwrap().write_all_at(bytes, at).unwrap();
     let flip = |at: u64| {
         let f = OpenOptions::new().read(true).write(true).open(&file).unwrap();
         let mut b = [0u8];

@@ -46,11 +46,18 @@ fn engine() -> Arc<Engine> {
     }
     // Drop the old model before loading the new one, so two never sit in memory together.
     *slot = None;
-    let opts = EngineOptions { threads: key.threads, device: spec, ..Default::default() };
+    let opts =
+        EngineOptions { threads: key.threads, device: spec, cache_dir: settings::cache_dir(), ..Default::default() };
     let path = key.path.clone();
-    // Off this thread, so a slow load can be cancelled (the abandoned load then ends alone).
-    let loaded = run_cancellable(move |_| Engine::load(std::path::Path::new(&path), &opts));
+    // Off this thread, so a slow load (or a wait for another process writing the cache) can be
+    // cancelled; the abandoned load then ends alone.
+    let loaded = run_cancellable(move |cancel| {
+        Engine::load(std::path::Path::new(&path), &EngineOptions { cancel: Some(cancel.clone()), ..opts })
+    });
     let engine = Arc::new(loaded.unwrap_or_else(|e| raise(e)));
+    if let Some(note) = &engine.info().cache.note {
+        pgrx::warning!("qwen3_embed: {note}");
+    }
     *slot = Some((key, engine.clone()));
     engine
 }

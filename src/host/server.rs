@@ -109,6 +109,7 @@ fn child_main(parent: libc::pid_t, restarts: u64, last_exit: Option<String>, pre
             last_exit,
             log: child_log,
             max_tokens_in_flight: settings::server_max_tokens(),
+            cache_dir: settings::cache_dir(),
             ..ServerOptions::default()
         };
         match serve::serve(listener, opts) {

@@ -168,7 +168,9 @@ impl Writer {
 pub fn open(path: &Path, key: &Key) -> Result<Mapped, OpenError> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Missing),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {
+            return Err(OpenError::Missing)
+        }
         Err(e) => return Err(OpenError::Invalid(format!("cannot open it: {e}"))),
     };
     let invalid = |s: String| OpenError::Invalid(s);

@@ -28,11 +28,30 @@ use crate::weights::{self, Embedding, Linear, ModelWeights, Piece, RawTensor};
 use file::{Key, Mapped, OpenError, Writer};
 
 /// Where the cache lives when nothing says otherwise: `$XDG_CACHE_HOME/qwen3_embed`, else
-/// `$HOME/.cache/qwen3_embed` (for a Debian PostgreSQL server, /var/lib/postgresql/.cache/
-/// qwen3_embed: outside the data directory, so base backups do not carry it).
+/// `~/.cache/qwen3_embed` of the user running the process (`$HOME`, else the password
+/// database's home). For a Debian PostgreSQL server that is /var/lib/postgresql/.cache/
+/// qwen3_embed: outside the data directory, so base backups do not carry it.
 pub fn default_dir() -> Option<PathBuf> {
     let non_empty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty()).map(PathBuf::from);
-    non_empty("XDG_CACHE_HOME").or_else(|| non_empty("HOME").map(|h| h.join(".cache"))).map(|d| d.join("qwen3_embed"))
+    let home = || non_empty("HOME").or_else(passwd_home);
+    non_empty("XDG_CACHE_HOME").or_else(|| home().map(|h| h.join(".cache"))).map(|d| d.join("qwen3_embed"))
+}
+
+fn passwd_home() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0u8; 16384];
+    // SAFETY: getpwuid_r writes into `pw` and `buf`, both ours and large enough; the result
+    // points into them and is read before they go.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut out = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(libc::geteuid(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+        if rc != 0 || out.is_null() || pw.pw_dir.is_null() {
+            return None;
+        }
+        let dir = std::ffi::CStr::from_ptr(pw.pw_dir).to_bytes();
+        (!dir.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(dir)))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,13 +143,13 @@ pub fn load(
                 Some(w)
             }
             Err(why) => {
-                *note = join(note.take(), format!("{}: {why}; rebuilt", dest.display()));
+                *note = join(note.take(), format!("{}: {why}", dest.display()));
                 None
             }
         },
         Err(OpenError::Missing) => None,
         Err(OpenError::Invalid(why)) => {
-            *note = join(note.take(), format!("{}: {why}; rebuilt", dest.display()));
+            *note = join(note.take(), format!("{}: {why}", dest.display()));
             None
         }
     };
@@ -190,10 +209,11 @@ pub fn load(
     if let Err(e) = writer.finish(&key, counts.clone(), &dest) {
         return in_memory(CacheState::InMemory, Some(dest), join(note, cannot_write(&e)), fetch, counts);
     }
-    match try_map(&mut note, counts) {
-        Some(w) => Ok((w, CacheInfo::new(CacheState::Built, Some(dest), note))),
+    let mut unreadable = None;
+    match try_map(&mut unreadable, counts) {
+        Some(w) => Ok((w, CacheInfo::new(CacheState::Built, Some(dest), note.map(|n| format!("{n}; rebuilt"))))),
         None => {
-            let why = "the file just written did not read back".to_string();
+            let why = format!("the file just written did not read back ({})", unreadable.unwrap_or_default());
             in_memory(CacheState::InMemory, Some(dest), join(note, why), fetch, counts)
         }
     }

@@ -41,6 +41,8 @@ pub struct ServerOptions {
     pub log: fn(&str),
     /// Most estimated tokens of all requests queued or running at once.
     pub max_tokens_in_flight: usize,
+    /// The packed-weight cache's directory (`EngineOptions::cache_dir`).
+    pub cache_dir: Option<std::path::PathBuf>,
     pub load: Loader,
 }
 
@@ -52,6 +54,7 @@ impl Default for ServerOptions {
             last_exit: None,
             log: |_| {},
             max_tokens_in_flight: 1 << 22,
+            cache_dir: None,
             load: Engine::load,
         }
     }
@@ -106,6 +109,7 @@ struct Shared {
     log: fn(&str),
     in_flight: Arc<AtomicUsize>,
     max_in_flight: usize,
+    cache_dir: Option<std::path::PathBuf>,
     load: Loader,
     /// A load that has ended, for the batcher to take.
     loaded: Mutex<Option<(ModelKey, Result<Engine, EngineError>)>>,
@@ -206,6 +210,7 @@ pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()>
         log: opts.log,
         in_flight: Arc::new(AtomicUsize::new(0)),
         max_in_flight: opts.max_tokens_in_flight.max(1),
+        cache_dir: opts.cache_dir.clone(),
         load: opts.load,
         loaded: Mutex::new(None),
     });
@@ -373,7 +378,9 @@ fn start_load(shared: &Arc<Shared>, key: ModelKey) {
         (sh.log)(&format!("loading {}", key.path));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let device: DeviceSpec = key.device.parse()?;
-            (sh.load)(Path::new(&key.path), &EngineOptions { threads: key.threads, device, ..Default::default() })
+            let opts =
+                EngineOptions { threads: key.threads, device, cache_dir: sh.cache_dir.clone(), ..Default::default() };
+            (sh.load)(Path::new(&key.path), &opts)
         }))
         .unwrap_or_else(|_| Err(EngineError::Compute("loading the model panicked".into())));
         *lock(&sh.loaded) = Some((key, result));
@@ -401,12 +408,24 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
             match result {
                 Ok(engine) => {
                     let ms = engine.info().load_time.as_secs_f64() * 1000.0;
-                    (shared.log)(&format!("loaded {} in {ms:.0} ms ({} threads)", key.path, engine.info().threads));
+                    let cache = &engine.info().cache;
+                    if let Some(note) = &cache.note {
+                        (shared.log)(&format!("WARNING: {note}"));
+                    }
+                    let threads = engine.info().threads;
+                    (shared.log)(&format!(
+                        "loaded {} in {ms:.0} ms ({threads} threads, cache {})",
+                        key.path,
+                        cache.state.as_str()
+                    ));
                     {
                         let mut s = lock(&shared.stats);
                         s.model_path = Some(key.path.clone());
                         s.model_load_ms = Some(ms);
                         s.model_loads += 1;
+                        s.cache = Some(cache.state.as_str().to_string());
+                        s.cache_file = cache.path.as_ref().map(|p| p.display().to_string());
+                        s.cache_bytes = cache.bytes;
                     }
                     // The model it replaces (if any) is freed here.
                     ready = Some((key, Arc::new(engine)));

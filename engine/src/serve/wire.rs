@@ -98,6 +98,16 @@ pub struct InfoSummary {
     pub threads: usize,
     pub fingerprint: String,
     pub load_ms: f64,
+    /// The packed-weight cache: "off", "mapped", "built" or "in memory" (`CacheState`).
+    #[serde(default)]
+    pub cache: String,
+    #[serde(default)]
+    pub cache_file: Option<String>,
+    #[serde(default)]
+    pub cache_bytes: u64,
+    /// Why the cache is not in use, or what was rebuilt.
+    #[serde(default)]
+    pub cache_note: Option<String>,
 }
 
 impl From<&ModelInfo> for InfoSummary {
@@ -116,6 +126,10 @@ impl From<&ModelInfo> for InfoSummary {
             threads: i.threads,
             fingerprint: i.fingerprint.clone(),
             load_ms: i.load_time.as_secs_f64() * 1000.0,
+            cache: i.cache.state.as_str().to_string(),
+            cache_file: i.cache.path.as_ref().map(|p| p.display().to_string()),
+            cache_bytes: i.cache.bytes,
+            cache_note: i.cache.note.clone(),
         }
     }
 }
@@ -152,6 +166,13 @@ pub struct Stats {
     pub tokens_in_flight: usize,
     #[serde(default)]
     pub max_tokens_in_flight: usize,
+    /// The loaded model's packed-weight cache: state, file and size (`InfoSummary::cache`).
+    #[serde(default)]
+    pub cache: Option<String>,
+    #[serde(default)]
+    pub cache_file: Option<String>,
+    #[serde(default)]
+    pub cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
