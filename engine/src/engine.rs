@@ -201,6 +201,9 @@ impl Engine {
                 ))
             }
         };
+        // Loading freed the file's metadata, the tokenizer's JSON and (without the cache) the
+        // tensors' own copies: give that memory back rather than keep it in malloc's free lists.
+        crate::files::release_free_memory();
         let info = ModelInfo {
             path: path.to_path_buf(),
             format,
