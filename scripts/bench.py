@@ -11,7 +11,8 @@ RSS, load time, and the agreement of the peer's vectors with the engine's (min c
 documents and queries), then the engine/peer throughput ratio. Standard library only.
 
 How each runtime is timed
-  engine        `qwen3-embed bench`: load, warm-up (two short sequences), documents packed into
+  engine        `qwen3-embed bench --no-cache` (the packed-weight cache changes the load, not the
+                compute; scripts/bench_cache.py measures it): load, warm-up (two short sequences), documents packed into
                 forward passes of at most --batch-tokens tokens (timed: best of --doc-repeats),
                 then each query alone, --query-repeats rounds (mean).
   llama.cpp     one `llama-embedding` process for the documents (-c = -b = -ub = --batch-tokens,
@@ -185,7 +186,7 @@ def run_engine(args, model, work, docs_path, queries_path, tag):
     cmd = [args.engine, "bench", "--model", model, "--threads", str(args.threads),
            "--docs", docs_path, "--queries", queries_path, "--instruct", TASK,
            "--batch-tokens", str(args.batch_tokens), "--query-repeats", str(args.query_repeats),
-           "--doc-repeats", str(args.doc_repeats), "--output", out_vec]
+           "--doc-repeats", str(args.doc_repeats), "--output", out_vec, "--no-cache"]
     cmd += shlex.split(args.engine_args)
     env = dict(os.environ, **dict(kv.split("=", 1) for kv in args.engine_env))
     rc, wall, rss = run_child(cmd, stdout, stderr, env=env)

@@ -59,7 +59,7 @@ def main():
         out = subprocess.run([args.engine, "bench", "--model", model, "--threads", str(args.threads),
                               "--docs", docs_path, "--queries", queries_path,
                               "--batch-tokens", str(args.batch_tokens), "--doc-repeats", str(args.repeats),
-                              "--query-repeats", "1", "--output", os.path.join(work, "v.jsonl")],
+                              "--query-repeats", "1", "--output", os.path.join(work, "v.jsonl"), "--no-cache"],
                              check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         tokens = r["doc_tokens"]
