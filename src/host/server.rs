@@ -187,8 +187,13 @@ pub extern "C-unwind" fn qwen3_embed_server_main(_arg: pg_sys::Datum) {
         warning!("qwen3_embed: model server process {pid} {how}; starting a new one");
         last_exit = Some(format!("the previous model server process ({pid}) {how}"));
         restarts += 1;
-        // A process that dies at once (say, it cannot bind its socket) is not retried in a loop.
-        if started.elapsed() < Duration::from_secs(5) && !BackgroundWorker::wait_latch(Some(Duration::from_secs(1))) {
+        // A process that fails at once (say, it cannot bind its socket) is not retried in a loop;
+        // one that was killed (kill -9, the OOM killer) is replaced at once, however young.
+        let killed = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL;
+        if !killed
+            && started.elapsed() < Duration::from_secs(5)
+            && !BackgroundWorker::wait_latch(Some(Duration::from_secs(1)))
+        {
             return;
         }
     }
