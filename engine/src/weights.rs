@@ -403,56 +403,51 @@ pub fn walk(
     Ok(())
 }
 
+fn wrong(name: &str) -> EngineError {
+    EngineError::Compute(format!("tensor {name} is not of the kind its name says"))
+}
+
+fn take_linear(take: &mut impl FnMut(&str) -> Result<Piece>, name: &str) -> Result<Linear> {
+    match take(name)? {
+        Piece::Linear(l) => Ok(l),
+        _ => Err(wrong(name)),
+    }
+}
+
+fn take_norm(take: &mut impl FnMut(&str) -> Result<Piece>, name: &str) -> Result<Tensor> {
+    match take(name)? {
+        Piece::Norm(t) => Ok(t),
+        _ => Err(wrong(name)),
+    }
+}
+
 impl ModelWeights {
     /// The weights from their pieces, taken by canonical name.
     pub fn from_pieces(config: ModelConfig, mut take: impl FnMut(&str) -> Result<Piece>) -> Result<ModelWeights> {
-        let wrong = |name: &str| EngineError::Compute(format!("tensor {name} is not of the kind its name says"));
-        let mut linear = |name: String| match take(&name)? {
-            Piece::Linear(l) => Ok(l),
-            _ => Err(wrong(&name)),
-        };
-        let mut layers = Vec::with_capacity(config.layers);
-        let mut norms = Vec::new();
-        for i in 0..config.layers {
-            let n = |t: &str| format!("layers.{i}.{t}");
-            let (q, k, v, o) = (
-                linear(n(LAYER_TENSORS[1]))?,
-                linear(n(LAYER_TENSORS[2]))?,
-                linear(n(LAYER_TENSORS[3]))?,
-                linear(n(LAYER_TENSORS[4]))?,
-            );
-            let (gate, up, down) =
-                (linear(n(LAYER_TENSORS[8]))?, linear(n(LAYER_TENSORS[9]))?, linear(n(LAYER_TENSORS[10]))?);
-            layers.push((q, k, v, o, gate, up, down));
-            norms.push([0, 5, 6, 7].map(|j| n(LAYER_TENSORS[j])));
-        }
-        drop(linear);
-        let mut norm = |name: &str| match take(name)? {
-            Piece::Norm(t) => Ok(t),
-            _ => Err(wrong(name)),
-        };
-        let mut out = Vec::with_capacity(config.layers);
-        for ((q, k, v, o, gate, up, down), [attn, qn, kn, ffn]) in layers.into_iter().zip(norms) {
-            out.push(LayerWeights {
-                attn_norm: norm(&attn)?,
-                q,
-                k,
-                v,
-                o,
-                q_norm: norm(&qn)?,
-                k_norm: norm(&kn)?,
-                ffn_norm: norm(&ffn)?,
-                gate,
-                up,
-                down,
-            });
-        }
-        let final_norm = norm("norm")?;
         let embed = match take("embed_tokens")? {
             Piece::Embed(e) => e,
             _ => return Err(wrong("embed_tokens")),
         };
-        Ok(ModelWeights { config, embed, layers: out, final_norm })
+        let mut layers = Vec::with_capacity(config.layers);
+        for i in 0..config.layers {
+            let n = |j: usize| format!("layers.{i}.{}", LAYER_TENSORS[j]);
+            let t = &mut take;
+            layers.push(LayerWeights {
+                attn_norm: take_norm(t, &n(0))?,
+                q: take_linear(t, &n(1))?,
+                k: take_linear(t, &n(2))?,
+                v: take_linear(t, &n(3))?,
+                o: take_linear(t, &n(4))?,
+                q_norm: take_norm(t, &n(5))?,
+                k_norm: take_norm(t, &n(6))?,
+                ffn_norm: take_norm(t, &n(7))?,
+                gate: take_linear(t, &n(8))?,
+                up: take_linear(t, &n(9))?,
+                down: take_linear(t, &n(10))?,
+            });
+        }
+        let final_norm = take_norm(&mut take, "norm")?;
+        Ok(ModelWeights { config, embed, layers, final_norm })
     }
 }
 

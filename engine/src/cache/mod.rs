@@ -184,7 +184,7 @@ pub fn load(
     };
     let mut failure: Option<String> = None;
     let walked = weights::walk(path, &config, &mut *fetch, counts, |name, piece| {
-        let (kind, dims, parts) = describe(&piece).map_err(|why| {
+        let Described { kind, dims, parts } = describe(&piece).map_err(|why| {
             failure =
                 Some(format!("tensor {name} cannot be cached: {why}; the weights are packed in this process's memory"));
             EngineError::Cancelled
@@ -219,9 +219,16 @@ pub fn load(
     }
 }
 
+/// A piece as the cache file's table records it, with its arrays.
+struct Described<'a> {
+    kind: String,
+    dims: Vec<usize>,
+    parts: Vec<Cow<'a, [u8]>>,
+}
+
 /// The kind string, dims and arrays of a piece, or why it cannot be cached.
-fn describe(piece: &Piece) -> std::result::Result<(String, Vec<usize>, Vec<Cow<'_, [u8]>>), String> {
-    Ok(match piece {
+fn describe(piece: &Piece) -> std::result::Result<Described<'_>, String> {
+    let (kind, dims, parts) = match piece {
         Piece::Embed(e) => (format!("embed:{:?}", e.dtype), e.dims(), vec![Cow::Borrowed(e.data.as_bytes())]),
         Piece::Norm(t) => {
             let v = t.to_vec1::<f32>().map_err(|e| e.to_string())?;
@@ -238,7 +245,8 @@ fn describe(piece: &Piece) -> std::result::Result<(String, Vec<usize>, Vec<Cow<'
             (format!("dense:{:?}", p.kind), vec![p.n, p.k], p.parts().into_iter().map(Cow::Borrowed).collect())
         }
         Piece::Linear(l) => return Err(format!("its type {} is not one the kernels take", l.type_name())),
-    })
+    };
+    Ok(Described { kind, dims, parts })
 }
 
 const EMBED_TYPES: [GgmlDType; 15] = [
