@@ -14,8 +14,9 @@
 #      under concurrent updates every row ends with the vector of its current text, also after a
 #      kill -9 of the model server, of a sync worker, and an immediate restart, each mid-drain;
 #   9. the packed-weight cache: the server maps it, a kill -9 of the server is served again within
-#      2 s, 16 backends loading a model at once pack it once, an unwritable cache directory
-#      falls back to memory with a WARNING and the same vectors.
+#      2 s, 16 backends loading a model at once pack it once, a load waiting for the writer obeys
+#      statement_timeout, an unwritable cache directory falls back to memory with a WARNING and
+#      the same vectors.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -282,6 +283,25 @@ echo "      16 first loads at once: $states"
 check "16 backends loading a model at once pack it once (1 built, 15 mapped), same vectors" \
     eq "$states $(cat "$WORK"/cold.* | awk '{print $2}' | sort -u | wc -l)" "1 built;15 mapped; 1"
 check "one new cache file for it" eq "$(ls "$WORK/cache" | grep -c 'qwen3pack$')" "$((files_before + 1))"
+
+# A session waiting for another process to write the cache obeys statement_timeout.
+COLD2="$WORK/cold/model-q4_k_m-2.gguf"
+cp "$Q4_MODEL" "$COLD2"
+chmod 644 "$COLD2"
+q -c "SET qwen3_embed.use_server = off" -c "SET qwen3_embed.model_path = '$COLD2'" -c "SELECT qwen3_embed('x')" >/dev/null
+pack2="$(ls "$WORK"/cache/model-q4_k_m-2-*.qwen3pack)"
+rm -f "$pack2"
+flock "$pack2.lock" sleep 20 &
+holder=$!
+sleep 0.2
+t0=$(date +%s%N)
+waited="$(q -c "SET qwen3_embed.use_server = off" -c "SET qwen3_embed.model_path = '$COLD2'" \
+            -c "SET statement_timeout = '1s'" -c "SELECT qwen3_embed('x')" 2>&1 || true)"
+waited_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill "$holder" 2>/dev/null || true
+echo "      a load waiting for the cache writer's lock ended after ${waited_ms} ms: $waited"
+check "a load waiting for the cache writer's lock obeys statement_timeout" \
+    eq "$(grep -c 'canceling statement due to statement timeout' <<<"$waited") $([[ $waited_ms -lt 5000 ]] && echo prompt)" "1 prompt"
 
 q -c "ALTER SYSTEM SET qwen3_embed.cache_dir = '/dev/null/qwen3_embed'" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
