@@ -8,6 +8,7 @@ use std::ops::Range;
 use crate::kernels::dense::{DenseKind, PackedDense, MR};
 use crate::kernels::ops::{self, Attention, Span};
 use crate::kernels::qgemm::{PackedQ, QuantAct, NR, QK};
+use crate::kernels::qpack::Format;
 use crate::kernels::{generic, Isa, Kernels};
 
 /// The table; BF16 weights fall back to the AVX2 kernel on a CPU without AVX512_BF16.
@@ -15,7 +16,6 @@ pub const KERNELS: Kernels = Kernels {
     isa: Isa::Avx512,
     name: "avx512",
     quantize_block,
-    shift_signed: true,
     qgemm_unit,
     dense_unit: [dense_unit, dense_unit, dense_unit],
     attention,
@@ -25,17 +25,17 @@ pub const KERNELS: Kernels = Kernels {
     add,
 };
 
-/// Activation rows per quantized kernel call: 6 for the signed kinds, 4 for the unsigned
-/// ones, whose per-group min term needs more registers.
-const MR_SIGNED: usize = 6;
-const MR_UNSIGNED: usize = 4;
+/// Activation rows per quantized kernel call: 6 for Q8_0, 4 for the other formats, whose
+/// decoding or per-group min term need more registers.
+const MR_Q8: usize = 6;
+const MR_OTHER: usize = 4;
 
 // ---- quantized GEMM
 
 /// # Safety
 /// AVX-512 F/BW available; `x` and `q` are `QK` long.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
+pub unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
     debug_assert!(x.len() == QK && q.len() == QK);
     let mut mx = _mm512_setzero_ps();
     for i in 0..QK / 16 {
@@ -43,83 +43,139 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     }
     let amax = _mm512_reduce_max_ps(mx);
     let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
-    let flip = _mm_set1_epi8(if shift { i8::MIN } else { 0 });
     for i in 0..QK / 16 {
         let v = _mm512_mul_ps(_mm512_loadu_ps(x.as_ptr().add(i * 16)), inv);
         // round to nearest even (MXCSR default); |v| <= 127 by construction
         let r = _mm512_cvtps_epi32(v);
-        let b = _mm_xor_si128(_mm512_cvtsepi32_epi8(r), flip);
-        _mm_storeu_si128(q.as_mut_ptr().add(i * 16) as *mut __m128i, b);
+        _mm_storeu_si128(q.as_mut_ptr().add(i * 16) as *mut __m128i, _mm512_cvtsepi32_epi8(r));
     }
     amax / 127.0
 }
 
-/// `MR` activation rows from `r0` times tiles `t0..t0+NV` over all of `k`. The sum over
-/// activation blocks runs in the output (block 0 stores, later blocks add), which leaves
-/// the registers to the integer and per-block sums.
+/// The bits of `h` from bit `pos` moved to bit 4 (bits elsewhere are left for the caller's
+/// mask); `pos` is a constant once the callers' loops are unrolled.
+#[inline(always)]
+unsafe fn bits_to_4(h: __m512i, pos: usize) -> __m512i {
+    match pos {
+        0 => _mm512_slli_epi16::<4>(h),
+        1 => _mm512_slli_epi16::<3>(h),
+        2 => _mm512_slli_epi16::<2>(h),
+        3 => _mm512_slli_epi16::<1>(h),
+        4 => h,
+        5 => _mm512_srli_epi16::<1>(h),
+        6 => _mm512_srli_epi16::<2>(h),
+        _ => _mm512_srli_epi16::<3>(h),
+    }
+}
+
+/// `MR` activation rows from `r0` times tiles `t0..t0+NV` over all of `k`, for weights of
+/// format `F` (`qpack::Format`). The sum over activation blocks runs in the output (block 0
+/// stores, later blocks add), which leaves the registers to the integer and per-block sums.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const G: usize, const SIGNED: bool>(
+unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
     w: &PackedQ,
     a: &QuantAct,
     t0: usize,
     r0: usize,
     out: *mut f32,
 ) {
-    let k = w.k;
-    let ng = k / G;
-    let gpb = QK / G;
-    let nblocks = k / QK;
-    let tile_q = NR * k; // bytes per tile
-    let tile_s = NR * ng; // scales per tile
-    let qs = w.qs.as_ptr();
-    let sc = w.scale.as_ptr();
-    let mn = w.min.as_ptr();
-    let corr = w.corr.as_ptr();
-    let aq = a.q.as_ptr();
-    let ad = a.d.as_ptr();
-    let asum = a.sum.as_ptr();
+    let g = Format::group(F);
+    let (nib, hb) = (Format::nibbles(F), Format::high_bits(F));
+    let (k, ng, gpb, nblocks) = (w.k, w.k / g, QK / g, w.k / QK);
+    let tile_q = if nib { NR * k / 2 } else { NR * k };
+    let pairs = Format::pairs(F);
+    let (qs, qh, sub, dp, scale_min) =
+        (w.qs.as_ptr(), w.qh.as_ptr(), w.sub.as_ptr(), w.d.as_ptr(), w.scale_min.as_ptr());
+    let (aq, ad, asum, bias) = (a.q.as_ptr(), a.d.as_ptr(), a.sum.as_ptr(), a.bias.as_ptr());
+    let low4 = _mm512_set1_epi8(0x0F);
+    let high = _mm512_set1_epi8((((1 << hb) - 1) << 4) as i8);
+    let act = |r: usize, gi: usize, o: usize| {
+        _mm512_set1_epi32(std::ptr::read_unaligned(aq.add((r0 + r) * k + gi * g + o * 4) as *const i32))
+    };
+    let f16s = |p: *const u16| _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i));
+    let bytes_ps = |p: *const u8, signed: bool| {
+        let b = _mm_loadu_si128(p as *const __m128i);
+        _mm512_cvtepi32_ps(if signed { _mm512_cvtepi8_epi32(b) } else { _mm512_cvtepu8_epi32(b) })
+    };
     for blk in 0..nblocks {
         let mut f = [[_mm512_setzero_ps(); NV]; MR];
+        let mut dv = [_mm512_setzero_ps(); NV];
+        let mut dminv = [_mm512_setzero_ps(); NV];
+        if nib {
+            for v in 0..NV {
+                let at = ((t0 + v) * nblocks + blk) * pairs * NR;
+                dv[v] = f16s(dp.add(at));
+                if pairs == 2 {
+                    dminv[v] = f16s(dp.add(at + NR));
+                }
+            }
+        }
         for gb in 0..gpb {
             let gi = blk * gpb + gb;
             let mut acc = [[_mm512_setzero_si512(); NV]; MR];
-            if SIGNED {
-                for v in 0..NV {
-                    let c0 = _mm512_loadu_si512(corr.add((t0 + v) * tile_s + gi * NR) as *const _);
-                    for acc in acc.iter_mut() {
-                        acc[v] = c0;
-                    }
+            if Format::offset(F) != 0 {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = [_mm512_set1_epi32(*bias.add((r0 + r) * ng + gi)); NV];
                 }
             }
-            for k4 in 0..G / 4 {
-                let mut wv = [_mm512_setzero_si512(); NV];
-                for (v, wv) in wv.iter_mut().enumerate() {
-                    *wv = _mm512_loadu_si512(qs.add((t0 + v) * tile_q + (gi * (G / 4) + k4) * NR * 4) as *const _);
-                }
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_epi32(std::ptr::read_unaligned(
-                        aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32
-                    ));
+            if nib {
+                let mut hv = [_mm512_setzero_si512(); NV];
+                if hb > 0 {
                     for v in 0..NV {
-                        acc[v] = if SIGNED {
-                            _mm512_dpbusd_epi32(acc[v], av, wv[v])
-                        } else {
-                            _mm512_dpbusd_epi32(acc[v], wv[v], av)
-                        };
+                        hv[v] = _mm512_loadu_si512(qh.add(((t0 + v) * ng + gi) * NR * 4) as *const _);
+                    }
+                }
+                let half = g / 8;
+                for j in 0..half {
+                    let mut lo = [_mm512_setzero_si512(); NV];
+                    let mut hi = [_mm512_setzero_si512(); NV];
+                    for v in 0..NV {
+                        let n = _mm512_loadu_si512(qs.add((t0 + v) * tile_q + (gi * half + j) * NR * 4) as *const _);
+                        lo[v] = _mm512_and_si512(n, low4);
+                        hi[v] = _mm512_and_si512(_mm512_srli_epi16::<4>(n), low4);
+                        if hb > 0 {
+                            // lo | (bits & high)
+                            lo[v] = _mm512_ternarylogic_epi32::<0xF8>(lo[v], bits_to_4(hv[v], j * hb), high);
+                            hi[v] = _mm512_ternarylogic_epi32::<0xF8>(hi[v], bits_to_4(hv[v], (j + half) * hb), high);
+                        }
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let (al, ah) = (act(r, gi, j), act(r, gi, j + half));
+                        for v in 0..NV {
+                            acc[v] = _mm512_dpbusd_epi32(acc[v], lo[v], al);
+                            acc[v] = _mm512_dpbusd_epi32(acc[v], hi[v], ah);
+                        }
+                    }
+                }
+            } else {
+                for o in 0..g / 4 {
+                    let mut wv = [_mm512_setzero_si512(); NV];
+                    for (v, wv) in wv.iter_mut().enumerate() {
+                        *wv = _mm512_loadu_si512(qs.add((t0 + v) * tile_q + (gi * (g / 4) + o) * NR * 4) as *const _);
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let av = act(r, gi, o);
+                        for v in 0..NV {
+                            acc[v] = _mm512_dpbusd_epi32(acc[v], wv[v], av);
+                        }
                     }
                 }
             }
             for v in 0..NV {
-                let s = _mm512_loadu_ps(sc.add((t0 + v) * tile_s + gi * NR));
-                if SIGNED {
-                    for r in 0..MR {
-                        f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
-                    }
-                } else {
-                    let mi = _mm512_loadu_ps(mn.add((t0 + v) * tile_s + gi * NR));
-                    for r in 0..MR {
+                let at = ((t0 + v) * ng + gi) * pairs * NR;
+                let (s, mi) = match F {
+                    0 => (_mm512_loadu_ps(scale_min.add(at)), _mm512_loadu_ps(scale_min.add(at + NR))),
+                    1 => (f16s(dp.add(at)), _mm512_setzero_ps()),
+                    4 => (_mm512_mul_ps(dv[v], bytes_ps(sub.add(at), true)), _mm512_setzero_ps()),
+                    _ => (
+                        _mm512_mul_ps(dv[v], bytes_ps(sub.add(at), false)),
+                        _mm512_mul_ps(dminv[v], bytes_ps(sub.add(at + NR), false)),
+                    ),
+                };
+                for r in 0..MR {
+                    f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
+                    if Format::has_min(F) {
                         let sum = _mm512_set1_ps(*asum.add((r0 + r) * ng + gi));
-                        f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
                         f[r][v] = _mm512_fnmadd_ps(mi, sum, f[r][v]);
                     }
                 }
@@ -141,10 +197,9 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const G: usize, const S
 /// all the tiles while its activations are in L1.
 ///
 /// # Safety
-/// `out` is `[m, w.n]` for the `m` rows of `a` (quantized with `shift_signed`); AVX-512
-/// F/BW/VNNI available.
+/// `out` is `[m, w.n]` for the `m` rows of `a`; AVX-512 F/BW/VNNI available.
 pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
-    let mr = if w.signed { MR_SIGNED } else { MR_UNSIGNED };
+    let mr = if w.format == Format::Q8 { MR_Q8 } else { MR_OTHER };
     for r in (r0..r1).step_by(mr) {
         let rows = (r1 - r).min(mr);
         for t0 in tiles.clone().step_by(2) {
@@ -160,29 +215,29 @@ pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usi
 /// As for `unit`.
 #[inline(always)]
 unsafe fn qgemm_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usize, r: usize, out: *mut f32) {
-    {
-        macro_rules! go {
-            ($mr:literal) => {
-                match (w.signed, w.group, nv) {
-                    (false, 32, 2) => qgemm_kernel::<$mr, 2, 32, false>(w, a, t0, r, out),
-                    (false, 32, _) => qgemm_kernel::<$mr, 1, 32, false>(w, a, t0, r, out),
-                    (false, _, 2) => qgemm_kernel::<$mr, 2, 16, false>(w, a, t0, r, out),
-                    (false, _, _) => qgemm_kernel::<$mr, 1, 16, false>(w, a, t0, r, out),
-                    (true, 32, 2) => qgemm_kernel::<$mr, 2, 32, true>(w, a, t0, r, out),
-                    (true, 32, _) => qgemm_kernel::<$mr, 1, 32, true>(w, a, t0, r, out),
-                    (true, _, 2) => qgemm_kernel::<$mr, 2, 16, true>(w, a, t0, r, out),
-                    (true, _, _) => qgemm_kernel::<$mr, 1, 16, true>(w, a, t0, r, out),
-                }
-            };
-        }
-        match rows {
-            1 => go!(1),
-            2 => go!(2),
-            3 => go!(3),
-            4 => go!(4),
-            5 => go!(5),
-            _ => go!(6),
-        }
+    macro_rules! go {
+        ($mr:literal) => {
+            match (w.format, nv) {
+                (Format::Bytes, 2) => qgemm_kernel::<$mr, 2, 0>(w, a, t0, r, out),
+                (Format::Bytes, _) => qgemm_kernel::<$mr, 1, 0>(w, a, t0, r, out),
+                (Format::Q8, 2) => qgemm_kernel::<$mr, 2, 1>(w, a, t0, r, out),
+                (Format::Q8, _) => qgemm_kernel::<$mr, 1, 1>(w, a, t0, r, out),
+                (Format::K4, 2) => qgemm_kernel::<$mr, 2, 2>(w, a, t0, r, out),
+                (Format::K4, _) => qgemm_kernel::<$mr, 1, 2>(w, a, t0, r, out),
+                (Format::K5, 2) => qgemm_kernel::<$mr, 2, 3>(w, a, t0, r, out),
+                (Format::K5, _) => qgemm_kernel::<$mr, 1, 3>(w, a, t0, r, out),
+                (Format::K6, 2) => qgemm_kernel::<$mr, 2, 4>(w, a, t0, r, out),
+                (Format::K6, _) => qgemm_kernel::<$mr, 1, 4>(w, a, t0, r, out),
+            }
+        };
+    }
+    match rows {
+        1 => go!(1),
+        2 => go!(2),
+        3 => go!(3),
+        4 => go!(4),
+        5 => go!(5),
+        _ => go!(6),
     }
 }
 
