@@ -193,8 +193,12 @@ pub struct Kernels {
     pub isa: Isa,
     /// The instruction set and the optional extensions this table uses.
     pub name: &'static str,
-    /// Quantizes 256 activations to i8, returns the scale.
-    pub quantize_block: unsafe fn(x: &[f32], q: &mut [i8]) -> f32,
+    /// Quantizes 256 activations to i8 (`shift`: stored as `q + 128`), returns the scale.
+    pub quantize_block: unsafe fn(x: &[f32], q: &mut [i8], shift: bool) -> f32,
+    /// Whether this table's quantized GEMM takes the activations shifted to unsigned bytes
+    /// for Q6_K and Q8_0, whose weights it multiplies as signed bytes (`vpdpbusd` takes one
+    /// unsigned operand); the shift is removed with per-column weight sums.
+    pub shift_signed: bool,
     pub qgemm_unit: QUnitFn,
     /// Indexed by `DenseKind as usize`.
     pub dense_unit: [DenseUnitFn; 3],

@@ -84,28 +84,48 @@ pub struct QuantAct {
     pub(in crate::kernels) q: Vec<i8>,
     /// `[m][k/256]`
     pub(in crate::kernels) d: Vec<f32>,
-    /// `[m][k/group]`, integer-valued
+    /// `[m][k/group]`, integer-valued (empty when shifted)
     pub(in crate::kernels) sum: Vec<f32>,
     /// `[m][k/group]`: `-offset * sum`, where each group's integer sum starts for weights
     /// stored with an offset (empty for offset 0).
     pub(in crate::kernels) bias: Vec<i32>,
 }
 
+/// What a weight needs of its activations: the group size of the sums, the offset of its
+/// quants, and whether they are shifted to unsigned bytes (then without sums).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ActKey {
+    pub group: usize,
+    pub offset: i32,
+    pub shifted: bool,
+}
+
+impl ActKey {
+    pub fn of(kn: &Kernels, w: &PackedQ) -> ActKey {
+        let shifted = kn.shift_signed && w.signed();
+        ActKey { group: w.group, offset: if shifted { 0 } else { w.offset() }, shifted }
+    }
+}
+
 impl QuantAct {
-    pub fn new(kn: &Kernels, x: &[f32], m: usize, k: usize, group: usize, offset: i32) -> QuantAct {
+    pub fn new(kn: &Kernels, x: &[f32], m: usize, k: usize, key: ActKey) -> QuantAct {
+        let ActKey { group, offset, shifted } = key;
         assert!(k.is_multiple_of(QK) && QK.is_multiple_of(group) && x.len() == m * k);
         let mut q: Vec<i8> = super::alloc_vec(m * k);
         // SAFETY: every block is written below.
         unsafe { q.set_len(m * k) };
         let mut d = vec![0f32; m * k / QK];
-        let ng = k / group;
+        let ng = if shifted { 0 } else { k / group };
         let mut sum = vec![0f32; m * ng];
-        let rows = q.par_chunks_mut(k).zip(d.par_chunks_mut(k / QK)).zip(x.par_chunks(k)).zip(sum.par_chunks_mut(ng));
-        rows.with_min_len(8).for_each(|(((q, d), x), sum)| {
+        let sum_ptr = SendPtr(sum.as_mut_ptr());
+        let rows = q.par_chunks_mut(k).zip(d.par_chunks_mut(k / QK)).zip(x.par_chunks(k)).enumerate();
+        rows.with_min_len(8).for_each(|(r, ((q, d), x))| {
             for (b, (xb, qb)) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).enumerate() {
                 // SAFETY: both blocks are QK long; `kn` runs on this CPU.
-                d[b] = unsafe { (kn.quantize_block)(xb, qb) };
+                d[b] = unsafe { (kn.quantize_block)(xb, qb, shifted) };
             }
+            // SAFETY: row r's sums are written by this row only (none when shifted).
+            let sum = unsafe { std::slice::from_raw_parts_mut(sum_ptr.get().add(r * ng), ng) };
             for (s, g) in sum.iter_mut().zip(q.chunks_exact(group)) {
                 *s = g.iter().map(|&v| v as i32).sum::<i32>() as f32;
             }
@@ -120,12 +140,11 @@ impl QuantAct {
 pub fn matmul_many(kn: &Kernels, ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Vec<f32>> {
     let k = ws[0].k;
     assert!(ws.iter().all(|w| w.k == k) && x.len() == m * k);
-    let key = |w: &PackedQ| (w.group, w.offset());
-    let mut acts: Vec<((usize, i32), QuantAct)> = Vec::new();
+    let mut acts: Vec<(ActKey, QuantAct)> = Vec::new();
     for w in ws {
-        let (group, offset) = key(w);
-        if !acts.iter().any(|(g, _)| *g == (group, offset)) {
-            acts.push(((group, offset), QuantAct::new(kn, x, m, k, group, offset)));
+        let key = ActKey::of(kn, w);
+        if !acts.iter().any(|(g, _)| *g == key) {
+            acts.push((key, QuantAct::new(kn, x, m, k, key)));
         }
     }
     // Every (row, column) of every output is written by exactly one unit below.
@@ -145,7 +164,7 @@ pub fn matmul_many(kn: &Kernels, ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Ve
     (0..items.len() * nrb).into_par_iter().for_each(|u| {
         let ((i, tiles), b) = (&items[u / nrb], u % nrb);
         let w = ws[*i];
-        let a = &acts.iter().find(|(g, _)| *g == key(w)).expect("quantized").1;
+        let a = &acts.iter().find(|(g, _)| *g == ActKey::of(kn, w)).expect("quantized").1;
         let r0 = b * rb;
         let r1 = (r0 + rb).min(m);
         let ptr = ptrs[*i];
@@ -205,7 +224,13 @@ mod tests {
                 assert_eq!(&p.dequantize_row(c), row, "{kind:?} row {c}");
             }
             let x = lcg(2, m * k);
-            let a = QuantAct::new(&crate::kernels::generic::KERNELS, &x, m, k, p.group, p.offset());
+            let a = QuantAct::new(
+                &crate::kernels::generic::KERNELS,
+                &x,
+                m,
+                k,
+                ActKey::of(&crate::kernels::generic::KERNELS, &p),
+            );
             let mut want = vec![0f64; m * n];
             let mut plain = vec![0f64; m * n];
             for r in 0..m {
@@ -267,13 +292,15 @@ mod tests {
     fn quantize_block_matches_generic() {
         let x: Vec<f32> = lcg(5, QK * 4).iter().enumerate().map(|(i, v)| v * (1 + i % 7) as f32).collect();
         for kn in crate::kernels::tables() {
-            for (b, xb) in x.chunks_exact(QK).enumerate() {
-                let xb: Vec<f32> = if b == 3 { vec![0.0; QK] } else { xb.to_vec() };
-                let (mut q0, mut q1) = (vec![0i8; QK], vec![0i8; QK]);
-                let d0 = crate::kernels::generic::quantize_block(&xb, &mut q0);
-                // SAFETY: available() lists instruction sets this CPU runs.
-                let d1 = unsafe { (kn.quantize_block)(&xb, &mut q1) };
-                assert_eq!((d0, &q0), (d1, &q1), "{} block {b}", kn.name);
+            for shift in [false, true] {
+                for (b, xb) in x.chunks_exact(QK).enumerate() {
+                    let xb: Vec<f32> = if b == 3 { vec![0.0; QK] } else { xb.to_vec() };
+                    let (mut q0, mut q1) = (vec![0i8; QK], vec![0i8; QK]);
+                    let d0 = crate::kernels::generic::quantize_block(&xb, &mut q0, shift);
+                    // SAFETY: available() lists instruction sets this CPU runs.
+                    let d1 = unsafe { (kn.quantize_block)(&xb, &mut q1, shift) };
+                    assert_eq!((d0, &q0), (d1, &q1), "{} shift={shift} block {b}", kn.name);
+                }
             }
         }
     }
@@ -329,7 +356,7 @@ mod tests {
                     })
                 };
                 let quant = time(&|| {
-                    std::hint::black_box(QuantAct::new(kn, &x, m, k, p.group, p.offset()));
+                    std::hint::black_box(QuantAct::new(kn, &x, m, k, ActKey::of(kn, &p)));
                 });
                 println!("  quantize activations: {:.2} ms", quant * 1e3);
                 // Outputs go back to the spares, as in the forward pass.
@@ -368,16 +395,19 @@ mod kernel_speed {
         let kn = crate::kernels::table();
         println!("instruction set: {:?}", kn.isa);
         let (n, k) = (32, 2560);
-        for (dtype, kind) in
-            [(GgmlDType::Q8_0, QKind::Q8_0), (GgmlDType::Q4K, QKind::Q4K), (GgmlDType::Q6K, QKind::Q6K)]
-        {
+        for (dtype, kind) in [
+            (GgmlDType::Q8_0, QKind::Q8_0),
+            (GgmlDType::Q4K, QKind::Q4K),
+            (GgmlDType::Q5K, QKind::Q5K),
+            (GgmlDType::Q6K, QKind::Q6K),
+        ] {
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
             let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
             let qt = QTensor::quantize(&wt, dtype).unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
             for m in [6usize, 72] {
                 let x: Vec<f32> = (0..m * k).map(|i| ((i * 104729 % 2000) as f32 / 1000.0) - 1.0).collect();
-                let a = QuantAct::new(kn, &x, m, k, p.group, p.offset());
+                let a = QuantAct::new(kn, &x, m, k, ActKey::of(kn, &p));
                 let calls = 20_000_000 / m / 5 / (k / 256);
                 // Seconds per call, best of 5 runs of `calls` calls, on this thread.
                 let per_call = || {

@@ -1,22 +1,25 @@
 //! The packed layout of quantized weights: GGUF blocks regrouped, once at load, into tiles of
 //! 16 output rows, at (nearly) the bit width of the file.
 //!
-//! Every weight is `s * (q - offset) - min` with `q` an unsigned quant and `(s, min)` per output
-//! row `c` and group `g` of `G` consecutive `k` (`G` = 16 for Q6_K, 32 otherwise), computed in
-//! f32 exactly as GGML dequantizes:
+//! Every weight is `s * (q - offset) - min` with `q` a quant and `(s, min)` per output row `c`
+//! and group `g` of `G` consecutive `k` (`G` = 16 for Q6_K, 32 otherwise), computed in f32
+//! exactly as GGML dequantizes:
 //!
 //! | kind | q | offset | s | min | bytes per weight (GGUF) |
 //! |---|---|---|---|---|---|
 //! | Q4_K | 4 bits | 0 | `d * sc` | `dmin * m` | 0.578 (0.5625) |
 //! | Q5_K | 5 bits | 0 | `d * sc` | `dmin * m` | 0.703 (0.6875) |
 //! | Q6_K | 6 bits | 32 | `d * sc` (sc signed) | 0 | 0.820 (0.8203) |
-//! | Q8_0 | quant + 128 | 128 | `d` | 0 | 1.0625 (1.0625) |
+//! | Q8_0 | signed byte | 0 | `d` | 0 | 1.125 (1.0625) |
 //! | Q4_0, Q5_0 | 4/5 bits | 0 | `d` | `8 d`, `16 d` | 1.25 |
 //! | Q4_1, Q5_1 | 4/5 bits | 0 | `d` | `-m` | 1.25 |
 //!
-//! The offset is taken out of the integer sums by starting each group's sum at
-//! `-offset * sum(a)` (`QuantAct::bias`), so every kernel multiplies unsigned weights with
-//! signed activations (`vpdpbusd`'s operand order).
+//! Kernels multiply unsigned bytes with signed ones (`vpdpbusd`'s operands). Unsigned quants
+//! (all but Q8_0) meet signed activations, and Q6_K's offset is taken out by starting each
+//! group's integer sum at `-32 * sum(a)` (`QuantAct::bias`). Kernels that take the
+//! activations shifted to unsigned bytes (`a + 128`, `Kernels::shift_signed`) multiply Q6_K
+//! and Q8_0 as signed bytes (`q - 32`, `q`) and remove the shift with `-128 * sum(q)` per
+//! column and group: Q8_0 stores it (`corr`), Q6_K's kernel sums its decoded quants.
 //!
 //! A kernel operand is `[16 rows][4 k]` bytes, the quants of 16 rows at `k4`, one of the `G/4`
 //! runs of 4 `k` of a group. Arrays, each `[n/16]` tiles of:
@@ -30,6 +33,7 @@
 //!   bits), followed in Q4_K/Q5_K by `[16]` sub-block mins: `[k/G][2][16]`.
 //! * `d` (f16 bits): K-quants `[k/256][16]` super-block scales, followed in Q4_K/Q5_K by
 //!   `[16]` `dmin`; Q8_0 `[k/G][16]`.
+//! * `corr` (Q8_0): `[k/G][16]`, `-sum(q)` of each row's group, in `[-4064, 4096]`.
 //! * `scale_min` (legacy kinds): f32 `[k/G][2][16]`.
 
 use half::f16;
@@ -77,11 +81,16 @@ impl Format {
 
     /// Subtracted from every stored quant.
     pub const fn offset(f: u8) -> i32 {
-        match f {
-            1 => 128,
-            4 => 32,
-            _ => 0,
+        if f == Format::K6 as u8 {
+            32
+        } else {
+            0
         }
+    }
+
+    /// Multiplied as signed bytes by kernels with shifted activations (`shift_signed`).
+    pub const fn signed(f: u8) -> bool {
+        f == Format::Q8 as u8
     }
 
     /// Quants stored as nibbles, two operands per byte.
@@ -125,6 +134,7 @@ pub struct PackedQ {
     pub(in crate::kernels) sub: Buf<u8>,
     pub(in crate::kernels) d: Buf<u16>,
     pub(in crate::kernels) scale_min: Buf<f32>,
+    pub(in crate::kernels) corr: Buf<i16>,
 }
 
 /// The scales of one GGML block: `d`/`dmin` as f16 bits, the sub-block scales and mins
@@ -223,7 +233,7 @@ fn unpack_block(kind: QKind, b: &[u8], q: &mut [u8]) -> BlockScales {
         QKind::Q8_0 => {
             let b: BlockQ8_0 = blocks::read(b);
             for (q, &v) in q.iter_mut().zip(&b.qs) {
-                *q = (v as i16 + 128) as u8;
+                *q = v as u8;
             }
             BlockScales { d: b.d.to_bits(), ..Default::default() }
         }
@@ -231,7 +241,7 @@ fn unpack_block(kind: QKind, b: &[u8], q: &mut [u8]) -> BlockScales {
 }
 
 /// Sizes of the arrays of one tile (16 rows), in elements, in `parts()` order.
-fn tile_sizes(f: Format, k: usize) -> [usize; 5] {
+fn tile_sizes(f: Format, k: usize) -> [usize; 6] {
     let fu = f as u8;
     let (ng, nb) = (k / Format::group(fu), k / blocks::QK_K);
     let (kq, pairs) = (Format::nibbles(fu), Format::pairs(fu));
@@ -245,6 +255,7 @@ fn tile_sizes(f: Format, k: usize) -> [usize; 5] {
             _ => 0,
         },
         if f == Format::Bytes { NR * ng * 2 } else { 0 },
+        if f == Format::Q8 { NR * ng } else { 0 },
     ]
 }
 
@@ -255,6 +266,7 @@ struct Tile {
     sub: Vec<u8>,
     d: Vec<u16>,
     scale_min: Vec<f32>,
+    corr: Vec<i16>,
 }
 
 impl Tile {
@@ -264,13 +276,14 @@ impl Tile {
         let fu = f as u8;
         let (bv, bb) = kind.block();
         let g = Format::group(fu);
-        let [qs, qh, sub, d, scale_min] = tile_sizes(f, k);
+        let [qs, qh, sub, d, scale_min, corr] = tile_sizes(f, k);
         let mut t = Tile {
             qs: vec![0; qs],
             qh: vec![0; qh],
             sub: vec![0; sub],
             d: vec![0; d],
             scale_min: vec![0.0; scale_min],
+            corr: vec![0; corr],
         };
         let (gpb, ops, hb, pairs) = (bv / g, g / 4, Format::high_bits(fu), Format::pairs(fu));
         let mut q = vec![0u8; k];
@@ -281,7 +294,11 @@ impl Tile {
                     let at = (bi * gpb + j) * pairs * NR + r;
                     match f {
                         Format::Bytes => (t.scale_min[at], t.scale_min[at + NR]) = (s.scale, s.min),
-                        Format::Q8 => t.d[at] = s.d,
+                        Format::Q8 => {
+                            t.d[at] = s.d;
+                            let sum: i16 = q[bi * bv..][..bv].iter().map(|&v| v as i8 as i16).sum();
+                            t.corr[at] = -sum;
+                        }
                         _ => {
                             t.sub[at] = s.sc[j];
                             if pairs == 2 {
@@ -348,18 +365,26 @@ impl PackedQ {
             sub: cat(&tiles, |t| &t.sub),
             d: cat(&tiles, |t| &t.d),
             scale_min: cat(&tiles, |t| &t.scale_min),
+            corr: cat(&tiles, |t| &t.corr),
         })
     }
 
     /// The stored arrays, in the order `from_parts` takes them (the packed-weight cache).
     pub fn parts(&self) -> Vec<&[u8]> {
-        vec![self.qs.as_bytes(), self.qh.as_bytes(), self.sub.as_bytes(), self.d.as_bytes(), self.scale_min.as_bytes()]
+        vec![
+            self.qs.as_bytes(),
+            self.qh.as_bytes(),
+            self.sub.as_bytes(),
+            self.d.as_bytes(),
+            self.scale_min.as_bytes(),
+            self.corr.as_bytes(),
+        ]
     }
 
     /// A weight read back from `parts()` written by the same layout version; `None` when a
     /// part's size does not fit `(kind, n, k)`.
     pub fn from_parts(kind: QKind, n: usize, k: usize, parts: &[Region]) -> Option<PackedQ> {
-        let [qs, qh, sub, d, scale_min] = parts else { return None };
+        let [qs, qh, sub, d, scale_min, corr] = parts else { return None };
         if !supports(kind, n, k) {
             return None;
         }
@@ -375,12 +400,13 @@ impl PackedQ {
             sub: sub.typed()?,
             d: d.typed()?,
             scale_min: scale_min.typed()?,
+            corr: corr.typed()?,
         };
         (p.lens() == tile_sizes(format, k).map(|s| s * (n / NR))).then_some(p)
     }
 
-    fn lens(&self) -> [usize; 5] {
-        [self.qs.len(), self.qh.len(), self.sub.len(), self.d.len(), self.scale_min.len()]
+    fn lens(&self) -> [usize; 6] {
+        [self.qs.len(), self.qh.len(), self.sub.len(), self.d.len(), self.scale_min.len(), self.corr.len()]
     }
 
     /// Whether the arrays are read from a mapped cache file.
@@ -398,7 +424,22 @@ impl PackedQ {
         Format::offset(self.format as u8)
     }
 
-    /// The stored (unsigned) quant of row `c` at `kk`.
+    /// Whether kernels with shifted activations multiply this weight as signed bytes.
+    pub fn signed(&self) -> bool {
+        Format::signed(self.format as u8)
+    }
+
+    /// `q - offset` of row `c` at `kk`.
+    pub(in crate::kernels) fn value(&self, c: usize, kk: usize) -> i32 {
+        let q = self.quant(c, kk);
+        if self.format == Format::Q8 {
+            q as i8 as i32
+        } else {
+            q as i32 - self.offset()
+        }
+    }
+
+    /// The stored quant of row `c` at `kk` (Q8_0: an i8's bits).
     pub(in crate::kernels) fn quant(&self, c: usize, kk: usize) -> u8 {
         let (t, r, g) = (c / NR, c % NR, self.group);
         let (gi, o, j) = (kk / g, (kk % g) / 4, kk % 4);
@@ -442,7 +483,7 @@ impl PackedQ {
         (0..self.k)
             .map(|kk| {
                 let (s, m) = self.scale_min(c, kk / self.group);
-                s * (self.quant(c, kk) as i32 - self.offset()) as f32 - m
+                s * self.value(c, kk) as f32 - m
             })
             .collect()
     }
@@ -474,7 +515,7 @@ mod tests {
         QTensor::quantize(&wt, dtype).unwrap().data().unwrap().to_vec()
     }
 
-    /// The K-quants and Q8_0 stay within 3% of their GGUF bytes (the legacy kinds keep a
+    /// The K-quants and Q8_0 stay within 6% of their GGUF bytes (the legacy kinds keep a
     /// byte per quant).
     #[test]
     fn packed_size_near_the_file() {
@@ -483,7 +524,7 @@ mod tests {
             let data = quantized(kind, n, k);
             let p = PackedQ::pack(kind, n, k, &data).unwrap();
             let ratio = p.bytes() as f64 / data.len() as f64;
-            assert!(ratio <= 1.03, "{kind:?}: {} bytes for {} in the file ({ratio:.3}x)", p.bytes(), data.len());
+            assert!(ratio <= 1.06, "{kind:?}: {} bytes for {} in the file ({ratio:.3}x)", p.bytes(), data.len());
         }
     }
 

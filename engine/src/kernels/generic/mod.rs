@@ -16,6 +16,7 @@ pub const KERNELS: Kernels = Kernels {
     isa: Isa::Generic,
     name: "generic",
     quantize_block,
+    shift_signed: false,
     qgemm_unit,
     dense_unit: [dense_unit, dense_unit, dense_unit],
     attention,
@@ -25,13 +26,15 @@ pub const KERNELS: Kernels = Kernels {
     add,
 };
 
-/// Quantizes one 256-value block: `d = max|x| / 127`, `q = round_half_even(x / d)`.
-pub fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+/// Quantizes one 256-value block: `d = max|x| / 127`, `q = round_half_even(x / d)`, stored
+/// as `q + 128` in unsigned bytes when `shift`.
+pub fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     assert!(x.len() == QK && q.len() == QK);
     let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
     let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+    let flip = if shift { 0x80 } else { 0 };
     for (o, &v) in q.iter_mut().zip(x) {
-        *o = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+        *o = ((v * inv).round_ties_even().clamp(-127.0, 127.0) as i8 as u8 ^ flip) as i8;
     }
     amax / 127.0
 }
@@ -52,7 +55,7 @@ pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usi
         for gi in 0..ng {
             for (kk, q) in q.iter_mut().enumerate() {
                 for (c, q) in q.iter_mut().enumerate() {
-                    *q = w.quant(t * NR + c, gi * g + kk) as i32 - w.offset();
+                    *q = w.value(t * NR + c, gi * g + kk);
                 }
             }
             let sm: [(f32, f32); NR] = std::array::from_fn(|c| w.scale_min(t * NR + c, gi));

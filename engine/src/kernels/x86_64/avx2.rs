@@ -16,6 +16,7 @@ pub const KERNELS: Kernels = Kernels {
     isa: Isa::Avx2,
     name: "avx2",
     quantize_block,
+    shift_signed: false,
     qgemm_unit,
     dense_unit: [dense_unit, dense_unit, dense_unit],
     attention,
@@ -56,7 +57,7 @@ unsafe fn hsum(v: __m256) -> f32 {
 /// # Safety
 /// AVX2 available; `x` and `q` are `QK` long.
 #[target_feature(enable = "avx2")]
-pub unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     assert!(x.len() == QK && q.len() == QK);
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
     let mut mx = _mm256_setzero_ps();
@@ -65,6 +66,7 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
     }
     let amax = hmax(mx);
     let inv = _mm256_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+    let flip = _mm256_set1_epi8(if shift { i8::MIN } else { 0 });
     // packs interleaves 128-bit lanes; this puts the 8 groups of 4 back in order.
     let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for i in 0..QK / 32 {
@@ -73,7 +75,7 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
             _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i * 32 + j * 8)), inv))
         });
         let b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
-        let b = _mm256_permutevar8x32_epi32(b, order);
+        let b = _mm256_xor_si256(_mm256_permutevar8x32_epi32(b, order), flip);
         _mm256_storeu_si256(q.as_mut_ptr().add(i * 32) as *mut __m256i, b);
     }
     amax / 127.0
@@ -108,8 +110,7 @@ unsafe fn bits_to_4(h: __m256i, pos: usize) -> __m256i {
 
 /// `MR` activation rows from `r0` times tile `t`, 8 columns (`half`) at a time, over all of
 /// `k`, for weights of format `F`; the sum over activation blocks runs in the output as in the
-/// AVX-512 kernel. Without VNNI, Q8_0's quants (`q + 128`) are turned back to signed bytes and
-/// multiplied by sign and magnitude, with no offset to remove.
+/// AVX-512 kernel. Q8_0's signed quants are multiplied by magnitude and sign.
 #[inline(always)]
 unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
     w: &PackedQ,
@@ -120,7 +121,7 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
 ) {
     let g = Format::group(F);
     let (nib, hb) = (Format::nibbles(F), Format::high_bits(F));
-    let signed = !VNNI && F == Format::Q8 as u8;
+    let signed = F == Format::Q8 as u8;
     let (k, ng, gpb, nblocks) = (w.k, w.k / g, QK / g, w.k / QK);
     // This tile's part of each array (`wrapping_add`: arrays the format lacks are empty).
     let qs = w.qs.as_ptr().wrapping_add(t * if nib { NR * k / 2 } else { NR * k });
@@ -151,7 +152,7 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
             for gb in 0..gpb {
                 let gi = blk * gpb + gb;
                 let mut acc = [_mm256_setzero_si256(); MR];
-                if Format::offset(F) != 0 && !signed {
+                if Format::offset(F) != 0 {
                     for (r, acc) in acc.iter_mut().enumerate() {
                         *acc = _mm256_set1_epi32(*bias.add((r0 + r) * ng + gi));
                     }
@@ -179,7 +180,6 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
                 } else {
                     for o in 0..g / 4 {
                         let wv = _mm256_loadu_si256(qs.add((gi * (g / 4) + o) * NR * 4 + half * 32) as *const __m256i);
-                        let wv = if signed { _mm256_xor_si256(wv, _mm256_set1_epi8(i8::MIN)) } else { wv };
                         let wu = if signed { _mm256_abs_epi8(wv) } else { wv };
                         for (r, acc) in acc.iter_mut().enumerate() {
                             let av = if signed { _mm256_sign_epi8(act(r, gi, o), wv) } else { act(r, gi, o) };

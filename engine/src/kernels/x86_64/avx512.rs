@@ -16,6 +16,7 @@ pub const KERNELS: Kernels = Kernels {
     isa: Isa::Avx512,
     name: "avx512",
     quantize_block,
+    shift_signed: true,
     qgemm_unit,
     dense_unit: [dense_unit, dense_unit, dense_unit],
     attention,
@@ -25,17 +26,19 @@ pub const KERNELS: Kernels = Kernels {
     add,
 };
 
-/// Activation rows per quantized kernel call: 6 for Q8_0, 4 for the other formats, whose
-/// decoding or per-group min term need more registers.
-const MR_Q8: usize = 6;
-const MR_OTHER: usize = 4;
+/// Activation rows per quantized kernel call. Q4_K and Q5_K take one tile and up to 12 rows,
+/// over which each decoded weight vector is used; the other formats take two tiles and 6 rows,
+/// or 4 for the legacy kinds, whose per-group min term needs more registers.
+const MR_ONE_TILE: usize = 12;
+const MR_PAIR: usize = 6;
+const MR_PAIR_MIN: usize = 4;
 
 // ---- quantized GEMM
 
 /// # Safety
 /// AVX-512 F/BW available; `x` and `q` are `QK` long.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     debug_assert!(x.len() == QK && q.len() == QK);
     let mut mx = _mm512_setzero_ps();
     for i in 0..QK / 16 {
@@ -43,11 +46,13 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
     }
     let amax = _mm512_reduce_max_ps(mx);
     let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+    let flip = _mm_set1_epi8(if shift { i8::MIN } else { 0 });
     for i in 0..QK / 16 {
         let v = _mm512_mul_ps(_mm512_loadu_ps(x.as_ptr().add(i * 16)), inv);
         // round to nearest even (MXCSR default); |v| <= 127 by construction
         let r = _mm512_cvtps_epi32(v);
-        _mm_storeu_si128(q.as_mut_ptr().add(i * 16) as *mut __m128i, _mm512_cvtsepi32_epi8(r));
+        let b = _mm_xor_si128(_mm512_cvtsepi32_epi8(r), flip);
+        _mm_storeu_si128(q.as_mut_ptr().add(i * 16) as *mut __m128i, b);
     }
     amax / 127.0
 }
@@ -86,7 +91,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
     let pairs = Format::pairs(F);
     let (qs, qh, sub, dp, scale_min) =
         (w.qs.as_ptr(), w.qh.as_ptr(), w.sub.as_ptr(), w.d.as_ptr(), w.scale_min.as_ptr());
-    let (aq, ad, asum, bias) = (a.q.as_ptr(), a.d.as_ptr(), a.sum.as_ptr(), a.bias.as_ptr());
+    let (aq, ad, asum, bias, corr) = (a.q.as_ptr(), a.d.as_ptr(), a.sum.as_ptr(), a.bias.as_ptr(), w.corr.as_ptr());
     let low4 = _mm512_set1_epi8(0x0F);
     let high = _mm512_set1_epi8((((1 << hb) - 1) << 4) as i8);
     let act = |r: usize, gi: usize, o: usize| {
@@ -99,6 +104,10 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
     };
     for blk in 0..nblocks {
         let mut f = [[_mm512_setzero_ps(); NV]; MR];
+        // Q6_K: the block's integer sum `sum_groups sc * sum_k(a * (q - 32))` (at most
+        // 16 * 127 * 16 * 127 * 32 in size).
+        let mut isc = [[_mm512_setzero_si512(); NV]; MR];
+        let k6 = F == Format::K6 as u8;
         let mut dv = [_mm512_setzero_ps(); NV];
         let mut dminv = [_mm512_setzero_ps(); NV];
         if nib {
@@ -113,9 +122,18 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
         for gb in 0..gpb {
             let gi = blk * gpb + gb;
             let mut acc = [[_mm512_setzero_si512(); NV]; MR];
-            if Format::offset(F) != 0 {
+            if k6 {
                 for (r, acc) in acc.iter_mut().enumerate() {
                     *acc = [_mm512_set1_epi32(*bias.add((r0 + r) * ng + gi)); NV];
+                }
+            }
+            if F == Format::Q8 as u8 {
+                for v in 0..NV {
+                    let c = _mm256_loadu_si256(corr.add(((t0 + v) * ng + gi) * NR) as *const __m256i);
+                    let c = _mm512_slli_epi32::<7>(_mm512_cvtepi16_epi32(c));
+                    for acc in acc.iter_mut() {
+                        acc[v] = c;
+                    }
                 }
             }
             if nib {
@@ -156,7 +174,11 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
                     for (r, acc) in acc.iter_mut().enumerate() {
                         let av = act(r, gi, o);
                         for v in 0..NV {
-                            acc[v] = _mm512_dpbusd_epi32(acc[v], wv[v], av);
+                            acc[v] = if F == Format::Q8 as u8 {
+                                _mm512_dpbusd_epi32(acc[v], av, wv[v])
+                            } else {
+                                _mm512_dpbusd_epi32(acc[v], wv[v], av)
+                            };
                         }
                     }
                 }
@@ -166,7 +188,13 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
                 let (s, mi) = match F {
                     0 => (_mm512_loadu_ps(scale_min.add(at)), _mm512_loadu_ps(scale_min.add(at + NR))),
                     1 => (f16s(dp.add(at)), _mm512_setzero_ps()),
-                    4 => (_mm512_mul_ps(dv[v], bytes_ps(sub.add(at), true)), _mm512_setzero_ps()),
+                    4 => {
+                        let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(sub.add(at) as *const __m128i));
+                        for r in 0..MR {
+                            isc[r][v] = _mm512_add_epi32(isc[r][v], _mm512_mullo_epi32(acc[r][v], sc));
+                        }
+                        continue;
+                    }
                     _ => (
                         _mm512_mul_ps(dv[v], bytes_ps(sub.add(at), false)),
                         _mm512_mul_ps(dminv[v], bytes_ps(sub.add(at + NR), false)),
@@ -178,6 +206,13 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
                         let sum = _mm512_set1_ps(*asum.add((r0 + r) * ng + gi));
                         f[r][v] = _mm512_fnmadd_ps(mi, sum, f[r][v]);
                     }
+                }
+            }
+        }
+        if k6 {
+            for r in 0..MR {
+                for v in 0..NV {
+                    f[r][v] = _mm512_mul_ps(_mm512_cvtepi32_ps(isc[r][v]), dv[v]);
                 }
             }
         }
@@ -197,37 +232,46 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
 /// all the tiles while its activations are in L1.
 ///
 /// # Safety
-/// `out` is `[m, w.n]` for the `m` rows of `a`; AVX-512 F/BW/VNNI available.
+/// `out` is `[m, w.n]` for the `m` rows of `a` (quantized for this table); AVX-512 F/BW/VNNI
+/// available.
 pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
-    let mr = if w.format == Format::Q8 { MR_Q8 } else { MR_OTHER };
+    if matches!(w.format, Format::K4 | Format::K5) {
+        for r in (r0..r1).step_by(MR_ONE_TILE) {
+            let rows = (r1 - r).min(MR_ONE_TILE);
+            for t in tiles.clone() {
+                match w.format {
+                    Format::K4 => one_tile_call::<{ Format::K4 as u8 }>(w, a, rows, t, r, out),
+                    _ => one_tile_call::<{ Format::K5 as u8 }>(w, a, rows, t, r, out),
+                }
+            }
+        }
+        return;
+    }
+    let mr = if w.format == Format::Bytes { MR_PAIR_MIN } else { MR_PAIR };
     for r in (r0..r1).step_by(mr) {
         let rows = (r1 - r).min(mr);
         for t0 in tiles.clone().step_by(2) {
-            qgemm_call(w, a, rows, t0, (tiles.end - t0).min(2), r, out);
+            pair_call(w, a, rows, t0, (tiles.end - t0).min(2), r, out);
         }
     }
 }
 
-/// One kernel call: `rows` (1 to 6) activation rows from `r` times `nv` (1 or 2) tiles
-/// from `t0`.
+/// One kernel call on Q8_0, Q6_K or a legacy kind: `rows` (1 to 6) activation rows from `r`
+/// times `nv` (1 or 2) tiles from `t0`.
 ///
 /// # Safety
-/// As for `unit`.
+/// As for `qgemm_unit`.
 #[inline(always)]
-unsafe fn qgemm_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usize, r: usize, out: *mut f32) {
+unsafe fn pair_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usize, r: usize, out: *mut f32) {
     macro_rules! go {
         ($mr:literal) => {
             match (w.format, nv) {
-                (Format::Bytes, 2) => qgemm_kernel::<$mr, 2, 0>(w, a, t0, r, out),
-                (Format::Bytes, _) => qgemm_kernel::<$mr, 1, 0>(w, a, t0, r, out),
-                (Format::Q8, 2) => qgemm_kernel::<$mr, 2, 1>(w, a, t0, r, out),
-                (Format::Q8, _) => qgemm_kernel::<$mr, 1, 1>(w, a, t0, r, out),
-                (Format::K4, 2) => qgemm_kernel::<$mr, 2, 2>(w, a, t0, r, out),
-                (Format::K4, _) => qgemm_kernel::<$mr, 1, 2>(w, a, t0, r, out),
-                (Format::K5, 2) => qgemm_kernel::<$mr, 2, 3>(w, a, t0, r, out),
-                (Format::K5, _) => qgemm_kernel::<$mr, 1, 3>(w, a, t0, r, out),
-                (Format::K6, 2) => qgemm_kernel::<$mr, 2, 4>(w, a, t0, r, out),
-                (Format::K6, _) => qgemm_kernel::<$mr, 1, 4>(w, a, t0, r, out),
+                (Format::Q8, 2) => qgemm_kernel::<$mr, 2, { Format::Q8 as u8 }>(w, a, t0, r, out),
+                (Format::Q8, _) => qgemm_kernel::<$mr, 1, { Format::Q8 as u8 }>(w, a, t0, r, out),
+                (Format::K6, 2) => qgemm_kernel::<$mr, 2, { Format::K6 as u8 }>(w, a, t0, r, out),
+                (Format::K6, _) => qgemm_kernel::<$mr, 1, { Format::K6 as u8 }>(w, a, t0, r, out),
+                (_, 2) => qgemm_kernel::<$mr, 2, { Format::Bytes as u8 }>(w, a, t0, r, out),
+                (_, _) => qgemm_kernel::<$mr, 1, { Format::Bytes as u8 }>(w, a, t0, r, out),
             }
         };
     }
@@ -238,6 +282,28 @@ unsafe fn qgemm_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usiz
         4 => go!(4),
         5 => go!(5),
         _ => go!(6),
+    }
+}
+
+/// One kernel call on format `F`: `rows` (1 to 12) activation rows from `r` times tile `t`.
+///
+/// # Safety
+/// As for `qgemm_unit`.
+#[inline(always)]
+unsafe fn one_tile_call<const F: u8>(w: &PackedQ, a: &QuantAct, rows: usize, t: usize, r: usize, out: *mut f32) {
+    match rows {
+        1 => qgemm_kernel::<1, 1, F>(w, a, t, r, out),
+        2 => qgemm_kernel::<2, 1, F>(w, a, t, r, out),
+        3 => qgemm_kernel::<3, 1, F>(w, a, t, r, out),
+        4 => qgemm_kernel::<4, 1, F>(w, a, t, r, out),
+        5 => qgemm_kernel::<5, 1, F>(w, a, t, r, out),
+        6 => qgemm_kernel::<6, 1, F>(w, a, t, r, out),
+        7 => qgemm_kernel::<7, 1, F>(w, a, t, r, out),
+        8 => qgemm_kernel::<8, 1, F>(w, a, t, r, out),
+        9 => qgemm_kernel::<9, 1, F>(w, a, t, r, out),
+        10 => qgemm_kernel::<10, 1, F>(w, a, t, r, out),
+        11 => qgemm_kernel::<11, 1, F>(w, a, t, r, out),
+        _ => qgemm_kernel::<12, 1, F>(w, a, t, r, out),
     }
 }
 
