@@ -57,6 +57,9 @@ pub enum Format {
     K5 = 3,
     /// Q6_K: nibbles, two bits per quant in `qh`, `sc`, `d`.
     K6 = 4,
+    /// Never stored: the AVX-512 kernel's copy of a Q6_K tile pair decoded for many rows,
+    /// a byte per quant (as `Bytes`) and the f32 `d * sc` in `scale_min`.
+    K6Bytes = 5,
 }
 
 impl Format {
@@ -72,7 +75,7 @@ impl Format {
 
     /// Values per group (`s`, `min` pair).
     pub const fn group(f: u8) -> usize {
-        if f == Format::K6 as u8 {
+        if f == Format::K6 as u8 || f == Format::K6Bytes as u8 {
             16
         } else {
             32
@@ -81,7 +84,7 @@ impl Format {
 
     /// Subtracted from every stored quant.
     pub const fn offset(f: u8) -> i32 {
-        if f == Format::K6 as u8 {
+        if f == Format::K6 as u8 || f == Format::K6Bytes as u8 {
             32
         } else {
             0
@@ -95,7 +98,7 @@ impl Format {
 
     /// Quants stored as nibbles, two operands per byte.
     pub const fn nibbles(f: u8) -> bool {
-        f >= Format::K4 as u8
+        f == Format::K4 as u8 || f == Format::K5 as u8 || f == Format::K6 as u8
     }
 
     /// Bits per quant above the nibble, in `qh`.
@@ -424,6 +427,24 @@ impl PackedQ {
         Format::offset(self.format as u8)
     }
 
+    /// A `Format::K6Bytes` weight of `n` rows over the vectors `qs` and `scales`.
+    pub(in crate::kernels) fn k6_bytes(n: usize, k: usize, qs: Vec<u8>, scales: Vec<f32>) -> PackedQ {
+        debug_assert!(qs.len() == n * k && scales.len() == n * k / 16);
+        PackedQ {
+            kind: QKind::Q6K,
+            n,
+            k,
+            format: Format::K6Bytes,
+            group: 16,
+            qs: qs.into(),
+            qh: Buf::default(),
+            sub: Buf::default(),
+            d: Buf::default(),
+            scale_min: scales.into(),
+            corr: Buf::default(),
+        }
+    }
+
     /// Whether kernels with shifted activations multiply this weight as signed bytes.
     pub fn signed(&self) -> bool {
         Format::signed(self.format as u8)
@@ -466,6 +487,7 @@ impl PackedQ {
         let h = |v: u16| f16::from_bits(v).to_f32();
         match self.format {
             Format::Bytes => (self.scale_min[i], self.scale_min[i + NR]),
+            Format::K6Bytes => (self.scale_min[i], 0.0),
             Format::Q8 => (h(self.d[i]), 0.0),
             Format::K6 => {
                 let b = (t * (self.k / blocks::QK_K) + gi * self.group / blocks::QK_K) * NR + r;

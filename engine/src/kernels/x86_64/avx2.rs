@@ -128,7 +128,7 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
     let qh = w.qh.as_ptr().wrapping_add(t * NR * ng * 4);
     let pairs = Format::pairs(F);
     let sub = w.sub.as_ptr().wrapping_add(t * ng * pairs * NR);
-    let scale_min = w.scale_min.as_ptr().wrapping_add(t * ng * 2 * NR);
+    let scale_min = w.scale_min.as_ptr().wrapping_add(t * ng * pairs * NR);
     let dp = w.d.as_ptr().wrapping_add(t * pairs * NR * if F == Format::Q8 as u8 { ng } else { nblocks });
     let (aq, ad, asum, bias) = (a.q.as_ptr(), a.d.as_ptr(), a.sum.as_ptr(), a.bias.as_ptr());
     let ones = _mm256_set1_epi16(1);
@@ -191,6 +191,7 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
                 let (s, mi) = match F {
                     0 => (_mm256_loadu_ps(scale_min.add(at)), _mm256_loadu_ps(scale_min.add(at + NR))),
                     1 => (f16s(dp.add(at)), _mm256_setzero_ps()),
+                    5 => (_mm256_loadu_ps(scale_min.add(at)), _mm256_setzero_ps()),
                     4 => (_mm256_mul_ps(dv, bytes_ps(sub.add(at), true)), _mm256_setzero_ps()),
                     _ => (
                         _mm256_mul_ps(dv, bytes_ps(sub.add(at), false)),
@@ -232,6 +233,7 @@ unsafe fn qgemm_unit_any<const VNNI: bool>(
                 Format::K4 => qgemm_kernel::<$mr, 2, VNNI>(w, a, $t, $r, out),
                 Format::K5 => qgemm_kernel::<$mr, 3, VNNI>(w, a, $t, $r, out),
                 Format::K6 => qgemm_kernel::<$mr, 4, VNNI>(w, a, $t, $r, out),
+                Format::K6Bytes => qgemm_kernel::<$mr, 5, VNNI>(w, a, $t, $r, out),
             }
         };
     }

@@ -83,6 +83,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
     t0: usize,
     r0: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
     let g = Format::group(F);
     let (nib, hb) = (Format::nibbles(F), Format::high_bits(F));
@@ -122,7 +123,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
         for gb in 0..gpb {
             let gi = blk * gpb + gb;
             let mut acc = [[_mm512_setzero_si512(); NV]; MR];
-            if k6 {
+            if Format::offset(F) != 0 {
                 for (r, acc) in acc.iter_mut().enumerate() {
                     *acc = [_mm512_set1_epi32(*bias.add((r0 + r) * ng + gi)); NV];
                 }
@@ -188,6 +189,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
                 let (s, mi) = match F {
                     0 => (_mm512_loadu_ps(scale_min.add(at)), _mm512_loadu_ps(scale_min.add(at + NR))),
                     1 => (f16s(dp.add(at)), _mm512_setzero_ps()),
+                    5 => (_mm512_loadu_ps(scale_min.add(at)), _mm512_setzero_ps()),
                     4 => {
                         let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(sub.add(at) as *const __m128i));
                         for r in 0..MR {
@@ -219,7 +221,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
         for r in 0..MR {
             let d = _mm512_set1_ps(*ad.add((r0 + r) * nblocks + blk));
             for v in 0..NV {
-                let o = out.add((r0 + r) * w.n + (t0 + v) * NR);
+                let o = out.add((r0 + r) * ldo + (t0 + v) * NR);
                 let y =
                     if blk == 0 { _mm512_mul_ps(f[r][v], d) } else { _mm512_fmadd_ps(f[r][v], d, _mm512_loadu_ps(o)) };
                 _mm512_storeu_ps(o, y);
@@ -235,23 +237,80 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
 /// `out` is `[m, w.n]` for the `m` rows of `a` (quantized for this table); AVX-512 F/BW/VNNI
 /// available.
 pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
-    if matches!(w.format, Format::K4 | Format::K5) {
-        for r in (r0..r1).step_by(MR_ONE_TILE) {
-            let rows = (r1 - r).min(MR_ONE_TILE);
-            for t in tiles.clone() {
-                match w.format {
-                    Format::K4 => one_tile_call::<{ Format::K4 as u8 }>(w, a, rows, t, r, out),
-                    _ => one_tile_call::<{ Format::K5 as u8 }>(w, a, rows, t, r, out),
+    match w.format {
+        Format::K4 | Format::K5 => {
+            for r in (r0..r1).step_by(MR_ONE_TILE) {
+                let rows = (r1 - r).min(MR_ONE_TILE);
+                for t in tiles.clone() {
+                    match w.format {
+                        Format::K4 => one_tile_call::<{ Format::K4 as u8 }>(w, a, rows, t, r, out),
+                        _ => one_tile_call::<{ Format::K5 as u8 }>(w, a, rows, t, r, out),
+                    }
                 }
             }
         }
-        return;
+        Format::K6 if r1 - r0 >= K6_COPY_ROWS => K6_COPY.with_borrow_mut(|(qs, scales)| {
+            for t0 in tiles.clone().step_by(2) {
+                let nv = (tiles.end - t0).min(2);
+                decode_k6(w, t0, nv, qs, scales);
+                let copy = PackedQ::k6_bytes(nv * NR, w.k, std::mem::take(qs), std::mem::take(scales));
+                pair_rows(&copy, a, 0..nv, r0, r1, out.add(t0 * NR), w.n);
+                (*qs, *scales) = (copy.qs.into_vec(), copy.scale_min.into_vec());
+            }
+        }),
+        _ => pair_rows(w, a, tiles, r0, r1, out, w.n),
     }
+}
+
+/// Rows from which a Q6_K unit decodes each tile pair once into bytes (in L2) and multiplies
+/// those, instead of decoding in registers for every few rows.
+const K6_COPY_ROWS: usize = 24;
+
+thread_local! {
+    /// The decoded tile pair's quants and scales, kept from unit to unit.
+    static K6_COPY: std::cell::RefCell<(Vec<u8>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Tiles `t0..t0+nv` of a Q6_K weight as `Format::K6Bytes`: quants `[nv][k/16][4][16][4]`,
+/// scales `d * sc` `[nv][k/16][16]`.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn decode_k6(w: &PackedQ, t0: usize, nv: usize, qs: &mut Vec<u8>, scales: &mut Vec<f32>) {
+    let (k, ng) = (w.k, w.k / 16);
+    qs.resize(nv * NR * k, 0);
+    scales.resize(nv * NR * ng, 0.0);
+    let (low4, high) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x30));
+    for v in 0..nv {
+        let t = t0 + v;
+        for gi in 0..ng {
+            let h = _mm512_loadu_si512(w.qh.as_ptr().add((t * ng + gi) * NR * 4) as *const _);
+            for j in 0..2 {
+                let n = _mm512_loadu_si512(w.qs.as_ptr().add(t * NR * k / 2 + (gi * 2 + j) * NR * 4) as *const _);
+                let lo = _mm512_ternarylogic_epi32::<0xF8>(_mm512_and_si512(n, low4), bits_to_4(h, j * 2), high);
+                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(n), low4);
+                let hi = _mm512_ternarylogic_epi32::<0xF8>(hi, bits_to_4(h, (j + 2) * 2), high);
+                let dst = qs.as_mut_ptr().add((v * ng + gi) * 4 * NR * 4);
+                _mm512_storeu_si512(dst.add(j * NR * 4) as *mut _, lo);
+                _mm512_storeu_si512(dst.add((j + 2) * NR * 4) as *mut _, hi);
+            }
+            let d =
+                _mm512_cvtph_ps(_mm256_loadu_si256(w.d.as_ptr().add((t * (k / QK) + gi / 16) * NR) as *const __m256i));
+            let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(w.sub.as_ptr().add((t * ng + gi) * NR) as *const __m128i));
+            _mm512_storeu_ps(scales.as_mut_ptr().add((v * ng + gi) * NR), _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+        }
+    }
+}
+
+/// Rows `r0..r1` times `tiles`, in strips of 6 rows (4 for the legacy kinds) and tile pairs;
+/// `out` has rows of `ldo`.
+///
+/// # Safety
+/// As for `qgemm_unit`.
+unsafe fn pair_rows(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32, ldo: usize) {
     let mr = if w.format == Format::Bytes { MR_PAIR_MIN } else { MR_PAIR };
     for r in (r0..r1).step_by(mr) {
         let rows = (r1 - r).min(mr);
         for t0 in tiles.clone().step_by(2) {
-            pair_call(w, a, rows, t0, (tiles.end - t0).min(2), r, out);
+            pair_call(w, a, rows, t0, (tiles.end - t0).min(2), r, out, ldo);
         }
     }
 }
@@ -262,16 +321,19 @@ pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usi
 /// # Safety
 /// As for `qgemm_unit`.
 #[inline(always)]
-unsafe fn pair_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usize, r: usize, out: *mut f32) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn pair_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usize, r: usize, out: *mut f32, ldo: usize) {
     macro_rules! go {
         ($mr:literal) => {
             match (w.format, nv) {
-                (Format::Q8, 2) => qgemm_kernel::<$mr, 2, { Format::Q8 as u8 }>(w, a, t0, r, out),
-                (Format::Q8, _) => qgemm_kernel::<$mr, 1, { Format::Q8 as u8 }>(w, a, t0, r, out),
-                (Format::K6, 2) => qgemm_kernel::<$mr, 2, { Format::K6 as u8 }>(w, a, t0, r, out),
-                (Format::K6, _) => qgemm_kernel::<$mr, 1, { Format::K6 as u8 }>(w, a, t0, r, out),
-                (_, 2) => qgemm_kernel::<$mr, 2, { Format::Bytes as u8 }>(w, a, t0, r, out),
-                (_, _) => qgemm_kernel::<$mr, 1, { Format::Bytes as u8 }>(w, a, t0, r, out),
+                (Format::Q8, 2) => qgemm_kernel::<$mr, 2, { Format::Q8 as u8 }>(w, a, t0, r, out, ldo),
+                (Format::Q8, _) => qgemm_kernel::<$mr, 1, { Format::Q8 as u8 }>(w, a, t0, r, out, ldo),
+                (Format::K6, 2) => qgemm_kernel::<$mr, 2, { Format::K6 as u8 }>(w, a, t0, r, out, ldo),
+                (Format::K6, _) => qgemm_kernel::<$mr, 1, { Format::K6 as u8 }>(w, a, t0, r, out, ldo),
+                (Format::K6Bytes, 2) => qgemm_kernel::<$mr, 2, { Format::K6Bytes as u8 }>(w, a, t0, r, out, ldo),
+                (Format::K6Bytes, _) => qgemm_kernel::<$mr, 1, { Format::K6Bytes as u8 }>(w, a, t0, r, out, ldo),
+                (_, 2) => qgemm_kernel::<$mr, 2, { Format::Bytes as u8 }>(w, a, t0, r, out, ldo),
+                (_, _) => qgemm_kernel::<$mr, 1, { Format::Bytes as u8 }>(w, a, t0, r, out, ldo),
             }
         };
     }
@@ -292,18 +354,18 @@ unsafe fn pair_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usize
 #[inline(always)]
 unsafe fn one_tile_call<const F: u8>(w: &PackedQ, a: &QuantAct, rows: usize, t: usize, r: usize, out: *mut f32) {
     match rows {
-        1 => qgemm_kernel::<1, 1, F>(w, a, t, r, out),
-        2 => qgemm_kernel::<2, 1, F>(w, a, t, r, out),
-        3 => qgemm_kernel::<3, 1, F>(w, a, t, r, out),
-        4 => qgemm_kernel::<4, 1, F>(w, a, t, r, out),
-        5 => qgemm_kernel::<5, 1, F>(w, a, t, r, out),
-        6 => qgemm_kernel::<6, 1, F>(w, a, t, r, out),
-        7 => qgemm_kernel::<7, 1, F>(w, a, t, r, out),
-        8 => qgemm_kernel::<8, 1, F>(w, a, t, r, out),
-        9 => qgemm_kernel::<9, 1, F>(w, a, t, r, out),
-        10 => qgemm_kernel::<10, 1, F>(w, a, t, r, out),
-        11 => qgemm_kernel::<11, 1, F>(w, a, t, r, out),
-        _ => qgemm_kernel::<12, 1, F>(w, a, t, r, out),
+        1 => qgemm_kernel::<1, 1, F>(w, a, t, r, out, w.n),
+        2 => qgemm_kernel::<2, 1, F>(w, a, t, r, out, w.n),
+        3 => qgemm_kernel::<3, 1, F>(w, a, t, r, out, w.n),
+        4 => qgemm_kernel::<4, 1, F>(w, a, t, r, out, w.n),
+        5 => qgemm_kernel::<5, 1, F>(w, a, t, r, out, w.n),
+        6 => qgemm_kernel::<6, 1, F>(w, a, t, r, out, w.n),
+        7 => qgemm_kernel::<7, 1, F>(w, a, t, r, out, w.n),
+        8 => qgemm_kernel::<8, 1, F>(w, a, t, r, out, w.n),
+        9 => qgemm_kernel::<9, 1, F>(w, a, t, r, out, w.n),
+        10 => qgemm_kernel::<10, 1, F>(w, a, t, r, out, w.n),
+        11 => qgemm_kernel::<11, 1, F>(w, a, t, r, out, w.n),
+        _ => qgemm_kernel::<12, 1, F>(w, a, t, r, out, w.n),
     }
 }
 
