@@ -68,6 +68,14 @@ impl<T: Plain> Buf<T> {
         matches!(self.0, Store::Mapped { .. })
     }
 
+    /// The values as this process's own vector (a copy when mapped).
+    pub fn into_vec(self) -> Vec<T> {
+        match self.0 {
+            Store::Owned(v) => v,
+            mapped => Buf(mapped).to_vec(),
+        }
+    }
+
     /// The values' bytes, as they are written to a cache file.
     pub fn as_bytes(&self) -> &[u8] {
         let s: &[T] = self;

@@ -9,6 +9,7 @@ pub mod dense;
 pub mod generic;
 pub mod ops;
 pub mod qgemm;
+pub mod qpack;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
@@ -52,7 +53,7 @@ pub const ISA_ENV: &str = "QWEN3_EMBED_ISA";
 /// Version of the packed weight layouts (`qgemm::PackedQ`, `dense::PackedDense`, their
 /// `parts()`): a packed-weight cache file written under another version is never used. Bump
 /// it with every change to what `parts()` returns or how the kernels read it.
-pub const PACK_LAYOUT: u32 = 1;
+pub const PACK_LAYOUT: u32 = 2;
 
 impl Isa {
     pub const ALL: [Isa; 3] = [Isa::Generic, Isa::Avx2, Isa::Avx512];
@@ -194,8 +195,9 @@ pub struct Kernels {
     pub name: &'static str,
     /// Quantizes 256 activations to i8 (`shift`: stored as `q + 128`), returns the scale.
     pub quantize_block: unsafe fn(x: &[f32], q: &mut [i8], shift: bool) -> f32,
-    /// Whether this table's quantized GEMM wants the activations of signed weight kinds
-    /// shifted to unsigned bytes (`vpdpbusd` takes one unsigned operand).
+    /// Whether this table's quantized GEMM takes the activations shifted to unsigned bytes
+    /// for Q6_K and Q8_0, whose weights it multiplies as signed bytes (`vpdpbusd` takes one
+    /// unsigned operand); the shift is removed with per-column weight sums.
     pub shift_signed: bool,
     pub qgemm_unit: QUnitFn,
     /// Indexed by `DenseKind as usize`.

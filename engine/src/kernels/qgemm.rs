@@ -1,39 +1,24 @@
 //! Quantized GEMM for GGUF weights (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q8_0).
 //!
 //! # Weight layout
-//! At load time every quantized weight `[n, k]` is unpacked once into a layout of our own:
-//! each weight is `scale[c][g] * q - min[c][g]` with `q` an unsigned byte and `(scale, min)`
-//! one f32 pair per output row `c` and per group `g` of `G` consecutive `k` (`G` = 32 for
-//! Q4_K, Q5_K and Q8_0, 16 for Q6_K). That is exactly the dequantized value GGML defines:
-//!
-//! | type | q | scale | min |
-//! |---|---|---|---|
-//! | Q4_K | 4-bit quant (0..15) | `d * sc` | `dmin * m` |
-//! | Q5_K | 5-bit quant (0..31) | `d * sc` | `dmin * m` |
-//! | Q6_K | 6-bit quant (0..63) | `d * sc` (sc signed) | `32 * d * sc` |
-//! | Q8_0 | quant + 128 (0..255) | `d` | `128 * d` |
-//! | Q4_0, Q5_0 | 4/5-bit quant | `d` | `8 * d`, `16 * d` |
-//! | Q4_1, Q5_1 | 4/5-bit quant | `d` | `-m` |
-//!
-//! Q6_K and Q8_0 are stored signed instead (`q - 32`, `q`; no min) and multiplied with the
-//! activations shifted to unsigned bytes; the shift is undone exactly by starting each
-//! group's integer sum at `-128 * sum(w)`, so they need no per-group min term.
-//!
-//! The bytes are stored tile by tile: 16 output rows (one 512-bit register of f32 results) ×
-//! one group, as `G/4` runs of `[16 rows][4 k]`, which is the operand order of `vpdpbusd`.
+//! At load time every quantized weight `[n, k]` is regrouped once into tiles of 16 output rows
+//! at (nearly) the file's bit width: see [`super::qpack`]. Each weight is
+//! `s * (q - offset) - min` with `q` an unsigned quant and `(s, min)` per output row and group
+//! of `G` consecutive `k` (16 for Q6_K, 32 otherwise), exactly GGML's dequantized value.
 //!
 //! # Product
 //! Activations are quantized per row and per 256 values to i8 with one f32 scale (`ad`), and
 //! the sum of the i8 values of every group is kept (`asum`). Then
-//! `y[r][c] = sum_blocks ad * sum_groups (scale * sum_k(q * a) - min * asum)`,
-//! where the inner sum is exact integer arithmetic (`vpdpbusd`). This is the same activation
+//! `y[r][c] = sum_blocks ad * sum_groups (s * (sum_k(q * a) - offset * asum) - min * asum)`,
+//! where the inner sum is exact integer arithmetic (`vpdpbusd`, unsigned `q` times signed `a`)
+//! started at `-offset * asum` (`QuantAct::bias`). This is the same activation
 //! quantization (8 bits per 256 values) that GGML's own k-quant dot products use.
 
 use rayon::prelude::*;
 
 use super::blocks::{self, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0};
+pub use super::qpack::PackedQ;
 use super::{Kernels, SendPtr};
-use crate::buf::{Buf, Region};
 
 /// Output rows per tile (one zmm of f32).
 pub const NR: usize = 16;
@@ -80,19 +65,6 @@ impl QKind {
         };
         (values, bytes)
     }
-
-    /// Values per (scale, min) group.
-    pub fn group(self) -> usize {
-        match self {
-            QKind::Q6K => 16,
-            _ => 32,
-        }
-    }
-
-    /// Stored as signed bytes without a min term (see the module docs).
-    fn signed(self) -> bool {
-        matches!(self, QKind::Q6K | QKind::Q8_0)
-    }
 }
 
 /// Whether a `[n, k]` weight of `kind` can be packed.
@@ -100,258 +72,7 @@ pub fn supports(kind: QKind, n: usize, k: usize) -> bool {
     n > 0 && n.is_multiple_of(NR) && k > 0 && k.is_multiple_of(QK) && k.is_multiple_of(kind.block().0)
 }
 
-/// A weight `[n, k]` in the layout described in the module docs.
-pub struct PackedQ {
-    pub kind: QKind,
-    pub n: usize,
-    pub k: usize,
-    pub(in crate::kernels) group: usize,
-    /// `[n/16][k/G][G/4][16][4]`
-    pub(in crate::kernels) qs: Buf<u8>,
-    /// `[n/16][k/G][16]`
-    pub(in crate::kernels) scale: Buf<f32>,
-    /// `[n/16][k/G][16]` (unsigned kinds only)
-    pub(in crate::kernels) min: Buf<f32>,
-    /// Signed kinds (Q6_K, Q8_0): `qs` holds the signed quants `w` (Q6_K: q - 32, Q8_0: q) as
-    /// i8. Kernels that take activations shifted to u8 (`a + 128`, `Kernels::shift_signed`)
-    /// start each group's sum at `corr`, `-128 * sum(w)` per `[n/16][k/G][16]`, which removes
-    /// the shift exactly.
-    pub(in crate::kernels) signed: bool,
-    pub(in crate::kernels) corr: Buf<i32>,
-}
-
-/// GGML's 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block.
-fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (s[j] & 63, s[j + 4] & 63)
-    } else {
-        ((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
-    }
-}
-
-/// Unpacks one GGML block into `q` (block values), `scale` and `min` (one per group).
-fn unpack_block(kind: QKind, b: &[u8], q: &mut [u8], scale: &mut [f32], min: &mut [f32]) {
-    // The 32-value kinds: nibbles (value j low, j + 16 high) and an optional fifth bit.
-    let q32 = |q: &mut [u8], qs: &[u8; 16], qh: Option<[u8; 4]>| {
-        let qh = qh.map_or(0, u32::from_le_bytes);
-        for j in 0..16 {
-            q[j] = (qs[j] & 0xF) | (((qh >> j) & 1) << 4) as u8;
-            q[j + 16] = (qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4) as u8;
-        }
-    };
-    match kind {
-        QKind::Q4_0 => {
-            let b: BlockQ4_0 = blocks::read(b);
-            q32(q, &b.qs, None);
-            scale[0] = b.d.to_f32();
-            min[0] = 8.0 * scale[0];
-        }
-        QKind::Q4_1 => {
-            let b: BlockQ4_1 = blocks::read(b);
-            q32(q, &b.qs, None);
-            scale[0] = b.d.to_f32();
-            min[0] = -b.m.to_f32();
-        }
-        QKind::Q5_0 => {
-            let b: BlockQ5_0 = blocks::read(b);
-            q32(q, &b.qs, Some(b.qh));
-            scale[0] = b.d.to_f32();
-            min[0] = 16.0 * scale[0];
-        }
-        QKind::Q5_1 => {
-            let b: BlockQ5_1 = blocks::read(b);
-            q32(q, &b.qs, Some(b.qh));
-            scale[0] = b.d.to_f32();
-            min[0] = -b.m.to_f32();
-        }
-        QKind::Q4K | QKind::Q5K => {
-            let (d, dmin, sc, qs, qh) = if kind == QKind::Q5K {
-                let b: BlockQ5K = blocks::read(b);
-                (b.d.to_f32(), b.dmin.to_f32(), b.scales, b.qs, Some(b.qh))
-            } else {
-                let b: BlockQ4K = blocks::read(b);
-                (b.d.to_f32(), b.dmin.to_f32(), b.scales, b.qs, None)
-            };
-            for c in 0..4 {
-                for l in 0..32 {
-                    let byte = qs[c * 32 + l];
-                    let (mut lo, mut hi) = (byte & 0xF, byte >> 4);
-                    if let Some(qh) = qh {
-                        lo |= ((qh[l] >> (2 * c)) & 1) << 4;
-                        hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
-                    }
-                    q[c * 64 + l] = lo;
-                    q[c * 64 + 32 + l] = hi;
-                }
-            }
-            for j in 0..8 {
-                let (s, m) = scale_min_k4(j, &sc);
-                scale[j] = d * s as f32;
-                min[j] = dmin * m as f32;
-            }
-        }
-        QKind::Q6K => {
-            let b: BlockQ6K = blocks::read(b);
-            let d = b.d.to_f32();
-            for h in 0..2 {
-                let (ql, qh) = (&b.ql[h * 64..], &b.qh[h * 32..]);
-                let o = h * 128;
-                for l in 0..32 {
-                    q[o + l] = (ql[l] & 0xF) | ((qh[l] & 3) << 4);
-                    q[o + l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
-                    q[o + l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-                    q[o + l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
-                }
-            }
-            for j in 0..16 {
-                let s = d * b.scales[j] as f32;
-                scale[j] = s;
-                min[j] = 32.0 * s;
-            }
-        }
-        QKind::Q8_0 => {
-            let b: BlockQ8_0 = blocks::read(b);
-            for (q, &v) in q.iter_mut().zip(&b.qs) {
-                *q = (v as i16 + 128) as u8;
-            }
-            scale[0] = b.d.to_f32();
-            min[0] = 128.0 * scale[0];
-        }
-    }
-}
-
 impl PackedQ {
-    /// Packs GGML row-major data of a `[n, k]` tensor (`n` rows of `k` values).
-    pub fn pack(kind: QKind, n: usize, k: usize, data: &[u8]) -> Option<PackedQ> {
-        let (bv, bb) = kind.block();
-        if !supports(kind, n, k) || data.len() != n * (k / bv) * bb {
-            return None;
-        }
-        let g = kind.group();
-        let ng = k / g;
-        let mut qs = vec![0u8; n * k];
-        let mut scale = vec![0f32; n * ng];
-        let mut min = vec![0f32; n * ng];
-        let row_bytes = (k / bv) * bb;
-        qs.par_chunks_mut(NR * k)
-            .zip(scale.par_chunks_mut(NR * ng).zip(min.par_chunks_mut(NR * ng)))
-            .enumerate()
-            .for_each(|(t, (tq, (ts, tm)))| {
-                let mut q = vec![0u8; k];
-                let mut s = vec![0f32; ng];
-                let mut m = vec![0f32; ng];
-                for r in 0..NR {
-                    let row = &data[(t * NR + r) * row_bytes..][..row_bytes];
-                    let gpb = bv / g;
-                    for (bi, b) in row.chunks_exact(bb).enumerate() {
-                        unpack_block(
-                            kind,
-                            b,
-                            &mut q[bi * bv..][..bv],
-                            &mut s[bi * gpb..][..gpb],
-                            &mut m[bi * gpb..][..gpb],
-                        );
-                    }
-                    for gi in 0..ng {
-                        ts[gi * NR + r] = s[gi];
-                        tm[gi * NR + r] = m[gi];
-                        for k4 in 0..g / 4 {
-                            let dst = &mut tq[((gi * (g / 4) + k4) * NR + r) * 4..][..4];
-                            dst.copy_from_slice(&q[gi * g + k4 * 4..][..4]);
-                        }
-                    }
-                }
-            });
-        let signed = kind.signed();
-        let offset = if kind == QKind::Q6K { 32i32 } else { 128 };
-        let mut corr = Vec::new();
-        if signed {
-            corr = vec![0i32; n * ng];
-            for (tg, chunk) in qs.chunks_mut(g * NR).enumerate() {
-                // chunk: one tile, one group: [G/4][16][4]
-                let mut sums = [0i32; NR];
-                for (i, b) in chunk.iter_mut().enumerate() {
-                    let w = *b as i32 - offset;
-                    *b = w as i8 as u8;
-                    sums[(i / 4) % NR] += w;
-                }
-                for r in 0..NR {
-                    corr[tg * NR + r] = -128 * sums[r];
-                }
-            }
-            min = Vec::new();
-        }
-        Some(PackedQ {
-            kind,
-            n,
-            k,
-            group: g,
-            qs: qs.into(),
-            scale: scale.into(),
-            min: min.into(),
-            signed,
-            corr: corr.into(),
-        })
-    }
-
-    /// The stored arrays, in the order `from_parts` takes them (the packed-weight cache).
-    pub fn parts(&self) -> Vec<&[u8]> {
-        vec![self.qs.as_bytes(), self.scale.as_bytes(), self.min.as_bytes(), self.corr.as_bytes()]
-    }
-
-    /// A weight read back from `parts()` written by the same layout version; `None` when a
-    /// part's size does not fit `(kind, n, k)`.
-    pub fn from_parts(kind: QKind, n: usize, k: usize, parts: &[Region]) -> Option<PackedQ> {
-        let [qs, scale, min, corr] = parts else { return None };
-        if !supports(kind, n, k) {
-            return None;
-        }
-        let (g, signed) = (kind.group(), kind.signed());
-        let groups = n * (k / g);
-        let p = PackedQ {
-            kind,
-            n,
-            k,
-            group: g,
-            qs: qs.typed()?,
-            scale: scale.typed()?,
-            min: min.typed()?,
-            signed,
-            corr: corr.typed()?,
-        };
-        let (mins, corrs) = if signed { (0, groups) } else { (groups, 0) };
-        (p.qs.len() == n * k && p.scale.len() == groups && p.min.len() == mins && p.corr.len() == corrs).then_some(p)
-    }
-
-    /// Whether the arrays are read from a mapped cache file.
-    pub fn is_mapped(&self) -> bool {
-        self.qs.is_mapped()
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.qs.len() + 4 * (self.scale.len() + self.min.len() + self.corr.len())
-    }
-
-    /// Dequantized row `c` (for tests).
-    pub fn dequantize_row(&self, c: usize) -> Vec<f32> {
-        let (t, r) = (c / NR, c % NR);
-        let g = self.group;
-        let ng = self.k / g;
-        (0..self.k)
-            .map(|kk| {
-                let (gi, k4, j) = (kk / g, (kk % g) / 4, kk % 4);
-                let q = self.qs[t * NR * self.k + ((gi * (g / 4) + k4) * NR + r) * 4 + j];
-                let s = self.scale[t * NR * ng + gi * NR + r];
-                if self.signed {
-                    return s * (q as i8) as f32;
-                }
-                let m = self.min[t * NR * ng + gi * NR + r];
-                s * q as f32 - m
-            })
-            .collect()
-    }
-
     /// `x` is `[m, k]` row-major f32; returns `[m, n]` row-major f32.
     pub fn matmul(&self, kn: &Kernels, x: &[f32], m: usize) -> Vec<f32> {
         matmul_many(kn, &[self], x, m).pop().expect("one output")
@@ -363,37 +84,54 @@ pub struct QuantAct {
     pub(in crate::kernels) q: Vec<i8>,
     /// `[m][k/256]`
     pub(in crate::kernels) d: Vec<f32>,
-    /// `[m][k/group]`, integer-valued
+    /// `[m][k/group]`, integer-valued (empty when shifted)
     pub(in crate::kernels) sum: Vec<f32>,
+    /// `[m][k/group]`: `-offset * sum`, where each group's integer sum starts for weights
+    /// stored with an offset (empty for offset 0).
+    pub(in crate::kernels) bias: Vec<i32>,
+}
+
+/// What a weight needs of its activations: the group size of the sums, the offset of its
+/// quants, and whether they are shifted to unsigned bytes (then without sums).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ActKey {
+    pub group: usize,
+    pub offset: i32,
+    pub shifted: bool,
+}
+
+impl ActKey {
+    pub fn of(kn: &Kernels, w: &PackedQ) -> ActKey {
+        let shifted = kn.shift_signed && w.signed();
+        ActKey { group: w.group, offset: if shifted { 0 } else { w.offset() }, shifted }
+    }
 }
 
 impl QuantAct {
-    /// `shifted`: store `a + 128` as unsigned bytes (for the signed weight kinds, which need
-    /// no group sums: `sum` stays empty).
-    pub fn new(kn: &Kernels, x: &[f32], m: usize, k: usize, group: usize, shifted: bool) -> QuantAct {
+    pub fn new(kn: &Kernels, x: &[f32], m: usize, k: usize, key: ActKey) -> QuantAct {
+        let ActKey { group, offset, shifted } = key;
         assert!(k.is_multiple_of(QK) && QK.is_multiple_of(group) && x.len() == m * k);
         let mut q: Vec<i8> = super::alloc_vec(m * k);
         // SAFETY: every block is written below.
         unsafe { q.set_len(m * k) };
         let mut d = vec![0f32; m * k / QK];
-        let mut sum = vec![0f32; if shifted { 0 } else { m * k / group }];
-        let sum_row = if shifted { 0 } else { k / group };
-        let rows = q.par_chunks_mut(k).zip(d.par_chunks_mut(k / QK)).zip(x.par_chunks(k)).enumerate();
+        let ng = if shifted { 0 } else { k / group };
+        let mut sum = vec![0f32; m * ng];
         let sum_ptr = SendPtr(sum.as_mut_ptr());
+        let rows = q.par_chunks_mut(k).zip(d.par_chunks_mut(k / QK)).zip(x.par_chunks(k)).enumerate();
         rows.with_min_len(8).for_each(|(r, ((q, d), x))| {
             for (b, (xb, qb)) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).enumerate() {
                 // SAFETY: both blocks are QK long; `kn` runs on this CPU.
                 d[b] = unsafe { (kn.quantize_block)(xb, qb, shifted) };
             }
-            if !shifted {
-                // SAFETY: row r's sums are written by this row only.
-                let s = unsafe { std::slice::from_raw_parts_mut(sum_ptr.get().add(r * sum_row), sum_row) };
-                for (s, g) in s.iter_mut().zip(q.chunks_exact(group)) {
-                    *s = g.iter().map(|&v| v as i32).sum::<i32>() as f32;
-                }
+            // SAFETY: row r's sums are written by this row only (none when shifted).
+            let sum = unsafe { std::slice::from_raw_parts_mut(sum_ptr.get().add(r * ng), ng) };
+            for (s, g) in sum.iter_mut().zip(q.chunks_exact(group)) {
+                *s = g.iter().map(|&v| v as i32).sum::<i32>() as f32;
             }
         });
-        QuantAct { q, d, sum }
+        let bias = if offset == 0 { Vec::new() } else { sum.iter().map(|&s| -offset * s as i32).collect() };
+        QuantAct { q, d, sum, bias }
     }
 }
 
@@ -402,12 +140,11 @@ impl QuantAct {
 pub fn matmul_many(kn: &Kernels, ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Vec<f32>> {
     let k = ws[0].k;
     assert!(ws.iter().all(|w| w.k == k) && x.len() == m * k);
-    let key = |w: &PackedQ| (w.group, w.signed && kn.shift_signed);
-    let mut acts: Vec<((usize, bool), QuantAct)> = Vec::new();
+    let mut acts: Vec<(ActKey, QuantAct)> = Vec::new();
     for w in ws {
-        let (group, shifted) = key(w);
-        if !acts.iter().any(|(g, _)| *g == (group, shifted)) {
-            acts.push(((group, shifted), QuantAct::new(kn, x, m, k, group, shifted)));
+        let key = ActKey::of(kn, w);
+        if !acts.iter().any(|(g, _)| *g == key) {
+            acts.push((key, QuantAct::new(kn, x, m, k, key)));
         }
     }
     // Every (row, column) of every output is written by exactly one unit below.
@@ -427,7 +164,7 @@ pub fn matmul_many(kn: &Kernels, ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Ve
     (0..items.len() * nrb).into_par_iter().for_each(|u| {
         let ((i, tiles), b) = (&items[u / nrb], u % nrb);
         let w = ws[*i];
-        let a = &acts.iter().find(|(g, _)| *g == key(w)).expect("quantized").1;
+        let a = &acts.iter().find(|(g, _)| *g == ActKey::of(kn, w)).expect("quantized").1;
         let r0 = b * rb;
         let r1 = (r0 + rb).min(m);
         let ptr = ptrs[*i];
@@ -487,7 +224,13 @@ mod tests {
                 assert_eq!(&p.dequantize_row(c), row, "{kind:?} row {c}");
             }
             let x = lcg(2, m * k);
-            let a = QuantAct::new(&crate::kernels::generic::KERNELS, &x, m, k, p.group, false);
+            let a = QuantAct::new(
+                &crate::kernels::generic::KERNELS,
+                &x,
+                m,
+                k,
+                ActKey::of(&crate::kernels::generic::KERNELS, &p),
+            );
             let mut want = vec![0f64; m * n];
             let mut plain = vec![0f64; m * n];
             for r in 0..m {
@@ -613,7 +356,7 @@ mod tests {
                     })
                 };
                 let quant = time(&|| {
-                    std::hint::black_box(QuantAct::new(kn, &x, m, k, p.group, p.signed && kn.shift_signed));
+                    std::hint::black_box(QuantAct::new(kn, &x, m, k, ActKey::of(kn, &p)));
                 });
                 println!("  quantize activations: {:.2} ms", quant * 1e3);
                 // Outputs go back to the spares, as in the forward pass.
@@ -652,16 +395,19 @@ mod kernel_speed {
         let kn = crate::kernels::table();
         println!("instruction set: {:?}", kn.isa);
         let (n, k) = (32, 2560);
-        for (dtype, kind) in
-            [(GgmlDType::Q8_0, QKind::Q8_0), (GgmlDType::Q4K, QKind::Q4K), (GgmlDType::Q6K, QKind::Q6K)]
-        {
+        for (dtype, kind) in [
+            (GgmlDType::Q8_0, QKind::Q8_0),
+            (GgmlDType::Q4K, QKind::Q4K),
+            (GgmlDType::Q5K, QKind::Q5K),
+            (GgmlDType::Q6K, QKind::Q6K),
+        ] {
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
             let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
             let qt = QTensor::quantize(&wt, dtype).unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
             for m in [6usize, 72] {
                 let x: Vec<f32> = (0..m * k).map(|i| ((i * 104729 % 2000) as f32 / 1000.0) - 1.0).collect();
-                let a = QuantAct::new(kn, &x, m, k, p.group, p.signed && kn.shift_signed);
+                let a = QuantAct::new(kn, &x, m, k, ActKey::of(kn, &p));
                 let calls = 20_000_000 / m / 5 / (k / 256);
                 // Seconds per call, best of 5 runs of `calls` calls, on this thread.
                 let per_call = || {

@@ -39,51 +39,47 @@ pub fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     amax / 127.0
 }
 
-/// `y[r][c] = sum_blocks ad * sum_groups (scale * sum_k(q * a) - min * asum)` for rows
-/// `r0..r1` and the columns of `tiles`, straight from the packed layout. Activations are not
-/// shifted (`shift_signed` is false), so signed kinds need no correction.
+/// `y[r][c] = sum_blocks ad * sum_groups (s * sum_k((q - offset) * a) - min * asum)` for rows
+/// `r0..r1` and the columns of `tiles`, one tile and group of weights decoded at a time.
 ///
 /// # Safety
 /// `out` is `[m, w.n]` for the `m` rows of `a`.
 pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
     let (k, g) = (w.k, w.group);
     let (ng, nb, gpb) = (k / g, k / QK, QK / g);
-    for r in r0..r1 {
-        let aq = &a.q[r * k..][..k];
-        for t in tiles.clone() {
-            let tq = &w.qs[t * NR * k..][..NR * k];
-            let ts = &w.scale[t * NR * ng..][..NR * ng];
-            let mut y = [0f32; NR];
-            for blk in 0..nb {
-                let mut f = [0f32; NR];
-                for gi in blk * gpb..(blk + 1) * gpb {
-                    let mut isum = [0i32; NR];
-                    for k4 in 0..g / 4 {
-                        let wq = &tq[(gi * (g / 4) + k4) * NR * 4..][..NR * 4];
-                        let av = &aq[gi * g + k4 * 4..][..4];
-                        for (c, s) in isum.iter_mut().enumerate() {
-                            for j in 0..4 {
-                                let q = wq[c * 4 + j];
-                                let wv = if w.signed { q as i8 as i32 } else { q as i32 };
-                                *s += wv * av[j] as i32;
-                            }
-                        }
-                    }
-                    for c in 0..NR {
-                        f[c] += ts[gi * NR + c] * isum[c] as f32;
-                        if !w.signed {
-                            f[c] -= w.min[t * NR * ng + gi * NR + c] * a.sum[r * ng + gi];
-                        }
-                    }
-                }
-                let d = a.d[r * nb + blk];
-                for c in 0..NR {
-                    y[c] += f[c] * d;
+    let rows = r1 - r0;
+    for t in tiles {
+        let mut y = vec![[0f32; NR]; rows];
+        let mut f = vec![[0f32; NR]; rows];
+        let mut q = vec![[0i32; NR]; g];
+        for gi in 0..ng {
+            for (kk, q) in q.iter_mut().enumerate() {
+                for (c, q) in q.iter_mut().enumerate() {
+                    *q = w.value(t * NR + c, gi * g + kk);
                 }
             }
-            // SAFETY: (r, t) lies inside the caller's `[m, n]` output.
-            let o = unsafe { std::slice::from_raw_parts_mut(out.add(r * w.n + t * NR), NR) };
-            o.copy_from_slice(&y);
+            let sm: [(f32, f32); NR] = std::array::from_fn(|c| w.scale_min(t * NR + c, gi));
+            for (ri, f) in f.iter_mut().enumerate() {
+                let r = r0 + ri;
+                let av = &a.q[r * k + gi * g..][..g];
+                for (c, f) in f.iter_mut().enumerate() {
+                    let isum: i32 = q.iter().zip(av).map(|(q, &a)| q[c] * a as i32).sum();
+                    *f += sm[c].0 * isum as f32 - sm[c].1 * a.sum[r * ng + gi];
+                }
+            }
+            if gi % gpb == gpb - 1 {
+                for (ri, (y, f)) in y.iter_mut().zip(&mut f).enumerate() {
+                    let d = a.d[(r0 + ri) * nb + gi / gpb];
+                    for (y, f) in y.iter_mut().zip(f.iter_mut()) {
+                        *y += std::mem::take(f) * d;
+                    }
+                }
+            }
+        }
+        for (ri, y) in y.iter().enumerate() {
+            // SAFETY: (r0 + ri, t) lies inside the caller's `[m, n]` output.
+            let o = unsafe { std::slice::from_raw_parts_mut(out.add((r0 + ri) * w.n + t * NR), NR) };
+            o.copy_from_slice(y);
         }
     }
 }

@@ -9,6 +9,7 @@ use std::ops::Range;
 use crate::kernels::dense::{DenseKind, PackedDense};
 use crate::kernels::ops::{self, Attention, Span};
 use crate::kernels::qgemm::{PackedQ, QuantAct, NR, QK};
+use crate::kernels::qpack::Format;
 use crate::kernels::{generic, Isa, Kernels};
 
 pub const KERNELS: Kernels = Kernels {
@@ -82,7 +83,7 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
 
 /// `sum_4(w * a)` of each 32-bit lane added to `acc`: `w` unsigned bytes, `a` signed ones
 /// (`vpdpbusd` with AVX-VNNI; without it the i16 pair sums cannot saturate for our operands:
-/// unsigned weights are at most 63, signed kinds pass `|w|` and `a` carrying `w`'s sign).
+/// unsigned weights are at most 63, Q8_0 passes `|w|` and `a` carrying `w`'s sign).
 #[inline(always)]
 unsafe fn dot4<const VNNI: bool>(acc: __m256i, w: __m256i, a: __m256i, ones: __m256i) -> __m256i {
     if VNNI {
@@ -92,61 +93,122 @@ unsafe fn dot4<const VNNI: bool>(acc: __m256i, w: __m256i, a: __m256i, ones: __m
     }
 }
 
-/// `MR` activation rows from `r0` times tile `t`, 8 columns (`half`) at a time, over all of
-/// `k`; the sum over activation blocks runs in the output as in the AVX-512 kernel.
+/// The bits of `h` from bit `pos` moved to bit 4, as in the AVX-512 kernel.
 #[inline(always)]
-unsafe fn qgemm_kernel<const MR: usize, const G: usize, const SIGNED: bool, const VNNI: bool>(
+unsafe fn bits_to_4(h: __m256i, pos: usize) -> __m256i {
+    match pos {
+        0 => _mm256_slli_epi16::<4>(h),
+        1 => _mm256_slli_epi16::<3>(h),
+        2 => _mm256_slli_epi16::<2>(h),
+        3 => _mm256_slli_epi16::<1>(h),
+        4 => h,
+        5 => _mm256_srli_epi16::<1>(h),
+        6 => _mm256_srli_epi16::<2>(h),
+        _ => _mm256_srli_epi16::<3>(h),
+    }
+}
+
+/// `MR` activation rows from `r0` times tile `t`, 8 columns (`half`) at a time, over all of
+/// `k`, for weights of format `F`; the sum over activation blocks runs in the output as in the
+/// AVX-512 kernel. Q8_0's signed quants are multiplied by magnitude and sign.
+#[inline(always)]
+unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
     w: &PackedQ,
     a: &QuantAct,
     t: usize,
     r0: usize,
     out: *mut f32,
 ) {
-    let k = w.k;
-    let ng = k / G;
-    let gpb = QK / G;
-    let nblocks = k / QK;
-    let qs = w.qs.as_ptr().add(t * NR * k);
-    let sc = w.scale.as_ptr().add(t * NR * ng);
-    let mn = w.min.as_ptr();
-    let aq = a.q.as_ptr();
-    let ad = a.d.as_ptr();
-    let asum = a.sum.as_ptr();
+    let g = Format::group(F);
+    let (nib, hb) = (Format::nibbles(F), Format::high_bits(F));
+    let signed = F == Format::Q8 as u8;
+    let (k, ng, gpb, nblocks) = (w.k, w.k / g, QK / g, w.k / QK);
+    // This tile's part of each array (`wrapping_add`: arrays the format lacks are empty).
+    let qs = w.qs.as_ptr().wrapping_add(t * if nib { NR * k / 2 } else { NR * k });
+    let qh = w.qh.as_ptr().wrapping_add(t * NR * ng * 4);
+    let pairs = Format::pairs(F);
+    let sub = w.sub.as_ptr().wrapping_add(t * ng * pairs * NR);
+    let scale_min = w.scale_min.as_ptr().wrapping_add(t * ng * pairs * NR);
+    let dp = w.d.as_ptr().wrapping_add(t * pairs * NR * if F == Format::Q8 as u8 { ng } else { nblocks });
+    let (aq, ad, asum, bias) = (a.q.as_ptr(), a.d.as_ptr(), a.sum.as_ptr(), a.bias.as_ptr());
     let ones = _mm256_set1_epi16(1);
+    let low4 = _mm256_set1_epi8(0x0F);
+    let high = _mm256_set1_epi8((((1 << hb) - 1) << 4) as i8);
+    let act = |r: usize, gi: usize, o: usize| {
+        _mm256_set1_epi32(std::ptr::read_unaligned(aq.add((r0 + r) * k + gi * g + o * 4) as *const i32))
+    };
+    let f16s = |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+    let bytes_ps = |p: *const u8, signed: bool| {
+        let b = _mm_loadl_epi64(p as *const __m128i);
+        _mm256_cvtepi32_ps(if signed { _mm256_cvtepi8_epi32(b) } else { _mm256_cvtepu8_epi32(b) })
+    };
     for half in 0..2 {
+        let h8 = half * 8;
         for blk in 0..nblocks {
             let mut f = [_mm256_setzero_ps(); MR];
+            let at = blk * pairs * NR + h8;
+            let dv = if nib { f16s(dp.add(at)) } else { _mm256_setzero_ps() };
+            let dminv = if nib && pairs == 2 { f16s(dp.add(at + NR)) } else { _mm256_setzero_ps() };
             for gb in 0..gpb {
                 let gi = blk * gpb + gb;
                 let mut acc = [_mm256_setzero_si256(); MR];
-                for k4 in 0..G / 4 {
-                    let wv = _mm256_loadu_si256(qs.add((gi * (G / 4) + k4) * NR * 4 + half * 32) as *const __m256i);
-                    let wu = if SIGNED { _mm256_abs_epi8(wv) } else { wv };
+                if Format::offset(F) != 0 {
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let av = _mm256_set1_epi32(std::ptr::read_unaligned(
-                            aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32
-                        ));
-                        let av = if SIGNED { _mm256_sign_epi8(av, wv) } else { av };
-                        *acc = dot4::<VNNI>(*acc, wu, av, ones);
+                        *acc = _mm256_set1_epi32(*bias.add((r0 + r) * ng + gi));
                     }
                 }
-                let s = _mm256_loadu_ps(sc.add(gi * NR + half * 8));
-                if SIGNED {
-                    for r in 0..MR {
-                        f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), s, f[r]);
+                if nib {
+                    let hv = if hb > 0 {
+                        _mm256_loadu_si256(qh.add(gi * NR * 4 + half * 32) as *const __m256i)
+                    } else {
+                        _mm256_setzero_si256()
+                    };
+                    let hg = g / 8;
+                    for j in 0..hg {
+                        let n = _mm256_loadu_si256(qs.add((gi * hg + j) * NR * 4 + half * 32) as *const __m256i);
+                        let mut lo = _mm256_and_si256(n, low4);
+                        let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(n), low4);
+                        if hb > 0 {
+                            lo = _mm256_or_si256(lo, _mm256_and_si256(bits_to_4(hv, j * hb), high));
+                            hi = _mm256_or_si256(hi, _mm256_and_si256(bits_to_4(hv, (j + hg) * hb), high));
+                        }
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            *acc = dot4::<VNNI>(*acc, lo, act(r, gi, j), ones);
+                            *acc = dot4::<VNNI>(*acc, hi, act(r, gi, j + hg), ones);
+                        }
                     }
                 } else {
-                    let mi = _mm256_loadu_ps(mn.add(t * NR * ng + gi * NR + half * 8));
-                    for r in 0..MR {
+                    for o in 0..g / 4 {
+                        let wv = _mm256_loadu_si256(qs.add((gi * (g / 4) + o) * NR * 4 + half * 32) as *const __m256i);
+                        let wu = if signed { _mm256_abs_epi8(wv) } else { wv };
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let av = if signed { _mm256_sign_epi8(act(r, gi, o), wv) } else { act(r, gi, o) };
+                            *acc = dot4::<VNNI>(*acc, wu, av, ones);
+                        }
+                    }
+                }
+                let at = gi * pairs * NR + h8;
+                let (s, mi) = match F {
+                    0 => (_mm256_loadu_ps(scale_min.add(at)), _mm256_loadu_ps(scale_min.add(at + NR))),
+                    1 => (f16s(dp.add(at)), _mm256_setzero_ps()),
+                    5 => (_mm256_loadu_ps(scale_min.add(at)), _mm256_setzero_ps()),
+                    4 => (_mm256_mul_ps(dv, bytes_ps(sub.add(at), true)), _mm256_setzero_ps()),
+                    _ => (
+                        _mm256_mul_ps(dv, bytes_ps(sub.add(at), false)),
+                        _mm256_mul_ps(dminv, bytes_ps(sub.add(at + NR), false)),
+                    ),
+                };
+                for r in 0..MR {
+                    f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), s, f[r]);
+                    if Format::has_min(F) {
                         let sum = _mm256_set1_ps(*asum.add((r0 + r) * ng + gi));
-                        f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), s, f[r]);
                         f[r] = _mm256_fnmadd_ps(mi, sum, f[r]);
                     }
                 }
             }
             for (r, f) in f.iter().enumerate() {
                 let d = _mm256_set1_ps(*ad.add((r0 + r) * nblocks + blk));
-                let o = out.add((r0 + r) * w.n + t * NR + half * 8);
+                let o = out.add((r0 + r) * w.n + t * NR + h8);
                 let y = if blk == 0 { _mm256_mul_ps(*f, d) } else { _mm256_fmadd_ps(*f, d, _mm256_loadu_ps(o)) };
                 _mm256_storeu_ps(o, y);
             }
@@ -165,11 +227,13 @@ unsafe fn qgemm_unit_any<const VNNI: bool>(
 ) {
     macro_rules! go {
         ($mr:literal, $t:expr, $r:expr) => {
-            match (w.signed, w.group) {
-                (false, 32) => qgemm_kernel::<$mr, 32, false, VNNI>(w, a, $t, $r, out),
-                (false, _) => qgemm_kernel::<$mr, 16, false, VNNI>(w, a, $t, $r, out),
-                (true, 32) => qgemm_kernel::<$mr, 32, true, VNNI>(w, a, $t, $r, out),
-                (true, _) => qgemm_kernel::<$mr, 16, true, VNNI>(w, a, $t, $r, out),
+            match w.format {
+                Format::Bytes => qgemm_kernel::<$mr, 0, VNNI>(w, a, $t, $r, out),
+                Format::Q8 => qgemm_kernel::<$mr, 1, VNNI>(w, a, $t, $r, out),
+                Format::K4 => qgemm_kernel::<$mr, 2, VNNI>(w, a, $t, $r, out),
+                Format::K5 => qgemm_kernel::<$mr, 3, VNNI>(w, a, $t, $r, out),
+                Format::K6 => qgemm_kernel::<$mr, 4, VNNI>(w, a, $t, $r, out),
+                Format::K6Bytes => qgemm_kernel::<$mr, 5, VNNI>(w, a, $t, $r, out),
             }
         };
     }
@@ -186,14 +250,14 @@ unsafe fn qgemm_unit_any<const VNNI: bool>(
 }
 
 /// # Safety
-/// As `QUnitFn`, with unshifted activations; AVX2 and FMA available.
+/// As `QUnitFn`; AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
     qgemm_unit_any::<false>(w, a, tiles, r0, r1, out)
 }
 
 /// # Safety
-/// As `QUnitFn`, with unshifted activations; AVX2, FMA and AVX-VNNI available.
+/// As `QUnitFn`; AVX2, FMA and AVX-VNNI available.
 #[target_feature(enable = "avx2,fma,avxvnni")]
 pub unsafe fn qgemm_unit_vnni(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
     qgemm_unit_any::<true>(w, a, tiles, r0, r1, out)

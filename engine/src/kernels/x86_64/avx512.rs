@@ -8,6 +8,7 @@ use std::ops::Range;
 use crate::kernels::dense::{DenseKind, PackedDense, MR};
 use crate::kernels::ops::{self, Attention, Span};
 use crate::kernels::qgemm::{PackedQ, QuantAct, NR, QK};
+use crate::kernels::qpack::Format;
 use crate::kernels::{generic, Isa, Kernels};
 
 /// The table; BF16 weights fall back to the AVX2 kernel on a CPU without AVX512_BF16.
@@ -25,10 +26,12 @@ pub const KERNELS: Kernels = Kernels {
     add,
 };
 
-/// Activation rows per quantized kernel call: 6 for the signed kinds, 4 for the unsigned
-/// ones, whose per-group min term needs more registers.
-const MR_SIGNED: usize = 6;
-const MR_UNSIGNED: usize = 4;
+/// Activation rows per quantized kernel call. Q4_K and Q5_K take one tile and up to 12 rows,
+/// over which each decoded weight vector is used; the other formats take two tiles and 6 rows,
+/// or 4 for the legacy kinds, whose per-group min term needs more registers.
+const MR_ONE_TILE: usize = 12;
+const MR_PAIR: usize = 6;
+const MR_PAIR_MIN: usize = 4;
 
 // ---- quantized GEMM
 
@@ -54,81 +57,171 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     amax / 127.0
 }
 
-/// `MR` activation rows from `r0` times tiles `t0..t0+NV` over all of `k`. The sum over
-/// activation blocks runs in the output (block 0 stores, later blocks add), which leaves
-/// the registers to the integer and per-block sums.
+/// The bits of `h` from bit `pos` moved to bit 4 (bits elsewhere are left for the caller's
+/// mask); `pos` is a constant once the callers' loops are unrolled.
+#[inline(always)]
+unsafe fn bits_to_4(h: __m512i, pos: usize) -> __m512i {
+    match pos {
+        0 => _mm512_slli_epi16::<4>(h),
+        1 => _mm512_slli_epi16::<3>(h),
+        2 => _mm512_slli_epi16::<2>(h),
+        3 => _mm512_slli_epi16::<1>(h),
+        4 => h,
+        5 => _mm512_srli_epi16::<1>(h),
+        6 => _mm512_srli_epi16::<2>(h),
+        _ => _mm512_srli_epi16::<3>(h),
+    }
+}
+
+/// `MR` activation rows from `r0` times tiles `t0..t0+NV` over all of `k`, for weights of
+/// format `F` (`qpack::Format`). The sum over activation blocks runs in the output (block 0
+/// stores, later blocks add), which leaves the registers to the integer and per-block sums.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const G: usize, const SIGNED: bool>(
+unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
     w: &PackedQ,
     a: &QuantAct,
     t0: usize,
     r0: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
-    let k = w.k;
-    let ng = k / G;
-    let gpb = QK / G;
-    let nblocks = k / QK;
-    let tile_q = NR * k; // bytes per tile
-    let tile_s = NR * ng; // scales per tile
-    let qs = w.qs.as_ptr();
-    let sc = w.scale.as_ptr();
-    let mn = w.min.as_ptr();
-    let corr = w.corr.as_ptr();
-    let aq = a.q.as_ptr();
-    let ad = a.d.as_ptr();
-    let asum = a.sum.as_ptr();
+    let g = Format::group(F);
+    let (nib, hb) = (Format::nibbles(F), Format::high_bits(F));
+    let (k, ng, gpb, nblocks) = (w.k, w.k / g, QK / g, w.k / QK);
+    let tile_q = if nib { NR * k / 2 } else { NR * k };
+    let pairs = Format::pairs(F);
+    let (qs, qh, sub, dp, scale_min) =
+        (w.qs.as_ptr(), w.qh.as_ptr(), w.sub.as_ptr(), w.d.as_ptr(), w.scale_min.as_ptr());
+    let (aq, ad, asum, bias, corr) = (a.q.as_ptr(), a.d.as_ptr(), a.sum.as_ptr(), a.bias.as_ptr(), w.corr.as_ptr());
+    let low4 = _mm512_set1_epi8(0x0F);
+    let high = _mm512_set1_epi8((((1 << hb) - 1) << 4) as i8);
+    let act = |r: usize, gi: usize, o: usize| {
+        _mm512_set1_epi32(std::ptr::read_unaligned(aq.add((r0 + r) * k + gi * g + o * 4) as *const i32))
+    };
+    let f16s = |p: *const u16| _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i));
+    let bytes_ps = |p: *const u8, signed: bool| {
+        let b = _mm_loadu_si128(p as *const __m128i);
+        _mm512_cvtepi32_ps(if signed { _mm512_cvtepi8_epi32(b) } else { _mm512_cvtepu8_epi32(b) })
+    };
     for blk in 0..nblocks {
         let mut f = [[_mm512_setzero_ps(); NV]; MR];
+        // Q6_K: the block's integer sum `sum_groups sc * sum_k(a * (q - 32))` (at most
+        // 16 * 127 * 16 * 127 * 32 in size).
+        let mut isc = [[_mm512_setzero_si512(); NV]; MR];
+        let k6 = F == Format::K6 as u8;
+        let mut dv = [_mm512_setzero_ps(); NV];
+        let mut dminv = [_mm512_setzero_ps(); NV];
+        if nib {
+            for v in 0..NV {
+                let at = ((t0 + v) * nblocks + blk) * pairs * NR;
+                dv[v] = f16s(dp.add(at));
+                if pairs == 2 {
+                    dminv[v] = f16s(dp.add(at + NR));
+                }
+            }
+        }
         for gb in 0..gpb {
             let gi = blk * gpb + gb;
             let mut acc = [[_mm512_setzero_si512(); NV]; MR];
-            if SIGNED {
+            if Format::offset(F) != 0 {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = [_mm512_set1_epi32(*bias.add((r0 + r) * ng + gi)); NV];
+                }
+            }
+            if F == Format::Q8 as u8 {
                 for v in 0..NV {
-                    let c0 = _mm512_loadu_si512(corr.add((t0 + v) * tile_s + gi * NR) as *const _);
+                    let c = _mm256_loadu_si256(corr.add(((t0 + v) * ng + gi) * NR) as *const __m256i);
+                    let c = _mm512_slli_epi32::<7>(_mm512_cvtepi16_epi32(c));
                     for acc in acc.iter_mut() {
-                        acc[v] = c0;
+                        acc[v] = c;
                     }
                 }
             }
-            for k4 in 0..G / 4 {
-                let mut wv = [_mm512_setzero_si512(); NV];
-                for (v, wv) in wv.iter_mut().enumerate() {
-                    *wv = _mm512_loadu_si512(qs.add((t0 + v) * tile_q + (gi * (G / 4) + k4) * NR * 4) as *const _);
-                }
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_epi32(std::ptr::read_unaligned(
-                        aq.add((r0 + r) * k + gi * G + k4 * 4) as *const i32
-                    ));
+            if nib {
+                let mut hv = [_mm512_setzero_si512(); NV];
+                if hb > 0 {
                     for v in 0..NV {
-                        acc[v] = if SIGNED {
-                            _mm512_dpbusd_epi32(acc[v], av, wv[v])
-                        } else {
-                            _mm512_dpbusd_epi32(acc[v], wv[v], av)
-                        };
+                        hv[v] = _mm512_loadu_si512(qh.add(((t0 + v) * ng + gi) * NR * 4) as *const _);
+                    }
+                }
+                let half = g / 8;
+                for j in 0..half {
+                    let mut lo = [_mm512_setzero_si512(); NV];
+                    let mut hi = [_mm512_setzero_si512(); NV];
+                    for v in 0..NV {
+                        let n = _mm512_loadu_si512(qs.add((t0 + v) * tile_q + (gi * half + j) * NR * 4) as *const _);
+                        lo[v] = _mm512_and_si512(n, low4);
+                        hi[v] = _mm512_and_si512(_mm512_srli_epi16::<4>(n), low4);
+                        if hb > 0 {
+                            // lo | (bits & high)
+                            lo[v] = _mm512_ternarylogic_epi32::<0xF8>(lo[v], bits_to_4(hv[v], j * hb), high);
+                            hi[v] = _mm512_ternarylogic_epi32::<0xF8>(hi[v], bits_to_4(hv[v], (j + half) * hb), high);
+                        }
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let (al, ah) = (act(r, gi, j), act(r, gi, j + half));
+                        for v in 0..NV {
+                            acc[v] = _mm512_dpbusd_epi32(acc[v], lo[v], al);
+                            acc[v] = _mm512_dpbusd_epi32(acc[v], hi[v], ah);
+                        }
+                    }
+                }
+            } else {
+                for o in 0..g / 4 {
+                    let mut wv = [_mm512_setzero_si512(); NV];
+                    for (v, wv) in wv.iter_mut().enumerate() {
+                        *wv = _mm512_loadu_si512(qs.add((t0 + v) * tile_q + (gi * (g / 4) + o) * NR * 4) as *const _);
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let av = act(r, gi, o);
+                        for v in 0..NV {
+                            acc[v] = if F == Format::Q8 as u8 {
+                                _mm512_dpbusd_epi32(acc[v], av, wv[v])
+                            } else {
+                                _mm512_dpbusd_epi32(acc[v], wv[v], av)
+                            };
+                        }
                     }
                 }
             }
             for v in 0..NV {
-                let s = _mm512_loadu_ps(sc.add((t0 + v) * tile_s + gi * NR));
-                if SIGNED {
-                    for r in 0..MR {
-                        f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
+                let at = ((t0 + v) * ng + gi) * pairs * NR;
+                let (s, mi) = match F {
+                    0 => (_mm512_loadu_ps(scale_min.add(at)), _mm512_loadu_ps(scale_min.add(at + NR))),
+                    1 => (f16s(dp.add(at)), _mm512_setzero_ps()),
+                    5 => (_mm512_loadu_ps(scale_min.add(at)), _mm512_setzero_ps()),
+                    4 => {
+                        let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(sub.add(at) as *const __m128i));
+                        for r in 0..MR {
+                            isc[r][v] = _mm512_add_epi32(isc[r][v], _mm512_mullo_epi32(acc[r][v], sc));
+                        }
+                        continue;
                     }
-                } else {
-                    let mi = _mm512_loadu_ps(mn.add((t0 + v) * tile_s + gi * NR));
-                    for r in 0..MR {
+                    _ => (
+                        _mm512_mul_ps(dv[v], bytes_ps(sub.add(at), false)),
+                        _mm512_mul_ps(dminv[v], bytes_ps(sub.add(at + NR), false)),
+                    ),
+                };
+                for r in 0..MR {
+                    f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
+                    if Format::has_min(F) {
                         let sum = _mm512_set1_ps(*asum.add((r0 + r) * ng + gi));
-                        f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
                         f[r][v] = _mm512_fnmadd_ps(mi, sum, f[r][v]);
                     }
+                }
+            }
+        }
+        if k6 {
+            for r in 0..MR {
+                for v in 0..NV {
+                    f[r][v] = _mm512_mul_ps(_mm512_cvtepi32_ps(isc[r][v]), dv[v]);
                 }
             }
         }
         for r in 0..MR {
             let d = _mm512_set1_ps(*ad.add((r0 + r) * nblocks + blk));
             for v in 0..NV {
-                let o = out.add((r0 + r) * w.n + (t0 + v) * NR);
+                let o = out.add((r0 + r) * ldo + (t0 + v) * NR);
                 let y =
                     if blk == 0 { _mm512_mul_ps(f[r][v], d) } else { _mm512_fmadd_ps(f[r][v], d, _mm512_loadu_ps(o)) };
                 _mm512_storeu_ps(o, y);
@@ -141,48 +234,138 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const G: usize, const S
 /// all the tiles while its activations are in L1.
 ///
 /// # Safety
-/// `out` is `[m, w.n]` for the `m` rows of `a` (quantized with `shift_signed`); AVX-512
-/// F/BW/VNNI available.
+/// `out` is `[m, w.n]` for the `m` rows of `a` (quantized for this table); AVX-512 F/BW/VNNI
+/// available.
 pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
-    let mr = if w.signed { MR_SIGNED } else { MR_UNSIGNED };
-    for r in (r0..r1).step_by(mr) {
-        let rows = (r1 - r).min(mr);
-        for t0 in tiles.clone().step_by(2) {
-            qgemm_call(w, a, rows, t0, (tiles.end - t0).min(2), r, out);
+    match w.format {
+        Format::K4 | Format::K5 => {
+            for r in (r0..r1).step_by(MR_ONE_TILE) {
+                let rows = (r1 - r).min(MR_ONE_TILE);
+                for t in tiles.clone() {
+                    match w.format {
+                        Format::K4 => one_tile_call::<{ Format::K4 as u8 }>(w, a, rows, t, r, out),
+                        _ => one_tile_call::<{ Format::K5 as u8 }>(w, a, rows, t, r, out),
+                    }
+                }
+            }
+        }
+        Format::K6 if r1 - r0 >= K6_COPY_ROWS => K6_COPY.with_borrow_mut(|(qs, scales)| {
+            for t0 in tiles.clone().step_by(2) {
+                let nv = (tiles.end - t0).min(2);
+                decode_k6(w, t0, nv, qs, scales);
+                let copy = PackedQ::k6_bytes(nv * NR, w.k, std::mem::take(qs), std::mem::take(scales));
+                pair_rows(&copy, a, 0..nv, r0, r1, out.add(t0 * NR), w.n);
+                (*qs, *scales) = (copy.qs.into_vec(), copy.scale_min.into_vec());
+            }
+        }),
+        _ => pair_rows(w, a, tiles, r0, r1, out, w.n),
+    }
+}
+
+/// Rows from which a Q6_K unit decodes each tile pair once into bytes (in L2) and multiplies
+/// those, instead of decoding in registers for every few rows.
+const K6_COPY_ROWS: usize = 24;
+
+thread_local! {
+    /// The decoded tile pair's quants and scales, kept from unit to unit.
+    static K6_COPY: std::cell::RefCell<(Vec<u8>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Tiles `t0..t0+nv` of a Q6_K weight as `Format::K6Bytes`: quants `[nv][k/16][4][16][4]`,
+/// scales `d * sc` `[nv][k/16][16]`.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn decode_k6(w: &PackedQ, t0: usize, nv: usize, qs: &mut Vec<u8>, scales: &mut Vec<f32>) {
+    let (k, ng) = (w.k, w.k / 16);
+    qs.resize(nv * NR * k, 0);
+    scales.resize(nv * NR * ng, 0.0);
+    let (low4, high) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x30));
+    for v in 0..nv {
+        let t = t0 + v;
+        for gi in 0..ng {
+            let h = _mm512_loadu_si512(w.qh.as_ptr().add((t * ng + gi) * NR * 4) as *const _);
+            for j in 0..2 {
+                let n = _mm512_loadu_si512(w.qs.as_ptr().add(t * NR * k / 2 + (gi * 2 + j) * NR * 4) as *const _);
+                let lo = _mm512_ternarylogic_epi32::<0xF8>(_mm512_and_si512(n, low4), bits_to_4(h, j * 2), high);
+                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(n), low4);
+                let hi = _mm512_ternarylogic_epi32::<0xF8>(hi, bits_to_4(h, (j + 2) * 2), high);
+                let dst = qs.as_mut_ptr().add((v * ng + gi) * 4 * NR * 4);
+                _mm512_storeu_si512(dst.add(j * NR * 4) as *mut _, lo);
+                _mm512_storeu_si512(dst.add((j + 2) * NR * 4) as *mut _, hi);
+            }
+            let d =
+                _mm512_cvtph_ps(_mm256_loadu_si256(w.d.as_ptr().add((t * (k / QK) + gi / 16) * NR) as *const __m256i));
+            let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(w.sub.as_ptr().add((t * ng + gi) * NR) as *const __m128i));
+            _mm512_storeu_ps(scales.as_mut_ptr().add((v * ng + gi) * NR), _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
         }
     }
 }
 
-/// One kernel call: `rows` (1 to 6) activation rows from `r` times `nv` (1 or 2) tiles
-/// from `t0`.
+/// Rows `r0..r1` times `tiles`, in strips of 6 rows (4 for the legacy kinds) and tile pairs;
+/// `out` has rows of `ldo`.
 ///
 /// # Safety
-/// As for `unit`.
+/// As for `qgemm_unit`.
+unsafe fn pair_rows(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32, ldo: usize) {
+    let mr = if w.format == Format::Bytes { MR_PAIR_MIN } else { MR_PAIR };
+    for r in (r0..r1).step_by(mr) {
+        let rows = (r1 - r).min(mr);
+        for t0 in tiles.clone().step_by(2) {
+            pair_call(w, a, rows, t0, (tiles.end - t0).min(2), r, out, ldo);
+        }
+    }
+}
+
+/// One kernel call on Q8_0, Q6_K or a legacy kind: `rows` (1 to 6) activation rows from `r`
+/// times `nv` (1 or 2) tiles from `t0`.
+///
+/// # Safety
+/// As for `qgemm_unit`.
 #[inline(always)]
-unsafe fn qgemm_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usize, r: usize, out: *mut f32) {
-    {
-        macro_rules! go {
-            ($mr:literal) => {
-                match (w.signed, w.group, nv) {
-                    (false, 32, 2) => qgemm_kernel::<$mr, 2, 32, false>(w, a, t0, r, out),
-                    (false, 32, _) => qgemm_kernel::<$mr, 1, 32, false>(w, a, t0, r, out),
-                    (false, _, 2) => qgemm_kernel::<$mr, 2, 16, false>(w, a, t0, r, out),
-                    (false, _, _) => qgemm_kernel::<$mr, 1, 16, false>(w, a, t0, r, out),
-                    (true, 32, 2) => qgemm_kernel::<$mr, 2, 32, true>(w, a, t0, r, out),
-                    (true, 32, _) => qgemm_kernel::<$mr, 1, 32, true>(w, a, t0, r, out),
-                    (true, _, 2) => qgemm_kernel::<$mr, 2, 16, true>(w, a, t0, r, out),
-                    (true, _, _) => qgemm_kernel::<$mr, 1, 16, true>(w, a, t0, r, out),
-                }
-            };
-        }
-        match rows {
-            1 => go!(1),
-            2 => go!(2),
-            3 => go!(3),
-            4 => go!(4),
-            5 => go!(5),
-            _ => go!(6),
-        }
+#[allow(clippy::too_many_arguments)]
+unsafe fn pair_call(w: &PackedQ, a: &QuantAct, rows: usize, t0: usize, nv: usize, r: usize, out: *mut f32, ldo: usize) {
+    macro_rules! go {
+        ($mr:literal) => {
+            match (w.format, nv) {
+                (Format::Q8, 2) => qgemm_kernel::<$mr, 2, { Format::Q8 as u8 }>(w, a, t0, r, out, ldo),
+                (Format::Q8, _) => qgemm_kernel::<$mr, 1, { Format::Q8 as u8 }>(w, a, t0, r, out, ldo),
+                (Format::K6, 2) => qgemm_kernel::<$mr, 2, { Format::K6 as u8 }>(w, a, t0, r, out, ldo),
+                (Format::K6, _) => qgemm_kernel::<$mr, 1, { Format::K6 as u8 }>(w, a, t0, r, out, ldo),
+                (Format::K6Bytes, 2) => qgemm_kernel::<$mr, 2, { Format::K6Bytes as u8 }>(w, a, t0, r, out, ldo),
+                (Format::K6Bytes, _) => qgemm_kernel::<$mr, 1, { Format::K6Bytes as u8 }>(w, a, t0, r, out, ldo),
+                (_, 2) => qgemm_kernel::<$mr, 2, { Format::Bytes as u8 }>(w, a, t0, r, out, ldo),
+                (_, _) => qgemm_kernel::<$mr, 1, { Format::Bytes as u8 }>(w, a, t0, r, out, ldo),
+            }
+        };
+    }
+    match rows {
+        1 => go!(1),
+        2 => go!(2),
+        3 => go!(3),
+        4 => go!(4),
+        5 => go!(5),
+        _ => go!(6),
+    }
+}
+
+/// One kernel call on format `F`: `rows` (1 to 12) activation rows from `r` times tile `t`.
+///
+/// # Safety
+/// As for `qgemm_unit`.
+#[inline(always)]
+unsafe fn one_tile_call<const F: u8>(w: &PackedQ, a: &QuantAct, rows: usize, t: usize, r: usize, out: *mut f32) {
+    match rows {
+        1 => qgemm_kernel::<1, 1, F>(w, a, t, r, out, w.n),
+        2 => qgemm_kernel::<2, 1, F>(w, a, t, r, out, w.n),
+        3 => qgemm_kernel::<3, 1, F>(w, a, t, r, out, w.n),
+        4 => qgemm_kernel::<4, 1, F>(w, a, t, r, out, w.n),
+        5 => qgemm_kernel::<5, 1, F>(w, a, t, r, out, w.n),
+        6 => qgemm_kernel::<6, 1, F>(w, a, t, r, out, w.n),
+        7 => qgemm_kernel::<7, 1, F>(w, a, t, r, out, w.n),
+        8 => qgemm_kernel::<8, 1, F>(w, a, t, r, out, w.n),
+        9 => qgemm_kernel::<9, 1, F>(w, a, t, r, out, w.n),
+        10 => qgemm_kernel::<10, 1, F>(w, a, t, r, out, w.n),
+        11 => qgemm_kernel::<11, 1, F>(w, a, t, r, out, w.n),
+        _ => qgemm_kernel::<12, 1, F>(w, a, t, r, out, w.n),
     }
 }
 
