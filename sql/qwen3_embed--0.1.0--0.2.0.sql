@@ -1270,9 +1270,9 @@ $qwen3_embed_sync_batch$;
 -- Drains up to max_batches batches of the queue (every sync, or one); returns rows embedded.
 -- What the background workers call; callable by hand, in any transaction. The batches a call may
 -- take are shared out among the syncs, and each sync's share is embedded in one
--- qwen3_embed_sync_batch call (one model call: fewer, fuller forward passes than batch_size rows
--- at a time); passes over the syncs repeat until max_batches or no sync has due rows. So one
--- sync with a backlog gets max_batches * batch_size rows in one call.
+-- qwen3_embed_sync_batch call of up to 4 batches (one model call: fewer, fuller forward passes
+-- than batch_size rows at a time); passes over the syncs repeat until max_batches or no sync has
+-- due rows. So a worker's round (4 batches) of one sync with a backlog is one model call.
 CREATE FUNCTION @extschema@.qwen3_embed_sync_run(sync_id int DEFAULT NULL, max_batches int DEFAULT 1)
 RETURNS int
 LANGUAGE plpgsql
@@ -1302,8 +1302,10 @@ BEGIN
         FOR s IN SELECT * FROM @extschema@.qwen3_embed_syncs x
                   WHERE sync_id IS NULL OR x.id = sync_id ORDER BY x.id LOOP
             EXIT WHEN v_batch >= max_batches;
-            -- This sync's share of the batches left.
-            v_take := greatest(1, (max_batches - v_batch) / greatest(v_syncs, 1));
+            -- This sync's share of the batches left, at most 4 in one model call: that fills
+            -- the forward passes, while a call stays far from qwen3_embed.max_request_tokens and
+            -- a failing call's row-by-row retry stays short.
+            v_take := least(4, greatest(1, (max_batches - v_batch) / greatest(v_syncs, 1)));
             -- The oldest due rows of this sync that no other worker holds; one queue row per key.
             SELECT array_agg(p.id), array_agg(DISTINCT p.key) INTO v_ids, v_keys
               FROM (SELECT q2.id, q2.key FROM @extschema@.qwen3_embed_queue q2
