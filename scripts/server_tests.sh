@@ -4,6 +4,8 @@
 #   1. the socket is in the data directory, mode 0600, and other OS users cannot connect;
 #   2. 16 sessions x 100 calls at once equal the in-backend results, in fewer forward passes;
 #   3. a statement timeout withdraws the request, and the server does not count it as computed;
+#      a backend waiting on the server shows it in pg_stat_activity (wait event type Extension:
+#      "Extension" before PostgreSQL 17, "Qwen3EmbedModelServer" from 17 on), and no longer after;
 #   4. kill -9 of the model server process: the waiting statement fails with a clear error,
 #      other sessions keep their connections, the next call works, the restart is visible;
 #   5. garbage on the socket does not hurt the server;
@@ -111,6 +113,29 @@ check "statement timeout gives 57014" grep -q "57014" <<<"$out"
 sleep 1
 read -r w1 t1 <<<"$(q -F ' ' -c "SELECT withdrawn, tokens FROM qwen3_embed_server_stats()")"
 check "the request was withdrawn and not computed" test "$w1" -gt "$w0" -a "$t1" -eq "$t0"
+
+# A backend waiting on the server shows the wait event; another session sees it.
+WANT_EVENT="$(q -c "SELECT CASE WHEN current_setting('server_version_num')::int >= 170000
+                                THEN 'Extension:Qwen3EmbedModelServer' ELSE 'Extension:Extension' END")"
+pg_local_psql -qAt -c "SET qwen3_embed.max_tokens = 16384" \
+    -c "SELECT 'wait event probe', vector_dims(qwen3_embed(repeat('lorem ipsum dolor sit amet ', 3600)))" \
+    >"$WORK/waiter.out" 2>&1 &
+WAITER=$!
+seen=""
+for _ in $(seq 250); do
+    seen="$(q -c "SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity
+                   WHERE query LIKE 'SELECT ''wait event probe''%' AND state = 'active'")"
+    [[ -n "$seen" ]] && break
+    sleep 0.02
+done
+set +e; wait "$WAITER"; waiter_rc=$?; set -e
+echo "      the waiting backend's wait event: ${seen:-(none seen)}"
+check "a backend waiting on the model server shows $WANT_EVENT in pg_stat_activity" \
+    eq "$seen $waiter_rc" "$WANT_EVENT 0"
+check "... and no wait event once the call returned" \
+    eq "$(q -c "SELECT vector_dims(qwen3_embed('after the wait'))" \
+            -c "SELECT coalesce(wait_event, 'none') FROM pg_stat_activity WHERE pid = pg_backend_pid()")" "256
+none"
 
 # --- 4. kill -9 of the model server process -------------------------------------------------------
 q -c "SELECT pg_sleep(4); SELECT vector_dims(qwen3_embed('bystander after the kill'))" >"$WORK/bystander.out" 2>&1 &

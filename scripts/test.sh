@@ -8,7 +8,10 @@
 #   3. the model server's own scenarios: 16 sessions x 100 calls, kill -9 and recovery,
 #      withdrawal on cancel, model change on reload, the socket's permissions, the sync workers;
 #   4. pg_dump / pg_restore of a database with a generated column, a trigger and a sync queue;
-#   5. only with QWEN3_EMBED_ALL_PG=1: the #[pg_test]s and the SQL scenario tests on PostgreSQL 17
+#   5. the Debian package (scripts/package_deb.sh): installed with dpkg into the system
+#      PostgreSQL 15, used on a clean cluster with no Rust toolchain on the PATH, removed, and the
+#      files it replaced put back;
+#   6. only with QWEN3_EMBED_ALL_PG=1: the #[pg_test]s and the SQL scenario tests on PostgreSQL 17
 #      and 18 as well (scripts/test_all_pg.sh; setup.sh then builds those servers from source).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,6 +57,9 @@ bash scripts/server_tests.sh
 
 echo "== backups: pg_dump and pg_restore"
 bash scripts/dump_tests.sh
+
+echo "== the Debian package: build, install, use without a Rust toolchain, remove"
+bash scripts/deb_test.sh
 
 if [[ "${QWEN3_EMBED_ALL_PG:-0}" == 1 ]]; then
     echo "== PostgreSQL 17 and 18"

@@ -99,6 +99,8 @@ COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, integer, integer, text, integer, integer, integer) IS
 'Keeps a chunk table in step with source_column through the embedding queue: each row''s text split into chunks of at most chunk_tokens tokens overlapping by overlap (qwen3_chunks), one row and one vector per chunk in chunk_table, which it creates (key, chunk_no, chunk, embedding; rows go with their source row). Returns the sync''s id.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_check_args(text, regclass, text, text, text, integer, integer) IS
+'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): their shared argument checks; returns the table''s single-column primary key and its type.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_install(integer) IS
 'Internal: creates a sync''s triggers and queues its backlog.';
 COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS

@@ -1011,6 +1011,40 @@ BEGIN
 END
 $qwen3_embed_sync_install$;
 
+-- The argument checks qwen3_embed_sync and qwen3_embed_sync_chunks share, in their callers'
+-- words (p_caller names the function, p_target_arg its third argument): no NULL, the source
+-- column exists, a single-column primary key (its name and type are returned), batch_size and
+-- max_attempts at least 1.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_check_args(
+    p_caller text, p_rel regclass, p_source text, p_target_arg text, p_target text,
+    p_batch_size int, p_max_attempts int, OUT key_column name, OUT key_type text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_check_args$
+BEGIN
+    IF p_rel IS NULL OR p_source IS NULL OR p_target IS NULL THEN
+        RAISE EXCEPTION '%: relation, source_column and % must not be NULL', p_caller, p_target_arg
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_rel AND a.attname = p_source
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION '%: column "%" of % does not exist', p_caller, p_source, p_rel
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO key_column, key_type
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: % needs a single-column primary key', p_caller, p_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_max_attempts IS NULL OR p_max_attempts < 1 THEN
+        RAISE EXCEPTION '%: batch_size and max_attempts must be at least 1', p_caller
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$qwen3_embed_sync_check_args$;
+
 -- Keep target_column in step with source_column through the queue. Queues every existing row
 -- (the backlog) and returns the sync's id.
 CREATE FUNCTION @extschema@.qwen3_embed_sync(
@@ -1037,15 +1071,9 @@ DECLARE
     v_trigger  text;
     v_rows     bigint;
 BEGIN
-    IF v_rel IS NULL OR source_column IS NULL OR target_column IS NULL THEN
-        RAISE EXCEPTION 'qwen3_embed_sync: relation, source_column and target_column must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v_rel AND a.attname = source_column
-                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'qwen3_embed_sync: column "%" of % does not exist', source_column, v_rel
-            USING ERRCODE = 'undefined_column';
-    END IF;
+    SELECT c.key_column, c.key_type INTO v_key, v_key_type
+      FROM @extschema@.qwen3_embed_sync_check_args('qwen3_embed_sync', v_rel, source_column, 'target_column',
+                                                   target_column, batch_size, max_attempts) c;
     SELECT a.atttypid, a.atttypmod INTO v_dst_type, v_dst_mod FROM pg_attribute a
      WHERE a.attrelid = v_rel AND a.attname = target_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF NOT FOUND THEN
@@ -1064,17 +1092,6 @@ BEGIN
         RAISE EXCEPTION 'qwen3_embed_sync: dims % does not fit column "%" of %, which is %',
                 v_dims, target_column, v_rel, format_type(v_dst_type, v_dst_mod)
             USING ERRCODE = 'datatype_mismatch';
-    END IF;
-    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO v_key, v_key_type
-      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_sync: % needs a single-column primary key', v_rel
-            USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
-    IF batch_size IS NULL OR batch_size < 1 OR max_attempts IS NULL OR max_attempts < 1 THEN
-        RAISE EXCEPTION 'qwen3_embed_sync: batch_size and max_attempts must be at least 1'
-            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO @extschema@.qwen3_embed_syncs AS s
            (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts)
@@ -1124,26 +1141,13 @@ DECLARE
     v_id       int;
     v_rows     bigint;
 BEGIN
-    IF v_rel IS NULL OR source_column IS NULL OR chunk_table IS NULL THEN
-        RAISE EXCEPTION 'qwen3_embed_sync_chunks: relation, source_column and chunk_table must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
+    SELECT c.key_column, c.key_type INTO v_key, v_key_type
+      FROM @extschema@.qwen3_embed_sync_check_args('qwen3_embed_sync_chunks', v_rel, source_column, 'chunk_table',
+                                                   chunk_table, batch_size, max_attempts) c;
     IF chunk_tokens IS NULL OR overlap IS NULL OR chunk_tokens < 2 OR overlap < 0 OR overlap >= chunk_tokens - 1 THEN
         RAISE EXCEPTION 'qwen3_embed_sync_chunks: chunk_tokens must be at least 2 and overlap between 0 and chunk_tokens - 2, got % and %',
                 chunk_tokens, overlap
             USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v_rel AND a.attname = source_column
-                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'qwen3_embed_sync_chunks: column "%" of % does not exist', source_column, v_rel
-            USING ERRCODE = 'undefined_column';
-    END IF;
-    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO v_key, v_key_type
-      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_sync_chunks: % needs a single-column primary key', v_rel
-            USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     IF v_dims IS NULL THEN
         SELECT i.max_dims INTO v_dims FROM @extschema@.qwen3_embed_info() i;
@@ -1156,10 +1160,6 @@ BEGIN
                    'chunk text NOT NULL, embedding %s(%s), PRIMARY KEY (%I, chunk_no))',
                    v_schema, chunk_table, v_key, v_key_type, v_rel, v_vector, v_dims, v_key);
     v_table := format('%I.%I', v_schema, chunk_table)::regclass;
-    IF batch_size IS NULL OR batch_size < 1 OR max_attempts IS NULL OR max_attempts < 1 THEN
-        RAISE EXCEPTION 'qwen3_embed_sync_chunks: batch_size and max_attempts must be at least 1'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     INSERT INTO @extschema@.qwen3_embed_syncs AS s
            (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
             chunk_table, chunk_tokens, chunk_overlap)
@@ -1268,7 +1268,11 @@ END
 $qwen3_embed_sync_batch$;
 
 -- Drains up to max_batches batches of the queue (every sync, or one); returns rows embedded.
--- What the background workers call; callable by hand, in any transaction.
+-- What the background workers call; callable by hand, in any transaction. The batches a call may
+-- take are shared out among the syncs, and each sync's share is embedded in one
+-- qwen3_embed_sync_batch call of up to 4 batches (one model call: fewer, fuller forward passes
+-- than batch_size rows at a time); passes over the syncs repeat until max_batches or no sync has
+-- due rows. So a worker's round (4 batches) of one sync with a backlog is one model call.
 CREATE FUNCTION @extschema@.qwen3_embed_sync_run(sync_id int DEFAULT NULL, max_batches int DEFAULT 1)
 RETURNS int
 LANGUAGE plpgsql
@@ -1287,55 +1291,68 @@ DECLARE
     v_start timestamptz;
     v_secs  float8;
     v_from  int;
+    v_found boolean;
+    v_syncs int;
+    v_take  int;
     q       record;
 BEGIN
-    FOR s IN SELECT * FROM @extschema@.qwen3_embed_syncs x
-              WHERE sync_id IS NULL OR x.id = sync_id ORDER BY x.id LOOP
-        EXIT WHEN v_batch >= max_batches;
-        -- The oldest due rows of this sync that no other worker holds; one queue row per key.
-        SELECT array_agg(p.id), array_agg(DISTINCT p.key) INTO v_ids, v_keys
-          FROM (SELECT q2.id, q2.key FROM @extschema@.qwen3_embed_queue q2
-                 WHERE q2.sync_id = s.id AND q2.next_try_at <= clock_timestamp()
-                 ORDER BY q2.id LIMIT s.batch_size
-                   FOR UPDATE SKIP LOCKED) p;
-        CONTINUE WHEN v_ids IS NULL;
-        v_batch := v_batch + 1;
-        v_start := clock_timestamp();
-        v_from := v_done;
-        BEGIN
-            v_n := @extschema@.qwen3_embed_sync_batch(s, v_ids, v_keys);
-            v_done := v_done + v_n;
-        EXCEPTION
-            WHEN query_canceled THEN RAISE;
-            WHEN OTHERS THEN
-                -- One row at a time, so one bad row does not hold back the others.
-                FOR q IN SELECT x.id, x.key, x.attempts FROM @extschema@.qwen3_embed_queue x
-                          WHERE x.id = ANY (v_ids) ORDER BY x.id LOOP
-                    BEGIN
-                        v_done := v_done + @extschema@.qwen3_embed_sync_batch(s, ARRAY[q.id], ARRAY[q.key]);
-                    EXCEPTION
-                        WHEN query_canceled THEN RAISE;
-                        WHEN OTHERS THEN
-                            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
-                            IF q.attempts + 1 >= s.max_attempts THEN
-                                INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
-                                VALUES (s.id, q.key, v_state, v_msg, q.attempts + 1);
-                                DELETE FROM @extschema@.qwen3_embed_queue x WHERE x.id = q.id;
-                            ELSE
-                                UPDATE @extschema@.qwen3_embed_queue x
-                                   SET attempts = q.attempts + 1, last_error = v_state || ': ' || v_msg,
-                                       next_try_at = clock_timestamp() + interval '1 second' * power(2, q.attempts)
-                                 WHERE x.id = q.id;
-                            END IF;
-                    END;
-                END LOOP;
-        END;
-        v_secs := extract(epoch FROM clock_timestamp() - v_start);
-        UPDATE @extschema@.qwen3_embed_syncs x
-           SET rows_done = x.rows_done + (v_done - v_from), last_done_at = clock_timestamp(),
-               rate = CASE WHEN x.rate IS NULL THEN (v_done - v_from) / greatest(v_secs, 1e-6)
-                           ELSE 0.7 * x.rate + 0.3 * (v_done - v_from) / greatest(v_secs, 1e-6) END
-         WHERE x.id = s.id AND v_done > v_from;
+    SELECT count(*) INTO v_syncs FROM @extschema@.qwen3_embed_syncs x WHERE sync_id IS NULL OR x.id = sync_id;
+    LOOP
+        v_found := false;
+        FOR s IN SELECT * FROM @extschema@.qwen3_embed_syncs x
+                  WHERE sync_id IS NULL OR x.id = sync_id ORDER BY x.id LOOP
+            EXIT WHEN v_batch >= max_batches;
+            -- This sync's share of the batches left, at most 4 in one model call: that fills
+            -- the forward passes, while a call stays far from qwen3_embed.max_request_tokens and
+            -- a failing call's row-by-row retry stays short.
+            v_take := least(4, greatest(1, (max_batches - v_batch) / greatest(v_syncs, 1)));
+            -- The oldest due rows of this sync that no other worker holds; one queue row per key.
+            SELECT array_agg(p.id), array_agg(DISTINCT p.key) INTO v_ids, v_keys
+              FROM (SELECT q2.id, q2.key FROM @extschema@.qwen3_embed_queue q2
+                     WHERE q2.sync_id = s.id AND q2.next_try_at <= clock_timestamp()
+                     ORDER BY q2.id LIMIT s.batch_size * v_take
+                       FOR UPDATE SKIP LOCKED) p;
+            CONTINUE WHEN v_ids IS NULL;
+            v_found := true;
+            v_batch := v_batch + (cardinality(v_ids) + s.batch_size - 1) / s.batch_size;
+            v_start := clock_timestamp();
+            v_from := v_done;
+            BEGIN
+                v_n := @extschema@.qwen3_embed_sync_batch(s, v_ids, v_keys);
+                v_done := v_done + v_n;
+            EXCEPTION
+                WHEN query_canceled THEN RAISE;
+                WHEN OTHERS THEN
+                    -- One row at a time, so one bad row does not hold back the others.
+                    FOR q IN SELECT x.id, x.key, x.attempts FROM @extschema@.qwen3_embed_queue x
+                              WHERE x.id = ANY (v_ids) ORDER BY x.id LOOP
+                        BEGIN
+                            v_done := v_done + @extschema@.qwen3_embed_sync_batch(s, ARRAY[q.id], ARRAY[q.key]);
+                        EXCEPTION
+                            WHEN query_canceled THEN RAISE;
+                            WHEN OTHERS THEN
+                                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                                IF q.attempts + 1 >= s.max_attempts THEN
+                                    INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
+                                    VALUES (s.id, q.key, v_state, v_msg, q.attempts + 1);
+                                    DELETE FROM @extschema@.qwen3_embed_queue x WHERE x.id = q.id;
+                                ELSE
+                                    UPDATE @extschema@.qwen3_embed_queue x
+                                       SET attempts = q.attempts + 1, last_error = v_state || ': ' || v_msg,
+                                           next_try_at = clock_timestamp() + interval '1 second' * power(2, q.attempts)
+                                     WHERE x.id = q.id;
+                                END IF;
+                        END;
+                    END LOOP;
+            END;
+            v_secs := extract(epoch FROM clock_timestamp() - v_start);
+            UPDATE @extschema@.qwen3_embed_syncs x
+               SET rows_done = x.rows_done + (v_done - v_from), last_done_at = clock_timestamp(),
+                   rate = CASE WHEN x.rate IS NULL THEN (v_done - v_from) / greatest(v_secs, 1e-6)
+                               ELSE 0.7 * x.rate + 0.3 * (v_done - v_from) / greatest(v_secs, 1e-6) END
+             WHERE x.id = s.id AND v_done > v_from;
+        END LOOP;
+        EXIT WHEN NOT v_found OR v_batch >= max_batches;
     END LOOP;
     RETURN v_done;
 END
@@ -1508,6 +1525,8 @@ COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, integer, integer, text, integer, integer, integer) IS
 'Keeps a chunk table in step with source_column through the embedding queue: each row''s text split into chunks of at most chunk_tokens tokens overlapping by overlap (qwen3_chunks), one row and one vector per chunk in chunk_table, which it creates (key, chunk_no, chunk, embedding; rows go with their source row). Returns the sync''s id.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_check_args(text, regclass, text, text, text, integer, integer) IS
+'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): their shared argument checks; returns the table''s single-column primary key and its type.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_install(integer) IS
 'Internal: creates a sync''s triggers and queues its backlog.';
 COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS

@@ -12,7 +12,8 @@ use pgrx::prelude::*;
 
 use crate::settings;
 
-/// Batches one round takes at most (each one `qwen3_embed_sync_run` batch of one sync).
+/// Batches one round takes at most, shared among the syncs with work; each sync's share is one
+/// model call (`qwen3_embed_sync_run`), so a lone sync's round is one call of 4 batches.
 const BATCHES_PER_ROUND: i32 = 4;
 
 /// Registers `qwen3_embed.sync_workers` workers; call from `_PG_init` while preloading.

@@ -20,8 +20,48 @@ fn key() -> ModelKey {
     ModelKey { path: settings::model_path_or_raise(), device: settings::device(), threads: settings::server_threads() }
 }
 
+/// The wait event this backend shows in `pg_stat_activity` while it waits on the model server:
+/// from PostgreSQL 17, a custom one named `Qwen3EmbedModelServer` (type `Extension`); before,
+/// the generic `Extension` event.
+#[cfg(any(feature = "pg17", feature = "pg18"))]
+fn server_wait_event() -> u32 {
+    static EVENT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    // SAFETY: called on the backend's own thread; the name is a static C string. The first call
+    // in a cluster registers the name in shared memory, later ones look it up.
+    *EVENT.get_or_init(|| unsafe { pgrx::pg_sys::WaitEventExtensionNew(c"Qwen3EmbedModelServer".as_ptr()) })
+}
+
+#[cfg(not(any(feature = "pg17", feature = "pg18")))]
+fn server_wait_event() -> u32 {
+    pgrx::pg_sys::PG_WAIT_EXTENSION
+}
+
+/// Shows `server_wait_event()` from creation until dropped (`pgstat_report_wait_start` and
+/// `_end`, inline functions in C). Dropped on every way out, an ERROR's unwinding included;
+/// Postgres' abort processing clears it too.
+struct WaitingOnServer;
+
+impl WaitingOnServer {
+    fn start() -> Self {
+        let event = server_wait_event();
+        // SAFETY: my_wait_event_info points at this backend's PGPROC field (or a local dummy
+        // before it has one); a plain 4-byte store is what the C inline function does.
+        unsafe { std::ptr::write_volatile(pgrx::pg_sys::my_wait_event_info, event) };
+        WaitingOnServer
+    }
+}
+
+impl Drop for WaitingOnServer {
+    fn drop(&mut self) {
+        // SAFETY: as in start.
+        unsafe { std::ptr::write_volatile(pgrx::pg_sys::my_wait_event_info, 0) };
+    }
+}
+
 fn call(req: &Request, wait: Duration) -> Result<(Reply, Vec<u8>), EngineError> {
+    let waiting = WaitingOnServer::start();
     let r = serve::call(Path::new(SOCKET), req, wait, &mut cancel_requested);
+    drop(waiting);
     if let Err(EngineError::Cancelled) = r {
         // Raises "canceling statement due to user request" / "... statement timeout" / FATAL.
         pgrx::check_for_interrupts!();

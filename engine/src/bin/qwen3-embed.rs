@@ -1,7 +1,7 @@
 //! Command-line front end of the engine: embed a file of inputs, tokenize, describe a model,
 //! write fixture checkpoints, pull an official model from the hub.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -11,7 +11,7 @@ use qwen3_embed_engine::fixture::{self, Format, Shape};
 use qwen3_embed_engine::{BackendChoice, CancelFlag, DeviceSpec, Engine, EngineOptions};
 
 #[derive(Parser)]
-#[command(name = "qwen3-embed", about = "Qwen3-Embedding on the CPU, no Postgres needed")]
+#[command(name = "qwen3-embed", version, about = "Qwen3-Embedding on the CPU, no Postgres needed")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -47,8 +47,11 @@ enum Cmd {
     Embed {
         #[command(flatten)]
         model: ModelArgs,
+        /// The input file; `-` reads standard input.
         #[arg(long)]
         input: PathBuf,
+        #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+        input_format: InputFormat,
         /// Where to write one JSON object per input; stdout when absent.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -71,12 +74,15 @@ enum Cmd {
     Bench {
         #[command(flatten)]
         model: ModelArgs,
-        /// Documents: plain text (one per line) or .jsonl, as for `embed`.
+        /// Documents: plain text (one per line) or .jsonl, as for `embed`; `-` reads standard input.
         #[arg(long)]
         docs: PathBuf,
-        /// Queries, embedded one at a time: plain text or .jsonl, as for `embed`.
+        /// Queries, embedded one at a time: plain text or .jsonl, as for `embed`; `-` reads
+        /// standard input (for one of the two files at most).
         #[arg(long)]
         queries: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+        input_format: InputFormat,
         /// Task for queries without their own "instruct".
         #[arg(long)]
         instruct: Option<String>,
@@ -97,8 +103,11 @@ enum Cmd {
     Tokenize {
         #[command(flatten)]
         model: ModelArgs,
+        /// The input file; `-` reads standard input.
         #[arg(long)]
         input: PathBuf,
+        #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+        input_format: InputFormat,
         #[arg(long)]
         instruct: Option<String>,
         #[arg(long, default_value_t = 8192)]
@@ -153,12 +162,32 @@ struct Input {
     instruct: Option<String>,
 }
 
-fn read_inputs(path: &Path) -> Result<Vec<Input>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let jsonl = path.extension().is_some_and(|e| e == "jsonl");
+/// How an input file is read: `auto` goes by its name (`.jsonl` is JSON lines; anything else,
+/// standard input included, is plain text).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum InputFormat {
+    Auto,
+    Text,
+    Jsonl,
+}
+
+/// Reads the inputs of `path`, or of standard input when `path` is `-`.
+fn read_inputs(path: &Path, format: InputFormat) -> Result<Vec<Input>, String> {
+    let stdin = path == Path::new("-");
+    let name = if stdin { "<stdin>".to_string() } else { path.display().to_string() };
+    let reader: Box<dyn BufRead> = if stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?))
+    };
+    let jsonl = match format {
+        InputFormat::Auto => !stdin && path.extension().is_some_and(|e| e == "jsonl"),
+        InputFormat::Text => false,
+        InputFormat::Jsonl => true,
+    };
     let mut out = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| format!("{name}: {e}"))?;
         if !jsonl {
             out.push(Input { text: line, instruct: None });
             continue;
@@ -166,21 +195,91 @@ fn read_inputs(path: &Path) -> Result<Vec<Input>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value =
-            serde_json::from_str(&line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("{name}:{}: {e}", n + 1))?;
         let input = match &v {
             serde_json::Value::String(s) => Input { text: s.clone(), instruct: None },
             serde_json::Value::Object(o) => Input {
                 text: o
                     .get("text")
                     .and_then(|t| t.as_str())
-                    .ok_or_else(|| format!("{}:{}: no \"text\"", path.display(), n + 1))?
+                    .ok_or_else(|| format!("{name}:{}: no \"text\"", n + 1))?
                     .to_string(),
                 instruct: o.get("instruct").and_then(|t| t.as_str()).map(str::to_string),
             },
-            _ => return Err(format!("{}:{}: expected a string or an object", path.display(), n + 1)),
+            _ => return Err(format!("{name}:{}: expected a string or an object", n + 1)),
         };
         out.push(input);
+    }
+    Ok(out)
+}
+
+/// A progress bar on standard error, drawn only when standard error is a terminal (a pipe or a
+/// file gets nothing), at most ten times a second, and once more at the end.
+struct Progress {
+    shown: bool,
+    total: usize,
+    done: usize,
+    start: Instant,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress { shown: std::io::stderr().is_terminal(), total, done: 0, start: Instant::now(), last: None }
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.done += n;
+        if !self.shown || self.last.is_some_and(|t| t.elapsed().as_millis() < 100 && self.done < self.total) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = self.done as f64 / secs.max(1e-9);
+        let width = 30;
+        let filled = (self.done * width).checked_div(self.total).unwrap_or(width).min(width);
+        let eta = if rate > 0.0 { (self.total - self.done.min(self.total)) as f64 / rate } else { 0.0 };
+        eprint!(
+            "\r[{}{}] {}/{} texts, {rate:.1} texts/s, {secs:.0} s, eta {eta:.0} s \x1b[K",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            self.done,
+            self.total
+        );
+        if self.done >= self.total {
+            eprintln!();
+        }
+    }
+}
+
+/// `engine.embed_tokens` over `seqs`, one forward pass at a time when a progress bar is shown.
+/// The passes are packed as `embed_tokens` packs them (greedily, in order, up to
+/// `batch_tokens`), so the vectors are the same bits either way.
+fn embed_progress(
+    engine: &Engine,
+    seqs: &[Vec<u32>],
+    dims: Option<usize>,
+    batch_tokens: usize,
+    cancel: &CancelFlag,
+    progress: &mut Progress,
+) -> Result<Vec<Vec<f32>>, String> {
+    if !progress.shown {
+        let out = engine.embed_tokens(seqs, dims, batch_tokens, cancel).map_err(|e| e.to_string())?;
+        progress.advance(seqs.len());
+        return Ok(out);
+    }
+    let mut out = Vec::with_capacity(seqs.len());
+    let mut start = 0;
+    while start < seqs.len() {
+        let mut end = start + 1;
+        let mut tokens = seqs[start].len();
+        while end < seqs.len() && tokens + seqs[end].len() <= batch_tokens {
+            tokens += seqs[end].len();
+            end += 1;
+        }
+        out.extend(engine.embed_tokens(&seqs[start..end], dims, batch_tokens, cancel).map_err(|e| e.to_string())?);
+        progress.advance(end - start);
+        start = end;
     }
     Ok(out)
 }
@@ -200,8 +299,8 @@ fn load(args: &ModelArgs) -> Result<Engine, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
-        Cmd::Embed { model, input, output, instruct, dims, max_tokens, batch_tokens } => {
-            let inputs = read_inputs(&input)?;
+        Cmd::Embed { model, input, input_format, output, instruct, dims, max_tokens, batch_tokens } => {
+            let inputs = read_inputs(&input, input_format)?;
             let engine = load(&model)?;
             let mut seqs = Vec::with_capacity(inputs.len());
             let mut truncated = Vec::with_capacity(inputs.len());
@@ -213,8 +312,8 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let tokens: usize = seqs.iter().map(|s| s.len()).sum();
             let start = Instant::now();
-            let vectors =
-                engine.embed_tokens(&seqs, dims, batch_tokens, &CancelFlag::new()).map_err(|e| e.to_string())?;
+            let mut progress = Progress::new(seqs.len());
+            let vectors = embed_progress(&engine, &seqs, dims, batch_tokens, &CancelFlag::new(), &mut progress)?;
             let secs = start.elapsed().as_secs_f64();
             let mut out: Box<dyn Write> = match &output {
                 Some(p) => {
@@ -236,11 +335,26 @@ fn run(cli: Cli) -> Result<(), String> {
                 engine.info().threads
             );
         }
-        Cmd::Bench { model, docs, queries, instruct, output, max_tokens, batch_tokens, query_repeats, doc_repeats } => {
+        Cmd::Bench {
+            model,
+            docs,
+            queries,
+            input_format,
+            instruct,
+            output,
+            max_tokens,
+            batch_tokens,
+            query_repeats,
+            doc_repeats,
+        } => {
+            if docs == Path::new("-") && queries.as_deref() == Some(Path::new("-")) {
+                return Err("--docs and --queries cannot both read standard input".into());
+            }
             bench(
                 &model,
                 &docs,
                 queries.as_deref(),
+                input_format,
                 instruct.as_deref(),
                 output.as_deref(),
                 max_tokens,
@@ -249,8 +363,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 doc_repeats,
             )?
         }
-        Cmd::Tokenize { model, input, instruct, max_tokens } => {
-            let inputs = read_inputs(&input)?;
+        Cmd::Tokenize { model, input, input_format, instruct, max_tokens } => {
+            let inputs = read_inputs(&input, input_format)?;
             let engine = load(&model)?;
             for i in &inputs {
                 let task = i.instruct.as_deref().or(instruct.as_deref());
@@ -344,6 +458,7 @@ fn bench(
     model: &ModelArgs,
     docs: &Path,
     queries: Option<&Path>,
+    input_format: InputFormat,
     instruct: Option<&str>,
     output: Option<&Path>,
     max_tokens: usize,
@@ -351,9 +466,9 @@ fn bench(
     query_repeats: usize,
     doc_repeats: usize,
 ) -> Result<(), String> {
-    let doc_inputs = read_inputs(docs)?;
+    let doc_inputs = read_inputs(docs, input_format)?;
     let query_inputs = match queries {
-        Some(q) => read_inputs(q)?,
+        Some(q) => read_inputs(q, input_format)?,
         None => Vec::new(),
     };
     let start = Instant::now();
@@ -378,22 +493,25 @@ fn bench(
     let warmup_s = t.elapsed().as_secs_f64();
 
     let doc_tokens: usize = doc_seqs.iter().map(|s| s.len()).sum();
+    let query_rounds = if query_seqs.is_empty() { 0 } else { query_repeats.max(1) };
+    let mut progress = Progress::new(doc_seqs.len() * doc_repeats.max(1) + query_seqs.len() * query_rounds);
     let mut doc_rounds = Vec::new();
     let mut doc_vectors = Vec::new();
     for _ in 0..doc_repeats.max(1) {
         let t = Instant::now();
-        doc_vectors = embed(&doc_seqs)?;
+        doc_vectors = embed_progress(&engine, &doc_seqs, None, batch_tokens, &cancel, &mut progress)?;
         doc_rounds.push(t.elapsed().as_secs_f64());
     }
     let doc_best = doc_rounds.iter().cloned().fold(f64::INFINITY, f64::min);
 
     let mut latencies_ms = Vec::new();
     let mut query_vectors = Vec::new();
-    for round in 0..if query_seqs.is_empty() { 0 } else { query_repeats.max(1) } {
+    for round in 0..query_rounds {
         for s in &query_seqs {
             let t = Instant::now();
             let v = embed(std::slice::from_ref(s))?;
             latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            progress.advance(1);
             if round == 0 {
                 query_vectors.extend(v);
             }
