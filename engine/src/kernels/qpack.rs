@@ -130,6 +130,8 @@ pub struct PackedQ {
     pub kind: QKind,
     pub n: usize,
     pub k: usize,
+    /// Unique in this process: what a kernel's decoded copy of some tiles is keyed by.
+    pub(in crate::kernels) id: u64,
     pub(in crate::kernels) format: Format,
     pub(in crate::kernels) group: usize,
     pub(in crate::kernels) qs: Buf<u8>,
@@ -138,6 +140,11 @@ pub struct PackedQ {
     pub(in crate::kernels) d: Buf<u16>,
     pub(in crate::kernels) scale_min: Buf<f32>,
     pub(in crate::kernels) corr: Buf<i16>,
+}
+
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The scales of one GGML block: `d`/`dmin` as f16 bits, the sub-block scales and mins
@@ -361,6 +368,7 @@ impl PackedQ {
             kind,
             n,
             k,
+            id: next_id(),
             format,
             group: Format::group(format as u8),
             qs: cat(&tiles, |t| &t.qs),
@@ -396,6 +404,7 @@ impl PackedQ {
             kind,
             n,
             k,
+            id: next_id(),
             format,
             group: Format::group(format as u8),
             qs: qs.typed()?,
@@ -434,6 +443,7 @@ impl PackedQ {
             kind: QKind::Q6K,
             n,
             k,
+            id: next_id(),
             format: Format::K6Bytes,
             group: 16,
             qs: qs.into(),
