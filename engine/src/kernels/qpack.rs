@@ -16,10 +16,9 @@
 //!
 //! Kernels multiply unsigned bytes with signed ones (`vpdpbusd`'s operands). Unsigned quants
 //! (all but Q8_0) meet signed activations, and Q6_K's offset is taken out by starting each
-//! group's integer sum at `-32 * sum(a)` (`QuantAct::bias`). Kernels that take the
-//! activations shifted to unsigned bytes (`a + 128`, `Kernels::shift_signed`) multiply Q6_K
-//! and Q8_0 as signed bytes (`q - 32`, `q`) and remove the shift with `-128 * sum(q)` per
-//! column and group: Q8_0 stores it (`corr`), Q6_K's kernel sums its decoded quants.
+//! group's integer sum at `-32 * sum(a)` (`QuantAct::bias`). Q8_0 meets activations shifted
+//! to unsigned bytes (`a + 128`) where the kernels take them so (`Kernels::shift_signed`),
+//! and its stored `corr` removes the shift; elsewhere it is multiplied by magnitude and sign.
 //!
 //! A kernel operand is `[16 rows][4 k]` bytes, the quants of 16 rows at `k4`, one of the `G/4`
 //! runs of 4 `k` of a group. Arrays, each `[n/16]` tiles of:
@@ -57,7 +56,7 @@ pub enum Format {
     K5 = 3,
     /// Q6_K: nibbles, two bits per quant in `qh`, `sc`, `d`.
     K6 = 4,
-    /// Never stored: the AVX-512 kernel's copy of a Q6_K tile pair decoded for many rows,
+    /// Never stored: the AVX-512 kernel's copy of Q6_K tiles decoded for many rows,
     /// a byte per quant (as `Bytes`) and the f32 `d * sc` in `scale_min`.
     K6Bytes = 5,
 }
