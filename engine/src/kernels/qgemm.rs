@@ -3,15 +3,16 @@
 //! # Weight layout
 //! At load time every quantized weight `[n, k]` is regrouped once into tiles of 16 output rows
 //! at (nearly) the file's bit width: see [`super::qpack`]. Each weight is
-//! `s * (q - offset) - min` with `q` an unsigned quant and `(s, min)` per output row and group
-//! of `G` consecutive `k` (16 for Q6_K, 32 otherwise), exactly GGML's dequantized value.
+//! `s * (q - offset) - min` with `q` a quant and `(s, min)` per output row and group of `G`
+//! consecutive `k` (16 for Q6_K, 32 otherwise), exactly GGML's dequantized value.
 //!
 //! # Product
 //! Activations are quantized per row and per 256 values to i8 with one f32 scale (`ad`), and
 //! the sum of the i8 values of every group is kept (`asum`). Then
 //! `y[r][c] = sum_blocks ad * sum_groups (s * (sum_k(q * a) - offset * asum) - min * asum)`,
-//! where the inner sum is exact integer arithmetic (`vpdpbusd`, unsigned `q` times signed `a`)
-//! started at `-offset * asum` (`QuantAct::bias`). This is the same activation
+//! where the inner sum is exact integer arithmetic (`vpdpbusd`: unsigned `q` times signed `a`,
+//! or Q8_0's signed `q` times `a + 128`) started at `-offset * asum` (`QuantAct::bias`), or at
+//! `-128 * sum(q)` for Q8_0 (`PackedQ::corr`). This is the same activation
 //! quantization (8 bits per 256 values) that GGML's own k-quant dot products use.
 
 use rayon::prelude::*;

@@ -16,10 +16,9 @@
 //!
 //! Kernels multiply unsigned bytes with signed ones (`vpdpbusd`'s operands). Unsigned quants
 //! (all but Q8_0) meet signed activations, and Q6_K's offset is taken out by starting each
-//! group's integer sum at `-32 * sum(a)` (`QuantAct::bias`). Kernels that take the
-//! activations shifted to unsigned bytes (`a + 128`, `Kernels::shift_signed`) multiply Q6_K
-//! and Q8_0 as signed bytes (`q - 32`, `q`) and remove the shift with `-128 * sum(q)` per
-//! column and group: Q8_0 stores it (`corr`), Q6_K's kernel sums its decoded quants.
+//! group's integer sum at `-32 * sum(a)` (`QuantAct::bias`). Q8_0 meets activations shifted
+//! to unsigned bytes (`a + 128`) where the kernels take them so (`Kernels::shift_signed`),
+//! and its stored `corr` removes the shift; elsewhere it is multiplied by magnitude and sign.
 //!
 //! A kernel operand is `[16 rows][4 k]` bytes, the quants of 16 rows at `k4`, one of the `G/4`
 //! runs of 4 `k` of a group. Arrays, each `[n/16]` tiles of:
@@ -57,7 +56,7 @@ pub enum Format {
     K5 = 3,
     /// Q6_K: nibbles, two bits per quant in `qh`, `sc`, `d`.
     K6 = 4,
-    /// Never stored: the AVX-512 kernel's copy of a Q6_K tile pair decoded for many rows,
+    /// Never stored: the AVX-512 kernel's copy of Q6_K tiles decoded for many rows,
     /// a byte per quant (as `Bytes`) and the f32 `d * sc` in `scale_min`.
     K6Bytes = 5,
 }
@@ -130,6 +129,8 @@ pub struct PackedQ {
     pub kind: QKind,
     pub n: usize,
     pub k: usize,
+    /// Unique in this process: what a kernel's decoded copy of some tiles is keyed by.
+    pub(in crate::kernels) id: u64,
     pub(in crate::kernels) format: Format,
     pub(in crate::kernels) group: usize,
     pub(in crate::kernels) qs: Buf<u8>,
@@ -138,6 +139,11 @@ pub struct PackedQ {
     pub(in crate::kernels) d: Buf<u16>,
     pub(in crate::kernels) scale_min: Buf<f32>,
     pub(in crate::kernels) corr: Buf<i16>,
+}
+
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The scales of one GGML block: `d`/`dmin` as f16 bits, the sub-block scales and mins
@@ -361,6 +367,7 @@ impl PackedQ {
             kind,
             n,
             k,
+            id: next_id(),
             format,
             group: Format::group(format as u8),
             qs: cat(&tiles, |t| &t.qs),
@@ -396,6 +403,7 @@ impl PackedQ {
             kind,
             n,
             k,
+            id: next_id(),
             format,
             group: Format::group(format as u8),
             qs: qs.typed()?,
@@ -434,6 +442,7 @@ impl PackedQ {
             kind: QKind::Q6K,
             n,
             k,
+            id: next_id(),
             format: Format::K6Bytes,
             group: 16,
             qs: qs.into(),

@@ -249,38 +249,42 @@ pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usi
                 }
             }
         }
-        Format::K6 if r1 - r0 >= K6_COPY_ROWS => K6_COPY.with_borrow_mut(|(qs, scales)| {
-            for t0 in tiles.clone().step_by(2) {
-                let nv = (tiles.end - t0).min(2);
-                decode_k6(w, t0, nv, qs, scales);
-                let copy = PackedQ::k6_bytes(nv * NR, w.k, std::mem::take(qs), std::mem::take(scales));
-                pair_rows(&copy, a, 0..nv, r0, r1, out.add(t0 * NR), w.n);
-                (*qs, *scales) = (copy.qs.into_vec(), copy.scale_min.into_vec());
+        Format::K6 if r1 - r0 >= K6_COPY_ROWS => K6_COPY.with_borrow_mut(|(key, qs, scales)| {
+            if *key != Some((w.id, tiles.clone())) {
+                decode_k6(w, tiles.clone(), qs, scales);
+                *key = Some((w.id, tiles.clone()));
             }
+            let copy = PackedQ::k6_bytes(tiles.len() * NR, w.k, std::mem::take(qs), std::mem::take(scales));
+            pair_rows(&copy, a, 0..tiles.len(), r0, r1, out.add(tiles.start * NR), w.n);
+            (*qs, *scales) = (copy.qs.into_vec(), copy.scale_min.into_vec());
         }),
         _ => pair_rows(w, a, tiles, r0, r1, out, w.n),
     }
 }
 
-/// Rows from which a Q6_K unit decodes each tile pair once into bytes (in L2) and multiplies
-/// those, instead of decoding in registers for every few rows.
+/// Rows from which a Q6_K unit multiplies a copy of its tiles decoded to bytes (in L2),
+/// instead of decoding in registers for every few rows.
 const K6_COPY_ROWS: usize = 24;
 
+/// A weight's id and tiles, and those tiles decoded (`decode_k6`).
+type K6Copy = (Option<(u64, Range<usize>)>, Vec<u8>, Vec<f32>);
+
 thread_local! {
-    /// The decoded tile pair's quants and scales, kept from unit to unit.
-    static K6_COPY: std::cell::RefCell<(Vec<u8>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// This thread's last decoded tiles: the units of one tile group for successive row
+    /// blocks mostly run on the same thread, one after the other, and decode them once.
+    static K6_COPY: std::cell::RefCell<K6Copy> = const { std::cell::RefCell::new((None, Vec::new(), Vec::new())) };
 }
 
-/// Tiles `t0..t0+nv` of a Q6_K weight as `Format::K6Bytes`: quants `[nv][k/16][4][16][4]`,
-/// scales `d * sc` `[nv][k/16][16]`.
+/// `tiles` of a Q6_K weight as `Format::K6Bytes`: quants `[tiles][k/16][4][16][4]`, scales
+/// `d * sc` `[tiles][k/16][16]`.
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn decode_k6(w: &PackedQ, t0: usize, nv: usize, qs: &mut Vec<u8>, scales: &mut Vec<f32>) {
-    let (k, ng) = (w.k, w.k / 16);
+unsafe fn decode_k6(w: &PackedQ, tiles: Range<usize>, qs: &mut Vec<u8>, scales: &mut Vec<f32>) {
+    let (k, ng, nv) = (w.k, w.k / 16, tiles.len());
     qs.resize(nv * NR * k, 0);
     scales.resize(nv * NR * ng, 0.0);
     let (low4, high) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x30));
     for v in 0..nv {
-        let t = t0 + v;
+        let t = tiles.start + v;
         for gi in 0..ng {
             let h = _mm512_loadu_si512(w.qh.as_ptr().add((t * ng + gi) * NR * 4) as *const _);
             for j in 0..2 {
