@@ -8,7 +8,9 @@
 #   3. the model server's own scenarios: 16 sessions x 100 calls, kill -9 and recovery,
 #      withdrawal on cancel, model change on reload, the socket's permissions, the sync workers;
 #   4. pg_dump / pg_restore of a database with a generated column, a trigger and a sync queue;
-#   5. only with QWEN3_EMBED_ALL_PG=1: the #[pg_test]s and the SQL scenario tests on PostgreSQL 17
+#   5. the Citus scenarios (scripts/citus_tests.sh) when Citus is installed for PostgreSQL 15, or
+#      CITUS_SRC names its source (scripts/build_citus.sh builds it first); else one line says so,
+#   6. only with QWEN3_EMBED_ALL_PG=1: the #[pg_test]s and the SQL scenario tests on PostgreSQL 17
 #      and 18 as well (scripts/test_all_pg.sh; setup.sh then builds those servers from source).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,6 +56,17 @@ bash scripts/server_tests.sh
 
 echo "== backups: pg_dump and pg_restore"
 bash scripts/dump_tests.sh
+
+if [[ -n "${CITUS_SRC:-}" ]]; then
+    echo "== Citus: building it from $CITUS_SRC"
+    bash scripts/build_citus.sh
+fi
+if [[ -f "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/citus.so" ]]; then
+    echo "== scale-out on Citus: a coordinator and two workers"
+    bash scripts/citus_tests.sh
+else
+    echo "== Citus scenarios skipped: Citus is not installed for PostgreSQL 15 (run scripts/build_citus.sh, or set CITUS_SRC=<citus source or git dir> for this command)"
+fi
 
 if [[ "${QWEN3_EMBED_ALL_PG:-0}" == 1 ]]; then
     echo "== PostgreSQL 17 and 18"
