@@ -31,7 +31,7 @@ citus_cluster_start() {
             "max_prepared_transactions = 20" \
             "qwen3_embed.model_path = '$MODEL'" \
             "$@"
-        pg_local_psql -q -c "CREATE EXTENSION citus" -c "CREATE EXTENSION qwen3_embed CASCADE"
+        pg_local_psql -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION citus" -c "CREATE EXTENSION qwen3_embed CASCADE"
     done
     citus_node coord
     pg_local_psql -q -c "SELECT citus_set_coordinator_host('$CITUS_WORK/coord', $CITUS_BASE)" \
