@@ -15,7 +15,7 @@
 #   4. re-embedding after a model change: qwen3_embed_reembed is refused by Citus (reported);
 #      scripts/citus_reembed.sql's qwen3_embed_reembed_distributed, cancelled (pg_cancel_backend)
 #      mid-way, resumes, and every row ends with its current text's vector from the new model.
-# Needs Citus installed for PostgreSQL 15 (scripts/build_citus.sh) and the extension and fixture
+# Needs Citus installed for PostgreSQL 15 (from its upstream source) and the extension and fixture
 # models from scripts/sql_tests.sh. Run: flock /tmp/qwen3_embed-pg15.lock bash scripts/citus_tests.sh
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
@@ -29,7 +29,7 @@ source scripts/citus_local.sh
 MODEL="$(realpath fixtures/generated/tiny/model-q8_0.gguf)"
 MODEL2="$(realpath fixtures/generated/tiny/model-q4_k_m.gguf)"
 [[ -f "$MODEL" && -f "$MODEL2" ]] || { echo "fixture models missing: run scripts/sql_tests.sh first"; exit 1; }
-[[ -f "$("$PG_BIN/pg_config" --pkglibdir)/citus.so" ]] || { echo "Citus is not installed: run scripts/build_citus.sh"; exit 1; }
+[[ -f "$("$PG_BIN/pg_config" --pkglibdir)/citus.so" ]] || { echo "Citus is not installed for PostgreSQL 15 (install it from its upstream source)"; exit 1; }
 WORK="$(mktemp -d /tmp/qwen3_embed_citus_tests.XXXXXX)"
 chmod 755 "$WORK"
 chown postgres "$WORK"

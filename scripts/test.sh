@@ -11,8 +11,8 @@
 #   5. the Debian package (scripts/package_deb.sh): installed with dpkg into the system
 #      PostgreSQL 15, used on a clean cluster with no Rust toolchain on the PATH, removed, and the
 #      files it replaced put back;
-#   6. the Citus scenarios (scripts/citus_tests.sh) when Citus is installed for PostgreSQL 15, or
-#      CITUS_SRC names its source (scripts/build_citus.sh builds it first); else one line says so;
+#   6. the Citus scenarios (scripts/citus_tests.sh) when Citus is installed for PostgreSQL 15 (this
+#      project does not build it; Debian has no package); else one line says so;
 #   7. only with QWEN3_EMBED_ALL_PG=1: the #[pg_test]s and the SQL scenario tests on PostgreSQL 17
 #      and 18 as well (scripts/test_all_pg.sh; setup.sh then builds those servers from source).
 set -euo pipefail
@@ -63,15 +63,11 @@ bash scripts/dump_tests.sh
 echo "== the Debian package: build, install, use without a Rust toolchain, remove"
 bash scripts/deb_test.sh
 
-if [[ -n "${CITUS_SRC:-}" ]]; then
-    echo "== Citus: building it from $CITUS_SRC"
-    bash scripts/build_citus.sh
-fi
 if [[ -f "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/citus.so" ]]; then
     echo "== scale-out on Citus: a coordinator and two workers"
     bash scripts/citus_tests.sh
 else
-    echo "== Citus scenarios skipped: Citus is not installed for PostgreSQL 15 (run scripts/build_citus.sh, or set CITUS_SRC=<citus source or git dir> for this command)"
+    echo "== Citus scenarios skipped: Citus is not installed for PostgreSQL 15 (this project does not build it: install Citus 13 for PostgreSQL 15 from its upstream source)"
 fi
 
 if [[ "${QWEN3_EMBED_ALL_PG:-0}" == 1 ]]; then
