@@ -36,7 +36,12 @@ APT_PACKAGES=(
 # QWEN3_EMBED_EXTRA_PG naming it) from Debian 11 (bullseye).
 declare -A SRC_SUITE=([pgvector]=trixie [postgresql-13]=bullseye [postgresql-17]=trixie [postgresql-18]=forky)
 read -ra EXTRA_PG_MAJORS <<<"${QWEN3_EMBED_EXTRA_PG:-17 18}"
-EXTRA_PG_APT_PACKAGES=(bison flex libreadline-dev zlib1g-dev libssl-dev libicu-dev pkg-config)
+EXTRA_PG_APT_PACKAGES=(bison flex libreadline-dev zlib1g-dev libssl-dev libicu-dev pkg-config curl)
+# When a suite's Sources index lists a PostgreSQL version whose files the pool does not serve
+# (seen: trixie listed postgresql-17 17.12-0+deb13u1, the pool answered 404), try this many
+# earlier minor releases straight from the pool.
+PG_POOL_FALLBACK_MINORS=3
+DEBIAN_POOL=https://deb.debian.org/debian/pool/main
 
 export DEBIAN_FRONTEND=noninteractive
 # cargo lives in ~/.cargo/bin, which a non-login shell may not have on PATH
@@ -121,6 +126,55 @@ install_pgvector() {
     log "installed $control"
 }
 
+# Fallback for install_pg_from_source: downloads into $3 the .dsc of an earlier minor release than
+# $2 (the version the Sources index lists for postgresql-$1, whose download failed) straight from
+# the Debian pool, newest first, at most $PG_POOL_FALLBACK_MINORS of them, with the same Debian
+# revision (17.12-0+deb13u1 -> 17.11-0+deb13u1, 17.10-0+deb13u1, ...), then the upstream tarball
+# that .dsc names, and checks the tarball's SHA-256 against the .dsc's Checksums-Sha256 (a
+# mismatch is a hard error). Sets POOL_PG_VERSION to the version it got; returns 1 when none of
+# them could be downloaded. The .dsc itself comes over HTTPS from deb.debian.org; its PGP
+# signature is not checked (the maintainers' keyring is not installed, and an older .dsc is no
+# longer named by the signed Sources index).
+POOL_PG_VERSION=""
+download_pg_from_pool() {
+    local major="$1" listed="$2" build="$3"
+    local upstream="${listed%%-*}" revision="${listed#*-}" minor m v dsc tarball sum
+    if [[ ! "$upstream" =~ ^$major\.([0-9]+)$ || "$revision" == "$listed" ]]; then
+        log "ERROR: cannot derive earlier releases from version '$listed'"
+        return 1
+    fi
+    minor="${BASH_REMATCH[1]}"
+    for ((m = minor - 1; m >= 0 && m >= minor - PG_POOL_FALLBACK_MINORS; m--)); do
+        v="$major.$m-$revision"
+        dsc="postgresql-${major}_$v.dsc"
+        log "trying $DEBIAN_POOL/p/postgresql-$major/$dsc"
+        if ! curl -fsS --retry 2 -o "$build/$dsc" "$DEBIAN_POOL/p/postgresql-$major/$dsc"; then
+            rm -f "$build/$dsc"
+            continue
+        fi
+        # the Checksums-Sha256 field: " <sha256> <size> <file>" lines up to the next field
+        read -r sum tarball < <(awk '/^Checksums-Sha256:/ {f = 1; next} /^[^ ]/ {f = 0}
+            f && $3 ~ /\.orig\.tar\./ {print $1, $3}' "$build/$dsc") || true
+        if [[ -z "${tarball:-}" || ! "$sum" =~ ^[0-9a-f]{64}$ ]]; then
+            log "ERROR: $dsc names no .orig.tar.* with a SHA-256 in Checksums-Sha256"
+            exit 1
+        fi
+        log "downloading $DEBIAN_POOL/p/postgresql-$major/$tarball"
+        curl -fsS --retry 2 -o "$build/$tarball" "$DEBIAN_POOL/p/postgresql-$major/$tarball" || {
+            log "ERROR: $dsc is in the pool but $tarball could not be downloaded"
+            exit 1
+        }
+        if ! (cd "$build" && echo "$sum  $tarball" | sha256sum -c --quiet -); then
+            log "ERROR: SHA-256 of $tarball does not match $dsc (want $sum); not building it"
+            exit 1
+        fi
+        log "SHA-256 of $tarball matches $dsc: $sum"
+        POOL_PG_VERSION="$v"
+        return 0
+    done
+    return 1
+}
+
 # PostgreSQL $1 (major) from the upstream tarball in Debian's source package, into
 # /opt/postgresql-$1, unless a server of that major version is already there. The Debian patches
 # are not applied (they move the socket directory and other paths to Debian's layout).
@@ -135,17 +189,28 @@ install_pg_from_source() {
     build="$(mktemp -d)"
     if id _apt >/dev/null 2>&1; then chown _apt "$build"; fi
     log "apt-get source --download-only postgresql-$major=$version in $build"
-    (cd "$build" && apt-get source -q --download-only "postgresql-$major=$version") || {
-        rm -rf "$build"
-        log "ERROR: could not download postgresql-$major=$version from ${SRC_SUITE[postgresql-$major]}'s sources"
-        log "       (QWEN3_EMBED_EXTRA_PG=\"...\" picks the versions to build)"
-        exit 1
-    }
+    if ! (cd "$build" && apt-get source -q --download-only "postgresql-$major=$version"); then
+        log "apt-get source could not download postgresql-$major=$version, which" \
+            "${SRC_SUITE[postgresql-$major]}'s Sources index lists; trying earlier minor releases" \
+            "from the Debian pool"
+        find "$build" -mindepth 1 -delete
+        if download_pg_from_pool "$major" "$version" "$build"; then
+            log "using postgresql-$major $POOL_PG_VERSION from $DEBIAN_POOL/p/postgresql-$major/" \
+                "(the listed $version was not downloadable)"
+            version="$POOL_PG_VERSION"
+        else
+            rm -rf "$build"
+            log "ERROR: could not download postgresql-$major=$version from ${SRC_SUITE[postgresql-$major]}'s sources"
+            log "       nor any of the $PG_POOL_FALLBACK_MINORS minor releases before it from the pool"
+            log "       (QWEN3_EMBED_EXTRA_PG=\"...\" picks the versions to build)"
+            exit 1
+        fi
+    fi
     tarball="$(find "$build" -maxdepth 1 -name "postgresql-${major}_*.orig.tar.*" | head -n1)"
     [[ -n "$tarball" ]] || { log "ERROR: no upstream tarball in $build"; exit 1; }
     tar -C "$build" -xf "$tarball"
     srcdir="$(find "$build" -mindepth 1 -maxdepth 1 -type d -name 'postgresql-*' | head -n1)"
-    log "configure --prefix=$prefix && make && make install (several minutes on 2 cores)"
+    log "building PostgreSQL $version: configure --prefix=$prefix && make && make install (several minutes on 2 cores)"
     (cd "$srcdir" && ./configure -q --prefix="$prefix" >"$build/configure.log" \
         && make -s -j"$(nproc)" >"$build/make.log" 2>&1 \
         && make -s install >"$build/install.log" 2>&1) \
