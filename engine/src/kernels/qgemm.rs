@@ -283,6 +283,25 @@ mod tests {
     fn q6k() {
         check(QKind::Q6K)
     }
+
+    /// Many rows take a decoded copy of the tiles on AVX-512 (Q5_K), few rows decode in
+    /// registers: the same rows give the same bits either way, on every table. (Q6_K's copy
+    /// sums its sub-blocks in f32 where the register decode sums them in integers: `check`.)
+    #[test]
+    fn many_rows_match_few_rows_to_the_bit() {
+        let (n, k) = (64, 512);
+        for kind in [QKind::Q5K, QKind::Q4K, QKind::Q8_0] {
+            let wt = Tensor::from_vec(lcg(3, n * k), (n, k), &Device::Cpu).unwrap();
+            let qt = QTensor::quantize(&wt, dtype(kind)).unwrap();
+            let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
+            let x = lcg(4, 40 * k);
+            for kn in crate::kernels::tables() {
+                let many = p.matmul(kn, &x, 40);
+                let few = p.matmul(kn, &x[..5 * k], 5);
+                assert_eq!(&many[..5 * n], &few[..], "{} {kind:?}", kn.name);
+            }
+        }
+    }
     #[test]
     fn q8_0() {
         check(QKind::Q8_0)

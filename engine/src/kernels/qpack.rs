@@ -454,6 +454,26 @@ impl PackedQ {
         }
     }
 
+    /// A `Format::Bytes` Q5_K weight of `n` rows over the vectors `qs` and `scale_min` (the
+    /// AVX-512 kernel's decoded copy of some tiles).
+    pub(in crate::kernels) fn k5_bytes(n: usize, k: usize, qs: Vec<u8>, scale_min: Vec<f32>) -> PackedQ {
+        debug_assert!(qs.len() == n * k && scale_min.len() == n * k / 32 * 2);
+        PackedQ {
+            kind: QKind::Q5K,
+            n,
+            k,
+            id: next_id(),
+            format: Format::Bytes,
+            group: 32,
+            qs: qs.into(),
+            qh: Buf::default(),
+            sub: Buf::default(),
+            d: Buf::default(),
+            scale_min: scale_min.into(),
+            corr: Buf::default(),
+        }
+    }
+
     /// Whether kernels with shifted activations multiply this weight as signed bytes.
     pub fn signed(&self) -> bool {
         Format::signed(self.format as u8)

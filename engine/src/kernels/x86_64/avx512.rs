@@ -238,6 +238,21 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
 /// available.
 pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32) {
     match w.format {
+        Format::K6 | Format::K5 if r1 - r0 >= COPY_ROWS => DECODED.with_borrow_mut(|(key, qs, scales)| {
+            let k6 = w.format == Format::K6;
+            if *key != Some((w.id, tiles.clone())) {
+                if k6 {
+                    decode_k6(w, tiles.clone(), qs, scales);
+                } else {
+                    decode_k5(w, tiles.clone(), qs, scales);
+                }
+                *key = Some((w.id, tiles.clone()));
+            }
+            let (n, qs_v, sc_v) = (tiles.len() * NR, std::mem::take(qs), std::mem::take(scales));
+            let copy = if k6 { PackedQ::k6_bytes(n, w.k, qs_v, sc_v) } else { PackedQ::k5_bytes(n, w.k, qs_v, sc_v) };
+            pair_rows(&copy, a, 0..tiles.len(), r0, r1, out.add(tiles.start * NR), w.n);
+            (*qs, *scales) = (copy.qs.into_vec(), copy.scale_min.into_vec());
+        }),
         Format::K4 | Format::K5 => {
             for r in (r0..r1).step_by(MR_ONE_TILE) {
                 let rows = (r1 - r).min(MR_ONE_TILE);
@@ -249,30 +264,61 @@ pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usi
                 }
             }
         }
-        Format::K6 if r1 - r0 >= K6_COPY_ROWS => K6_COPY.with_borrow_mut(|(key, qs, scales)| {
-            if *key != Some((w.id, tiles.clone())) {
-                decode_k6(w, tiles.clone(), qs, scales);
-                *key = Some((w.id, tiles.clone()));
-            }
-            let copy = PackedQ::k6_bytes(tiles.len() * NR, w.k, std::mem::take(qs), std::mem::take(scales));
-            pair_rows(&copy, a, 0..tiles.len(), r0, r1, out.add(tiles.start * NR), w.n);
-            (*qs, *scales) = (copy.qs.into_vec(), copy.scale_min.into_vec());
-        }),
         _ => pair_rows(w, a, tiles, r0, r1, out, w.n),
     }
 }
 
-/// Rows from which a Q6_K unit multiplies a copy of its tiles decoded to bytes (in L2),
-/// instead of decoding in registers for every few rows.
-const K6_COPY_ROWS: usize = 24;
+/// Rows from which a Q6_K or Q5_K unit multiplies a copy of its tiles decoded to bytes (in
+/// L2), instead of decoding in registers for every few rows.
+const COPY_ROWS: usize = 24;
 
-/// A weight's id and tiles, and those tiles decoded (`decode_k6`).
-type K6Copy = (Option<(u64, Range<usize>)>, Vec<u8>, Vec<f32>);
+/// A weight's id and tiles, and those tiles decoded (`decode_k6`, `decode_k5`).
+type Decoded = (Option<(u64, Range<usize>)>, Vec<u8>, Vec<f32>);
 
 thread_local! {
     /// This thread's last decoded tiles: the units of one tile group for successive row
     /// blocks mostly run on the same thread, one after the other, and decode them once.
-    static K6_COPY: std::cell::RefCell<K6Copy> = const { std::cell::RefCell::new((None, Vec::new(), Vec::new())) };
+    static DECODED: std::cell::RefCell<Decoded> = const { std::cell::RefCell::new((None, Vec::new(), Vec::new())) };
+}
+
+/// `tiles` of a Q5_K weight as `Format::Bytes`: quants `[tiles][k/32][8][16][4]`, then per
+/// group the f32 `d * sc` and `dmin * m` `[tiles][k/32][2][16]`: the values the register
+/// decode of `qgemm_kernel` forms, so the products are the same to the bit.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn decode_k5(w: &PackedQ, tiles: Range<usize>, qs: &mut Vec<u8>, scale_min: &mut Vec<f32>) {
+    let (k, ng, nb, nv) = (w.k, w.k / 32, w.k / QK, tiles.len());
+    qs.resize(nv * NR * k, 0);
+    scale_min.resize(nv * ng * 2 * NR, 0.0);
+    let (low4, high) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
+    for v in 0..nv {
+        let t = tiles.start + v;
+        for gi in 0..ng {
+            let h = _mm512_loadu_si512(w.qh.as_ptr().add((t * ng + gi) * NR * 4) as *const _);
+            let dst = qs.as_mut_ptr().add((v * ng + gi) * 8 * NR * 4);
+            for j in 0..4 {
+                let n = _mm512_loadu_si512(w.qs.as_ptr().add(t * NR * k / 2 + (gi * 4 + j) * NR * 4) as *const _);
+                let lo = _mm512_ternarylogic_epi32::<0xF8>(_mm512_and_si512(n, low4), bits_to_4(h, j), high);
+                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(n), low4);
+                let hi = _mm512_ternarylogic_epi32::<0xF8>(hi, bits_to_4(h, j + 4), high);
+                _mm512_storeu_si512(dst.add(j * NR * 4) as *mut _, lo);
+                _mm512_storeu_si512(dst.add((j + 4) * NR * 4) as *mut _, hi);
+            }
+            let dp = w.d.as_ptr().add((t * nb + gi / 8) * 2 * NR);
+            let (d, dmin) = (
+                _mm512_cvtph_ps(_mm256_loadu_si256(dp as *const __m256i)),
+                _mm512_cvtph_ps(_mm256_loadu_si256(dp.add(NR) as *const __m256i)),
+            );
+            let at = (t * ng + gi) * 2 * NR;
+            let sc =
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(w.sub.as_ptr().add(at) as *const __m128i)));
+            let m = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                w.sub.as_ptr().add(at + NR) as *const __m128i
+            )));
+            let o = scale_min.as_mut_ptr().add((v * ng + gi) * 2 * NR);
+            _mm512_storeu_ps(o, _mm512_mul_ps(d, sc));
+            _mm512_storeu_ps(o.add(NR), _mm512_mul_ps(dmin, m));
+        }
+    }
 }
 
 /// `tiles` of a Q6_K weight as `Format::K6Bytes`: quants `[tiles][k/16][4][16][4]`, scales
