@@ -10,7 +10,7 @@ client count. Printed per mode and client count: calls/s, input tokens/s,
 mean latency per call, and, measured while those sessions are still connected, the total private
 memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) of every process of the
 cluster, the model server included. Needs root (runs the server as postgres) and the extension
-installed (cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config).
+installed (cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config).
 
 Example:
   python3 scripts/bench_server.py --model fixtures/generated/tiny/model-q8_0.gguf --threads 2

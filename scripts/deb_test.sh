@@ -107,6 +107,8 @@ q() { "$BIN/psql" -h "$WORK/pg" -p "$PORT" -U postgres -X -v ON_ERROR_STOP=1 -qA
 q -c "CREATE EXTENSION qwen3_embed CASCADE"
 echo "version: $(q -c "SELECT extversion FROM pg_extension WHERE extname = 'qwen3_embed'")"
 echo "server: $(q -c "SELECT runs_in, vector_dims(qwen3_embed('a packaged extension')) FROM qwen3_embed_info()")"
+echo "build: $(q -c "SELECT build FROM qwen3_embed_info()")"
+echo "debug-build warnings in the log: $(grep -c 'this library is a debug build' "$WORK/pg/server.log" || true)"
 echo "same in the backend: $(q -c "SELECT qwen3_embed('a packaged extension')::text" -c "SET qwen3_embed.use_server = off" \
                                 -c "SELECT qwen3_embed('a packaged extension')::text" | uniq | wc -l)"
 q -c "CREATE TABLE docs (id int PRIMARY KEY, body text,
@@ -120,6 +122,11 @@ check "no cargo or rustc on the PATH of the cluster's session" grep -qx "toolcha
 check "CREATE EXTENSION qwen3_embed CASCADE on a clean cluster gives the package's version" \
     grep -qx "version: $(dpkg-deb -f "$DEB" Version)" "$WORK/use.out"
 check "it embeds through the model server with the fixture model (256 dims)" grep -qx "server: server|256" "$WORK/use.out"
+# The test packages the dev profile (debug assertions on) to share the test builds: the library
+# must say so, and the postmaster (preloading it) must have warned once in the log.
+check "qwen3_embed_info().build names the package's profile (debug)" grep -qx "build: debug" "$WORK/use.out"
+check "the server log warns once that the library is a debug build" \
+    grep -qx "debug-build warnings in the log: 1" "$WORK/use.out"
 check "the same vector in the backend" grep -qx "same in the backend: 1" "$WORK/use.out"
 check "a generated column and a nearest-neighbour query" grep -qx "nearest: 7" "$WORK/use.out"
 check "qwen3_embed_batch" grep -qx "batch: 20" "$WORK/use.out"

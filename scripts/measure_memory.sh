@@ -7,7 +7,7 @@
 # much of each backend's Rss is the shared cache file.
 # Usage: scripts/measure_memory.sh MODEL [N=2] [extra postgresql.conf lines...]
 #   (CACHE_DIR=off measures without the cache: every backend packs its own copy.)
-# (The extension must be installed: cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config)
+# (The extension must be installed: cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODEL="$(realpath "$1")"; N="${2:-2}"; shift; shift || true

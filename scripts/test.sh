@@ -22,6 +22,9 @@ cd "$ROOT"
 
 bash scripts/setup.sh
 
+echo "== every user-facing install builds the release (the demo, the README, the package)"
+bash scripts/check_release_install.sh
+
 # The test servers run as the postgres OS user and read the fixture models from this checkout:
 # every directory above it must be searchable by that user (mktemp -d makes 0700 directories).
 d="$ROOT"

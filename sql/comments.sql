@@ -19,7 +19,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_tokenize(text, text) IS
 'The token ids the model sees for input (with instruct), end-of-text (151643) last, before any truncation.';
 
 COMMENT ON FUNCTION @extschema@.qwen3_embed_info() IS
-'The loaded model (loading it if needed): file, format, architecture, size, tensor types, dimensions, vocabulary, device, threads, fingerprint, load time, where it runs (backend or server), why that device was chosen, and the compute backend (kernels or candle).';
+'The loaded model (loading it if needed): file, format, architecture, size, tensor types, dimensions, vocabulary, device, threads, fingerprint, load time, where it runs (backend or server), why that device was chosen, the compute backend (kernels or candle), the packed-weight cache, and the build profile of the library (release, or debug: several times slower; reinstall with cargo pgrx install --release).';
 
 COMMENT ON FUNCTION @extschema@.qwen3_embed_server_stats() IS
 'The model server (when qwen3_embed is in shared_preload_libraries): state (off, unavailable, running), process id, restarts, model and load time, requests, withdrawn requests, inputs, tokens, forward-pass groups (batches), mean requests per batch, queue depth, tokens per second of compute, last error (superusers only), models loaded, the model being loaded now, and the estimated tokens in flight with their limit (qwen3_embed.server_max_tokens).';

@@ -171,6 +171,7 @@ fn qwen3_embed_info() -> TableIterator<
         name!(cache, String),
         name!(cache_file, Option<String>),
         name!(cache_bytes, i64),
+        name!(build, String),
     ),
 > {
     let (i, runs_in) = host::info();
@@ -193,6 +194,7 @@ fn qwen3_embed_info() -> TableIterator<
         i.cache,
         i.cache_file,
         i.cache_bytes as i64,
+        crate::BUILD_PROFILE.to_string(),
     ))
 }
 

@@ -13,11 +13,27 @@ mod vector;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// The cargo profile this library was built with, as `qwen3_embed_info()` reports it: a debug
+/// build (`cargo pgrx install` without `--release`) embeds several times slower.
+pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "release" };
+
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::register();
     // SAFETY: reading a flag Postgres sets while it loads shared_preload_libraries.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } && settings::SERVER.get() {
+    let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
+    if cfg!(debug_assertions) {
+        // Once per server start when preloaded (the postmaster, whose WARNING goes only to the
+        // log), else once per backend that loads the library, at LOG so that no client sees it.
+        let msg = "qwen3_embed: this library is a debug build, several times slower than a release build; \
+                   reinstall it with cargo pgrx install --release";
+        if preloading {
+            pgrx::warning!("{msg}");
+        } else {
+            pgrx::log!("{msg}");
+        }
+    }
+    if preloading && settings::SERVER.get() {
         host::server::register();
         sync::register();
     }
