@@ -2,6 +2,7 @@
 # Helpers to run a throwaway PostgreSQL cluster (the system 15 unless PG_BIN names another
 # server's bin directory) as the postgres OS user (Postgres refuses root). Source it, then:
 # pg_local_start DIR PORT [extra postgresql.conf lines...]; pg_local_psql ARGS...; pg_local_stop.
+# PG_LOCAL_ENV: space-separated NAME=VALUE pairs for the server's environment (e.g. RUST_BACKTRACE=1).
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 
 pg_local_start() {
@@ -12,7 +13,8 @@ pg_local_start() {
     for line in "$@"; do
         echo "$line" | sudo -u postgres tee -a "$PG_LOCAL_DIR/data/postgresql.conf" >/dev/null
     done
-    sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_LOCAL_DIR/data" -l "$PG_LOCAL_DIR/server.log" -w \
+    # shellcheck disable=SC2086
+    sudo -u postgres env ${PG_LOCAL_ENV:-} "$PG_BIN/pg_ctl" -D "$PG_LOCAL_DIR/data" -l "$PG_LOCAL_DIR/server.log" -w \
         -o "-p $PG_LOCAL_PORT -k $PG_LOCAL_DIR -c listen_addresses=''" start >/dev/null
 }
 

@@ -15,10 +15,19 @@
 #   8. the sync workers drain the embedding queue: a lone insert is embedded within seconds, and
 #      under concurrent updates every row ends with the vector of its current text, also after a
 #      kill -9 of the model server, of a sync worker, and an immediate restart, each mid-drain;
+#      an ordinary role's trigger fired by the worker runs as that role, not as a superuser;
 #   9. the packed-weight cache: the server maps it, a kill -9 of the server is served again within
 #      2 s, 16 backends loading a model at once pack it once, a load waiting for the writer obeys
 #      statement_timeout, an unwritable cache directory falls back to memory with a WARNING and
-#      the same vectors.
+#      the same vectors;
+#  10. bounded tokenization: a 50 MB call, in the model server's client and in a backend, is cut
+#      before tokenizing (NOTICE "more than"), and a one-word call of another session meanwhile
+#      returns within 1.5 s; a 5 MB single word obeys statement_timeout;
+#  11. fair share: 20 sessions of one role keep the server busy, another role's one-word call
+#      waits at most two forward passes (plus 1 s); a call that would take its role past qwen3_embed.server_role_share is
+#      refused with 53000;
+#  12. with RUST_BACKTRACE=1 in the server's environment (this whole run), no error and no
+#      statement timeout shows a backtrace, in both modes.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,12 +58,14 @@ q() { pg_local_psql -qAt "$@"; }
 eq() { [[ "$1" == "$2" ]] || { echo "      got '$1', want '$2'"; return 1; }; }
 
 install -d -o postgres "$WORK/cache"
+PG_LOCAL_ENV="RUST_BACKTRACE=1"
 pg_local_start "$WORK/pg" "$PORT" \
     "shared_preload_libraries = 'qwen3_embed'" \
     "qwen3_embed.model_path = '$MODEL'" \
     "qwen3_embed.server_threads = 2" \
     "qwen3_embed.threads = 2" \
     "qwen3_embed.server_max_tokens = 3000000" \
+    "qwen3_embed.server_role_share = 10" \
     "qwen3_embed.cache_dir = '$WORK/cache'" \
     "max_connections = 50"
 DATA="$WORK/pg/data"
@@ -107,12 +118,14 @@ check "concurrent calls shared forward passes" test $((b1 - b0)) -lt $((r1 - r0)
 
 # --- 3. withdrawal on statement timeout -----------------------------------------------------------
 read -r w0 t0 <<<"$(q -F ' ' -c "SELECT withdrawn, tokens FROM qwen3_embed_server_stats()")"
-out="$(pg_local_psql -qAt -v VERBOSITY=verbose -c "SET statement_timeout = '200ms'" \
+out="$(pg_local_psql -qAt -v VERBOSITY=verbose -c "SELECT 1 FROM qwen3_embed('warm the tokenizer')" -c "SET statement_timeout = '200ms'" \
     -c "SELECT vector_dims(qwen3_embed(repeat('lorem ipsum dolor sit amet ', 1800)))" 2>&1 || true)"
 check "statement timeout gives 57014" grep -q "57014" <<<"$out"
 sleep 1
 read -r w1 t1 <<<"$(q -F ' ' -c "SELECT withdrawn, tokens FROM qwen3_embed_server_stats()")"
-check "the request was withdrawn and not computed" test "$w1" -gt "$w0" -a "$t1" -eq "$t0"
+echo "      withdrawn $w0 -> $w1, tokens computed $t0 -> $t1"
+# (the warm-up call computed its 5 tokens; the withdrawn call would have computed 8,192)
+check "the request was withdrawn and not computed" test "$w1" -gt "$w0" -a "$t1" -le $((t0 + 10))
 
 # A backend waiting on the server shows the wait event; another session sees it.
 WANT_EVENT="$(q -c "SELECT CASE WHEN current_setting('server_version_num')::int >= 170000
@@ -144,7 +157,12 @@ pg_local_psql -qAt -v VERBOSITY=verbose -c "SET qwen3_embed.max_tokens = 16384" 
     -c "SELECT vector_dims(qwen3_embed(repeat('lorem ipsum dolor sit amet ', 3600)))" >"$WORK/victim.out" 2>&1 &
 VICTIM=$!
 OLD_PID="$(q -c "SELECT pid FROM qwen3_embed_server_stats()")"
-sleep 1
+# Kill once the victim waits on the server (it tokenizes first, in its own backend).
+for _ in $(seq 200); do
+    [[ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension'
+                 AND query LIKE '%lorem ipsum%' AND pid <> pg_backend_pid()")" != 0 ]] && break
+    sleep 0.05
+done
 kill -9 "$OLD_PID"
 set +e; wait "$VICTIM"; victim_rc=$?; set -e
 echo "      waiting statement: $(tr '\n' ' ' <"$WORK/victim.out")"
@@ -265,7 +283,7 @@ crash_round() { # name, then the command that crashes something
 kill_server() { kill -9 "$(q -c "SELECT pid FROM qwen3_embed_server_stats()")"; }
 kill_worker() { kill -9 "$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'qwen3_embed sync worker' LIMIT 1")"; }
 restart_immediate() {
-    sudo -u postgres "$PG_BIN/pg_ctl" -D "$DATA" -m immediate -w restart \
+    sudo -u postgres env RUST_BACKTRACE=1 "$PG_BIN/pg_ctl" -D "$DATA" -m immediate -w restart \
         -o "-p $PORT -k $WORK/pg -c listen_addresses=''" -l "$LOG" >/dev/null
 }
 crash_round "kill -9 of the model server" kill_server
@@ -273,6 +291,31 @@ crash_round "kill -9 of a sync worker" kill_worker
 crash_round "an immediate restart of the cluster" restart_immediate
 check "no queue row and no error row is left" \
     eq "$(q -c "SELECT pending, waiting_retry, failed FROM qwen3_embed_sync_status WHERE relation = 'synced'::regclass")" "0|0|0"
+
+# The worker acts as the table's owner: an ordinary role's trigger, fired by the worker's UPDATE,
+# sees that role (not a superuser) in the sync worker's process and cannot make it superuser.
+q -c "CREATE ROLE sw_owner NOSUPERUSER" -c "GRANT CREATE ON SCHEMA public TO sw_owner" \
+  -c "SET ROLE sw_owner" \
+  -c "CREATE TABLE sw_log (who name, super boolean, pid int, escalated boolean)" \
+  -c "CREATE TABLE sw_docs (id int PRIMARY KEY, body text, embedding vector(64))" \
+  -c "CREATE FUNCTION sw_trig() RETURNS trigger LANGUAGE plpgsql AS \$\$
+      DECLARE ok boolean := true;
+      BEGIN
+          BEGIN EXECUTE 'ALTER ROLE sw_owner SUPERUSER'; EXCEPTION WHEN OTHERS THEN ok := false; END;
+          INSERT INTO public.sw_log SELECT current_user, r.rolsuper, pg_backend_pid(), ok
+            FROM pg_roles r WHERE r.rolname = current_user;
+          RETURN NEW;
+      END \$\$" \
+  -c "CREATE TRIGGER t BEFORE UPDATE ON sw_docs FOR EACH ROW EXECUTE FUNCTION sw_trig()" \
+  -c "SELECT qwen3_embed_sync('sw_docs', 'body', 'embedding')" \
+  -c "INSERT INTO sw_docs VALUES (1, 'a table of an ordinary role')" >/dev/null
+for _ in $(seq 200); do
+    [[ "$(q -c "SELECT count(*) FROM sw_log")" != 0 ]] && break
+    sleep 0.05
+done
+check "the sync worker runs a table owner's trigger as that owner, never as a superuser" \
+    eq "$(q -c "SELECT l.who, l.super, a.backend_type, l.escalated FROM sw_log l
+                LEFT JOIN pg_stat_activity a ON a.pid = l.pid")" "sw_owner|f|qwen3_embed sync worker|f"
 
 # --- 9. the packed-weight cache ---------------------------------------------------------------------
 check "the server maps the packed-weight cache in qwen3_embed.cache_dir" \
@@ -336,6 +379,96 @@ check "an unwritable cache directory: WARNING naming the reason, vector as with 
 check "... and qwen3_embed_info() says the weights are in memory" \
     eq "$(q -c "SET qwen3_embed.use_server = off" -c "SELECT cache, cache_bytes FROM qwen3_embed_info()" 2>/dev/null)" "in memory|0"
 q -c "ALTER SYSTEM RESET qwen3_embed.cache_dir" -c "SELECT pg_reload_conf()" >/dev/null
+
+# --- 10. bounded tokenization -----------------------------------------------------------------------
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+one_word_ms() { local t0; t0=$(date +%s%N); q -c "SELECT vector_dims(qwen3_embed('word'))" >/dev/null; ms_since "$t0"; }
+t0=$(date +%s%N); q -c "SELECT 1" >/dev/null; connect_ms=$(ms_since "$t0")
+echo "      a one-word call from a new session while the server is idle: $(one_word_ms) ms (connecting alone: ${connect_ms} ms)"
+for mode in server backend; do
+    use="SET qwen3_embed.use_server = $([[ $mode == server ]] && echo on || echo off)"
+    # The probe session loads its tokenizer first (about 1 s on this machine), then times one
+    # call while the 51 MB call runs.
+    q -c "SELECT 1 FROM qwen3_embed('warm')" -c "SELECT pg_sleep(1.5)" -c '\timing on' \
+      -c "SELECT vector_dims(qwen3_embed('word'))" >"$WORK/probe_$mode.out" 2>&1 &
+    PROBE=$!
+    sleep 1.2
+    t0=$(date +%s%N)
+    # max_tokens 512: the forward pass is short, so what the other call could wait for is the
+    # input's size (8,192 tokens take seconds to compute on 2 cores, whatever the input's size).
+    q -c "$use" -c "SET qwen3_embed.max_tokens = 512" \
+        -c "SELECT md5(qwen3_embed(repeat('lorem ipsum dolor sit amet ', 1900000))::text)" \
+        >"$WORK/big_$mode.out" 2>&1 &
+    BIG=$!
+    wait "$PROBE" || true
+    word_ms="$(grep -o 'Time: [0-9.]*' "$WORK/probe_$mode.out" | tail -n 1 | awk '{printf "%d", $2}')"
+    set +e; wait "$BIG"; big_rc=$?; set -e
+    big_ms=$(ms_since "$t0")
+    echo "      $mode: a 51 MB call took ${big_ms} ms; a one-word call of another session meanwhile ${word_ms:-?} ms"
+    check "$mode: a 51 MB call is cut before tokenizing (NOTICE 'input of more than N tokens')" \
+        bash -c "[[ $big_rc == 0 ]] && grep -Eq 'input of more than [0-9]+ tokens truncated to 512' '$WORK/big_$mode.out'"
+    check "$mode: meanwhile another session's one-word call returns within 1 s" test "${word_ms:-99999}" -le 1000
+done
+check "the 51 MB call gives the same vector in both modes" \
+    eq "$(tail -n 1 "$WORK/big_server.out")" "$(tail -n 1 "$WORK/big_backend.out")"
+for mode in on off; do
+    t0=$(date +%s%N)
+    out="$(q -c "SET qwen3_embed.use_server = $mode" -c "SET statement_timeout = '1s'" \
+              -c "SELECT vector_dims(qwen3_embed(repeat('a', 5000000)))" 2>&1 || true)"
+    took=$(ms_since "$t0")
+    echo "      use_server = $mode: a 5 MB single word under statement_timeout 1 s ended after ${took} ms"
+    check "use_server = $mode: a 5 MB single word obeys statement_timeout (57014 within 3 s)" \
+        bash -c "grep -q 'canceling statement due to statement timeout' <<<\"\$1\" && [[ $took -le 3000 ]]" _ "$out"
+done
+
+# --- 11. fair share -----------------------------------------------------------------------------------
+q -c "CREATE ROLE crowd LOGIN" -c "CREATE ROLE loner LOGIN" >/dev/null
+crowd_pids=()
+for i in $(seq 20); do
+    # About 1,000 tokens a call: a short forward pass, so a first-come queue of 20 would mean a
+    # wait of seconds, and a turn means one pass.
+    pg_local_psql -U crowd -d postgres -qAt -c "SELECT count(qwen3_embed(repeat('lorem ipsum dolor sit amet ' || g, 150))) FROM generate_series(1, 400) g" \
+        >"$WORK/crowd_$i.out" 2>&1 &
+    crowd_pids+=($!)
+done
+# The crowd's backends load their tokenizers first (about 1 s each, 2 cores): wait for the queue.
+depth=0
+for _ in $(seq 300); do
+    depth="$(q -c "SELECT queue_depth FROM qwen3_embed_server_stats()")"
+    (( depth >= 15 )) && break
+    sleep 0.1
+done
+sleep 2
+read -r busy0 batches0 <<<"$(q -F ' ' -c "SELECT round(coalesce(tokens / nullif(tokens_per_second, 0), 0)::numeric, 3), batches FROM qwen3_embed_server_stats()")"
+pg_local_psql -U loner -d postgres -qAt -c "SELECT 1 FROM qwen3_embed('warm')" \
+    -c '\timing on' -c "SELECT vector_dims(qwen3_embed('word'))" -c "SELECT vector_dims(qwen3_embed('word'))" \
+    -c "SELECT vector_dims(qwen3_embed('word'))" >"$WORK/loner.out" 2>&1
+worst="$(grep -o 'Time: [0-9.]*' "$WORK/loner.out" | awk '{ if ($2 > m) m = $2 } END { printf "%d", m }')"
+read -r busy1 batches1 <<<"$(q -F ' ' -c "SELECT round(coalesce(tokens / nullif(tokens_per_second, 0), 0)::numeric, 3), batches FROM qwen3_embed_server_stats()")"
+# A turn is the forward pass running when the call arrives, then the call's own pass; a
+# first-come queue of 19 requests would take about 5 passes of 4,096 tokens.
+pass_ms="$(python3 -c "print(int(1000 * ($busy1 - $busy0) / max(1, $batches1 - $batches0)))")"
+echo "      mean forward pass meanwhile: ${pass_ms} ms"
+echo "      20 sessions of role crowd (queue depth $depth): role loner's one-word call took at most ${worst} ms"
+check "while one role's 20 sessions keep the server busy, another role's one-word call waits at most 2 passes + 1 s" \
+    bash -c "[[ $depth -ge 10 && $worst -le $((2 * pass_ms + 1000)) ]]"
+for p in "${crowd_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+share="$(pg_local_psql -qAt -v VERBOSITY=verbose -c "SET qwen3_embed.max_request_tokens = 1000000" \
+    -c "SELECT count(*) FROM qwen3_embed_batch(array(SELECT repeat('lorem ipsum ', 4000) || g FROM generate_series(1, 50) g))" 2>&1 || true)"
+check "a call that would take its role past qwen3_embed.server_role_share (10% of 3000000) is refused with 53000" \
+    bash -c "grep -q '53000' <<<\"\$1\" && grep -q 'the 300000 one role may hold' <<<\"\$1\"" _ "$share"
+q -c "DROP ROLE crowd" -c "DROP ROLE loner" >/dev/null
+
+# --- 12. no backtrace reaches a client ------------------------------------------------------------
+no_backtrace() { ! grep -Eq 'backtrace|^ *[0-9]+: |  at /|\.rs:[0-9]' <<<"$1" || { echo "      $1" | head -n 8; return 1; }; }
+for mode in on off; do
+    errs="$(q -c "SET qwen3_embed.use_server = $mode" -c "SELECT qwen3_embed('x', NULL, 7)" 2>&1 || true)
+$(q -c "SET qwen3_embed.use_server = $mode" -c "SET qwen3_embed.model_path = '/nonexistent/model.gguf'" -c "SELECT qwen3_embed('x')" 2>&1 || true)
+$(q -c "SET qwen3_embed.use_server = $mode" -c "SET statement_timeout = '100ms'" -c "SELECT qwen3_embed(repeat('lorem ipsum dolor sit amet ', 1800))" 2>&1 || true)"
+    check "RUST_BACKTRACE=1, use_server = $mode: errors and a statement timeout carry no backtrace" \
+        bash -c "grep -c ERROR <<<\"\$1\" | grep -qx 3 && $(declare -f no_backtrace); no_backtrace \"\$1\"" _ "$errs"
+done
 
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0))

@@ -60,9 +60,9 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_swap(regclass, name, name, i
 'Internal (qwen3_embed_migrate_dims): embeds rows the walk missed and swaps the new column in.';
 
 COMMENT ON TABLE @extschema@.qwen3_embed_syncs IS
-'One row per column kept in step with its source text through the embedding queue (qwen3_embed_sync): settings, key column, batch size, attempts before a row fails, rows embedded.';
+'One row per column kept in step with its source text through the embedding queue (qwen3_embed_sync): settings, key column and type, batch size, attempts before a row fails, rows embedded, the role that created it, and its back-off after failed rounds. Written only through the extension''s functions; each role reads the syncs of tables it may UPDATE.';
 COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
-'Rows waiting to be embedded by the sync workers (or qwen3_embed_sync_run): sync, key, attempts so far, when next tried, last error. Written by the tables'' triggers in the writers'' transactions.';
+'Rows waiting to be embedded by the sync workers (or qwen3_embed_sync_run): sync, key, attempts so far, when next tried, last error. Written by the tables'' triggers in the writers'' transactions, and otherwise only through the extension''s functions; each role reads the rows of tables it may UPDATE.';
 COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
@@ -74,13 +74,13 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, int
 COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
 'Stops keeping a column in step: drops its triggers, queue rows and errors; returns how many rows were still queued.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
-'Embeds up to max_batches batches of queued rows (of every sync, or of sync_id) and returns the rows embedded; what the sync workers call.';
+'Embeds up to max_batches batches of queued rows (of every sync the caller may UPDATE the table of, or of sync_id) and returns the rows embedded; what the sync workers call. Each sync is drained as its table''s owner, in a security-restricted operation; a sync whose round fails is set aside with back-off (paused_until, last_error in qwen3_embed_sync_status).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
 'Internal: the statement-level trigger function that queues written rows for a sync.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_syncs, bigint[], text[]) IS
-'Internal (qwen3_embed_sync_run): embeds one batch of queued rows and deletes their queue rows.';
+'Internal (qwen3_embed_sync_drain): embeds one batch of queued rows, as the table''s owner.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
 'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync.';
 
@@ -99,9 +99,41 @@ COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, integer, integer, text, integer, integer, integer) IS
 'Keeps a chunk table in step with source_column through the embedding queue: each row''s text split into chunks of at most chunk_tokens tokens overlapping by overlap (qwen3_chunks), one row and one vector per chunk in chunk_table, which it creates (key, chunk_no, chunk, embedding; rows go with their source row). Returns the sync''s id.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_check_args(text, regclass, text, text, text, integer, integer) IS
-'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): their shared argument checks; returns the table''s single-column primary key and its type.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_install(integer) IS
-'Internal: creates a sync''s triggers and queues its backlog.';
 COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS
 'input split into chunks of at most chunk_tokens tokens as the model sees them (the end-of-text token included), consecutive chunks sharing overlap tokens; chunk_no from 1; no chunk for an empty input.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state(text, jsonb) IS
+'Internal: the one way the sync state tables are changed. Runs the qwen3_embed_state_<op> function as the extension''s owner for the calling role, which it checks first.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_check(oid, regclass, boolean, text) IS
+'Internal (qwen3_embed_state): raises 42501 unless the role may UPDATE the table (or, for creating and removing syncs, is a member of its owning role).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync(oid, integer, boolean, text) IS
+'Internal (qwen3_embed_state): a sync, after qwen3_embed_state_check for the role.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_add(oid, jsonb) IS
+'Internal (qwen3_embed_state): validates and records a new sync, creates its triggers and queues its backlog.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_remove(oid, jsonb) IS
+'Internal (qwen3_embed_state): drops a sync''s triggers, queue and errors.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_retry(oid, jsonb) IS
+'Internal (qwen3_embed_state): puts a sync''s failed rows back in the queue and ends its back-off.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb) IS
+'Internal (qwen3_embed_state): moves a sync''s due rows to the error table when the role that created it may no longer read its source or write its target.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_failed(oid, jsonb) IS
+'Internal (qwen3_embed_state): sets a sync whose round failed aside for 2^failures seconds (at most an hour), with the error.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb) IS
+'Internal (qwen3_embed_state): ends a sync''s back-off after a round that went through.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_claim(oid, jsonb) IS
+'Internal (qwen3_embed_state): locks and returns the oldest due queue rows of a sync that no other worker holds.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_done(oid, jsonb) IS
+'Internal (qwen3_embed_state): deletes an embedded batch''s queue rows and moves the sync''s counters.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_failed(oid, jsonb) IS
+'Internal (qwen3_embed_state): schedules a failed queue row''s next try, or moves it to the error table after max_attempts.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_clear() IS
+'Internal: BEFORE UPDATE row trigger of a sync that empties the target when the source became NULL.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_refusal(@extschema@.qwen3_embed_syncs) IS
+'Internal (qwen3_embed_sync_run): why the role that created a sync may no longer have it drained, or NULL.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_due(integer) IS
+'Internal (qwen3_embed_sync_run): the syncs with due rows that are not set aside, with their table''s owner.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_drain(integer, integer) IS
+'Internal (qwen3_embed_sync_run): embeds up to p_batches batches of one sync''s due rows in one model call, retrying row by row when it fails; run as the table''s owner.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_id(regclass, text, text) IS
+'Internal: the id of the sync of relation.target_column, or an error in the caller''s words.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_cache_files() IS
+'The packed-weight cache directory''s files (qwen3_embed.cache_dir), least recently used first: path, bytes, whether a process maps it (in_use), when it was last mapped and written, the model file name, kernel table and layout it was packed for, and whether it is a partial write. Superusers and pg_read_server_files only: it shows server file paths. Remove files with qwen3-embed cache prune.';

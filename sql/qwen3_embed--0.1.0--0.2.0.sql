@@ -288,7 +288,9 @@ ALTER TABLE @extschema@.qwen3_embed_jobs
     ADD COLUMN kind text NOT NULL DEFAULT 'reembed' CHECK (kind IN ('reembed', 'migrate')),
     ADD COLUMN migrates_column name,
     ADD COLUMN runner_pid int,
-    ADD COLUMN runner_started timestamptz;
+    ADD COLUMN runner_started timestamptz,
+    ADD CONSTRAINT qwen3_embed_jobs_migration_column
+        CHECK (kind <> 'migrate' OR (dims IS NOT NULL AND target_column = migrates_column || '_qwen3_d' || dims));
 
 -- Re-embedding and migrations (sql/reembed.sql, less the jobs table above).
 -- A job's state as people should read it: 'running' only while its session still exists.
@@ -874,7 +876,24 @@ BEGIN
 END
 $qwen3_embed_abandon$;
 
--- The embedding queue, all new (sql/sync.sql).
+-- The embedding queue, all new (sql/sync.sql), and its C functions (src/state.rs, src/sync/drain.rs).
+CREATE FUNCTION @extschema@."qwen3_embed_state"(
+	"op" TEXT,
+	"args" jsonb
+) RETURNS jsonb
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_state_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_embed_sync_run"(
+	"sync_id" INT DEFAULT NULL,
+	"max_batches" INT DEFAULT 1
+) RETURNS INT
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_sync_run_wrapper';
+
+-- One row per kept-in-step column.
 CREATE TABLE @extschema@.qwen3_embed_syncs (
     id            serial      PRIMARY KEY,
     relation      regclass    NOT NULL,
@@ -883,9 +902,9 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
     instruct      text,
     dims          int,
     key_column    name        NOT NULL,
-    key_type      text        NOT NULL,
-    batch_size    int         NOT NULL DEFAULT 64 CHECK (batch_size > 0),
-    max_attempts  int         NOT NULL DEFAULT 5 CHECK (max_attempts > 0),
+    key_type      regtype     NOT NULL,
+    batch_size    int         NOT NULL DEFAULT 64 CHECK (batch_size BETWEEN 1 AND 4096),
+    max_attempts  int         NOT NULL DEFAULT 5 CHECK (max_attempts BETWEEN 1 AND 100),
     rows_done     bigint      NOT NULL DEFAULT 0,
     -- Rows per second while embedding, smoothed over the last batches.
     rate          float8,
@@ -894,8 +913,15 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
     chunk_table   regclass,
     chunk_tokens  int,
     chunk_overlap int,
+    -- The role that created the sync: it must still be allowed to read the source and write
+    -- the target at every round, or the rows go to the error table.
+    created_by    regrole     NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
     last_done_at  timestamptz,
+    -- Rounds that failed in a row; the sync is skipped until paused_until.
+    failures      int         NOT NULL DEFAULT 0,
+    paused_until  timestamptz,
+    last_error    text,
     UNIQUE (relation, target_column)
 );
 
@@ -923,31 +949,80 @@ CREATE TABLE @extschema@.qwen3_embed_sync_errors (
     failed_at timestamptz NOT NULL DEFAULT now()
 );
 
--- As for jobs: each role sees and changes the syncs (and their queue and errors) of tables it
--- can UPDATE; the queue is written by the tables' triggers, as the writing role.
+-- Read only, and only the rows of tables the reader may UPDATE (superusers and the extension's
+-- owner see all).
 ALTER TABLE @extschema@.qwen3_embed_syncs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_syncs_updatable ON @extschema@.qwen3_embed_syncs
-    USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
-    WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_syncs TO PUBLIC;
-GRANT USAGE ON SEQUENCE @extschema@.qwen3_embed_syncs_id_seq TO PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_queue TO PUBLIC;
-GRANT USAGE ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq TO PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_sync_errors TO PUBLIC;
-GRANT USAGE ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq TO PUBLIC;
+CREATE POLICY qwen3_embed_syncs_updatable ON @extschema@.qwen3_embed_syncs FOR SELECT
+    USING (pg_catalog.has_table_privilege(relation, 'UPDATE'));
+ALTER TABLE @extschema@.qwen3_embed_queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_queue_updatable ON @extschema@.qwen3_embed_queue FOR SELECT
+    USING (EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_syncs s WHERE s.id = sync_id));
+ALTER TABLE @extschema@.qwen3_embed_sync_errors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_sync_errors_updatable ON @extschema@.qwen3_embed_sync_errors FOR SELECT
+    USING (EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_syncs s WHERE s.id = sync_id));
+REVOKE ALL ON @extschema@.qwen3_embed_syncs, @extschema@.qwen3_embed_queue,
+              @extschema@.qwen3_embed_sync_errors FROM PUBLIC;
+GRANT SELECT ON @extschema@.qwen3_embed_syncs, @extschema@.qwen3_embed_queue,
+                @extschema@.qwen3_embed_sync_errors TO PUBLIC;
+
+-- Whether p_caller may drain, retry and read the sync's table (UPDATE), or create and remove its
+-- sync (membership in the owning role). Raises insufficient_privilege otherwise.
+CREATE FUNCTION @extschema@.qwen3_embed_state_check(p_caller oid, p_rel regclass, p_owner boolean, p_what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_check$
+DECLARE
+    v_owner oid;
+BEGIN
+    SELECT c.relowner INTO v_owner FROM pg_class c WHERE c.oid = p_rel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: relation % does not exist', p_what, p_rel::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    IF p_owner AND NOT pg_has_role(p_caller, v_owner, 'USAGE') THEN
+        RAISE EXCEPTION '%: must be the owner of table % (or a member of its owning role %)',
+                p_what, p_rel, v_owner::regrole
+            USING ERRCODE = 'insufficient_privilege';
+    ELSIF NOT p_owner AND NOT has_table_privilege(p_caller, p_rel, 'UPDATE') THEN
+        RAISE EXCEPTION '%: permission denied for table % (UPDATE is needed)', p_what, p_rel
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$qwen3_embed_state_check$;
+
+-- The sync of p_id, checked for p_caller; raises undefined_object when it does not exist.
+CREATE FUNCTION @extschema@.qwen3_embed_state_sync(p_caller oid, p_id int, p_owner boolean, p_what text)
+RETURNS @extschema@.qwen3_embed_syncs
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_sync$
+DECLARE
+    s @extschema@.qwen3_embed_syncs;
+BEGIN
+    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: no sync %', p_what, p_id USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, s.relation, p_owner, p_what);
+    RETURN s;
+END
+$qwen3_embed_state_sync$;
 
 -- The enqueueing trigger: AFTER INSERT / UPDATE / DELETE ... FOR EACH STATEMENT, with the
--- statement's rows as transition tables. TG_ARGV[0] is the sync's id.
+-- statement's rows as transition tables. TG_ARGV[0] is the sync's id. It runs as the extension's
+-- owner (it writes the queue for every writer of the table) and runs no code of the table's:
+-- it reads the transition tables' key (a built-in type) and compares the source's text forms.
+-- It acts only for the table its sync names: the same function put on another table does nothing.
 CREATE FUNCTION @extschema@.qwen3_embed_sync_enqueue() RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_enqueue$
 DECLARE
-    s         @extschema@.qwen3_embed_syncs;
-    v_cleared boolean;
+    s @extschema@.qwen3_embed_syncs;
 BEGIN
-    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs WHERE id = TG_ARGV[0]::int;
-    IF NOT FOUND THEN
+    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs WHERE id = TG_ARGV[0]::int AND relation = TG_RELID;
+    IF NOT FOUND OR TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
@@ -958,23 +1033,10 @@ BEGIN
     ELSIF TG_OP = 'UPDATE' THEN
         EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
                        'SELECT $1, n.%1$I::text FROM qwen3_embed_new n LEFT JOIN qwen3_embed_old o ON o.%1$I = n.%1$I '
-                       'WHERE o.%1$I IS NULL OR n.%2$I IS DISTINCT FROM o.%2$I',
+                       'WHERE o.%1$I IS NULL OR n.%2$I::text IS DISTINCT FROM o.%2$I::text',
                        s.key_column, s.source_column)
           USING s.id;
-        -- A row whose text became NULL has no vector. (Checked first: an UPDATE, even of no
-        -- row, fires this trigger again.) A chunked sync's queue entry removes its chunks.
-        v_cleared := false;
-        IF s.chunk_table IS NULL THEN
-            EXECUTE format('SELECT EXISTS (SELECT 1 FROM qwen3_embed_new n WHERE n.%I IS NULL AND n.%I IS NOT NULL)',
-                           s.source_column, s.target_column)
-               INTO v_cleared;
-        END IF;
-        IF v_cleared THEN
-            EXECUTE format('UPDATE %s t SET %I = NULL FROM qwen3_embed_new n '
-                           'WHERE t.%I = n.%I AND n.%I IS NULL AND t.%I IS NOT NULL',
-                           s.relation, s.target_column, s.key_column, s.key_column, s.source_column, s.target_column);
-        END IF;
-    ELSE
+    ELSIF TG_OP = 'DELETE' THEN
         EXECUTE format('DELETE FROM @extschema@.qwen3_embed_queue q USING qwen3_embed_old o '
                        'WHERE q.sync_id = $1 AND q.key = o.%I::text', s.key_column)
           USING s.id;
@@ -983,68 +1045,416 @@ BEGIN
 END
 $qwen3_embed_sync_enqueue$;
 
--- A sync's triggers, and its backlog (every row with text) queued; returns the rows queued.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_install(p_id int)
-RETURNS bigint
+-- BEFORE UPDATE ... FOR EACH ROW WHEN (the source became NULL and a vector is still there):
+-- a row whose text became NULL has no vector. TG_ARGV[0] is the target column. Runs as the writer.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_clear() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $qwen3_embed_sync_install$
-DECLARE
-    s       @extschema@.qwen3_embed_syncs;
-    v_name  text := 'qwen3_embed_sync_' || p_id;
-    v_rows  bigint;
+AS $qwen3_embed_sync_clear$
 BEGIN
-    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
-                   v_name || '_ins', s.relation, p_id);
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS qwen3_embed_old NEW TABLE AS qwen3_embed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
-                   v_name || '_upd', s.relation, p_id);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS qwen3_embed_old '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
-                   v_name || '_del', s.relation, p_id);
-    EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
-                   'SELECT $1, t.%I::text FROM %s t WHERE t.%I IS NOT NULL', s.key_column, s.relation, s.source_column)
-      USING p_id;
-    GET DIAGNOSTICS v_rows = ROW_COUNT;
-    RETURN v_rows;
+    NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[0], NULL));
+    RETURN NEW;
 END
-$qwen3_embed_sync_install$;
+$qwen3_embed_sync_clear$;
 
--- The argument checks qwen3_embed_sync and qwen3_embed_sync_chunks share, in their callers'
--- words (p_caller names the function, p_target_arg its third argument): no NULL, the source
--- column exists, a single-column primary key (its name and type are returned), batch_size and
--- max_attempts at least 1.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_check_args(
-    p_caller text, p_rel regclass, p_source text, p_target_arg text, p_target text,
-    p_batch_size int, p_max_attempts int, OUT key_column name, OUT key_type text)
+-- Why the role that created sync s may no longer have it drained (NULL when it may): it must
+-- still read the source column and write the target (or the chunk table).
+CREATE FUNCTION @extschema@.qwen3_embed_sync_refusal(s @extschema@.qwen3_embed_syncs)
+RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $qwen3_embed_sync_check_args$
+AS $qwen3_embed_sync_refusal$
 BEGIN
-    IF p_rel IS NULL OR p_source IS NULL OR p_target IS NULL THEN
-        RAISE EXCEPTION '%: relation, source_column and % must not be NULL', p_caller, p_target_arg
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = s.relation AND x.attname = s.source_column
+                      AND x.attnum > 0 AND NOT x.attisdropped) THEN
+        RETURN format('column %I of %s no longer exists', s.source_column, s.relation);
+    END IF;
+    IF NOT has_column_privilege(s.created_by, s.relation, s.source_column::text, 'SELECT') THEN
+        RETURN format('role %s, which created this sync, may no longer read %s.%I', s.created_by, s.relation, s.source_column);
+    END IF;
+    IF s.chunk_table IS NOT NULL THEN
+        IF NOT has_table_privilege(s.created_by, s.chunk_table, 'INSERT, UPDATE, DELETE') THEN
+            RETURN format('role %s, which created this sync, may no longer write %s', s.created_by, s.chunk_table);
+        END IF;
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = s.relation AND x.attname = s.target_column
+                         AND x.attnum > 0 AND NOT x.attisdropped) THEN
+        RETURN format('column %I of %s no longer exists', s.target_column, s.relation);
+    ELSIF NOT has_column_privilege(s.created_by, s.relation, s.target_column::text, 'UPDATE') THEN
+        RETURN format('role %s, which created this sync, may no longer write %s.%I', s.created_by, s.relation, s.target_column);
+    END IF;
+    RETURN NULL;
+END
+$qwen3_embed_sync_refusal$;
+
+-- The gate's operation sync_add: validate a new sync's settings, record it (resolved objects
+-- only), create its triggers and queue its backlog (every row with text). Returns its id and
+-- the rows queued. Only members of the table's owning role.
+CREATE FUNCTION @extschema@.qwen3_embed_state_sync_add(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_sync_add$
+DECLARE
+    v_what     text     := a->>'what';
+    v_rel      regclass := (a->>'relation')::oid;
+    v_src      name     := a->>'source_column';
+    v_dst      name     := a->>'target_column';
+    v_instruct text     := a->>'instruct';
+    v_dims     int      := (a->>'dims')::int;
+    v_batch    int      := (a->>'batch_size')::int;
+    v_attempts int      := (a->>'max_attempts')::int;
+    v_chunks   regclass := (a->>'chunk_table')::oid;
+    v_tokens   int      := (a->>'chunk_tokens')::int;
+    v_overlap  int      := (a->>'chunk_overlap')::int;
+    v_max      int      := (a->>'max_dims')::int;
+    v_kind     "char";
+    v_key      name;
+    v_key_type regtype;
+    v_dst_type oid;
+    v_dst_mod  int;
+    v_id       int;
+    v_name     text;
+    v_rows     bigint;
+BEGIN
+    IF v_rel IS NULL OR v_src IS NULL OR v_dst IS NULL THEN
+        RAISE EXCEPTION '%: relation, source_column and % must not be NULL', v_what,
+                CASE WHEN v_chunks IS NULL AND v_tokens IS NULL THEN 'target_column' ELSE 'chunk_table' END
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_rel AND a.attname = p_source
-                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION '%: column "%" of % does not exist', p_caller, p_source, p_rel
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    SELECT c.relkind INTO v_kind FROM pg_class c WHERE c.oid = v_rel;
+    IF v_kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '%: % is not a table', v_what, v_rel USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = v_rel AND x.attname = v_src
+                      AND x.attnum > 0 AND NOT x.attisdropped) THEN
+        RAISE EXCEPTION '%: column "%" of % does not exist', v_what, v_src, v_rel
             USING ERRCODE = 'undefined_column';
     END IF;
-    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO key_column, key_type
-      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    -- The key: one column, of a built-in scalar type (its text form is its identity, and
+    -- comparing it runs no one's code).
+    SELECT x.attname, x.atttypid::regtype INTO v_key, v_key_type
+      FROM pg_index i JOIN pg_attribute x ON x.attrelid = i.indrelid AND x.attnum = i.indkey[0]
+     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
     IF NOT FOUND THEN
-        RAISE EXCEPTION '%: % needs a single-column primary key', p_caller, p_rel
+        RAISE EXCEPTION '%: % needs a single-column primary key', v_what, v_rel
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_max_attempts IS NULL OR p_max_attempts < 1 THEN
-        RAISE EXCEPTION '%: batch_size and max_attempts must be at least 1', p_caller
+    IF v_key_type NOT IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'numeric'::regtype,
+                          'text'::regtype, 'character varying'::regtype, 'character'::regtype, 'uuid'::regtype) THEN
+        RAISE EXCEPTION '%: the primary key "%" of % is %, which the queue cannot carry', v_what, v_key, v_rel, v_key_type
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'The key must be smallint, integer, bigint, numeric, text, varchar, char or uuid.';
+    END IF;
+    IF v_key = v_dst OR v_key = v_src THEN
+        RAISE EXCEPTION '%: the primary key "%" of % cannot be the source or the target', v_what, v_key, v_rel
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF v_batch IS NULL OR v_batch NOT BETWEEN 1 AND 4096 OR v_attempts IS NULL OR v_attempts NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION '%: batch_size must be between 1 and 4096 and max_attempts between 1 and 100, got % and %',
+                v_what, coalesce(v_batch::text, 'NULL'), coalesce(v_attempts::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(v_instruct) > 8192 THEN
+        RAISE EXCEPTION '%: instruct is % bytes, at most 8192', v_what, octet_length(v_instruct)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_chunks IS NULL THEN
+        SELECT x.atttypid, x.atttypmod INTO v_dst_type, v_dst_mod FROM pg_attribute x
+         WHERE x.attrelid = v_rel AND x.attname = v_dst AND x.attnum > 0 AND NOT x.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION '%: column "%" of % does not exist', v_what, v_dst, v_rel
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
+                        WHERE t.oid = v_dst_type AND t.typname IN ('vector', 'halfvec')) THEN
+            RAISE EXCEPTION '%: column "%" of % is %, not vector or halfvec',
+                    v_what, v_dst, v_rel, format_type(v_dst_type, v_dst_mod)
+                USING ERRCODE = 'datatype_mismatch';
+        END IF;
+        IF v_dims IS NULL AND v_dst_mod > 0 THEN
+            v_dims := v_dst_mod;
+        ELSIF v_dims IS NOT NULL AND v_dst_mod > 0 AND v_dims <> v_dst_mod THEN
+            RAISE EXCEPTION '%: dims % does not fit column "%" of %, which is %',
+                    v_what, v_dims, v_dst, v_rel, format_type(v_dst_type, v_dst_mod)
+                USING ERRCODE = 'datatype_mismatch';
+        END IF;
+    ELSE
+        IF v_tokens IS NULL OR v_overlap IS NULL OR v_tokens NOT BETWEEN 2 AND 32768
+           OR v_overlap < 0 OR v_overlap >= v_tokens - 1 THEN
+            RAISE EXCEPTION '%: chunk_tokens must be between 2 and 32768 and overlap between 0 and chunk_tokens - 2, got % and %',
+                    v_what, coalesce(v_tokens::text, 'NULL'), coalesce(v_overlap::text, 'NULL')
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF (SELECT c.relowner FROM pg_class c WHERE c.oid = v_chunks)
+           IS DISTINCT FROM (SELECT c.relowner FROM pg_class c WHERE c.oid = v_rel) THEN
+            RAISE EXCEPTION '%: the chunk table % must belong to the owner of %', v_what, v_chunks, v_rel
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+    IF v_dims IS NOT NULL AND v_dims NOT BETWEEN 32 AND v_max THEN
+        RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO @extschema@.qwen3_embed_syncs AS s
+           (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
+            chunk_table, chunk_tokens, chunk_overlap, created_by)
+    VALUES (v_rel, v_src, v_dst, v_instruct, v_dims, v_key, v_key_type, v_batch, v_attempts,
+            v_chunks, v_tokens, v_overlap, p_caller)
+    ON CONFLICT ON CONSTRAINT qwen3_embed_syncs_relation_target_column_key DO NOTHING
+    RETURNING s.id INTO v_id;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION '%: %.% is already kept in step', v_what, v_rel, quote_ident(v_dst)
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'SELECT qwen3_embed_unsync(...) first to change its settings.';
+    END IF;
+    v_name := 'qwen3_embed_sync_' || v_id;
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_name || '_ins', v_rel, v_id);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS qwen3_embed_old NEW TABLE AS qwen3_embed_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_name || '_upd', v_rel, v_id);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS qwen3_embed_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   v_name || '_del', v_rel, v_id);
+    IF v_chunks IS NULL THEN
+        EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW WHEN (NEW.%I IS NULL AND NEW.%I IS NOT NULL) '
+                       'EXECUTE FUNCTION @extschema@.qwen3_embed_sync_clear(%L)',
+                       v_name || '_clear', v_rel, v_src, v_dst, v_dst);
+    END IF;
+    EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                   'SELECT $1, t.%I::text FROM %s t WHERE t.%I IS NOT NULL', v_key, v_rel, v_src)
+      USING v_id;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN jsonb_build_object('id', v_id, 'rows', v_rows, 'dims', v_dims);
 END
-$qwen3_embed_sync_check_args$;
+$qwen3_embed_state_sync_add$;
+
+-- The gate's operation sync_remove: drop a sync's triggers, queue and errors. Returns the rows
+-- that were still queued. Only members of the table's owning role.
+CREATE FUNCTION @extschema@.qwen3_embed_state_sync_remove(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_sync_remove$
+DECLARE
+    s         @extschema@.qwen3_embed_syncs;
+    v_pending bigint;
+    v_suffix  text;
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, 'qwen3_embed_unsync');
+    DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id;
+    GET DIAGNOSTICS v_pending = ROW_COUNT;
+    FOREACH v_suffix IN ARRAY CASE WHEN s.chunk_table IS NULL THEN ARRAY['_ins', '_upd', '_del', '_clear']
+                                   ELSE ARRAY['_ins', '_upd', '_del'] END LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || s.id || v_suffix, s.relation);
+    END LOOP;
+    DELETE FROM @extschema@.qwen3_embed_syncs x WHERE x.id = s.id;
+    RETURN jsonb_build_object('pending', v_pending);
+END
+$qwen3_embed_state_sync_remove$;
+
+-- The gate's operation sync_retry: a sync's failed rows back in the queue, every queued row due
+-- now, and the sync no longer set aside. Needs UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_sync_retry(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_sync_retry$
+DECLARE
+    s   @extschema@.qwen3_embed_syncs;
+    v_n bigint;
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_retry');
+    WITH moved AS (
+        DELETE FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = s.id RETURNING e.key
+    )
+    INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) SELECT DISTINCT s.id, m.key FROM moved m;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
+     WHERE q.sync_id = s.id;
+    UPDATE @extschema@.qwen3_embed_syncs x SET failures = 0, paused_until = NULL WHERE x.id = s.id;
+    RETURN jsonb_build_object('requeued', v_n);
+END
+$qwen3_embed_state_sync_retry$;
+
+-- The gate's operation queue_claim: the oldest due rows of a sync that no other worker holds
+-- (locked until the caller's transaction ends), at most `batches` (up to 4) batches' worth.
+-- Needs UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_queue_claim(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_queue_claim$
+DECLARE
+    s      @extschema@.qwen3_embed_syncs;
+    v_ids  bigint[];
+    v_keys text[];
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    SELECT array_agg(p.id ORDER BY p.id), array_agg(p.key ORDER BY p.id) INTO v_ids, v_keys
+      FROM (SELECT q.id, q.key FROM @extschema@.qwen3_embed_queue q
+             WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp()
+             ORDER BY q.id LIMIT s.batch_size * least((a->>'batches')::int, 4)
+               FOR UPDATE SKIP LOCKED) p;
+    RETURN jsonb_build_object('ids', to_jsonb(coalesce(v_ids, '{}')), 'keys', to_jsonb(coalesce(v_keys, '{}')));
+END
+$qwen3_embed_state_queue_claim$;
+
+-- The gate's operation queue_done: a batch embedded: its queue rows (of this sync only) go, and
+-- the sync's counters move. Needs UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_queue_done(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_queue_done$
+DECLARE
+    s      @extschema@.qwen3_embed_syncs;
+    v_rows int    := (a->>'rows')::int;
+    v_secs float8 := (a->>'seconds')::float8;
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    DELETE FROM @extschema@.qwen3_embed_queue q
+     WHERE q.sync_id = s.id AND q.id = ANY (ARRAY(SELECT jsonb_array_elements_text(a->'ids'))::bigint[]);
+    IF v_rows > 0 THEN
+        UPDATE @extschema@.qwen3_embed_syncs x
+           SET rows_done = x.rows_done + v_rows, last_done_at = clock_timestamp(),
+               rate = CASE WHEN x.rate IS NULL THEN v_rows / greatest(v_secs, 1e-6)
+                           ELSE 0.7 * x.rate + 0.3 * v_rows / greatest(v_secs, 1e-6) END
+         WHERE x.id = s.id;
+    END IF;
+    RETURN NULL;
+END
+$qwen3_embed_state_queue_done$;
+
+-- The gate's operation queue_failed: one queue row of this sync failed: try it again after
+-- 2^attempts seconds, or after max_attempts move it to the error table. Needs UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_queue_failed(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_queue_failed$
+DECLARE
+    s   @extschema@.qwen3_embed_syncs;
+    q   @extschema@.qwen3_embed_queue;
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    SELECT * INTO q FROM @extschema@.qwen3_embed_queue x WHERE x.id = (a->>'queue_id')::bigint AND x.sync_id = s.id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF q.attempts + 1 >= s.max_attempts THEN
+        INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
+        VALUES (s.id, q.key, a->>'sqlstate', a->>'message', q.attempts + 1);
+        DELETE FROM @extschema@.qwen3_embed_queue x WHERE x.id = q.id;
+    ELSE
+        UPDATE @extschema@.qwen3_embed_queue x
+           SET attempts = q.attempts + 1, last_error = (a->>'sqlstate') || ': ' || (a->>'message'),
+               next_try_at = clock_timestamp() + interval '1 second' * power(2, q.attempts)
+         WHERE x.id = q.id;
+    END IF;
+    RETURN NULL;
+END
+$qwen3_embed_state_queue_failed$;
+
+-- The gate's operation sync_refuse: when the role that created the sync may no longer read its
+-- source or write its target (qwen3_embed_sync_refusal), its due rows go to the error table
+-- (42501) with the reason, instead of being embedded. Needs UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_sync_refuse(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_sync_refuse$
+DECLARE
+    s        @extschema@.qwen3_embed_syncs;
+    v_reason text;
+    v_n      bigint;
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    v_reason := @extschema@.qwen3_embed_sync_refusal(s);
+    IF v_reason IS NULL THEN
+        RETURN jsonb_build_object('refused', 0);
+    END IF;
+    WITH moved AS (
+        DELETE FROM @extschema@.qwen3_embed_queue q
+         WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp()
+        RETURNING q.key, q.attempts
+    )
+    INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
+    SELECT s.id, m.key, '42501', 'qwen3_embed sync: not embedded: ' || v_reason, m.attempts + 1 FROM moved m;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN jsonb_build_object('refused', v_n);
+END
+$qwen3_embed_state_sync_refuse$;
+
+-- The gate's operation sync_failed: a round of the sync failed as a whole (not one row: its
+-- table's code, a lock, the model): set it aside for 2^failures seconds, at most an hour, with
+-- the error, while the other syncs go on. Needs UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_sync_failed(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_sync_failed$
+DECLARE
+    s @extschema@.qwen3_embed_syncs;
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    UPDATE @extschema@.qwen3_embed_syncs x
+       SET failures = x.failures + 1,
+           paused_until = clock_timestamp() + interval '1 second' * least(power(2, least(x.failures, 12)), 3600),
+           last_error = left((a->>'sqlstate') || ': ' || (a->>'message'), 1000)
+     WHERE x.id = s.id;
+    RETURN NULL;
+END
+$qwen3_embed_state_sync_failed$;
+
+-- The gate's operation sync_succeeded: a round went through: the sync is no longer set aside.
+CREATE FUNCTION @extschema@.qwen3_embed_state_sync_succeeded(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_sync_succeeded$
+DECLARE
+    s @extschema@.qwen3_embed_syncs;
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    UPDATE @extschema@.qwen3_embed_syncs x SET failures = 0, paused_until = NULL, last_error = NULL
+     WHERE x.id = s.id AND x.failures > 0;
+    RETURN NULL;
+END
+$qwen3_embed_state_sync_succeeded$;
+
+REVOKE EXECUTE ON FUNCTION
+    @extschema@.qwen3_embed_state_check(oid, regclass, boolean, text),
+    @extschema@.qwen3_embed_state_sync(oid, int, boolean, text),
+    @extschema@.qwen3_embed_state_sync_add(oid, jsonb),
+    @extschema@.qwen3_embed_state_sync_remove(oid, jsonb),
+    @extschema@.qwen3_embed_state_sync_retry(oid, jsonb),
+    @extschema@.qwen3_embed_state_queue_claim(oid, jsonb),
+    @extschema@.qwen3_embed_state_queue_done(oid, jsonb),
+    @extschema@.qwen3_embed_state_queue_failed(oid, jsonb),
+    @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb),
+    @extschema@.qwen3_embed_state_sync_failed(oid, jsonb),
+    @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb)
+FROM PUBLIC;
+
+-- The syncs a qwen3_embed_sync_run call should visit (every one the caller can see, or one):
+-- those with due rows and not set aside, with their table's owner, as whom they are drained,
+-- and whether their creator may no longer have them drained.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_due(p_id int)
+RETURNS TABLE (id int, owner oid, refused boolean, failures int)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.id, c.relowner, @extschema@.qwen3_embed_sync_refusal(s) IS NOT NULL, s.failures
+      FROM @extschema@.qwen3_embed_syncs s JOIN pg_class c ON c.oid = s.relation
+     WHERE ($1 IS NULL OR s.id = $1)
+       AND (s.paused_until IS NULL OR s.paused_until <= clock_timestamp())
+       AND EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q
+                    WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp())
+     ORDER BY s.id
+$$;
 
 -- Keep target_column in step with source_column through the queue. Queues every existing row
 -- (the backlog) and returns the sync's id.
@@ -1062,60 +1472,23 @@ SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync$
 #variable_conflict use_variable
 DECLARE
-    v_rel      regclass := relation;
-    v_dims     int      := dims;
-    v_dst_type oid;
-    v_dst_mod  int;
-    v_key      name;
-    v_key_type text;
-    v_id       int;
-    v_trigger  text;
-    v_rows     bigint;
+    r jsonb;
 BEGIN
-    SELECT c.key_column, c.key_type INTO v_key, v_key_type
-      FROM @extschema@.qwen3_embed_sync_check_args('qwen3_embed_sync', v_rel, source_column, 'target_column',
-                                                   target_column, batch_size, max_attempts) c;
-    SELECT a.atttypid, a.atttypmod INTO v_dst_type, v_dst_mod FROM pg_attribute a
-     WHERE a.attrelid = v_rel AND a.attname = target_column AND a.attnum > 0 AND NOT a.attisdropped;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_sync: column "%" of % does not exist', target_column, v_rel
-            USING ERRCODE = 'undefined_column';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
-                    WHERE t.oid = v_dst_type AND t.typname IN ('vector', 'halfvec')) THEN
-        RAISE EXCEPTION 'qwen3_embed_sync: column "%" of % is %, not vector or halfvec',
-                target_column, v_rel, format_type(v_dst_type, v_dst_mod)
-            USING ERRCODE = 'datatype_mismatch';
-    END IF;
-    IF v_dims IS NULL AND v_dst_mod > 0 THEN
-        v_dims := v_dst_mod;
-    ELSIF v_dims IS NOT NULL AND v_dst_mod > 0 AND v_dims <> v_dst_mod THEN
-        RAISE EXCEPTION 'qwen3_embed_sync: dims % does not fit column "%" of %, which is %',
-                v_dims, target_column, v_rel, format_type(v_dst_type, v_dst_mod)
-            USING ERRCODE = 'datatype_mismatch';
-    END IF;
-    INSERT INTO @extschema@.qwen3_embed_syncs AS s
-           (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts)
-    VALUES (v_rel, source_column, target_column, instruct, v_dims, v_key, v_key_type, batch_size, max_attempts)
-    ON CONFLICT ON CONSTRAINT qwen3_embed_syncs_relation_target_column_key DO NOTHING
-    RETURNING s.id INTO v_id;
-    IF v_id IS NULL THEN
-        RAISE EXCEPTION 'qwen3_embed_sync: %.% is already kept in step', v_rel, quote_ident(target_column)
-            USING ERRCODE = 'duplicate_object',
-                  HINT = 'SELECT qwen3_embed_unsync(...) first to change its settings.';
-    END IF;
-    PERFORM @extschema@.qwen3_embed_column_model(v_rel, target_column, instruct, v_dims);
-    v_rows := @extschema@.qwen3_embed_sync_install(v_id);
-    RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', v_rel,
-        quote_ident(target_column), quote_ident(source_column), v_rows;
-    RETURN v_id;
+    r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+        'what', 'qwen3_embed_sync', 'relation', relation::oid, 'source_column', source_column,
+        'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', batch_size,
+        'max_attempts', max_attempts, 'max_dims', (SELECT i.max_dims FROM @extschema@.qwen3_embed_info() i)));
+    PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
+    RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', relation,
+        quote_ident(target_column), quote_ident(source_column), r->>'rows';
+    RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync$;
 
 -- Keep a chunk table in step with source_column: each row's text split into chunks of at most
 -- chunk_tokens tokens overlapping by overlap tokens (qwen3_chunks), one row and one vector per
--- chunk in chunk_table (created here, in the table's schema, with the key, chunk_no, chunk and
--- embedding; its rows go with their source row). Returns the sync's id.
+-- chunk in chunk_table (created here, in the table's schema and for the table's owner, with the
+-- key, chunk_no, chunk and embedding; its rows go with their source row). Returns the sync's id.
 CREATE FUNCTION @extschema@.qwen3_embed_sync_chunks(
     relation      regclass,
     source_column text,
@@ -1134,75 +1507,93 @@ AS $qwen3_embed_sync_chunks$
 DECLARE
     v_rel      regclass := relation;
     v_dims     int      := dims;
+    v_max      int;
     v_key      name;
     v_key_type text;
     v_vector   text;
     v_schema   name;
+    v_owner    regrole;
     v_table    regclass;
-    v_id       int;
-    v_rows     bigint;
+    r          jsonb;
 BEGIN
-    SELECT c.key_column, c.key_type INTO v_key, v_key_type
-      FROM @extschema@.qwen3_embed_sync_check_args('qwen3_embed_sync_chunks', v_rel, source_column, 'chunk_table',
-                                                   chunk_table, batch_size, max_attempts) c;
-    IF chunk_tokens IS NULL OR overlap IS NULL OR chunk_tokens < 2 OR overlap < 0 OR overlap >= chunk_tokens - 1 THEN
-        RAISE EXCEPTION 'qwen3_embed_sync_chunks: chunk_tokens must be at least 2 and overlap between 0 and chunk_tokens - 2, got % and %',
-                chunk_tokens, overlap
+    IF v_rel IS NULL OR source_column IS NULL OR chunk_table IS NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: relation, source_column and chunk_table must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
+    v_dims := coalesce(v_dims, v_max);
+    IF v_dims NOT BETWEEN 32 AND v_max THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: dims must be between 32 and the model''s size (%), got %', v_max, v_dims
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_dims IS NULL THEN
-        SELECT i.max_dims INTO v_dims FROM @extschema@.qwen3_embed_info() i;
+    SELECT x.attname, format_type(x.atttypid, x.atttypmod) INTO v_key, v_key_type
+      FROM pg_index i JOIN pg_attribute x ON x.attrelid = i.indrelid AND x.attnum = i.indkey[0]
+     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: % needs a single-column primary key', v_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     SELECT format_type(t.oid, NULL) INTO v_vector FROM pg_type t
       JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
      WHERE t.typname = 'vector';
-    SELECT n.nspname INTO v_schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT n.nspname, c.relowner INTO v_schema, v_owner
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    IF NOT pg_has_role(current_user, v_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'qwen3_embed_sync_chunks: must be the owner of table % (or a member of its owning role %)', v_rel, v_owner
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     EXECUTE format('CREATE TABLE %I.%I (%I %s NOT NULL REFERENCES %s ON DELETE CASCADE, chunk_no int NOT NULL, '
                    'chunk text NOT NULL, embedding %s(%s), PRIMARY KEY (%I, chunk_no))',
                    v_schema, chunk_table, v_key, v_key_type, v_rel, v_vector, v_dims, v_key);
     v_table := format('%I.%I', v_schema, chunk_table)::regclass;
-    INSERT INTO @extschema@.qwen3_embed_syncs AS s
-           (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
-            chunk_table, chunk_tokens, chunk_overlap)
-    VALUES (v_rel, source_column, chunk_table, instruct, v_dims, v_key, v_key_type, batch_size, max_attempts,
-            v_table, chunk_tokens, overlap)
-    RETURNING s.id INTO v_id;
+    EXECUTE format('ALTER TABLE %s OWNER TO %s', v_table, v_owner);
+    r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+        'what', 'qwen3_embed_sync_chunks', 'relation', v_rel::oid, 'source_column', source_column,
+        'target_column', chunk_table, 'instruct', instruct, 'dims', v_dims, 'batch_size', batch_size,
+        'max_attempts', max_attempts, 'chunk_table', v_table::oid, 'chunk_tokens', chunk_tokens,
+        'chunk_overlap', overlap, 'max_dims', v_max));
     PERFORM @extschema@.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
-    v_rows := @extschema@.qwen3_embed_sync_install(v_id);
     RAISE NOTICE 'qwen3_embed_sync_chunks: % keeps chunks of %.% of % tokens (overlap %); % rows queued',
-        v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap, v_rows;
-    RETURN v_id;
+        v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap, r->>'rows';
+    RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync_chunks$;
+
+-- The id of the sync of relation.target_column, or undefined_object in p_what's words.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_id(p_rel regclass, p_target text, p_what text)
+RETURNS int
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_id$
+DECLARE
+    v_id int;
+BEGIN
+    SELECT s.id INTO v_id FROM @extschema@.qwen3_embed_syncs s
+     WHERE s.relation = p_rel AND s.target_column = p_target;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: %.% is not kept in step', p_what, p_rel, quote_ident(p_target)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN v_id;
+END
+$qwen3_embed_sync_id$;
 
 -- Stop keeping a column in step: drops the triggers, the queue and the errors of that sync.
 CREATE FUNCTION @extschema@.qwen3_embed_unsync(relation regclass, target_column text)
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $qwen3_embed_unsync$
-#variable_conflict use_variable
-DECLARE
-    v_id      int;
-    v_pending bigint;
-BEGIN
-    SELECT s.id INTO v_id FROM @extschema@.qwen3_embed_syncs s
-     WHERE s.relation = relation AND s.target_column = target_column;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_unsync: %.% is not kept in step', relation, quote_ident(target_column)
-            USING ERRCODE = 'undefined_object';
-    END IF;
-    DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = v_id;
-    GET DIAGNOSTICS v_pending = ROW_COUNT;
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_ins', relation);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_upd', relation);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || v_id || '_del', relation);
-    DELETE FROM @extschema@.qwen3_embed_syncs s WHERE s.id = v_id;
-    RETURN v_pending;
-END
-$qwen3_embed_unsync$;
+AS $$
+    SELECT (@extschema@.qwen3_embed_state('sync_remove', jsonb_build_object('id',
+               @extschema@.qwen3_embed_sync_id($1, $2, 'qwen3_embed_unsync')))->>'pending')::bigint
+$$;
 
--- Embeds one batch of queued rows of one sync; returns how many rows it embedded.
+-- Embeds one batch of queued rows of one sync; returns how many rows it embedded. Runs as the
+-- table's owner (qwen3_embed_sync_drain); keys are parameters of the key's own type. Its path is
+-- pinned like every routine here, so no other role's object in public can stand in for a
+-- built-in while the owner's identity is in use; the owner's triggers fire under that path too
+-- (as in PostgreSQL's own maintenance commands and logical replication): they must qualify
+-- their names or pin their own search_path.
 CREATE FUNCTION @extschema@.qwen3_embed_sync_batch(s @extschema@.qwen3_embed_syncs, p_ids bigint[], p_keys text[])
 RETURNS int
 LANGUAGE plpgsql
@@ -1238,7 +1629,6 @@ BEGIN
              WHERE c.%1$I = n.k AND c.chunk_no = n.chunk_no
             $sql$, s.key_column, s.chunk_table, s.key_type)
           USING p_keys, s.instruct, s.dims, v_fp;
-        DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.id = ANY (p_ids);
         RETURN v_n;
     END IF;
     EXECUTE format($sql$
@@ -1263,129 +1653,79 @@ BEGIN
         $sql$, s.key_column, s.source_column, s.relation, s.target_column, s.key_type)
        INTO v_n USING p_keys, s.instruct, s.dims,
                       @extschema@.qwen3_embed_column_model(s.relation, s.target_column, s.instruct, s.dims);
-    DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.id = ANY (p_ids);
     RETURN v_n;
 END
 $qwen3_embed_sync_batch$;
 
--- Drains up to max_batches batches of the queue (every sync, or one); returns rows embedded.
--- What the background workers call; callable by hand, in any transaction. The batches a call may
--- take are shared out among the syncs, and each sync's share is embedded in one
--- qwen3_embed_sync_batch call of up to 4 batches (one model call: fewer, fuller forward passes
--- than batch_size rows at a time); passes over the syncs repeat until max_batches or no sync has
--- due rows. So a worker's round (4 batches) of one sync with a backlog is one model call.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_run(sync_id int DEFAULT NULL, max_batches int DEFAULT 1)
-RETURNS int
+-- One sync's share of a round (qwen3_embed_sync_run, src/sync/drain.rs, calls it as the table's
+-- owner): up to p_batches batches of due rows, embedded in one qwen3_embed_sync_batch call (one
+-- model call: fewer, fuller forward passes than batch_size rows at a time). A failing call is
+-- retried row by row, so one bad row does not hold back the others. Returns the rows embedded
+-- and the batches taken.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_drain(p_id int, p_batches int, OUT embedded int, OUT batches int)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $qwen3_embed_sync_run$
-#variable_conflict use_variable
+AS $qwen3_embed_sync_drain$
 DECLARE
     s       @extschema@.qwen3_embed_syncs;
+    c       jsonb;
     v_ids   bigint[];
     v_keys  text[];
-    v_done  int := 0;
-    v_n     int;
+    v_start timestamptz := clock_timestamp();
     v_state text;
     v_msg   text;
-    v_batch int := 0;
-    v_start timestamptz;
-    v_secs  float8;
-    v_from  int;
-    v_found boolean;
-    v_syncs int;
-    v_take  int;
-    q       record;
+    v_n     int;
+    i       int;
 BEGIN
-    SELECT count(*) INTO v_syncs FROM @extschema@.qwen3_embed_syncs x WHERE sync_id IS NULL OR x.id = sync_id;
-    LOOP
-        v_found := false;
-        FOR s IN SELECT * FROM @extschema@.qwen3_embed_syncs x
-                  WHERE sync_id IS NULL OR x.id = sync_id ORDER BY x.id LOOP
-            EXIT WHEN v_batch >= max_batches;
-            -- This sync's share of the batches left, at most 4 in one model call: that fills
-            -- the forward passes, while a call stays far from qwen3_embed.max_request_tokens and
-            -- a failing call's row-by-row retry stays short.
-            v_take := least(4, greatest(1, (max_batches - v_batch) / greatest(v_syncs, 1)));
-            -- The oldest due rows of this sync that no other worker holds; one queue row per key.
-            SELECT array_agg(p.id), array_agg(DISTINCT p.key) INTO v_ids, v_keys
-              FROM (SELECT q2.id, q2.key FROM @extschema@.qwen3_embed_queue q2
-                     WHERE q2.sync_id = s.id AND q2.next_try_at <= clock_timestamp()
-                     ORDER BY q2.id LIMIT s.batch_size * v_take
-                       FOR UPDATE SKIP LOCKED) p;
-            CONTINUE WHEN v_ids IS NULL;
-            v_found := true;
-            v_batch := v_batch + (cardinality(v_ids) + s.batch_size - 1) / s.batch_size;
-            v_start := clock_timestamp();
-            v_from := v_done;
-            BEGIN
-                v_n := @extschema@.qwen3_embed_sync_batch(s, v_ids, v_keys);
-                v_done := v_done + v_n;
-            EXCEPTION
-                WHEN query_canceled THEN RAISE;
-                WHEN OTHERS THEN
-                    -- One row at a time, so one bad row does not hold back the others.
-                    FOR q IN SELECT x.id, x.key, x.attempts FROM @extschema@.qwen3_embed_queue x
-                              WHERE x.id = ANY (v_ids) ORDER BY x.id LOOP
-                        BEGIN
-                            v_done := v_done + @extschema@.qwen3_embed_sync_batch(s, ARRAY[q.id], ARRAY[q.key]);
-                        EXCEPTION
-                            WHEN query_canceled THEN RAISE;
-                            WHEN OTHERS THEN
-                                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
-                                IF q.attempts + 1 >= s.max_attempts THEN
-                                    INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
-                                    VALUES (s.id, q.key, v_state, v_msg, q.attempts + 1);
-                                    DELETE FROM @extschema@.qwen3_embed_queue x WHERE x.id = q.id;
-                                ELSE
-                                    UPDATE @extschema@.qwen3_embed_queue x
-                                       SET attempts = q.attempts + 1, last_error = v_state || ': ' || v_msg,
-                                           next_try_at = clock_timestamp() + interval '1 second' * power(2, q.attempts)
-                                     WHERE x.id = q.id;
-                                END IF;
-                        END;
-                    END LOOP;
-            END;
-            v_secs := extract(epoch FROM clock_timestamp() - v_start);
-            UPDATE @extschema@.qwen3_embed_syncs x
-               SET rows_done = x.rows_done + (v_done - v_from), last_done_at = clock_timestamp(),
-                   rate = CASE WHEN x.rate IS NULL THEN (v_done - v_from) / greatest(v_secs, 1e-6)
-                               ELSE 0.7 * x.rate + 0.3 * (v_done - v_from) / greatest(v_secs, 1e-6) END
-             WHERE x.id = s.id AND v_done > v_from;
-        END LOOP;
-        EXIT WHEN NOT v_found OR v_batch >= max_batches;
-    END LOOP;
-    RETURN v_done;
+    embedded := 0;
+    batches := 0;
+    c := @extschema@.qwen3_embed_state('queue_claim', jsonb_build_object('id', p_id, 'batches', p_batches));
+    -- The gate checked that this role may UPDATE the table: row security now shows it the sync.
+    SELECT * INTO STRICT s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
+    v_ids := ARRAY(SELECT jsonb_array_elements_text(c->'ids'))::bigint[];
+    v_keys := ARRAY(SELECT jsonb_array_elements_text(c->'keys'));
+    IF cardinality(v_ids) = 0 THEN
+        RETURN;
+    END IF;
+    batches := (cardinality(v_ids) + s.batch_size - 1) / s.batch_size;
+    BEGIN
+        embedded := @extschema@.qwen3_embed_sync_batch(s, v_ids, ARRAY(SELECT DISTINCT k FROM unnest(v_keys) k));
+        PERFORM @extschema@.qwen3_embed_state('queue_done', jsonb_build_object(
+            'id', p_id, 'ids', to_jsonb(v_ids), 'rows', embedded,
+            'seconds', extract(epoch FROM clock_timestamp() - v_start)));
+    EXCEPTION
+        WHEN query_canceled THEN RAISE;
+        WHEN OTHERS THEN
+            FOR i IN 1 .. cardinality(v_ids) LOOP
+                BEGIN
+                    v_start := clock_timestamp();
+                    v_n := @extschema@.qwen3_embed_sync_batch(s, ARRAY[v_ids[i]], ARRAY[v_keys[i]]);
+                    embedded := embedded + v_n;
+                    PERFORM @extschema@.qwen3_embed_state('queue_done', jsonb_build_object(
+                        'id', p_id, 'ids', jsonb_build_array(v_ids[i]), 'rows', v_n,
+                        'seconds', extract(epoch FROM clock_timestamp() - v_start)));
+                EXCEPTION
+                    WHEN query_canceled THEN RAISE;
+                    WHEN OTHERS THEN
+                        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                        PERFORM @extschema@.qwen3_embed_state('queue_failed', jsonb_build_object(
+                            'id', p_id, 'queue_id', v_ids[i], 'sqlstate', v_state, 'message', v_msg));
+                END;
+            END LOOP;
+    END;
 END
-$qwen3_embed_sync_run$;
+$qwen3_embed_sync_drain$;
 
--- Puts a sync's failed rows back in the queue (after fixing what made them fail).
+-- Puts a sync's failed rows back in the queue (after fixing what made them fail), and takes the
+-- sync out of its back-off.
 CREATE FUNCTION @extschema@.qwen3_embed_sync_retry(relation regclass, target_column text)
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $qwen3_embed_sync_retry$
-#variable_conflict use_variable
-DECLARE
-    v_id int;
-    v_n  bigint;
-BEGIN
-    SELECT s.id INTO v_id FROM @extschema@.qwen3_embed_syncs s
-     WHERE s.relation = relation AND s.target_column = target_column;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_sync_retry: %.% is not kept in step', relation, quote_ident(target_column)
-            USING ERRCODE = 'undefined_object';
-    END IF;
-    WITH moved AS (
-        DELETE FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = v_id RETURNING e.key
-    )
-    INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) SELECT DISTINCT v_id, m.key FROM moved m;
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
-     WHERE q.sync_id = v_id;
-    RETURN v_n;
-END
-$qwen3_embed_sync_retry$;
+AS $$
+    SELECT (@extschema@.qwen3_embed_state('sync_retry', jsonb_build_object('id',
+               @extschema@.qwen3_embed_sync_id($1, $2, 'qwen3_embed_sync_retry')))->>'requeued')::bigint
+$$;
 
 CREATE FUNCTION @extschema@.qwen3_embed_sync_counts(p_id int,
     OUT pending bigint, OUT waiting_retry bigint, OUT failed bigint)
@@ -1406,12 +1746,13 @@ AS $$
 $$;
 
 -- Each sync: pending, waiting for a retry, failed and done rows, the recent rate, the time the
--- pending rows should take at that rate, and when it last embedded.
+-- pending rows should take at that rate, when it last embedded, and whether it is set aside
+-- after failed rounds (until when, and why).
 CREATE VIEW @extschema@.qwen3_embed_sync_status WITH (security_invoker = true) AS
 SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        c.pending, c.waiting_retry, c.failed, s.rows_done AS done,
        s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
-       s.last_done_at, s.created_at
+       s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error
   FROM @extschema@.qwen3_embed_syncs s,
        LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
@@ -1426,7 +1767,26 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_queue_id_seq
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_sync_errors', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_sync_errors_id_seq', '');
 
+-- The packed-weight cache's files (src/cache_api.rs), for superusers and pg_read_server_files.
+CREATE FUNCTION @extschema@."qwen3_embed_cache_files"() RETURNS TABLE (
+	"file" TEXT,
+	"bytes" bigint,
+	"in_use" bool,
+	"last_used" timestamp with time zone,
+	"modified" timestamp with time zone,
+	"model" TEXT,
+	"kernels" TEXT,
+	"layout" INT,
+	"partial" bool
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_cache_files_wrapper';
+REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_cache_files() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.qwen3_embed_cache_files() TO pg_read_server_files;
+
 -- Comments (sql/comments.sql).
+
 COMMENT ON FUNCTION @extschema@.qwen3_embed(text, text, integer) IS
 'The embedding of input as a pgvector vector, unit length. With instruct the model sees "Instruct: {instruct}\nQuery:{input}" (use it for queries); dims keeps the first dims dimensions (MRL, 32 to the model''s size, default the full size). NULL input gives NULL.';
 
@@ -1487,9 +1847,9 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_swap(regclass, name, name, i
 'Internal (qwen3_embed_migrate_dims): embeds rows the walk missed and swaps the new column in.';
 
 COMMENT ON TABLE @extschema@.qwen3_embed_syncs IS
-'One row per column kept in step with its source text through the embedding queue (qwen3_embed_sync): settings, key column, batch size, attempts before a row fails, rows embedded.';
+'One row per column kept in step with its source text through the embedding queue (qwen3_embed_sync): settings, key column and type, batch size, attempts before a row fails, rows embedded, the role that created it, and its back-off after failed rounds. Written only through the extension''s functions; each role reads the syncs of tables it may UPDATE.';
 COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
-'Rows waiting to be embedded by the sync workers (or qwen3_embed_sync_run): sync, key, attempts so far, when next tried, last error. Written by the tables'' triggers in the writers'' transactions.';
+'Rows waiting to be embedded by the sync workers (or qwen3_embed_sync_run): sync, key, attempts so far, when next tried, last error. Written by the tables'' triggers in the writers'' transactions, and otherwise only through the extension''s functions; each role reads the rows of tables it may UPDATE.';
 COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
@@ -1501,13 +1861,13 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, int
 COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
 'Stops keeping a column in step: drops its triggers, queue rows and errors; returns how many rows were still queued.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
-'Embeds up to max_batches batches of queued rows (of every sync, or of sync_id) and returns the rows embedded; what the sync workers call.';
+'Embeds up to max_batches batches of queued rows (of every sync the caller may UPDATE the table of, or of sync_id) and returns the rows embedded; what the sync workers call. Each sync is drained as its table''s owner, in a security-restricted operation; a sync whose round fails is set aside with back-off (paused_until, last_error in qwen3_embed_sync_status).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
 'Internal: the statement-level trigger function that queues written rows for a sync.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_syncs, bigint[], text[]) IS
-'Internal (qwen3_embed_sync_run): embeds one batch of queued rows and deletes their queue rows.';
+'Internal (qwen3_embed_sync_drain): embeds one batch of queued rows, as the table''s owner.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
 'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync.';
 
@@ -1526,9 +1886,41 @@ COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, integer, integer, text, integer, integer, integer) IS
 'Keeps a chunk table in step with source_column through the embedding queue: each row''s text split into chunks of at most chunk_tokens tokens overlapping by overlap (qwen3_chunks), one row and one vector per chunk in chunk_table, which it creates (key, chunk_no, chunk, embedding; rows go with their source row). Returns the sync''s id.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_check_args(text, regclass, text, text, text, integer, integer) IS
-'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): their shared argument checks; returns the table''s single-column primary key and its type.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_install(integer) IS
-'Internal: creates a sync''s triggers and queues its backlog.';
 COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS
 'input split into chunks of at most chunk_tokens tokens as the model sees them (the end-of-text token included), consecutive chunks sharing overlap tokens; chunk_no from 1; no chunk for an empty input.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state(text, jsonb) IS
+'Internal: the one way the sync state tables are changed. Runs the qwen3_embed_state_<op> function as the extension''s owner for the calling role, which it checks first.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_check(oid, regclass, boolean, text) IS
+'Internal (qwen3_embed_state): raises 42501 unless the role may UPDATE the table (or, for creating and removing syncs, is a member of its owning role).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync(oid, integer, boolean, text) IS
+'Internal (qwen3_embed_state): a sync, after qwen3_embed_state_check for the role.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_add(oid, jsonb) IS
+'Internal (qwen3_embed_state): validates and records a new sync, creates its triggers and queues its backlog.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_remove(oid, jsonb) IS
+'Internal (qwen3_embed_state): drops a sync''s triggers, queue and errors.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_retry(oid, jsonb) IS
+'Internal (qwen3_embed_state): puts a sync''s failed rows back in the queue and ends its back-off.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb) IS
+'Internal (qwen3_embed_state): moves a sync''s due rows to the error table when the role that created it may no longer read its source or write its target.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_failed(oid, jsonb) IS
+'Internal (qwen3_embed_state): sets a sync whose round failed aside for 2^failures seconds (at most an hour), with the error.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb) IS
+'Internal (qwen3_embed_state): ends a sync''s back-off after a round that went through.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_claim(oid, jsonb) IS
+'Internal (qwen3_embed_state): locks and returns the oldest due queue rows of a sync that no other worker holds.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_done(oid, jsonb) IS
+'Internal (qwen3_embed_state): deletes an embedded batch''s queue rows and moves the sync''s counters.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_failed(oid, jsonb) IS
+'Internal (qwen3_embed_state): schedules a failed queue row''s next try, or moves it to the error table after max_attempts.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_clear() IS
+'Internal: BEFORE UPDATE row trigger of a sync that empties the target when the source became NULL.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_refusal(@extschema@.qwen3_embed_syncs) IS
+'Internal (qwen3_embed_sync_run): why the role that created a sync may no longer have it drained, or NULL.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_due(integer) IS
+'Internal (qwen3_embed_sync_run): the syncs with due rows that are not set aside, with their table''s owner.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_drain(integer, integer) IS
+'Internal (qwen3_embed_sync_run): embeds up to p_batches batches of one sync''s due rows in one model call, retrying row by row when it fails; run as the table''s owner.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_id(regclass, text, text) IS
+'Internal: the id of the sync of relation.target_column, or an error in the caller''s words.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_cache_files() IS
+'The packed-weight cache directory''s files (qwen3_embed.cache_dir), least recently used first: path, bytes, whether a process maps it (in_use), when it was last mapped and written, the model file name, kernel table and layout it was packed for, and whether it is a partial write. Superusers and pg_read_server_files only: it shows server file paths. Remove files with qwen3-embed cache prune.';

@@ -41,7 +41,11 @@ CREATE TABLE @extschema@.qwen3_embed_jobs (
     -- The session running the job: a 'running' job whose session is gone shows as interrupted.
     runner_pid      int,
     runner_started  timestamptz,
-    PRIMARY KEY (relation, target_column)
+    PRIMARY KEY (relation, target_column),
+    -- A migration's job names the column the migration made (qwen3_embed_abandon drops it), and
+    -- no other: a row cannot make abandoning a migration drop some other column.
+    CONSTRAINT qwen3_embed_jobs_migration_column
+        CHECK (kind <> 'migrate' OR (dims IS NOT NULL AND target_column = migrates_column || '_qwen3_d' || dims))
 );
 
 -- Anyone may run a re-embedding of a table they can UPDATE; each role sees and changes only the

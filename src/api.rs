@@ -130,9 +130,16 @@ fn qwen3_tokenize(input: Option<&str>, instruct: default!(Option<&str>, "NULL"))
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_chunks(
     input: Option<&str>,
-    chunk_tokens: default!(i32, 512),
-    overlap: default!(i32, 64),
+    chunk_tokens: default!(Option<i32>, 512),
+    overlap: default!(Option<i32>, 64),
 ) -> TableIterator<'static, (name!(chunk_no, i32), name!(chunk, String))> {
+    let (Some(chunk_tokens), Some(overlap)) = (chunk_tokens, overlap) else {
+        raise_with(
+            Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "qwen3_chunks: chunk_tokens and overlap must not be NULL".into(),
+            "Leave them out for the defaults (512 and 64), or give numbers.",
+        );
+    };
     let Some(input) = input else {
         return TableIterator::new(Vec::new());
     };

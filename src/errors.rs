@@ -14,6 +14,7 @@ pub fn sqlstate(e: &EngineError) -> Code {
         ErrorKind::InvalidDims | ErrorKind::Device => Code::ERRCODE_INVALID_PARAMETER_VALUE,
         ErrorKind::InputTooLong | ErrorKind::RequestTooLarge => Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::ServerBusy => Code::ERRCODE_OUT_OF_MEMORY,
+        ErrorKind::RoleShare => Code::ERRCODE_INSUFFICIENT_RESOURCES,
         ErrorKind::ModelMismatch => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         ErrorKind::Cancelled => Code::ERRCODE_QUERY_CANCELED,
         ErrorKind::Encode => Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
@@ -60,6 +61,9 @@ fn hint(e: &EngineError) -> Option<&'static str> {
         ErrorKind::ServerBusy => {
             "Run the statement again when the server is less busy; a superuser can raise qwen3_embed.server_max_tokens (server restart)."
         }
+        ErrorKind::RoleShare => {
+            "Other roles keep their share of the model server: run the statement again when this role's other calls have finished, or ask a superuser to raise qwen3_embed.server_role_share (server restart)."
+        }
         ErrorKind::Device | ErrorKind::DeviceUnsupported => "Use qwen3_embed.device = 'cpu' or 'auto'.",
         ErrorKind::DeviceUnavailable => {
             "Check the NVIDIA driver and the device number (nvidia-smi lists the devices), or use qwen3_embed.device = 'cpu'."
@@ -74,9 +78,21 @@ fn hint(e: &EngineError) -> Option<&'static str> {
     })
 }
 
+/// Makes sure no Rust backtrace is ever captured in this process (or the model server it
+/// forks), whatever `RUST_BACKTRACE` says: pgrx attaches a captured backtrace, build paths and
+/// all, to the DETAIL of errors it reports (a statement timeout among them), and candle to its
+/// error messages. `RUST_LIB_BACKTRACE` decides `Backtrace::capture` before `RUST_BACKTRACE`
+/// does; it is read at the first capture, and nothing of ours has run before `_PG_init`. Panic
+/// messages in the server log still follow `RUST_BACKTRACE`.
+pub fn no_backtraces() {
+    // No other thread of ours exists yet (the library is being loaded), so changing the
+    // environment races with nothing.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
+}
+
 /// Raises `e` as an ERROR; never returns.
 pub fn raise(e: EngineError) -> ! {
-    let mut report = ErrorReport::new(sqlstate(&e), format!("qwen3_embed: {e}"), "qwen3_embed");
+    let mut report = ErrorReport::new(sqlstate(&e), format!("qwen3_embed: {}", e.message()), "qwen3_embed");
     if let Some(h) = hint(&e) {
         report = report.set_hint(h);
     }
@@ -87,6 +103,12 @@ pub fn raise(e: EngineError) -> ! {
 /// Raises an ERROR with a SQLSTATE, message and hint.
 pub fn raise_with(code: Code, message: String, hint: &str) -> ! {
     ErrorReport::new(code, message, "qwen3_embed").set_hint(hint.to_string()).report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+/// Raises an ERROR with a SQLSTATE and a message.
+pub fn raise_code(code: Code, message: String) -> ! {
+    ErrorReport::new(code, message, "qwen3_embed").report(PgLogLevel::ERROR);
     unreachable!("ERROR does not return")
 }
 

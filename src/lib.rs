@@ -5,9 +5,11 @@
 use pgrx::prelude::*;
 
 mod api;
+mod cache_api;
 mod errors;
 mod host;
 mod settings;
+mod state;
 mod sync;
 mod vector;
 
@@ -19,6 +21,7 @@ pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "re
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    errors::no_backtraces();
     settings::register();
     // SAFETY: reading a flag Postgres sets while it loads shared_preload_libraries.
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
@@ -46,7 +49,7 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = ["columns"]);
 extension_sql_file!("../sql/reembed.sql", name = "reembed", requires = ["columns"]);
-extension_sql_file!("../sql/sync.sql", name = "sync", requires = ["columns"]);
+extension_sql_file!("../sql/sync.sql", name = "sync", requires = ["columns", state::qwen3_embed_state]);
 extension_sql_file!("../sql/dump.sql", name = "dump", requires = ["reembed", "sync"]);
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 

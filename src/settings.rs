@@ -21,7 +21,13 @@ pub static SYNC_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 pub static SYNC_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(250);
 pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
 pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
+pub static SERVER_ROLE_SHARE: GucSetting<i32> = GucSetting::<i32>::new(50);
 pub static CACHE_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// In MB, as the engine's defaults.
+pub static CACHE_MIN_FREE: GucSetting<i32> =
+    GucSetting::<i32>::new((qwen3_embed_engine::cache::space::DEFAULT_MIN_FREE >> 20) as i32);
+pub static CACHE_MAX_SIZE: GucSetting<i32> =
+    GucSetting::<i32>::new((qwen3_embed_engine::cache::space::DEFAULT_MAX_SIZE >> 20) as i32);
 
 /// What an input longer than `qwen3_embed.max_tokens` gets.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -53,6 +59,16 @@ pub fn register() {
             &SERVER_MAX_TOKENS,
             1024,
             i32::MAX,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+        GucRegistry::define_int_guc(
+            c"qwen3_embed.server_role_share",
+            c"Percent of qwen3_embed.server_max_tokens that the requests of one role may hold at once in the model server.",
+            c"A request that would take its role past it is refused with SQLSTATE 53000. Only read at server start.",
+            &SERVER_ROLE_SHARE,
+            1,
+            100,
             GucContext::Postmaster,
             GucFlags::default(),
         );
@@ -120,6 +136,26 @@ pub fn register() {
         &CACHE_DIR,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"qwen3_embed.cache_min_free",
+        c"Space the packed-weight cache leaves free on its filesystem: a cache file that would take it is not written, and the weights are packed in memory with a WARNING.",
+        c"Checked before a cache file is written and before each of its arrays. The cache directory defaults to the server's home, often the data directory's filesystem, where a full disk stops the server.",
+        &CACHE_MIN_FREE,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"qwen3_embed.cache_max_size",
+        c"Most space the packed-weight cache directory's files may take; -1: no limit.",
+        c"Writing a cache file removes the least recently used files that no process maps to stay within it; when that is not enough, the weights are packed in memory with a WARNING.",
+        &CACHE_MAX_SIZE,
+        -1,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_MB,
     );
     GucRegistry::define_string_guc(
         c"qwen3_embed.model_path",
@@ -209,6 +245,13 @@ pub fn cache_dir() -> Option<std::path::PathBuf> {
     }
 }
 
+/// The packed-weight cache's limits.
+pub fn cache_limits() -> qwen3_embed_engine::cache::Limits {
+    let mb = |v: i32| (v.max(0) as u64) << 20;
+    let max = CACHE_MAX_SIZE.get();
+    qwen3_embed_engine::cache::Limits { min_free: mb(CACHE_MIN_FREE.get()), max_size: (max >= 0).then(|| mb(max)) }
+}
+
 pub fn device() -> String {
     DEVICE.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cpu".into())
 }
@@ -239,6 +282,10 @@ pub fn max_request_tokens() -> usize {
 
 pub fn server_max_tokens() -> usize {
     SERVER_MAX_TOKENS.get().max(1024) as usize
+}
+
+pub fn server_role_share() -> usize {
+    SERVER_ROLE_SHARE.get().clamp(1, 100) as usize
 }
 
 pub fn batch_tokens() -> usize {

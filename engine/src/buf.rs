@@ -1,6 +1,7 @@
 //! Weight storage that is either this process's own memory or a region of a file mapped
 //! read-only and shared (the packed-weight cache): the kernels see a slice either way.
 
+use std::fs::File;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -32,12 +33,19 @@ pub struct Region {
     map: Arc<Mmap>,
     offset: usize,
     bytes: usize,
+    /// The mapped file, kept open while the region lives (its lock marks the file in use).
+    _held: Option<Arc<File>>,
 }
 
 impl Region {
     /// `None` when the range is outside the mapping.
     pub fn new(map: Arc<Mmap>, offset: usize, bytes: usize) -> Option<Region> {
-        (offset.checked_add(bytes)? <= map.len()).then_some(Region { map, offset, bytes })
+        (offset.checked_add(bytes)? <= map.len()).then_some(Region { map, offset, bytes, _held: None })
+    }
+
+    /// The region, keeping `file` open for as long as it or a copy of it lives.
+    pub fn holding(self, file: Arc<File>) -> Region {
+        Region { _held: Some(file), ..self }
     }
 
     pub fn bytes(&self) -> &[u8] {

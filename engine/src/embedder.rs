@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::pool::{check_dims, truncate_normalize};
-use crate::tokenizer::{format_input, Tokenized};
+use crate::tokenizer::{format_input, Qwen3Tokenizer, Tokenized};
 
 /// What an input longer than `Limits::max_tokens` gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +48,88 @@ impl Default for Limits {
 pub struct Truncation {
     pub index: usize,
     pub full_len: usize,
+    /// Only a prefix was tokenized: the input has more than `full_len` tokens.
+    #[serde(default)]
+    pub more: bool,
+}
+
+impl Truncation {
+    /// "1234" or "more than 1234".
+    pub fn full_len_text(&self) -> String {
+        if self.more {
+            format!("more than {}", self.full_len)
+        } else {
+            self.full_len.to_string()
+        }
+    }
+}
+
+/// One call's inputs as token ids under the call's limits: what a caller with only the
+/// tokenizer can do (the model server's clients send these).
+#[derive(Debug, Clone)]
+pub struct TokenizedCall {
+    pub seqs: Vec<Vec<u32>>,
+    pub truncated: Vec<Truncation>,
+}
+
+impl Qwen3Tokenizer {
+    /// Token ids for `text` (with the instruction, if any), EOS last, at most `max_tokens`.
+    /// An instruction so long that truncation would keep nothing of the text is an error: every
+    /// input would get the same vector. `stop` is asked between tokenizing attempts.
+    pub fn tokenize_input(
+        &self,
+        text: &str,
+        instruct: Option<&str>,
+        max_tokens: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Tokenized> {
+        let t = self.encode_until(&format_input(text, instruct), max_tokens, stop)?;
+        if t.truncated && instruct.is_some() {
+            let prefix = self.encode(&format_input("", instruct), usize::MAX)?.full_len;
+            if prefix >= max_tokens {
+                return Err(EngineError::InstructionTooLong { tokens: prefix, limit: max_tokens });
+            }
+        }
+        Ok(t)
+    }
+
+    /// `text` split into chunks of at most `chunk_tokens` tokens as the model sees them (EOS
+    /// included), consecutive chunks sharing `overlap` tokens. No chunk for a text without tokens.
+    pub fn chunk(&self, text: &str, chunk_tokens: usize, overlap: usize) -> Result<Vec<String>> {
+        if chunk_tokens < 2 || overlap >= chunk_tokens - 1 {
+            return Err(EngineError::InvalidChunking { chunk_tokens, overlap });
+        }
+        let spans = self.windows(text, chunk_tokens - 1, overlap)?;
+        Ok(spans.into_iter().map(|(a, b)| text[a..b].to_string()).collect())
+    }
+
+    /// Tokenizes one call's inputs under the long-input rule and the per-call token budget.
+    pub fn tokenize_call<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        instruct: Option<&str>,
+        limits: &Limits,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<TokenizedCall> {
+        let mut seqs = Vec::with_capacity(texts.len());
+        let mut truncated = Vec::new();
+        let mut tokens = 0usize;
+        for (index, text) in texts.iter().enumerate() {
+            let t = self.tokenize_input(text.as_ref(), instruct, limits.max_tokens, stop)?;
+            if t.truncated {
+                if limits.long_input == LongInput::Error {
+                    return Err(EngineError::InputTooLong { tokens: t.full_len_text(), limit: limits.max_tokens });
+                }
+                truncated.push(Truncation { index, full_len: t.full_len, more: t.cut });
+            }
+            tokens += t.ids.len();
+            seqs.push(t.ids);
+        }
+        if tokens > limits.max_request_tokens {
+            return Err(EngineError::RequestTooLarge { tokens, limit: limits.max_request_tokens });
+        }
+        Ok(TokenizedCall { seqs, truncated })
+    }
 }
 
 /// One call's inputs, tokenized and checked: what the forward passes need.
@@ -69,27 +151,14 @@ const RELEASE_AFTER_TOKENS: usize = 8192;
 
 impl Engine {
     /// Token ids for `text` (with the instruction, if any), EOS last, at most `max_tokens`.
-    /// An instruction so long that truncation would keep nothing of the text is an error: every
-    /// input would get the same vector.
     pub fn tokenize(&self, text: &str, instruct: Option<&str>, max_tokens: usize) -> Result<Tokenized> {
-        let t = self.tokenizer().encode(&format_input(text, instruct), max_tokens)?;
-        if t.truncated && instruct.is_some() {
-            let prefix = self.tokenizer().encode(&format_input("", instruct), usize::MAX)?.full_len;
-            if prefix >= max_tokens {
-                return Err(EngineError::InstructionTooLong { tokens: prefix, limit: max_tokens });
-            }
-        }
-        Ok(t)
+        self.tokenizer().tokenize_input(text, instruct, max_tokens, &|| false)
     }
 
     /// `text` split into chunks of at most `chunk_tokens` tokens as the model sees them (EOS
     /// included), consecutive chunks sharing `overlap` tokens. No chunk for a text without tokens.
     pub fn chunk(&self, text: &str, chunk_tokens: usize, overlap: usize) -> Result<Vec<String>> {
-        if chunk_tokens < 2 || overlap >= chunk_tokens - 1 {
-            return Err(EngineError::InvalidChunking { chunk_tokens, overlap });
-        }
-        let spans = self.tokenizer().windows(text, chunk_tokens - 1, overlap)?;
-        Ok(spans.into_iter().map(|(a, b)| text[a..b].to_string()).collect())
+        self.tokenizer().chunk(text, chunk_tokens, overlap)
     }
 
     /// Tokenizes one call's inputs and applies every check of the policy: the long-input rule,
@@ -101,29 +170,53 @@ impl Engine {
         dims: Option<usize>,
         limits: &Limits,
     ) -> Result<Prepared> {
-        let loaded = &self.info().fingerprint;
-        if let Some(expected) = limits.expect_fingerprints.iter().find(|e| !e.trim().eq_ignore_ascii_case(loaded)) {
-            return Err(EngineError::ModelMismatch { loaded: loaded.clone(), expected: expected.clone() });
-        }
+        self.prepare_until(texts, instruct, dims, limits, &|| false)
+    }
+
+    /// As `prepare`; `stop` is asked between tokenizing attempts (then `Cancelled`).
+    pub fn prepare_until<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        instruct: Option<&str>,
+        dims: Option<usize>,
+        limits: &Limits,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Prepared> {
+        self.check_model(limits)?;
         let dims = check_dims(dims, self.config().hidden)?;
-        let mut seqs = Vec::with_capacity(texts.len());
-        let mut truncated = Vec::new();
-        for (index, text) in texts.iter().enumerate() {
-            let t = self.tokenize(text.as_ref(), instruct, limits.max_tokens)?;
-            if t.truncated {
-                if limits.long_input == LongInput::Error {
-                    return Err(EngineError::InputTooLong { tokens: t.full_len, limit: limits.max_tokens });
-                }
-                truncated.push(Truncation { index, full_len: t.full_len });
-            }
-            seqs.push(t.ids);
+        let call = self.tokenizer().tokenize_call(texts, instruct, limits, stop)?;
+        Ok(Prepared { seqs: call.seqs, dims, truncated: call.truncated })
+    }
+
+    /// Token sequences a client tokenized (`TokenizedCall::seqs`), checked as `prepare` checks
+    /// its own: the model, the output size, the per-call budget, ids the model has.
+    pub fn prepare_ids(&self, seqs: Vec<Vec<u32>>, dims: Option<usize>, limits: &Limits) -> Result<Prepared> {
+        self.check_model(limits)?;
+        let dims = check_dims(dims, self.config().hidden)?;
+        let config = self.config();
+        if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
+            return Err(EngineError::Encode(format!(
+                "token id {id} is past the model's {} embedding rows",
+                config.vocab_rows
+            )));
         }
-        let p = Prepared { seqs, dims, truncated };
+        if let Some(s) = seqs.iter().find(|s| s.len() > limits.max_tokens) {
+            return Err(EngineError::InputTooLong { tokens: s.len().to_string(), limit: limits.max_tokens });
+        }
+        let p = Prepared { seqs, dims, truncated: Vec::new() };
         let tokens = p.tokens();
         if tokens > limits.max_request_tokens {
             return Err(EngineError::RequestTooLarge { tokens, limit: limits.max_request_tokens });
         }
         Ok(p)
+    }
+
+    fn check_model(&self, limits: &Limits) -> Result<()> {
+        let loaded = &self.info().fingerprint;
+        match limits.expect_fingerprints.iter().find(|e| !e.trim().eq_ignore_ascii_case(loaded)) {
+            Some(expected) => Err(EngineError::ModelMismatch { loaded: loaded.clone(), expected: expected.clone() }),
+            None => Ok(()),
+        }
     }
 
     /// The vectors of prepared calls, run together in forward passes of at most `batch_tokens`
@@ -176,7 +269,7 @@ impl Engine {
             )));
         }
         if let Some(s) = seqs.iter().find(|s| s.len() > config.max_positions) {
-            return Err(EngineError::InputTooLong { tokens: s.len(), limit: config.max_positions });
+            return Err(EngineError::InputTooLong { tokens: s.len().to_string(), limit: config.max_positions });
         }
         if let Some(s) = seqs.iter().find(|s| s.is_empty()) {
             return Err(EngineError::Encode(format!("an empty token sequence ({} tokens)", s.len())));

@@ -32,6 +32,8 @@ pub struct EngineOptions {
     /// The packed-weight cache's directory (`cache::default_dir()` is the usual one); `None`
     /// packs the weights in this process's memory.
     pub cache_dir: Option<PathBuf>,
+    /// What the cache may take of the disk: a margin left free, a budget for the directory.
+    pub cache_limits: cache::Limits,
     /// Stops a load that waits for another process to finish writing the cache.
     pub cancel: Option<CancelFlag>,
 }
@@ -43,6 +45,7 @@ impl Default for EngineOptions {
             device: DeviceSpec::Cpu,
             backend: BackendChoice::Auto,
             cache_dir: None,
+            cache_limits: cache::Limits::default(),
             cancel: None,
         }
     }
@@ -155,6 +158,36 @@ fn read<W>(
     }
 }
 
+impl Qwen3Tokenizer {
+    /// The tokenizer of a model path (as `Engine::load` takes it) without its weights: what a
+    /// client of the model server needs to tokenize its own texts. Reads the GGUF header, or
+    /// the directory's `config.json` and `tokenizer.json`.
+    pub fn for_model(path: &Path) -> Result<Qwen3Tokenizer> {
+        let meta = crate::files::model_path_metadata(path)?;
+        if meta.is_dir() || path.extension().is_some_and(|e| e == "safetensors") {
+            let dir = if meta.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
+            let config_path = dir.join("config.json");
+            let text = String::from_utf8(crate::files::read(&config_path)?)
+                .map_err(|_| EngineError::InvalidConfig { path: config_path.clone(), detail: "not UTF-8".into() })?;
+            let config = ModelConfig::from_hf_json(&config_path, &text)?;
+            Qwen3Tokenizer::from_file(&dir.join("tokenizer.json"), config.vocab_rows)
+        } else if is_gguf(path)? {
+            let file = crate::files::open(path)?;
+            let mut reader = std::io::BufReader::new(&file);
+            let content = candle_core::quantized::gguf_file::Content::read(&mut reader)
+                .map_err(|e| gguf::map_candle_error(path, e))?;
+            let config = gguf::config_from_metadata(path, &content)?;
+            let (doc, eos) = gguf_tokenizer::tokenizer_json_from_gguf(path, &content.metadata)?;
+            Qwen3Tokenizer::from_json(path, doc, Some(eos), config.vocab_rows)
+        } else {
+            Err(EngineError::UnknownFormat {
+                path: path.to_path_buf(),
+                detail: "the file does not start with the GGUF magic".into(),
+            })
+        }
+    }
+}
+
 impl Engine {
     /// Loads a `.gguf` file, a Hugging Face checkpoint directory, or a `.safetensors` file
     /// whose directory holds `config.json` and `tokenizer.json`.
@@ -166,14 +199,16 @@ impl Engine {
         let off = CacheInfo { state: CacheState::Off, path: None, bytes: 0, note: None };
         let (backend, config, cache, (tokenizer, format, types, listing, sizes)) = match (opts.backend, device) {
             (BackendChoice::Auto | BackendChoice::Kernels, Device::Cpu) => {
-                let (dir, cancel) = (opts.cache_dir.as_deref(), opts.cancel.as_ref());
+                let (dir, limits, cancel) = (opts.cache_dir.as_deref(), opts.cache_limits, opts.cancel.as_ref());
                 let (b, (config, cache, extra)) = CpuBackend::load(opts.threads, || {
                     let ((weights, cache), extra) = read(
                         path,
                         &meta,
                         |w: &(ModelWeights, CacheInfo)| &w.0.config,
-                        |d| hf::load_with(d, &CDevice::Cpu, |p, c, f, n| cache::load(dir, cancel, p, c, f, n)),
-                        |f| gguf::load_with(f, &CDevice::Cpu, |p, c, f, n| cache::load(dir, cancel, p, c, f, n)),
+                        |d| hf::load_with(d, &CDevice::Cpu, |p, c, f, n| cache::load(dir, limits, cancel, p, c, f, n)),
+                        |f| {
+                            gguf::load_with(f, &CDevice::Cpu, |p, c, f, n| cache::load(dir, limits, cancel, p, c, f, n))
+                        },
                     )?;
                     let config = weights.config.clone();
                     Ok((weights, (config, cache, extra)))
@@ -231,7 +266,7 @@ impl Engine {
         &self.info.config
     }
 
-    pub(crate) fn tokenizer(&self) -> &Qwen3Tokenizer {
+    pub fn tokenizer(&self) -> &Qwen3Tokenizer {
         &self.tokenizer
     }
 

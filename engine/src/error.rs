@@ -37,7 +37,11 @@ pub enum EngineError {
     #[error("dims must be between 32 and {max}, got {dims}")]
     InvalidDims { dims: usize, max: usize },
     #[error("input has {tokens} tokens, more than the limit of {limit}")]
-    InputTooLong { tokens: usize, limit: usize },
+    InputTooLong {
+        /// "1234", or "more than 1234" when only a prefix was tokenized.
+        tokens: String,
+        limit: usize,
+    },
     #[error(
         "the instruction alone takes {tokens} tokens, which leaves no room for the input under the limit of {limit}"
     )]
@@ -46,6 +50,8 @@ pub enum EngineError {
     RequestTooLarge { tokens: usize, limit: usize },
     #[error("the model server has {in_flight} tokens in flight; this request's {tokens} more would pass its limit of {limit}")]
     ServerBusy { in_flight: usize, tokens: usize, limit: usize },
+    #[error("this role has {held} tokens in flight in the model server; this request's {tokens} more would pass the {limit} one role may hold")]
+    RoleShare { held: usize, tokens: usize, limit: usize },
     #[error("the loaded model's fingerprint is {loaded}, not the expected {expected}")]
     ModelMismatch { loaded: String, expected: String },
     #[error("chunks of {chunk_tokens} tokens cannot overlap by {overlap}: the overlap must be smaller than the chunk's text tokens (chunk_tokens - 1), and chunk_tokens at least 2")]
@@ -75,6 +81,13 @@ pub enum EngineError {
     Remote { kind: ErrorKind, message: String },
 }
 
+impl EngineError {
+    /// The message as callers show it: never with a backtrace.
+    pub fn message(&self) -> String {
+        without_backtrace(&self.to_string()).into_owned()
+    }
+}
+
 /// What kind of failure an error is: how callers map errors to their own codes, and how the
 /// model server sends them over the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -93,6 +106,8 @@ pub enum ErrorKind {
     RequestTooLarge,
     /// The model server holds as many tokens in flight as it may.
     ServerBusy,
+    /// The caller's role holds as many of the model server's tokens as one role may.
+    RoleShare,
     /// The loaded model is not the one the caller's vectors must come from.
     ModelMismatch,
     Cancelled,
@@ -128,6 +143,7 @@ impl EngineError {
             InputTooLong { .. } | InstructionTooLong { .. } => ErrorKind::InputTooLong,
             RequestTooLarge { .. } => ErrorKind::RequestTooLarge,
             ServerBusy { .. } => ErrorKind::ServerBusy,
+            RoleShare { .. } => ErrorKind::RoleShare,
             ModelMismatch { .. } => ErrorKind::ModelMismatch,
             Cancelled => ErrorKind::Cancelled,
             NoCuda(_) => ErrorKind::DeviceUnsupported,
@@ -143,8 +159,38 @@ impl EngineError {
 
 impl From<candle_core::Error> for EngineError {
     fn from(e: candle_core::Error) -> Self {
-        EngineError::Compute(e.to_string())
+        EngineError::Compute(candle_message(&e))
     }
+}
+
+/// A candle error's message without the backtrace candle attaches to it when `RUST_BACKTRACE`
+/// is set: messages reach SQL clients, backtraces (with build paths) must not.
+pub fn candle_message(e: &candle_core::Error) -> String {
+    use candle_core::Error as C;
+    match e {
+        C::WithBacktrace { inner, .. } => candle_message(inner),
+        C::Context { inner, context } => format!("{context}\n{}", candle_message(inner)),
+        C::WithPath { inner, path } => format!("path: {path:?} {}", candle_message(inner)),
+        other => without_backtrace(&other.to_string()).to_string(),
+    }
+}
+
+/// `message` up to the first line that starts a Rust backtrace ("stack backtrace:", a frame
+/// "  12: symbol", or its "at /path/file.rs:3:5" line), trailing blanks removed.
+pub fn without_backtrace(message: &str) -> std::borrow::Cow<'_, str> {
+    let frame = |line: &str| {
+        let t = line.trim();
+        let numbered = t.split_once(": ").is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        numbered || t.eq_ignore_ascii_case("stack backtrace:") || (t.starts_with("at ") && t.contains(".rs:"))
+    };
+    let mut at = 0;
+    for line in message.split_inclusive('\n') {
+        if at > 0 && frame(line) {
+            return std::borrow::Cow::Owned(message[..at].trim_end().to_string());
+        }
+        at += line.len();
+    }
+    std::borrow::Cow::Borrowed(message)
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

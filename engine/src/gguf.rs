@@ -30,7 +30,7 @@ pub(crate) fn map_candle_error(path: &Path, e: candle_core::Error) -> EngineErro
             return EngineError::Truncated { path, detail: "file ends inside the header".into() };
         }
     }
-    let msg = e.to_string();
+    let msg = crate::error::candle_message(&e);
     if let Some(rest) = msg.strip_prefix("unknown dtype for tensor ") {
         return EngineError::UnsupportedQuantization {
             path,

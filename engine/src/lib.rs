@@ -6,6 +6,7 @@ pub mod backend;
 pub mod buf;
 pub mod cache;
 pub mod config;
+pub mod cut;
 pub mod embedder;
 pub mod engine;
 pub mod error;
@@ -28,7 +29,7 @@ pub mod weights;
 
 pub use backend::{Backend, BackendChoice, Device, DeviceSpec, Placement};
 pub use config::ModelConfig;
-pub use embedder::{Limits, LongInput, Prepared, Truncation};
+pub use embedder::{Limits, LongInput, Prepared, TokenizedCall, Truncation};
 pub use engine::{CancelFlag, Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};
-pub use tokenizer::{format_input, Tokenized, DEFAULT_TASK};
+pub use tokenizer::{format_input, Qwen3Tokenizer, Tokenized, DEFAULT_TASK};

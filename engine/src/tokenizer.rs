@@ -13,7 +13,15 @@ use std::str::FromStr;
 
 use tokenizers::Tokenizer;
 
+use crate::cut::CutRule;
 use crate::error::{EngineError, Result};
+
+/// Texts up to this many bytes are tokenized whole, so that their full length is known.
+const CUT_FROM_BYTES: usize = 64 << 10;
+
+/// First guess of the bytes that hold the tokens to keep (most text has 3 to 5 per token);
+/// a shorter guess only costs another, longer, attempt.
+const GUESS_BYTES_PER_TOKEN: usize = 6;
 
 /// Upstream's default retrieval task for queries.
 pub const DEFAULT_TASK: &str = "Given a web search query, retrieve relevant passages that answer the query";
@@ -32,14 +40,30 @@ pub struct Tokenized {
     pub ids: Vec<u32>,
     /// True when text tokens were dropped to fit the limit.
     pub truncated: bool,
-    /// Token count (EOS included) before truncation.
+    /// Token count (EOS included) before truncation; when `cut`, the input has more than this.
     pub full_len: usize,
+    /// Only a prefix of the text was tokenized (`crate::cut`): `full_len` is a lower bound.
+    pub cut: bool,
+}
+
+impl Tokenized {
+    /// The length before truncation, as messages show it: "1234" or "more than 1234".
+    pub fn full_len_text(&self) -> String {
+        if self.cut {
+            format!("more than {}", self.full_len)
+        } else {
+            self.full_len.to_string()
+        }
+    }
 }
 
 pub struct Qwen3Tokenizer {
     inner: Tokenizer,
     eos: u32,
     vocab_rows: usize,
+    cut: Option<CutRule>,
+    /// Texts up to this many bytes are tokenized whole.
+    cut_from: usize,
 }
 
 fn bad(path: &Path, detail: impl Into<String>) -> EngineError {
@@ -79,7 +103,8 @@ impl Qwen3Tokenizer {
             return Err(bad(path, format!("eos id {eos} is past the model's {vocab_rows} embedding rows")));
         }
         let inner = Tokenizer::from_str(&doc.to_string()).map_err(|e| bad(path, e.to_string()))?;
-        Ok(Qwen3Tokenizer { inner, eos, vocab_rows })
+        let cut = CutRule::for_tokenizer(&doc);
+        Ok(Qwen3Tokenizer { inner, eos, vocab_rows, cut, cut_from: CUT_FROM_BYTES })
     }
 
     /// From a Hugging Face `tokenizer.json` file.
@@ -130,22 +155,66 @@ impl Qwen3Tokenizer {
         Ok(out)
     }
 
+    /// The safe-boundary rule, when this is the tokenizer `crate::cut` proves it for (else
+    /// texts are always tokenized whole).
+    pub fn cut_rule(&self) -> Option<&CutRule> {
+        self.cut.as_ref()
+    }
+
+    /// Cuts texts longer than `bytes` (64 KiB unless set): tests cut short texts too.
+    pub fn with_cut_from(mut self, bytes: usize) -> Self {
+        self.cut_from = bytes;
+        self
+    }
+
     /// Tokenizes `text` and appends EOS. When the result would exceed `max_tokens`, keeps the
     /// first `max_tokens - 1` text tokens and EOS, and says so.
     pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Tokenized> {
+        self.encode_until(text, max_tokens, &|| false)
+    }
+
+    /// As `encode`, tokenizing a long text only up to a safe cut that holds the tokens kept
+    /// (`crate::cut`). `stop` is asked between attempts; when it says yes, `Cancelled`.
+    pub fn encode_until(&self, text: &str, max_tokens: usize, stop: &dyn Fn() -> bool) -> Result<Tokenized> {
+        let keep = max_tokens.max(1) - 1;
+        if let Some(rule) = self.cut.as_ref().filter(|_| text.len() > self.cut_from) {
+            let mut from = keep.saturating_mul(GUESS_BYTES_PER_TOKEN).saturating_add(256);
+            while from < text.len() {
+                let Some(b) = rule.boundary_from(text, from, stop) else { break };
+                if stop() {
+                    return Err(EngineError::Cancelled);
+                }
+                let mut ids = self.ids(&text[..b])?;
+                if ids.len() >= keep {
+                    let full_len = ids.len() + 1;
+                    ids.truncate(keep);
+                    ids.push(self.eos);
+                    return Ok(Tokenized { ids, truncated: true, full_len, cut: true });
+                }
+                from = b.saturating_mul(2);
+            }
+            if stop() {
+                return Err(EngineError::Cancelled);
+            }
+        }
+        let mut ids = self.ids(text)?;
+        let full_len = ids.len() + 1;
+        let truncated = ids.len() > keep;
+        ids.truncate(keep);
+        ids.push(self.eos);
+        Ok(Tokenized { ids, truncated, full_len, cut: false })
+    }
+
+    /// The token ids of the whole of `text`, without EOS.
+    fn ids(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(|e| EngineError::Encode(e.to_string()))?;
-        let mut ids = enc.get_ids().to_vec();
+        let ids = enc.get_ids().to_vec();
         if let Some(bad_id) = ids.iter().find(|&&i| i as usize >= self.vocab_rows) {
             return Err(EngineError::Encode(format!(
                 "token id {bad_id} is past the model's {} embedding rows",
                 self.vocab_rows
             )));
         }
-        let full_len = ids.len() + 1;
-        let keep = max_tokens.max(1) - 1;
-        let truncated = ids.len() > keep;
-        ids.truncate(keep);
-        ids.push(self.eos);
-        Ok(Tokenized { ids, truncated, full_len })
+        Ok(ids)
     }
 }

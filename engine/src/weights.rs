@@ -339,7 +339,9 @@ pub fn expected_dims(c: &ModelConfig, canonical: &str) -> Vec<usize> {
     }
 }
 
-/// One model tensor as the forward pass keeps it.
+/// One model tensor as the forward pass keeps it. (A few hundred of them live at once, during a
+/// load: boxing the large variant would save nothing worth an allocation each.)
+#[allow(clippy::large_enum_variant)]
 pub enum Piece {
     Embed(Embedding),
     Norm(Tensor),

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use qwen3_embed_engine::cache::CacheState;
+use qwen3_embed_engine::cache::{CacheState, Limits};
 use qwen3_embed_engine::{CancelFlag, Engine, EngineError, EngineOptions};
 
 const TEXTS: [&str; 3] = ["The quick brown fox", "PostgreSQL stores rows in heap pages.", "数据库"];
@@ -21,7 +21,14 @@ fn load(model: &Path, cache: Option<&Path>) -> Engine {
 fn try_load(model: &Path, cache: Option<&Path>, cancel: Option<CancelFlag>) -> Result<Engine, EngineError> {
     Engine::load(
         model,
-        &EngineOptions { threads: 2, cache_dir: cache.map(Path::to_path_buf), cancel, ..Default::default() },
+        &EngineOptions {
+            threads: 2,
+            cache_dir: cache.map(Path::to_path_buf),
+            // These tests are not about disk space: a full CI disk must not turn them off.
+            cache_limits: Limits { min_free: 0, max_size: None },
+            cancel,
+            ..Default::default()
+        },
     )
 }
 

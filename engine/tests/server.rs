@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
-use qwen3_embed_engine::serve::{self, wire, ModelKey, Reply, Request, ServerOptions, Stats};
-use qwen3_embed_engine::{CancelFlag, Engine, EngineError, EngineOptions, ErrorKind};
+use qwen3_embed_engine::serve::{self, wire, Caller, ModelKey, Reply, Request, ServerOptions, Stats};
+use qwen3_embed_engine::{CancelFlag, Engine, EngineError, EngineOptions, ErrorKind, Limits};
 
 /// Loads as the engine does, but takes seconds for the F16 file: a slow load.
 fn slow_f16(path: &Path, opts: &EngineOptions) -> Result<Engine, EngineError> {
@@ -49,34 +49,41 @@ fn key(rel: &str) -> ModelKey {
     ModelKey { path: common::tiny().join(rel).display().to_string(), device: "cpu".into(), threads: 2 }
 }
 
-fn embed_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64) -> Request {
-    limited_req(rel, texts, dims, wait_ms, 8192, false)
+/// An embedding request as the extension's backends send it: tokenized by the caller, token ids
+/// in the tail. (Every fixture model has the same tokenizer.)
+type Call = (Request, Vec<u8>);
+
+fn embed_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64) -> Call {
+    limited_req(rel, texts, dims, wait_ms, 8192)
 }
 
-fn limited_req(
-    rel: &str,
-    texts: &[&str],
-    dims: Option<usize>,
-    wait_ms: u64,
-    max_tokens: usize,
-    strict: bool,
-) -> Request {
-    Request::Embed {
+fn limited_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64, max_tokens: usize) -> Call {
+    let limits = Limits { max_tokens, ..Limits::default() };
+    let t = common::engine("model-q8_0.gguf").tokenizer().tokenize_call(texts, None, &limits, &|| false).unwrap();
+    ids_req(rel, &t.seqs, dims, wait_ms, max_tokens)
+}
+
+fn ids_req(rel: &str, seqs: &[Vec<u32>], dims: Option<usize>, wait_ms: u64, max_tokens: usize) -> Call {
+    let req = Request::Embed {
         model: key(rel),
-        texts: texts.iter().map(|t| t.to_string()).collect(),
-        instruct: None,
+        lens: seqs.iter().map(Vec::len).collect(),
         dims,
         max_tokens,
-        long_input_error: strict,
         batch_tokens: 4096,
         batch_wait_ms: wait_ms,
         max_request_tokens: usize::MAX,
         expect_fingerprints: Vec::new(),
-    }
+        caller: Caller::default(),
+    };
+    (req, wire::ids_to_bytes(seqs))
 }
 
-fn call(req: &Request) -> Result<(Reply, Vec<u8>), EngineError> {
-    serve::call(socket(), req, Duration::from_secs(10), &mut || false)
+fn call(c: &Call) -> Result<(Reply, Vec<u8>), EngineError> {
+    serve::call(socket(), &c.0, &c.1, Duration::from_secs(10), &mut || false)
+}
+
+fn stats_req() -> Call {
+    (Request::Stats, Vec::new())
 }
 
 fn embed(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64) -> Vec<Vec<f32>> {
@@ -87,7 +94,7 @@ fn embed(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64) -> Vec<Ve
 }
 
 fn stats() -> Stats {
-    match call(&Request::Stats).unwrap() {
+    match call(&stats_req()).unwrap() {
         (Reply::Stats { stats }, _) => stats,
         (other, _) => panic!("unexpected reply {other:?}"),
     }
@@ -155,7 +162,12 @@ fn errors_come_back_with_their_kind() {
         Err(EngineError::Remote { kind: ErrorKind::InvalidDims, .. }) => {}
         other => panic!("{other:?}"),
     }
-    let strict = limited_req("model-q8_0.gguf", &["many more than four tokens in this text"], None, 0, 4, true);
+    // A sequence longer than the request's own per-input limit.
+    let long = limited_req("model-q8_0.gguf", &["many more than four tokens in this text"], None, 0, 8192);
+    let mut strict = long.clone();
+    if let Request::Embed { max_tokens, .. } = &mut strict.0 {
+        *max_tokens = 4;
+    }
     match call(&strict) {
         Err(EngineError::Remote { kind: ErrorKind::InputTooLong, .. }) => {}
         other => panic!("{other:?}"),
@@ -165,14 +177,37 @@ fn errors_come_back_with_their_kind() {
 }
 
 #[test]
-fn truncation_is_reported_per_input() {
+fn the_server_checks_the_ids_it_is_sent() {
     let _serial = serial();
-    let req = limited_req("model-q8_0.gguf", &["short", "many more than four tokens in this text"], None, 0, 4, false);
-    match call(&req).unwrap() {
-        (Reply::Vectors { truncated, .. }, _) => {
-            assert_eq!(truncated.len(), 1);
-            assert_eq!(truncated[0].index, 1);
-            assert!(truncated[0].full_len > 4);
+    // An id past the embedding table, an empty sequence, and lengths that do not match the tail.
+    match call(&ids_req("model-q8_0.gguf", &[vec![1, 2, 151_669]], None, 0, 8192)) {
+        Err(EngineError::Remote { kind: ErrorKind::Encode, message }) => {
+            assert!(message.contains("151669"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        call(&ids_req("model-q8_0.gguf", &[vec![]], None, 0, 8192)),
+        Err(EngineError::Remote { kind: ErrorKind::Encode, .. })
+    ));
+    let (req, mut tail) = ids_req("model-q8_0.gguf", &[vec![1, 2, 3]], None, 0, 8192);
+    tail.truncate(8);
+    match call(&(req, tail)) {
+        Err(EngineError::Remote { kind: ErrorKind::Server, message }) => {
+            assert!(message.contains("bad request"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // What a client sends after truncating is served: the same vector as the engine's.
+    let text = "many more than four tokens in this text";
+    let limits = Limits { max_tokens: 4, ..Limits::default() };
+    let t = common::engine("model-q8_0.gguf").tokenizer().tokenize_call(&[text], None, &limits, &|| false).unwrap();
+    assert_eq!((t.truncated.len(), t.truncated[0].index, t.seqs[0].len()), (1, 0, 4));
+    match call(&ids_req("model-q8_0.gguf", &t.seqs, None, 0, 4)).unwrap() {
+        (Reply::Vectors { dims }, tail) => {
+            let v = wire::bytes_to_f32s(&tail, &dims).unwrap();
+            let want = common::engine("model-q8_0.gguf").embed_texts(&[text], None, None, 4, 4096, &CancelFlag::new());
+            assert_eq!(v, want.unwrap());
         }
         other => panic!("{other:?}"),
     }
@@ -181,7 +216,7 @@ fn truncation_is_reported_per_input() {
 #[test]
 fn another_model_path_is_loaded_on_request() {
     let _serial = serial();
-    let info = |rel: &str| match call(&Request::Info { model: key(rel) }).unwrap() {
+    let info = |rel: &str| match call(&(Request::Info { model: key(rel) }, Vec::new())).unwrap() {
         (Reply::Info { info }, _) => info,
         other => panic!("{other:?}"),
     };
@@ -200,15 +235,16 @@ fn a_caller_that_hangs_up_withdraws_its_request() {
     let before = stats();
     for _ in 0..3 {
         let mut s = UnixStream::connect(socket()).unwrap();
-        wire::write_frame(&mut s, &embed_req("model-q8_0.gguf", &[&long], None, 0), &[]).unwrap();
+        let (req, tail) = embed_req("model-q8_0.gguf", &[&long], None, 0);
+        wire::write_frame(&mut s, &req, &tail).unwrap();
         drop(s);
     }
     let mut stopped = 0;
-    let r =
-        serve::call(socket(), &embed_req("model-q8_0.gguf", &[&long], None, 0), Duration::from_secs(5), &mut || {
-            stopped += 1;
-            stopped > 2
-        });
+    let (req, tail) = embed_req("model-q8_0.gguf", &[&long], None, 0);
+    let r = serve::call(socket(), &req, &tail, Duration::from_secs(5), &mut || {
+        stopped += 1;
+        stopped > 2
+    });
     assert!(matches!(r, Err(EngineError::Cancelled)), "{r:?}");
     std::thread::sleep(Duration::from_millis(300));
     let after = stats();
@@ -246,7 +282,8 @@ fn malformed_and_truncated_messages_do_not_hurt_the_server() {
     wire::write_frame(&mut wrong, &serde_json::json!({"op": "embed", "texts": 5}), &[]).unwrap();
     assert!(matches!(send(&wrong, false), Some(Reply::Error { .. })));
     let mut half = Vec::new();
-    wire::write_frame(&mut half, &embed_req("model-q8_0.gguf", &["half"], None, 0), &[]).unwrap();
+    let (req, tail) = embed_req("model-q8_0.gguf", &["half"], None, 0);
+    wire::write_frame(&mut half, &req, &tail).unwrap();
     send(&half[..half.len() / 2], true);
     // Still serving.
     assert_eq!(embed("model-q8_0.gguf", &["still here"], None, 0), direct("model-q8_0.gguf", &["still here"], None));
@@ -256,7 +293,7 @@ fn malformed_and_truncated_messages_do_not_hurt_the_server() {
 fn no_server_is_a_clear_error_after_the_wait() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let r = serve::call(&dir.path().join("none.sock"), &Request::Stats, Duration::from_millis(100), &mut || false);
+    let r = serve::call(&dir.path().join("none.sock"), &Request::Stats, &[], Duration::from_millis(100), &mut || false);
     match r {
         Err(EngineError::Server(m)) => assert!(m.contains("not reachable"), "{m}"),
         other => panic!("{other:?}"),
@@ -278,11 +315,11 @@ fn a_slow_load_holds_no_one_else_and_its_waiters_can_leave() {
     assert!(during.loading.as_deref().is_some_and(|p| p.ends_with("model-f16.gguf")), "{:?}", during.loading);
     // A second caller for the loading model gives up while it waits.
     let mut polls = 0;
-    let r =
-        serve::call(socket(), &embed_req("model-f16.gguf", &["leaves"], None, 0), Duration::from_secs(5), &mut || {
-            polls += 1;
-            polls > 20
-        });
+    let (req, tail) = embed_req("model-f16.gguf", &["leaves"], None, 0);
+    let r = serve::call(socket(), &req, &tail, Duration::from_secs(5), &mut || {
+        polls += 1;
+        polls > 20
+    });
     assert!(matches!(r, Err(EngineError::Cancelled)), "{r:?}");
     assert_eq!(waiter.join().unwrap(), direct("model-f16.gguf", &["slow"], None));
     let after = stats();
@@ -298,14 +335,14 @@ fn every_spelling_of_a_device_is_one_model() {
     let loads = stats().model_loads;
     for device in ["auto", "CPU", "cpu", " Auto ", "cpu"] {
         let mut req = embed_req("model-q8_0.gguf", &["spelled"], None, 0);
-        if let Request::Embed { model, .. } = &mut req {
+        if let Request::Embed { model, .. } = &mut req.0 {
             model.device = device.into();
         }
         assert!(matches!(call(&req).unwrap().0, Reply::Vectors { .. }));
     }
     assert_eq!(stats().model_loads, loads, "a device spelling reloaded the model");
     let mut bad = embed_req("model-q8_0.gguf", &["x"], None, 0);
-    if let Request::Embed { model, .. } = &mut bad {
+    if let Request::Embed { model, .. } = &mut bad.0 {
         model.device = "gpu".into();
     }
     assert!(matches!(call(&bad), Err(EngineError::Remote { kind: ErrorKind::Device, .. })));
@@ -316,18 +353,18 @@ fn every_spelling_of_a_device_is_one_model() {
 fn token_budgets_refuse_what_is_too_big() {
     let _serial = serial();
     let sock = start(ServerOptions { max_tokens_in_flight: 1000, ..ServerOptions::default() });
-    let send = |req: &Request| serve::call(&sock, req, Duration::from_secs(10), &mut || false);
-    // Over the server's budget by its texts' size alone: refused before any work.
-    let big = "x".repeat(600);
-    match send(&embed_req("model-q8_0.gguf", &[&big, &big], None, 0)) {
+    let send = |c: &Call| serve::call(&sock, &c.0, &c.1, Duration::from_secs(10), &mut || false);
+    // Over the server's budget by its tokens alone: refused before any work.
+    let big = vec![vec![1u32; 600], vec![1u32; 600]];
+    match send(&ids_req("model-q8_0.gguf", &big, None, 0, 8192)) {
         Err(EngineError::Remote { kind: ErrorKind::ServerBusy, message }) => {
             assert!(message.contains("1000"), "{message}")
         }
         other => panic!("{other:?}"),
     }
-    // Over the request's own limit once tokenized.
+    // Over the request's own limit.
     let mut req = embed_req("model-q8_0.gguf", &["one two three four five six seven eight", "nine ten"], None, 0);
-    if let Request::Embed { max_request_tokens, .. } = &mut req {
+    if let Request::Embed { max_request_tokens, .. } = &mut req.0 {
         *max_request_tokens = 6;
     }
     match send(&req) {
@@ -338,11 +375,11 @@ fn token_budgets_refuse_what_is_too_big() {
     let fits = ["small enough"; 3];
     for _ in 0..3 {
         match send(&embed_req("model-q8_0.gguf", &fits, None, 0)).unwrap() {
-            (Reply::Vectors { dims, .. }, _) => assert_eq!(dims.len(), 3),
+            (Reply::Vectors { dims }, _) => assert_eq!(dims.len(), 3),
             other => panic!("{other:?}"),
         }
     }
-    let s = match send(&Request::Stats).unwrap() {
+    let s = match send(&stats_req()).unwrap() {
         (Reply::Stats { stats }, _) => stats,
         other => panic!("{other:?}"),
     };

@@ -46,8 +46,13 @@ fn engine() -> Arc<Engine> {
     }
     // Drop the old model before loading the new one, so two never sit in memory together.
     *slot = None;
-    let opts =
-        EngineOptions { threads: key.threads, device: spec, cache_dir: settings::cache_dir(), ..Default::default() };
+    let opts = EngineOptions {
+        threads: key.threads,
+        device: spec,
+        cache_dir: settings::cache_dir(),
+        cache_limits: settings::cache_limits(),
+        ..Default::default()
+    };
     let path = key.path.clone();
     // Off this thread, so a slow load (or a wait for another process writing the cache) can be
     // cancelled; the abandoned load then ends alone.
@@ -65,9 +70,17 @@ fn engine() -> Arc<Engine> {
 pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column: Option<&str>) -> Vec<Vec<f32>> {
     let engine = engine();
     let limits = settings::limits_for(column);
-    let prepared = engine.prepare(texts, instruct, dims, &limits).or_raise();
+    let max_tokens = limits.max_tokens;
+    // Tokenizing is off this thread too: a huge input can be cancelled while it is cut.
+    let owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    let instruct = instruct.map(str::to_string);
+    let work = engine.clone();
+    let prepared = run_cancellable(move |cancel| {
+        work.prepare_until(&owned, instruct.as_deref(), dims, &limits, &|| cancel.is_cancelled())
+    })
+    .or_raise();
     for t in &prepared.truncated {
-        super::notice_truncated(t.full_len, limits.max_tokens);
+        super::notice_truncated(t, max_tokens);
     }
     let budget = settings::batch_tokens();
     let mut out = run_cancellable(move |cancel| engine.embed_prepared(&[&prepared], budget, &|| cancel.is_cancelled()))
@@ -76,11 +89,15 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column
 }
 
 pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
-    engine().chunk(text, chunk_tokens, overlap).or_raise()
+    let engine = engine();
+    let text = text.to_string();
+    run_cancellable(move |_| engine.chunk(&text, chunk_tokens, overlap)).or_raise()
 }
 
 pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
-    engine().tokenize(text, instruct, usize::MAX).or_raise().ids
+    let engine = engine();
+    let (text, instruct) = (text.to_string(), instruct.map(str::to_string));
+    run_cancellable(move |_| engine.tokenize(&text, instruct.as_deref(), usize::MAX)).or_raise().ids
 }
 
 pub fn info() -> InfoSummary {

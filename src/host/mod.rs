@@ -12,8 +12,9 @@ pub use remote::server_stats;
 use crate::settings;
 
 /// The NOTICE for an input cut to `qwen3_embed.max_tokens`, the same in both modes.
-fn notice_truncated(full_len: usize, max: usize) {
-    pgrx::notice!("qwen3_embed: input of {full_len} tokens truncated to {max} (qwen3_embed.max_tokens)");
+fn notice_truncated(t: &qwen3_embed_engine::Truncation, max: usize) {
+    let full = t.full_len_text();
+    pgrx::notice!("qwen3_embed: input of {full} tokens truncated to {max} (qwen3_embed.max_tokens)");
 }
 
 fn in_server() -> bool {

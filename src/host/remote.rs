@@ -1,23 +1,53 @@
 //! Calls into the model server, from a backend: the session's settings go with each request,
 //! and the statement can be cancelled while it waits (the server then drops the request).
+//!
+//! The backend tokenizes its own texts (cut before tokenizing, `qwen3_embed_engine::cut`) and
+//! sends token ids: a huge input then costs this session's time and memory, can be cancelled
+//! like any statement, and never holds the server's batching thread. The tokenizer comes from
+//! the model file's header (or the directory's tokenizer.json), loaded once per backend and
+//! model path.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use qwen3_embed_engine::serve::{self, wire, InfoSummary, ModelKey, Reply, Request, Stats};
-use qwen3_embed_engine::EngineError;
+use qwen3_embed_engine::serve::{self, wire, Caller, InfoSummary, ModelKey, Reply, Request, Stats};
+use qwen3_embed_engine::{EngineError, Qwen3Tokenizer};
 
-use crate::errors::raise;
+use crate::errors::{raise, OrRaise};
 use crate::host::notice_truncated;
-use crate::host::offthread::cancel_requested;
+use crate::host::offthread::{cancel_requested, run_cancellable};
 use crate::host::server::{self, SOCKET};
-use crate::settings::{self, LongInput};
+use crate::settings;
 
 /// How long a call waits for the server to (re)appear, e.g. after its process died.
 const CONNECT_WAIT: Duration = Duration::from_secs(30);
 
 fn key() -> ModelKey {
     ModelKey { path: settings::model_path_or_raise(), device: settings::device(), threads: settings::server_threads() }
+}
+
+static TOKENIZER: Mutex<Option<(String, Arc<Qwen3Tokenizer>)>> = Mutex::new(None);
+
+/// The tokenizer of the configured model, loaded in this backend when needed.
+fn tokenizer(path: &str) -> Arc<Qwen3Tokenizer> {
+    let mut slot = TOKENIZER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((p, t)) = slot.as_ref() {
+        if p == path {
+            return t.clone();
+        }
+    }
+    *slot = None;
+    let owned = path.to_string();
+    let t = Arc::new(run_cancellable(move |_| Qwen3Tokenizer::for_model(Path::new(&owned))).or_raise());
+    *slot = Some((path.to_string(), t.clone()));
+    t
+}
+
+/// This session's role (the one it logged in as, which SET ROLE does not change) and process.
+fn caller() -> Caller {
+    // SAFETY: plain reads of this backend's own globals, on its own thread.
+    unsafe { Caller { role: pgrx::pg_sys::GetSessionUserId().to_u32(), pid: pgrx::pg_sys::MyProcPid as u32 } }
 }
 
 /// The wait event this backend shows in `pg_stat_activity` while it waits on the model server:
@@ -58,9 +88,9 @@ impl Drop for WaitingOnServer {
     }
 }
 
-fn call(req: &Request, wait: Duration) -> Result<(Reply, Vec<u8>), EngineError> {
+fn call(req: &Request, tail: &[u8], wait: Duration) -> Result<(Reply, Vec<u8>), EngineError> {
     let waiting = WaitingOnServer::start();
-    let r = serve::call(Path::new(SOCKET), req, wait, &mut cancel_requested);
+    let r = serve::call(Path::new(SOCKET), req, tail, wait, &mut cancel_requested);
     drop(waiting);
     if let Err(EngineError::Cancelled) = r {
         // Raises "canceling statement due to user request" / "... statement timeout" / FATAL.
@@ -74,25 +104,33 @@ fn unexpected(r: Reply) -> ! {
 }
 
 pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column: Option<&str>) -> Vec<Vec<f32>> {
+    let model = key();
+    let tok = tokenizer(&model.path);
     let limits = settings::limits_for(column);
     let max_tokens = limits.max_tokens;
+    let owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    let instruct = instruct.map(str::to_string);
+    let expect_fingerprints = limits.expect_fingerprints.clone();
+    let call_tokens = run_cancellable(move |cancel| {
+        tok.tokenize_call(&owned, instruct.as_deref(), &limits, &|| cancel.is_cancelled())
+    })
+    .or_raise();
+    for t in &call_tokens.truncated {
+        notice_truncated(t, max_tokens);
+    }
     let req = Request::Embed {
-        model: key(),
-        texts: texts.iter().map(|t| t.to_string()).collect(),
-        instruct: instruct.map(str::to_string),
+        model,
+        lens: call_tokens.seqs.iter().map(Vec::len).collect(),
         dims,
         max_tokens,
-        long_input_error: settings::on_long_input() == LongInput::Error,
         batch_tokens: settings::batch_tokens(),
         batch_wait_ms: settings::server_batch_wait_ms(),
         max_request_tokens: settings::max_request_tokens(),
-        expect_fingerprints: limits.expect_fingerprints,
+        expect_fingerprints,
+        caller: caller(),
     };
-    match call(&req, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
-        (Reply::Vectors { dims, truncated }, tail) => {
-            for t in &truncated {
-                notice_truncated(t.full_len, max_tokens);
-            }
+    match call(&req, &wire::ids_to_bytes(&call_tokens.seqs), CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
+        (Reply::Vectors { dims }, tail) => {
             let vectors = wire::bytes_to_f32s(&tail, &dims)
                 .unwrap_or_else(|e| raise(EngineError::Server(format!("the model server sent broken vectors: {e}"))));
             if vectors.len() != texts.len() {
@@ -109,23 +147,19 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column
 }
 
 pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
-    let req = Request::Tokenize { model: key(), text: text.to_string(), instruct: instruct.map(str::to_string) };
-    match call(&req, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
-        (Reply::Tokens { ids, .. }, _) => ids,
-        (r, _) => unexpected(r),
-    }
+    let tok = tokenizer(&settings::model_path_or_raise());
+    let (text, instruct) = (text.to_string(), instruct.map(str::to_string));
+    run_cancellable(move |_| tok.tokenize_input(&text, instruct.as_deref(), usize::MAX, &|| false)).or_raise().ids
 }
 
 pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
-    let req = Request::Chunk { model: key(), text: text.to_string(), chunk_tokens, overlap };
-    match call(&req, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
-        (Reply::Chunks { chunks }, _) => chunks,
-        (r, _) => unexpected(r),
-    }
+    let tok = tokenizer(&settings::model_path_or_raise());
+    let text = text.to_string();
+    run_cancellable(move |_| tok.chunk(&text, chunk_tokens, overlap)).or_raise()
 }
 
 pub fn info() -> InfoSummary {
-    match call(&Request::Info { model: key() }, CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
+    match call(&Request::Info { model: key() }, &[], CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
         (Reply::Info { info }, _) => info,
         (r, _) => unexpected(r),
     }
@@ -136,7 +170,7 @@ pub fn server_stats() -> (&'static str, Option<Stats>, Option<String>) {
     if !server::registered() {
         return ("off", None, None);
     }
-    match call(&Request::Stats, Duration::from_millis(500)) {
+    match call(&Request::Stats, &[], Duration::from_millis(500)) {
         Ok((Reply::Stats { stats }, _)) => ("running", Some(stats), None),
         Ok((r, _)) => unexpected(r),
         Err(e) => ("unavailable", None, Some(e.to_string())),

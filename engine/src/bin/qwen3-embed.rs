@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+
+#[path = "qwen3-embed/cache.rs"]
+mod cache_cmd;
 use qwen3_embed_engine::fixture::{self, Format, Shape};
 use qwen3_embed_engine::{BackendChoice, CancelFlag, DeviceSpec, Engine, EngineOptions};
 
@@ -38,6 +41,8 @@ struct ModelArgs {
     /// Pack the weights in this process's memory; no cache file is read or written.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
+    #[command(flatten)]
+    cache_limits: cache_cmd::LimitArgs,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +117,11 @@ enum Cmd {
         instruct: Option<String>,
         #[arg(long, default_value_t = 8192)]
         max_tokens: usize,
+    },
+    /// The packed-weight cache's files: list them, remove the least recently used, verify them.
+    Cache {
+        #[command(subcommand)]
+        cmd: cache_cmd::CacheCmd,
     },
     /// Describe a model file.
     Info {
@@ -289,7 +299,8 @@ fn load(args: &ModelArgs) -> Result<Engine, String> {
     let backend: BackendChoice = args.backend.parse().map_err(|e| format!("{e}"))?;
     let cache_dir =
         if args.no_cache { None } else { args.cache_dir.clone().or_else(qwen3_embed_engine::cache::default_dir) };
-    let opts = EngineOptions { threads: args.threads, device, backend, cache_dir, cancel: None };
+    let cache_limits = args.cache_limits.limits();
+    let opts = EngineOptions { threads: args.threads, device, backend, cache_dir, cache_limits, cancel: None };
     let engine = Engine::load(&args.model, &opts).map_err(|e| e.to_string())?;
     if let Some(note) = &engine.info().cache.note {
         eprintln!("qwen3-embed: warning: {note}");
@@ -404,6 +415,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             eprintln!("fixture written in {:.1} s", start.elapsed().as_secs_f64());
         }
+        Cmd::Cache { cmd } => cache_cmd::run(cmd)?,
         #[cfg(feature = "pull")]
         Cmd::Pull { spec, dest, check, connect_timeout } => pull(spec, dest, check, connect_timeout)?,
     }

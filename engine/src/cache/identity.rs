@@ -29,6 +29,11 @@ fn files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// Bytes of the model's weight files.
+pub fn source_bytes(path: &Path) -> std::io::Result<u64> {
+    files(path)?.iter().map(|f| Ok(std::fs::metadata(f)?.len())).sum()
+}
+
 /// 32 hex digits.
 pub fn of(path: &Path, config: &ModelConfig) -> std::io::Result<String> {
     let mut h = Sha256::new();
@@ -51,7 +56,8 @@ pub fn of(path: &Path, config: &ModelConfig) -> std::io::Result<String> {
     Ok(h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The cache file's name: the model's name for people, then what it was packed for.
+/// The cache file's name: the model's name for people, then what it was packed for (`isa`:
+/// the kernel table's code).
 pub fn file_name(path: &Path, identity: &str, layout: u32, isa: &str) -> String {
     let stem: String = path
         .file_stem()
@@ -62,5 +68,5 @@ pub fn file_name(path: &Path, identity: &str, layout: u32, isa: &str) -> String 
                 .collect()
         })
         .unwrap_or_default();
-    format!("{}-{}-p{layout}-{isa}.qwen3pack", stem.chars().take(64).collect::<String>(), &identity[..16])
+    format!("{}-{}-p{layout}-{isa}{}", stem.chars().take(64).collect::<String>(), &identity[..16], super::SUFFIX)
 }

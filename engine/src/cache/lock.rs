@@ -2,6 +2,7 @@
 //! so that a cancelled load stops waiting.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,11 +16,20 @@ pub enum LockError {
 /// Holds the lock until dropped.
 pub struct Held(#[allow(dead_code)] File);
 
+/// Takes the lock on the file `path` names: an eviction may remove a lock file no process
+/// holds, and a lock on a removed file excludes nobody, so the lock is taken again on the new one.
 pub fn acquire(path: &Path, cancel: Option<&CancelFlag>) -> Result<Held, LockError> {
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(LockError::Io)?;
+    let open = || OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(LockError::Io);
+    let mut file = open()?;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(Held(file)),
+            Ok(()) => {
+                let (held, now) = (file.metadata().map_err(LockError::Io)?, std::fs::metadata(path));
+                if now.is_ok_and(|now| (held.dev(), held.ino()) == (now.dev(), now.ino())) {
+                    return Ok(Held(file));
+                }
+                file = open()?;
+            }
             Err(TryLockError::WouldBlock) => {
                 if cancel.is_some_and(|c| c.is_cancelled()) {
                     return Err(LockError::Cancelled);

@@ -3,13 +3,18 @@
 //! system keeps one copy in its page cache for all of them and a load takes no repacking.
 //!
 //! A file is used only when it was packed from the same model files (`identity`), with the
-//! same packed layout (`kernels::PACK_LAYOUT`) and for the same instruction set. A missing or
-//! unusable file is (re)built under a lock, so concurrent first loads pack once. When the
-//! cache cannot be written, the weights are packed in this process's memory as without it.
+//! same packed layout (`kernels::PACK_LAYOUT`) and for the same kernel table, and when every
+//! byte of it is what was written (`file`). A missing or unusable file is (re)built under a
+//! lock, so concurrent first loads pack once. A file is written only when it leaves the
+//! filesystem a margin and the directory within its budget (`space`), evicting the least
+//! recently used files no process maps (`dir`). When the cache cannot be written, the
+//! weights are packed in this process's memory as without it.
 
+pub mod dir;
 mod file;
 mod identity;
 mod lock;
+pub mod space;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -25,7 +30,14 @@ use crate::kernels::dense::{DenseKind, PackedDense};
 use crate::kernels::qgemm::{PackedQ, QKind};
 use crate::kernels::{self, PACK_LAYOUT};
 use crate::weights::{self, Embedding, Linear, ModelWeights, Piece, RawTensor};
+use dir::CacheFile;
+pub use file::{check, Header, CHUNK, FORMAT};
 use file::{Key, Mapped, OpenError, Writer};
+pub use space::Limits;
+use space::Room;
+
+/// The ending of a cache file's name.
+pub const SUFFIX: &str = ".qwen3pack";
 
 /// Where the cache lives when nothing says otherwise: `$XDG_CACHE_HOME/qwen3_embed`, else
 /// `~/.cache/qwen3_embed` of the user running the process (`$HOME`, else the password
@@ -108,9 +120,18 @@ fn join(a: Option<String>, b: String) -> Option<String> {
     })
 }
 
-/// Loads a model's weights for the CPU kernels through the cache in `dir` (`None`: in memory).
+fn join_opt(a: Option<String>, b: Option<String>) -> Option<String> {
+    match b {
+        Some(b) => join(a, b),
+        None => a,
+    }
+}
+
+/// Loads a model's weights for the CPU kernels through the cache in `dir` (`None`: in memory),
+/// within `limits`.
 pub fn load(
     dir: Option<&Path>,
+    limits: Limits,
     cancel: Option<&CancelFlag>,
     path: &Path,
     config: ModelConfig,
@@ -125,7 +146,7 @@ pub fn load(
     let Some(dir) = dir else {
         return in_memory(CacheState::Off, None, None, fetch, counts);
     };
-    let isa = kernels::active()?.name;
+    let isa = kernels::active()?.code;
     let identity = match identity::of(path, &config) {
         Ok(id) => id,
         Err(e) => {
@@ -140,6 +161,7 @@ pub fn load(
         Ok(m) => match weights_from(&m, &config) {
             Ok(w) => {
                 *counts = m.table.type_counts.clone();
+                file::touch(&m.file);
                 Some(w)
             }
             Err(why) => {
@@ -162,11 +184,16 @@ pub fn load(
             dir.display()
         )
     };
+    let no_room = |why: String| {
+        format!(
+            "no room for the packed-weight cache file {}: {why}; the weights are packed in this process's memory",
+            dest.display()
+        )
+    };
     if let Err(e) = std::fs::create_dir_all(dir) {
         return in_memory(CacheState::InMemory, Some(dest), join(note, cannot_write(&e)), fetch, counts);
     }
-    let lock_path = dest.with_extension("qwen3pack.lock");
-    let _held = match lock::acquire(&lock_path, cancel) {
+    let _held = match lock::acquire(&lock_path(&dest), cancel) {
         Ok(h) => h,
         Err(lock::LockError::Cancelled) => return Err(EngineError::Cancelled),
         Err(lock::LockError::Io(e)) => {
@@ -178,45 +205,139 @@ pub fn load(
     if let Some(w) = try_map(&mut late, counts) {
         return Ok((w, CacheInfo::new(CacheState::Mapped, Some(dest), note)));
     }
+    // What is left of this file is unusable, and partial files of it have no writer: this
+    // process holds its build lock.
+    let others = match make_way(dir, &dest, limits, path) {
+        Ok(v) => v,
+        Err(why) => {
+            let note = join(note, no_room(why));
+            return in_memory(CacheState::InMemory, Some(dest), note, fetch, counts);
+        }
+    };
     let mut writer = match Writer::create(&dest) {
         Ok(w) => w,
         Err(e) => return in_memory(CacheState::InMemory, Some(dest), join(note, cannot_write(&e)), fetch, counts),
     };
-    let mut failure: Option<String> = None;
-    let walked = weights::walk(path, &config, &mut *fetch, counts, |name, piece| {
-        let Described { kind, dims, parts } = describe(&piece).map_err(|why| {
-            failure =
-                Some(format!("tensor {name} cannot be cached: {why}; the weights are packed in this process's memory"));
-            EngineError::Cancelled
-        })?;
-        let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
-        writer.add(name, kind, dims, &parts).map_err(|e| {
-            failure = Some(cannot_write(&e));
-            EngineError::Cancelled
-        })
+    let partial = writer.path().to_path_buf();
+    let removed = std::cell::RefCell::new(Vec::new());
+    let mut room = Room::new(dir, limits, others, space::free_bytes, |target| {
+        let e = dir::evict(dir, target, Some(&partial))?;
+        removed.borrow_mut().extend(e.removed);
+        Ok(e.left)
     });
+    let mut failure = room.take(file::HEADER).err().map(no_room);
+    let walked = if failure.is_some() {
+        Err(EngineError::Cancelled)
+    } else {
+        weights::walk(path, &config, &mut *fetch, counts, |name, piece| {
+            let Described { kind, dims, parts } = describe(&piece).map_err(|why| {
+                failure = Some(format!(
+                    "tensor {name} cannot be cached: {why}; the weights are packed in this process's memory"
+                ));
+                EngineError::Cancelled
+            })?;
+            let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
+            room.take(writer.bytes_for(parts.iter().map(|p| p.len()))).map_err(|why| {
+                failure = Some(no_room(why));
+                EngineError::Cancelled
+            })?;
+            writer.add(name, kind, dims, &parts).map_err(|e| {
+                failure = Some(cannot_write(&e));
+                EngineError::Cancelled
+            })
+        })
+    };
     match (walked, failure) {
         (Ok(()), _) => {}
         (Err(_), Some(why)) => {
             writer.abandon();
-            return in_memory(CacheState::InMemory, Some(dest), join(note, why), fetch, counts);
+            let note = join_opt(join(note, why), evictions(&removed.borrow()));
+            return in_memory(CacheState::InMemory, Some(dest), note, fetch, counts);
         }
         (Err(e), None) => {
             writer.abandon();
             return Err(e);
         }
     }
-    if let Err(e) = writer.finish(&key, counts.clone(), &dest) {
-        return in_memory(CacheState::InMemory, Some(dest), join(note, cannot_write(&e)), fetch, counts);
+    if let Err(why) = writer.finish(&key, counts.clone(), &dest, |bytes| room.take(bytes).map_err(no_room)) {
+        let why = if why.starts_with("no room") { why } else { cannot_write(&why) };
+        let note = join_opt(join(note, why), evictions(&removed.borrow()));
+        return in_memory(CacheState::InMemory, Some(dest), note, fetch, counts);
     }
+    let rebuilt = note.map(|n| format!("{n}; rebuilt"));
+    let note = join_opt(rebuilt, evictions(&removed.borrow()));
     let mut unreadable = None;
     match try_map(&mut unreadable, counts) {
-        Some(w) => Ok((w, CacheInfo::new(CacheState::Built, Some(dest), note.map(|n| format!("{n}; rebuilt"))))),
+        Some(w) => Ok((w, CacheInfo::new(CacheState::Built, Some(dest), note))),
         None => {
             let why = format!("the file just written did not read back ({})", unreadable.unwrap_or_default());
             in_memory(CacheState::InMemory, Some(dest), join(note, why), fetch, counts)
         }
     }
+}
+
+/// `dest.qwen3pack.lock`: held while `dest` is written.
+pub(crate) fn lock_path(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_os_string();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// Before `dest` is written (its build lock held): removes what is left of it and partial
+/// files of it, then checks that the model files' size, about the least the packing takes,
+/// fits the limits. Returns the bytes the directory's other files take.
+fn make_way(dir: &Path, dest: &Path, limits: Limits, model: &Path) -> std::result::Result<u64, String> {
+    let io = |e: std::io::Error| format!("cannot read the cache directory {}: {e}", dir.display());
+    let name = dest.file_name().and_then(|n| n.to_str());
+    for f in dir::list(dir).map_err(io)? {
+        let of = if f.partial { f.path.file_name().and_then(|n| n.to_str()).and_then(file::partial_of) } else { None };
+        // Its partial files look in use: this process holds their build lock.
+        if (f.path == dest && !f.in_use) || (of.is_some() && of == name) {
+            let _ = std::fs::remove_file(&f.path);
+        }
+    }
+    let least = identity::source_bytes(model).map_err(|e| format!("cannot read the size of the model files: {e}"))?;
+    let files = dir::list(dir).map_err(io)?;
+    if let Some(max) = limits.max_size {
+        let in_use: u64 = files.iter().filter(|f| f.in_use).map(|f| f.bytes).sum();
+        if in_use + least > max {
+            return Err(format!(
+                "its model files alone take {}, and qwen3_embed.cache_max_size is {} with {} of files in use",
+                space::gib(least),
+                space::gib(max),
+                space::gib(in_use)
+            ));
+        }
+    }
+    let free = space::free_bytes(dir).map_err(|e| format!("cannot read the free space of {}: {e}", dir.display()))?;
+    if free.saturating_sub(least) < limits.min_free {
+        return Err(format!(
+            "its model files alone take {}, which would leave less than qwen3_embed.cache_min_free ({}) free on the filesystem of {} ({} free)",
+            space::gib(least),
+            space::gib(limits.min_free),
+            dir.display(),
+            space::gib(free)
+        ));
+    }
+    Ok(dir::total(&files))
+}
+
+/// The note on files removed to keep the cache directory within its budget, if any were.
+fn evictions(removed: &[CacheFile]) -> Option<String> {
+    let cache: Vec<&CacheFile> = removed.iter().filter(|f| !f.partial).collect();
+    let partial = removed.len() - cache.len();
+    if removed.is_empty() {
+        return None;
+    }
+    let names: Vec<String> =
+        cache.iter().map(|f| f.path.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    Some(format!(
+        "removed {} least recently used cache files no process maps ({}){} to keep within qwen3_embed.cache_max_size, {} in all",
+        cache.len(),
+        names.join(", "),
+        if partial > 0 { format!(" and {partial} partial files of stopped writes") } else { String::new() },
+        space::gib(dir::total(removed))
+    ))
 }
 
 /// A piece as the cache file's table records it, with its arrays.

@@ -1,8 +1,8 @@
 //! Compute kernels of our own: every kernel kind has a scalar reference in `generic` (the
 //! test oracle and the fallback) and SIMD versions in per-architecture files. The instruction
 //! set is picked once, at the first model load, into one table of function pointers
-//! ([`Kernels`]); `QWEN3_EMBED_ISA=generic|avx2|avx512` forces one, and asking for one this CPU
-//! lacks is an error, not a silent fallback.
+//! ([`Kernels`]); `QWEN3_EMBED_ISA=generic|avx2|avx512` (or a table's code) forces one, and
+//! asking for one this CPU lacks is an error, not a silent fallback.
 
 pub mod blocks;
 pub mod dense;
@@ -122,7 +122,10 @@ impl Isa {
             return Ok(Isa::best());
         };
         let Some(isa) = Isa::parse(s) else {
-            return Err(format!("{ISA_ENV}={s:?} is not an instruction set: use generic, avx2 or avx512"));
+            return Err(format!(
+                "{ISA_ENV}={s:?} is not an instruction set: use generic, avx2 or avx512, or a kernel table's code ({})",
+                codes().join(", ")
+            ));
         };
         let missing = isa.missing_features();
         if !missing.is_empty() {
@@ -150,16 +153,39 @@ impl Isa {
     }
 }
 
-/// The kernels of the instruction set chosen for this process: the best one the CPU runs, or
-/// the one `QWEN3_EMBED_ISA` names. Decided on the first call; an invalid setting is an error
-/// at every model load.
+/// Longest [`Kernels::code`]: the packed-weight cache's header keeps this many bytes.
+pub const CODE_MAX: usize = 16;
+
+/// Every kernel table's code, whether or not this CPU runs it.
+pub fn codes() -> Vec<&'static str> {
+    let mut v = vec![generic::KERNELS.code];
+    #[cfg(target_arch = "x86_64")]
+    v.extend(x86_64::all_tables().iter().map(|t| t.code));
+    v
+}
+
+/// The table `QWEN3_EMBED_ISA` asks for: an instruction set (its best table on this CPU), or
+/// one table by its code (`avx512_nobf16`: AVX-512 without its BF16 kernel, as on Skylake-X
+/// to Ice Lake); unset or empty: the best this CPU runs.
+pub fn select(setting: Option<&str>) -> std::result::Result<&'static Kernels, String> {
+    let code = setting.map(str::trim).filter(|s| Isa::parse(s).is_none() && codes().contains(s));
+    let Some(code) = code else {
+        return Isa::from_setting(setting).map(Isa::kernels);
+    };
+    tables().into_iter().find(|t| t.code == code).ok_or_else(|| {
+        format!(
+            "{ISA_ENV}={code}: this CPU does not run that kernel table; it runs {}",
+            tables().iter().map(|t| t.code).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// The kernels chosen for this process: the best the CPU runs, or what `QWEN3_EMBED_ISA`
+/// names ([`select`]). Decided on the first call; an invalid setting is an error at every
+/// model load.
 pub fn active() -> Result<&'static Kernels> {
-    static ACTIVE: OnceLock<std::result::Result<Isa, String>> = OnceLock::new();
-    ACTIVE
-        .get_or_init(|| Isa::from_setting(std::env::var(ISA_ENV).ok().as_deref()))
-        .clone()
-        .map(Isa::kernels)
-        .map_err(EngineError::Isa)
+    static ACTIVE: OnceLock<std::result::Result<&'static Kernels, String>> = OnceLock::new();
+    ACTIVE.get_or_init(|| select(std::env::var(ISA_ENV).ok().as_deref())).clone().map_err(EngineError::Isa)
 }
 
 /// Every kernel table this CPU runs, including the variants one instruction set picks between
@@ -191,8 +217,11 @@ pub type DenseUnitFn =
 /// instruction set the CPU runs, which is what makes calling through it sound.
 pub struct Kernels {
     pub isa: Isa,
-    /// The instruction set and the optional extensions this table uses.
+    /// The instruction set and the optional extensions this table uses, for people.
     pub name: &'static str,
+    /// A fixed code naming this table in packed-weight cache keys and file names and in
+    /// `QWEN3_EMBED_ISA`: at most [`CODE_MAX`] bytes of `[a-z0-9_]`, never changed once used.
+    pub code: &'static str,
     /// Quantizes 256 activations to i8 (`shift`: stored as `q + 128`), returns the scale.
     pub quantize_block: unsafe fn(x: &[f32], q: &mut [i8], shift: bool) -> f32,
     /// Whether this table's quantized GEMM takes the activations shifted to unsigned bytes
@@ -428,5 +457,36 @@ mod isa_tests {
             assert!(tables.iter().any(|t| std::ptr::eq(*t, isa.kernels())), "{isa:?}");
         }
         eprintln!("kernel tables: {:?}", tables.iter().map(|t| t.name).collect::<Vec<_>>());
+    }
+
+    /// Codes are what cache keys store: short enough for the header, distinct, plain.
+    #[test]
+    fn table_codes_are_short_distinct_and_plain() {
+        let codes = codes();
+        for c in &codes {
+            assert!(!c.is_empty() && c.len() <= CODE_MAX, "{c:?}");
+            assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{c:?}");
+            assert_eq!(codes.iter().filter(|d| *d == c).count(), 1, "{c:?}");
+        }
+        assert!(tables().iter().all(|t| codes.contains(&t.code)));
+    }
+
+    #[test]
+    fn a_table_is_selected_by_its_code() {
+        for t in tables() {
+            let got = select(Some(t.code)).unwrap();
+            // An instruction set's name picks its best table, which may be a variant.
+            if Isa::parse(t.code).is_none() {
+                assert!(std::ptr::eq(got, t), "{}", t.code);
+            }
+            assert_eq!(got.isa, t.isa, "{}", t.code);
+        }
+        for c in codes().into_iter().filter(|c| !tables().iter().any(|t| t.code == *c)) {
+            let Err(e) = select(Some(c)) else { panic!("{c}: selected on a CPU that does not run it") };
+            let why = if Isa::parse(c).is_some() { "lacks" } else { "does not run that kernel table" };
+            assert!(e.contains(why), "{e}");
+        }
+        let Err(e) = select(Some("sse9")) else { panic!("sse9 selected") };
+        assert!(e.contains("avx512_nobf16"), "{e}");
     }
 }

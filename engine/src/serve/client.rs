@@ -12,13 +12,15 @@ use crate::EngineError;
 
 const POLL: Duration = Duration::from_millis(10);
 
-/// Sends `req` to the server at `socket` and returns its reply (a server-side error as
+/// Sends `req` (with the binary `tail`: an embedding request's token ids) to the server at
+/// `socket` and returns its reply (a server-side error as
 /// `EngineError::Remote`) with the binary tail. While the server is not there (starting, or
 /// restarting after its process died), it keeps trying to connect for `connect_wait`.
 /// `stop` is asked every few milliseconds; when it says yes, the call returns `Cancelled`.
 pub fn call(
     socket: &Path,
     req: &Request,
+    tail: &[u8],
     connect_wait: Duration,
     stop: &mut dyn FnMut() -> bool,
 ) -> Result<(Reply, Vec<u8>), EngineError> {
@@ -26,7 +28,7 @@ pub fn call(
     let lost = |e: std::io::Error| {
         EngineError::Server(format!("the model server process went away while handling this request ({e})"))
     };
-    wire::write_frame(&mut stream, req, &[]).map_err(lost)?;
+    wire::write_frame(&mut stream, req, tail).map_err(lost)?;
     stream.set_read_timeout(Some(POLL)).map_err(lost)?;
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];

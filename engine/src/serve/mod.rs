@@ -8,4 +8,4 @@ pub mod wire;
 
 pub use client::call;
 pub use server::{serve, ServerOptions};
-pub use wire::{InfoSummary, ModelKey, Reply, Request, Stats, Truncation};
+pub use wire::{Caller, InfoSummary, ModelKey, Reply, Request, Stats};

@@ -1,22 +1,29 @@
 //! The model server: one loaded model, requests from many callers over a Unix socket, and a
 //! batcher that runs concurrent embedding requests in shared forward passes.
 //!
+//! Callers send token ids, never text: they tokenize themselves (the extension's backends do,
+//! cut before tokenizing as `crate::cut` proves safe), so a huge input costs its own session,
+//! not the thread every session's forward passes go through.
+//!
 //! One thread per connection reads the request and queues it, then keeps reading: when the
 //! caller hangs up before its answer (a cancelled statement), the request is withdrawn. The
-//! batcher takes the oldest request and, while the token budget allows and the first request's
-//! wait has not run out, the following requests for the same model; it skips withdrawn ones and
-//! stops a forward pass (before its next layer) once all its requests are withdrawn.
+//! batcher takes requests in turns: the role served least recently first, within it the backend
+//! served least recently, then that backend's oldest request; while the forward pass's token
+//! budget allows and the first request's wait has not run out, it adds the next ones in the same
+//! order for the same model. It skips withdrawn ones and stops a forward pass (before its next
+//! layer) once all its requests are withdrawn.
 //!
 //! Loading a model never holds the request loop: a request for another model starts a load on
 //! a thread of its own, and until it ends, requests for the model already loaded keep being
 //! served (both models sit in memory for that time) while those for the new one wait, each
 //! free to withdraw. A failed load answers the requests that waited for it with its error.
 //!
-//! Memory is bounded by tokens: each embedding request is charged, on arrival, an upper bound
-//! of its tokens (its text bytes, capped by its per-input and per-request limits); one that
-//! would take the tokens in flight past the server's limit is refused at once (`ServerBusy`).
+//! Memory is bounded by tokens: each embedding request is charged, on arrival, its tokens; one
+//! that would take the tokens in flight past the server's limit is refused at once
+//! (`ServerBusy`), and so is one that would take its role past the role's share of that limit
+//! (`RoleShare`), so that one role can never keep every other out.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -24,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::wire::{self, InfoSummary, ModelKey, Reply, Request, Stats};
+use super::wire::{self, Caller, InfoSummary, ModelKey, Reply, Request, Stats};
 use crate::{DeviceSpec, Engine, EngineError, EngineOptions, Limits, LongInput, Prepared};
 
 /// How a model is loaded: `Engine::load`, or a stand-in in tests.
@@ -39,10 +46,14 @@ pub struct ServerOptions {
     pub last_exit: Option<String>,
     /// Where log lines go.
     pub log: fn(&str),
-    /// Most estimated tokens of all requests queued or running at once.
+    /// Most tokens of all requests queued or running at once.
     pub max_tokens_in_flight: usize,
+    /// The part of `max_tokens_in_flight` one role may hold, in percent (1..=100).
+    pub role_share_percent: usize,
     /// The packed-weight cache's directory (`EngineOptions::cache_dir`).
     pub cache_dir: Option<std::path::PathBuf>,
+    /// What the cache may take of the disk (`EngineOptions::cache_limits`).
+    pub cache_limits: crate::cache::Limits,
     pub load: Loader,
 }
 
@@ -54,27 +65,72 @@ impl Default for ServerOptions {
             last_exit: None,
             log: |_| {},
             max_tokens_in_flight: 1 << 22,
+            role_share_percent: 100,
             cache_dir: None,
+            cache_limits: crate::cache::Limits::default(),
             load: Engine::load,
+        }
+    }
+}
+
+/// The server's token budget: tokens held in all, and by each role.
+struct Budget {
+    limit: usize,
+    role_limit: usize,
+    held: Mutex<(usize, HashMap<u32, usize>)>,
+}
+
+/// Tokens charged to the budget, given back when dropped.
+struct Charge {
+    budget: Arc<Budget>,
+    role: u32,
+    tokens: usize,
+}
+
+impl Budget {
+    fn charge(self: &Arc<Self>, role: u32, tokens: usize) -> Result<Charge, EngineError> {
+        let mut held = lock(&self.held);
+        if held.0 + tokens > self.limit {
+            return Err(EngineError::ServerBusy { in_flight: held.0, tokens, limit: self.limit });
+        }
+        let by_role = held.1.get(&role).copied().unwrap_or(0);
+        if by_role + tokens > self.role_limit {
+            return Err(EngineError::RoleShare { held: by_role, tokens, limit: self.role_limit });
+        }
+        held.0 += tokens;
+        *held.1.entry(role).or_default() += tokens;
+        Ok(Charge { budget: self.clone(), role, tokens })
+    }
+
+    fn in_flight(&self) -> usize {
+        lock(&self.held).0
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let mut held = lock(&self.budget.held);
+        held.0 -= self.tokens;
+        if let Some(r) = held.1.get_mut(&self.role) {
+            *r -= self.tokens;
+            if *r == 0 {
+                held.1.remove(&self.role);
+            }
         }
     }
 }
 
 struct Job {
     req: Request,
+    /// An embedding request's token sequences.
+    seqs: Vec<Vec<u32>>,
+    caller: Caller,
     arrived: Instant,
     withdrawn: AtomicBool,
     /// The caller's connection, taken by whoever answers.
     out: Mutex<Option<UnixStream>>,
     /// Tokens charged to the server's budget, given back once answered or gone.
-    charge: AtomicUsize,
-    in_flight: Arc<AtomicUsize>,
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        self.release();
-    }
+    charge: Mutex<Option<Charge>>,
 }
 
 impl Job {
@@ -83,7 +139,7 @@ impl Job {
     }
 
     fn release(&self) {
-        self.in_flight.fetch_sub(self.charge.swap(0, Ordering::SeqCst), Ordering::SeqCst);
+        lock(&self.charge).take();
     }
 
     fn answer(&self, reply: &Reply, tail: &[u8]) -> bool {
@@ -99,17 +155,54 @@ impl Job {
     }
 }
 
+/// The requests waiting, and when each role and each backend was last served.
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Arc<Job>>,
+    turn: u64,
+    role_served: HashMap<u32, u64>,
+    pid_served: HashMap<u32, u64>,
+}
+
+/// Past this many remembered roles or backends, those with nothing queued are forgotten.
+const REMEMBERED: usize = 4096;
+
+impl Queue {
+    /// Takes the request whose turn it is among those that `fits`: the role served least
+    /// recently, then its backend served least recently, then the oldest.
+    fn take_fair(&mut self, fits: impl Fn(&Job) -> bool) -> Option<Arc<Job>> {
+        self.jobs.retain(|j| !j.withdrawn());
+        let at = |m: &HashMap<u32, u64>, k: u32| m.get(&k).copied().unwrap_or(0);
+        let (i, _) = self
+            .jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| fits(j))
+            .min_by_key(|(i, j)| (at(&self.role_served, j.caller.role), at(&self.pid_served, j.caller.pid), *i))?;
+        let job = self.jobs.remove(i);
+        self.turn += 1;
+        self.role_served.insert(job.caller.role, self.turn);
+        self.pid_served.insert(job.caller.pid, self.turn);
+        if self.role_served.len() > REMEMBERED || self.pid_served.len() > REMEMBERED {
+            let jobs = &self.jobs;
+            self.role_served.retain(|r, _| jobs.iter().any(|j| j.caller.role == *r));
+            self.pid_served.retain(|p, _| jobs.iter().any(|j| j.caller.pid == *p));
+        }
+        Some(job)
+    }
+}
+
 struct Shared {
-    queue: Mutex<VecDeque<Arc<Job>>>,
+    queue: Mutex<Queue>,
     wake: Condvar,
     stats: Mutex<Stats>,
     started: Instant,
     /// Connections open now: callers waiting for an answer or still sending.
     open: AtomicUsize,
     log: fn(&str),
-    in_flight: Arc<AtomicUsize>,
-    max_in_flight: usize,
+    budget: Arc<Budget>,
     cache_dir: Option<std::path::PathBuf>,
+    cache_limits: crate::cache::Limits,
     load: Loader,
     /// A load that has ended, for the batcher to take.
     loaded: Mutex<Option<(ModelKey, Result<Engine, EngineError>)>>,
@@ -121,23 +214,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn push(&self, job: Arc<Job>) {
-        lock(&self.queue).push_back(job);
+        lock(&self.queue).jobs.push(job);
         self.wake.notify_all();
     }
 
     /// When no load is under way, the model of the oldest request for another model than the
-    /// `ready` one; else the oldest request still wanted for the `ready` model; else, after
-    /// waiting a while, nothing.
+    /// `ready` one; else the request whose turn it is among those for the `ready` model; else,
+    /// after waiting a while, nothing.
     fn next(&self, ready: Option<&ModelKey>, loading: bool) -> Next {
         let mut q = lock(&self.queue);
-        q.retain(|j| !j.withdrawn());
+        q.jobs.retain(|j| !j.withdrawn());
         if !loading {
-            if let Some(key) = q.iter().filter_map(|j| j.req.model()).find(|&k| Some(k) != ready) {
+            if let Some(key) = q.jobs.iter().filter_map(|j| j.req.model()).find(|&k| Some(k) != ready) {
                 return Next::Load(key.clone());
             }
         }
-        if let Some(i) = q.iter().position(|j| j.req.model() == ready) {
-            return Next::Serve(q.remove(i).expect("position is in the queue"));
+        if let Some(job) = q.take_fair(|j| j.req.model() == ready) {
+            return Next::Serve(job);
         }
         let _unused = self.wake.wait_timeout(q, Duration::from_millis(100));
         Next::Nothing
@@ -147,8 +240,9 @@ impl Shared {
     fn fail_all(&self, key: &ModelKey, e: &EngineError) {
         let failed: Vec<Arc<Job>> = {
             let mut q = lock(&self.queue);
-            let (failed, kept): (Vec<Arc<Job>>, Vec<Arc<Job>>) = q.drain(..).partition(|j| j.req.model() == Some(key));
-            q.extend(kept);
+            let (failed, kept): (Vec<Arc<Job>>, Vec<Arc<Job>>) =
+                q.jobs.drain(..).partition(|j| j.req.model() == Some(key));
+            q.jobs = kept;
             failed
         };
         for j in failed {
@@ -156,15 +250,16 @@ impl Shared {
         }
     }
 
-    /// The oldest request if `fits` it, waiting until `deadline` for one to arrive.
+    /// The request whose turn it is among those that `fits`; when none is queued at all,
+    /// waiting until `deadline` for one to arrive.
     fn pop_if(&self, fits: impl Fn(&Job) -> bool, deadline: Option<Instant>) -> Option<Arc<Job>> {
         let mut q = lock(&self.queue);
         loop {
-            while q.front().is_some_and(|j| j.withdrawn()) {
-                q.pop_front();
+            if let Some(j) = q.take_fair(&fits) {
+                return Some(j);
             }
-            if let Some(j) = q.front() {
-                return if fits(j) { q.pop_front() } else { None };
+            if !q.jobs.is_empty() {
+                return None;
             }
             let now = Instant::now();
             match deadline {
@@ -177,27 +272,28 @@ impl Shared {
     }
 
     fn queue_len(&self) -> usize {
-        lock(&self.queue).len()
+        lock(&self.queue).jobs.len()
     }
 
     fn stats(&self) -> Stats {
         let mut s = lock(&self.stats).clone();
         s.queue_depth = self.queue_len();
         s.uptime_s = self.started.elapsed().as_secs_f64();
-        s.tokens_in_flight = self.in_flight.load(Ordering::SeqCst);
-        s.max_tokens_in_flight = self.max_in_flight;
+        s.tokens_in_flight = self.budget.in_flight();
+        s.max_tokens_in_flight = self.budget.limit;
+        s.max_tokens_per_role = self.budget.role_limit;
         s
     }
 
     fn error(&self, e: &EngineError) {
-        lock(&self.stats).last_error = Some(e.to_string());
+        lock(&self.stats).last_error = Some(e.message());
     }
 }
 
 /// Serves requests on `listener` until the process ends.
 pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(VecDeque::new()),
+        queue: Mutex::new(Queue::default()),
         wake: Condvar::new(),
         stats: Mutex::new(Stats {
             pid: std::process::id(),
@@ -208,9 +304,14 @@ pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()>
         started: Instant::now(),
         open: AtomicUsize::new(0),
         log: opts.log,
-        in_flight: Arc::new(AtomicUsize::new(0)),
-        max_in_flight: opts.max_tokens_in_flight.max(1),
+        budget: Arc::new(Budget {
+            limit: opts.max_tokens_in_flight.max(1),
+            role_limit: (opts.max_tokens_in_flight.max(1) as u128 * opts.role_share_percent.clamp(1, 100) as u128 / 100)
+                .max(1) as usize,
+            held: Mutex::new((0, HashMap::new())),
+        }),
         cache_dir: opts.cache_dir.clone(),
+        cache_limits: opts.cache_limits,
         load: opts.load,
         loaded: Mutex::new(None),
     });
@@ -243,9 +344,16 @@ pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()>
 }
 
 fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
-    let parsed = wire::read_frame(&mut stream).and_then(|p| wire::parse_payload::<Request>(&p).map(|(req, _)| req));
-    let mut req = match parsed {
-        Ok(req) => req,
+    let parsed = wire::read_frame(&mut stream).and_then(|p| {
+        let (req, tail) = wire::parse_payload::<Request>(&p)?;
+        let seqs = match &req {
+            Request::Embed { lens, .. } => wire::bytes_to_ids(tail, lens)?,
+            _ => Vec::new(),
+        };
+        Ok((req, seqs))
+    });
+    let (mut req, seqs) = match parsed {
+        Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
         Err(e) => {
             let reply = Reply::Error { kind: crate::error::ErrorKind::Server, message: format!("bad request: {e}") };
@@ -257,7 +365,12 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
         let _ = wire::write_frame(&mut stream, &Reply::Stats { stats: shared.stats() }, &[]);
         return;
     }
-    let admitted = canonical_device(&mut req).and_then(|()| admit(shared, &req));
+    let caller = match &req {
+        Request::Embed { caller, .. } => *caller,
+        _ => Caller::default(),
+    };
+    let tokens = seqs.iter().map(Vec::len).fold(0usize, usize::saturating_add);
+    let admitted = canonical_device(&mut req).and_then(|()| shared.budget.charge(caller.role, tokens));
     let charge = match admitted {
         Ok(c) => c,
         Err(e) => {
@@ -265,17 +378,15 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
             return;
         }
     };
-    let Ok(out) = stream.try_clone() else {
-        shared.in_flight.fetch_sub(charge, Ordering::SeqCst);
-        return;
-    };
+    let Ok(out) = stream.try_clone() else { return };
     let job = Arc::new(Job {
         req,
+        seqs,
+        caller,
         arrived: Instant::now(),
         withdrawn: AtomicBool::new(false),
         out: Mutex::new(Some(out)),
-        charge: AtomicUsize::new(charge),
-        in_flight: shared.in_flight.clone(),
+        charge: Mutex::new(Some(charge)),
     });
     shared.push(job.clone());
     // The caller sends nothing more: end of stream before the answer means it gave up.
@@ -290,6 +401,7 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
     }
     if !job.answered() {
         job.withdrawn.store(true, Ordering::SeqCst);
+        job.release();
         lock(&shared.stats).withdrawn += 1;
         lock(&job.out).take();
         shared.wake.notify_all();
@@ -300,68 +412,31 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
 /// spelling of one device ("auto", "cpu", "CPU") names the same loaded model.
 fn canonical_device(req: &mut Request) -> Result<(), EngineError> {
     let model = match req {
-        Request::Embed { model, .. }
-        | Request::Tokenize { model, .. }
-        | Request::Info { model }
-        | Request::Chunk { model, .. } => model,
+        Request::Embed { model, .. } | Request::Info { model } => model,
         Request::Stats => return Ok(()),
     };
     model.device = model.device.parse::<DeviceSpec>()?.resolve()?.to_string();
     Ok(())
 }
 
-/// Charges an embedding request's upper bound of tokens to the server's budget, or refuses it.
-fn admit(shared: &Shared, req: &Request) -> Result<usize, EngineError> {
-    let Request::Embed { texts, instruct, max_tokens, max_request_tokens, .. } = req else {
-        return Ok(0);
-    };
-    // A byte-level BPE token covers at least one byte; the instruction's frame adds a few.
-    let per_input = instruct.as_ref().map_or(0, |i| i.len() + 16) + 1;
-    let bound = texts
-        .iter()
-        .map(|t| (t.len() + per_input).min(*max_tokens))
-        .fold(0usize, usize::saturating_add)
-        .min(request_limit(shared, *max_request_tokens).saturating_add(1));
-    let mut current = shared.in_flight.load(Ordering::SeqCst);
-    loop {
-        if current + bound > shared.max_in_flight {
-            return Err(EngineError::ServerBusy { in_flight: current, tokens: bound, limit: shared.max_in_flight });
-        }
-        match shared.in_flight.compare_exchange(current, current + bound, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => return Ok(bound),
-            Err(now) => current = now,
-        }
-    }
-}
-
 /// The most tokens one request may have: its own limit, and never more than the server holds.
 fn request_limit(shared: &Shared, asked: usize) -> usize {
-    asked.min(shared.max_in_flight)
+    asked.min(shared.budget.limit)
 }
 
-/// An embedding request tokenized and checked, under the request's limits and never more
-/// tokens than the server holds in flight.
-fn prepare(shared: &Shared, engine: &Engine, req: &Request) -> Result<Prepared, EngineError> {
-    let Request::Embed {
-        texts,
-        instruct,
-        dims,
-        max_tokens,
-        long_input_error,
-        max_request_tokens,
-        expect_fingerprints,
-        ..
-    } = req
-    else {
+/// An embedding request's token sequences checked against the loaded model and the request's
+/// limits, never more tokens than the server holds in flight.
+fn prepare(shared: &Shared, engine: &Engine, job: &Job) -> Result<Prepared, EngineError> {
+    let Request::Embed { dims, max_tokens, max_request_tokens, expect_fingerprints, .. } = &job.req else {
         unreachable!("only embedding requests are prepared")
     };
     let limits = Limits {
         max_tokens: *max_tokens,
-        long_input: if *long_input_error { LongInput::Error } else { LongInput::Truncate },
+        long_input: LongInput::Error,
         max_request_tokens: request_limit(shared, *max_request_tokens),
         expect_fingerprints: expect_fingerprints.clone(),
     };
-    engine.prepare(texts, instruct.as_deref(), *dims, &limits)
+    engine.prepare_ids(job.seqs.clone(), *dims, &limits)
 }
 
 enum Next {
@@ -378,8 +453,13 @@ fn start_load(shared: &Arc<Shared>, key: ModelKey) {
         (sh.log)(&format!("loading {}", key.path));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let device: DeviceSpec = key.device.parse()?;
-            let opts =
-                EngineOptions { threads: key.threads, device, cache_dir: sh.cache_dir.clone(), ..Default::default() };
+            let opts = EngineOptions {
+                threads: key.threads,
+                device,
+                cache_dir: sh.cache_dir.clone(),
+                cache_limits: sh.cache_limits,
+                ..Default::default()
+            };
             (sh.load)(Path::new(&key.path), &opts)
         }))
         .unwrap_or_else(|_| Err(EngineError::Compute("loading the model panicked".into())));
@@ -449,22 +529,8 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
         };
         let (key, engine) = ready.clone().expect("only requests for the loaded model are served");
         match &job.req {
-            Request::Tokenize { text, instruct, .. } => {
-                let reply = match engine.tokenize(text, instruct.as_deref(), usize::MAX) {
-                    Ok(t) => Reply::Tokens { ids: t.ids, truncated: t.truncated, full_len: t.full_len },
-                    Err(e) => Reply::error(&e),
-                };
-                job.answer(&reply, &[]);
-            }
             Request::Info { .. } => {
                 job.answer(&Reply::Info { info: InfoSummary::from(engine.info()) }, &[]);
-            }
-            Request::Chunk { text, chunk_tokens, overlap, .. } => {
-                let reply = match engine.chunk(text, *chunk_tokens, *overlap) {
-                    Ok(chunks) => Reply::Chunks { chunks },
-                    Err(e) => Reply::error(&e),
-                };
-                job.answer(&reply, &[]);
             }
             Request::Embed { batch_tokens, batch_wait_ms, .. } => {
                 let budget = (*batch_tokens).max(1);
@@ -473,7 +539,7 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
                 let mut tokens = 0;
                 let mut next = Some(job.clone());
                 while let Some(j) = next.take() {
-                    match prepare(&shared, &engine, &j.req) {
+                    match prepare(&shared, &engine, &j) {
                         Ok(p) => {
                             tokens += p.seqs.iter().map(Vec::len).sum::<usize>();
                             group.push((j, p));
@@ -521,7 +587,7 @@ fn run_group(shared: &Shared, engine: &Engine, group: Vec<(Arc<Job>, Prepared)>,
         Ok(per_call) => {
             let mut answered = 0;
             for ((job, p), vs) in group.iter().zip(per_call) {
-                let reply = Reply::Vectors { dims: vec![p.dims; vs.len()], truncated: p.truncated.clone() };
+                let reply = Reply::Vectors { dims: vec![p.dims; vs.len()] };
                 if job.answer(&reply, &wire::f32s_to_bytes(&vs)) {
                     answered += 1;
                 }

@@ -7,7 +7,6 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::embedder::Truncation;
 use crate::error::{EngineError, ErrorKind};
 use crate::ModelInfo;
 
@@ -23,41 +22,42 @@ pub struct ModelKey {
     pub threads: usize,
 }
 
+/// Who sends a request: the role and the backend process it comes from. Requests of different
+/// roles, and of different backends within a role, take turns in the batcher, and no role may
+/// hold more than its share of the server's token budget. Only the server's own OS user can
+/// reach the socket, so the backends that say this are trusted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Caller {
+    pub role: u32,
+    pub pid: u32,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
+    /// Token sequences the caller tokenized (EOS last, truncated to `max_tokens`): `lens[i]`
+    /// ids each, as little-endian u32 in the frame's binary tail. The server never tokenizes.
     Embed {
         model: ModelKey,
-        texts: Vec<String>,
-        instruct: Option<String>,
+        lens: Vec<usize>,
         dims: Option<usize>,
+        /// Most tokens per input: every sequence must fit.
         max_tokens: usize,
-        /// Refuse (rather than truncate) inputs over `max_tokens`.
-        long_input_error: bool,
         /// Token budget of one forward pass.
         batch_tokens: usize,
         /// Longest time this request waits for others to share its forward pass.
         batch_wait_ms: u64,
-        /// Most tokens the whole request may have, after truncation.
+        /// Most tokens the whole request may have.
         #[serde(default = "unlimited")]
         max_request_tokens: usize,
         /// The model fingerprints the vectors must come from.
         #[serde(default)]
         expect_fingerprints: Vec<String>,
-    },
-    Tokenize {
-        model: ModelKey,
-        text: String,
-        instruct: Option<String>,
+        #[serde(default)]
+        caller: Caller,
     },
     Info {
         model: ModelKey,
-    },
-    Chunk {
-        model: ModelKey,
-        text: String,
-        chunk_tokens: usize,
-        overlap: usize,
     },
     Stats,
 }
@@ -69,10 +69,7 @@ fn unlimited() -> usize {
 impl Request {
     pub fn model(&self) -> Option<&ModelKey> {
         match self {
-            Request::Embed { model, .. }
-            | Request::Tokenize { model, .. }
-            | Request::Info { model }
-            | Request::Chunk { model, .. } => Some(model),
+            Request::Embed { model, .. } | Request::Info { model } => Some(model),
             Request::Stats => None,
         }
     }
@@ -166,6 +163,9 @@ pub struct Stats {
     pub tokens_in_flight: usize,
     #[serde(default)]
     pub max_tokens_in_flight: usize,
+    /// The most of them one role may hold (`ServerOptions::role_share_percent`).
+    #[serde(default)]
+    pub max_tokens_per_role: usize,
     /// The loaded model's packed-weight cache: state, file and size (`InfoSummary::cache`).
     #[serde(default)]
     pub cache: Option<String>,
@@ -181,18 +181,9 @@ pub enum Reply {
     /// Vectors follow in the binary tail, `dims[i]` floats each, in input order.
     Vectors {
         dims: Vec<usize>,
-        truncated: Vec<Truncation>,
-    },
-    Tokens {
-        ids: Vec<u32>,
-        truncated: bool,
-        full_len: usize,
     },
     Info {
         info: InfoSummary,
-    },
-    Chunks {
-        chunks: Vec<String>,
     },
     Stats {
         stats: Stats,
@@ -205,7 +196,7 @@ pub enum Reply {
 
 impl Reply {
     pub fn error(e: &EngineError) -> Reply {
-        Reply::Error { kind: e.kind(), message: e.to_string() }
+        Reply::Error { kind: e.kind(), message: e.message() }
     }
 }
 
@@ -263,6 +254,21 @@ pub fn read_frame(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated message"));
     }
     Ok(payload)
+}
+
+/// Token sequences as the tail of an embedding request: little-endian u32, one after another.
+pub fn ids_to_bytes(seqs: &[Vec<u32>]) -> Vec<u8> {
+    seqs.iter().flatten().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Splits an embedding request's tail into sequences of `lens` ids; the lengths must match.
+pub fn bytes_to_ids(tail: &[u8], lens: &[usize]) -> std::io::Result<Vec<Vec<u32>>> {
+    let total = lens.iter().try_fold(0usize, |a, &n| a.checked_add(n)).unwrap_or(usize::MAX);
+    if total.checked_mul(4) != Some(tail.len()) {
+        return Err(invalid(format!("{} token bytes for {total} token ids", tail.len())));
+    }
+    let mut ids = tail.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")));
+    Ok(lens.iter().map(|&n| ids.by_ref().take(n).collect()).collect())
 }
 
 pub fn f32s_to_bytes(vs: &[Vec<f32>]) -> Vec<u8> {

@@ -48,7 +48,7 @@ pub(crate) fn cuda_device_count() -> std::result::Result<usize, String> {
 /// A candle error on `device` as an engine error: out of memory and a missing or failed
 /// device get their own types, anything else is a compute error.
 pub(crate) fn device_error(device: Device, e: candle_core::Error) -> EngineError {
-    let msg = e.to_string();
+    let msg = crate::error::candle_message(&e);
     let upper = msg.to_ascii_uppercase();
     if ["OUT_OF_MEMORY", "OUT OF MEMORY", "ALLOC_FAILED"].iter().any(|p| upper.contains(p)) {
         return EngineError::DeviceOutOfMemory { device: device.to_string(), detail: msg };

@@ -15,6 +15,7 @@ use super::{Isa, Kernels};
 pub const KERNELS: Kernels = Kernels {
     isa: Isa::Generic,
     name: "generic",
+    code: "generic",
     quantize_block,
     shift_signed: false,
     qgemm_unit,

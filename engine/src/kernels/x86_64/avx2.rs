@@ -15,6 +15,7 @@ use crate::kernels::{generic, Isa, Kernels};
 pub const KERNELS: Kernels = Kernels {
     isa: Isa::Avx2,
     name: "avx2",
+    code: "avx2",
     quantize_block,
     shift_signed: false,
     qgemm_unit,
@@ -27,7 +28,8 @@ pub const KERNELS: Kernels = Kernels {
 };
 
 /// As [`KERNELS`], with the quantized GEMM on AVX-VNNI.
-pub const KERNELS_VNNI: Kernels = Kernels { name: "avx2+avxvnni", qgemm_unit: qgemm_unit_vnni, ..KERNELS };
+pub const KERNELS_VNNI: Kernels =
+    Kernels { name: "avx2+avxvnni", code: "avx2_vnni", qgemm_unit: qgemm_unit_vnni, ..KERNELS };
 
 // ---- quantized GEMM
 

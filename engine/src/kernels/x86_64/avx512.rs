@@ -15,6 +15,7 @@ use crate::kernels::{generic, Isa, Kernels};
 pub const KERNELS: Kernels = Kernels {
     isa: Isa::Avx512,
     name: "avx512",
+    code: "avx512",
     quantize_block,
     shift_signed: true,
     qgemm_unit,

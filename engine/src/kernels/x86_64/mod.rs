@@ -11,6 +11,7 @@ static AVX512: Kernels = avx512::KERNELS;
 /// AVX-512 without AVX512_BF16 (Skylake-X to Ice Lake): BF16 weights take the AVX2 kernel.
 static AVX512_NO_BF16: Kernels = Kernels {
     name: "avx512 (bf16 on avx2)",
+    code: "avx512_nobf16",
     dense_unit: [avx512::dense_unit, avx2::dense_unit, avx512::dense_unit],
     ..avx512::KERNELS
 };
@@ -29,6 +30,12 @@ pub fn avx512_kernels() -> &'static Kernels {
     } else {
         &AVX512_NO_BF16
     }
+}
+
+/// Every table of this architecture, whether or not this CPU runs it (never call through one
+/// that `tables()` does not return).
+pub fn all_tables() -> [&'static Kernels; 4] {
+    [&AVX2, &AVX2_VNNI, &AVX512_NO_BF16, &AVX512]
 }
 
 /// Every table this CPU runs.

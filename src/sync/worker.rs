@@ -1,9 +1,10 @@
 //! The background workers that drain the embedding queue (`sql/sync.sql`): each one connects to
-//! `qwen3_embed.sync_database` and calls `qwen3_embed_sync_run()` in a transaction of its own,
-//! again at once while there is work, else after `qwen3_embed.sync_naptime`. The embedding
-//! itself goes through the model server. An ERROR that escapes a round (the queue's own
-//! failures are caught and recorded by the SQL) ends the worker, which Postgres restarts after
-//! a few seconds; nothing is lost, the queue rows are still there.
+//! `qwen3_embed.sync_database` and runs a round of `qwen3_embed_sync_run()` (`drain`, which
+//! acts as each table's owner) in a transaction of its own, again at once while there is work,
+//! else after `qwen3_embed.sync_naptime`. The embedding itself goes through the model server.
+//! A sync whose round fails is set aside by the drain; an ERROR that still escapes a round ends
+//! the worker, which Postgres restarts after a few seconds; nothing is lost, the queue rows are
+//! still there.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use pgrx::prelude::*;
 use crate::settings;
 
 /// Batches one round takes at most, shared among the syncs with work; each sync's share is one
-/// model call (`qwen3_embed_sync_run`), so a lone sync's round is one call of 4 batches.
+/// model call (`qwen3_embed_sync_drain`), so a lone sync's round is one call of 4 batches.
 const BATCHES_PER_ROUND: i32 = 4;
 
 /// Registers `qwen3_embed.sync_workers` workers; call from `_PG_init` while preloading.
@@ -32,13 +33,9 @@ pub fn register() {
 
 /// One round: the rows embedded, or `None` when the extension is not installed there.
 fn round() -> Option<i32> {
-    let schema = Spi::get_one::<String>(
-        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'qwen3_embed'",
-    )
-    .ok()
-    .flatten()?;
-    Spi::get_one::<i32>(&format!("SELECT {schema}.qwen3_embed_sync_run(NULL, {BATCHES_PER_ROUND})")).ok().flatten()
+    let installed =
+        Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'qwen3_embed')");
+    matches!(installed, Ok(Some(true))).then(|| super::drain::run(None, BATCHES_PER_ROUND))
 }
 
 #[pg_guard]
