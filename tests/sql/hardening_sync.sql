@@ -39,7 +39,7 @@ BEGIN
         EXECUTE 'ALTER ROLE hs_mallory SUPERUSER';
         RAISE NOTICE 'ALTER ROLE hs_mallory SUPERUSER went through';
     EXCEPTION WHEN OTHERS THEN
-        RAISE NOTICE 'ALTER ROLE refused: %', SQLERRM;
+        RAISE NOTICE 'ALTER ROLE refused: %', SQLSTATE;
     END;
     RETURN NEW;
 END $$;
