@@ -15,7 +15,8 @@
 #   8. the sync workers drain the embedding queue: a lone insert is embedded within seconds, and
 #      under concurrent updates every row ends with the vector of its current text, also after a
 #      kill -9 of the model server, of a sync worker, and an immediate restart, each mid-drain;
-#      an ordinary role's trigger fired by the worker runs as that role, not as a superuser;
+#      an ordinary role's trigger fired by the worker runs as that role, not as a superuser; a
+#      sync in a database the workers do not drain warns at once;
 #   9. the packed-weight cache: the server maps it, a kill -9 of the server is served again within
 #      2 s, 16 backends loading a model at once pack it once, a load waiting for the writer obeys
 #      statement_timeout, an unwritable cache directory falls back to memory with a WARNING and
@@ -316,6 +317,16 @@ done
 check "the sync worker runs a table owner's trigger as that owner, never as a superuser" \
     eq "$(q -c "SELECT l.who, l.super, a.backend_type, l.escalated FROM sw_log l
                 LEFT JOIN pg_stat_activity a ON a.pid = l.pid")" "sw_owner|f|qwen3_embed sync worker|f"
+
+# The workers drain qwen3_embed.sync_database only: a sync anywhere else says so at once.
+check "in the database the workers drain, a sync has its worker and no warning" \
+    eq "$(q -c "SELECT qwen3_embed_sync_workers_here('check')" 2>&1)" 1
+q -c "CREATE DATABASE undrained"
+undrained="$(pg_local_psql -qAt -d undrained -c "CREATE EXTENSION qwen3_embed CASCADE" \
+    -c "CREATE TABLE t (id int PRIMARY KEY, body text, embedding vector(64))" \
+    -c "SELECT qwen3_embed_sync('t', 'body', 'embedding')" 2>&1 >/dev/null)"
+check "a sync in a database no worker drains warns at once" \
+    grep -q "WARNING:  qwen3_embed_sync: no sync worker drains database undrained" <<<"$undrained"
 
 # --- 9. the packed-weight cache ---------------------------------------------------------------------
 check "the server maps the packed-weight cache in qwen3_embed.cache_dir" \

@@ -75,6 +75,8 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
 'Stops keeping a column in step: drops its triggers, queue rows and errors; returns how many rows were still queued.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
 'Embeds up to max_batches batches of queued rows (of every sync the caller may UPDATE the table of, or of sync_id) and returns the rows embedded; what the sync workers call. Each sync is drained as its table''s owner, in a security-restricted operation; a sync whose round fails is set aside with back-off (paused_until, last_error in qwen3_embed_sync_status).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_workers_here(text) IS
+'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): the sync workers that drain this database (qwen3_embed.sync_workers when preloaded and this is qwen3_embed.sync_database, else 0); warns, naming what, when none does.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS

@@ -893,6 +893,13 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_run_wrapper';
 
+CREATE FUNCTION @extschema@."qwen3_embed_sync_workers_here"(
+	"what" TEXT
+) RETURNS INT
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_sync_workers_here_wrapper';
+
 -- One row per kept-in-step column.
 CREATE TABLE @extschema@.qwen3_embed_syncs (
     id            serial      PRIMARY KEY,
@@ -1481,6 +1488,7 @@ BEGIN
     PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
     RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', relation,
         quote_ident(target_column), quote_ident(source_column), r->>'rows';
+    PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync');
     RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync$;
@@ -1555,6 +1563,7 @@ BEGIN
     PERFORM @extschema@.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
     RAISE NOTICE 'qwen3_embed_sync_chunks: % keeps chunks of %.% of % tokens (overlap %); % rows queued',
         v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap, r->>'rows';
+    PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_chunks');
     RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync_chunks$;
@@ -1862,6 +1871,8 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
 'Stops keeping a column in step: drops its triggers, queue rows and errors; returns how many rows were still queued.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
 'Embeds up to max_batches batches of queued rows (of every sync the caller may UPDATE the table of, or of sync_id) and returns the rows embedded; what the sync workers call. Each sync is drained as its table''s owner, in a security-restricted operation; a sync whose round fails is set aside with back-off (paused_until, last_error in qwen3_embed_sync_status).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_workers_here(text) IS
+'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): the sync workers that drain this database (qwen3_embed.sync_workers when preloaded and this is qwen3_embed.sync_database, else 0); warns, naming what, when none does.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS

@@ -618,6 +618,7 @@ BEGIN
     PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
     RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', relation,
         quote_ident(target_column), quote_ident(source_column), r->>'rows';
+    PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync');
     RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync$;
@@ -692,6 +693,7 @@ BEGIN
     PERFORM @extschema@.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
     RAISE NOTICE 'qwen3_embed_sync_chunks: % keeps chunks of %.% of % tokens (overlap %); % rows queued',
         v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap, r->>'rows';
+    PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_chunks');
     RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync_chunks$;
