@@ -15,8 +15,10 @@
 #   8. the sync workers drain the embedding queue: a lone insert is embedded within seconds, and
 #      under concurrent updates every row ends with the vector of its current text, also after a
 #      kill -9 of the model server, of a sync worker, and an immediate restart, each mid-drain;
-#      an ordinary role's trigger fired by the worker runs as that role, not as a superuser; a
-#      sync in a database the workers do not drain warns at once;
+#      an ordinary role's trigger fired by the worker runs as that role, not as a superuser; one
+#      pool of workers serves every database: two databases created after start are both drained,
+#      a third's first rows too, DROP DATABASE succeeds while its worker runs, the status view
+#      names the worker, and idle databases hold none;
 #   9. the packed-weight cache: the server maps it, a kill -9 of the server is served again within
 #      2 s, 16 backends loading a model at once pack it once, a load waiting for the writer obeys
 #      statement_timeout, an unwritable cache directory falls back to memory with a WARNING and
@@ -68,6 +70,7 @@ pg_local_start "$WORK/pg" "$PORT" \
     "qwen3_embed.server_max_tokens = 3000000" \
     "qwen3_embed.server_role_share = 10" \
     "qwen3_embed.cache_dir = '$WORK/cache'" \
+    "qwen3_embed.sync_linger = 3" \
     "max_connections = 50"
 DATA="$WORK/pg/data"
 LOG="$WORK/pg/server.log"
@@ -236,9 +239,20 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 lone_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
-echo "      a lone insert was embedded after ${lone_ms} ms"
+echo "      a lone insert was embedded after ${lone_ms} ms (a worker started for it)"
 check "a sync worker embeds a lone insert within 5 s" \
     eq "$(q -c "SELECT embedding = qwen3_embed(body, NULL, 64) FROM synced WHERE id = 1")" t
+start_ns=$(date +%s%N)
+q -c "INSERT INTO synced VALUES (2, 'another lone insert', NULL)"
+for _ in $(seq 100); do
+    [[ "$(q -c "SELECT embedding IS NOT NULL FROM synced WHERE id = 2")" == t ]] && break
+    sleep 0.02
+done
+again_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+echo "      the next lone insert, its worker still there (qwen3_embed.sync_linger): ${again_ms} ms"
+check "while the worker stays, a lone insert is embedded within 1 s" \
+    eq "$(q -c "SELECT embedding = qwen3_embed(body, NULL, 64) FROM synced WHERE id = 2") $((again_ms < 1000))" "t 1"
+q -c "DELETE FROM synced WHERE id = 2"
 q -c "INSERT INTO synced SELECT i, 'synced row ' || i, NULL FROM generate_series(2, 300) i"
 for round in 1 2 3; do
     q -c "UPDATE synced SET body = body || ' v$round' WHERE id % 7 = $round" >/dev/null &
@@ -318,15 +332,68 @@ check "the sync worker runs a table owner's trigger as that owner, never as a su
     eq "$(q -c "SELECT l.who, l.super, a.backend_type, l.escalated FROM sw_log l
                 LEFT JOIN pg_stat_activity a ON a.pid = l.pid")" "sw_owner|f|qwen3_embed sync worker|f"
 
-# The workers drain qwen3_embed.sync_database only: a sync anywhere else says so at once.
-check "in the database the workers drain, a sync has its worker and no warning" \
-    eq "$(q -c "SELECT qwen3_embed_sync_workers_here('check')" 2>&1)" 1
-q -c "CREATE DATABASE undrained"
-undrained="$(pg_local_psql -qAt -d undrained -c "CREATE EXTENSION qwen3_embed CASCADE" \
+# Every database is served by one pool of workers (qwen3_embed.sync_workers, 2 by default), one
+# worker per database at a time, started when a transaction that queued rows commits.
+check "a sync here has workers and no warning" \
+    eq "$(q -c "SELECT qwen3_embed_sync_workers_here('check')" 2>&1)" 2
+tenant() { pg_local_psql -qAt -d "$1" "${@:2}"; }
+tenant_setup() { # database: created after the server started, with its own extension and sync
+    q -c "CREATE DATABASE $1"
+    tenant "$1" -c "CREATE EXTENSION qwen3_embed CASCADE" \
+        -c "CREATE TABLE t (id int PRIMARY KEY, body text, embedding vector(64))" \
+        -c "SELECT qwen3_embed_sync('t', 'body', 'embedding')" 2>&1 >/dev/null
+}
+tenant_drained() { # database, rows expected
+    for _ in $(seq 300); do
+        [[ "$(tenant "$1" -c "SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) FROM t" 2>/dev/null)" == "$2" ]] && return 0
+        sleep 0.1
+    done
+    tenant "$1" -c "SELECT pending, waiting_retry, failed, worker FROM qwen3_embed_sync_status"
+    return 1
+}
+both_drained() { tenant_drained tenant_a 40 && tenant_drained tenant_b 40; }
+warned_a="$(tenant_setup tenant_a)"
+warned_b="$(tenant_setup tenant_b)"
+check "a sync in a database created after start warns of nothing" eq "$(grep -c WARNING <<<"$warned_a$warned_b")" 0
+tenant tenant_a -c "INSERT INTO t SELECT i, 'tenant a row ' || i FROM generate_series(1, 40) i"
+tenant tenant_b -c "INSERT INTO t SELECT i, 'tenant b row ' || i FROM generate_series(1, 40) i"
+check "two databases' queues are both drained, each into its own table" \
+    both_drained
+q -c "CREATE DATABASE tenant_c"
+tenant tenant_c -c "CREATE EXTENSION qwen3_embed CASCADE" \
     -c "CREATE TABLE t (id int PRIMARY KEY, body text, embedding vector(64))" \
-    -c "SELECT qwen3_embed_sync('t', 'body', 'embedding')" 2>&1 >/dev/null)"
-check "a sync in a database no worker drains warns at once" \
-    grep -q "WARNING:  qwen3_embed_sync: no sync worker drains database undrained" <<<"$undrained"
+    -c "INSERT INTO t SELECT i, 'tenant c row ' || i FROM generate_series(1, 20) i" \
+    -c "SELECT qwen3_embed_sync('t', 'body', 'embedding')" >/dev/null
+check "a third database: the rows queued by qwen3_embed_sync itself are drained" \
+    tenant_drained tenant_c 20
+tenant tenant_b -c "INSERT INTO t SELECT i, 'more b ' || i FROM generate_series(41, 400) i"
+serving=""
+for _ in $(seq 100); do
+    serving="$(tenant tenant_b -c "SELECT worker FROM qwen3_embed_sync_status")"
+    [[ "$serving" == "sync worker pid"* ]] && break
+    sleep 0.05
+done
+echo "      tenant_b: $serving"
+check "the status view names the worker serving the database" grep -q "^sync worker pid [0-9]" <<<"$serving"
+worker_pid="$(sed -E 's/^sync worker pid ([0-9]+).*/\1/' <<<"$serving")"
+t0=$(date +%s%N)
+dropped="$(q -c "DROP DATABASE tenant_b" 2>&1 && echo ok)"
+drop_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "      DROP DATABASE tenant_b while its worker ran took ${drop_ms} ms: $dropped"
+check "DROP DATABASE while its sync worker runs succeeds, and the worker is gone" \
+    eq "$dropped $(kill -0 "$worker_pid" 2>/dev/null && echo alive || echo gone)" "ok gone"
+tenant tenant_a -c "INSERT INTO t VALUES (41, 'after the drop')"
+check "the other databases are still served after the drop" \
+    tenant_drained tenant_a 41
+for _ in $(seq 200); do
+    [[ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qwen3_embed sync worker'")" == 0 ]] && break
+    sleep 0.1
+done
+check "idle databases hold no worker: every sync worker left once its queue was empty" \
+    eq "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qwen3_embed sync worker'") $(tenant tenant_a -c "SELECT worker FROM qwen3_embed_sync_status")" \
+    "0 none now: a worker starts when rows are queued"
+check "the launcher is connected to no database" \
+    eq "$(q -c "SELECT count(*), bool_and(datname IS NULL) FROM pg_stat_activity WHERE backend_type = 'qwen3_embed sync launcher'")" "1|t"
 
 # --- 9. the packed-weight cache ---------------------------------------------------------------------
 check "the server maps the packed-weight cache in qwen3_embed.cache_dir" \

@@ -96,6 +96,23 @@ log "embedding tests/data/cli_inputs.jsonl with the engine CLI"
     --input "$WORK/cli/inputs.jsonl" --output "$WORK/cli/d64.jsonl" >/dev/null 2>"$WORK/cli/d64.log" \
     || { cat "$WORK/cli/d64.log"; fail "qwen3-embed embed --dims 64 failed"; }
 
+# Vectors made elsewhere, for tests/sql/adopt.sql: by the engine CLI with the same model (with
+# and without an instruction) and with another model (the tiny preset with another seed).
+OTHER_MODEL="$ROOT/fixtures/generated/tiny-seed7/model-q8_0.gguf"
+if [[ ! -f "$OTHER_MODEL" ]]; then
+    log "generating another tiny model (seed 7) in $(dirname "$OTHER_MODEL")"
+    "$CLI" fixture --preset tiny --seed 7 --out "$(dirname "$OTHER_MODEL")" --formats gguf-q8_0 >/dev/null
+fi
+cp "$ROOT/tests/data/adopt_inputs.txt" "$WORK/cli/adopt_inputs.txt"
+log "embedding tests/data/adopt_inputs.txt with the engine CLI: the same model, an instruction, another model"
+for made in "same:$MODEL:" "instructed:$MODEL:Given a web search query, retrieve relevant passages that answer the query" \
+            "other:$OTHER_MODEL:"; do
+    IFS=: read -r name model instruct <<<"$made"
+    "$CLI" embed --model "$model" --dims 64 ${instruct:+--instruct "$instruct"} \
+        --input "$WORK/cli/adopt_inputs.txt" --output "$WORK/cli/adopt_$name.jsonl" >/dev/null 2>"$WORK/cli/adopt_$name.log" \
+        || { cat "$WORK/cli/adopt_$name.log"; fail "qwen3-embed embed ($name) failed"; }
+done
+
 # --- 4. the temporary instance's configuration ---------------------------------------------------
 CONF="$WORK/temp.conf"
 {
@@ -105,6 +122,9 @@ CONF="$WORK/temp.conf"
     echo "max_worker_processes = 16"
     echo "max_parallel_workers = 8"
     if [[ -n "${QWEN3_EMBED_SQL_TEST_CONF:-}" ]]; then
+        # The scenarios drain their queues themselves (qwen3_embed_sync_run), so that what they
+        # print does not depend on when a sync worker passes: no workers, as without preloading.
+        [[ "$QWEN3_EMBED_SQL_TEST_CONF" == *shared_preload_libraries* ]] && echo "qwen3_embed.sync_workers = 0"
         printf '%s\n' "$QWEN3_EMBED_SQL_TEST_CONF"
     fi
 } >"$CONF"
@@ -127,6 +147,7 @@ set +e
     QWEN3_EMBED_CLI_INPUTS="$WORK/cli/inputs.jsonl" \
     QWEN3_EMBED_CLI_FULL="$WORK/cli/full.jsonl" \
     QWEN3_EMBED_CLI_D64="$WORK/cli/d64.jsonl" \
+    QWEN3_EMBED_ADOPT_DIR="$WORK/cli" \
     QWEN3_EMBED_MODEL="$MODEL" \
     PGTZ=UTC PGDATESTYLE="ISO, MDY" \
     "$PG_REGRESS" \

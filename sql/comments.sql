@@ -66,7 +66,7 @@ COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
 COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
-'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, when it last embedded.';
+'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_eta(bigint, double precision) IS
 'Internal (qwen3_embed_sync_status): pending rows over the recent rate, as an interval.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer) IS
@@ -76,7 +76,15 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
 'Embeds up to max_batches batches of queued rows (of every sync the caller may UPDATE the table of, or of sync_id) and returns the rows embedded; what the sync workers call. Each sync is drained as its table''s owner, in a security-restricted operation; a sync whose round fails is set aside with back-off (paused_until, last_error in qwen3_embed_sync_status).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_workers_here(text) IS
-'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): the sync workers that drain this database (qwen3_embed.sync_workers when preloaded and this is qwen3_embed.sync_database, else 0); warns, naming what, when none does.';
+'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): the sync workers that may drain this database (qwen3_embed.sync_workers, shared by every database, when preloaded with the model server and qwen3_embed.sync_database is empty or names this one; else 0); warns, naming what, when none may.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_worker() IS
+'What drains this database''s sync queue now, in words: a worker''s pid and rows embedded, one starting or waiting for a free worker, none while the queue is empty, or why none can (qwen3_embed_sync_status.worker).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_wake() IS
+'Internal (the queue''s triggers): asks for a sync worker in this database when the transaction commits.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_adopt(regclass, text, text, text, integer, integer, double precision, boolean) IS
+'Registers a column filled elsewhere (llama.cpp, another server, the engine CLI) as if the extension had filled it: a random sample of up to sample rows is embedded again with the loaded model, instruct and dims, and every one must agree with the stored vector at cosine >= min_cosine (0.98), else 55000 with the measured agreement. With sync (the default) the column is then kept in step, and only its rows without a vector are queued. Members of the table''s owning role only.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_alter(regclass, text, integer, integer, text, integer, boolean) IS
+'Changes a sync in place: batch_size, max_attempts, instruct, dims (NULL leaves each; default_instruct => true goes back to the default instruction). A new instruction or size queues every row again; each keeps its old vector until it is replaced, and the column registry moves to the new settings when the queue is empty. Returns the rows queued.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
@@ -113,6 +121,8 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_add(oid, jsonb) IS
 'Internal (qwen3_embed_state): validates and records a new sync, creates its triggers and queues its backlog.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_remove(oid, jsonb) IS
 'Internal (qwen3_embed_state): drops a sync''s triggers, queue and errors.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_alter(oid, jsonb) IS
+'Internal (qwen3_embed_state): changes a sync''s settings; a change of its vectors queues its rows again and starts the column registry''s move. Members of the table''s owning role only.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_retry(oid, jsonb) IS
 'Internal (qwen3_embed_state): puts a sync''s failed rows back in the queue and ends its back-off.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb) IS

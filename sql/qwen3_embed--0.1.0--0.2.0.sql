@@ -3,7 +3,8 @@
 -- 0.2.0 pins search_path in every shipped routine, records who runs a job (so a job whose session
 -- died shows as interrupted), adds migrations that can be abandoned, reports more about the model
 -- server, registers the model of every column it fills, adds the embedding queue
--- (qwen3_embed_sync), and marks its state tables for pg_dump. The definitions below are 0.2.0's
+-- (qwen3_embed_sync, qwen3_embed_sync_alter), adopts columns filled elsewhere
+-- (qwen3_embed_adopt), and marks its state tables for pg_dump. The definitions below are 0.2.0's
 -- (sql/*.sql and the generated C functions) as of the release; tests/sql/upgrade.sql checks that
 -- an upgraded database has exactly a fresh install's objects.
 \echo Use "ALTER EXTENSION qwen3_embed UPDATE" to load this file. \quit
@@ -900,6 +901,16 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_workers_here_wrapper';
 
+CREATE FUNCTION @extschema@."qwen3_embed_sync_wake"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_sync_wake_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_embed_sync_worker"() RETURNS TEXT
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_sync_worker_wrapper';
+
 -- One row per kept-in-step column.
 CREATE TABLE @extschema@.qwen3_embed_syncs (
     id            serial      PRIMARY KEY,
@@ -928,6 +939,9 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
     -- Rounds that failed in a row; the sync is skipped until paused_until.
     failures      int         NOT NULL DEFAULT 0,
     paused_until  timestamptz,
+    -- qwen3_embed_sync_alter changed what the vectors are (instruction, size): the rows it
+    -- queued again are being replaced; the column registry moves when the queue is empty.
+    replacing     boolean     NOT NULL DEFAULT false,
     last_error    text,
     UNIQUE (relation, target_column)
 );
@@ -1037,12 +1051,14 @@ BEGIN
                        'SELECT $1, n.%I::text FROM qwen3_embed_new n WHERE n.%I IS NOT NULL',
                        s.key_column, s.source_column)
           USING s.id;
+        PERFORM @extschema@.qwen3_embed_sync_wake();
     ELSIF TG_OP = 'UPDATE' THEN
         EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
                        'SELECT $1, n.%1$I::text FROM qwen3_embed_new n LEFT JOIN qwen3_embed_old o ON o.%1$I = n.%1$I '
                        'WHERE o.%1$I IS NULL OR n.%2$I::text IS DISTINCT FROM o.%2$I::text',
                        s.key_column, s.source_column)
           USING s.id;
+        PERFORM @extschema@.qwen3_embed_sync_wake();
     ELSIF TG_OP = 'DELETE' THEN
         EXECUTE format('DELETE FROM @extschema@.qwen3_embed_queue q USING qwen3_embed_old o '
                        'WHERE q.sync_id = $1 AND q.key = o.%I::text', s.key_column)
@@ -1094,7 +1110,7 @@ END
 $qwen3_embed_sync_refusal$;
 
 -- The gate's operation sync_add: validate a new sync's settings, record it (resolved objects
--- only), create its triggers and queue its backlog (every row with text). Returns its id and
+-- only), create its triggers and queue its backlog (every row with text; with only_missing, those without a vector). Returns its id and
 -- the rows queued. Only members of the table's owning role.
 CREATE FUNCTION @extschema@.qwen3_embed_state_sync_add(p_caller oid, a jsonb)
 RETURNS jsonb
@@ -1114,6 +1130,7 @@ DECLARE
     v_tokens   int      := (a->>'chunk_tokens')::int;
     v_overlap  int      := (a->>'chunk_overlap')::int;
     v_max      int      := (a->>'max_dims')::int;
+    v_missing  boolean  := coalesce((a->>'only_missing')::boolean, false);
     v_kind     "char";
     v_key      name;
     v_key_type regtype;
@@ -1232,6 +1249,7 @@ BEGIN
     END IF;
     EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
                    'SELECT $1, t.%I::text FROM %s t WHERE t.%I IS NOT NULL', v_key, v_rel, v_src)
+            || CASE WHEN v_missing AND v_chunks IS NULL THEN format(' AND t.%I IS NULL', v_dst) ELSE '' END
       USING v_id;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     RETURN jsonb_build_object('id', v_id, 'rows', v_rows, 'dims', v_dims);
@@ -1286,6 +1304,87 @@ BEGIN
 END
 $qwen3_embed_state_sync_retry$;
 
+-- The gate's operation sync_alter: change a sync's batch size, attempts, instruction or size.
+-- A new instruction or size makes other vectors: every row with text is queued again, the
+-- column registry starts moving to the new settings (writes with them are accepted from now on)
+-- and the old vectors stay until each row is replaced; queue_done ends the move when the sync's
+-- queue is empty. Returns the rows queued and whether the vectors change. Only members of the
+-- table's owning role.
+CREATE FUNCTION @extschema@.qwen3_embed_state_sync_alter(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_sync_alter$
+DECLARE
+    s          @extschema@.qwen3_embed_syncs;
+    v_what     text := 'qwen3_embed_sync_alter';
+    v_batch    int;
+    v_attempts int;
+    v_instruct text;
+    v_dims     int;
+    v_max      int  := (a->>'max_dims')::int;
+    v_rel      regclass;
+    v_col      name;
+    v_mod      int;
+    v_changes  boolean;
+    v_rows     bigint := 0;
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, v_what);
+    v_batch := coalesce((a->>'batch_size')::int, s.batch_size);
+    v_attempts := coalesce((a->>'max_attempts')::int, s.max_attempts);
+    v_instruct := CASE WHEN (a->>'default_instruct')::boolean THEN NULL ELSE coalesce(a->>'instruct', s.instruct) END;
+    v_dims := coalesce((a->>'dims')::int, s.dims);
+    IF v_batch NOT BETWEEN 1 AND 4096 OR v_attempts NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION '%: batch_size must be between 1 and 4096 and max_attempts between 1 and 100, got % and %',
+                v_what, v_batch, v_attempts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(v_instruct) > 8192 THEN
+        RAISE EXCEPTION '%: instruct is % bytes, at most 8192', v_what, octet_length(v_instruct)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_rel := coalesce(s.chunk_table, s.relation);
+    v_col := CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END;
+    IF v_dims IS DISTINCT FROM s.dims THEN
+        SELECT x.atttypmod INTO v_mod FROM pg_attribute x
+         WHERE x.attrelid = v_rel AND x.attname = v_col AND x.attnum > 0 AND NOT x.attisdropped;
+        IF v_mod > 0 AND v_dims IS DISTINCT FROM v_mod THEN
+            RAISE EXCEPTION '%: dims % does not fit column "%" of %, which holds % dimensions',
+                    v_what, coalesce(v_dims::text, 'NULL'), v_col, v_rel, v_mod
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'CALL qwen3_embed_migrate_dims(...) moves a column of a fixed size to another size.';
+        END IF;
+        IF v_dims NOT BETWEEN 32 AND v_max THEN
+            RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    v_changes := v_instruct IS DISTINCT FROM s.instruct OR v_dims IS DISTINCT FROM s.dims;
+    IF v_changes AND NOT s.replacing AND EXISTS (
+           SELECT 1 FROM @extschema@.qwen3_embed_columns c
+            WHERE c.relation = v_rel AND c.column_name = v_col AND c.next_fingerprint IS NOT NULL) THEN
+        RAISE EXCEPTION '%: %.% is being re-embedded; change its sync when that is over', v_what, v_rel, quote_ident(v_col)
+            USING ERRCODE = 'object_in_use';
+    END IF;
+    UPDATE @extschema@.qwen3_embed_syncs x
+       SET batch_size = v_batch, max_attempts = v_attempts, instruct = v_instruct, dims = v_dims,
+           replacing = x.replacing OR v_changes
+     WHERE x.id = s.id;
+    IF v_changes THEN
+        PERFORM @extschema@.qwen3_embed_column_moving(v_rel, v_col, v_instruct, v_dims, false);
+        EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                       'SELECT $1, t.%1$I::text FROM %2$s t WHERE t.%3$I IS NOT NULL AND NOT EXISTS '
+                       '(SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.key = t.%1$I::text)',
+                       s.key_column, s.relation, s.source_column)
+          USING s.id;
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+        UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
+         WHERE q.sync_id = s.id;
+    END IF;
+    RETURN jsonb_build_object('rows', v_rows, 'changes', v_changes);
+END
+$qwen3_embed_state_sync_alter$;
+
 -- The gate's operation queue_claim: the oldest due rows of a sync that no other worker holds
 -- (locked until the caller's transaction ends), at most `batches` (up to 4) batches' worth.
 -- Needs UPDATE on the table.
@@ -1330,6 +1429,12 @@ BEGIN
                rate = CASE WHEN x.rate IS NULL THEN v_rows / greatest(v_secs, 1e-6)
                            ELSE 0.7 * x.rate + 0.3 * v_rows / greatest(v_secs, 1e-6) END
          WHERE x.id = s.id;
+    END IF;
+    IF s.replacing AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id) THEN
+        -- Every row queued by qwen3_embed_sync_alter has its new vector (or failed for good).
+        UPDATE @extschema@.qwen3_embed_syncs x SET replacing = false WHERE x.id = s.id;
+        PERFORM @extschema@.qwen3_embed_column_moving(coalesce(s.chunk_table, s.relation),
+                CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END, s.instruct, s.dims, true);
     END IF;
     RETURN NULL;
 END
@@ -1438,12 +1543,14 @@ REVOKE EXECUTE ON FUNCTION
     @extschema@.qwen3_embed_state_sync_add(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_remove(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_retry(oid, jsonb),
+    @extschema@.qwen3_embed_state_sync_alter(oid, jsonb),
     @extschema@.qwen3_embed_state_queue_claim(oid, jsonb),
     @extschema@.qwen3_embed_state_queue_done(oid, jsonb),
     @extschema@.qwen3_embed_state_queue_failed(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_failed(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb)
+    @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb),
+    @extschema@.qwen3_embed_sync_wake()
 FROM PUBLIC;
 
 -- The syncs a qwen3_embed_sync_run call should visit (every one the caller can see, or one):
@@ -1736,6 +1843,40 @@ AS $$
                @extschema@.qwen3_embed_sync_id($1, $2, 'qwen3_embed_sync_retry')))->>'requeued')::bigint
 $$;
 
+-- Change a sync in place: its batch size and attempts, or its instruction and size (NULL leaves
+-- each as it is; default_instruct => true goes back to the default instruction). A change of
+-- the vectors queues every row again and keeps the old vectors until each row is replaced
+-- (qwen3_embed_sync_status: pending, replacing). Returns the rows queued.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_alter(
+    relation         regclass,
+    target_column    text,
+    batch_size       int     DEFAULT NULL,
+    max_attempts     int     DEFAULT NULL,
+    instruct         text    DEFAULT NULL,
+    dims             int     DEFAULT NULL,
+    default_instruct boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_alter$
+#variable_conflict use_variable
+DECLARE
+    r jsonb;
+BEGIN
+    r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
+        'id', @extschema@.qwen3_embed_sync_id(relation, target_column, 'qwen3_embed_sync_alter'),
+        'batch_size', batch_size, 'max_attempts', max_attempts, 'instruct', instruct, 'dims', dims,
+        'default_instruct', coalesce(default_instruct, false),
+        'max_dims', (SELECT i.max_dims FROM @extschema@.qwen3_embed_info() i)));
+    IF (r->>'changes')::boolean THEN
+        RAISE NOTICE 'qwen3_embed_sync_alter: %.% gets other vectors; % rows queued, each keeps its old vector until it is replaced',
+            relation, quote_ident(target_column), r->>'rows';
+        PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_alter');
+    END IF;
+    RETURN (r->>'rows')::bigint;
+END
+$qwen3_embed_sync_alter$;
+
 CREATE FUNCTION @extschema@.qwen3_embed_sync_counts(p_id int,
     OUT pending bigint, OUT waiting_retry bigint, OUT failed bigint)
 LANGUAGE sql STABLE
@@ -1756,15 +1897,141 @@ $$;
 
 -- Each sync: pending, waiting for a retry, failed and done rows, the recent rate, the time the
 -- pending rows should take at that rate, when it last embedded, and whether it is set aside
--- after failed rounds (until when, and why).
+-- after failed rounds (until when, and why), and what drains this database's queue.
 CREATE VIEW @extschema@.qwen3_embed_sync_status WITH (security_invoker = true) AS
 SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        c.pending, c.waiting_retry, c.failed, s.rows_done AS done,
        s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
-       s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error
+       s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error,
+       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing
   FROM @extschema@.qwen3_embed_syncs s,
        LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
+
+-- Adopting embeddings made elsewhere, all new (sql/adopt.sql).
+-- Adopting embeddings made elsewhere (llama.cpp, another server, the engine CLI): a column the
+-- extension did not fill is registered as if it had, once a sample of its rows, embedded again
+-- with the loaded model, agrees with what is stored. Vectors of another model or another
+-- instruction disagree and are refused, with the measured agreement.
+--
+--   SELECT * FROM qwen3_embed_adopt('docs', 'body', 'embedding');
+
+CREATE FUNCTION @extschema@.qwen3_embed_adopt(
+    relation      regclass,
+    source_column text,
+    target_column text,
+    instruct      text    DEFAULT NULL,
+    dims          int     DEFAULT NULL,
+    sample        int     DEFAULT 32,
+    min_cosine    float8  DEFAULT 0.98,
+    sync          boolean DEFAULT true)
+RETURNS TABLE (sampled int, lowest_cosine float8, mean_cosine float8, sync_id int, queued bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_adopt$
+#variable_conflict use_variable
+DECLARE
+    v_what  text := 'qwen3_embed_adopt';
+    v_owner oid;
+    v_type  oid;
+    v_mod   int;
+    v_texts text[];
+    v_saved text[];
+    v_max   int;
+    v_bad   int;
+    r       jsonb;
+BEGIN
+    IF relation IS NULL OR source_column IS NULL OR target_column IS NULL THEN
+        RAISE EXCEPTION '%: relation, source_column and target_column must not be NULL', v_what
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF sample IS NULL OR sample NOT BETWEEN 1 AND 10000 OR min_cosine IS NULL OR min_cosine NOT BETWEEN -1 AND 1 THEN
+        RAISE EXCEPTION '%: sample must be between 1 and 10000 and min_cosine between -1 and 1, got % and %',
+                v_what, coalesce(sample::text, 'NULL'), coalesce(min_cosine::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT c.relowner INTO v_owner FROM pg_class c WHERE c.oid = relation;
+    IF NOT pg_has_role(current_user, v_owner, 'USAGE') THEN
+        RAISE EXCEPTION '%: must be the owner of table % (or a member of its owning role %)', v_what, relation, v_owner::regrole
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT x.atttypid, x.atttypmod INTO v_type, v_mod FROM pg_attribute x
+     WHERE x.attrelid = relation AND x.attname = target_column AND x.attnum > 0 AND NOT x.attisdropped;
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = relation AND x.attname = source_column
+                                   AND x.attnum > 0 AND NOT x.attisdropped) THEN
+        RAISE EXCEPTION '%: % has no column "%"', v_what, relation,
+                CASE WHEN v_type IS NULL THEN target_column ELSE source_column END
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
+                    WHERE t.oid = v_type AND t.typname IN ('vector', 'halfvec')) THEN
+        RAISE EXCEPTION '%: column "%" of % is %, not vector or halfvec', v_what, target_column, relation, format_type(v_type, v_mod)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
+    dims := coalesce(dims, nullif(v_mod, -1));
+    IF dims IS NOT NULL AND (dims NOT BETWEEN 32 AND v_max OR (v_mod > 0 AND dims <> v_mod)) THEN
+        RAISE EXCEPTION '%: dims % does not fit column "%" of % (%) or the model (32 to %)',
+                v_what, dims, target_column, relation, format_type(v_type, v_mod), v_max
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    -- The sample: rows with both a text and a vector, at random.
+    EXECUTE format('SELECT array_agg(s.src ORDER BY s.n), array_agg(s.dst ORDER BY s.n) FROM ('
+                   'SELECT t.%1$I::text AS src, t.%2$I::text AS dst, row_number() OVER () AS n FROM %3$s t '
+                   'WHERE t.%1$I IS NOT NULL AND t.%2$I IS NOT NULL ORDER BY random() LIMIT $1) s',
+                   source_column, target_column, relation)
+       INTO v_texts, v_saved USING sample;
+    IF v_texts IS NULL THEN
+        RAISE EXCEPTION '%: no row of % has both % and %: there is nothing to compare', v_what, relation,
+                quote_ident(source_column), quote_ident(target_column)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'qwen3_embed_sync fills an empty column.';
+    END IF;
+    -- Embedded again (once), and compared as float8 arrays (no pgvector operator is needed).
+    WITH pairs AS MATERIALIZED (
+        SELECT translate(s.v, '[]', '{}')::float8[] AS a, translate(e.embedding::text, '[]', '{}')::float8[] AS b
+          FROM unnest(v_saved) WITH ORDINALITY AS s(v, ord)
+          JOIN @extschema@.qwen3_embed_batch(v_texts, instruct, dims) e ON e.ord = s.ord
+    ), compared AS (
+        SELECT cardinality(p.a) = cardinality(p.b) AS same,
+               (SELECT sum(x * y) / nullif(sqrt(sum(x * x) * sum(y * y)), 0) FROM unnest(p.a, p.b) u(x, y)) AS c
+          FROM pairs p
+    )
+    SELECT count(*) FILTER (WHERE NOT x.same)::int, count(*)::int,
+           min(x.c) FILTER (WHERE x.same), avg(x.c) FILTER (WHERE x.same)
+      INTO v_bad, sampled, lowest_cosine, mean_cosine
+      FROM compared x;
+    IF v_bad > 0 THEN
+        RAISE EXCEPTION '%: % of % sampled vectors of %.% have another size than the model makes with dims %',
+                v_what, v_bad, sampled, relation, quote_ident(target_column), coalesce(dims::text, 'NULL')
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Pass the dims the vectors were made with.';
+    END IF;
+    IF lowest_cosine IS NULL OR lowest_cosine < min_cosine THEN
+        RAISE EXCEPTION '%: %.% does not hold the loaded model''s vectors for instruct %: % sampled rows agree at cosine % (lowest) and % (mean), below %',
+                v_what, relation, quote_ident(target_column), coalesce(quote_literal(instruct), 'NULL'), sampled,
+                round(lowest_cosine::numeric, 4), round(mean_cosine::numeric, 4), min_cosine
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Vectors of another model, quantization or instruction cannot share a column with this model''s: pass the instruct and dims they were made with, or re-embed the column (CALL qwen3_embed_reembed).';
+    END IF;
+    PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, dims);
+    queued := 0;
+    IF sync THEN
+        r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+            'what', v_what, 'relation', relation::oid, 'source_column', source_column,
+            'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', 64,
+            'max_attempts', 5, 'max_dims', v_max, 'only_missing', true));
+        sync_id := (r->>'id')::int;
+        queued := (r->>'rows')::bigint;
+        RAISE NOTICE '%: %.% is adopted and kept in step with %; % rows without a vector queued', v_what,
+            relation, quote_ident(target_column), quote_ident(source_column), queued;
+        PERFORM @extschema@.qwen3_embed_sync_workers_here(v_what);
+    ELSE
+        RAISE NOTICE '%: %.% is adopted', v_what, relation, quote_ident(target_column);
+    END IF;
+    RETURN NEXT;
+END
+$qwen3_embed_adopt$;
 
 -- The state tables for pg_dump (sql/dump.sql).
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_jobs', '');
@@ -1862,7 +2129,7 @@ COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
 COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
-'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, when it last embedded.';
+'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_eta(bigint, double precision) IS
 'Internal (qwen3_embed_sync_status): pending rows over the recent rate, as an interval.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer) IS
@@ -1872,7 +2139,15 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
 'Embeds up to max_batches batches of queued rows (of every sync the caller may UPDATE the table of, or of sync_id) and returns the rows embedded; what the sync workers call. Each sync is drained as its table''s owner, in a security-restricted operation; a sync whose round fails is set aside with back-off (paused_until, last_error in qwen3_embed_sync_status).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_workers_here(text) IS
-'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): the sync workers that drain this database (qwen3_embed.sync_workers when preloaded and this is qwen3_embed.sync_database, else 0); warns, naming what, when none does.';
+'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): the sync workers that may drain this database (qwen3_embed.sync_workers, shared by every database, when preloaded with the model server and qwen3_embed.sync_database is empty or names this one; else 0); warns, naming what, when none may.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_worker() IS
+'What drains this database''s sync queue now, in words: a worker''s pid and rows embedded, one starting or waiting for a free worker, none while the queue is empty, or why none can (qwen3_embed_sync_status.worker).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_wake() IS
+'Internal (the queue''s triggers): asks for a sync worker in this database when the transaction commits.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_adopt(regclass, text, text, text, integer, integer, double precision, boolean) IS
+'Registers a column filled elsewhere (llama.cpp, another server, the engine CLI) as if the extension had filled it: a random sample of up to sample rows is embedded again with the loaded model, instruct and dims, and every one must agree with the stored vector at cosine >= min_cosine (0.98), else 55000 with the measured agreement. With sync (the default) the column is then kept in step, and only its rows without a vector are queued. Members of the table''s owning role only.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_alter(regclass, text, integer, integer, text, integer, boolean) IS
+'Changes a sync in place: batch_size, max_attempts, instruct, dims (NULL leaves each; default_instruct => true goes back to the default instruction). A new instruction or size queues every row again; each keeps its old vector until it is replaced, and the column registry moves to the new settings when the queue is empty. Returns the rows queued.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
@@ -1909,6 +2184,8 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_add(oid, jsonb) IS
 'Internal (qwen3_embed_state): validates and records a new sync, creates its triggers and queues its backlog.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_remove(oid, jsonb) IS
 'Internal (qwen3_embed_state): drops a sync''s triggers, queue and errors.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_alter(oid, jsonb) IS
+'Internal (qwen3_embed_state): changes a sync''s settings; a change of its vectors queues its rows again and starts the column registry''s move. Members of the table''s owning role only.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_retry(oid, jsonb) IS
 'Internal (qwen3_embed_state): puts a sync''s failed rows back in the queue and ends its back-off.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb) IS

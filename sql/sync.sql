@@ -58,6 +58,9 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
     -- Rounds that failed in a row; the sync is skipped until paused_until.
     failures      int         NOT NULL DEFAULT 0,
     paused_until  timestamptz,
+    -- qwen3_embed_sync_alter changed what the vectors are (instruction, size): the rows it
+    -- queued again are being replaced; the column registry moves when the queue is empty.
+    replacing     boolean     NOT NULL DEFAULT false,
     last_error    text,
     UNIQUE (relation, target_column)
 );
@@ -167,12 +170,14 @@ BEGIN
                        'SELECT $1, n.%I::text FROM qwen3_embed_new n WHERE n.%I IS NOT NULL',
                        s.key_column, s.source_column)
           USING s.id;
+        PERFORM @extschema@.qwen3_embed_sync_wake();
     ELSIF TG_OP = 'UPDATE' THEN
         EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
                        'SELECT $1, n.%1$I::text FROM qwen3_embed_new n LEFT JOIN qwen3_embed_old o ON o.%1$I = n.%1$I '
                        'WHERE o.%1$I IS NULL OR n.%2$I::text IS DISTINCT FROM o.%2$I::text',
                        s.key_column, s.source_column)
           USING s.id;
+        PERFORM @extschema@.qwen3_embed_sync_wake();
     ELSIF TG_OP = 'DELETE' THEN
         EXECUTE format('DELETE FROM @extschema@.qwen3_embed_queue q USING qwen3_embed_old o '
                        'WHERE q.sync_id = $1 AND q.key = o.%I::text', s.key_column)
@@ -224,7 +229,7 @@ END
 $qwen3_embed_sync_refusal$;
 
 -- The gate's operation sync_add: validate a new sync's settings, record it (resolved objects
--- only), create its triggers and queue its backlog (every row with text). Returns its id and
+-- only), create its triggers and queue its backlog (every row with text; with only_missing, those without a vector). Returns its id and
 -- the rows queued. Only members of the table's owning role.
 CREATE FUNCTION @extschema@.qwen3_embed_state_sync_add(p_caller oid, a jsonb)
 RETURNS jsonb
@@ -244,6 +249,7 @@ DECLARE
     v_tokens   int      := (a->>'chunk_tokens')::int;
     v_overlap  int      := (a->>'chunk_overlap')::int;
     v_max      int      := (a->>'max_dims')::int;
+    v_missing  boolean  := coalesce((a->>'only_missing')::boolean, false);
     v_kind     "char";
     v_key      name;
     v_key_type regtype;
@@ -362,6 +368,7 @@ BEGIN
     END IF;
     EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
                    'SELECT $1, t.%I::text FROM %s t WHERE t.%I IS NOT NULL', v_key, v_rel, v_src)
+            || CASE WHEN v_missing AND v_chunks IS NULL THEN format(' AND t.%I IS NULL', v_dst) ELSE '' END
       USING v_id;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     RETURN jsonb_build_object('id', v_id, 'rows', v_rows, 'dims', v_dims);
@@ -416,6 +423,87 @@ BEGIN
 END
 $qwen3_embed_state_sync_retry$;
 
+-- The gate's operation sync_alter: change a sync's batch size, attempts, instruction or size.
+-- A new instruction or size makes other vectors: every row with text is queued again, the
+-- column registry starts moving to the new settings (writes with them are accepted from now on)
+-- and the old vectors stay until each row is replaced; queue_done ends the move when the sync's
+-- queue is empty. Returns the rows queued and whether the vectors change. Only members of the
+-- table's owning role.
+CREATE FUNCTION @extschema@.qwen3_embed_state_sync_alter(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_sync_alter$
+DECLARE
+    s          @extschema@.qwen3_embed_syncs;
+    v_what     text := 'qwen3_embed_sync_alter';
+    v_batch    int;
+    v_attempts int;
+    v_instruct text;
+    v_dims     int;
+    v_max      int  := (a->>'max_dims')::int;
+    v_rel      regclass;
+    v_col      name;
+    v_mod      int;
+    v_changes  boolean;
+    v_rows     bigint := 0;
+BEGIN
+    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, v_what);
+    v_batch := coalesce((a->>'batch_size')::int, s.batch_size);
+    v_attempts := coalesce((a->>'max_attempts')::int, s.max_attempts);
+    v_instruct := CASE WHEN (a->>'default_instruct')::boolean THEN NULL ELSE coalesce(a->>'instruct', s.instruct) END;
+    v_dims := coalesce((a->>'dims')::int, s.dims);
+    IF v_batch NOT BETWEEN 1 AND 4096 OR v_attempts NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION '%: batch_size must be between 1 and 4096 and max_attempts between 1 and 100, got % and %',
+                v_what, v_batch, v_attempts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(v_instruct) > 8192 THEN
+        RAISE EXCEPTION '%: instruct is % bytes, at most 8192', v_what, octet_length(v_instruct)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_rel := coalesce(s.chunk_table, s.relation);
+    v_col := CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END;
+    IF v_dims IS DISTINCT FROM s.dims THEN
+        SELECT x.atttypmod INTO v_mod FROM pg_attribute x
+         WHERE x.attrelid = v_rel AND x.attname = v_col AND x.attnum > 0 AND NOT x.attisdropped;
+        IF v_mod > 0 AND v_dims IS DISTINCT FROM v_mod THEN
+            RAISE EXCEPTION '%: dims % does not fit column "%" of %, which holds % dimensions',
+                    v_what, coalesce(v_dims::text, 'NULL'), v_col, v_rel, v_mod
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'CALL qwen3_embed_migrate_dims(...) moves a column of a fixed size to another size.';
+        END IF;
+        IF v_dims NOT BETWEEN 32 AND v_max THEN
+            RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    v_changes := v_instruct IS DISTINCT FROM s.instruct OR v_dims IS DISTINCT FROM s.dims;
+    IF v_changes AND NOT s.replacing AND EXISTS (
+           SELECT 1 FROM @extschema@.qwen3_embed_columns c
+            WHERE c.relation = v_rel AND c.column_name = v_col AND c.next_fingerprint IS NOT NULL) THEN
+        RAISE EXCEPTION '%: %.% is being re-embedded; change its sync when that is over', v_what, v_rel, quote_ident(v_col)
+            USING ERRCODE = 'object_in_use';
+    END IF;
+    UPDATE @extschema@.qwen3_embed_syncs x
+       SET batch_size = v_batch, max_attempts = v_attempts, instruct = v_instruct, dims = v_dims,
+           replacing = x.replacing OR v_changes
+     WHERE x.id = s.id;
+    IF v_changes THEN
+        PERFORM @extschema@.qwen3_embed_column_moving(v_rel, v_col, v_instruct, v_dims, false);
+        EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
+                       'SELECT $1, t.%1$I::text FROM %2$s t WHERE t.%3$I IS NOT NULL AND NOT EXISTS '
+                       '(SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.key = t.%1$I::text)',
+                       s.key_column, s.relation, s.source_column)
+          USING s.id;
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+        UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
+         WHERE q.sync_id = s.id;
+    END IF;
+    RETURN jsonb_build_object('rows', v_rows, 'changes', v_changes);
+END
+$qwen3_embed_state_sync_alter$;
+
 -- The gate's operation queue_claim: the oldest due rows of a sync that no other worker holds
 -- (locked until the caller's transaction ends), at most `batches` (up to 4) batches' worth.
 -- Needs UPDATE on the table.
@@ -460,6 +548,12 @@ BEGIN
                rate = CASE WHEN x.rate IS NULL THEN v_rows / greatest(v_secs, 1e-6)
                            ELSE 0.7 * x.rate + 0.3 * v_rows / greatest(v_secs, 1e-6) END
          WHERE x.id = s.id;
+    END IF;
+    IF s.replacing AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id) THEN
+        -- Every row queued by qwen3_embed_sync_alter has its new vector (or failed for good).
+        UPDATE @extschema@.qwen3_embed_syncs x SET replacing = false WHERE x.id = s.id;
+        PERFORM @extschema@.qwen3_embed_column_moving(coalesce(s.chunk_table, s.relation),
+                CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END, s.instruct, s.dims, true);
     END IF;
     RETURN NULL;
 END
@@ -568,12 +662,14 @@ REVOKE EXECUTE ON FUNCTION
     @extschema@.qwen3_embed_state_sync_add(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_remove(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_retry(oid, jsonb),
+    @extschema@.qwen3_embed_state_sync_alter(oid, jsonb),
     @extschema@.qwen3_embed_state_queue_claim(oid, jsonb),
     @extschema@.qwen3_embed_state_queue_done(oid, jsonb),
     @extschema@.qwen3_embed_state_queue_failed(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_failed(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb)
+    @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb),
+    @extschema@.qwen3_embed_sync_wake()
 FROM PUBLIC;
 
 -- The syncs a qwen3_embed_sync_run call should visit (every one the caller can see, or one):
@@ -866,6 +962,40 @@ AS $$
                @extschema@.qwen3_embed_sync_id($1, $2, 'qwen3_embed_sync_retry')))->>'requeued')::bigint
 $$;
 
+-- Change a sync in place: its batch size and attempts, or its instruction and size (NULL leaves
+-- each as it is; default_instruct => true goes back to the default instruction). A change of
+-- the vectors queues every row again and keeps the old vectors until each row is replaced
+-- (qwen3_embed_sync_status: pending, replacing). Returns the rows queued.
+CREATE FUNCTION @extschema@.qwen3_embed_sync_alter(
+    relation         regclass,
+    target_column    text,
+    batch_size       int     DEFAULT NULL,
+    max_attempts     int     DEFAULT NULL,
+    instruct         text    DEFAULT NULL,
+    dims             int     DEFAULT NULL,
+    default_instruct boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_alter$
+#variable_conflict use_variable
+DECLARE
+    r jsonb;
+BEGIN
+    r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
+        'id', @extschema@.qwen3_embed_sync_id(relation, target_column, 'qwen3_embed_sync_alter'),
+        'batch_size', batch_size, 'max_attempts', max_attempts, 'instruct', instruct, 'dims', dims,
+        'default_instruct', coalesce(default_instruct, false),
+        'max_dims', (SELECT i.max_dims FROM @extschema@.qwen3_embed_info() i)));
+    IF (r->>'changes')::boolean THEN
+        RAISE NOTICE 'qwen3_embed_sync_alter: %.% gets other vectors; % rows queued, each keeps its old vector until it is replaced',
+            relation, quote_ident(target_column), r->>'rows';
+        PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_alter');
+    END IF;
+    RETURN (r->>'rows')::bigint;
+END
+$qwen3_embed_sync_alter$;
+
 CREATE FUNCTION @extschema@.qwen3_embed_sync_counts(p_id int,
     OUT pending bigint, OUT waiting_retry bigint, OUT failed bigint)
 LANGUAGE sql STABLE
@@ -886,12 +1016,13 @@ $$;
 
 -- Each sync: pending, waiting for a retry, failed and done rows, the recent rate, the time the
 -- pending rows should take at that rate, when it last embedded, and whether it is set aside
--- after failed rounds (until when, and why).
+-- after failed rounds (until when, and why), and what drains this database's queue.
 CREATE VIEW @extschema@.qwen3_embed_sync_status WITH (security_invoker = true) AS
 SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        c.pending, c.waiting_retry, c.failed, s.rows_done AS done,
        s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
-       s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error
+       s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error,
+       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing
   FROM @extschema@.qwen3_embed_syncs s,
        LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;

@@ -49,7 +49,12 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = ["columns"]);
 extension_sql_file!("../sql/reembed.sql", name = "reembed", requires = ["columns"]);
-extension_sql_file!("../sql/sync.sql", name = "sync", requires = ["columns", state::qwen3_embed_state]);
+extension_sql_file!(
+    "../sql/sync.sql",
+    name = "sync",
+    requires = ["columns", state::qwen3_embed_state, sync::qwen3_embed_sync_wake, sync::qwen3_embed_sync_worker]
+);
+extension_sql_file!("../sql/adopt.sql", name = "adopt", requires = ["sync"]);
 extension_sql_file!("../sql/dump.sql", name = "dump", requires = ["reembed", "sync"]);
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 

@@ -16,9 +16,10 @@ pub static USE_SERVER: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static SERVER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static SERVER_BATCH_WAIT: GucSetting<i32> = GucSetting::<i32>::new(2);
 pub static EXPECT_FINGERPRINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static SYNC_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
-pub static SYNC_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static SYNC_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+pub static SYNC_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static SYNC_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(250);
+pub static SYNC_LINGER: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
 pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
 pub static SERVER_ROLE_SHARE: GucSetting<i32> = GucSetting::<i32>::new(50);
@@ -74,8 +75,8 @@ pub fn register() {
         );
         GucRegistry::define_int_guc(
             c"qwen3_embed.sync_workers",
-            c"Background workers that drain the embedding queue (qwen3_embed_sync), through the model server.",
-            c"Only read at server start; 0 turns them off (qwen3_embed_sync_run() can be called by hand).",
+            c"Sync workers that drain the embedding queues (qwen3_embed_sync) at once, one per database, shared by every database of the cluster.",
+            c"Only read at server start; 0 turns them off (qwen3_embed_sync_run() can be called by hand). Each takes a max_worker_processes slot while it works.",
             &SYNC_WORKERS,
             0,
             64,
@@ -84,7 +85,7 @@ pub fn register() {
         );
         GucRegistry::define_string_guc(
             c"qwen3_embed.sync_database",
-            c"The database whose embedding queue the sync workers drain.",
+            c"When set, the only database whose embedding queue the sync workers drain; empty (the default): every database.",
             c"Only read at server start.",
             &SYNC_DATABASE,
             GucContext::Postmaster,
@@ -100,6 +101,16 @@ pub fn register() {
         60_000,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"qwen3_embed.sync_linger",
+        c"Seconds a sync worker stays in a database whose queue is empty before it leaves.",
+        c"A new worker's first round loads the tokenizer, so a worker that stays serves the next rows sooner; an idle one still makes room for a database that waits.",
+        &SYNC_LINGER,
+        0,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_bool_guc(
         c"qwen3_embed.use_server",
@@ -269,11 +280,15 @@ pub fn sync_workers() -> usize {
 }
 
 pub fn sync_database() -> String {
-    SYNC_DATABASE.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "postgres".into())
+    SYNC_DATABASE.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 pub fn sync_naptime_ms() -> u64 {
     SYNC_NAPTIME.get().max(10) as u64
+}
+
+pub fn sync_linger() -> std::time::Duration {
+    std::time::Duration::from_secs(SYNC_LINGER.get().max(0) as u64)
 }
 
 pub fn max_request_tokens() -> usize {

@@ -20,6 +20,7 @@ const OPERATIONS: &[&str] = &[
     "sync_add",
     "sync_remove",
     "sync_retry",
+    "sync_alter",
     "sync_refuse",
     "sync_failed",
     "sync_succeeded",
@@ -79,6 +80,9 @@ fn qwen3_embed_state(op: &str, args: JsonB) -> Option<JsonB> {
     // SAFETY: reads this backend's current user.
     let caller = unsafe { pg_sys::GetUserId() };
     let (schema, owner) = extension();
+    if matches!(op, "sync_add" | "sync_retry" | "sync_alter") {
+        crate::sync::wake_at_commit();
+    }
     run_as(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE, || {
         Spi::get_one_with_args::<JsonB>(
             &format!("SELECT {schema}.qwen3_embed_state_{op}($1, $2)"),

@@ -70,6 +70,32 @@ SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS curren
        count(body) AS rows_with_text FROM sy_docs;
 SELECT pending, waiting_retry, failed, rows_per_second > 0 AS has_rate, time_left FROM qwen3_embed_sync_status;
 
+-- Changing a sync in place. Batch size and attempts change no vector: nothing is queued.
+SELECT qwen3_embed_sync_alter('sy_docs', 'embedding', batch_size => 8, max_attempts => 3) AS queued;
+SELECT s.batch_size, s.max_attempts, v.replacing, v.pending
+  FROM qwen3_embed_syncs s JOIN qwen3_embed_sync_status v USING (id);
+-- A new instruction: every row with text is queued again and keeps its old vector until its
+-- turn; writes from now on (and the drained rows) get the new instruction.
+SELECT qwen3_embed_sync_alter('sy_docs', 'embedding', instruct => 'Find the passage') AS queued;
+SELECT pending, replacing FROM qwen3_embed_sync_status;
+SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS old_vectors,
+       count(body) AS rows_with_text FROM sy_docs;
+SELECT instruct, next_fingerprint IS NOT NULL AS moving FROM qwen3_embed_columns WHERE relation = 'sy_docs'::regclass;
+SELECT qwen3_embed_sync_run(NULL, 1) AS rows_embedded;
+SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS old_vectors,
+       count(*) FILTER (WHERE embedding = qwen3_embed(body, 'Find the passage', 64)) AS new_vectors FROM sy_docs;
+SELECT qwen3_embed_sync_run(NULL, 100) > 0 AS embedded;
+SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, 'Find the passage', 64)) AS new_vectors,
+       count(body) AS rows_with_text FROM sy_docs;
+SELECT pending, replacing FROM qwen3_embed_sync_status;
+SELECT instruct, next_fingerprint IS NOT NULL AS moving FROM qwen3_embed_columns WHERE relation = 'sy_docs'::regclass;
+-- Back to the default instruction.
+SELECT qwen3_embed_sync_alter('sy_docs', 'embedding', default_instruct => true) > 0 AS queued;
+SELECT qwen3_embed_sync_run(NULL, 100) > 0 AS embedded;
+SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS current_vectors,
+       count(body) AS rows_with_text FROM sy_docs;
+SELECT s.instruct IS NULL AS default_instruct, v.replacing FROM qwen3_embed_syncs s JOIN qwen3_embed_sync_status v USING (id);
+
 -- Wrong usage.
 \set VERBOSITY sqlstate
 SELECT qwen3_embed_sync('sy_docs', 'body', 'embedding');
@@ -77,6 +103,9 @@ SELECT qwen3_embed_sync('sy_docs', 'body', 'note');
 SELECT qwen3_embed_sync('sy_docs', 'nope', 'embedding');
 SELECT qwen3_embed_sync('sy_docs', 'body', 'embedding', dims => 32);
 SELECT qwen3_embed_unsync('sy_docs', 'note');
+SELECT qwen3_embed_sync_alter('sy_docs', 'embedding', dims => 32);
+SELECT qwen3_embed_sync_alter('sy_docs', 'embedding', batch_size => 0);
+SELECT qwen3_embed_sync_alter('sy_docs', 'note', batch_size => 10);
 \set VERBOSITY default
 SELECT qwen3_embed_unsync('sy_docs', 'embedding') AS pending_dropped;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'sy_docs'::regclass;
