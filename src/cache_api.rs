@@ -56,12 +56,3 @@ fn qwen3_embed_cache_files() -> TableIterator<
         .collect();
     TableIterator::new(rows)
 }
-
-extension_sql!(
-    r#"
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_cache_files() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.qwen3_embed_cache_files() TO pg_read_server_files;
-"#,
-    name = "cache_files_grant",
-    requires = [qwen3_embed_cache_files]
-);

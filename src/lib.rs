@@ -56,6 +56,7 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/adopt.sql", name = "adopt", requires = ["sync"]);
 extension_sql_file!("../sql/dump.sql", name = "dump", requires = ["reembed", "sync"]);
+extension_sql_file!("../sql/cache_files.sql", name = "cache_files", requires = [cache_api::qwen3_embed_cache_files]);
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 
 // The library builds for 13 and 14, but the SQL needs 15: the views are security_invoker (so
