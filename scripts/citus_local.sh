@@ -5,7 +5,7 @@
 #   citus_cluster_start WORK BASE_PORT [extra postgresql.conf lines for every node...]
 #   citus_node NAME           # coord, w1 or w2: points the pg_local helpers at that node
 #   citus_cluster_stop
-# Used by scripts/citus_tests.sh and scripts/bench_citus.sh. Needs Citus installed
+# Used by scripts/citus_tests.sh and scripts/bench/citus.sh. Needs Citus installed
 # for PostgreSQL 15 (from its upstream source; not built by this project) and the model path in MODEL.
 
 # Points pg_local_psql / pg_local_stop at a node of the cluster (or any cluster under WORK).

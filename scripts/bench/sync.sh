@@ -5,9 +5,9 @@
 #      into a table with no embedding at all (each best of 3);
 #   2. the time the workers take to drain that backlog (from the INSERT's commit), against one
 #      qwen3_embed_batch call over the same texts (best of 3), as rows/s and their ratio.
-#   scripts/bench_sync.sh [MODEL] [ROWS] [WORKERS]   (defaults: the tiny fixture, 10000, 1)
+#   scripts/bench/sync.sh [MODEL] [ROWS] [WORKERS]   (defaults: the tiny fixture, 10000, 1)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/pg_local.sh
 source scripts/pg_local.sh

@@ -4,11 +4,11 @@
 # server; same model file and qwen3_embed.threads (THREADS) on every node, model in each backend,
 # best of 3 each. All nodes share this machine's cores, so on a 2-core machine the figure shows
 # Citus's overhead, not the gain of more machines.
-#   flock /tmp/qwen3_embed-pg15.lock bash scripts/bench_citus.sh [MODEL] [ROWS] [THREADS]
+#   flock /tmp/qwen3_embed-pg15.lock bash scripts/bench/citus.sh [MODEL] [ROWS] [THREADS]
 # Defaults: the tiny fixture model (scripts/sql_tests.sh makes it), 2000 rows, 1 thread.
 # MODE=server preloads qwen3_embed on every node (one model server each) instead.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/pg_local.sh
 source scripts/pg_local.sh
