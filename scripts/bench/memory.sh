@@ -11,7 +11,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MODEL="$(realpath "$1")"; N="${2:-2}"; shift; shift || true
-source "$ROOT/scripts/pg_local.sh"
+source "$ROOT/tests/lib.sh"
 DIR="$(mktemp -d /tmp/qwen3-mem.XXXXXX)"
 chmod 755 "$DIR"
 trap 'kill $(jobs -p) 2>/dev/null || true; pg_local_stop; rm -rf "$DIR"' EXIT

@@ -8,7 +8,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MODEL="$(realpath "$1")"; ROUNDS="${2:-3}"
-source "$ROOT/scripts/pg_local.sh"
+source "$ROOT/tests/lib.sh"
 DIR="$(mktemp -d /tmp/qwen3-restart.XXXXXX)"
 chmod 755 "$DIR"
 trap 'pg_local_stop; rm -rf "$DIR"' EXIT
