@@ -13,7 +13,7 @@
 #      server, the query vector computed once on the coordinator and sent to the shards as a
 #      constant; the same with an HNSW index on every shard;
 #   4. re-embedding after a model change: qwen3_embed_reembed is refused by Citus (reported);
-#      scripts/citus_reembed.sql's qwen3_embed_reembed_distributed, cancelled (pg_cancel_backend)
+#      contrib/citus/citus_reembed.sql's qwen3_embed_reembed_distributed, cancelled (pg_cancel_backend)
 #      mid-way, resumes, and every row ends with its current text's vector from the new model.
 # Needs Citus installed for PostgreSQL 15 (from its upstream source) and the extension and fixture
 # models from tests/sql.sh. Run: flock /tmp/qwen3_embed-pg15.lock bash tests/citus.sh
@@ -142,7 +142,7 @@ check "qwen3_embed_reembed on a distributed table: Citus refuses its batches' FO
     has "$(on_err coord "CALL qwen3_embed_reembed('trg', 'body', 'embedding', batch_size => 8)")" \
         "could not run distributed query with FOR UPDATE/SHARE commands"
 on coord -c "SELECT qwen3_embed_abandon('trg', 'embedding')" >/dev/null
-on coord -f scripts/citus_reembed.sql
+on coord -f contrib/citus/citus_reembed.sql
 N=300
 on coord -c "CREATE TABLE re (id bigint PRIMARY KEY, body text NOT NULL, embedding vector(64))" \
     -c "SELECT create_distributed_table('re', 'id')" \
