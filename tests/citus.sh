@@ -19,10 +19,8 @@
 # models from tests/sql.sh. Run: flock /tmp/qwen3_embed-pg15.lock bash tests/citus.sh
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
 # shellcheck source=tests/lib.sh
-source tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 tiny_models
 [[ -f "$("$PG_BIN/pg_config" --pkglibdir)/citus.so" ]] || { echo "Citus is not installed for PostgreSQL 15 (install it from its upstream source)"; exit 1; }

@@ -13,10 +13,8 @@
 #   bash tests/deb.sh [PG_MAJOR]      (default 15; DEB=path skips the build)
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
 # shellcheck source=tests/lib.sh
-source tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_MAJOR="${1:-15}"
 NAME="postgresql-$PG_MAJOR-qwen3-embed"

@@ -8,10 +8,8 @@
 # --create carries. Needs tests/sql.sh to have installed the extension and made the model.
 # Last line: "N passed, M failed".
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
 # shellcheck source=tests/lib.sh
-source tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 tiny_models
 WORK="$(scratch_dir dump_tests)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shell scenario suites' shared helpers (tests/server.sh, dump.sh, deb.sh, citus.sh), also
 # sourced by scripts/demo.sh and the benchmark drivers under scripts/bench/ that start a cluster.
-# Source it after cd-ing to the repository root. It defines:
+# Source it by its path (source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" from tests/); it sets ROOT to
+# the repository root and moves there. It defines:
 #
 #   a throwaway PostgreSQL cluster (the system 15 unless PG_BIN names another server's bin
 #   directory), run as the postgres OS user (Postgres refuses root):
@@ -20,6 +21,8 @@
 #     check NAME CMD...     runs CMD: "ok    NAME" or "FAIL  NAME", counted in PASS and FAIL
 #     eq GOT WANT; has TEXT PATTERN; hasnt TEXT PATTERN   (say what they got when they fail)
 #     summary               the suites' last line, "N passed, M failed"; non-zero on any failure
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 
 # --- a throwaway cluster ---------------------------------------------------------------------------

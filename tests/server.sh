@@ -33,10 +33,8 @@
 #      statement timeout shows a backtrace, in both modes.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
 # shellcheck source=tests/lib.sh
-source tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 tiny_models
 WORK="$(scratch_dir server_tests)"

@@ -8,10 +8,8 @@
 # Defaults: the tiny fixture model (tests/sql.sh makes it), 2000 rows, 1 thread.
 # MODE=server preloads qwen3_embed on every node (one model server each) instead.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
 # shellcheck source=tests/lib.sh
-source tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib.sh"
 MODEL="$(realpath "${1:-fixtures/generated/tiny/model-q8_0.gguf}")"
 ROWS="${2:-2000}"
 THREADS="${3:-1}"

@@ -6,9 +6,9 @@
 # 20 ms; each call also waits for the server by itself). Prints each round and the worst.
 # Usage: scripts/bench/restart.sh MODEL [ROUNDS=3]   (the extension must be installed)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MODEL="$(realpath "$1")"; ROUNDS="${2:-3}"
-source "$ROOT/tests/lib.sh"
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib.sh"
 DIR="$(mktemp -d /tmp/qwen3-restart.XXXXXX)"
 chmod 755 "$DIR"
 trap 'pg_local_stop; rm -rf "$DIR"' EXIT

@@ -7,10 +7,8 @@
 #      qwen3_embed_batch call over the same texts (best of 3), as rows/s and their ratio.
 #   scripts/bench/sync.sh [MODEL] [ROWS] [WORKERS]   (defaults: the tiny fixture, 10000, 1)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
 # shellcheck source=tests/lib.sh
-source tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib.sh"
 MODEL="$(realpath "${1:-fixtures/generated/tiny/model-q8_0.gguf}")"
 ROWS="${2:-10000}"
 WORKERS="${3:-1}"
