@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Test drivers: they build for the tests, never for a user.
-exempt='^scripts/(sql_tests|test_all_pg|deb_test|check_release_install)\.sh$'
+exempt='^(tests/(sql|all_pg|deb)|scripts/check_release_install)\.sh$'
 bad=0
 while IFS= read -r f; do
     [[ "$f" =~ $exempt ]] && continue

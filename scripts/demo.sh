@@ -90,7 +90,9 @@ else
     let_postgres_read "$MODEL"
 fi
 
-source scripts/pg_local.sh
+# The throwaway-cluster helpers the test suites use (pg_local_start, pg_local_psql, pg_local_stop).
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
 DIR="$(mktemp -d /tmp/qwen3-demo.XXXXXX)"
 trap 'pg_local_stop; rm -rf "$DIR"' EXIT
 pg_local_start "$DIR" 28815 "qwen3_embed.model_path = '$MODEL'"

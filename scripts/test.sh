@@ -11,10 +11,10 @@
 #   5. the Debian package (scripts/package_deb.sh): installed with dpkg into the system
 #      PostgreSQL 15, used on a clean cluster with no Rust toolchain on the PATH, removed, and the
 #      files it replaced put back;
-#   6. the Citus scenarios (scripts/citus_tests.sh) when Citus is installed for PostgreSQL 15 (this
+#   6. the Citus scenarios (tests/citus.sh) when Citus is installed for PostgreSQL 15 (this
 #      project does not build it; Debian has no package); else one line says so;
 #   7. only with QWEN3_EMBED_ALL_PG=1: the #[pg_test]s and the SQL scenario tests on PostgreSQL 17
-#      and 18 as well (scripts/test_all_pg.sh; setup.sh then builds those servers from source).
+#      and 18 as well (tests/all_pg.sh; setup.sh then builds those servers from source).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -52,28 +52,28 @@ for isa in generic avx2; do
 done
 
 echo "== SQL scenario tests, model in each backend"
-bash scripts/sql_tests.sh
+bash tests/sql.sh
 
 echo "== SQL scenario tests, through the model server"
-SKIP_INSTALL=1 QWEN3_EMBED_SQL_TEST_CONF="shared_preload_libraries = 'qwen3_embed'" bash scripts/sql_tests.sh
+SKIP_INSTALL=1 QWEN3_EMBED_SQL_TEST_CONF="shared_preload_libraries = 'qwen3_embed'" bash tests/sql.sh
 
 echo "== model server scenarios"
-bash scripts/server_tests.sh
+bash tests/server.sh
 
 echo "== backups: pg_dump and pg_restore"
-bash scripts/dump_tests.sh
+bash tests/dump.sh
 
 echo "== the Debian package: build, install, use without a Rust toolchain, remove"
-bash scripts/deb_test.sh
+bash tests/deb.sh
 
 if [[ -f "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/citus.so" ]]; then
     echo "== scale-out on Citus: a coordinator and two workers"
-    bash scripts/citus_tests.sh
+    bash tests/citus.sh
 else
     echo "== Citus scenarios skipped: Citus is not installed for PostgreSQL 15 (this project does not build it: install Citus 13 for PostgreSQL 15 from its upstream source)"
 fi
 
 if [[ "${QWEN3_EMBED_ALL_PG:-0}" == 1 ]]; then
     echo "== PostgreSQL 17 and 18"
-    bash scripts/test_all_pg.sh
+    bash tests/all_pg.sh
 fi

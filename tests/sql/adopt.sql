@@ -1,4 +1,4 @@
--- Adopting a column filled elsewhere: scripts/sql_tests.sh embeds tests/data/adopt_inputs.txt
+-- Adopting a column filled elsewhere: tests/sql.sh embeds tests/data/adopt_inputs.txt
 -- with the engine CLI (dims 64): with the loaded model, with the loaded model and an
 -- instruction, and with another model (same shape, other weights). A sample is embedded again
 -- and must agree at cosine >= min_cosine (0.98) on every row.

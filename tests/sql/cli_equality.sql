@@ -1,5 +1,5 @@
 -- The vectors from SQL equal the engine CLI's for the same inputs and model (cos >= 0.999999).
--- scripts/sql_tests.sh runs `qwen3-embed embed` on tests/data/cli_inputs.jsonl (full size and
+-- tests/sql.sh runs `qwen3-embed embed` on tests/data/cli_inputs.jsonl (full size and
 -- --dims 64) and passes the files' paths in environment variables.
 \getenv cli_inputs QWEN3_EMBED_CLI_INPUTS
 \getenv cli_full QWEN3_EMBED_CLI_FULL

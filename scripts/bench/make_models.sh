@@ -5,17 +5,17 @@
 # each with llama.cpp's per-tensor type mix) and F16, plus a Hugging Face bf16 directory of the
 # same weights for transformers. Random weights cost exactly what real ones do.
 #
-#   scripts/make_bench_models.sh [OUT_DIR]        (default /opt/bench-models/4b)
+#   scripts/bench/make_models.sh [OUT_DIR]        (default /opt/bench-models/4b)
 #
 # Needs about 30 GB of disk (F16 and hf-bf16 are 8 GB each) and 15-30 minutes on 2 cores.
 # Set LLAMA_QUANTIZE=/path/to/llama-quantize to also check every quantized file's type mix
 # against what llama-quantize would choose from the F16 file (`--dry-run`, nothing written).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${1:-/opt/bench-models/4b}"
 FORMATS="gguf-q4_k_m,gguf-q5_k_m,gguf-q6_k,gguf-q8_0,gguf-f16,hf-bf16"
-log() { echo "[make_bench_models] $*"; }
+log() { echo "[bench/make_models] $*"; }
 
 cd "$ROOT"
 bash scripts/fetch_tokenizer.sh

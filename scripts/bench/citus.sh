@@ -4,21 +4,17 @@
 # server; same model file and qwen3_embed.threads (THREADS) on every node, model in each backend,
 # best of 3 each. All nodes share this machine's cores, so on a 2-core machine the figure shows
 # Citus's overhead, not the gain of more machines.
-#   flock /tmp/qwen3_embed-pg15.lock bash scripts/bench_citus.sh [MODEL] [ROWS] [THREADS]
-# Defaults: the tiny fixture model (scripts/sql_tests.sh makes it), 2000 rows, 1 thread.
+#   flock /tmp/qwen3_embed-pg15.lock bash scripts/bench/citus.sh [MODEL] [ROWS] [THREADS]
+# Defaults: the tiny fixture model (tests/sql.sh makes it), 2000 rows, 1 thread.
 # MODE=server preloads qwen3_embed on every node (one model server each) instead.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-# shellcheck source=scripts/pg_local.sh
-source scripts/pg_local.sh
-# shellcheck source=scripts/citus_local.sh
-source scripts/citus_local.sh
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib.sh"
 MODEL="$(realpath "${1:-fixtures/generated/tiny/model-q8_0.gguf}")"
 ROWS="${2:-2000}"
 THREADS="${3:-1}"
-WORK="$(mktemp -d /tmp/qwen3_embed_bench_citus.XXXXXX)"
-chmod 755 "$WORK"; chown postgres "$WORK"
+WORK="$(scratch_dir bench_citus)"
+chown postgres "$WORK"
 BASE=$((30000 + RANDOM % 900))
 cleanup() { citus_node single $((BASE + 3)); pg_local_stop; citus_cluster_stop; rm -rf "$WORK"; }
 trap cleanup EXIT

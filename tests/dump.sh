@@ -5,34 +5,23 @@
 # registry, sync queue and errors) comes along; trigger and queue columns keep their dumped
 # vectors; a generated column is recomputed on restore, which needs the model. The model is
 # configured for the database (ALTER DATABASE ... SET qwen3_embed.model_path), which pg_dump
-# --create carries. Needs scripts/sql_tests.sh to have installed the extension and made the model.
+# --create carries. Needs tests/sql.sh to have installed the extension and made the model.
 # Last line: "N passed, M failed".
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-# shellcheck source=scripts/pg_local.sh
-source scripts/pg_local.sh
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-MODEL="$(realpath fixtures/generated/tiny/model-q8_0.gguf)"
-WORK="$(mktemp -d /tmp/qwen3_embed_dump_tests.XXXXXX)"
-chmod 755 "$WORK"
+tiny_models
+WORK="$(scratch_dir dump_tests)"
 chown postgres "$WORK"
-PASS=0
-FAIL=0
-check() {
-    local name="$1"; shift
-    if "$@"; then echo "ok    $name"; PASS=$((PASS + 1)); else echo "FAIL  $name"; FAIL=$((FAIL + 1)); fi
-}
-eq() { [[ "$1" == "$2" ]] || { echo "      got '$1', want '$2'"; return 1; }; }
 # Three clusters, one at a time on the pg_local helpers' globals.
 use() { PG_LOCAL_DIR="$WORK/$1"; PG_LOCAL_PORT="$2"; }
-q() { pg_local_psql -qAt "$@"; }
 cleanup() {
     for c in src with without; do use "$c" 0; pg_local_stop; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-BASE=$((20000 + RANDOM % 20000))
+BASE="$(random_port)"
 
 # --- the source database --------------------------------------------------------------------------
 pg_local_start "$WORK/src" "$BASE"
@@ -100,5 +89,4 @@ check "without the model: the generated column's table is empty, the others and 
        "0 20 20 2 5"
 pg_local_stop
 
-echo "$PASS passed, $FAIL failed"
-((FAIL == 0))
+summary

@@ -1,6 +1,6 @@
 -- Resumable re-embedding of a Citus distributed table, run on the coordinator:
 --
---   psql -d mydb -f scripts/citus_reembed.sql        -- once, on the coordinator
+--   psql -d mydb -f contrib/citus/citus_reembed.sql        -- once, on the coordinator
 --   CALL qwen3_embed_reembed_distributed('docs', 'body', 'embedding', batch_size => 1000);
 --   SELECT * FROM qwen3_embed_citus_jobs;           -- where each job stands
 --

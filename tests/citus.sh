@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scale-out on Citus: a coordinator and two workers (three throwaway PostgreSQL 15 clusters,
-# scripts/citus_local.sh) plus a plain single server for reference, each with Citus (not the
+# tests/lib.sh) plus a plain single server for reference, each with Citus (not the
 # single one), qwen3_embed (model in each backend) and the tiny fixture model. Scenarios:
 #   1. a distributed table with a generated embedding column: rows inserted through the
 #      coordinator get their vectors on the workers (EXPLAIN shows the shard INSERT without the
@@ -13,25 +13,18 @@
 #      server, the query vector computed once on the coordinator and sent to the shards as a
 #      constant; the same with an HNSW index on every shard;
 #   4. re-embedding after a model change: qwen3_embed_reembed is refused by Citus (reported);
-#      scripts/citus_reembed.sql's qwen3_embed_reembed_distributed, cancelled (pg_cancel_backend)
+#      contrib/citus/citus_reembed.sql's qwen3_embed_reembed_distributed, cancelled (pg_cancel_backend)
 #      mid-way, resumes, and every row ends with its current text's vector from the new model.
 # Needs Citus installed for PostgreSQL 15 (from its upstream source) and the extension and fixture
-# models from scripts/sql_tests.sh. Run: flock /tmp/qwen3_embed-pg15.lock bash scripts/citus_tests.sh
+# models from tests/sql.sh. Run: flock /tmp/qwen3_embed-pg15.lock bash tests/citus.sh
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-# shellcheck source=scripts/pg_local.sh
-source scripts/pg_local.sh
-# shellcheck source=scripts/citus_local.sh
-source scripts/citus_local.sh
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-MODEL="$(realpath fixtures/generated/tiny/model-q8_0.gguf)"
-MODEL2="$(realpath fixtures/generated/tiny/model-q4_k_m.gguf)"
-[[ -f "$MODEL" && -f "$MODEL2" ]] || { echo "fixture models missing: run scripts/sql_tests.sh first"; exit 1; }
+tiny_models
 [[ -f "$("$PG_BIN/pg_config" --pkglibdir)/citus.so" ]] || { echo "Citus is not installed for PostgreSQL 15 (install it from its upstream source)"; exit 1; }
-WORK="$(mktemp -d /tmp/qwen3_embed_citus_tests.XXXXXX)"
-chmod 755 "$WORK"
+WORK="$(scratch_dir citus_tests)"
 chown postgres "$WORK"
 BASE=$((30000 + RANDOM % 900))   # coordinator, workers on +1 and +2, single server on +3
 cleanup() {
@@ -41,15 +34,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PASS=0
-FAIL=0
-check() { # name, then a command that must succeed
-    local name="$1"; shift
-    if "$@"; then echo "ok    $name"; PASS=$((PASS + 1)); else echo "FAIL  $name"; FAIL=$((FAIL + 1)); fi
-}
-eq() { [[ "$1" == "$2" ]] || { echo "      got '$1', want '$2'"; return 1; }; }
-has() { grep -q -- "$2" <<<"$1" || { echo "      '$2' not in: ${1:0:400}"; return 1; }; }
-hasnt() { ! grep -q -- "$2" <<<"$1" || { echo "      '$2' unexpectedly in: ${1:0:400}"; return 1; }; }
 # on NODE psql-args...: coord, w1, w2 or single.
 on() { local node="$1"; shift; citus_node "$node" $((BASE + 3)); pg_local_psql -qAt "$@"; }
 # on_err NODE SQL: runs SQL expecting an error; prints the error text.
@@ -156,7 +140,7 @@ check "qwen3_embed_reembed on a distributed table: Citus refuses its batches' FO
     has "$(on_err coord "CALL qwen3_embed_reembed('trg', 'body', 'embedding', batch_size => 8)")" \
         "could not run distributed query with FOR UPDATE/SHARE commands"
 on coord -c "SELECT qwen3_embed_abandon('trg', 'embedding')" >/dev/null
-on coord -f scripts/citus_reembed.sql
+on coord -f contrib/citus/citus_reembed.sql
 N=300
 on coord -c "CREATE TABLE re (id bigint PRIMARY KEY, body text NOT NULL, embedding vector(64))" \
     -c "SELECT create_distributed_table('re', 'id')" \
@@ -170,7 +154,7 @@ check "a full run fills every row with qwen3_embed(body)" \
 on coord -c "CREATE TABLE re_old AS SELECT id, embedding::text AS v FROM re"   # a local table on the coordinator
 # The model changes on every node (a reload; the next call in each session uses the new file).
 for node in coord w1 w2; do
-    on "$node" -c "ALTER SYSTEM SET qwen3_embed.model_path = '$MODEL2'" -c "SELECT pg_reload_conf()" >/dev/null
+    on "$node" -c "ALTER SYSTEM SET qwen3_embed.model_path = '$Q4_MODEL'" -c "SELECT pg_reload_conf()" >/dev/null
 done
 sleep 0.5
 # Each node's first load of the new file packs its weights (the packed-weight cache): done here,
@@ -209,6 +193,5 @@ on coord -c "CALL qwen3_embed_reembed_distributed('trg', 'body', 'embedding', ba
 check "re-embedding the trigger's table moves its shards to the new model: inserts work again, all rows current" \
     eq "$(on coord -c "INSERT INTO trg (id, body) VALUES (1001, 'new row')" -c "SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) FROM trg")" 61
 
-echo "      (citus_tests.sh took $((SECONDS - start)) s)"
-echo "$PASS passed, $FAIL failed"
-((FAIL == 0))
+echo "      (tests/citus.sh took $((SECONDS - start)) s)"
+summary

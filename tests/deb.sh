@@ -10,33 +10,19 @@
 # the package is removed: the system is left as it was found. Run it under the lock that keeps
 # other runs of the test suite off the system PostgreSQL 15 (flock /tmp/qwen3_embed-pg15.lock).
 #
-#   bash scripts/deb_test.sh [PG_MAJOR]      (default 15; DEB=path skips the build)
+#   bash tests/deb.sh [PG_MAJOR]      (default 15; DEB=path skips the build)
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_MAJOR="${1:-15}"
 NAME="postgresql-$PG_MAJOR-qwen3-embed"
-MODEL="$ROOT/fixtures/generated/tiny/model-q8_0.gguf"
-[[ -f "$MODEL" ]] || { echo "fixture model missing: run scripts/sql_tests.sh first"; exit 1; }
+tiny_models
 [[ $EUID -eq 0 ]] || { echo "run as root (dpkg -i)"; exit 1; }
 
 START=$SECONDS
-WORK="$(mktemp -d /tmp/qwen3_embed_deb_test.XXXXXX)"
-chmod 755 "$WORK"
-
-PASS=0
-FAIL=0
-check() { # name, then a command that must succeed
-    local name="$1"; shift
-    if "$@"; then
-        echo "ok    $name"; PASS=$((PASS + 1))
-    else
-        echo "FAIL  $name"; FAIL=$((FAIL + 1))
-    fi
-}
-eq() { [[ "$1" == "$2" ]] || { echo "      got '$1', want '$2'"; return 1; }; }
+WORK="$(scratch_dir deb_test)"
 
 if [[ -z "${DEB:-}" ]]; then
     DEB="$(PROFILE=dev OUT_DIR="$WORK" bash scripts/package_deb.sh "$PG_MAJOR" 2>"$WORK/package.log")" \
@@ -84,7 +70,7 @@ check "the installed library's dependencies all resolve" bash -c "! ldd '$LIB' |
 install -d -o postgres "$WORK/pg"
 cp "$MODEL" "$WORK/model.gguf"
 chmod 644 "$WORK/model.gguf"
-PORT=$((20000 + RANDOM % 20000))
+PORT="$(random_port)"
 CLUSTER_UP=1
 env -i PATH=/usr/bin:/bin LANG=C.UTF-8 WORK="$WORK" PORT="$PORT" PG_MAJOR="$PG_MAJOR" \
     bash -euo pipefail >"$WORK/use.out" 2>&1 <<'EOF' || true
@@ -141,5 +127,4 @@ for f in "${FILES[@]}"; do [[ -e "$f" ]] && left=$((left + 1)); done
 check "dpkg -r removes every file it installed (${#FILES[@]})" eq "$left" 0
 
 echo "deb test took $((SECONDS - START)) s"
-echo "$PASS passed, $FAIL failed"
-((FAIL == 0))
+summary

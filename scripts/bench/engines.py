@@ -4,7 +4,7 @@
 For every --model (a GGUF file or a Hugging Face checkpoint directory) it embeds one
 deterministically generated corpus with the engine (`qwen3-embed bench`) and with the peer for
 that form of the weights: llama.cpp's `llama-embedding` for a GGUF file (--llama-embedding),
-transformers' Qwen3Model for a directory (--torch-python, via scripts/bench_transformers.py).
+transformers' Qwen3Model for a directory (--torch-python, via scripts/bench/run_transformers.py).
 Same thread count for all. It prints, per model and runtime: document throughput (tokens/s),
 the mean latency of one short instruction query (model loaded and warmed up), the child's peak
 RSS, load time, and the agreement of the peer's vectors with the engine's (min cosine over all
@@ -12,7 +12,7 @@ documents and queries), then the engine/peer throughput ratio. Standard library 
 
 How each runtime is timed
   engine        `qwen3-embed bench --no-cache` (the packed-weight cache changes the load, not the
-                compute; scripts/bench_cache.py measures it): load, warm-up (two short sequences), documents packed into
+                compute; scripts/bench/cache.py measures it): load, warm-up (two short sequences), documents packed into
                 forward passes of at most --batch-tokens tokens (timed: best of --doc-repeats),
                 then each query alone, --query-repeats rounds (mean).
   llama.cpp     one `llama-embedding` process for the documents (-c = -b = -ub = --batch-tokens,
@@ -40,7 +40,7 @@ counts are printed) and --queries short questions with the default retrieval ins
 Everything derives from --seed.
 
 Example (2 threads, every official quantization + F16 + the bf16 directory):
-  python3 scripts/bench.py --threads 2 \\
+  python3 scripts/bench/engines.py --threads 2 \\
       --llama-embedding /opt/llama.cpp/bin/llama-embedding --torch-python /opt/refvenv/bin/python \\
       --model /opt/bench-models/4b/model-q4_k_m.gguf --model /opt/bench-models/4b/hf-bf16
 """
@@ -60,7 +60,7 @@ import time
 
 TASK = "Given a web search query, retrieve relevant passages that answer the query"
 SEPARATOR = "<#qwen3-bench-separator#>"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 WORDS = """
 the of and to in is was for that with as on by at from this be are or it an which have has
@@ -306,7 +306,7 @@ def run_torch(args, model, work, eng, tag):
     with open(inp, "w") as f:
         json.dump({"docs": eng["doc_ids"], "queries": eng["query_ids"]}, f)
     outp, stderr = os.path.join(work, f"{tag}-torch-out.json"), os.path.join(work, f"{tag}-torch.err")
-    helper = os.path.join(REPO, "scripts", "bench_transformers.py")
+    helper = os.path.join(REPO, "scripts", "bench", "run_transformers.py")
     cmd = [args.torch_python, helper, "--model-dir", model, "--input", inp, "--output", outp,
            "--threads", str(args.threads), "--batch-size", str(args.torch_batch),
            "--query-repeats", str(args.query_repeats), "--doc-repeats", str(args.doc_repeats)]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The SQL functions vs the engine CLI, on one model and the same inputs.
 
-Embeds scripts/bench.py's document corpus (same seed and sizes) three ways, each loaded and warmed
+Embeds scripts/bench/engines.py's document corpus (same seed and sizes) three ways, each loaded and warmed
 up first, best of --repeats:
   cli      `qwen3-embed bench` (its timing covers the forward passes, tokenizing excluded);
   backend  `SELECT count(*) FROM qwen3_embed_batch(ARRAY[...])` in a session holding the model;
@@ -16,7 +16,7 @@ README installs it (cargo pgrx install --release --pg-config /usr/lib/postgresql
 and cargo build --release -p qwen3-embed-engine --bin qwen3-embed.
 
 Example:
-  python3 scripts/bench_sql.py --model /opt/bench-models/4b/model-q4_k_m.gguf --threads 2
+  python3 scripts/bench/sql.py --model /opt/bench-models/4b/model-q4_k_m.gguf --threads 2
 """
 
 import argparse
@@ -29,8 +29,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402  (the corpus)
-from bench_server import Cluster, Session, quote  # noqa: E402
+import engines as bench  # noqa: E402  (engines.py: the corpus)
+from server import Cluster, Session, quote  # noqa: E402  (server.py: the throwaway cluster)
 
 # The single calls: (SQL expression, text, instruction the CLI gives it).
 CALLS = [

@@ -13,7 +13,7 @@ cluster, the model server included. Needs root (runs the server as postgres) and
 installed (cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config).
 
 Example:
-  python3 scripts/bench_server.py --model fixtures/generated/tiny/model-q8_0.gguf --threads 2
+  python3 scripts/bench/server.py --model fixtures/generated/tiny/model-q8_0.gguf --threads 2
 """
 
 import argparse

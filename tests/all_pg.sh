@@ -6,8 +6,8 @@
 # scripts/test.sh runs the whole suite on the system PostgreSQL 15, and this script after it
 # when QWEN3_EMBED_ALL_PG=1.
 #
-#   bash scripts/test_all_pg.sh                         # 16, 17 and 18
-#   QWEN3_EMBED_EXTRA_PG=18 bash scripts/test_all_pg.sh # only 18
+#   bash tests/all_pg.sh                         # 16, 17 and 18
+#   QWEN3_EMBED_EXTRA_PG=18 bash tests/all_pg.sh # only 18
 #
 # Each version builds the extension with its own cargo feature (pgNN), so each one compiles
 # pgrx's bindings and the extension once (several minutes on 2 cores), then runs the tests.
@@ -40,12 +40,12 @@ for major in "${MAJORS[@]}"; do
         env CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA="$pgdata" \
         cargo test -p qwen3_embed --lib --no-default-features --features "pg$major,pg_test"
     run "PostgreSQL $major: SQL scenario tests, model in each backend" \
-        env PG_CONFIG="$pg_config" bash scripts/sql_tests.sh
+        env PG_CONFIG="$pg_config" bash tests/sql.sh
     run "PostgreSQL $major: SQL scenario tests, through the model server" \
         env PG_CONFIG="$pg_config" SKIP_INSTALL=1 \
-        QWEN3_EMBED_SQL_TEST_CONF="shared_preload_libraries = 'qwen3_embed'" bash scripts/sql_tests.sh
-    run "PostgreSQL $major: backups, pg_dump and pg_restore" env PG_BIN="$("$pg_config" --bindir)" bash scripts/dump_tests.sh
-    run "PostgreSQL $major: model server scenarios" env PG_BIN="$("$pg_config" --bindir)" bash scripts/server_tests.sh
+        QWEN3_EMBED_SQL_TEST_CONF="shared_preload_libraries = 'qwen3_embed'" bash tests/sql.sh
+    run "PostgreSQL $major: backups, pg_dump and pg_restore" env PG_BIN="$("$pg_config" --bindir)" bash tests/dump.sh
+    run "PostgreSQL $major: model server scenarios" env PG_BIN="$("$pg_config" --bindir)" bash tests/server.sh
 done
 
 echo

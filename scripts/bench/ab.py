@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Two builds of the engine side by side: `qwen3-embed bench` of a base binary and of a head
 binary, alternating (base first in odd rounds, head first in even ones) so that both see the same
-machine, over bench.py's corpus (6 documents of 32-512 tokens in one packed batch, 8 short
+machine, over engines.py's corpus (6 documents of 32-512 tokens in one packed batch, 8 short
 questions). Queries come twice: bare (7-10 tokens, the issue's "short query") and with the
 default retrieval instruction (about 30 tokens), each embedded alone.
 
@@ -9,7 +9,7 @@ Prints, per model, the best document throughput of each binary, the median laten
 of query over every round and repeat, and head/base ratios. Weights are packed in memory
 (`--no-cache` where the binary has it), so both measure compute, not loading.
 
-  python3 scripts/bench_ab.py --base /tmp/base/qwen3-embed --threads 2 --rounds 3 \\
+  python3 scripts/bench/ab.py --base /tmp/base/qwen3-embed --threads 2 --rounds 3 \\
       --model /opt/bench-models/4b/model-q4_k_m.gguf --model /opt/bench-models/4b/model-q6_k.gguf
 """
 
@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402  (the corpus and the instruction)
+import engines as bench  # noqa: E402  (engines.py: the corpus and the instruction)
 
 
 def has_flag(binary, flag):

@@ -5,22 +5,18 @@
 #      into a table with no embedding at all (each best of 3);
 #   2. the time the workers take to drain that backlog (from the INSERT's commit), against one
 #      qwen3_embed_batch call over the same texts (best of 3), as rows/s and their ratio.
-#   scripts/bench_sync.sh [MODEL] [ROWS] [WORKERS]   (defaults: the tiny fixture, 10000, 1)
+#   scripts/bench/sync.sh [MODEL] [ROWS] [WORKERS]   (defaults: the tiny fixture, 10000, 1)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-# shellcheck source=scripts/pg_local.sh
-source scripts/pg_local.sh
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib.sh"
 MODEL="$(realpath "${1:-fixtures/generated/tiny/model-q8_0.gguf}")"
 ROWS="${2:-10000}"
 WORKERS="${3:-1}"
-WORK="$(mktemp -d /tmp/qwen3_embed_bench_sync.XXXXXX)"
-chmod 755 "$WORK"
+WORK="$(scratch_dir bench_sync)"
 trap 'pg_local_stop; rm -rf "$WORK"' EXIT
-pg_local_start "$WORK/pg" $((20000 + RANDOM % 20000)) \
+pg_local_start "$WORK/pg" "$(random_port)" \
     "shared_preload_libraries = 'qwen3_embed'" "qwen3_embed.model_path = '$MODEL'" \
     "qwen3_embed.sync_workers = $WORKERS" "qwen3_embed.sync_naptime = 50"
-q() { pg_local_psql -qAt "$@"; }
 q -c "CREATE EXTENSION qwen3_embed CASCADE" >/dev/null
 TEXTS="SELECT i, format('Document %s about %s, with some words to embed', i, md5(i::text)), NULL FROM generate_series(1, $ROWS) i"
 ms() { q -c "\\timing on" -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }

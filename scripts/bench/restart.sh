@@ -4,11 +4,11 @@
 # cache (a temporary qwen3_embed.cache_dir), then ROUNDS times kills the model server process and
 # times, from the kill, the first qwen3_embed() call that returns a vector (a new psql every
 # 20 ms; each call also waits for the server by itself). Prints each round and the worst.
-# Usage: scripts/bench_restart.sh MODEL [ROUNDS=3]   (the extension must be installed)
+# Usage: scripts/bench/restart.sh MODEL [ROUNDS=3]   (the extension must be installed)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODEL="$(realpath "$1")"; ROUNDS="${2:-3}"
-source "$ROOT/scripts/pg_local.sh"
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib.sh"
 DIR="$(mktemp -d /tmp/qwen3-restart.XXXXXX)"
 chmod 755 "$DIR"
 trap 'pg_local_stop; rm -rf "$DIR"' EXIT

@@ -5,13 +5,13 @@
 # opens N sessions that each call qwen3_embed() at once and then wait, and prints every backend's
 # Rss / Pss / private memory from /proc/PID/smaps_rollup, their total private memory, and how
 # much of each backend's Rss is the shared cache file.
-# Usage: scripts/measure_memory.sh MODEL [N=2] [extra postgresql.conf lines...]
+# Usage: scripts/bench/memory.sh MODEL [N=2] [extra postgresql.conf lines...]
 #   (CACHE_DIR=off measures without the cache: every backend packs its own copy.)
 # (The extension must be installed: cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODEL="$(realpath "$1")"; N="${2:-2}"; shift; shift || true
-source "$ROOT/scripts/pg_local.sh"
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib.sh"
 DIR="$(mktemp -d /tmp/qwen3-mem.XXXXXX)"
 chmod 755 "$DIR"
 trap 'kill $(jobs -p) 2>/dev/null || true; pg_local_stop; rm -rf "$DIR"' EXIT

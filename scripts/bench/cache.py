@@ -11,7 +11,7 @@ short query. Then, on the warm cache, it times whole processes that embed one qu
 file's size and its ratio to the model file are printed too. The cache directory is a fresh
 temporary one per model, deleted afterwards (--keep keeps it).
 
-  python3 scripts/bench_cache.py --threads 2 --model /opt/bench-models/4b/model-q4_k_m.gguf
+  python3 scripts/bench/cache.py --threads 2 --model /opt/bench-models/4b/model-q4_k_m.gguf
 """
 
 import argparse
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TASK = "Given a web search query, retrieve relevant passages that answer the query"
 WORDS = ("database index vector query table row column storage page tuple engine model "
          "embedding search result score cluster server session memory cache file").split()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Helper of scripts/bench.py: times transformers' Qwen3Model on the CPU (run by the Python that
-has torch and transformers; bench.py itself needs only the standard library).
+"""Helper of scripts/bench/engines.py: times transformers' Qwen3Model on the CPU (run by the Python that
+has torch and transformers; engines.py itself needs only the standard library).
 
 Input (--input): JSON {"docs": [[ids]], "queries": [[ids]]}, token ids as the engine made them
 (EOS last), so every runtime sees the same tokens. The model is loaded from a Hugging Face

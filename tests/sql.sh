@@ -3,8 +3,8 @@
 # PostgreSQL 15 unless PG_CONFIG names another (e.g. /opt/postgresql-18/bin/pg_config, built by
 # scripts/setup.sh --all-pg).
 #
-#   bash scripts/sql_tests.sh                 # every test in tests/schedule
-#   bash scripts/sql_tests.sh trigger reembed # just these (setup always runs first)
+#   bash tests/sql.sh                 # every test in tests/schedule
+#   bash tests/sql.sh trigger reembed # just these (setup always runs first)
 #
 # Steps: build and install the extension into that PostgreSQL (cargo pgrx install, with the
 # cargo feature of its major version, plus the 0.1.0 install script for the upgrade test), make
@@ -21,8 +21,8 @@
 #   SKIP_INSTALL=1              do not rebuild/reinstall the extension
 # Last line of output: "N passed, M failed". Exit status non-zero when any test fails.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -d "$HOME/.cargo/bin" ]] && export PATH="$HOME/.cargo/bin:$PATH"
 
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
@@ -33,8 +33,8 @@ FIXTURE_DIR="$ROOT/fixtures/generated/tiny"
 MODEL="${QWEN3_EMBED_SQL_TEST_MODEL:-$FIXTURE_DIR/model-q8_0.gguf}"
 RUN_AS=postgres
 
-log() { echo "[sql_tests] $*"; }
-fail() { echo "[sql_tests] ERROR: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+log() { echo "[tests/sql.sh] $*"; }
+fail() { echo "[tests/sql.sh] ERROR: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 [[ $EUID -eq 0 ]] || fail "run as root (installs into PostgreSQL $PG_MAJOR, runs tests as '$RUN_AS')"
 [[ -x "$PG_REGRESS" ]] || fail "pg_regress not found at $PG_REGRESS (the server headers of PostgreSQL $PG_MAJOR: scripts/setup.sh)"
@@ -44,8 +44,7 @@ command -v sudo >/dev/null || fail "sudo is needed to run the server as '$RUN_AS
 START=$SECONDS
 
 # --- scratch space (the server's user must be able to write it) --------------------------------
-WORK="$(mktemp -d /tmp/qwen3_embed_sql_tests.XXXXXX)"
-chmod 755 "$WORK"
+WORK="$(scratch_dir sql_tests)"
 cleanup() {
     if [[ "${QWEN3_EMBED_SQL_TEST_KEEP:-0}" == 1 ]]; then
         log "kept $WORK"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The model server's scenarios, against a throwaway PostgreSQL 15 with qwen3_embed preloaded and
-# the tiny fixture model (scripts/sql_tests.sh installs the extension and makes the fixture):
+# the tiny fixture model (tests/sql.sh installs the extension and makes the fixture):
 #   1. the socket is in the data directory, mode 0600, and other OS users cannot connect;
 #   2. 16 sessions x 100 calls at once equal the in-backend results, in fewer forward passes;
 #   3. a statement timeout withdraws the request, and the server does not count it as computed;
@@ -33,32 +33,14 @@
 #      statement timeout shows a backtrace, in both modes.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-# shellcheck source=scripts/pg_local.sh
-source scripts/pg_local.sh
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-MODEL="$(realpath fixtures/generated/tiny/model-q8_0.gguf)"
-Q4_MODEL="$(realpath fixtures/generated/tiny/model-q4_k_m.gguf)"
-[[ -f "$MODEL" && -f "$Q4_MODEL" ]] || { echo "fixture models missing: run scripts/sql_tests.sh first"; exit 1; }
-WORK="$(mktemp -d /tmp/qwen3_embed_server_tests.XXXXXX)"
-chmod 755 "$WORK"
-PORT=$((20000 + RANDOM % 20000))
+tiny_models
+WORK="$(scratch_dir server_tests)"
+PORT="$(random_port)"
 cleanup() { pg_local_stop; [[ "${QWEN3_EMBED_SERVER_TEST_KEEP:-0}" == 1 ]] || rm -rf "$WORK"; }
 trap cleanup EXIT
-
-PASS=0
-FAIL=0
-check() { # name, then a command that must succeed
-    local name="$1"; shift
-    if "$@"; then
-        echo "ok    $name"; PASS=$((PASS + 1))
-    else
-        echo "FAIL  $name"; FAIL=$((FAIL + 1))
-    fi
-}
-q() { pg_local_psql -qAt "$@"; }
-eq() { [[ "$1" == "$2" ]] || { echo "      got '$1', want '$2'"; return 1; }; }
 
 install -d -o postgres "$WORK/cache"
 PG_LOCAL_ENV="RUST_BACKTRACE=1"
@@ -546,5 +528,4 @@ $(q -c "SET qwen3_embed.use_server = $mode" -c "SET statement_timeout = '100ms'"
         bash -c "grep -c ERROR <<<\"\$1\" | grep -qx 3 && $(declare -f no_backtrace); no_backtrace \"\$1\"" _ "$errs"
 done
 
-echo "$PASS passed, $FAIL failed"
-((FAIL == 0))
+summary
