@@ -160,17 +160,19 @@ impl Drop for KvPerHead {
     }
 }
 
-/// Runs `f(span, head, first query row, out)` in parallel for every block of `bq` query rows
-/// of every head of every span; each call writes only its own rows of head `head`.
+/// Runs `f(span, first head, first query row, out)` in parallel for every block of `bq` query
+/// rows of every group of `heads` consecutive heads of every span; each call writes only its own
+/// rows of its heads.
 pub(in crate::kernels) fn par_units(
     a: &Attention,
     bq: usize,
+    heads: usize,
     out: &mut [f32],
     f: impl Fn(&Span, usize, usize, *mut f32) + Sync,
 ) {
     let mut units = Vec::new();
     for (s, span) in a.spans.iter().enumerate() {
-        for h in 0..a.nh {
+        for h in (0..a.nh).step_by(heads) {
             for i0 in (0..span.q_len).step_by(bq) {
                 units.push((s, h, i0));
             }
@@ -302,6 +304,33 @@ mod tests {
         }
     }
 
+    /// Spans longer than a kernel's blocks of queries and keys, packed, with GQA: every table
+    /// against the generic one.
+    #[test]
+    fn attention_long_spans_match_generic() {
+        let (nh, nkv, hd) = (4, 1, 32);
+        for last_only in [false, true] {
+            let lens = [300usize, 33, 700];
+            let (mut spans, mut qs, mut ks) = (Vec::new(), 0, 0);
+            for &n in &lens {
+                let ql = if last_only { 1 } else { n };
+                spans.push(Span { q_start: qs, q_len: ql, k_start: ks, k_len: n });
+                qs += ql;
+                ks += n;
+            }
+            let q = lcg(6, qs * nh * hd).iter().map(|x| x * 3.0).collect::<Vec<_>>();
+            let k = lcg(7, ks * nkv * hd);
+            let v = lcg(8, ks * nkv * hd);
+            let want = attention(&generic::KERNELS, &q, &k, &v, nh, nkv, hd, &spans, 0.2);
+            for kn in crate::kernels::tables() {
+                let got = attention(kn, &q, &k, &v, nh, nkv, hd, &spans, 0.2);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!((g - w).abs() < 1e-5, "{} last_only={last_only} [{i}]: {g} vs {w}", kn.name);
+                }
+            }
+        }
+    }
+
     /// `cargo test --release -p qwen3-embed-engine --lib attention_speed -- --ignored --nocapture`
     #[test]
     #[ignore]
@@ -310,7 +339,7 @@ mod tests {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let kn = crate::kernels::table();
         println!("instruction set: {:?}", kn.isa);
-        for n in [64usize, 512, 2048] {
+        for n in [64usize, 512, 2048, 8192] {
             let spans = [Span { q_start: 0, q_len: n, k_start: 0, k_len: n }];
             let q = lcg(3, n * nh * hd);
             let k = lcg(4, n * nkv * hd);

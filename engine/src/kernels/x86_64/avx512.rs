@@ -587,7 +587,7 @@ pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
     }
     let kv = ops::KvPerHead::new(a, BK);
     let g = Geometry { nh: a.nh, nkv: a.nkv, hd: a.hd, ld: kv.ld, tk: kv.tk };
-    ops::par_units(a, BQ, out, |sp, h, i0, out| {
+    ops::par_units(a, BQ, 1, out, |sp, h, i0, out| {
         // SAFETY: AVX-512F available; every unit writes its own rows of head `h`.
         unsafe { attention_unit(a.q, &kv.kt, &kv.vt, &g, sp, h, i0, a.scale, out) }
     });
