@@ -295,20 +295,4 @@ impl Engine {
         }
         Ok(out)
     }
-
-    /// Tokenizes and embeds texts; inputs over `max_tokens` are truncated (keeping EOS).
-    pub fn embed_texts(
-        &self,
-        texts: &[&str],
-        instruct: Option<&str>,
-        dims: Option<usize>,
-        max_tokens: usize,
-        batch_tokens: usize,
-        cancel: &crate::CancelFlag,
-    ) -> Result<Vec<Vec<f32>>> {
-        let limits = Limits { max_tokens, ..Limits::default() };
-        let p = self.prepare(texts, instruct, dims, &limits)?;
-        let mut out = self.embed_prepared(&[&p], batch_tokens, &|| cancel.is_cancelled())?;
-        Ok(out.pop().expect("one list per call"))
-    }
 }

@@ -19,7 +19,7 @@ use crate::weights::ModelWeights;
 use crate::{gguf, gguf_tokenizer, hf};
 use candle_core::Device as CDevice;
 
-pub use crate::backend::{BackendChoice, DeviceSpec, Placement};
+use crate::backend::{BackendChoice, DeviceSpec};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {

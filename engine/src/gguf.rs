@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::weights::{assemble, ModelWeights, RawTensor, LAYER_TENSORS};
+use crate::weights::{ModelWeights, RawTensor, LAYER_TENSORS};
 
 pub struct GgufModel<W = ModelWeights> {
     pub weights: W,
@@ -128,11 +128,6 @@ fn dense_from_qtensor(q: &QTensor, device: &Device) -> Result<Tensor> {
     };
     let data = q.data()?;
     Ok(Tensor::from_raw_buffer(&data, dtype, q.shape().dims(), device)?)
-}
-
-/// Loads a GGUF file for the CPU backend.
-pub fn load(path: &Path) -> Result<GgufModel> {
-    load_with(path, &Device::Cpu, |path, config, fetch, counts| assemble(path, config, fetch, counts))
 }
 
 /// Reads a GGUF file's shape and tensors onto `device` and hands them, by canonical name, to

@@ -2,30 +2,30 @@
 //! checkpoint, tokenize like the official tokenizer, run a packed forward pass, pool the last
 //! token, truncate (MRL) and normalize.
 
-pub mod backend;
-pub mod buf;
+pub(crate) mod backend;
+pub(crate) mod buf;
 pub mod cache;
-pub mod config;
+pub(crate) mod config;
 pub mod cut;
-pub mod embedder;
-pub mod engine;
+pub(crate) mod embedder;
+pub(crate) mod engine;
 pub mod error;
-pub mod files;
+pub(crate) mod files;
 #[cfg(feature = "fixture")]
 pub mod fixture;
-pub mod gguf;
-pub mod gguf_tokenizer;
-pub mod hf;
+pub(crate) mod gguf;
+pub(crate) mod gguf_tokenizer;
+pub(crate) mod hf;
 pub mod kernels;
-pub mod model;
-pub mod pool;
+pub(crate) mod model;
+pub(crate) mod pool;
 pub mod profile;
 #[cfg(feature = "pull")]
 pub mod pull;
 pub mod serve;
-pub mod tensor_names;
-pub mod tokenizer;
-pub mod weights;
+pub(crate) mod tensor_names;
+pub(crate) mod tokenizer;
+pub(crate) mod weights;
 
 pub use backend::{Backend, BackendChoice, Device, DeviceSpec, Placement};
 pub use config::ModelConfig;

@@ -115,10 +115,6 @@ impl Qwen3Tokenizer {
         Self::from_json(path, doc, None, vocab_rows)
     }
 
-    pub fn eos_id(&self) -> u32 {
-        self.eos
-    }
-
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

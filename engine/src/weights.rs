@@ -11,9 +11,9 @@ use candle_core::{DType, Module, Tensor};
 use crate::buf::Buf;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
+use crate::kernels;
 use crate::kernels::dense::{self, DenseKind, PackedDense};
 use crate::kernels::qgemm::{self, PackedQ, QKind};
-use crate::kernels::{self, with_f32};
 
 /// A projection weight `[out, in]`.
 pub enum Linear {
@@ -124,33 +124,21 @@ impl Linear {
             .map(|l| match l {
                 Linear::Packed(p) => Ok(p.matmul(kn, x, m)),
                 Linear::PackedDense(p) => Ok(p.matmul(kn, x, m)),
-                _ => {
-                    let k = x.len() / m.max(1);
-                    let t = Tensor::from_slice(x, (m, k), &candle_core::Device::Cpu)?;
-                    Ok(l.forward(&t)?.flatten_all()?.to_vec1::<f32>()?)
+                Linear::Quantized(q) => candle_matmul(x, m, |t| Ok(q.forward(t)?)),
+                Linear::Dense(w) if w.dtype() == DType::F32 => candle_matmul(x, m, |t| Ok(t.matmul(&w.t()?)?)),
+                Linear::Dense(w) => {
+                    candle_matmul(x, m, |t| Ok(t.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(DType::F32)?))
                 }
             })
             .collect()
     }
+}
 
-    /// `x` is `[tokens, in]` in f32; the result is `[tokens, out]` in f32.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Linear::Packed(p) => {
-                let m = x.dim(0)?;
-                let y = with_f32(x, |xs| p.matmul(kernels::table(), xs, m))?;
-                Tensor::from_vec(y, (m, p.n), x.device())?
-            }
-            Linear::PackedDense(p) => {
-                let m = x.dim(0)?;
-                let y = with_f32(x, |xs| p.matmul(kernels::table(), xs, m))?;
-                Tensor::from_vec(y, (m, p.n), x.device())?
-            }
-            Linear::Quantized(m) => m.forward(x)?,
-            Linear::Dense(w) if w.dtype() == DType::F32 => x.matmul(&w.t()?)?,
-            Linear::Dense(w) => x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(DType::F32)?,
-        })
-    }
+/// `x` (`[m, in]` row-major f32) through a candle product, back as row-major f32 `[m, out]`.
+fn candle_matmul(x: &[f32], m: usize, product: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Vec<f32>> {
+    let k = x.len() / m.max(1);
+    let t = Tensor::from_slice(x, (m, k), &candle_core::Device::Cpu)?;
+    Ok(product(&t)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// The token-embedding table `[rows, hidden]` in the file's own type and bytes (GGML blocks,
@@ -203,10 +191,6 @@ impl Embedding {
 
     pub fn dims(&self) -> Vec<usize> {
         vec![self.rows, self.hidden]
-    }
-
-    pub fn type_name(&self) -> String {
-        format!("{:?}", self.dtype)
     }
 
     /// Row `id` as f32.

@@ -8,8 +8,8 @@
 //! tensors: a portable reference on the CPU, and the only backend on CUDA, which a build gets
 //! with the `cuda` cargo feature).
 
-pub mod candle;
-pub mod cpu;
+pub(crate) mod candle;
+pub(crate) mod cpu;
 
 use crate::error::{EngineError, Result};
 

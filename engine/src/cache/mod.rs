@@ -31,13 +31,13 @@ use crate::kernels::qgemm::{PackedQ, QKind};
 use crate::kernels::{self, PACK_LAYOUT};
 use crate::weights::{self, Embedding, Linear, ModelWeights, Piece, RawTensor};
 use dir::CacheFile;
-pub use file::{check, Header, CHUNK, FORMAT};
+pub use file::check;
 use file::{Key, Mapped, OpenError, Writer};
 pub use space::Limits;
 use space::Room;
 
 /// The ending of a cache file's name.
-pub const SUFFIX: &str = ".qwen3pack";
+pub(crate) const SUFFIX: &str = ".qwen3pack";
 
 /// Where the cache lives when nothing says otherwise: `$XDG_CACHE_HOME/qwen3_embed`, else
 /// `~/.cache/qwen3_embed` of the user running the process (`$HOME`, else the password
@@ -129,7 +129,7 @@ fn join_opt(a: Option<String>, b: Option<String>) -> Option<String> {
 
 /// Loads a model's weights for the CPU kernels through the cache in `dir` (`None`: in memory),
 /// within `limits`.
-pub fn load(
+pub(crate) fn load(
     dir: Option<&Path>,
     limits: Limits,
     cancel: Option<&CancelFlag>,
