@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::{Cancel, Never};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::pool::{check_dims, truncate_normalize};
@@ -81,7 +82,7 @@ impl Qwen3Tokenizer {
         text: &str,
         instruct: Option<&str>,
         max_tokens: usize,
-        stop: &dyn Fn() -> bool,
+        stop: &dyn Cancel,
     ) -> Result<Tokenized> {
         let t = self.encode_until(&format_input(text, instruct), max_tokens, stop)?;
         if t.truncated && instruct.is_some() {
@@ -109,7 +110,7 @@ impl Qwen3Tokenizer {
         texts: &[S],
         instruct: Option<&str>,
         limits: &Limits,
-        stop: &dyn Fn() -> bool,
+        stop: &dyn Cancel,
     ) -> Result<TokenizedCall> {
         let mut seqs = Vec::with_capacity(texts.len());
         let mut truncated = Vec::new();
@@ -170,7 +171,7 @@ impl Engine {
         dims: Option<usize>,
         limits: &Limits,
     ) -> Result<Prepared> {
-        self.prepare_until(texts, instruct, dims, limits, &|| false)
+        self.prepare_until(texts, instruct, dims, limits, &Never)
     }
 
     /// As `prepare`; `stop` is asked between tokenizing attempts (then `Cancelled`).
@@ -180,7 +181,7 @@ impl Engine {
         instruct: Option<&str>,
         dims: Option<usize>,
         limits: &Limits,
-        stop: &dyn Fn() -> bool,
+        stop: &dyn Cancel,
     ) -> Result<Prepared> {
         self.check_model(limits)?;
         let dims = check_dims(dims, self.config().hidden)?;
@@ -225,11 +226,11 @@ impl Engine {
         &self,
         calls: &[&Prepared],
         batch_tokens: usize,
-        cancelled: &(dyn Fn() -> bool + Sync),
+        cancel: &dyn Cancel,
     ) -> Result<Vec<Vec<Vec<f32>>>> {
         let seqs: Vec<Vec<u32>> = calls.iter().flat_map(|p| p.seqs.iter().cloned()).collect();
         let dims: Vec<usize> = calls.iter().flat_map(|p| std::iter::repeat_n(p.dims, p.seqs.len())).collect();
-        let mut vectors = self.embed_tokens_each(&seqs, &dims, batch_tokens, cancelled)?.into_iter();
+        let mut vectors = self.embed_tokens_each(&seqs, &dims, batch_tokens, cancel)?.into_iter();
         Ok(calls.iter().map(|p| vectors.by_ref().take(p.seqs.len()).collect()).collect())
     }
 
@@ -241,10 +242,10 @@ impl Engine {
         seqs: &[Vec<u32>],
         dims: Option<usize>,
         batch_tokens: usize,
-        cancel: &crate::CancelFlag,
+        cancel: &dyn Cancel,
     ) -> Result<Vec<Vec<f32>>> {
         let dims = check_dims(dims, self.config().hidden)?;
-        self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, &|| cancel.is_cancelled())
+        self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, cancel)
     }
 
     /// As `embed_tokens`, with an output size per sequence and a stop test run before every
@@ -255,7 +256,7 @@ impl Engine {
         seqs: &[Vec<u32>],
         dims: &[usize],
         batch_tokens: usize,
-        cancelled: &(dyn Fn() -> bool + Sync),
+        cancel: &dyn Cancel,
     ) -> Result<Vec<Vec<f32>>> {
         assert_eq!(seqs.len(), dims.len());
         let config = self.config();
@@ -284,7 +285,7 @@ impl Engine {
                 end += 1;
             }
             let batch: Vec<&[u32]> = seqs[start..end].iter().map(|s| s.as_slice()).collect();
-            let states = self.backend().forward(&batch, cancelled)?;
+            let states = self.backend().forward(&batch, cancel)?;
             for (state, &d) in states.iter().zip(&dims[start..end]) {
                 out.push(truncate_normalize(state, d)?);
             }

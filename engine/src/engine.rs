@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -12,6 +10,7 @@ use crate::backend::candle::CandleBackend;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Device};
 use crate::cache::{self, CacheInfo, CacheState};
+use crate::cancel::{Cancel, CancelFlag, Never};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::tokenizer::Qwen3Tokenizer;
@@ -48,22 +47,6 @@ impl Default for EngineOptions {
             cache_limits: cache::Limits::default(),
             cancel: None,
         }
-    }
-}
-
-/// A flag another thread sets to stop a running embedding; checked before every layer.
-#[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
-
-impl CancelFlag {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst)
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -199,7 +182,11 @@ impl Engine {
         let off = CacheInfo { state: CacheState::Off, path: None, bytes: 0, note: None };
         let (backend, config, cache, (tokenizer, format, types, listing, sizes)) = match (opts.backend, device) {
             (BackendChoice::Auto | BackendChoice::Kernels, Device::Cpu) => {
-                let (dir, limits, cancel) = (opts.cache_dir.as_deref(), opts.cache_limits, opts.cancel.as_ref());
+                let cancel: &dyn Cancel = match &opts.cancel {
+                    Some(c) => c,
+                    None => &Never,
+                };
+                let (dir, limits) = (opts.cache_dir.as_deref(), opts.cache_limits);
                 let (b, (config, cache, extra)) = CpuBackend::load(opts.threads, || {
                     let ((weights, cache), extra) = read(
                         path,

@@ -5,6 +5,7 @@
 pub(crate) mod backend;
 pub(crate) mod buf;
 pub mod cache;
+pub(crate) mod cancel;
 pub(crate) mod config;
 pub mod cut;
 pub(crate) mod embedder;
@@ -28,8 +29,9 @@ pub(crate) mod tokenizer;
 pub(crate) mod weights;
 
 pub use backend::{Backend, BackendChoice, Device, DeviceSpec, Placement};
+pub use cancel::{Cancel, CancelFlag, Never};
 pub use config::ModelConfig;
 pub use embedder::{Limits, LongInput, Prepared, TokenizedCall, Truncation};
-pub use engine::{CancelFlag, Engine, EngineOptions, ModelInfo};
+pub use engine::{Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};
 pub use tokenizer::{format_input, Qwen3Tokenizer, Tokenized, DEFAULT_TASK};

@@ -1,6 +1,7 @@
 //! The CPU backend: our own kernels (`crate::kernels`) on a rayon thread pool of its own.
 
-use super::{Backend, Cancelled, Device};
+use super::{Backend, Device};
+use crate::cancel::Cancel;
 use crate::error::{EngineError, Result};
 use crate::model::{rows, Qwen3};
 use crate::weights::ModelWeights;
@@ -30,8 +31,8 @@ impl CpuBackend {
 }
 
 impl Backend for CpuBackend {
-    fn forward(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>> {
-        let states = self.pool.install(|| self.model.forward(batch, &|| cancelled()))?;
+    fn forward(&self, batch: &[&[u32]], cancel: &dyn Cancel) -> Result<Vec<Vec<f32>>> {
+        let states = self.pool.install(|| self.model.forward(batch, cancel))?;
         rows(&states)
     }
 

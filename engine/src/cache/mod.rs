@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::GgmlDType;
 use candle_core::Tensor;
 
+use crate::cancel::Cancel;
 use crate::config::ModelConfig;
-use crate::engine::CancelFlag;
 use crate::error::{EngineError, Result};
 use crate::kernels::dense::{DenseKind, PackedDense};
 use crate::kernels::qgemm::{PackedQ, QKind};
@@ -132,7 +132,7 @@ fn join_opt(a: Option<String>, b: Option<String>) -> Option<String> {
 pub(crate) fn load(
     dir: Option<&Path>,
     limits: Limits,
-    cancel: Option<&CancelFlag>,
+    cancel: &dyn Cancel,
     path: &Path,
     config: ModelConfig,
     fetch: &mut dyn FnMut(&str) -> Result<RawTensor>,
