@@ -10,7 +10,8 @@ use safetensors::SafeTensors;
 
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::weights::{ModelWeights, RawTensor};
+use crate::tensors::RawTensor;
+use crate::weights::ModelWeights;
 
 pub struct HfModel<W = ModelWeights> {
     pub weights: W,

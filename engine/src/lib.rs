@@ -24,7 +24,7 @@ pub mod profile;
 #[cfg(feature = "pull")]
 pub mod pull;
 pub mod serve;
-pub(crate) mod tensor_names;
+pub(crate) mod tensors;
 pub(crate) mod tokenizer;
 pub(crate) mod weights;
 

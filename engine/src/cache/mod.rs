@@ -29,7 +29,8 @@ use crate::error::{EngineError, Result};
 use crate::kernels::dense::{DenseKind, PackedDense};
 use crate::kernels::qgemm::{PackedQ, QKind};
 use crate::kernels::{self, PACK_LAYOUT};
-use crate::weights::{self, Embedding, Linear, ModelWeights, Piece, RawTensor};
+use crate::tensors::{self, RawTensor};
+use crate::weights::{self, Embedding, Linear, ModelWeights, Piece};
 use dir::CacheFile;
 pub use file::check;
 use file::{Key, Mapped, OpenError, Writer};
@@ -421,8 +422,8 @@ fn weights_from(m: &Mapped, config: &ModelConfig) -> std::result::Result<ModelWe
         };
         pieces.insert(e.name.clone(), piece);
     }
-    for name in weights::tensor_names(config) {
-        let expected = weights::expected_dims(config, weights::canonical(&name));
+    for name in tensors::names(config) {
+        let expected = tensors::expected_dims(config, &name);
         let found = match pieces.get(&name) {
             Some(Piece::Embed(e)) => e.dims(),
             Some(Piece::Norm(t)) => t.dims().to_vec(),

@@ -15,7 +15,7 @@ use super::{Backend, Device};
 use crate::cancel::Cancel;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::weights::RawTensor;
+use crate::tensors::RawTensor;
 use forward::{rows, Model};
 
 /// A sequence joins a padded group while the group's padded size stays within this factor of
