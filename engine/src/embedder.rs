@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::cancel::{Cancel, Never};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::pool::{check_dims, truncate_normalize};
+use crate::output::{output_dims, truncate_normalize};
 use crate::tokenizer::{format_input, Qwen3Tokenizer, Tokenized};
 
 /// What an input longer than `Limits::max_tokens` gets.
@@ -184,7 +184,7 @@ impl Engine {
         stop: &dyn Cancel,
     ) -> Result<Prepared> {
         self.check_model(limits)?;
-        let dims = check_dims(dims, self.config().hidden)?;
+        let dims = output_dims(dims, self.config().hidden)?;
         let call = self.tokenizer().tokenize_call(texts, instruct, limits, stop)?;
         Ok(Prepared { seqs: call.seqs, dims, truncated: call.truncated })
     }
@@ -193,7 +193,7 @@ impl Engine {
     /// its own: the model, the output size, the per-call budget, ids the model has.
     pub fn prepare_ids(&self, seqs: Vec<Vec<u32>>, dims: Option<usize>, limits: &Limits) -> Result<Prepared> {
         self.check_model(limits)?;
-        let dims = check_dims(dims, self.config().hidden)?;
+        let dims = output_dims(dims, self.config().hidden)?;
         let config = self.config();
         if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
             return Err(EngineError::Encode(format!(
@@ -244,7 +244,7 @@ impl Engine {
         batch_tokens: usize,
         cancel: &dyn Cancel,
     ) -> Result<Vec<Vec<f32>>> {
-        let dims = check_dims(dims, self.config().hidden)?;
+        let dims = output_dims(dims, self.config().hidden)?;
         self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, cancel)
     }
 
@@ -261,7 +261,7 @@ impl Engine {
         assert_eq!(seqs.len(), dims.len());
         let config = self.config();
         for &d in dims {
-            check_dims(Some(d), config.hidden)?;
+            output_dims(Some(d), config.hidden)?;
         }
         if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
             return Err(EngineError::Encode(format!(

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::backend::candle::CandleBackend;
+use crate::backend::cpu::weights::ModelWeights;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Device};
 use crate::cache::{self, CacheInfo, CacheState};
@@ -14,7 +15,6 @@ use crate::cancel::{Cancel, CancelFlag, Never};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::tokenizer::Qwen3Tokenizer;
-use crate::weights::ModelWeights;
 use crate::{gguf, gguf_tokenizer, hf};
 use candle_core::Device as CDevice;
 
@@ -107,9 +107,18 @@ fn is_gguf(path: &Path) -> Result<bool> {
     }
 }
 
-/// What a model's files say besides its weights: its tokenizer, format ("gguf" or
-/// "safetensors"), tensor types, full tensor listing and file sizes.
-type Described = (Qwen3Tokenizer, &'static str, BTreeMap<String, usize>, Vec<(String, Vec<usize>, String)>, Vec<u64>);
+/// What a model's files say besides its weights.
+struct Described {
+    tokenizer: Qwen3Tokenizer,
+    /// "gguf" or "safetensors".
+    format: &'static str,
+    /// Tensor storage type -> number of tensors of that type.
+    type_counts: BTreeMap<String, usize>,
+    /// Every tensor in the files: name, shape, type (sorted by name).
+    listing: Vec<(String, Vec<usize>, String)>,
+    /// The size of each weight file.
+    file_sizes: Vec<u64>,
+}
 
 /// Reads a model path with the loader of its format (`hf` for a checkpoint directory or a
 /// `.safetensors` file, `gguf` for a GGUF file), whatever backend the weights are for.
@@ -127,12 +136,14 @@ fn read<W>(
         let tok = Qwen3Tokenizer::from_file(&m.tokenizer_path, config(&m.weights).vocab_rows)?;
         let sizes =
             m.weight_files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect::<Vec<_>>();
-        Ok((m.weights, (tok, "safetensors", m.type_counts, m.tensor_listing, sizes)))
+        let (type_counts, listing) = (m.type_counts, m.tensor_listing);
+        Ok((m.weights, Described { tokenizer: tok, format: "safetensors", type_counts, listing, file_sizes: sizes }))
     } else if is_gguf(path)? {
         let m = gguf(path)?;
         let (doc, eos) = gguf_tokenizer::tokenizer_json_from_gguf(path, &m.metadata)?;
         let tok = Qwen3Tokenizer::from_json(path, doc, Some(eos), config(&m.weights).vocab_rows)?;
-        Ok((m.weights, (tok, "gguf", m.type_counts, m.tensor_listing, vec![meta.len()])))
+        let (type_counts, listing, file_sizes) = (m.type_counts, m.tensor_listing, vec![meta.len()]);
+        Ok((m.weights, Described { tokenizer: tok, format: "gguf", type_counts, listing, file_sizes }))
     } else {
         Err(EngineError::UnknownFormat {
             path: path.to_path_buf(),
@@ -180,7 +191,7 @@ impl Engine {
         let device = placement.device;
         let meta = crate::files::model_path_metadata(path)?;
         let off = CacheInfo { state: CacheState::Off, path: None, bytes: 0, note: None };
-        let (backend, config, cache, (tokenizer, format, types, listing, sizes)) = match (opts.backend, device) {
+        let (backend, config, cache, described) = match (opts.backend, device) {
             (BackendChoice::Auto | BackendChoice::Kernels, Device::Cpu) => {
                 let cancel: &dyn Cancel = match &opts.cancel {
                     Some(c) => c,
@@ -226,14 +237,15 @@ impl Engine {
         // Loading freed the file's metadata, the tokenizer's JSON and (without the cache) the
         // tensors' own copies: give that memory back rather than keep it in malloc's free lists.
         crate::files::release_free_memory();
+        let Described { tokenizer, format, type_counts, listing, file_sizes } = described;
         let info = ModelInfo {
             path: path.to_path_buf(),
             format,
             architecture: "qwen3",
             parameter_count: config.parameter_count(),
             tokenizer_vocab: tokenizer.vocab_size(),
-            fingerprint: fingerprint(format, &listing, &sizes),
-            tensor_types: types,
+            fingerprint: fingerprint(format, &listing, &file_sizes),
+            tensor_types: type_counts,
             config,
             load_time: start.elapsed(),
             device: backend.device().to_string(),

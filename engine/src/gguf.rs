@@ -10,10 +10,10 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 
+use crate::backend::cpu::weights::ModelWeights;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::tensors::{gguf_name, RawTensor};
-use crate::weights::ModelWeights;
 
 pub struct GgufModel<W = ModelWeights> {
     pub weights: W,

@@ -8,10 +8,10 @@ use candle_core::{DType, Device, Tensor};
 use memmap2::Mmap;
 use safetensors::SafeTensors;
 
+use crate::backend::cpu::weights::ModelWeights;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::tensors::RawTensor;
-use crate::weights::ModelWeights;
 
 pub struct HfModel<W = ModelWeights> {
     pub weights: W,

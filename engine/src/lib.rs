@@ -18,15 +18,13 @@ pub(crate) mod gguf;
 pub(crate) mod gguf_tokenizer;
 pub(crate) mod hf;
 pub mod kernels;
-pub(crate) mod model;
-pub(crate) mod pool;
+pub(crate) mod output;
 pub mod profile;
 #[cfg(feature = "pull")]
 pub mod pull;
 pub mod serve;
 pub(crate) mod tensors;
 pub(crate) mod tokenizer;
-pub(crate) mod weights;
 
 pub use backend::{Backend, BackendChoice, Device, DeviceSpec, Placement};
 pub use cancel::{Cancel, CancelFlag, Never};

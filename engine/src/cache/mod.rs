@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::GgmlDType;
 use candle_core::Tensor;
 
+use crate::backend::cpu::weights::{self, Embedding, Linear, ModelWeights, Piece};
 use crate::cancel::Cancel;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
@@ -30,7 +31,6 @@ use crate::kernels::dense::{DenseKind, PackedDense};
 use crate::kernels::qgemm::{PackedQ, QKind};
 use crate::kernels::{self, PACK_LAYOUT};
 use crate::tensors::{self, RawTensor};
-use crate::weights::{self, Embedding, Linear, ModelWeights, Piece};
 use dir::CacheFile;
 pub use file::check;
 use file::{Key, Mapped, OpenError, Writer};

@@ -1,10 +1,15 @@
 //! The CPU backend: our own kernels (`crate::kernels`) on a rayon thread pool of its own.
+//! `weights.rs` holds the weights as the kernels take them (repacked, or mapped from the
+//! packed-weight cache), `forward.rs` the forward pass over them.
+
+mod forward;
+pub(crate) mod weights;
 
 use super::{Backend, Device};
 use crate::cancel::Cancel;
 use crate::error::{EngineError, Result};
-use crate::model::{rows, Qwen3};
-use crate::weights::ModelWeights;
+use forward::{rows, Qwen3};
+use weights::ModelWeights;
 
 pub struct CpuBackend {
     model: Qwen3,

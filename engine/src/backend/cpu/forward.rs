@@ -8,11 +8,11 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::backend::cpu::weights::{LayerWeights, Linear, ModelWeights};
 use crate::cancel::Cancel;
 use crate::error::{EngineError, Result};
 use crate::kernels::{self, ops, Kernels};
 use crate::profile::{self, Stage};
-use crate::weights::{LayerWeights, Linear, ModelWeights};
 
 pub struct Qwen3 {
     pub weights: ModelWeights,
