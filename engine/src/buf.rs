@@ -72,6 +72,7 @@ enum Store<T: Plain> {
 pub struct Buf<T: Plain>(Store<T>);
 
 impl<T: Plain> Buf<T> {
+    #[cfg(test)]
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Store::Mapped { .. })
     }

@@ -177,7 +177,7 @@ impl CutRule {
 
     /// The first safe boundary at or after byte `from` (rounded up to a character), if any
     /// before the end of `text`. `stop` is asked every few thousand characters.
-    pub fn boundary_from(&self, text: &str, from: usize, stop: &dyn Fn() -> bool) -> Option<usize> {
+    pub fn boundary_from(&self, text: &str, from: usize, stop: &dyn crate::cancel::Cancel) -> Option<usize> {
         let mut memo = HashMap::new();
         let mut b = ceil_char(text, from.max(1));
         let mut steps = 0u32;
@@ -187,7 +187,7 @@ impl CutRule {
             }
             b += text[b..].chars().next().map_or(1, char::len_utf8);
             steps = steps.wrapping_add(1);
-            if steps.is_multiple_of(4096) && stop() {
+            if steps.is_multiple_of(4096) && stop.is_cancelled() {
                 return None;
             }
         }

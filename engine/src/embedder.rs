@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::{Cancel, Never};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::pool::{check_dims, truncate_normalize};
+use crate::output::{output_dims, truncate_normalize};
 use crate::tokenizer::{format_input, Qwen3Tokenizer, Tokenized};
 
 /// What an input longer than `Limits::max_tokens` gets.
@@ -81,7 +82,7 @@ impl Qwen3Tokenizer {
         text: &str,
         instruct: Option<&str>,
         max_tokens: usize,
-        stop: &dyn Fn() -> bool,
+        stop: &dyn Cancel,
     ) -> Result<Tokenized> {
         let t = self.encode_until(&format_input(text, instruct), max_tokens, stop)?;
         if t.truncated && instruct.is_some() {
@@ -109,7 +110,7 @@ impl Qwen3Tokenizer {
         texts: &[S],
         instruct: Option<&str>,
         limits: &Limits,
-        stop: &dyn Fn() -> bool,
+        stop: &dyn Cancel,
     ) -> Result<TokenizedCall> {
         let mut seqs = Vec::with_capacity(texts.len());
         let mut truncated = Vec::new();
@@ -170,7 +171,7 @@ impl Engine {
         dims: Option<usize>,
         limits: &Limits,
     ) -> Result<Prepared> {
-        self.prepare_until(texts, instruct, dims, limits, &|| false)
+        self.prepare_until(texts, instruct, dims, limits, &Never)
     }
 
     /// As `prepare`; `stop` is asked between tokenizing attempts (then `Cancelled`).
@@ -180,10 +181,10 @@ impl Engine {
         instruct: Option<&str>,
         dims: Option<usize>,
         limits: &Limits,
-        stop: &dyn Fn() -> bool,
+        stop: &dyn Cancel,
     ) -> Result<Prepared> {
         self.check_model(limits)?;
-        let dims = check_dims(dims, self.config().hidden)?;
+        let dims = output_dims(dims, self.config().hidden)?;
         let call = self.tokenizer().tokenize_call(texts, instruct, limits, stop)?;
         Ok(Prepared { seqs: call.seqs, dims, truncated: call.truncated })
     }
@@ -192,7 +193,7 @@ impl Engine {
     /// its own: the model, the output size, the per-call budget, ids the model has.
     pub fn prepare_ids(&self, seqs: Vec<Vec<u32>>, dims: Option<usize>, limits: &Limits) -> Result<Prepared> {
         self.check_model(limits)?;
-        let dims = check_dims(dims, self.config().hidden)?;
+        let dims = output_dims(dims, self.config().hidden)?;
         let config = self.config();
         if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
             return Err(EngineError::Encode(format!(
@@ -225,11 +226,11 @@ impl Engine {
         &self,
         calls: &[&Prepared],
         batch_tokens: usize,
-        cancelled: &(dyn Fn() -> bool + Sync),
+        cancel: &dyn Cancel,
     ) -> Result<Vec<Vec<Vec<f32>>>> {
         let seqs: Vec<Vec<u32>> = calls.iter().flat_map(|p| p.seqs.iter().cloned()).collect();
         let dims: Vec<usize> = calls.iter().flat_map(|p| std::iter::repeat_n(p.dims, p.seqs.len())).collect();
-        let mut vectors = self.embed_tokens_each(&seqs, &dims, batch_tokens, cancelled)?.into_iter();
+        let mut vectors = self.embed_tokens_each(&seqs, &dims, batch_tokens, cancel)?.into_iter();
         Ok(calls.iter().map(|p| vectors.by_ref().take(p.seqs.len()).collect()).collect())
     }
 
@@ -241,10 +242,10 @@ impl Engine {
         seqs: &[Vec<u32>],
         dims: Option<usize>,
         batch_tokens: usize,
-        cancel: &crate::CancelFlag,
+        cancel: &dyn Cancel,
     ) -> Result<Vec<Vec<f32>>> {
-        let dims = check_dims(dims, self.config().hidden)?;
-        self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, &|| cancel.is_cancelled())
+        let dims = output_dims(dims, self.config().hidden)?;
+        self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, cancel)
     }
 
     /// As `embed_tokens`, with an output size per sequence and a stop test run before every
@@ -255,12 +256,12 @@ impl Engine {
         seqs: &[Vec<u32>],
         dims: &[usize],
         batch_tokens: usize,
-        cancelled: &(dyn Fn() -> bool + Sync),
+        cancel: &dyn Cancel,
     ) -> Result<Vec<Vec<f32>>> {
         assert_eq!(seqs.len(), dims.len());
         let config = self.config();
         for &d in dims {
-            check_dims(Some(d), config.hidden)?;
+            output_dims(Some(d), config.hidden)?;
         }
         if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
             return Err(EngineError::Encode(format!(
@@ -284,7 +285,7 @@ impl Engine {
                 end += 1;
             }
             let batch: Vec<&[u32]> = seqs[start..end].iter().map(|s| s.as_slice()).collect();
-            let states = self.backend().forward(&batch, cancelled)?;
+            let states = self.backend().forward(&batch, cancel)?;
             for (state, &d) in states.iter().zip(&dims[start..end]) {
                 out.push(truncate_normalize(state, d)?);
             }
@@ -294,21 +295,5 @@ impl Engine {
             crate::files::release_free_memory();
         }
         Ok(out)
-    }
-
-    /// Tokenizes and embeds texts; inputs over `max_tokens` are truncated (keeping EOS).
-    pub fn embed_texts(
-        &self,
-        texts: &[&str],
-        instruct: Option<&str>,
-        dims: Option<usize>,
-        max_tokens: usize,
-        batch_tokens: usize,
-        cancel: &crate::CancelFlag,
-    ) -> Result<Vec<Vec<f32>>> {
-        let limits = Limits { max_tokens, ..Limits::default() };
-        let p = self.prepare(texts, instruct, dims, &limits)?;
-        let mut out = self.embed_prepared(&[&p], batch_tokens, &|| cancel.is_cancelled())?;
-        Ok(out.pop().expect("one list per call"))
     }
 }

@@ -2,24 +2,23 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use crate::backend::candle::CandleBackend;
+use crate::backend::cpu::weights::ModelWeights;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Device};
 use crate::cache::{self, CacheInfo, CacheState};
+use crate::cancel::{Cancel, CancelFlag, Never};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::tokenizer::Qwen3Tokenizer;
-use crate::weights::ModelWeights;
 use crate::{gguf, gguf_tokenizer, hf};
 use candle_core::Device as CDevice;
 
-pub use crate::backend::{BackendChoice, DeviceSpec, Placement};
+use crate::backend::{BackendChoice, DeviceSpec};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -48,22 +47,6 @@ impl Default for EngineOptions {
             cache_limits: cache::Limits::default(),
             cancel: None,
         }
-    }
-}
-
-/// A flag another thread sets to stop a running embedding; checked before every layer.
-#[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
-
-impl CancelFlag {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst)
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -124,9 +107,18 @@ fn is_gguf(path: &Path) -> Result<bool> {
     }
 }
 
-/// What a model's files say besides its weights: its tokenizer, format ("gguf" or
-/// "safetensors"), tensor types, full tensor listing and file sizes.
-type Described = (Qwen3Tokenizer, &'static str, BTreeMap<String, usize>, Vec<(String, Vec<usize>, String)>, Vec<u64>);
+/// What a model's files say besides its weights.
+struct Described {
+    tokenizer: Qwen3Tokenizer,
+    /// "gguf" or "safetensors".
+    format: &'static str,
+    /// Tensor storage type -> number of tensors of that type.
+    type_counts: BTreeMap<String, usize>,
+    /// Every tensor in the files: name, shape, type (sorted by name).
+    listing: Vec<(String, Vec<usize>, String)>,
+    /// The size of each weight file.
+    file_sizes: Vec<u64>,
+}
 
 /// Reads a model path with the loader of its format (`hf` for a checkpoint directory or a
 /// `.safetensors` file, `gguf` for a GGUF file), whatever backend the weights are for.
@@ -144,12 +136,14 @@ fn read<W>(
         let tok = Qwen3Tokenizer::from_file(&m.tokenizer_path, config(&m.weights).vocab_rows)?;
         let sizes =
             m.weight_files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect::<Vec<_>>();
-        Ok((m.weights, (tok, "safetensors", m.type_counts, m.tensor_listing, sizes)))
+        let (type_counts, listing) = (m.type_counts, m.tensor_listing);
+        Ok((m.weights, Described { tokenizer: tok, format: "safetensors", type_counts, listing, file_sizes: sizes }))
     } else if is_gguf(path)? {
         let m = gguf(path)?;
         let (doc, eos) = gguf_tokenizer::tokenizer_json_from_gguf(path, &m.metadata)?;
         let tok = Qwen3Tokenizer::from_json(path, doc, Some(eos), config(&m.weights).vocab_rows)?;
-        Ok((m.weights, (tok, "gguf", m.type_counts, m.tensor_listing, vec![meta.len()])))
+        let (type_counts, listing, file_sizes) = (m.type_counts, m.tensor_listing, vec![meta.len()]);
+        Ok((m.weights, Described { tokenizer: tok, format: "gguf", type_counts, listing, file_sizes }))
     } else {
         Err(EngineError::UnknownFormat {
             path: path.to_path_buf(),
@@ -197,9 +191,13 @@ impl Engine {
         let device = placement.device;
         let meta = crate::files::model_path_metadata(path)?;
         let off = CacheInfo { state: CacheState::Off, path: None, bytes: 0, note: None };
-        let (backend, config, cache, (tokenizer, format, types, listing, sizes)) = match (opts.backend, device) {
+        let (backend, config, cache, described) = match (opts.backend, device) {
             (BackendChoice::Auto | BackendChoice::Kernels, Device::Cpu) => {
-                let (dir, limits, cancel) = (opts.cache_dir.as_deref(), opts.cache_limits, opts.cancel.as_ref());
+                let cancel: &dyn Cancel = match &opts.cancel {
+                    Some(c) => c,
+                    None => &Never,
+                };
+                let (dir, limits) = (opts.cache_dir.as_deref(), opts.cache_limits);
                 let (b, (config, cache, extra)) = CpuBackend::load(opts.threads, || {
                     let ((weights, cache), extra) = read(
                         path,
@@ -239,14 +237,15 @@ impl Engine {
         // Loading freed the file's metadata, the tokenizer's JSON and (without the cache) the
         // tensors' own copies: give that memory back rather than keep it in malloc's free lists.
         crate::files::release_free_memory();
+        let Described { tokenizer, format, type_counts, listing, file_sizes } = described;
         let info = ModelInfo {
             path: path.to_path_buf(),
             format,
             architecture: "qwen3",
             parameter_count: config.parameter_count(),
             tokenizer_vocab: tokenizer.vocab_size(),
-            fingerprint: fingerprint(format, &listing, &sizes),
-            tensor_types: types,
+            fingerprint: fingerprint(format, &listing, &file_sizes),
+            tensor_types: type_counts,
             config,
             load_time: start.elapsed(),
             device: backend.device().to_string(),

@@ -10,9 +10,10 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 
+use crate::backend::cpu::weights::ModelWeights;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::weights::{assemble, ModelWeights, RawTensor, LAYER_TENSORS};
+use crate::tensors::{gguf_name, RawTensor};
 
 pub struct GgufModel<W = ModelWeights> {
     pub weights: W,
@@ -20,8 +21,6 @@ pub struct GgufModel<W = ModelWeights> {
     pub type_counts: BTreeMap<String, usize>,
     pub tensor_listing: Vec<(String, Vec<usize>, String)>,
 }
-
-use crate::tensor_names::gguf_name;
 
 pub(crate) fn map_candle_error(path: &Path, e: candle_core::Error) -> EngineError {
     let path = path.to_path_buf();
@@ -130,11 +129,6 @@ fn dense_from_qtensor(q: &QTensor, device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_raw_buffer(&data, dtype, q.shape().dims(), device)?)
 }
 
-/// Loads a GGUF file for the CPU backend.
-pub fn load(path: &Path) -> Result<GgufModel> {
-    load_with(path, &Device::Cpu, |path, config, fetch, counts| assemble(path, config, fetch, counts))
-}
-
 /// Reads a GGUF file's shape and tensors onto `device` and hands them, by canonical name, to
 /// `build`, which assembles the weights of one backend (and counts tensor types).
 pub(crate) fn load_with<W>(
@@ -228,6 +222,5 @@ pub(crate) fn load_with<W>(
         },
         &mut type_counts,
     )?;
-    debug_assert_eq!(LAYER_TENSORS.len(), 11);
     Ok(GgufModel { weights, metadata: content.metadata, type_counts, tensor_listing })
 }

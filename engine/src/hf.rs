@@ -8,9 +8,10 @@ use candle_core::{DType, Device, Tensor};
 use memmap2::Mmap;
 use safetensors::SafeTensors;
 
+use crate::backend::cpu::weights::ModelWeights;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::weights::{assemble, ModelWeights, RawTensor};
+use crate::tensors::RawTensor;
 
 pub struct HfModel<W = ModelWeights> {
     pub weights: W,
@@ -117,11 +118,6 @@ fn dtype_of(path: &Path, name: &str, d: safetensors::Dtype) -> Result<DType> {
             })
         }
     })
-}
-
-/// Loads a checkpoint directory for the CPU backend.
-pub fn load(dir: &Path) -> Result<HfModel> {
-    load_with(dir, &Device::Cpu, |path, config, fetch, counts| assemble(path, config, fetch, counts))
 }
 
 /// Reads a checkpoint's shape and tensors onto `device` and hands them, by canonical name, to

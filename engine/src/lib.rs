@@ -2,34 +2,34 @@
 //! checkpoint, tokenize like the official tokenizer, run a packed forward pass, pool the last
 //! token, truncate (MRL) and normalize.
 
-pub mod backend;
-pub mod buf;
+pub(crate) mod backend;
+pub(crate) mod buf;
 pub mod cache;
-pub mod config;
+pub(crate) mod cancel;
+pub(crate) mod config;
 pub mod cut;
-pub mod embedder;
-pub mod engine;
+pub(crate) mod embedder;
+pub(crate) mod engine;
 pub mod error;
-pub mod files;
+pub(crate) mod files;
 #[cfg(feature = "fixture")]
 pub mod fixture;
-pub mod gguf;
-pub mod gguf_tokenizer;
-pub mod hf;
+pub(crate) mod gguf;
+pub(crate) mod gguf_tokenizer;
+pub(crate) mod hf;
 pub mod kernels;
-pub mod model;
-pub mod pool;
+pub(crate) mod output;
 pub mod profile;
 #[cfg(feature = "pull")]
 pub mod pull;
 pub mod serve;
-pub mod tensor_names;
-pub mod tokenizer;
-pub mod weights;
+pub(crate) mod tensors;
+pub(crate) mod tokenizer;
 
 pub use backend::{Backend, BackendChoice, Device, DeviceSpec, Placement};
+pub use cancel::{Cancel, CancelFlag, Never};
 pub use config::ModelConfig;
 pub use embedder::{Limits, LongInput, Prepared, TokenizedCall, Truncation};
-pub use engine::{CancelFlag, Engine, EngineOptions, ModelInfo};
+pub use engine::{Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};
 pub use tokenizer::{format_input, Qwen3Tokenizer, Tokenized, DEFAULT_TASK};

@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use tokenizers::Tokenizer;
 
+use crate::cancel::{Cancel, Never};
 use crate::cut::CutRule;
 use crate::error::{EngineError, Result};
 
@@ -115,10 +116,6 @@ impl Qwen3Tokenizer {
         Self::from_json(path, doc, None, vocab_rows)
     }
 
-    pub fn eos_id(&self) -> u32 {
-        self.eos
-    }
-
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
@@ -170,18 +167,18 @@ impl Qwen3Tokenizer {
     /// Tokenizes `text` and appends EOS. When the result would exceed `max_tokens`, keeps the
     /// first `max_tokens - 1` text tokens and EOS, and says so.
     pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Tokenized> {
-        self.encode_until(text, max_tokens, &|| false)
+        self.encode_until(text, max_tokens, &Never)
     }
 
     /// As `encode`, tokenizing a long text only up to a safe cut that holds the tokens kept
     /// (`crate::cut`). `stop` is asked between attempts; when it says yes, `Cancelled`.
-    pub fn encode_until(&self, text: &str, max_tokens: usize, stop: &dyn Fn() -> bool) -> Result<Tokenized> {
+    pub fn encode_until(&self, text: &str, max_tokens: usize, stop: &dyn Cancel) -> Result<Tokenized> {
         let keep = max_tokens.max(1) - 1;
         if let Some(rule) = self.cut.as_ref().filter(|_| text.len() > self.cut_from) {
             let mut from = keep.saturating_mul(GUESS_BYTES_PER_TOKEN).saturating_add(256);
             while from < text.len() {
                 let Some(b) = rule.boundary_from(text, from, stop) else { break };
-                if stop() {
+                if stop.is_cancelled() {
                     return Err(EngineError::Cancelled);
                 }
                 let mut ids = self.ids(&text[..b])?;
@@ -193,7 +190,7 @@ impl Qwen3Tokenizer {
                 }
                 from = b.saturating_mul(2);
             }
-            if stop() {
+            if stop.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
         }

@@ -33,7 +33,7 @@ fn try_load(model: &Path, cache: Option<&Path>, cancel: Option<CancelFlag>) -> R
 }
 
 fn vectors(e: &Engine) -> Vec<Vec<u32>> {
-    let v = e.embed_texts(&TEXTS, Some("Find the passage"), None, 512, 4096, &CancelFlag::new()).unwrap();
+    let v = common::embed_texts(e, &TEXTS, Some("Find the passage"), None, 512, 4096).unwrap();
     v.into_iter().map(|v| v.into_iter().map(f32::to_bits).collect()).collect()
 }
 
@@ -101,6 +101,7 @@ fn unusable_files_are_rebuilt() {
         f.read_exact_at(&mut b, at).unwrap();
         f.write_all_at(&[b[0] ^ 0x5a], at).unwrap();
     };
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
         ("truncated", Box::new(|| OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap())),
         ("bad magic", Box::new(|| write_at(0, b"GGUF"))),

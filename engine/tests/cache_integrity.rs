@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use qwen3_embed_engine::cache::{CacheState, Limits};
-use qwen3_embed_engine::{CancelFlag, Engine, EngineOptions};
+use qwen3_embed_engine::{Engine, EngineOptions};
 
 const TEXTS: [&str; 3] = ["The quick brown fox", "PostgreSQL stores rows in heap pages.", "数据库"];
 const HEADER: u64 = 4096;
@@ -29,7 +29,7 @@ fn load(model: &Path, cache: Option<&Path>) -> Engine {
 }
 
 fn vectors(e: &Engine) -> Vec<Vec<u32>> {
-    let v = e.embed_texts(&TEXTS, Some("Find the passage"), None, 512, 4096, &CancelFlag::new()).unwrap();
+    let v = common::embed_texts(e, &TEXTS, Some("Find the passage"), None, 512, 4096).unwrap();
     v.into_iter().map(|v| v.into_iter().map(f32::to_bits).collect()).collect()
 }
 

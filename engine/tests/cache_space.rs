@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use qwen3_embed_engine::cache::{space, CacheState, Limits};
-use qwen3_embed_engine::{CancelFlag, Engine, EngineOptions};
+use qwen3_embed_engine::{Engine, EngineOptions};
 
 const NO_LIMITS: Limits = Limits { min_free: 0, max_size: None };
 
@@ -23,7 +23,7 @@ fn load(model: &Path, dir: &Path, limits: Limits) -> Engine {
 }
 
 fn vectors(e: &Engine) -> Vec<Vec<u32>> {
-    let v = e.embed_texts(&["one", "two words"], None, None, 512, 4096, &CancelFlag::new()).unwrap();
+    let v = common::embed_texts(e, &["one", "two words"], None, None, 512, 4096).unwrap();
     v.into_iter().map(|v| v.into_iter().map(f32::to_bits).collect()).collect()
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
 use qwen3_embed_engine::serve::{self, wire, Caller, ModelKey, Reply, Request, ServerOptions, Stats};
-use qwen3_embed_engine::{CancelFlag, Engine, EngineError, EngineOptions, ErrorKind, Limits};
+use qwen3_embed_engine::{Engine, EngineError, EngineOptions, ErrorKind, Limits};
 
 /// Loads as the engine does, but takes seconds for the F16 file: a slow load.
 fn slow_f16(path: &Path, opts: &EngineOptions) -> Result<Engine, EngineError> {
@@ -101,7 +101,7 @@ fn stats() -> Stats {
 }
 
 fn direct(rel: &str, texts: &[&str], dims: Option<usize>) -> Vec<Vec<f32>> {
-    common::engine(rel).embed_texts(texts, None, dims, 8192, 4096, &CancelFlag::new()).unwrap()
+    common::embed_texts(common::engine(rel), texts, None, dims, 8192, 4096).unwrap()
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn the_server_checks_the_ids_it_is_sent() {
     match call(&ids_req("model-q8_0.gguf", &t.seqs, None, 0, 4)).unwrap() {
         (Reply::Vectors { dims }, tail) => {
             let v = wire::bytes_to_f32s(&tail, &dims).unwrap();
-            let want = common::engine("model-q8_0.gguf").embed_texts(&[text], None, None, 4, 4096, &CancelFlag::new());
+            let want = common::embed_texts(common::engine("model-q8_0.gguf"), &[text], None, None, 4, 4096);
             assert_eq!(v, want.unwrap());
         }
         other => panic!("{other:?}"),

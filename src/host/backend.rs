@@ -75,16 +75,14 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column
     let owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
     let instruct = instruct.map(str::to_string);
     let work = engine.clone();
-    let prepared = run_cancellable(move |cancel| {
-        work.prepare_until(&owned, instruct.as_deref(), dims, &limits, &|| cancel.is_cancelled())
-    })
-    .or_raise();
+    let prepared =
+        run_cancellable(move |cancel| work.prepare_until(&owned, instruct.as_deref(), dims, &limits, cancel))
+            .or_raise();
     for t in &prepared.truncated {
         super::notice_truncated(t, max_tokens);
     }
     let budget = settings::batch_tokens();
-    let mut out = run_cancellable(move |cancel| engine.embed_prepared(&[&prepared], budget, &|| cancel.is_cancelled()))
-        .or_raise();
+    let mut out = run_cancellable(move |cancel| engine.embed_prepared(&[&prepared], budget, cancel)).or_raise();
     out.pop().expect("one list per call")
 }
 

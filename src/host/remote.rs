@@ -111,10 +111,8 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column
     let owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
     let instruct = instruct.map(str::to_string);
     let expect_fingerprints = limits.expect_fingerprints.clone();
-    let call_tokens = run_cancellable(move |cancel| {
-        tok.tokenize_call(&owned, instruct.as_deref(), &limits, &|| cancel.is_cancelled())
-    })
-    .or_raise();
+    let call_tokens =
+        run_cancellable(move |cancel| tok.tokenize_call(&owned, instruct.as_deref(), &limits, cancel)).or_raise();
     for t in &call_tokens.truncated {
         notice_truncated(t, max_tokens);
     }

@@ -8,17 +8,16 @@
 //! tensors: a portable reference on the CPU, and the only backend on CUDA, which a build gets
 //! with the `cuda` cargo feature).
 
-pub mod candle;
-pub mod cpu;
+pub(crate) mod candle;
+pub(crate) mod cpu;
 
+use crate::cancel::Cancel;
 use crate::error::{EngineError, Result};
-
-/// The stop test of a forward pass, polled before every layer.
-pub type Cancelled<'a> = &'a (dyn Fn() -> bool + Sync);
 
 pub trait Backend: Send + Sync {
     /// One packed batch: the last token's final-norm hidden state of each sequence, in order.
-    fn forward(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>>;
+    /// `cancel` is asked before every layer.
+    fn forward(&self, batch: &[&[u32]], cancel: &dyn Cancel) -> Result<Vec<Vec<f32>>>;
     fn device(&self) -> Device;
     /// "kernels" or "candle".
     fn name(&self) -> &'static str;

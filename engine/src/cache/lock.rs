@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::engine::CancelFlag;
+use crate::cancel::Cancel;
 
 pub enum LockError {
     Cancelled,
@@ -18,7 +18,7 @@ pub struct Held(#[allow(dead_code)] File);
 
 /// Takes the lock on the file `path` names: an eviction may remove a lock file no process
 /// holds, and a lock on a removed file excludes nobody, so the lock is taken again on the new one.
-pub fn acquire(path: &Path, cancel: Option<&CancelFlag>) -> Result<Held, LockError> {
+pub fn acquire(path: &Path, cancel: &dyn Cancel) -> Result<Held, LockError> {
     let open = || OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(LockError::Io);
     let mut file = open()?;
     loop {
@@ -31,7 +31,7 @@ pub fn acquire(path: &Path, cancel: Option<&CancelFlag>) -> Result<Held, LockErr
                 file = open()?;
             }
             Err(TryLockError::WouldBlock) => {
-                if cancel.is_some_and(|c| c.is_cancelled()) {
+                if cancel.is_cancelled() {
                     return Err(LockError::Cancelled);
                 }
                 std::thread::sleep(Duration::from_millis(20));

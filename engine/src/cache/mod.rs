@@ -23,21 +23,22 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::GgmlDType;
 use candle_core::Tensor;
 
+use crate::backend::cpu::weights::{self, Embedding, Linear, ModelWeights, Piece};
+use crate::cancel::Cancel;
 use crate::config::ModelConfig;
-use crate::engine::CancelFlag;
 use crate::error::{EngineError, Result};
 use crate::kernels::dense::{DenseKind, PackedDense};
 use crate::kernels::qgemm::{PackedQ, QKind};
 use crate::kernels::{self, PACK_LAYOUT};
-use crate::weights::{self, Embedding, Linear, ModelWeights, Piece, RawTensor};
+use crate::tensors::{self, RawTensor};
 use dir::CacheFile;
-pub use file::{check, Header, CHUNK, FORMAT};
+pub use file::check;
 use file::{Key, Mapped, OpenError, Writer};
 pub use space::Limits;
 use space::Room;
 
 /// The ending of a cache file's name.
-pub const SUFFIX: &str = ".qwen3pack";
+pub(crate) const SUFFIX: &str = ".qwen3pack";
 
 /// Where the cache lives when nothing says otherwise: `$XDG_CACHE_HOME/qwen3_embed`, else
 /// `~/.cache/qwen3_embed` of the user running the process (`$HOME`, else the password
@@ -129,10 +130,10 @@ fn join_opt(a: Option<String>, b: Option<String>) -> Option<String> {
 
 /// Loads a model's weights for the CPU kernels through the cache in `dir` (`None`: in memory),
 /// within `limits`.
-pub fn load(
+pub(crate) fn load(
     dir: Option<&Path>,
     limits: Limits,
-    cancel: Option<&CancelFlag>,
+    cancel: &dyn Cancel,
     path: &Path,
     config: ModelConfig,
     fetch: &mut dyn FnMut(&str) -> Result<RawTensor>,
@@ -421,8 +422,8 @@ fn weights_from(m: &Mapped, config: &ModelConfig) -> std::result::Result<ModelWe
         };
         pieces.insert(e.name.clone(), piece);
     }
-    for name in weights::tensor_names(config) {
-        let expected = weights::expected_dims(config, weights::canonical(&name));
+    for name in tensors::names(config) {
+        let expected = tensors::expected_dims(config, &name);
         let found = match pieces.get(&name) {
             Some(Piece::Embed(e)) => e.dims(),
             Some(Piece::Norm(t)) => t.dims().to_vec(),

@@ -9,7 +9,7 @@
 //!   against the f32 activations (no rounding of the activations at all).
 //! * F32: `[n/16][k][16]`, as F16 without the widening.
 
-use half::{bf16, f16};
+use half::bf16;
 use rayon::prelude::*;
 
 use super::{Kernels, SendPtr};
@@ -101,15 +101,8 @@ impl PackedDense {
         (p.data.len() == d16 && p.data32.len() == d32).then_some(p)
     }
 
-    pub fn is_mapped(&self) -> bool {
-        self.data.is_mapped() || self.data32.is_mapped()
-    }
-
-    pub fn bytes(&self) -> usize {
-        2 * self.data.len() + 4 * self.data32.len()
-    }
-
     /// Row `c` as f32 (for tests).
+    #[cfg(test)]
     pub fn row(&self, c: usize) -> Vec<f32> {
         let (t, r) = (c / NR, c % NR);
         let tile = t * NR * self.k;
@@ -117,7 +110,7 @@ impl PackedDense {
             .map(|kk| {
                 let i = tile + tile_index(self.kind, r, kk);
                 match self.kind {
-                    DenseKind::F16 => f16::from_bits(self.data[i]).to_f32(),
+                    DenseKind::F16 => half::f16::from_bits(self.data[i]).to_f32(),
                     DenseKind::Bf16 => bf16::from_bits(self.data[i]).to_f32(),
                     DenseKind::F32 => self.data32[i],
                 }
@@ -164,6 +157,7 @@ impl PackedDense {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::f16;
 
     fn lcg(seed: u64, n: usize) -> Vec<f32> {
         let mut s = seed;

@@ -4,14 +4,14 @@
 //! ([`Kernels`]); `QWEN3_EMBED_ISA=generic|avx2|avx512` (or a table's code) forces one, and
 //! asking for one this CPU lacks is an error, not a silent fallback.
 
-pub mod blocks;
-pub mod dense;
-pub mod generic;
-pub mod ops;
-pub mod qgemm;
-pub mod qpack;
+pub(crate) mod blocks;
+pub(crate) mod dense;
+pub(crate) mod generic;
+pub(crate) mod ops;
+pub(crate) mod qgemm;
+pub(crate) mod qpack;
 #[cfg(target_arch = "x86_64")]
-pub mod x86_64;
+pub(crate) mod x86_64;
 
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -32,8 +32,6 @@ impl SendPtr {
     }
 }
 
-use candle_core::{Storage, Tensor};
-
 use crate::error::{EngineError, Result};
 
 /// An instruction set the kernels are written for, from the most portable up.
@@ -48,12 +46,12 @@ pub enum Isa {
 }
 
 /// The environment variable that forces an instruction set.
-pub const ISA_ENV: &str = "QWEN3_EMBED_ISA";
+pub(crate) const ISA_ENV: &str = "QWEN3_EMBED_ISA";
 
 /// Version of the packed weight layouts (`qgemm::PackedQ`, `dense::PackedDense`, their
 /// `parts()`): a packed-weight cache file written under another version is never used. Bump
 /// it with every change to what `parts()` returns or how the kernels read it.
-pub const PACK_LAYOUT: u32 = 2;
+pub(crate) const PACK_LAYOUT: u32 = 2;
 
 impl Isa {
     pub const ALL: [Isa; 3] = [Isa::Generic, Isa::Avx2, Isa::Avx512];
@@ -154,10 +152,10 @@ impl Isa {
 }
 
 /// Longest [`Kernels::code`]: the packed-weight cache's header keeps this many bytes.
-pub const CODE_MAX: usize = 16;
+pub(crate) const CODE_MAX: usize = 16;
 
 /// Every kernel table's code, whether or not this CPU runs it.
-pub fn codes() -> Vec<&'static str> {
+pub(crate) fn codes() -> Vec<&'static str> {
     let mut v = vec![generic::KERNELS.code];
     #[cfg(target_arch = "x86_64")]
     v.extend(x86_64::all_tables().iter().map(|t| t.code));
@@ -167,7 +165,7 @@ pub fn codes() -> Vec<&'static str> {
 /// The table `QWEN3_EMBED_ISA` asks for: an instruction set (its best table on this CPU), or
 /// one table by its code (`avx512_nobf16`: AVX-512 without its BF16 kernel, as on Skylake-X
 /// to Ice Lake); unset or empty: the best this CPU runs.
-pub fn select(setting: Option<&str>) -> std::result::Result<&'static Kernels, String> {
+pub(crate) fn select(setting: Option<&str>) -> std::result::Result<&'static Kernels, String> {
     let code = setting.map(str::trim).filter(|s| Isa::parse(s).is_none() && codes().contains(s));
     let Some(code) = code else {
         return Isa::from_setting(setting).map(Isa::kernels);
@@ -199,17 +197,17 @@ pub fn tables() -> Vec<&'static Kernels> {
 
 /// The active kernels for code past a model load. A load fails while `QWEN3_EMBED_ISA` is
 /// invalid, so no forward pass reaches the generic fallback here.
-pub fn table() -> &'static Kernels {
+pub(crate) fn table() -> &'static Kernels {
     active().unwrap_or(&generic::KERNELS)
 }
 
 /// Rows `r0..r1` of the quantized activations times tiles `tiles` of a packed quantized
 /// weight, into `out` (`[m, w.n]` row-major).
-pub type QUnitFn =
+pub(crate) type QUnitFn =
     unsafe fn(w: &qgemm::PackedQ, a: &qgemm::QuantAct, tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32);
 /// Rows `r0..r1` of `x` (f32) or `xb` (bf16 pairs) times tiles `tiles` of a packed dense
 /// weight, into `out` (`[m, w.n]` row-major).
-pub type DenseUnitFn =
+pub(crate) type DenseUnitFn =
     unsafe fn(w: &dense::PackedDense, x: &[f32], xb: &[u32], tiles: Range<usize>, r0: usize, r1: usize, out: *mut f32);
 
 /// One kernel of every kind, for one instruction set. The functions are `unsafe` because the
@@ -223,37 +221,23 @@ pub struct Kernels {
     /// `QWEN3_EMBED_ISA`: at most [`CODE_MAX`] bytes of `[a-z0-9_]`, never changed once used.
     pub code: &'static str,
     /// Quantizes 256 activations to i8 (`shift`: stored as `q + 128`), returns the scale.
-    pub quantize_block: unsafe fn(x: &[f32], q: &mut [i8], shift: bool) -> f32,
+    pub(crate) quantize_block: unsafe fn(x: &[f32], q: &mut [i8], shift: bool) -> f32,
     /// Whether this table's quantized GEMM takes the activations shifted to unsigned bytes
     /// for Q6_K and Q8_0, whose weights it multiplies as signed bytes (`vpdpbusd` takes one
     /// unsigned operand); the shift is removed with per-column weight sums.
-    pub shift_signed: bool,
-    pub qgemm_unit: QUnitFn,
+    pub(crate) shift_signed: bool,
+    pub(crate) qgemm_unit: QUnitFn,
     /// Indexed by `DenseKind as usize`.
-    pub dense_unit: [DenseUnitFn; 3],
-    pub attention: unsafe fn(a: &ops::Attention, out: &mut [f32]),
+    pub(crate) dense_unit: [DenseUnitFn; 3],
+    pub(crate) attention: unsafe fn(a: &ops::Attention, out: &mut [f32]),
     /// RMSNorm of every row (rows are `w.len()` long).
-    pub rms_rows: unsafe fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]),
+    pub(crate) rms_rows: unsafe fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]),
     /// `g = silu(g) * u`.
-    pub silu_mul: unsafe fn(g: &mut [f32], u: &[f32]),
+    pub(crate) silu_mul: unsafe fn(g: &mut [f32], u: &[f32]),
     /// NeoX rotary embedding of one row of heads (`cos`/`sin` are `hd/2` long).
-    pub rope_row: unsafe fn(row: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]),
+    pub(crate) rope_row: unsafe fn(row: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]),
     /// `a += b`.
-    pub add: unsafe fn(a: &mut [f32], b: &[f32]),
-}
-
-/// Runs `f` on the f32 contents of `t` (row-major), without a copy when `t` is contiguous.
-pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) {
-            if let Ok(s) = cpu.as_slice::<f32>() {
-                return Ok(f(&s[a..b]));
-            }
-        }
-    }
-    let v = t.flatten_all()?.to_vec1::<f32>()?;
-    Ok(f(&v))
+    pub(crate) add: unsafe fn(a: &mut [f32], b: &[f32]),
 }
 
 /// An empty vector with room for `n` values, for a large output that the caller fills
@@ -264,7 +248,7 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 /// fresh memory each time means the kernel zeroes it page by page (Q8_0 4B, 1,631 tokens, 2
 /// threads: about 300 MB per layer). Otherwise, on Linux, buffers of 4 MiB and more are marked
 /// for transparent huge pages, which makes the remaining page faults 512 times fewer.
-pub fn alloc_vec<T: Spare>(n: usize) -> Vec<T> {
+pub(crate) fn alloc_vec<T: Spare>(n: usize) -> Vec<T> {
     if let Some(mut v) = T::take(n) {
         v.clear();
         return v;
@@ -291,7 +275,7 @@ pub fn alloc_vec<T: Spare>(n: usize) -> Vec<T> {
 }
 
 /// `vec![T::default(); n]` in memory from `alloc_vec`.
-pub fn zeroed_vec<T: Spare + Copy + Default>(n: usize) -> Vec<T> {
+pub(crate) fn zeroed_vec<T: Spare + Copy + Default>(n: usize) -> Vec<T> {
     let mut v = alloc_vec(n);
     v.resize(n, T::default());
     v
@@ -303,7 +287,7 @@ const SPARE_MIN_BYTES: usize = 4 << 20;
 const SPARE_MAX: usize = 24;
 
 /// Element types whose large buffers are kept for reuse by [`alloc_vec`].
-pub trait Spare: Sized {
+pub(crate) trait Spare: Sized {
     /// The smallest spare buffer of this thread with room for `n` values.
     fn take(n: usize) -> Option<Vec<Self>>;
     fn put(v: Vec<Self>);
@@ -341,19 +325,20 @@ spare_pool!(f32, SPARE_F32);
 spare_pool!(i8, SPARE_I8);
 
 /// Hands a large buffer that is no longer needed back to this thread's spares.
-pub fn recycle<T: Spare>(v: Vec<T>) {
+pub(crate) fn recycle<T: Spare>(v: Vec<T>) {
     T::put(v);
 }
 
 /// Frees this thread's spare buffers (the end of a forward pass).
-pub fn release_spares() {
+pub(crate) fn release_spares() {
     f32::clear_spares();
     i8::clear_spares();
 }
 
 /// CPU seconds used so far by all threads of this process (Linux, from schedstat; 0 elsewhere).
 /// Benchmarks on a shared machine divide work by this instead of wall time.
-pub fn process_cpu_seconds() -> f64 {
+#[cfg(test)]
+pub(crate) fn process_cpu_seconds() -> f64 {
     let mut ns = 0u64;
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for e in dir.flatten() {

@@ -421,11 +421,13 @@ impl PackedQ {
     }
 
     /// Whether the arrays are read from a mapped cache file.
+    #[cfg(test)]
     pub fn is_mapped(&self) -> bool {
         self.qs.is_mapped()
     }
 
     /// Bytes held.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.parts().iter().map(|p| p.len()).sum()
     }
@@ -530,6 +532,7 @@ impl PackedQ {
     }
 
     /// Dequantized row `c` (for tests).
+    #[cfg(test)]
     pub fn dequantize_row(&self, c: usize) -> Vec<f32> {
         (0..self.k)
             .map(|kk| {

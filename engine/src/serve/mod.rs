@@ -2,8 +2,8 @@
 //! Plain Unix-socket I/O and threads; whoever runs the server decides where the socket lives
 //! and who may reach it.
 
-pub mod client;
-pub mod server;
+pub(crate) mod client;
+pub(crate) mod server;
 pub mod wire;
 
 pub use client::call;

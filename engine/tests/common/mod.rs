@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use qwen3_embed_engine::fixture::{self, Format, Shape};
-use qwen3_embed_engine::{Engine, EngineOptions};
+use qwen3_embed_engine::{Engine, EngineError, EngineOptions, Limits};
 
 pub const SEED: u64 = 42;
 
@@ -110,4 +110,19 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 pub fn norm(a: &[f32]) -> f64 {
     a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()
+}
+
+/// Tokenizes and embeds texts in one call; inputs over `max_tokens` are truncated (keeping EOS).
+pub fn embed_texts(
+    e: &Engine,
+    texts: &[&str],
+    instruct: Option<&str>,
+    dims: Option<usize>,
+    max_tokens: usize,
+    batch_tokens: usize,
+) -> Result<Vec<Vec<f32>>, EngineError> {
+    let limits = Limits { max_tokens, ..Limits::default() };
+    let p = e.prepare(texts, instruct, dims, &limits)?;
+    let mut out = e.embed_prepared(&[&p], batch_tokens, &qwen3_embed_engine::Never)?;
+    Ok(out.pop().expect("one list per call"))
 }

@@ -14,7 +14,7 @@ use candle_nn::ops::{rms_norm, softmax_last_dim};
 use candle_nn::rotary_emb::rope;
 
 use super::weights::{Layer, Weights};
-use crate::backend::Cancelled;
+use crate::cancel::Cancel;
 use crate::error::{EngineError, Result};
 
 /// Most bytes one block of attention scores may take: queries go through attention in blocks
@@ -67,8 +67,8 @@ impl Model {
     }
 
     /// The final-norm hidden state of each sequence's last token, `[seqs, hidden]` f32.
-    /// `cancelled` is polled before every layer.
-    pub fn forward(&self, seqs: &[&[u32]], cancelled: Cancelled) -> Result<Tensor> {
+    /// `cancel` is asked before every layer.
+    pub fn forward(&self, seqs: &[&[u32]], cancel: &dyn Cancel) -> Result<Tensor> {
         let c = &self.weights.config;
         let rows = seqs.len();
         let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
@@ -99,7 +99,7 @@ impl Model {
         let causal = causal_mask(len, &self.device)?;
         let key_lens = key_length_mask(seqs, len, &self.device)?;
         for (i, layer) in self.weights.layers.iter().enumerate() {
-            if cancelled() {
+            if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
             h = if i + 1 == n {
@@ -108,7 +108,7 @@ impl Model {
                 self.layer(layer, &h, &b, &causal)?
             };
         }
-        if cancelled() {
+        if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
         Ok(rms_norm(&h, &self.weights.final_norm, c.rms_eps as f32)?)

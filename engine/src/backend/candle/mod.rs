@@ -11,10 +11,11 @@ mod weights;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Backend, Cancelled, Device};
+use super::{Backend, Device};
+use crate::cancel::Cancel;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::weights::RawTensor;
+use crate::tensors::RawTensor;
 use forward::{rows, Model};
 
 /// A sequence joins a padded group while the group's padded size stays within this factor of
@@ -126,7 +127,7 @@ impl CandleBackend {
         move |path, config, fetch, counts| weights::assemble(path, config, dev, fetch, counts).map(CandleWeights)
     }
 
-    fn forward_groups(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>> {
+    fn forward_groups(&self, batch: &[&[u32]], cancel: &dyn Cancel) -> Result<Vec<Vec<f32>>> {
         let mut order: Vec<usize> = (0..batch.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(batch[i].len()));
         let mut out: Vec<Option<Vec<f32>>> = vec![None; batch.len()];
@@ -143,7 +144,7 @@ impl CandleBackend {
                 end += 1;
             }
             let group: Vec<&[u32]> = order[start..end].iter().map(|&i| batch[i]).collect();
-            let states = rows(&self.model.forward(&group, cancelled)?)?;
+            let states = rows(&self.model.forward(&group, cancel)?)?;
             for (&i, s) in order[start..end].iter().zip(states) {
                 out[i] = Some(s);
             }
@@ -154,8 +155,8 @@ impl CandleBackend {
 }
 
 impl Backend for CandleBackend {
-    fn forward(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>> {
-        on_device(self.device, || self.forward_groups(batch, cancelled))
+    fn forward(&self, batch: &[&[u32]], cancel: &dyn Cancel) -> Result<Vec<Vec<f32>>> {
+        on_device(self.device, || self.forward_groups(batch, cancel))
     }
 
     fn device(&self) -> Device {

@@ -1,9 +1,9 @@
 //! The candle backend's weights, on its device: quantized GGUF projections stay quantized
 //! (`QMatMul`), dense ones keep the file's float type, norms are f32. The loaders
 //! (`gguf::load_with`, `hf::load_with`) read the tensors onto the device; this assembles them
-//! with the same shape checks and type counts as the CPU backend.
+//! with the same shape checks and type counts as the CPU backend (`tensors::read_all`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::weights::{expected_dims, RawTensor, LAYER_TENSORS};
+use crate::tensors::{self, RawTensor};
 
 /// A projection weight `[out, in]`.
 pub enum Proj {
@@ -55,19 +55,8 @@ impl Embedding {
     }
 }
 
-pub struct Layer {
-    pub attn_norm: Tensor,
-    pub q: Proj,
-    pub k: Proj,
-    pub v: Proj,
-    pub o: Proj,
-    pub q_norm: Tensor,
-    pub k_norm: Tensor,
-    pub ffn_norm: Tensor,
-    pub gate: Proj,
-    pub up: Proj,
-    pub down: Proj,
-}
+/// One layer's weights on the device.
+pub type Layer = tensors::Layer<Tensor, Proj>;
 
 pub struct Weights {
     pub config: ModelConfig,
@@ -76,8 +65,8 @@ pub struct Weights {
     pub final_norm: Tensor,
 }
 
-/// Builds `Weights` on `device` from a loader's tensors (already on `device`), checking every
-/// shape against the configuration and counting tensor types as the CPU backend does.
+/// Builds `Weights` on `device` from a loader's tensors (already on `device`), their shapes
+/// checked and their types counted by `tensors::read_all`, as for the CPU backend.
 pub fn assemble(
     path: &Path,
     config: ModelConfig,
@@ -85,57 +74,26 @@ pub fn assemble(
     fetch: &mut dyn FnMut(&str) -> Result<RawTensor>,
     type_counts: &mut BTreeMap<String, usize>,
 ) -> Result<Weights> {
-    let mut get = |name: &str, canonical: &str| -> Result<RawTensor> {
-        let t = fetch(name)?;
-        let expected = expected_dims(&config, canonical);
-        let found = t.dims();
-        if found != expected {
-            return Err(EngineError::ShapeMismatch {
-                path: path.to_path_buf(),
-                name: name.to_string(),
-                found,
-                expected,
-            });
-        }
-        let type_name = match &t {
-            RawTensor::Quantized(q) => format!("{:?}", q.dtype()),
-            RawTensor::Dense(d) => format!("{:?}", d.dtype()),
-        };
-        *type_counts.entry(type_name).or_default() += 1;
-        Ok(t)
-    };
-    let norm = |t: RawTensor| -> Result<Tensor> {
+    let mut raw = HashMap::new();
+    tensors::read_all(path, &config, fetch, type_counts, |name, _, t| {
+        raw.insert(name, t);
+        Ok(())
+    })?;
+    let mut take =
+        |name: &str| raw.remove(name).ok_or_else(|| EngineError::Compute(format!("tensor {name} was not loaded")));
+    let norm = |_: &str, t: RawTensor| -> Result<Tensor> {
         Ok(match t {
             RawTensor::Quantized(q) => q.dequantize(device)?,
             RawTensor::Dense(d) => d.to_dtype(DType::F32)?,
         })
     };
-    let embed = match get("embed_tokens", "embed_tokens")? {
+    let embed = match take("embed_tokens")? {
         RawTensor::Quantized(q) => Embedding::Quantized(Arc::new(q)),
         RawTensor::Dense(d) => Embedding::Dense(d),
     };
-    let mut layers = Vec::with_capacity(config.layers);
-    for i in 0..config.layers {
-        let mut t = Vec::with_capacity(LAYER_TENSORS.len());
-        for canonical in LAYER_TENSORS {
-            t.push(get(&format!("layers.{i}.{canonical}"), canonical)?);
-        }
-        let mut it = t.into_iter();
-        let mut next = || it.next().expect("one tensor per LAYER_TENSORS entry");
-        layers.push(Layer {
-            attn_norm: norm(next())?,
-            q: Proj::new(next())?,
-            k: Proj::new(next())?,
-            v: Proj::new(next())?,
-            o: Proj::new(next())?,
-            q_norm: norm(next())?,
-            k_norm: norm(next())?,
-            ffn_norm: norm(next())?,
-            gate: Proj::new(next())?,
-            up: Proj::new(next())?,
-            down: Proj::new(next())?,
-        });
-    }
-    let final_norm = norm(get("norm", "norm")?)?;
+    let layers = (0..config.layers)
+        .map(|i| Layer::build(i, &mut take, norm, |_, t| Proj::new(t)))
+        .collect::<Result<Vec<_>>>()?;
+    let final_norm = norm("norm", take("norm")?)?;
     Ok(Weights { config, embed, layers, final_norm })
 }

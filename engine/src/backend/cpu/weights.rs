@@ -11,9 +11,10 @@ use candle_core::{DType, Module, Tensor};
 use crate::buf::Buf;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
+use crate::kernels;
 use crate::kernels::dense::{self, DenseKind, PackedDense};
 use crate::kernels::qgemm::{self, PackedQ, QKind};
-use crate::kernels::{self, with_f32};
+use crate::tensors::{self, Layer, RawTensor, Role};
 
 /// A projection weight `[out, in]`.
 pub enum Linear {
@@ -124,33 +125,21 @@ impl Linear {
             .map(|l| match l {
                 Linear::Packed(p) => Ok(p.matmul(kn, x, m)),
                 Linear::PackedDense(p) => Ok(p.matmul(kn, x, m)),
-                _ => {
-                    let k = x.len() / m.max(1);
-                    let t = Tensor::from_slice(x, (m, k), &candle_core::Device::Cpu)?;
-                    Ok(l.forward(&t)?.flatten_all()?.to_vec1::<f32>()?)
+                Linear::Quantized(q) => candle_matmul(x, m, |t| Ok(q.forward(t)?)),
+                Linear::Dense(w) if w.dtype() == DType::F32 => candle_matmul(x, m, |t| Ok(t.matmul(&w.t()?)?)),
+                Linear::Dense(w) => {
+                    candle_matmul(x, m, |t| Ok(t.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(DType::F32)?))
                 }
             })
             .collect()
     }
+}
 
-    /// `x` is `[tokens, in]` in f32; the result is `[tokens, out]` in f32.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Linear::Packed(p) => {
-                let m = x.dim(0)?;
-                let y = with_f32(x, |xs| p.matmul(kernels::table(), xs, m))?;
-                Tensor::from_vec(y, (m, p.n), x.device())?
-            }
-            Linear::PackedDense(p) => {
-                let m = x.dim(0)?;
-                let y = with_f32(x, |xs| p.matmul(kernels::table(), xs, m))?;
-                Tensor::from_vec(y, (m, p.n), x.device())?
-            }
-            Linear::Quantized(m) => m.forward(x)?,
-            Linear::Dense(w) if w.dtype() == DType::F32 => x.matmul(&w.t()?)?,
-            Linear::Dense(w) => x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(DType::F32)?,
-        })
-    }
+/// `x` (`[m, in]` row-major f32) through a candle product, back as row-major f32 `[m, out]`.
+fn candle_matmul(x: &[f32], m: usize, product: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Vec<f32>> {
+    let k = x.len() / m.max(1);
+    let t = Tensor::from_slice(x, (m, k), &candle_core::Device::Cpu)?;
+    Ok(product(&t)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// The token-embedding table `[rows, hidden]` in the file's own type and bytes (GGML blocks,
@@ -203,10 +192,6 @@ impl Embedding {
 
     pub fn dims(&self) -> Vec<usize> {
         vec![self.rows, self.hidden]
-    }
-
-    pub fn type_name(&self) -> String {
-        format!("{:?}", self.dtype)
     }
 
     /// Row `id` as f32.
@@ -270,73 +255,14 @@ impl Embedding {
     }
 }
 
-pub struct LayerWeights {
-    pub attn_norm: Tensor,
-    pub q: Linear,
-    pub k: Linear,
-    pub v: Linear,
-    pub o: Linear,
-    pub q_norm: Tensor,
-    pub k_norm: Tensor,
-    pub ffn_norm: Tensor,
-    pub gate: Linear,
-    pub up: Linear,
-    pub down: Linear,
-}
+/// One layer's weights: norms as f32 tensors, projections as the kernels take them.
+pub type LayerWeights = Layer<Tensor, Linear>;
 
 pub struct ModelWeights {
     pub config: ModelConfig,
     pub embed: Embedding,
     pub layers: Vec<LayerWeights>,
     pub final_norm: Tensor,
-}
-
-/// Canonical (Hugging Face style, unprefixed) tensor names of one layer, in the order
-/// `LayerWeights` holds them.
-pub const LAYER_TENSORS: [&str; 11] = [
-    "input_layernorm",
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.o_proj",
-    "self_attn.q_norm",
-    "self_attn.k_norm",
-    "post_attention_layernorm",
-    "mlp.gate_proj",
-    "mlp.up_proj",
-    "mlp.down_proj",
-];
-
-/// What a loader hands over for one tensor.
-pub enum RawTensor {
-    Quantized(QTensor),
-    Dense(Tensor),
-}
-
-impl RawTensor {
-    pub fn dims(&self) -> Vec<usize> {
-        match self {
-            RawTensor::Quantized(q) => q.shape().dims().to_vec(),
-            RawTensor::Dense(t) => t.dims().to_vec(),
-        }
-    }
-}
-
-/// Expected `[rows, cols]` of each canonical tensor for a shape.
-pub fn expected_dims(c: &ModelConfig, canonical: &str) -> Vec<usize> {
-    let q = c.heads * c.head_dim;
-    let kv = c.kv_heads * c.head_dim;
-    match canonical {
-        "embed_tokens" => vec![c.vocab_rows, c.hidden],
-        "norm" | "input_layernorm" | "post_attention_layernorm" => vec![c.hidden],
-        "self_attn.q_norm" | "self_attn.k_norm" => vec![c.head_dim],
-        "self_attn.q_proj" => vec![q, c.hidden],
-        "self_attn.k_proj" | "self_attn.v_proj" => vec![kv, c.hidden],
-        "self_attn.o_proj" => vec![c.hidden, q],
-        "mlp.gate_proj" | "mlp.up_proj" => vec![c.intermediate, c.hidden],
-        "mlp.down_proj" => vec![c.hidden, c.intermediate],
-        other => unreachable!("unknown canonical tensor {other}"),
-    }
 }
 
 /// One model tensor as the forward pass keeps it. (A few hundred of them live at once, during a
@@ -348,50 +274,22 @@ pub enum Piece {
     Linear(Linear),
 }
 
-/// The canonical names of a model's tensors, in the order they are walked: `embed_tokens`,
-/// `layers.{i}.{LAYER_TENSORS}`, `norm`.
-pub fn tensor_names(config: &ModelConfig) -> Vec<String> {
-    let mut names = vec!["embed_tokens".to_string()];
-    for i in 0..config.layers {
-        names.extend(LAYER_TENSORS.iter().map(|t| format!("layers.{i}.{t}")));
-    }
-    names.push("norm".into());
-    names
-}
-
-/// `layers.3.mlp.up_proj` -> `mlp.up_proj`; other names are their own.
-pub fn canonical(name: &str) -> &str {
-    name.strip_prefix("layers.").and_then(|r| r.split_once('.')).map_or(name, |(_, c)| c)
-}
-
-/// Reads every tensor from a source that yields them by canonical name, checks its shape,
-/// converts it for the forward pass (repacking projections for the kernels) and hands it to
-/// `take`, one at a time.
+/// Reads every tensor from a source that yields them by canonical name (its shape checked and
+/// its type counted by `tensors::read_all`), converts it for the forward pass (repacking
+/// projections for the kernels) and hands it to `take`, one at a time.
 pub fn walk(
     path: &Path,
     config: &ModelConfig,
-    mut fetch: impl FnMut(&str) -> Result<RawTensor>,
+    fetch: &mut dyn FnMut(&str) -> Result<RawTensor>,
     type_counts: &mut BTreeMap<String, usize>,
     mut take: impl FnMut(&str, Piece) -> Result<()>,
 ) -> Result<()> {
     // Before the first tensor: an invalid QWEN3_EMBED_ISA fails the load at once.
     kernels::active()?;
-    for name in tensor_names(config) {
-        let canonical = canonical(&name);
-        let t = fetch(&name)?;
-        let expected = expected_dims(config, canonical);
-        let found = t.dims();
-        if found != expected {
-            return Err(EngineError::ShapeMismatch { path: path.to_path_buf(), name, found, expected });
-        }
-        let type_name = match &t {
-            RawTensor::Quantized(q) => format!("{:?}", q.dtype()),
-            RawTensor::Dense(d) => format!("{:?}", d.dtype()),
-        };
-        *type_counts.entry(type_name).or_default() += 1;
-        let piece = match canonical {
-            "embed_tokens" => Piece::Embed(Embedding::from_raw(t)?),
-            _ if found.len() == 1 => Piece::Norm(match t {
+    tensors::read_all(path, config, fetch, type_counts, |name, role, t| {
+        let piece = match role {
+            Role::TokenEmbd => Piece::Embed(Embedding::from_raw(t)?),
+            _ if t.dims().len() == 1 => Piece::Norm(match t {
                 RawTensor::Quantized(q) => q.dequantize(&candle_core::Device::Cpu)?,
                 RawTensor::Dense(d) => d.to_dtype(DType::F32)?,
             }),
@@ -400,27 +298,12 @@ pub fn walk(
                 RawTensor::Dense(d) => Linear::dense(d)?,
             }),
         };
-        take(&name, piece)?;
-    }
-    Ok(())
+        take(&name, piece)
+    })
 }
 
 fn wrong(name: &str) -> EngineError {
     EngineError::Compute(format!("tensor {name} is not of the kind its name says"))
-}
-
-fn take_linear(take: &mut impl FnMut(&str) -> Result<Piece>, name: &str) -> Result<Linear> {
-    match take(name)? {
-        Piece::Linear(l) => Ok(l),
-        _ => Err(wrong(name)),
-    }
-}
-
-fn take_norm(take: &mut impl FnMut(&str) -> Result<Piece>, name: &str) -> Result<Tensor> {
-    match take(name)? {
-        Piece::Norm(t) => Ok(t),
-        _ => Err(wrong(name)),
-    }
 }
 
 impl ModelWeights {
@@ -430,25 +313,17 @@ impl ModelWeights {
             Piece::Embed(e) => e,
             _ => return Err(wrong("embed_tokens")),
         };
-        let mut layers = Vec::with_capacity(config.layers);
-        for i in 0..config.layers {
-            let n = |j: usize| format!("layers.{i}.{}", LAYER_TENSORS[j]);
-            let t = &mut take;
-            layers.push(LayerWeights {
-                attn_norm: take_norm(t, &n(0))?,
-                q: take_linear(t, &n(1))?,
-                k: take_linear(t, &n(2))?,
-                v: take_linear(t, &n(3))?,
-                o: take_linear(t, &n(4))?,
-                q_norm: take_norm(t, &n(5))?,
-                k_norm: take_norm(t, &n(6))?,
-                ffn_norm: take_norm(t, &n(7))?,
-                gate: take_linear(t, &n(8))?,
-                up: take_linear(t, &n(9))?,
-                down: take_linear(t, &n(10))?,
-            });
-        }
-        let final_norm = take_norm(&mut take, "norm")?;
+        let norm = |name: &str, p: Piece| match p {
+            Piece::Norm(t) => Ok(t),
+            _ => Err(wrong(name)),
+        };
+        let linear = |name: &str, p: Piece| match p {
+            Piece::Linear(l) => Ok(l),
+            _ => Err(wrong(name)),
+        };
+        let layers =
+            (0..config.layers).map(|i| Layer::build(i, &mut take, norm, linear)).collect::<Result<Vec<_>>>()?;
+        let final_norm = norm("norm", take("norm")?)?;
         Ok(ModelWeights { config, embed, layers, final_norm })
     }
 }
@@ -458,7 +333,7 @@ impl ModelWeights {
 pub fn assemble(
     path: &Path,
     config: ModelConfig,
-    fetch: impl FnMut(&str) -> Result<RawTensor>,
+    fetch: &mut dyn FnMut(&str) -> Result<RawTensor>,
     type_counts: &mut BTreeMap<String, usize>,
 ) -> Result<ModelWeights> {
     let mut pieces = std::collections::HashMap::new();

@@ -1,9 +1,15 @@
 //! The CPU backend: our own kernels (`crate::kernels`) on a rayon thread pool of its own.
+//! `weights.rs` holds the weights as the kernels take them (repacked, or mapped from the
+//! packed-weight cache), `forward.rs` the forward pass over them.
 
-use super::{Backend, Cancelled, Device};
+mod forward;
+pub(crate) mod weights;
+
+use super::{Backend, Device};
+use crate::cancel::Cancel;
 use crate::error::{EngineError, Result};
-use crate::model::{rows, Qwen3};
-use crate::weights::ModelWeights;
+use forward::{rows, Qwen3};
+use weights::ModelWeights;
 
 pub struct CpuBackend {
     model: Qwen3,
@@ -30,8 +36,8 @@ impl CpuBackend {
 }
 
 impl Backend for CpuBackend {
-    fn forward(&self, batch: &[&[u32]], cancelled: Cancelled) -> Result<Vec<Vec<f32>>> {
-        let states = self.pool.install(|| self.model.forward(batch, &|| cancelled()))?;
+    fn forward(&self, batch: &[&[u32]], cancel: &dyn Cancel) -> Result<Vec<Vec<f32>>> {
+        let states = self.pool.install(|| self.model.forward(batch, cancel))?;
         rows(&states)
     }
 

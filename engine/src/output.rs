@@ -1,4 +1,5 @@
-//! Pooling output: MRL truncation and L2 normalization.
+//! The output vector: its size checked against the model (MRL keeps a prefix), the last
+//! token's state truncated to it and scaled to unit length.
 
 use crate::error::{EngineError, Result};
 
@@ -6,7 +7,7 @@ use crate::error::{EngineError, Result};
 pub const MIN_DIMS: usize = 32;
 
 /// Checks `dims` against the model's hidden size; `None` means the full size.
-pub fn check_dims(dims: Option<usize>, hidden: usize) -> Result<usize> {
+pub fn output_dims(dims: Option<usize>, hidden: usize) -> Result<usize> {
     let d = dims.unwrap_or(hidden);
     if d < MIN_DIMS.min(hidden) || d > hidden {
         return Err(EngineError::InvalidDims { dims: d, max: hidden });

@@ -8,10 +8,11 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::backend::cpu::weights::{LayerWeights, Linear, ModelWeights};
+use crate::cancel::Cancel;
 use crate::error::{EngineError, Result};
 use crate::kernels::{self, ops, Kernels};
 use crate::profile::{self, Stage};
-use crate::weights::{LayerWeights, Linear, ModelWeights};
 
 pub struct Qwen3 {
     pub weights: ModelWeights,
@@ -111,14 +112,14 @@ impl Qwen3 {
     }
 
     /// Final-norm hidden states `[seqs, hidden]` of each sequence's last token.
-    /// `cancelled` is polled before every layer.
-    pub fn forward(&self, seqs: &[&[u32]], cancelled: &dyn Fn() -> bool) -> Result<Tensor> {
-        let out = self.forward_layers(seqs, cancelled);
+    /// `cancel` is asked before every layer.
+    pub fn forward(&self, seqs: &[&[u32]], cancel: &dyn Cancel) -> Result<Tensor> {
+        let out = self.forward_layers(seqs, cancel);
         kernels::release_spares();
         out
     }
 
-    fn forward_layers(&self, seqs: &[&[u32]], cancelled: &dyn Fn() -> bool) -> Result<Tensor> {
+    fn forward_layers(&self, seqs: &[&[u32]], cancel: &dyn Cancel) -> Result<Tensor> {
         let c = &self.weights.config;
         let kn = self.kernels;
         let mut t = profile::start();
@@ -127,12 +128,12 @@ impl Qwen3 {
         profile::lap(&mut t, Stage::Embed);
         let n = self.weights.layers.len();
         for (i, layer) in self.weights.layers.iter().enumerate() {
-            if cancelled() {
+            if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
             h = self.layer(i, layer, h, &p, i + 1 == n)?;
         }
-        if cancelled() {
+        if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
         if n == 0 {
