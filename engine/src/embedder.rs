@@ -33,10 +33,15 @@ pub struct Limits {
     pub expect_fingerprints: Vec<String>,
 }
 
+/// Most tokens per input, EOS included, when the caller does not say.
+pub const DEFAULT_MAX_TOKENS: usize = 8192;
+/// Most tokens per forward pass, when the caller does not say.
+pub const DEFAULT_BATCH_TOKENS: usize = 4096;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_tokens: 8192,
+            max_tokens: DEFAULT_MAX_TOKENS,
             long_input: LongInput::Truncate,
             max_request_tokens: usize::MAX,
             expect_fingerprints: Vec::new(),
@@ -230,7 +235,7 @@ impl Engine {
     ) -> Result<Vec<Vec<Vec<f32>>>> {
         let seqs: Vec<Vec<u32>> = calls.iter().flat_map(|p| p.seqs.iter().cloned()).collect();
         let dims: Vec<usize> = calls.iter().flat_map(|p| std::iter::repeat_n(p.dims, p.seqs.len())).collect();
-        let mut vectors = self.embed_tokens_each(&seqs, &dims, batch_tokens, cancel)?.into_iter();
+        let mut vectors = self.embed_tokens_each(&seqs, &dims, batch_tokens, cancel, &mut |_| {})?.into_iter();
         Ok(calls.iter().map(|p| vectors.by_ref().take(p.seqs.len()).collect()).collect())
     }
 
@@ -244,19 +249,33 @@ impl Engine {
         batch_tokens: usize,
         cancel: &dyn Cancel,
     ) -> Result<Vec<Vec<f32>>> {
-        let dims = output_dims(dims, self.config().hidden)?;
-        self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, cancel)
+        self.embed_tokens_reporting(seqs, dims, batch_tokens, cancel, &mut |_| {})
     }
 
-    /// As `embed_tokens`, with an output size per sequence and a stop test run before every
-    /// layer. Each vector depends only on how the sequences fall into forward passes, so the
-    /// same packing gives the same bits.
+    /// As `embed_tokens`, calling `passed(n)` after each forward pass with the number of
+    /// sequences it embedded (a progress bar).
+    pub fn embed_tokens_reporting(
+        &self,
+        seqs: &[Vec<u32>],
+        dims: Option<usize>,
+        batch_tokens: usize,
+        cancel: &dyn Cancel,
+        passed: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        let dims = output_dims(dims, self.config().hidden)?;
+        self.embed_tokens_each(seqs, &vec![dims; seqs.len()], batch_tokens, cancel, passed)
+    }
+
+    /// As `embed_tokens_reporting`, with an output size per sequence and a stop test run before
+    /// every layer. Each vector depends only on how the sequences fall into forward passes, so
+    /// the same packing gives the same bits.
     pub fn embed_tokens_each(
         &self,
         seqs: &[Vec<u32>],
         dims: &[usize],
         batch_tokens: usize,
         cancel: &dyn Cancel,
+        passed: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
         assert_eq!(seqs.len(), dims.len());
         let config = self.config();
@@ -289,6 +308,7 @@ impl Engine {
             for (state, &d) in states.iter().zip(&dims[start..end]) {
                 out.push(truncate_normalize(state, d)?);
             }
+            passed(end - start);
             start = end;
         }
         if seqs.iter().map(Vec::len).sum::<usize>() >= RELEASE_AFTER_TOKENS {

@@ -29,7 +29,7 @@ pub(crate) mod tokenizer;
 pub use backend::{Backend, BackendChoice, Device, DeviceSpec, Placement};
 pub use cancel::{Cancel, CancelFlag, Never};
 pub use config::ModelConfig;
-pub use embedder::{Limits, LongInput, Prepared, TokenizedCall, Truncation};
+pub use embedder::{Limits, LongInput, Prepared, TokenizedCall, Truncation, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_TOKENS};
 pub use engine::{Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};
 pub use tokenizer::{format_input, Qwen3Tokenizer, Tokenized, DEFAULT_TASK};

@@ -120,7 +120,7 @@ fn cancelled_before_a_layer_returns_no_vector() {
     let polls = std::sync::atomic::AtomicUsize::new(0);
     // Stops at the second poll: after the first layer has run, before the second.
     let stop = || polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1;
-    let r = e.embed_tokens_each(&ids, &vec![e.config().hidden; ids.len()], 1 << 20, &stop);
+    let r = e.embed_tokens_each(&ids, &vec![e.config().hidden; ids.len()], 1 << 20, &stop, &mut |_| {});
     assert!(matches!(r, Err(EngineError::Cancelled)), "expected the cancellation error");
     assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 2, "the pass went on after the stop");
 }

@@ -367,7 +367,7 @@ def shape_of(args, model, work, tag):
         return None
     with open(out) as f:
         i = json.load(f)
-    return {"hidden": i["hidden_size"], "intermediate": i["intermediate_size"],
+    return {"hidden": i["hidden"], "intermediate": i["intermediate"],
             "layers": i["layers"], "heads": i["heads"], "kv_heads": i["kv_heads"],
             "head_dim": i["head_dim"]}
 

@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand};
 #[path = "qwen3-embed/cache.rs"]
 mod cache_cmd;
 use qwen3_embed_engine::fixture::{self, Format, Shape};
-use qwen3_embed_engine::{BackendChoice, CancelFlag, DeviceSpec, Engine, EngineOptions};
+use qwen3_embed_engine::serve::InfoSummary;
+use qwen3_embed_engine::{
+    BackendChoice, CancelFlag, DeviceSpec, Engine, EngineOptions, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_TOKENS,
+};
 
 #[derive(Parser)]
 #[command(name = "qwen3-embed", version, about = "Qwen3-Embedding on the CPU, no Postgres needed")]
@@ -67,10 +70,10 @@ enum Cmd {
         #[arg(long)]
         dims: Option<usize>,
         /// Most tokens per input, EOS included; longer inputs are truncated.
-        #[arg(long, default_value_t = 8192)]
+        #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
         max_tokens: usize,
         /// Most tokens per forward pass.
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = DEFAULT_BATCH_TOKENS)]
         batch_tokens: usize,
     },
     /// Benchmark: load once, warm up, embed a document file in packed batches (timed), then
@@ -93,9 +96,9 @@ enum Cmd {
         instruct: Option<String>,
         #[arg(long)]
         output: Option<PathBuf>,
-        #[arg(long, default_value_t = 8192)]
+        #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
         max_tokens: usize,
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = DEFAULT_BATCH_TOKENS)]
         batch_tokens: usize,
         /// Rounds over the query file (the latency reported is the median of all).
         #[arg(long, default_value_t = 3)]
@@ -115,7 +118,7 @@ enum Cmd {
         input_format: InputFormat,
         #[arg(long)]
         instruct: Option<String>,
-        #[arg(long, default_value_t = 8192)]
+        #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
         max_tokens: usize,
     },
     /// The packed-weight cache's files: list them, remove the least recently used, verify them.
@@ -262,9 +265,7 @@ impl Progress {
     }
 }
 
-/// `engine.embed_tokens` over `seqs`, one forward pass at a time when a progress bar is shown.
-/// The passes are packed as `embed_tokens` packs them (greedily, in order, up to
-/// `batch_tokens`), so the vectors are the same bits either way.
+/// `engine.embed_tokens` over `seqs`, advancing the progress bar after each forward pass.
 fn embed_progress(
     engine: &Engine,
     seqs: &[Vec<u32>],
@@ -273,25 +274,9 @@ fn embed_progress(
     cancel: &CancelFlag,
     progress: &mut Progress,
 ) -> Result<Vec<Vec<f32>>, String> {
-    if !progress.shown {
-        let out = engine.embed_tokens(seqs, dims, batch_tokens, cancel).map_err(|e| e.to_string())?;
-        progress.advance(seqs.len());
-        return Ok(out);
-    }
-    let mut out = Vec::with_capacity(seqs.len());
-    let mut start = 0;
-    while start < seqs.len() {
-        let mut end = start + 1;
-        let mut tokens = seqs[start].len();
-        while end < seqs.len() && tokens + seqs[end].len() <= batch_tokens {
-            tokens += seqs[end].len();
-            end += 1;
-        }
-        out.extend(engine.embed_tokens(&seqs[start..end], dims, batch_tokens, cancel).map_err(|e| e.to_string())?);
-        progress.advance(end - start);
-        start = end;
-    }
-    Ok(out)
+    engine
+        .embed_tokens_reporting(seqs, dims, batch_tokens, cancel, &mut |n| progress.advance(n))
+        .map_err(|e| e.to_string())
 }
 
 fn load(args: &ModelArgs) -> Result<Engine, String> {
@@ -385,22 +370,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Info { model } => {
             let engine = load(&model)?;
-            let i = engine.info();
-            let c = &i.config;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "path": i.path, "format": i.format, "architecture": i.architecture,
-                    "parameters": i.parameter_count, "tensor_types": i.tensor_types,
-                    "hidden_size": c.hidden, "intermediate_size": c.intermediate, "layers": c.layers,
-                    "heads": c.heads, "kv_heads": c.kv_heads, "head_dim": c.head_dim,
-                    "vocab_rows": c.vocab_rows, "tokenizer_vocab": i.tokenizer_vocab,
-                    "fingerprint": i.fingerprint, "load_ms": i.load_time.as_millis() as u64,
-                    "device": i.device, "device_reason": i.device_reason, "backend": i.backend, "threads": i.threads,
-                    "cache": i.cache.state.as_str(), "cache_file": i.cache.path, "cache_bytes": i.cache.bytes,
-                }))
-                .expect("JSON")
-            );
+            let summary = InfoSummary::from(engine.info());
+            println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
         }
         Cmd::Fixture { preset, seed, tokenizer, out, formats } => {
             let shape = Shape::preset(&preset).ok_or_else(|| format!("unknown preset {preset:?}"))?;

@@ -75,7 +75,8 @@ impl Request {
     }
 }
 
-/// The loaded model, as `qwen3_embed_info` shows it.
+/// The loaded model as every front end shows it: `qwen3_embed_info()`, the model server's
+/// `Info` reply and `qwen3-embed info` all render this one summary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InfoSummary {
     pub path: String,
@@ -84,7 +85,20 @@ pub struct InfoSummary {
     pub parameters: u64,
     pub tensor_types: String,
     pub hidden: usize,
+    #[serde(default)]
+    pub intermediate: usize,
+    #[serde(default)]
+    pub layers: usize,
+    #[serde(default)]
+    pub heads: usize,
+    #[serde(default)]
+    pub kv_heads: usize,
+    #[serde(default)]
+    pub head_dim: usize,
     pub vocab_rows: usize,
+    /// Ids the tokenizer knows (may be fewer than `vocab_rows`).
+    #[serde(default)]
+    pub tokenizer_vocab: usize,
     pub device: String,
     /// Why that device (`ModelInfo::device_reason`).
     #[serde(default)]
@@ -116,7 +130,13 @@ impl From<&ModelInfo> for InfoSummary {
             parameters: i.parameter_count,
             tensor_types: i.tensor_types.iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(", "),
             hidden: i.config.hidden,
+            intermediate: i.config.intermediate,
+            layers: i.config.layers,
+            heads: i.config.heads,
+            kv_heads: i.config.kv_heads,
+            head_dim: i.config.head_dim,
             vocab_rows: i.config.vocab_rows,
+            tokenizer_vocab: i.tokenizer_vocab,
             device: i.device.clone(),
             device_reason: i.device_reason.clone(),
             backend: i.backend.to_string(),
