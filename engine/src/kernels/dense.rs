@@ -157,17 +157,8 @@ impl PackedDense {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::lcg;
     use half::f16;
-
-    fn lcg(seed: u64, n: usize) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     /// Every kernel this CPU runs against an f64 product of the packed values, on shapes with
     /// ragged row strips and tile groups.

@@ -335,6 +335,18 @@ pub(crate) fn release_spares() {
     i8::clear_spares();
 }
 
+/// `n` test values in [-1, 1) from a seeded linear congruential generator.
+#[cfg(test)]
+pub(crate) fn lcg(seed: u64, n: usize) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
 /// CPU seconds used so far by all threads of this process (Linux, from schedstat; 0 elsewhere).
 /// Benchmarks on a shared machine divide work by this instead of wall time.
 #[cfg(test)]

@@ -17,9 +17,9 @@
 
 use rayon::prelude::*;
 
-use super::blocks::{self, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0};
 pub use super::qpack::PackedQ;
 use super::{Kernels, SendPtr};
+use candle_core::quantized::GgmlDType;
 
 /// Output rows per tile (one zmm of f32).
 pub const NR: usize = 16;
@@ -48,23 +48,28 @@ impl QKind {
     pub const ALL: [QKind; 8] =
         [QKind::Q4_0, QKind::Q4_1, QKind::Q5_0, QKind::Q5_1, QKind::Q4K, QKind::Q5K, QKind::Q6K, QKind::Q8_0];
 
+    /// The GGML type it packs: the one mapping between the two.
+    pub fn ggml(self) -> GgmlDType {
+        match self {
+            QKind::Q4_0 => GgmlDType::Q4_0,
+            QKind::Q4_1 => GgmlDType::Q4_1,
+            QKind::Q5_0 => GgmlDType::Q5_0,
+            QKind::Q5_1 => GgmlDType::Q5_1,
+            QKind::Q4K => GgmlDType::Q4K,
+            QKind::Q5K => GgmlDType::Q5K,
+            QKind::Q6K => GgmlDType::Q6K,
+            QKind::Q8_0 => GgmlDType::Q8_0,
+        }
+    }
+
+    /// The kind that packs a GGML type, if our kernels take it.
+    pub fn of(t: GgmlDType) -> Option<QKind> {
+        QKind::ALL.into_iter().find(|k| k.ggml() == t)
+    }
+
     /// Values and bytes of one GGML block.
     pub fn block(self) -> (usize, usize) {
-        let bytes = match self {
-            QKind::Q4_0 => size_of::<BlockQ4_0>(),
-            QKind::Q4_1 => size_of::<BlockQ4_1>(),
-            QKind::Q5_0 => size_of::<BlockQ5_0>(),
-            QKind::Q5_1 => size_of::<BlockQ5_1>(),
-            QKind::Q4K => size_of::<BlockQ4K>(),
-            QKind::Q5K => size_of::<BlockQ5K>(),
-            QKind::Q6K => size_of::<BlockQ6K>(),
-            QKind::Q8_0 => size_of::<BlockQ8_0>(),
-        };
-        let values = match self {
-            QKind::Q4K | QKind::Q5K | QKind::Q6K => blocks::QK_K,
-            _ => blocks::QK32,
-        };
-        (values, bytes)
+        (self.ggml().block_size(), self.ggml().type_size())
     }
 }
 
@@ -186,31 +191,9 @@ pub fn matmul_many(kn: &Kernels, ws: &[&PackedQ], x: &[f32], m: usize) -> Vec<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::quantized::{GgmlDType, QTensor};
+    use crate::kernels::lcg;
+    use candle_core::quantized::QTensor;
     use candle_core::{Device, Tensor};
-
-    fn lcg(seed: u64, n: usize) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn dtype(kind: QKind) -> GgmlDType {
-        match kind {
-            QKind::Q4_0 => GgmlDType::Q4_0,
-            QKind::Q4_1 => GgmlDType::Q4_1,
-            QKind::Q5_0 => GgmlDType::Q5_0,
-            QKind::Q5_1 => GgmlDType::Q5_1,
-            QKind::Q4K => GgmlDType::Q4K,
-            QKind::Q5K => GgmlDType::Q5K,
-            QKind::Q6K => GgmlDType::Q6K,
-            QKind::Q8_0 => GgmlDType::Q8_0,
-        }
-    }
 
     /// Unpacking against candle's dequantization, and every kernel this CPU runs against an
     /// exact f64 product of the same quantized activations, on shapes with ragged tile pairs
@@ -218,7 +201,7 @@ mod tests {
     fn check(kind: QKind) {
         for (n, k, m) in [(48, 512, 7), (16, 256, 1), (80, 768, 13), (32, 256, 75)] {
             let wt = Tensor::from_vec(lcg(1, n * k), (n, k), &Device::Cpu).unwrap();
-            let qt = QTensor::quantize(&wt, dtype(kind)).unwrap();
+            let qt = QTensor::quantize(&wt, kind.ggml()).unwrap();
             let deq = qt.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
             for (c, row) in deq.iter().enumerate() {
@@ -292,7 +275,7 @@ mod tests {
         let (n, k) = (64, 512);
         for kind in [QKind::Q5K, QKind::Q4K, QKind::Q8_0] {
             let wt = Tensor::from_vec(lcg(3, n * k), (n, k), &Device::Cpu).unwrap();
-            let qt = QTensor::quantize(&wt, dtype(kind)).unwrap();
+            let qt = QTensor::quantize(&wt, kind.ggml()).unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
             let x = lcg(4, 40 * k);
             for kn in crate::kernels::tables() {
@@ -342,12 +325,13 @@ mod tests {
         let kn = crate::kernels::table();
         println!("instruction set: {:?}", kn.isa);
         let kinds = [
-            (GgmlDType::Q4K, QKind::Q4K, "q4k"),
-            (GgmlDType::Q5K, QKind::Q5K, "q5k"),
-            (GgmlDType::Q6K, QKind::Q6K, "q6k"),
-            (GgmlDType::Q8_0, QKind::Q8_0, "q8_0"),
-            (GgmlDType::Q5_0, QKind::Q5_0, "q5_0"),
+            (QKind::Q4K, "q4k"),
+            (QKind::Q5K, "q5k"),
+            (QKind::Q6K, "q6k"),
+            (QKind::Q8_0, "q8_0"),
+            (QKind::Q5_0, "q5_0"),
         ]
+        .map(|(kind, name)| (kind.ggml(), kind, name))
         .into_iter()
         .filter(|(_, _, name)| wanted.iter().any(|k| k == name));
         let shapes = [(9728, 2560), (2560, 9728)];
@@ -406,7 +390,7 @@ mod kernel_speed {
     //! One thread, one tile pair, one row block, data in cache: the kernel alone.
     //! `cargo test --release -p qwen3-embed-engine --lib kernel_speed -- --ignored --nocapture`
     use super::*;
-    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::quantized::QTensor;
     use candle_core::{Device, Tensor};
 
     #[test]
@@ -415,12 +399,8 @@ mod kernel_speed {
         let kn = crate::kernels::table();
         println!("instruction set: {:?}", kn.isa);
         let (n, k) = (32, 2560);
-        for (dtype, kind) in [
-            (GgmlDType::Q8_0, QKind::Q8_0),
-            (GgmlDType::Q4K, QKind::Q4K),
-            (GgmlDType::Q5K, QKind::Q5K),
-            (GgmlDType::Q6K, QKind::Q6K),
-        ] {
+        for kind in [QKind::Q8_0, QKind::Q4K, QKind::Q5K, QKind::Q6K] {
+            let dtype = kind.ggml();
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
             let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
             let qt = QTensor::quantize(&wt, dtype).unwrap();

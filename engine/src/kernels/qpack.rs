@@ -548,22 +548,13 @@ mod tests {
     use std::io::Write;
     use std::sync::Arc;
 
-    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::quantized::QTensor;
     use candle_core::{Device, Tensor};
 
     use super::*;
 
     fn quantized(kind: QKind, n: usize, k: usize) -> Vec<u8> {
-        let dtype = match kind {
-            QKind::Q4_0 => GgmlDType::Q4_0,
-            QKind::Q4_1 => GgmlDType::Q4_1,
-            QKind::Q5_0 => GgmlDType::Q5_0,
-            QKind::Q5_1 => GgmlDType::Q5_1,
-            QKind::Q4K => GgmlDType::Q4K,
-            QKind::Q5K => GgmlDType::Q5K,
-            QKind::Q6K => GgmlDType::Q6K,
-            QKind::Q8_0 => GgmlDType::Q8_0,
-        };
+        let dtype = kind.ggml();
         let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
         let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
         QTensor::quantize(&wt, dtype).unwrap().data().unwrap().to_vec()

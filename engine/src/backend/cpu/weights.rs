@@ -29,17 +29,7 @@ pub enum Linear {
 
 impl Linear {
     pub fn quantized(t: QTensor) -> Result<Self> {
-        let kind = match t.dtype() {
-            GgmlDType::Q4_0 => Some(QKind::Q4_0),
-            GgmlDType::Q4_1 => Some(QKind::Q4_1),
-            GgmlDType::Q5_0 => Some(QKind::Q5_0),
-            GgmlDType::Q5_1 => Some(QKind::Q5_1),
-            GgmlDType::Q4K => Some(QKind::Q4K),
-            GgmlDType::Q5K => Some(QKind::Q5K),
-            GgmlDType::Q6K => Some(QKind::Q6K),
-            GgmlDType::Q8_0 => Some(QKind::Q8_0),
-            _ => None,
-        };
+        let kind = QKind::of(t.dtype());
         if let (Some(kind), &[n, k]) = (kind, t.shape().dims()) {
             if qgemm::supports(kind, n, k) {
                 if let Some(p) = PackedQ::pack(kind, n, k, &t.data()?) {

@@ -580,23 +580,4 @@ unsafe fn tile_keys(
     }
 }
 
-/// # Safety
-/// AVX2 available; `out` as long as `x`.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn rms_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    generic::rms_rows_inline(x, w, eps, out)
-}
-
-/// # Safety
-/// AVX2 available.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn rope_row(row: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]) {
-    generic::rope_row_inline(row, hd, cos, sin)
-}
-
-/// # Safety
-/// AVX2 available.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn add(a: &mut [f32], b: &[f32]) {
-    generic::add_inline(a, b)
-}
+super::elementwise!("avx2,fma");

@@ -593,26 +593,7 @@ pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
     });
 }
 
-/// # Safety
-/// AVX-512F available; `out` as long as `x`.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn rms_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    generic::rms_rows_inline(x, w, eps, out)
-}
-
-/// # Safety
-/// AVX-512F available.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn rope_row(row: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]) {
-    generic::rope_row_inline(row, hd, cos, sin)
-}
-
-/// # Safety
-/// AVX-512F available.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn add(a: &mut [f32], b: &[f32]) {
-    generic::add_inline(a, b)
-}
+super::elementwise!("avx512f");
 
 /// Query rows per attention unit.
 pub const BQ: usize = 6;

@@ -1,5 +1,33 @@
 //! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512.
 
+/// The elementwise kernels whose one body (`generic::*_inline`) the compiler vectorizes for
+/// the instruction set `$features` enables: `rms_rows`, `rope_row`, `add`.
+macro_rules! elementwise {
+    ($features:literal) => {
+        /// # Safety
+        /// The CPU has the instruction set of this table; `out` as long as `x`.
+        #[target_feature(enable = $features)]
+        pub unsafe fn rms_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+            generic::rms_rows_inline(x, w, eps, out)
+        }
+
+        /// # Safety
+        /// The CPU has the instruction set of this table.
+        #[target_feature(enable = $features)]
+        pub unsafe fn rope_row(row: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]) {
+            generic::rope_row_inline(row, hd, cos, sin)
+        }
+
+        /// # Safety
+        /// The CPU has the instruction set of this table.
+        #[target_feature(enable = $features)]
+        pub unsafe fn add(a: &mut [f32], b: &[f32]) {
+            generic::add_inline(a, b)
+        }
+    };
+}
+use elementwise;
+
 pub mod avx2;
 pub mod avx512;
 
