@@ -1,4 +1,5 @@
-//! The engine inside this backend: one copy per backend process, loaded on first use.
+//! The engine inside this Postgres backend process (`runs_in = backend`): one copy per process,
+//! loaded on first use.
 
 use std::sync::{Arc, Mutex};
 

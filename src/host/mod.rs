@@ -1,7 +1,7 @@
 //! Where the engine runs: in the model server when there is one (see `server`), else in the
 //! calling backend. Both give the same SQL-visible results: same vectors, notices and errors.
 
-mod backend;
+mod local;
 mod offthread;
 mod remote;
 pub mod server;
@@ -32,7 +32,7 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column
     if in_server() {
         remote::embed(texts, instruct, dims, column)
     } else {
-        backend::embed(texts, instruct, dims, column)
+        local::embed(texts, instruct, dims, column)
     }
 }
 
@@ -41,7 +41,7 @@ pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
     if in_server() {
         remote::chunk(text, chunk_tokens, overlap)
     } else {
-        backend::chunk(text, chunk_tokens, overlap)
+        local::chunk(text, chunk_tokens, overlap)
     }
 }
 
@@ -50,7 +50,7 @@ pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
     if in_server() {
         remote::tokenize(text, instruct)
     } else {
-        backend::tokenize(text, instruct)
+        local::tokenize(text, instruct)
     }
 }
 
@@ -59,6 +59,6 @@ pub fn info() -> (InfoSummary, &'static str) {
     if in_server() {
         (remote::info(), "server")
     } else {
-        (backend::info(), "backend")
+        (local::info(), "backend")
     }
 }
