@@ -6,8 +6,9 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use super::lanes::{self, Lanes};
 use crate::kernels::dense::{DenseKind, PackedDense};
-use crate::kernels::ops::{self, Attention, Span};
+use crate::kernels::ops::{Attention, KvPerHead, Span};
 use crate::kernels::qgemm::{PackedQ, QuantAct, NR, QK};
 use crate::kernels::qpack::Format;
 use crate::kernels::{generic, Isa, Kernels};
@@ -379,205 +380,87 @@ unsafe fn exp(x: __m256) -> __m256 {
     _mm256_mul_ps(_mm256_mul_ps(p, pow2(n1)), pow2(n2))
 }
 
+/// AVX2's vector of 8 floats.
+#[derive(Clone, Copy)]
+pub struct F32x8(__m256);
+
+impl Lanes for F32x8 {
+    const W: usize = 8;
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        F32x8(_mm256_set1_ps(x))
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        F32x8(_mm256_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm256_storeu_ps(p, self.0)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        F32x8(_mm256_fmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        F32x8(_mm256_mul_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        F32x8(_mm256_div_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        F32x8(_mm256_add_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        F32x8(_mm256_sub_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn max(self, b: Self) -> Self {
+        F32x8(_mm256_max_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn exp(self) -> Self {
+        F32x8(exp(self.0))
+    }
+    #[inline(always)]
+    unsafe fn reduce_max(self) -> f32 {
+        hmax(self.0)
+    }
+    #[inline(always)]
+    unsafe fn reduce_add(self) -> f32 {
+        hsum(self.0)
+    }
+    #[inline(always)]
+    unsafe fn scale_visible(self, scale: Self, first: usize, visible: usize) -> Self {
+        let idx = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(first as i32));
+        let mask = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(visible as i32), idx));
+        F32x8(_mm256_blendv_ps(_mm256_set1_ps(f32::NEG_INFINITY), _mm256_mul_ps(self.0, scale.0), mask))
+    }
+}
+
 /// # Safety
 /// AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn silu_mul(g: &mut [f32], u: &[f32]) {
-    assert_eq!(g.len(), u.len());
-    let n = g.len() / 8 * 8;
-    let one = _mm256_set1_ps(1.0);
-    for i in (0..n).step_by(8) {
-        let x = _mm256_loadu_ps(g.as_ptr().add(i));
-        let y = _mm256_loadu_ps(u.as_ptr().add(i));
-        let e = exp(_mm256_sub_ps(_mm256_setzero_ps(), x));
-        _mm256_storeu_ps(g.as_mut_ptr().add(i), _mm256_div_ps(_mm256_mul_ps(x, y), _mm256_add_ps(one, e)));
-    }
-    generic::silu_mul(&mut g[n..], &u[n..]);
+    lanes::silu_mul::<F32x8>(g, u)
 }
 
-/// Query rows per register tile.
+/// Query rows per register tile (2 rows x 4 vectors of keys take 8 of the 16 registers).
 const BQ: usize = 2;
-/// Keys per register tile (4 vectors).
-const BK: usize = 32;
-/// Query rows per unit of work: every query head that shares a key/value head runs its rows of
-/// the block against one block of `KB` keys while that block is in L2, so a long sequence's keys
-/// and values are read from memory once per `QB` rows and per key/value head, not per tile.
-const QB: usize = 32;
-/// Keys per block held in L2: 256 keys of 128 dimensions are 128 KiB of keys and of values.
-const KB: usize = 256;
 
 /// # Safety
 /// AVX2 and FMA available; `a` as `ops::attention` checks it.
 pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
-    if !a.hd.is_multiple_of(8 * 4) {
-        return generic::attention(a, out);
-    }
-    let kv = ops::KvPerHead::new(a, BK);
-    let group = a.nh / a.nkv;
-    ops::par_units(a, QB, group, out, |sp, h, i0, out| {
-        // SAFETY: AVX2 and FMA available; every block writes its own rows of its heads.
-        unsafe { attention_block(a, &kv, sp, h / group, i0, out) }
-    });
+    lanes::attention::<F32x8, BQ>(a, out, attention_unit)
 }
 
-/// One query tile's running softmax state: `BQ` rows of one head (their queries and outputs
-/// are `BQ * hd` floats at the tile's place in the block's buffers).
-struct Tile {
-    m: [f32; BQ],
-    l: [f32; BQ],
-    /// The last visible key of each row, inclusive (rows past the span repeat the last one).
-    lim: [usize; BQ],
-}
-
-/// Query rows `i0..i0+QB` (clipped to the span) of every head reading key/value head `kvh`, in
-/// span `sp`: key blocks of `KB` in the outer loop, tiles of `BQ` rows x `BK` keys inside. Each
-/// row meets its keys in the same order and tiles as a row-by-row pass would, so the result
-/// does not depend on `QB` or `KB`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attention_block(a: &Attention, kv: &ops::KvPerHead, sp: &Span, kvh: usize, i0: usize, out: *mut f32) {
-    let (nh, hd) = (a.nh, a.hd);
-    let group = nh / a.nkv;
-    let rows = (sp.q_len - i0).min(QB);
-    let per_head = rows.div_ceil(BQ);
-    let mut tiles: Vec<Tile> = Vec::with_capacity(group * per_head);
-    let mut q = vec![0f32; group * per_head * BQ * hd];
-    let mut o = vec![0f32; q.len()];
-    for g in 0..group {
-        let h = kvh * group + g;
-        for t in 0..per_head {
-            let mut tile = Tile { m: [f32::NEG_INFINITY; BQ], l: [0.0; BQ], lim: [0; BQ] };
-            for r in 0..BQ {
-                let row = i0 + (t * BQ + r).min(rows - 1);
-                tile.lim[r] = sp.k_len - sp.q_len + row;
-                q[((g * per_head + t) * BQ + r) * hd..][..hd]
-                    .copy_from_slice(&a.q[((sp.q_start + row) * nh + h) * hd..][..hd]);
-            }
-            tiles.push(tile);
-        }
-    }
-    let ktp = kv.kt.as_ptr().add(kvh * hd * kv.ld + sp.k_start);
-    let vp = kv.vt.as_ptr().add((kvh * kv.tk + sp.k_start) * hd);
-    let last = tiles.iter().map(|t| t.lim[BQ - 1]).max().unwrap_or(0);
-    for kb0 in (0..=last).step_by(KB) {
-        for (n, tile) in tiles.iter_mut().enumerate() {
-            let end = tile.lim[BQ - 1].min(kb0 + KB - 1);
-            let (qp, op) = (q.as_ptr().add(n * BQ * hd), o.as_mut_ptr().add(n * BQ * hd));
-            let mut kb = kb0;
-            while kb <= end {
-                tile_keys(tile, qp, op, a.scale, hd, ktp, kv.ld, vp, kb);
-                kb += BK;
-            }
-        }
-    }
-    for (n, tile) in tiles.iter().enumerate() {
-        let h = kvh * group + n / per_head;
-        for r in 0..BQ {
-            let row = (n % per_head) * BQ + r;
-            if row >= rows {
-                break;
-            }
-            let inv = _mm256_set1_ps(1.0 / tile.l[r]);
-            let dst = out.add(((sp.q_start + i0 + row) * nh + h) * hd);
-            for x in 0..hd / 8 {
-                _mm256_storeu_ps(
-                    dst.add(8 * x),
-                    _mm256_mul_ps(_mm256_loadu_ps(o.as_ptr().add((n * BQ + r) * hd + 8 * x)), inv),
-                );
-            }
-        }
-    }
-}
-
-/// Keys `kb..kb+BK` (those past the tile's last visible key masked) into the tile: S = Q K^T,
-/// the online softmax, O += P V.
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_keys(
-    tile: &mut Tile,
-    qp: *const f32,
-    op0: *mut f32,
-    scale: f32,
-    hd: usize,
-    ktp: *const f32,
-    ld: usize,
-    vp: *const f32,
-    kb: usize,
-) {
-    let nk = (tile.lim[BQ - 1] + 1 - kb).min(BK);
-    let dv = hd / 8;
-    let mut p = [0f32; BK * BQ];
-    let pp0 = p.as_mut_ptr();
-    let scale_v = _mm256_set1_ps(scale);
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-
-    // S = Q K^T for BQ rows x BK keys.
-    let mut acc = [[_mm256_setzero_ps(); 4]; BQ];
-    for d in 0..hd {
-        let kr = ktp.add(d * ld + kb);
-        let kv: [__m256; 4] = std::array::from_fn(|c| _mm256_loadu_ps(kr.add(8 * c)));
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let qv = _mm256_set1_ps(*qp.add(r * hd + d));
-            for c in 0..4 {
-                acc[c] = _mm256_fmadd_ps(qv, kv[c], acc[c]);
-            }
-        }
-    }
-    // Online softmax.
-    for r in 0..BQ {
-        let visible = _mm256_set1_epi32((tile.lim[r] + 1).saturating_sub(kb) as i32);
-        let mut s = [_mm256_setzero_ps(); 4];
-        let mut bm = _mm256_set1_ps(f32::NEG_INFINITY);
-        for c in 0..4 {
-            let idx = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * c as i32));
-            let mask = _mm256_castsi256_ps(_mm256_cmpgt_epi32(visible, idx));
-            s[c] = _mm256_blendv_ps(_mm256_set1_ps(f32::NEG_INFINITY), _mm256_mul_ps(acc[r][c], scale_v), mask);
-            bm = _mm256_max_ps(bm, s[c]);
-        }
-        let m_new = tile.m[r].max(hmax(bm));
-        let alpha = if tile.m[r] == f32::NEG_INFINITY { 0.0 } else { (tile.m[r] - m_new).exp() };
-        let mv = _mm256_set1_ps(m_new);
-        let mut sum = _mm256_setzero_ps();
-        for (c, s) in s.iter().enumerate() {
-            let e = exp(_mm256_sub_ps(*s, mv));
-            sum = _mm256_add_ps(sum, e);
-            _mm256_storeu_ps(pp0.add(r * BK + 8 * c), e);
-        }
-        tile.l[r] = tile.l[r] * alpha + hsum(sum);
-        tile.m[r] = m_new;
-        if alpha != 1.0 {
-            let av = _mm256_set1_ps(alpha);
-            for x in 0..dv {
-                let op = op0.add(r * hd + 8 * x);
-                _mm256_storeu_ps(op, _mm256_mul_ps(_mm256_loadu_ps(op), av));
-            }
-        }
-    }
-    // O += P V, four vectors (32 dimensions) at a time.
-    for x0 in (0..dv).step_by(4) {
-        let mut acc = [[_mm256_setzero_ps(); 4]; BQ];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let op = op0.add(r * hd + 8 * x0);
-            for x in 0..4 {
-                acc[x] = _mm256_loadu_ps(op.add(8 * x));
-            }
-        }
-        for j in 0..nk {
-            let vr = vp.add((kb + j) * hd + 8 * x0);
-            let vv: [__m256; 4] = std::array::from_fn(|x| _mm256_loadu_ps(vr.add(8 * x)));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let pv = _mm256_set1_ps(*pp0.add(r * BK + j));
-                for x in 0..4 {
-                    acc[x] = _mm256_fmadd_ps(pv, vv[x], acc[x]);
-                }
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            let op = op0.add(r * hd + 8 * x0);
-            for x in 0..4 {
-                _mm256_storeu_ps(op.add(8 * x), acc[x]);
-            }
-        }
-    }
+unsafe fn attention_unit(a: &Attention, kv: &KvPerHead, sp: &Span, kvh: usize, i0: usize, out: *mut f32) {
+    lanes::attention_unit::<F32x8, BQ, 32>(a, kv, sp, kvh, i0, out)
 }
 
 super::elementwise!("avx2,fma");

@@ -5,8 +5,9 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use super::lanes::{self, Lanes};
 use crate::kernels::dense::{DenseKind, PackedDense, MR};
-use crate::kernels::ops::{self, Attention, Span};
+use crate::kernels::ops::{Attention, KvPerHead, Span};
 use crate::kernels::qgemm::{PackedQ, QuantAct, NR, QK};
 use crate::kernels::qpack::Format;
 use crate::kernels::{generic, Isa, Kernels};
@@ -438,9 +439,9 @@ pub unsafe fn dense_unit(
         macro_rules! go {
             ($mr:literal, $nv:literal, $r:expr) => {
                 match w.kind {
-                    DenseKind::F16 => f16_kernel::<$mr, $nv>(w, x, t0, $r, out),
+                    DenseKind::F16 => float_kernel::<$mr, $nv, true>(w, x, t0, $r, out),
                     DenseKind::Bf16 => bf16_kernel::<$mr, $nv>(w, xb, t0, $r, out),
-                    DenseKind::F32 => f32_kernel::<$mr, $nv>(w, x, t0, $r, out),
+                    DenseKind::F32 => float_kernel::<$mr, $nv, false>(w, x, t0, $r, out),
                 }
             };
         }
@@ -470,11 +471,13 @@ pub unsafe fn dense_unit(
     }
 }
 
+/// F16 weights (`F16`) or F32 weights, f32 activations.
+///
 /// # Safety
 /// The CPU must have the target features named below (the kernel table holds this function only
 /// where it does), and the pointers and lengths given must describe valid buffers.
 #[target_feature(enable = "avx512f,f16c")]
-pub unsafe fn f16_kernel<const R: usize, const V: usize>(
+unsafe fn float_kernel<const R: usize, const V: usize, const F16: bool>(
     w: &PackedDense,
     x: &[f32],
     t0: usize,
@@ -482,14 +485,18 @@ pub unsafe fn f16_kernel<const R: usize, const V: usize>(
     out: *mut f32,
 ) {
     let k = w.k;
-    let wp = w.data.as_ptr();
+    let (wp16, wp32) = (w.data.as_ptr(), w.data32.as_ptr());
     let xp = x.as_ptr();
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     for kk in 0..k {
-        let mut wv = [_mm512_setzero_ps(); V];
-        for (v, wv) in wv.iter_mut().enumerate() {
-            *wv = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add((t0 + v) * NR * k + kk * NR) as *const __m256i));
-        }
+        let wv: [__m512; V] = std::array::from_fn(|v| {
+            let at = (t0 + v) * NR * k + kk * NR;
+            if F16 {
+                _mm512_cvtph_ps(_mm256_loadu_si256(wp16.add(at) as *const __m256i))
+            } else {
+                _mm512_loadu_ps(wp32.add(at))
+            }
+        });
         for (r, acc) in acc.iter_mut().enumerate() {
             let a = _mm512_set1_ps(*xp.add((r0 + r) * k + kk));
             for v in 0..V {
@@ -497,18 +504,14 @@ pub unsafe fn f16_kernel<const R: usize, const V: usize>(
             }
         }
     }
-    for (r, acc) in acc.iter().enumerate() {
-        for (v, acc) in acc.iter().enumerate() {
-            _mm512_storeu_ps(out.add((r0 + r) * w.n + (t0 + v) * NR), *acc);
-        }
-    }
+    store_tile(&acc, w.n, t0, r0, out)
 }
 
 /// # Safety
 /// The CPU must have the target features named below (the kernel table holds this function only
 /// where it does), and the pointers and lengths given must describe valid buffers.
 #[target_feature(enable = "avx512f,avx512bf16")]
-pub unsafe fn bf16_kernel<const R: usize, const V: usize>(
+unsafe fn bf16_kernel<const R: usize, const V: usize>(
     w: &PackedDense,
     xb: &[u32],
     t0: usize,
@@ -521,10 +524,8 @@ pub unsafe fn bf16_kernel<const R: usize, const V: usize>(
     let xp = xb.as_ptr();
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     for kp in 0..k2 {
-        let mut wv = [_mm512_setzero_si512(); V];
-        for (v, wv) in wv.iter_mut().enumerate() {
-            *wv = _mm512_loadu_si512(wp.add((t0 + v) * NR * k + kp * NR * 2) as *const _);
-        }
+        let wv: [__m512i; V] =
+            std::array::from_fn(|v| _mm512_loadu_si512(wp.add((t0 + v) * NR * k + kp * NR * 2) as *const _));
         for (r, acc) in acc.iter_mut().enumerate() {
             let a = _mm512_set1_epi32(*xp.add((r0 + r) * k2 + kp) as i32);
             for v in 0..V {
@@ -536,79 +537,90 @@ pub unsafe fn bf16_kernel<const R: usize, const V: usize>(
             }
         }
     }
-    for (r, acc) in acc.iter().enumerate() {
-        for (v, acc) in acc.iter().enumerate() {
-            _mm512_storeu_ps(out.add((r0 + r) * w.n + (t0 + v) * NR), *acc);
-        }
-    }
+    store_tile(&acc, w.n, t0, r0, out)
 }
 
-/// # Safety
-/// The CPU must have the target features named below (the kernel table holds this function only
-/// where it does), and the pointers and lengths given must describe valid buffers.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn f32_kernel<const R: usize, const V: usize>(
-    w: &PackedDense,
-    x: &[f32],
+/// A dense kernel's `R` rows x `V` vectors of results into `out` (rows `n` long).
+#[inline(always)]
+unsafe fn store_tile<const R: usize, const V: usize>(
+    acc: &[[__m512; V]; R],
+    n: usize,
     t0: usize,
     r0: usize,
     out: *mut f32,
 ) {
-    let k = w.k;
-    let wp = w.data32.as_ptr();
-    let xp = x.as_ptr();
-    let mut acc = [[_mm512_setzero_ps(); V]; R];
-    for kk in 0..k {
-        let mut wv = [_mm512_setzero_ps(); V];
-        for (v, wv) in wv.iter_mut().enumerate() {
-            *wv = _mm512_loadu_ps(wp.add((t0 + v) * NR * k + kk * NR));
-        }
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let a = _mm512_set1_ps(*xp.add((r0 + r) * k + kk));
-            for v in 0..V {
-                acc[v] = _mm512_fmadd_ps(a, wv[v], acc[v]);
-            }
-        }
-    }
     for (r, acc) in acc.iter().enumerate() {
         for (v, acc) in acc.iter().enumerate() {
-            _mm512_storeu_ps(out.add((r0 + r) * w.n + (t0 + v) * NR), *acc);
+            _mm512_storeu_ps(out.add((r0 + r) * n + (t0 + v) * NR), *acc);
         }
     }
 }
 
 // ---- attention and elementwise kernels
 
-/// # Safety
-/// AVX-512F available; `a` as `attention` checks it.
-pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
-    if !(a.hd.is_multiple_of(16 * 4) && a.hd <= MAX_HD) {
-        return generic::attention(a, out);
-    }
-    let kv = ops::KvPerHead::new(a, BK);
-    let g = Geometry { nh: a.nh, nkv: a.nkv, hd: a.hd, ld: kv.ld, tk: kv.tk };
-    ops::par_units(a, BQ, 1, out, |sp, h, i0, out| {
-        // SAFETY: AVX-512F available; every unit writes its own rows of head `h`.
-        unsafe { attention_unit(a.q, &kv.kt, &kv.vt, &g, sp, h, i0, a.scale, out) }
-    });
-}
-
 super::elementwise!("avx512f");
 
-/// Query rows per attention unit.
-pub const BQ: usize = 6;
-/// Keys per block (4 vectors).
-pub const BK: usize = 64;
-pub const MAX_HD: usize = 256;
+/// AVX-512's vector of 16 floats.
+#[derive(Clone, Copy)]
+pub struct F32x16(__m512);
 
-pub struct Geometry {
-    pub nh: usize,
-    pub nkv: usize,
-    pub hd: usize,
-    /// Row length of the transposed keys.
-    pub ld: usize,
-    /// Keys (rows of the values per head).
-    pub tk: usize,
+impl Lanes for F32x16 {
+    const W: usize = 16;
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        F32x16(_mm512_set1_ps(x))
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        F32x16(_mm512_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm512_storeu_ps(p, self.0)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        F32x16(_mm512_fmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        F32x16(_mm512_mul_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        F32x16(_mm512_div_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        F32x16(_mm512_add_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        F32x16(_mm512_sub_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn max(self, b: Self) -> Self {
+        F32x16(_mm512_max_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn exp(self) -> Self {
+        F32x16(exp(self.0))
+    }
+    #[inline(always)]
+    unsafe fn reduce_max(self) -> f32 {
+        _mm512_reduce_max_ps(self.0)
+    }
+    #[inline(always)]
+    unsafe fn reduce_add(self) -> f32 {
+        _mm512_reduce_add_ps(self.0)
+    }
+    #[inline(always)]
+    unsafe fn scale_visible(self, scale: Self, first: usize, visible: usize) -> Self {
+        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let idx = _mm512_add_epi32(lane, _mm512_set1_epi32(first as i32));
+        let mask = _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(visible as i32));
+        F32x16(_mm512_mask_blend_ps(mask, _mm512_set1_ps(f32::NEG_INFINITY), _mm512_mul_ps(self.0, scale.0)))
+    }
 }
 
 /// e^x, |relative error| about 2e-7; e^x = 0 for x < -104 (and for -inf).
@@ -617,7 +629,7 @@ pub struct Geometry {
 /// The CPU must have AVX-512 F.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn exp(x: __m512) -> __m512 {
+unsafe fn exp(x: __m512) -> __m512 {
     let x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.5)), _mm512_set1_ps(-104.0));
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
         x,
@@ -636,151 +648,19 @@ pub unsafe fn exp(x: __m512) -> __m512 {
 /// AVX-512F available.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn silu_mul(g: &mut [f32], u: &[f32]) {
-    let n = g.len() / 16 * 16;
-    let one = _mm512_set1_ps(1.0);
-    for i in (0..n).step_by(16) {
-        let x = _mm512_loadu_ps(g.as_ptr().add(i));
-        let y = _mm512_loadu_ps(u.as_ptr().add(i));
-        let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), x));
-        let s = _mm512_div_ps(_mm512_mul_ps(x, y), _mm512_add_ps(one, e));
-        _mm512_storeu_ps(g.as_mut_ptr().add(i), s);
-    }
-    for i in n..g.len() {
-        g[i] = g[i] / (1.0 + (-g[i]).exp()) * u[i];
-    }
+    lanes::silu_mul::<F32x16>(g, u)
 }
 
-/// Query rows `i0..i0+BQ` (clipped to the span) of head `h` in span `sp`; `kt` and `vt`
-/// are the keys and values per head as `attention` lays them out.
-#[allow(clippy::too_many_arguments)]
+/// Query rows per register tile (6 rows x 4 vectors of keys take 24 of the 32 registers).
+const BQ: usize = 6;
+
+/// # Safety
+/// AVX-512F available; `a` as `ops::attention` checks it.
+pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
+    lanes::attention::<F32x16, BQ>(a, out, attention_unit)
+}
+
 #[target_feature(enable = "avx512f")]
-unsafe fn attention_unit(
-    q: &[f32],
-    kt: &[f32],
-    vt: &[f32],
-    g: &Geometry,
-    sp: &Span,
-    h: usize,
-    i0: usize,
-    scale: f32,
-    out: *mut f32,
-) {
-    let (nh, nkv, hd, ld) = (g.nh, g.nkv, g.hd, g.ld);
-    let kvh = h / (nh / nkv);
-    let rows = (sp.q_len - i0).min(BQ);
-    // Row r of the unit; rows past the span repeat the last real one (results dropped).
-    let row = |r: usize| i0 + r.min(rows - 1);
-    let lim = |r: usize| sp.k_len - sp.q_len + row(r); // last visible key, inclusive
-    let lim_max = lim(BQ - 1);
-    // The unit's query rows, copied together (in `q` they are 16 KiB apart on the 4B model).
-    let mut qb = [0f32; MAX_HD * BQ];
-    for r in 0..BQ {
-        let src = &q[((sp.q_start + row(r)) * nh + h) * hd..][..hd];
-        qb[r * MAX_HD..][..hd].copy_from_slice(src);
-    }
-    let qp: [*const f32; BQ] = std::array::from_fn(|r| qb.as_ptr().add(r * MAX_HD));
-    let ktp = kt.as_ptr().add(kvh * hd * ld + sp.k_start);
-    let vstride = hd;
-    let vp = vt.as_ptr().add((kvh * g.tk + sp.k_start) * hd);
-    let dv = hd / 16;
-
-    let mut o = [0f32; MAX_HD * BQ];
-    let mut m = [f32::NEG_INFINITY; BQ];
-    let mut l = [0f32; BQ];
-    let mut p = [0f32; BK * BQ];
-    let op0 = o.as_mut_ptr();
-    let pp0 = p.as_mut_ptr();
-    let scale_v = _mm512_set1_ps(scale);
-    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-
-    let mut kb = 0;
-    while kb <= lim_max {
-        let nk = (lim_max + 1 - kb).min(BK);
-        // S = Q K^T for BQ rows x BK keys.
-        let mut acc = [[_mm512_setzero_ps(); 4]; BQ];
-        for d in 0..hd {
-            let kr = ktp.add(d * ld + kb);
-            let kv = [
-                _mm512_loadu_ps(kr),
-                _mm512_loadu_ps(kr.add(16)),
-                _mm512_loadu_ps(kr.add(32)),
-                _mm512_loadu_ps(kr.add(48)),
-            ];
-            for r in 0..BQ {
-                let qv = _mm512_set1_ps(*qp[r].add(d));
-                for c in 0..4 {
-                    acc[r][c] = _mm512_fmadd_ps(qv, kv[c], acc[r][c]);
-                }
-            }
-        }
-        // Online softmax.
-        for r in 0..BQ {
-            let visible = (lim(r) + 1).saturating_sub(kb) as i32; // keys kb..kb+visible
-            let mut s = [_mm512_setzero_ps(); 4];
-            let mut bm = _mm512_set1_ps(f32::NEG_INFINITY);
-            for c in 0..4 {
-                let idx = _mm512_add_epi32(lane, _mm512_set1_epi32(16 * c as i32));
-                let mask = _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(visible));
-                s[c] = _mm512_mask_blend_ps(mask, _mm512_set1_ps(f32::NEG_INFINITY), _mm512_mul_ps(acc[r][c], scale_v));
-                bm = _mm512_max_ps(bm, s[c]);
-            }
-            let m_new = m[r].max(_mm512_reduce_max_ps(bm));
-            let alpha = if m[r] == f32::NEG_INFINITY { 0.0 } else { (m[r] - m_new).exp() };
-            let mv = _mm512_set1_ps(m_new);
-            let mut sum = _mm512_setzero_ps();
-            for (c, s) in s.iter().enumerate() {
-                let e = exp(_mm512_sub_ps(*s, mv));
-                sum = _mm512_add_ps(sum, e);
-                _mm512_storeu_ps(pp0.add(r * BK + 16 * c), e);
-            }
-            l[r] = l[r] * alpha + _mm512_reduce_add_ps(sum);
-            m[r] = m_new;
-            if alpha != 1.0 {
-                let av = _mm512_set1_ps(alpha);
-                for x in 0..dv {
-                    let op = op0.add(r * MAX_HD + 16 * x);
-                    _mm512_storeu_ps(op, _mm512_mul_ps(_mm512_loadu_ps(op), av));
-                }
-            }
-        }
-        // O += P V, four vectors (64 dimensions) at a time.
-        for x0 in (0..dv).step_by(4) {
-            let mut acc = [[_mm512_setzero_ps(); 4]; BQ];
-            for r in 0..BQ {
-                let op = op0.add(r * MAX_HD + 16 * x0);
-                for x in 0..4 {
-                    acc[r][x] = _mm512_loadu_ps(op.add(16 * x));
-                }
-            }
-            for j in 0..nk {
-                let vr = vp.add((kb + j) * vstride + 16 * x0);
-                let vv = [
-                    _mm512_loadu_ps(vr),
-                    _mm512_loadu_ps(vr.add(16)),
-                    _mm512_loadu_ps(vr.add(32)),
-                    _mm512_loadu_ps(vr.add(48)),
-                ];
-                for r in 0..BQ {
-                    let pv = _mm512_set1_ps(*pp0.add(r * BK + j));
-                    for x in 0..4 {
-                        acc[r][x] = _mm512_fmadd_ps(pv, vv[x], acc[r][x]);
-                    }
-                }
-            }
-            for r in 0..BQ {
-                let op = op0.add(r * MAX_HD + 16 * x0);
-                for x in 0..4 {
-                    _mm512_storeu_ps(op.add(16 * x), acc[r][x]);
-                }
-            }
-        }
-        kb += BK;
-    }
-    for r in 0..rows {
-        let inv = _mm512_set1_ps(1.0 / l[r]);
-        let dst = out.add(((sp.q_start + i0 + r) * nh + h) * hd);
-        for x in 0..dv {
-            _mm512_storeu_ps(dst.add(16 * x), _mm512_mul_ps(_mm512_loadu_ps(op0.add(r * MAX_HD + 16 * x)), inv));
-        }
-    }
+unsafe fn attention_unit(a: &Attention, kv: &KvPerHead, sp: &Span, kvh: usize, i0: usize, out: *mut f32) {
+    lanes::attention_unit::<F32x16, BQ, 64>(a, kv, sp, kvh, i0, out)
 }

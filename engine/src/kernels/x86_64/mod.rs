@@ -1,4 +1,5 @@
-//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512.
+//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512; attention and SiLU written once over the
+//! vector width (`lanes.rs`).
 
 /// The elementwise kernels whose one body (`generic::*_inline`) the compiler vectorizes for
 /// the instruction set `$features` enables: `rms_rows`, `rope_row`, `add`.
@@ -30,6 +31,7 @@ use elementwise;
 
 pub mod avx2;
 pub mod avx512;
+mod lanes;
 
 use super::Kernels;
 
