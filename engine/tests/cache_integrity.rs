@@ -4,17 +4,17 @@
 //! verify` finds the same.
 
 mod common;
+use common::cache::*;
 use common::*;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use qwen3_embed_engine::cache::{CacheState, Limits};
 use qwen3_embed_engine::{Engine, EngineOptions};
 
-const TEXTS: [&str; 3] = ["The quick brown fox", "PostgreSQL stores rows in heap pages.", "数据库"];
 const HEADER: u64 = 4096;
 
 fn load(model: &Path, cache: Option<&Path>) -> Engine {
@@ -26,21 +26,6 @@ fn load(model: &Path, cache: Option<&Path>) -> Engine {
         ..Default::default()
     };
     Engine::load(model, &opts).unwrap_or_else(|e| panic!("load {}: {e}", model.display()))
-}
-
-fn vectors(e: &Engine) -> Vec<Vec<u32>> {
-    let v = common::embed_texts(e, &TEXTS, Some("Find the passage"), None, 512, 4096).unwrap();
-    v.into_iter().map(|v| v.into_iter().map(f32::to_bits).collect()).collect()
-}
-
-fn pack_file(dir: &Path) -> PathBuf {
-    let files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "qwen3pack"))
-        .collect();
-    assert_eq!(files.len(), 1, "one cache file in {}: {files:?}", dir.display());
-    files.into_iter().next().unwrap()
 }
 
 fn flip(file: &Path, at: u64) {

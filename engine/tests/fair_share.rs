@@ -2,9 +2,9 @@
 //! may hold more than its share of the server's token budget.
 
 mod common;
+use common::server::start;
 
-use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,14 +17,6 @@ fn slow_f16(path: &Path, opts: &EngineOptions) -> Result<Engine, EngineError> {
         std::thread::sleep(Duration::from_secs(3));
     }
     Engine::load(path, opts)
-}
-
-fn start(opts: ServerOptions) -> PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let path = dir.join("server.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    std::thread::spawn(move || serve::serve(listener, opts));
-    path
 }
 
 fn key(rel: &str) -> ModelKey {

@@ -2,9 +2,10 @@
 //! concurrent callers, withdrawal on hang-up, model swap, and garbage that must not hurt it.
 
 mod common;
+use common::server::start;
 
 use std::io::Write;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
@@ -21,15 +22,6 @@ fn slow_f16(path: &Path, opts: &EngineOptions) -> Result<Engine, EngineError> {
 }
 
 const SLOW_LOAD: Duration = Duration::from_secs(3);
-
-/// A server of its own on a fresh socket.
-fn start(opts: ServerOptions) -> PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let path = dir.join("server.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    std::thread::spawn(move || serve::serve(listener, opts));
-    path
-}
 
 /// The tests share one server and check its counters and batch composition: one at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {

@@ -13,7 +13,7 @@ mod cache_cmd;
 use qwen3_embed_engine::fixture::{self, Format, Shape};
 use qwen3_embed_engine::serve::InfoSummary;
 use qwen3_embed_engine::{
-    BackendChoice, CancelFlag, DeviceSpec, Engine, EngineOptions, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_TOKENS,
+    BackendChoice, CancelFlag, DeviceSpec, Engine, EngineOptions, Tokenized, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_TOKENS,
 };
 
 #[derive(Parser)]
@@ -21,6 +21,23 @@ use qwen3_embed_engine::{
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The inputs of `embed` and `tokenize`.
+#[derive(clap::Args)]
+struct InputArgs {
+    /// The input file; `-` reads standard input.
+    #[arg(long)]
+    input: PathBuf,
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+    input_format: InputFormat,
+    /// Task for every input without its own "instruct", formatted as
+    /// `Instruct: {task}\nQuery:{text}`.
+    #[arg(long)]
+    instruct: Option<String>,
+    /// Most tokens per input, EOS included; longer inputs are truncated.
+    #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
+    max_tokens: usize,
 }
 
 #[derive(clap::Args)]
@@ -55,23 +72,14 @@ enum Cmd {
     Embed {
         #[command(flatten)]
         model: ModelArgs,
-        /// The input file; `-` reads standard input.
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
-        input_format: InputFormat,
+        #[command(flatten)]
+        inputs: InputArgs,
         /// Where to write one JSON object per input; stdout when absent.
         #[arg(long)]
         output: Option<PathBuf>,
-        /// Task for every input, formatted as `Instruct: {task}\nQuery:{text}`.
-        #[arg(long)]
-        instruct: Option<String>,
         /// Output dimensions (MRL), 32..hidden; full size when absent.
         #[arg(long)]
         dims: Option<usize>,
-        /// Most tokens per input, EOS included; longer inputs are truncated.
-        #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
-        max_tokens: usize,
         /// Most tokens per forward pass.
         #[arg(long, default_value_t = DEFAULT_BATCH_TOKENS)]
         batch_tokens: usize,
@@ -111,15 +119,8 @@ enum Cmd {
     Tokenize {
         #[command(flatten)]
         model: ModelArgs,
-        /// The input file; `-` reads standard input.
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
-        input_format: InputFormat,
-        #[arg(long)]
-        instruct: Option<String>,
-        #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
-        max_tokens: usize,
+        #[command(flatten)]
+        inputs: InputArgs,
     },
     /// The packed-weight cache's files: list them, remove the least recently used, verify them.
     Cache {
@@ -295,17 +296,12 @@ fn load(args: &ModelArgs) -> Result<Engine, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
-        Cmd::Embed { model, input, input_format, output, instruct, dims, max_tokens, batch_tokens } => {
-            let inputs = read_inputs(&input, input_format)?;
+        Cmd::Embed { model, inputs, output, dims, batch_tokens } => {
+            let read = read_inputs(&inputs.input, inputs.input_format)?;
             let engine = load(&model)?;
-            let mut seqs = Vec::with_capacity(inputs.len());
-            let mut truncated = Vec::with_capacity(inputs.len());
-            for i in &inputs {
-                let task = i.instruct.as_deref().or(instruct.as_deref());
-                let t = engine.tokenize(&i.text, task, max_tokens).map_err(|e| e.to_string())?;
-                truncated.push(t.truncated);
-                seqs.push(t.ids);
-            }
+            let tokenized = tokenize_all(&engine, &read, inputs.instruct.as_deref(), inputs.max_tokens)?;
+            let truncated: Vec<bool> = tokenized.iter().map(|t| t.truncated).collect();
+            let seqs: Vec<Vec<u32>> = tokenized.into_iter().map(|t| t.ids).collect();
             let tokens: usize = seqs.iter().map(|s| s.len()).sum();
             let start = Instant::now();
             let mut progress = Progress::new(seqs.len());
@@ -359,12 +355,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 doc_repeats,
             )?
         }
-        Cmd::Tokenize { model, input, input_format, instruct, max_tokens } => {
-            let inputs = read_inputs(&input, input_format)?;
+        Cmd::Tokenize { model, inputs } => {
+            let read = read_inputs(&inputs.input, inputs.input_format)?;
             let engine = load(&model)?;
-            for i in &inputs {
-                let task = i.instruct.as_deref().or(instruct.as_deref());
-                let t = engine.tokenize(&i.text, task, max_tokens).map_err(|e| e.to_string())?;
+            for t in tokenize_all(&engine, &read, inputs.instruct.as_deref(), inputs.max_tokens)? {
                 println!("{}", serde_json::json!(t.ids));
             }
         }
@@ -421,17 +415,18 @@ fn pull(spec: String, dest: Option<PathBuf>, check: bool, connect_timeout: u64) 
     Ok(())
 }
 
+/// Each input with its own instruction, or `instruct` where it has none.
 fn tokenize_all(
     engine: &Engine,
     inputs: &[Input],
     instruct: Option<&str>,
     max_tokens: usize,
-) -> Result<Vec<Vec<u32>>, String> {
+) -> Result<Vec<Tokenized>, String> {
     inputs
         .iter()
         .map(|i| {
             let task = i.instruct.as_deref().or(instruct);
-            engine.tokenize(&i.text, task, max_tokens).map(|t| t.ids).map_err(|e| e.to_string())
+            engine.tokenize(&i.text, task, max_tokens).map_err(|e| e.to_string())
         })
         .collect()
 }
@@ -458,8 +453,9 @@ fn bench(
     let engine = load(model)?;
     let load_s = start.elapsed().as_secs_f64();
     // Documents carry no instruction unless their own line says so.
-    let doc_seqs = tokenize_all(&engine, &doc_inputs, None, max_tokens)?;
-    let query_seqs = tokenize_all(&engine, &query_inputs, instruct, max_tokens)?;
+    let ids = |t: Vec<Tokenized>| t.into_iter().map(|t| t.ids).collect::<Vec<_>>();
+    let doc_seqs = ids(tokenize_all(&engine, &doc_inputs, None, max_tokens)?);
+    let query_seqs = ids(tokenize_all(&engine, &query_inputs, instruct, max_tokens)?);
     let cancel = CancelFlag::new();
     let embed = |seqs: &[Vec<u32>]| engine.embed_tokens(seqs, None, batch_tokens, &cancel).map_err(|e| e.to_string());
 

@@ -1,6 +1,9 @@
 //! Shared test helpers: the generated fixture models, the committed goldens, the corpus.
 #![allow(dead_code)]
 
+pub mod cache;
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
