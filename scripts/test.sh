@@ -48,7 +48,7 @@ for isa in generic avx2; do
         echo "   (no AVX2 on this CPU: $isa skipped)"
         continue
     fi
-    QWEN3_EMBED_ISA=$isa cargo test -p qwen3-embed-engine --test embeddings
+    QWEN3_EMBED_ISA=$isa cargo test -p qwen3-embed-engine --test embeddings --test rerank
 done
 
 echo "== SQL scenario tests, model in each backend"

@@ -16,6 +16,7 @@ pub fn sqlstate(e: &EngineError) -> Code {
         ErrorKind::ServerBusy => Code::ERRCODE_OUT_OF_MEMORY,
         ErrorKind::RoleShare => Code::ERRCODE_INSUFFICIENT_RESOURCES,
         ErrorKind::ModelMismatch => Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        ErrorKind::WrongTask => Code::ERRCODE_WRONG_OBJECT_TYPE,
         ErrorKind::Cancelled => Code::ERRCODE_QUERY_CANCELED,
         ErrorKind::Encode => Code::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
         ErrorKind::DeviceUnavailable => Code::ERRCODE_SYSTEM_ERROR,
@@ -54,6 +55,9 @@ fn hint(e: &EngineError) -> Option<&'static str> {
         }
         ErrorKind::RequestTooLarge => {
             "Embed fewer or shorter inputs per call (for qwen3_embed_reembed, a smaller batch_size), or ask a superuser to raise qwen3_embed.max_request_tokens."
+        }
+        ErrorKind::WrongTask => {
+            "qwen3_embed.model_path names the embedding model (Qwen3-Embedding); a reranker (Qwen3-Reranker) cannot embed."
         }
         ErrorKind::ModelMismatch => {
             "Vectors of another model must not be mixed in: configure the expected model again, or re-embed with the new one (CALL qwen3_embed_reembed) and then set qwen3_embed.expect_fingerprint to the new fingerprint."

@@ -278,10 +278,25 @@ impl Engine {
         passed: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
         assert_eq!(seqs.len(), dims.len());
-        let config = self.config();
+        self.require(crate::head::Task::Embedding)?;
         for &d in dims {
-            output_dims(Some(d), config.hidden)?;
+            output_dims(Some(d), self.config().hidden)?;
         }
+        self.passes(seqs, batch_tokens, cancel, passed, |i, state| truncate_normalize(state, dims[i]))
+    }
+
+    /// The trunk over token sequences packed into forward passes of at most `batch_tokens`
+    /// (a longer sequence alone), in order: `head(i, state)` for sequence `i`'s last-token
+    /// final-norm state, `passed(n)` after each pass.
+    pub(crate) fn passes<T>(
+        &self,
+        seqs: &[Vec<u32>],
+        batch_tokens: usize,
+        cancel: &dyn Cancel,
+        passed: &mut dyn FnMut(usize),
+        mut head: impl FnMut(usize, &[f32]) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let config = self.config();
         if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
             return Err(EngineError::Encode(format!(
                 "token id {id} is past the model's {} embedding rows",
@@ -305,8 +320,8 @@ impl Engine {
             }
             let batch: Vec<&[u32]> = seqs[start..end].iter().map(|s| s.as_slice()).collect();
             let states = self.backend().forward(&batch, cancel)?;
-            for (state, &d) in states.iter().zip(&dims[start..end]) {
-                out.push(truncate_normalize(state, d)?);
+            for (i, state) in (start..end).zip(&states) {
+                out.push(head(i, state)?);
             }
             passed(end - start);
             start = end;

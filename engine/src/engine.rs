@@ -14,6 +14,7 @@ use crate::cache::{self, CacheInfo, CacheState};
 use crate::cancel::{Cancel, CancelFlag, Never};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
+use crate::head::{self, Head, Task};
 use crate::tokenizer::Qwen3Tokenizer;
 use crate::{gguf, gguf_tokenizer, hf};
 use candle_core::Device as CDevice;
@@ -56,6 +57,8 @@ pub struct ModelInfo {
     /// "gguf" or "safetensors".
     pub format: &'static str,
     pub architecture: &'static str,
+    /// What the model computes: embeddings, or reranking scores.
+    pub task: Task,
     pub config: ModelConfig,
     pub parameter_count: u64,
     /// Tensor storage type -> number of tensors of that type.
@@ -81,6 +84,7 @@ pub struct ModelInfo {
 pub struct Engine {
     backend: Box<dyn Backend>,
     tokenizer: Qwen3Tokenizer,
+    head: Head,
     info: ModelInfo,
 }
 
@@ -118,6 +122,7 @@ struct Described {
     listing: Vec<(String, Vec<usize>, String)>,
     /// The size of each weight file.
     file_sizes: Vec<u64>,
+    head: Head,
 }
 
 /// Reads a model path with the loader of its format (`hf` for a checkpoint directory or a
@@ -134,16 +139,19 @@ fn read<W>(
             if meta.is_dir() { path.to_path_buf() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
         let m = hf(&dir)?;
         let tok = Qwen3Tokenizer::from_file(&m.tokenizer_path, config(&m.weights).vocab_rows)?;
+        let head = head::from_hf(&dir, &m.tensor_listing, &tok, config(&m.weights).hidden)?;
         let sizes =
             m.weight_files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect::<Vec<_>>();
         let (type_counts, listing) = (m.type_counts, m.tensor_listing);
-        Ok((m.weights, Described { tokenizer: tok, format: "safetensors", type_counts, listing, file_sizes: sizes }))
+        let format = "safetensors";
+        Ok((m.weights, Described { tokenizer: tok, format, type_counts, listing, file_sizes: sizes, head }))
     } else if is_gguf(path)? {
         let m = gguf(path)?;
         let (doc, eos) = gguf_tokenizer::tokenizer_json_from_gguf(path, &m.metadata)?;
         let tok = Qwen3Tokenizer::from_json(path, doc, Some(eos), config(&m.weights).vocab_rows)?;
+        let head = head::from_gguf(path, config(&m.weights).hidden)?;
         let (type_counts, listing, file_sizes) = (m.type_counts, m.tensor_listing, vec![meta.len()]);
-        Ok((m.weights, Described { tokenizer: tok, format: "gguf", type_counts, listing, file_sizes }))
+        Ok((m.weights, Described { tokenizer: tok, format: "gguf", type_counts, listing, file_sizes, head }))
     } else {
         Err(EngineError::UnknownFormat {
             path: path.to_path_buf(),
@@ -237,11 +245,12 @@ impl Engine {
         // Loading freed the file's metadata, the tokenizer's JSON and (without the cache) the
         // tensors' own copies: give that memory back rather than keep it in malloc's free lists.
         crate::files::release_free_memory();
-        let Described { tokenizer, format, type_counts, listing, file_sizes } = described;
+        let Described { tokenizer, format, type_counts, listing, file_sizes, head } = described;
         let info = ModelInfo {
             path: path.to_path_buf(),
             format,
             architecture: "qwen3",
+            task: head.task(),
             parameter_count: config.parameter_count(),
             tokenizer_vocab: tokenizer.vocab_size(),
             fingerprint: fingerprint(format, &listing, &file_sizes),
@@ -254,7 +263,7 @@ impl Engine {
             threads: backend.threads(),
             cache,
         };
-        Ok(Engine { backend, tokenizer, info })
+        Ok(Engine { backend, tokenizer, head, info })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -271,5 +280,9 @@ impl Engine {
 
     pub(crate) fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
+    }
+
+    pub(crate) fn head(&self) -> &Head {
+        &self.head
     }
 }

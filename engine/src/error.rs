@@ -46,6 +46,10 @@ pub enum EngineError {
         "the instruction alone takes {tokens} tokens, which leaves no room for the input under the limit of {limit}"
     )]
     InstructionTooLong { tokens: usize, limit: usize },
+    #[error("the reranker's prompt with this instruction and query takes {tokens} tokens, which leaves no room for the document under the limit of {limit}")]
+    QueryTooLong { tokens: usize, limit: usize },
+    #[error("model file {path}: is {}, not {}", is.noun(), wanted.noun())]
+    WrongTask { path: PathBuf, is: crate::head::Task, wanted: crate::head::Task },
     #[error("this call has {tokens} tokens in all, more than the limit of {limit} per call")]
     RequestTooLarge { tokens: usize, limit: usize },
     #[error("the model server has {in_flight} tokens in flight; this request's {tokens} more would pass its limit of {limit}")]
@@ -110,6 +114,8 @@ pub enum ErrorKind {
     RoleShare,
     /// The loaded model is not the one the caller's vectors must come from.
     ModelMismatch,
+    /// An embedding model asked to rerank, or a reranker asked to embed.
+    WrongTask,
     Cancelled,
     /// A device this build has no support for.
     DeviceUnsupported,
@@ -140,7 +146,8 @@ impl EngineError {
             WrongArchitecture { .. } | UnsupportedQuantization { .. } | Isa(_) => ErrorKind::Unsupported,
             Encode(_) => ErrorKind::Encode,
             InvalidDims { .. } | InvalidChunking { .. } => ErrorKind::InvalidDims,
-            InputTooLong { .. } | InstructionTooLong { .. } => ErrorKind::InputTooLong,
+            InputTooLong { .. } | InstructionTooLong { .. } | QueryTooLong { .. } => ErrorKind::InputTooLong,
+            WrongTask { .. } => ErrorKind::WrongTask,
             RequestTooLarge { .. } => ErrorKind::RequestTooLarge,
             ServerBusy { .. } => ErrorKind::ServerBusy,
             RoleShare { .. } => ErrorKind::RoleShare,

@@ -224,3 +224,28 @@ pub(crate) fn load_with<W>(
     )?;
     Ok(GgufModel { weights, metadata: content.metadata, type_counts, tensor_listing })
 }
+
+/// The rows of tensor `name` as f32 (dequantized), or `None` when the file has no such tensor.
+pub(crate) fn read_dense(path: &Path, name: &str) -> Result<Option<Vec<Vec<f32>>>> {
+    let file = crate::files::open(path)?;
+    let mut reader = BufReader::new(&file);
+    let content = Content::read(&mut reader).map_err(|e| map_candle_error(path, e))?;
+    if !content.tensor_infos.contains_key(name) {
+        return Ok(None);
+    }
+    let q = content.tensor(&mut reader, name, &Device::Cpu).map_err(|e| map_candle_error(path, e))?;
+    let t = q.dequantize(&Device::Cpu)?;
+    let rows = match t.dims() {
+        [_, _] => t.to_vec2::<f32>()?,
+        [n] => vec![t.reshape((1, *n))?.to_vec2::<f32>()?.remove(0)],
+        other => {
+            return Err(EngineError::ShapeMismatch {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                found: other.to_vec(),
+                expected: vec![2, 0],
+            })
+        }
+    };
+    Ok(Some(rows))
+}

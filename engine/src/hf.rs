@@ -215,3 +215,52 @@ pub(crate) fn load_with<W>(
     let tokenizer_path = dir.join("tokenizer.json");
     Ok(HfModel { weights, type_counts, tensor_listing, tokenizer_path, weight_files: files })
 }
+
+/// The directory's `config.json` as JSON.
+pub(crate) fn read_config_json(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join("config.json");
+    serde_json::from_slice(&read_file(&path)?)
+        .map_err(|e| EngineError::InvalidConfig { path, detail: format!("not valid JSON: {e}") })
+}
+
+/// Rows `rows` of the `[n, hidden]` tensor `name` (a full name, as stored), as f32.
+pub(crate) fn read_rows(dir: &Path, name: &str, rows: &[usize], hidden: usize) -> Result<Vec<Vec<f32>>> {
+    let (files, index) = weight_files(dir)?;
+    let candidates: Vec<PathBuf> = match index.as_ref().and_then(|i| i.get(name)) {
+        Some(file) => vec![file.clone()],
+        None => files,
+    };
+    for file in candidates {
+        let map = map_file(&file)?;
+        check_complete(&file, &map)?;
+        let st = SafeTensors::deserialize(&map)
+            .map_err(|e| EngineError::Corrupt { path: file.clone(), detail: e.to_string() })?;
+        let Ok(view) = st.tensor(name) else { continue };
+        let n = view.shape().first().copied().unwrap_or(0);
+        if view.shape().len() != 2 || view.shape()[1] != hidden || rows.iter().any(|&r| r >= n) {
+            return Err(EngineError::ShapeMismatch {
+                path: file.clone(),
+                name: name.to_string(),
+                found: view.shape().to_vec(),
+                expected: vec![n.max(rows.iter().max().map_or(0, |r| r + 1)), hidden],
+            });
+        }
+        let dtype = dtype_of(&file, name, view.dtype())?;
+        let size = dtype.size_in_bytes();
+        return Ok(rows
+            .iter()
+            .map(|&r| {
+                let bytes = &view.data()[r * hidden * size..][..hidden * size];
+                bytes
+                    .chunks_exact(size)
+                    .map(|b| match dtype {
+                        DType::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+                        DType::BF16 => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+                        _ => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                    })
+                    .collect()
+            })
+            .collect());
+    }
+    Err(EngineError::MissingTensor { path: dir.to_path_buf(), name: name.to_string() })
+}

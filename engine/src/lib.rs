@@ -1,6 +1,6 @@
 //! Qwen3-Embedding inference with no Postgres in it: load a GGUF file or a Hugging Face
 //! checkpoint, tokenize like the official tokenizer, run a packed forward pass, pool the last
-//! token, truncate (MRL) and normalize.
+//! token, truncate (MRL) and normalize; or, for a Qwen3-Reranker, score query–document pairs.
 
 pub(crate) mod backend;
 pub(crate) mod buf;
@@ -16,12 +16,14 @@ pub(crate) mod files;
 pub mod fixture;
 pub(crate) mod gguf;
 pub(crate) mod gguf_tokenizer;
+pub(crate) mod head;
 pub(crate) mod hf;
 pub mod kernels;
 pub(crate) mod output;
 pub mod profile;
 #[cfg(feature = "pull")]
 pub mod pull;
+pub(crate) mod rerank;
 pub mod serve;
 pub(crate) mod tensors;
 pub(crate) mod tokenizer;
@@ -32,4 +34,5 @@ pub use config::ModelConfig;
 pub use embedder::{Limits, LongInput, Prepared, TokenizedCall, Truncation, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_TOKENS};
 pub use engine::{Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};
+pub use head::Task;
 pub use tokenizer::{format_input, Qwen3Tokenizer, Tokenized, DEFAULT_TASK};

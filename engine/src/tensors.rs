@@ -30,6 +30,9 @@ pub enum Role {
     FfnUp,
     FfnDown,
     OutputNorm,
+    /// A causal LM's output head (a reranker's `lm_head`; llama.cpp keeps only the rows a
+    /// reranker reads, as `cls.output`). Not part of the trunk.
+    Output,
 }
 
 /// A layer's tensors, in the order they are read (and the fixture generator writes them).
@@ -89,6 +92,7 @@ impl Role {
             Role::FfnUp => ("mlp.up_proj", "ffn_up"),
             Role::FfnDown => ("mlp.down_proj", "ffn_down"),
             Role::OutputNorm => ("norm", "output_norm"),
+            Role::Output => ("lm_head", "cls.output"),
         }
     }
 
@@ -98,7 +102,7 @@ impl Role {
         let q = s.heads * s.head_dim;
         let kv = s.kv_heads * s.head_dim;
         match self {
-            Role::TokenEmbd => vec![s.vocab_rows, s.hidden],
+            Role::TokenEmbd | Role::Output => vec![s.vocab_rows, s.hidden],
             Role::AttnNorm | Role::FfnNorm | Role::OutputNorm => vec![s.hidden],
             Role::AttnQNorm | Role::AttnKNorm => vec![s.head_dim],
             Role::AttnQ => vec![q, s.hidden],

@@ -202,8 +202,13 @@ impl Qwen3Tokenizer {
         Ok(Tokenized { ids, truncated, full_len, cut: false })
     }
 
+    /// The id of one vocabulary token, as written in the vocabulary.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token).filter(|&i| (i as usize) < self.vocab_rows)
+    }
+
     /// The token ids of the whole of `text`, without EOS.
-    fn ids(&self, text: &str) -> Result<Vec<u32>> {
+    pub(crate) fn ids(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(|e| EngineError::Encode(e.to_string()))?;
         let ids = enc.get_ids().to_vec();
         if let Some(bad_id) = ids.iter().find(|&&i| i as usize >= self.vocab_rows) {

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 #[path = "qwen3-embed/cache.rs"]
 mod cache_cmd;
+#[path = "qwen3-embed/rerank.rs"]
+mod rerank_cmd;
 use qwen3_embed_engine::fixture::{self, Format, Shape};
 use qwen3_embed_engine::serve::InfoSummary;
 use qwen3_embed_engine::{
@@ -115,6 +117,10 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         doc_repeats: usize,
     },
+    /// Score query–document pairs with a reranker (Qwen3-Reranker): JSON lines
+    /// {"query", "document", "instruct"?}, or one pair from --query and --document. Prints one
+    /// JSON line per pair, in input order, with its "score" (P(yes), in [0, 1]).
+    Rerank(rerank_cmd::RerankArgs),
     /// Print the token ids of every input, one JSON array per line.
     Tokenize {
         #[command(flatten)]
@@ -148,6 +154,10 @@ enum Cmd {
         /// gguf-q8_0, gguf-q6_k, gguf-q5_k_m, gguf-q5_0, gguf-q4_k_m.
         #[arg(long, value_delimiter = ',', default_value = "hf-f32,gguf-f32")]
         formats: Vec<String>,
+        /// embedding, reranker (its own lm_head, as the 4B and 8B) or reranker-tied (the
+        /// embedding table as its head, as the 0.6B).
+        #[arg(long, default_value = "embedding")]
+        kind: String,
     },
     /// Download an official model from the Hugging Face hub ($HF_ENDPOINT, token $HF_TOKEN,
     /// cache $HF_HOME), resuming a partial download, verify its checksum, link it under
@@ -367,20 +377,29 @@ fn run(cli: Cli) -> Result<(), String> {
             let summary = InfoSummary::from(engine.info());
             println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
         }
-        Cmd::Fixture { preset, seed, tokenizer, out, formats } => {
+        Cmd::Fixture { preset, seed, tokenizer, out, formats, kind } => {
             let shape = Shape::preset(&preset).ok_or_else(|| format!("unknown preset {preset:?}"))?;
             let formats = formats
                 .iter()
                 .map(|f| f.parse::<Format>().map_err(|e| format!("{e}")))
                 .collect::<Result<Vec<_>, _>>()?;
             let start = Instant::now();
-            let written = fixture::generate(&shape, seed, &tokenizer, &out, &formats).map_err(|e| e.to_string())?;
+            let kind = match kind.as_str() {
+                "embedding" => fixture::Kind::Embedding,
+                "reranker" | "reranker-tied" => {
+                    fixture::Kind::reranker(kind == "reranker-tied", &tokenizer).map_err(|e| e.to_string())?
+                }
+                other => return Err(format!("unknown kind {other:?}: embedding, reranker or reranker-tied")),
+            };
+            let written =
+                fixture::generate_as(kind, &shape, seed, &tokenizer, &out, &formats).map_err(|e| e.to_string())?;
             for p in written {
                 println!("{}", p.display());
             }
             eprintln!("fixture written in {:.1} s", start.elapsed().as_secs_f64());
         }
         Cmd::Cache { cmd } => cache_cmd::run(cmd)?,
+        Cmd::Rerank(args) => rerank_cmd::run(args)?,
         #[cfg(feature = "pull")]
         Cmd::Pull { spec, dest, check, connect_timeout } => pull(spec, dest, check, connect_timeout)?,
     }

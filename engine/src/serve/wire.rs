@@ -82,6 +82,9 @@ pub struct InfoSummary {
     pub path: String,
     pub format: String,
     pub architecture: String,
+    /// "embedding" or "rerank" (`Task::name`).
+    #[serde(default = "embedding")]
+    pub task: String,
     pub parameters: u64,
     pub tensor_types: String,
     pub hidden: usize,
@@ -121,12 +124,17 @@ pub struct InfoSummary {
     pub cache_note: Option<String>,
 }
 
+fn embedding() -> String {
+    "embedding".into()
+}
+
 impl From<&ModelInfo> for InfoSummary {
     fn from(i: &ModelInfo) -> Self {
         InfoSummary {
             path: i.path.display().to_string(),
             format: i.format.to_string(),
             architecture: i.architecture.to_string(),
+            task: i.task.name().to_string(),
             parameters: i.parameter_count,
             tensor_types: i.tensor_types.iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(", "),
             hidden: i.config.hidden,
