@@ -141,6 +141,7 @@ pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {
         let root = Path::new(ROOT);
         fixture::ensure(
+            fixture::Kind::Embedding,
             &Shape::preset("tiny").expect("preset"),
             42,
             &root.join("fixtures/tokenizer/tokenizer.json"),

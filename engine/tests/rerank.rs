@@ -48,7 +48,7 @@ fn fixture(tied: bool) -> PathBuf {
     } else {
         &[Format::HfF32, Format::GgufF32, Format::GgufF16, Format::GgufQ8_0]
     };
-    fixture::ensure_as(kind, &Shape::preset("tiny").unwrap(), common::SEED, &tok, &dir, formats).unwrap()
+    fixture::ensure(kind, &Shape::preset("tiny").unwrap(), common::SEED, &tok, &dir, formats).unwrap()
 }
 
 fn pairs() -> Vec<Pair> {

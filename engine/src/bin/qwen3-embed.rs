@@ -195,15 +195,20 @@ enum InputFormat {
     Jsonl,
 }
 
+/// The lines of `path`, or of standard input when `path` is `-`, and the name to show for it.
+fn open_input(path: &Path) -> Result<(String, Box<dyn BufRead>), String> {
+    if path == Path::new("-") {
+        return Ok(("<stdin>".to_string(), Box::new(std::io::stdin().lock())));
+    }
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    Ok((name, Box::new(std::io::BufReader::new(file))))
+}
+
 /// Reads the inputs of `path`, or of standard input when `path` is `-`.
 fn read_inputs(path: &Path, format: InputFormat) -> Result<Vec<Input>, String> {
     let stdin = path == Path::new("-");
-    let name = if stdin { "<stdin>".to_string() } else { path.display().to_string() };
-    let reader: Box<dyn BufRead> = if stdin {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?))
-    };
+    let (name, reader) = open_input(path)?;
     let jsonl = match format {
         InputFormat::Auto => !stdin && path.extension().is_some_and(|e| e == "jsonl"),
         InputFormat::Text => false,
@@ -392,7 +397,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 other => return Err(format!("unknown kind {other:?}: embedding, reranker or reranker-tied")),
             };
             let written =
-                fixture::generate_as(kind, &shape, seed, &tokenizer, &out, &formats).map_err(|e| e.to_string())?;
+                fixture::generate(kind, &shape, seed, &tokenizer, &out, &formats).map_err(|e| e.to_string())?;
             for p in written {
                 println!("{}", p.display());
             }

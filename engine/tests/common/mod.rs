@@ -30,7 +30,7 @@ pub fn tokenizer_json() -> PathBuf {
 pub fn fixture_dir(preset: &str, formats: &[Format]) -> PathBuf {
     let dir = repo_root().join("fixtures/generated").join(preset);
     let shape = Shape::preset(preset).expect("preset");
-    fixture::ensure(&shape, SEED, &tokenizer_json(), &dir, formats).expect("generate fixture")
+    fixture::ensure(fixture::Kind::Embedding, &shape, SEED, &tokenizer_json(), &dir, formats).expect("generate fixture")
 }
 
 pub fn tiny() -> PathBuf {

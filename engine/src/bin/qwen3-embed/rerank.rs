@@ -39,13 +39,7 @@ struct Pair {
 
 /// The pairs of a JSON-lines file, or of standard input when `path` is `-` (blank lines skipped).
 fn read_pairs(path: &Path) -> Result<Vec<Pair>, String> {
-    let stdin = path == Path::new("-");
-    let name = if stdin { "<stdin>".to_string() } else { path.display().to_string() };
-    let reader: Box<dyn BufRead> = if stdin {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?))
-    };
+    let (name, reader) = super::open_input(path)?;
     let mut out = Vec::new();
     for (n, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| format!("{name}: {e}"))?;
