@@ -22,7 +22,8 @@ ALTER TABLE @extschema@.qwen3_embed_columns ENABLE ROW LEVEL SECURITY;
 CREATE POLICY qwen3_embed_columns_updatable ON @extschema@.qwen3_embed_columns
     USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
     WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_columns TO PUBLIC;
+REVOKE ALL ON @extschema@.qwen3_embed_columns FROM PUBLIC;
+GRANT SELECT ON @extschema@.qwen3_embed_columns TO PUBLIC;
 
 -- The fingerprint a write into relation.column_name must be made with: the registered one (or,
 -- during a re-embedding, the one it moves to). A column written for the first time is
@@ -38,9 +39,8 @@ DECLARE
 BEGIN
     SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     IF NOT FOUND THEN
-        INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, instruct, dims)
-        SELECT p_rel, p_col, i.fingerprint, p_instruct, p_dims FROM @extschema@.qwen3_embed_info() i
-        ON CONFLICT (relation, column_name) DO NOTHING;
+        PERFORM @extschema@.qwen3_embed_state('column_register', pg_catalog.jsonb_build_object(
+            'relation', p_rel::oid, 'column', p_col, 'instruct', p_instruct, 'dims', p_dims));
         SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     END IF;
     IF c.instruct IS DISTINCT FROM p_instruct OR c.dims IS DISTINCT FROM p_dims THEN
@@ -54,30 +54,68 @@ BEGIN
 END
 $qwen3_embed_column_model$;
 
--- A re-embedding of relation.column_name starts (with the loaded model, instruct, dims) or ends.
-CREATE FUNCTION @extschema@.qwen3_embed_column_moving(p_rel regclass, p_col name, p_instruct text, p_dims int, p_done boolean)
-RETURNS void
+-- The gate's operation column_register: the first write into relation.column_name registers it
+-- with the loaded model. Takes INSERT or UPDATE on the table, and a column that exists.
+CREATE FUNCTION @extschema@.qwen3_embed_state_column_register(p_caller oid, a jsonb)
+RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $qwen3_embed_column_moving$
+AS $qwen3_embed_state_column_register$
 DECLARE
-    v_fp text;
+    v_rel regclass := (a->>'relation')::oid;
+    v_col name     := a->>'column';
 BEGIN
-    IF p_done THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = v_rel) THEN
+        RAISE EXCEPTION 'qwen3_embed: relation % does not exist', v_rel::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    IF NOT has_table_privilege(p_caller, v_rel, 'INSERT, UPDATE') THEN
+        RAISE EXCEPTION 'qwen3_embed: permission denied for table % (INSERT or UPDATE is needed to register its column "%")',
+                v_rel, v_col
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute x
+                    WHERE x.attrelid = v_rel AND x.attname = v_col AND x.attnum > 0 AND NOT x.attisdropped) THEN
+        RAISE EXCEPTION 'qwen3_embed: column "%" of % does not exist', v_col, v_rel USING ERRCODE = 'undefined_column';
+    END IF;
+    INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, instruct, dims)
+    SELECT v_rel, v_col, i.fingerprint, a->>'instruct', (a->>'dims')::int FROM @extschema@.qwen3_embed_info() i
+    ON CONFLICT (relation, column_name) DO NOTHING;
+    RETURN NULL;
+END
+$qwen3_embed_state_column_register$;
+
+-- The gate's operation column_move: a re-embedding of relation.column_name starts (the column
+-- moves to the loaded model, instruct and dims) or ends (done: the move is complete). Takes
+-- UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_column_move(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_column_move$
+DECLARE
+    v_rel      regclass := (a->>'relation')::oid;
+    v_col      name     := a->>'column';
+    v_instruct text     := a->>'instruct';
+    v_dims     int      := (a->>'dims')::int;
+    v_fp       text;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed');
+    IF (a->>'done')::boolean THEN
         UPDATE @extschema@.qwen3_embed_columns x
            SET fingerprint = coalesce(x.next_fingerprint, x.fingerprint), next_fingerprint = NULL,
-               instruct = p_instruct, dims = p_dims, registered_at = clock_timestamp()
-         WHERE x.relation = p_rel AND x.column_name = p_col;
-        RETURN;
+               instruct = v_instruct, dims = v_dims, registered_at = clock_timestamp()
+         WHERE x.relation = v_rel AND x.column_name = v_col;
+        RETURN NULL;
     END IF;
     SELECT i.fingerprint INTO v_fp FROM @extschema@.qwen3_embed_info() i;
     INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, next_fingerprint, instruct, dims)
-    VALUES (p_rel, p_col, v_fp, v_fp, p_instruct, p_dims)
+    VALUES (v_rel, v_col, v_fp, v_fp, v_instruct, v_dims)
     ON CONFLICT (relation, column_name) DO UPDATE
        SET next_fingerprint = EXCLUDED.next_fingerprint,
            instruct = EXCLUDED.instruct, dims = EXCLUDED.dims;
+    RETURN NULL;
 END
-$qwen3_embed_column_moving$;
+$qwen3_embed_state_column_move$;
 
 -- Registered columns (of tables and columns that still exist) and whether the loaded model is theirs.
 CREATE FUNCTION @extschema@.qwen3_embed_check()
@@ -93,3 +131,8 @@ AS $$
                     WHERE a.attrelid = c.relation AND a.attname = c.column_name AND NOT a.attisdropped)
      ORDER BY c.relation::text, c.column_name
 $$;
+
+REVOKE EXECUTE ON FUNCTION
+    @extschema@.qwen3_embed_state_column_register(oid, jsonb),
+    @extschema@.qwen3_embed_state_column_move(oid, jsonb)
+FROM PUBLIC;

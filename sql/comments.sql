@@ -36,7 +36,7 @@ COMMENT ON PROCEDURE @extschema@.qwen3_embed_migrate_dims(regclass, text, text, 
 'Moves target_column to new_dims dimensions: fills a new column with resumable batches (kept current by a temporary trigger), then drops the old column and renames the new one in one transaction. Indexes on the old column go with it and must be recreated. CALL it outside a transaction block; CALL it again to resume.';
 
 COMMENT ON TABLE @extschema@.qwen3_embed_jobs IS
-'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, interrupted, failed, done), last error, times, kind (reembed, or migrate for a migration''s new column) and the session running it. qwen3_embed_abandon forgets a job (and drops a migration''s leftovers).';
+'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, interrupted, failed, done), last error, times, kind (reembed, or migrate for a migration''s new column) and the session running it. qwen3_embed_abandon forgets a job (and drops a migration''s leftovers). Written only through the extension''s functions; each role reads the jobs of tables it may UPDATE.';
 
 COMMENT ON VIEW @extschema@.qwen3_embed_progress IS
 'Progress of re-embedding jobs: state (a running job whose session is gone shows as interrupted), rows done of total, percent, last error and elapsed time.';
@@ -48,8 +48,26 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_job_state(text, integer, timestamp w
 'Internal: a job''s state as qwen3_embed_progress shows it.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_job_percent(text, bigint, bigint) IS
 'Internal: a job''s percent done as qwen3_embed_progress shows it.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_job_claim(regclass, name) IS
-'Internal: records this session as the one running a job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_claim(regclass, name) IS
+'Internal (qwen3_embed_state): records this session as the one running a job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_key(regclass, text) IS
+'Internal (qwen3_embed_state): the single-column primary key a job walks, or an error.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_columns(regclass, name[], text) IS
+'Internal (qwen3_embed_state): raises 42703 unless every name is a column of the table.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_begin(oid, jsonb) IS
+'Internal (qwen3_embed_state): starts, restarts or resumes a re-embedding job, its key taken from the catalog; the column moves to the loaded model.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_lock(oid, jsonb) IS
+'Internal (qwen3_embed_state): locks a job''s row for the caller''s transaction and returns it.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_progress(oid, jsonb) IS
+'Internal (qwen3_embed_state): records a job''s finished batch, or the rows it will walk.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_end(oid, jsonb) IS
+'Internal (qwen3_embed_state): records a job as done (the column registry then holds the new model), interrupted or failed.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_migrate(oid, jsonb) IS
+'Internal (qwen3_embed_state): records the job of a migration whose new column the caller has added. Members of the table''s owning role only.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_swap(oid, jsonb) IS
+'Internal (qwen3_embed_state): after a migration''s swap, renames the column''s registration and records the job as done. Members of the table''s owning role only.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_forget(oid, jsonb) IS
+'Internal (qwen3_embed_state): forgets a job (a migration''s with its column''s registration; members of the table''s owning role only).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_job_start(regclass, name, name, text, integer, integer, boolean) IS
 'Internal (qwen3_embed_reembed): checks the arguments and starts, restarts or resumes a job.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_job_step(regclass, name) IS
@@ -95,15 +113,17 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
 'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync.';
 
 COMMENT ON TABLE @extschema@.qwen3_embed_columns IS
-'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused.';
+'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused. Written only through the extension''s functions; each role reads the columns of tables it may UPDATE.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_check() IS
 'Registered embedding columns, their model''s fingerprint, the one a re-embedding moves them to, the loaded model''s, and whether they match: a column that does not match refuses writes until it is re-embedded.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_batch_for_column(text[], text, integer, text) IS
 'qwen3_embed_batch for a column whose vectors came from the model with fingerprint: any other loaded model is an error (55000). What the trigger, the sync queue and the re-embedding call.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_column_model(regclass, name, text, integer) IS
 'Internal: the fingerprint a write into a column must be made with, registering the column with the loaded model at its first write.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_column_moving(regclass, name, text, integer, boolean) IS
-'Internal: a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_register(oid, jsonb) IS
+'Internal (qwen3_embed_state): registers a column with the loaded model at its first write. Takes INSERT or UPDATE on the table.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_move(oid, jsonb) IS
+'Internal (qwen3_embed_state): a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_syncs_id_seq IS 'Ids of qwen3_embed_syncs.';
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_queue.';
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';
@@ -112,7 +132,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, in
 COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS
 'input split into chunks of at most chunk_tokens tokens as the model sees them (the end-of-text token included), consecutive chunks sharing overlap tokens; chunk_no from 1; no chunk for an empty input.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state(text, jsonb) IS
-'Internal: the one way the sync state tables are changed. Runs the qwen3_embed_state_<op> function as the extension''s owner for the calling role, which it checks first.';
+'Internal: the one way the state tables (sync queue, column registry, re-embedding jobs) are changed. Runs the qwen3_embed_state_<op> function as the extension''s owner for the calling role, which it checks first.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_check(oid, regclass, boolean, text) IS
 'Internal (qwen3_embed_state): raises 42501 unless the role may UPDATE the table (or, for creating and removing syncs, is a member of its owning role).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync(oid, integer, boolean, text) IS

@@ -187,7 +187,8 @@ ALTER TABLE @extschema@.qwen3_embed_columns ENABLE ROW LEVEL SECURITY;
 CREATE POLICY qwen3_embed_columns_updatable ON @extschema@.qwen3_embed_columns
     USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
     WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_columns TO PUBLIC;
+REVOKE ALL ON @extschema@.qwen3_embed_columns FROM PUBLIC;
+GRANT SELECT ON @extschema@.qwen3_embed_columns TO PUBLIC;
 
 -- The fingerprint a write into relation.column_name must be made with: the registered one (or,
 -- during a re-embedding, the one it moves to). A column written for the first time is
@@ -203,9 +204,8 @@ DECLARE
 BEGIN
     SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     IF NOT FOUND THEN
-        INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, instruct, dims)
-        SELECT p_rel, p_col, i.fingerprint, p_instruct, p_dims FROM @extschema@.qwen3_embed_info() i
-        ON CONFLICT (relation, column_name) DO NOTHING;
+        PERFORM @extschema@.qwen3_embed_state('column_register', pg_catalog.jsonb_build_object(
+            'relation', p_rel::oid, 'column', p_col, 'instruct', p_instruct, 'dims', p_dims));
         SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     END IF;
     IF c.instruct IS DISTINCT FROM p_instruct OR c.dims IS DISTINCT FROM p_dims THEN
@@ -219,30 +219,68 @@ BEGIN
 END
 $qwen3_embed_column_model$;
 
--- A re-embedding of relation.column_name starts (with the loaded model, instruct, dims) or ends.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_column_moving(p_rel regclass, p_col name, p_instruct text, p_dims int, p_done boolean)
-RETURNS void
+-- The gate's operation column_register: the first write into relation.column_name registers it
+-- with the loaded model. Takes INSERT or UPDATE on the table, and a column that exists.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_column_register(p_caller oid, a jsonb)
+RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $qwen3_embed_column_moving$
+AS $qwen3_embed_state_column_register$
 DECLARE
-    v_fp text;
+    v_rel regclass := (a->>'relation')::oid;
+    v_col name     := a->>'column';
 BEGIN
-    IF p_done THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = v_rel) THEN
+        RAISE EXCEPTION 'qwen3_embed: relation % does not exist', v_rel::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    IF NOT has_table_privilege(p_caller, v_rel, 'INSERT, UPDATE') THEN
+        RAISE EXCEPTION 'qwen3_embed: permission denied for table % (INSERT or UPDATE is needed to register its column "%")',
+                v_rel, v_col
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute x
+                    WHERE x.attrelid = v_rel AND x.attname = v_col AND x.attnum > 0 AND NOT x.attisdropped) THEN
+        RAISE EXCEPTION 'qwen3_embed: column "%" of % does not exist', v_col, v_rel USING ERRCODE = 'undefined_column';
+    END IF;
+    INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, instruct, dims)
+    SELECT v_rel, v_col, i.fingerprint, a->>'instruct', (a->>'dims')::int FROM @extschema@.qwen3_embed_info() i
+    ON CONFLICT (relation, column_name) DO NOTHING;
+    RETURN NULL;
+END
+$qwen3_embed_state_column_register$;
+
+-- The gate's operation column_move: a re-embedding of relation.column_name starts (the column
+-- moves to the loaded model, instruct and dims) or ends (done: the move is complete). Takes
+-- UPDATE on the table.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_column_move(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_column_move$
+DECLARE
+    v_rel      regclass := (a->>'relation')::oid;
+    v_col      name     := a->>'column';
+    v_instruct text     := a->>'instruct';
+    v_dims     int      := (a->>'dims')::int;
+    v_fp       text;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed');
+    IF (a->>'done')::boolean THEN
         UPDATE @extschema@.qwen3_embed_columns x
            SET fingerprint = coalesce(x.next_fingerprint, x.fingerprint), next_fingerprint = NULL,
-               instruct = p_instruct, dims = p_dims, registered_at = clock_timestamp()
-         WHERE x.relation = p_rel AND x.column_name = p_col;
-        RETURN;
+               instruct = v_instruct, dims = v_dims, registered_at = clock_timestamp()
+         WHERE x.relation = v_rel AND x.column_name = v_col;
+        RETURN NULL;
     END IF;
     SELECT i.fingerprint INTO v_fp FROM @extschema@.qwen3_embed_info() i;
     INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, next_fingerprint, instruct, dims)
-    VALUES (p_rel, p_col, v_fp, v_fp, p_instruct, p_dims)
+    VALUES (v_rel, v_col, v_fp, v_fp, v_instruct, v_dims)
     ON CONFLICT (relation, column_name) DO UPDATE
        SET next_fingerprint = EXCLUDED.next_fingerprint,
            instruct = EXCLUDED.instruct, dims = EXCLUDED.dims;
+    RETURN NULL;
 END
-$qwen3_embed_column_moving$;
+$qwen3_embed_state_column_move$;
 
 -- Registered columns (of tables and columns that still exist) and whether the loaded model is theirs.
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_check()
@@ -258,6 +296,10 @@ AS $$
                     WHERE a.attrelid = c.relation AND a.attname = c.column_name AND NOT a.attisdropped)
      ORDER BY c.relation::text, c.column_name
 $$;
+REVOKE EXECUTE ON FUNCTION
+    @extschema@.qwen3_embed_state_column_register(oid, jsonb),
+    @extschema@.qwen3_embed_state_column_move(oid, jsonb)
+FROM PUBLIC;
 
 -- ==== sql/trigger.sql ===========================================================================
 -- qwen3_embed_trigger(): keeps an embedding column in step with a text column.
@@ -376,10 +418,15 @@ $qwen3_embed_trigger$;
 
 -- ==== sql/reembed.sql ===========================================================================
 
--- Anyone may run a re-embedding of a table they can UPDATE; each role sees and changes only the
--- jobs of such tables (superusers and the extension's owner see all).
+-- Anyone may run a re-embedding of a table they can UPDATE; each role sees only the jobs of such
+-- tables (superusers and the extension's owner see all). Only the extension writes them, through
+-- the gate qwen3_embed_state() (src/state.rs) and the job_* operations below: each checks the
+-- calling role's rights on the table and takes the walk's key, the columns and the migration's
+-- column from the catalog, never from a stored row, so no role can plant a job that another
+-- role's CALL (or abandon) would then act on.
 ALTER TABLE @extschema@.qwen3_embed_jobs ENABLE ROW LEVEL SECURITY;
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_jobs TO PUBLIC;
+REVOKE ALL ON @extschema@.qwen3_embed_jobs FROM PUBLIC;
+GRANT SELECT ON @extschema@.qwen3_embed_jobs TO PUBLIC;
 
 -- A job's state as people should read it: 'running' only while its session still exists.
 -- (A cancelled or timed-out job records 'interrupted' itself; a terminated session or a crash
@@ -431,8 +478,8 @@ SELECT j.relation,
   FROM @extschema@.qwen3_embed_jobs j;
 GRANT SELECT ON @extschema@.qwen3_embed_progress TO PUBLIC;
 
--- This session, as a job's runner.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_claim(p_rel regclass, p_dst name)
+-- This session, as a job's runner (for the job_* operations only).
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_claim(p_rel regclass, p_dst name)
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -443,6 +490,311 @@ AS $$
                               WHERE a.pid = pg_catalog.pg_backend_pid())
      WHERE j.relation = p_rel AND j.target_column = p_dst
 $$;
+
+-- The walk's key of p_rel: its single-column primary key. Raises when it has none.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_key(p_rel regclass, p_what text)
+RETURNS name
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_key$
+DECLARE
+    v_key name;
+BEGIN
+    SELECT a.attname INTO v_key
+      FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: % needs a single-column primary key to walk it in order', p_what, p_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add one, for example: ALTER TABLE ' || p_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
+    END IF;
+    RETURN v_key;
+END
+$qwen3_embed_state_job_key$;
+
+-- Raises unless every name in p_cols is a live column of p_rel.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_columns(p_rel regclass, p_cols name[], p_what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_columns$
+DECLARE
+    v_col name;
+BEGIN
+    FOREACH v_col IN ARRAY p_cols LOOP
+        IF v_col IS NULL OR NOT EXISTS (
+               SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = p_rel AND a.attname = v_col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION '%: column "%" of % does not exist', p_what, v_col, p_rel USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+END
+$qwen3_embed_state_job_columns$;
+
+-- The gate's operation job_begin: start, restart or resume the re-embedding of
+-- relation.target_column from source_column (a job that did nothing yet just starts anew); this
+-- session runs it, and the column moves to the loaded model. Takes UPDATE on the table.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_begin(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_begin$
+DECLARE
+    v_what     text     := 'qwen3_embed_reembed';
+    v_rel      regclass := (a->>'relation')::oid;
+    v_src      name     := a->>'source_column';
+    v_dst      name     := a->>'target_column';
+    v_instruct text     := a->>'instruct';
+    v_dims     int      := (a->>'dims')::int;
+    v_batch    int      := (a->>'batch_size')::int;
+    v_key      name;
+    v_job      @extschema@.qwen3_embed_jobs;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, v_what);
+    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_dst], v_what);
+    v_key := @extschema@.qwen3_embed_state_job_key(v_rel, v_what);
+    IF v_batch IS NULL OR v_batch < 1 THEN
+        RAISE EXCEPTION '%: batch_size must be at least 1, got %', v_what, coalesce(v_batch::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = v_rel AND j.target_column = v_dst
+       FOR UPDATE;
+    IF FOUND AND NOT (a->>'restart')::boolean AND v_job.state <> 'done' AND v_job.rows_done > 0 THEN
+        IF v_job.source_column IS DISTINCT FROM v_src OR v_job.instruct IS DISTINCT FROM v_instruct
+           OR v_job.dims IS DISTINCT FROM v_dims OR v_job.key_column IS DISTINCT FROM v_key THEN
+            RAISE EXCEPTION 'qwen3_embed_reembed: an unfinished job on %.% used other settings (source %, instruct %, dims %, key %)',
+                    v_rel, v_dst, v_job.source_column, coalesce(quote_literal(v_job.instruct), 'NULL'),
+                    coalesce(v_job.dims::text, 'NULL'), v_job.key_column
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = format('CALL it again with the same arguments to resume it, with restart => true to start over, or forget it with SELECT qwen3_embed_abandon(%L, %L).',
+                                    v_rel::text, v_dst);
+        END IF;
+        UPDATE @extschema@.qwen3_embed_jobs j
+           SET state = 'running', last_error = NULL, batch_size = v_batch, updated_at = clock_timestamp()
+         WHERE j.relation = v_rel AND j.target_column = v_dst;
+        RAISE NOTICE 'qwen3_embed_reembed: resuming %.% after % rows', v_rel, quote_ident(v_dst), v_job.rows_done;
+    ELSE
+        INSERT INTO @extschema@.qwen3_embed_jobs AS j
+               (relation, target_column, source_column, instruct, dims, key_column, batch_size)
+        VALUES (v_rel, v_dst, v_src, v_instruct, v_dims, v_key, v_batch)
+        ON CONFLICT (relation, target_column) DO UPDATE
+           SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct,
+               dims = EXCLUDED.dims, key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size,
+               last_key = NULL, rows_done = 0, rows_total = 0, state = 'running', last_error = NULL,
+               started_at = clock_timestamp(), updated_at = clock_timestamp(), finished_at = NULL;
+    END IF;
+    PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_dst);
+    -- The column moves to the loaded model: its writes are made with it from now on.
+    PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        'relation', v_rel::oid, 'column', v_dst, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
+    RETURN NULL;
+END
+$qwen3_embed_state_job_begin$;
+
+-- The gate's operation job_lock: the job's row, locked until the caller's transaction ends
+-- (nowait: lock_not_available at once when another session holds it), or NULL when there is no
+-- such job. Takes UPDATE on the table.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_lock(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_lock$
+DECLARE
+    v_rel regclass := (a->>'relation')::oid;
+    v_job @extschema@.qwen3_embed_jobs;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    IF (a->>'nowait')::boolean THEN
+        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
+           FOR UPDATE NOWAIT;
+    ELSE
+        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
+           FOR UPDATE;
+    END IF;
+    RETURN CASE WHEN FOUND THEN to_jsonb(v_job) END;
+END
+$qwen3_embed_state_job_lock$;
+
+-- The gate's operation job_progress: a batch of `rows` rows up to `last_key` is done (this
+-- session runs the job), or, with rows_total alone, the rows the job will have walked. Returns
+-- rows_done and rows_total. Takes UPDATE on the table.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_progress(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_progress$
+DECLARE
+    v_rel   regclass := (a->>'relation')::oid;
+    v_dst   name     := a->>'target_column';
+    v_n     bigint   := (a->>'rows')::bigint;
+    v_done  bigint;
+    v_total bigint;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    IF v_n IS NULL THEN
+        UPDATE @extschema@.qwen3_embed_jobs j SET rows_total = greatest((a->>'rows_total')::bigint, 0)
+         WHERE j.relation = v_rel AND j.target_column = v_dst
+        RETURNING rows_done, rows_total INTO v_done, v_total;
+    ELSE
+        UPDATE @extschema@.qwen3_embed_jobs j
+           SET last_key = a->>'last_key', rows_done = rows_done + greatest(v_n, 0),
+               rows_total = greatest(rows_total, rows_done + greatest(v_n, 0)), updated_at = clock_timestamp()
+         WHERE j.relation = v_rel AND j.target_column = v_dst
+        RETURNING rows_done, rows_total INTO v_done, v_total;
+        PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_dst);
+    END IF;
+    RETURN jsonb_build_object('rows_done', v_done, 'rows_total', v_total);
+END
+$qwen3_embed_state_job_progress$;
+
+-- The gate's operation job_end: the job is 'done' (its column has moved to the model, with the
+-- job's instruction and size), 'interrupted' or 'failed' (with the error). Returns rows_done and
+-- rows_total. Takes UPDATE on the table.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_end(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_end$
+DECLARE
+    v_rel   regclass := (a->>'relation')::oid;
+    v_dst   name     := a->>'target_column';
+    v_state text     := a->>'state';
+    v_job   @extschema@.qwen3_embed_jobs;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    IF v_state NOT IN ('done', 'interrupted', 'failed') THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: a job cannot end as %', quote_literal(v_state)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE @extschema@.qwen3_embed_jobs j
+       SET state = v_state, updated_at = clock_timestamp(),
+           last_error = CASE WHEN v_state = 'done' THEN NULL ELSE a->>'error' END,
+           rows_total = CASE WHEN v_state = 'done' THEN j.rows_done ELSE j.rows_total END,
+           finished_at = CASE WHEN v_state = 'done' THEN clock_timestamp() END
+     WHERE j.relation = v_rel AND j.target_column = v_dst
+    RETURNING * INTO v_job;
+    IF v_state = 'done' AND v_job.target_column IS NOT NULL THEN
+        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+            'relation', v_rel::oid, 'column', v_dst, 'instruct', v_job.instruct, 'dims', v_job.dims, 'done', true));
+    END IF;
+    RETURN jsonb_build_object('rows_done', v_job.rows_done, 'rows_total', v_job.rows_total);
+END
+$qwen3_embed_state_job_end$;
+
+-- The gate's operation job_migrate: the job of a migration of relation.migrates_column to dims
+-- dimensions, whose new column (migrates_column_qwen3_d<dims>) the caller has just added; this
+-- session runs it. Takes membership in the table's owning role.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_migrate(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_migrate$
+DECLARE
+    v_what text     := 'qwen3_embed_migrate_dims';
+    v_rel  regclass := (a->>'relation')::oid;
+    v_old  name     := a->>'migrates_column';
+    v_dims int      := (a->>'dims')::int;
+    v_new  name     := v_old || '_qwen3_d' || v_dims;
+    v_src  name     := a->>'source_column';
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_old, v_new], v_what);
+    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_new;
+    INSERT INTO @extschema@.qwen3_embed_jobs
+           (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
+            kind, migrates_column)
+    VALUES (v_rel, v_new, v_src, a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
+            greatest(coalesce((a->>'batch_size')::int, 64), 1), 'running', 'migrate', v_old);
+    PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_new);
+    RETURN NULL;
+END
+$qwen3_embed_state_job_migrate$;
+
+-- The gate's operation job_swap: the caller has dropped relation.migrates_column and renamed the
+-- migration's column to it; the registry follows the rename and the migration's job becomes the
+-- column's finished job (`caught`: rows embedded during the swap). Takes membership in the
+-- table's owning role.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_swap(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_swap$
+DECLARE
+    v_what text     := 'qwen3_embed_migrate_dims';
+    v_rel  regclass := (a->>'relation')::oid;
+    v_dst  name     := a->>'migrates_column';
+    v_dims int      := (a->>'dims')::int;
+    v_new  name     := v_dst || '_qwen3_d' || v_dims;
+    v_rows bigint;
+    v_done bigint;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[(a->>'source_column')::name, v_dst], v_what);
+    DELETE FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = v_rel AND j.target_column = v_new AND j.kind = 'migrate'
+    RETURNING j.rows_done INTO v_rows;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: no migration of %.% to % dimensions', v_what, v_rel, quote_ident(v_dst), v_dims
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
+    UPDATE @extschema@.qwen3_embed_columns c SET column_name = v_dst
+     WHERE c.relation = v_rel AND c.column_name = v_new;
+    v_done := v_rows + greatest(coalesce((a->>'caught')::bigint, 0), 0);
+    INSERT INTO @extschema@.qwen3_embed_jobs AS j
+           (relation, target_column, source_column, instruct, dims, key_column, batch_size,
+            rows_done, rows_total, state, finished_at)
+    VALUES (v_rel, v_dst, a->>'source_column', a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
+            greatest(coalesce((a->>'batch_size')::int, 64), 1), v_done, v_done, 'done', clock_timestamp())
+    ON CONFLICT (relation, target_column) DO UPDATE
+       SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct, dims = EXCLUDED.dims,
+           key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size, last_key = NULL,
+           rows_done = EXCLUDED.rows_done, rows_total = EXCLUDED.rows_total, state = 'done',
+           last_error = NULL, updated_at = clock_timestamp(), finished_at = clock_timestamp(),
+           kind = 'reembed', migrates_column = NULL;
+    RETURN NULL;
+END
+$qwen3_embed_state_job_swap$;
+
+-- The gate's operation job_forget: forget relation.target_column's job; a migration's job takes
+-- its column's registration with it. A re-embedding's job takes UPDATE on the table, a
+-- migration's membership in the table's owning role (abandoning it drops a column).
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_forget(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_forget$
+DECLARE
+    v_rel  regclass := (a->>'relation')::oid;
+    v_dst  name     := a->>'target_column';
+    v_kind text;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_abandon');
+    SELECT j.kind INTO v_kind FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
+    IF v_kind = 'migrate' THEN
+        PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, 'qwen3_embed_abandon');
+        DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
+    END IF;
+    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
+    RETURN NULL;
+END
+$qwen3_embed_state_job_forget$;
+REVOKE EXECUTE ON FUNCTION
+    @extschema@.qwen3_embed_state_job_claim(regclass, name),
+    @extschema@.qwen3_embed_state_job_key(regclass, text),
+    @extschema@.qwen3_embed_state_job_columns(regclass, name[], text),
+    @extschema@.qwen3_embed_state_job_begin(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_lock(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_progress(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_end(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_migrate(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_swap(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_forget(oid, jsonb)
+FROM PUBLIC;
 
 -- qwen3_embed_reembed, part 1: check the arguments, then start, restart or resume the job.
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_start(
@@ -457,7 +809,6 @@ DECLARE
     v_dst_mod  int;
     v_key      name;
     v_key_type text;
-    v_job      @extschema@.qwen3_embed_jobs;
     v_last     text;
     v_done     bigint;
     v_total    bigint;
@@ -515,37 +866,9 @@ BEGIN
         END IF;
     END IF;
 
-    -- Start, restart or resume the job (one that did nothing yet just starts anew).
-    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
-     WHERE j.relation = p_rel AND j.target_column = p_dst
-       FOR UPDATE;
-    IF FOUND AND NOT coalesce(p_restart, false) AND v_job.state <> 'done' AND v_job.rows_done > 0 THEN
-        IF v_job.source_column IS DISTINCT FROM p_src OR v_job.instruct IS DISTINCT FROM p_instruct
-           OR v_job.dims IS DISTINCT FROM v_dims OR v_job.key_column IS DISTINCT FROM v_key THEN
-            RAISE EXCEPTION 'qwen3_embed_reembed: an unfinished job on %.% used other settings (source %, instruct %, dims %, key %)',
-                    p_rel, p_dst, v_job.source_column, coalesce(quote_literal(v_job.instruct), 'NULL'),
-                    coalesce(v_job.dims::text, 'NULL'), v_job.key_column
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = format('CALL it again with the same arguments to resume it, with restart => true to start over, or forget it with SELECT qwen3_embed_abandon(%L, %L).',
-                                    p_rel::text, p_dst);
-        END IF;
-        UPDATE @extschema@.qwen3_embed_jobs j
-           SET state = 'running', last_error = NULL, batch_size = p_batch, updated_at = clock_timestamp()
-         WHERE j.relation = p_rel AND j.target_column = p_dst;
-        RAISE NOTICE 'qwen3_embed_reembed: resuming %.% after % rows', p_rel, quote_ident(p_dst), v_job.rows_done;
-    ELSE
-        INSERT INTO @extschema@.qwen3_embed_jobs AS j
-               (relation, target_column, source_column, instruct, dims, key_column, batch_size)
-        VALUES (p_rel, p_dst, p_src, p_instruct, v_dims, v_key, p_batch)
-        ON CONFLICT (relation, target_column) DO UPDATE
-           SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct,
-               dims = EXCLUDED.dims, key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size,
-               last_key = NULL, rows_done = 0, rows_total = 0, state = 'running', last_error = NULL,
-               started_at = clock_timestamp(), updated_at = clock_timestamp(), finished_at = NULL;
-    END IF;
-    PERFORM @extschema@.qwen3_embed_job_claim(p_rel, p_dst);
-    -- The column moves to the loaded model: its writes are made with it from now on.
-    PERFORM @extschema@.qwen3_embed_column_moving(p_rel, p_dst, p_instruct, v_dims, false);
+    PERFORM @extschema@.qwen3_embed_state('job_begin', jsonb_build_object(
+        'relation', p_rel::oid, 'source_column', p_src, 'target_column', p_dst, 'instruct', p_instruct,
+        'dims', v_dims, 'batch_size', p_batch, 'restart', coalesce(p_restart, false)));
 
     SELECT j.last_key, j.rows_done INTO v_last, v_done FROM @extschema@.qwen3_embed_jobs j
      WHERE j.relation = p_rel AND j.target_column = p_dst;
@@ -555,8 +878,8 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s WHERE %I > $1::%s', p_rel, v_key, v_key_type)
            INTO v_total USING v_last;
     END IF;
-    UPDATE @extschema@.qwen3_embed_jobs j SET rows_total = v_done + v_total
-     WHERE j.relation = p_rel AND j.target_column = p_dst;
+    PERFORM @extschema@.qwen3_embed_state('job_progress', jsonb_build_object(
+        'relation', p_rel::oid, 'target_column', p_dst, 'rows_total', v_done + v_total));
 END
 $qwen3_embed_job_start$;
 
@@ -580,14 +903,15 @@ DECLARE
     v_total    bigint;
     v_hint     text;
     v_fp       text;
+    v_res      jsonb;
 BEGIN
     finished := false;
     BEGIN
         -- Serializes concurrent CALLs on the same job: each takes the next batch in turn.
-        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
-         WHERE j.relation = p_rel AND j.target_column = p_dst
-           FOR UPDATE;
-        IF NOT FOUND THEN
+        v_job := jsonb_populate_record(NULL::@extschema@.qwen3_embed_jobs,
+                     @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
+                         'relation', p_rel::oid, 'target_column', p_dst, 'nowait', false)));
+        IF v_job.target_column IS NULL THEN
             RAISE EXCEPTION 'qwen3_embed_reembed: the job on %.% was deleted while it ran', p_rel, p_dst
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
@@ -623,40 +947,35 @@ BEGIN
                             ELSE format('WHERE s.%I > $1::%s', v_job.key_column, v_key_type) END)
            INTO v_n, v_last USING v_job.last_key, v_job.batch_size, v_job.instruct, v_job.dims, v_fp;
         IF v_n = 0 THEN
-            UPDATE @extschema@.qwen3_embed_jobs j
-               SET state = 'done', rows_total = rows_done, updated_at = clock_timestamp(),
-                   finished_at = clock_timestamp()
-             WHERE j.relation = p_rel AND j.target_column = p_dst
-            RETURNING rows_done INTO v_done;
-            PERFORM @extschema@.qwen3_embed_column_moving(p_rel, p_dst, v_job.instruct, v_job.dims, true);
+            v_done := (@extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+                           'relation', p_rel::oid, 'target_column', p_dst, 'state', 'done')))->>'rows_done';
             finished := true;
             notice := format('qwen3_embed_reembed: done, %s rows of %s.%I', v_done, p_rel, p_dst);
             RETURN;
         END IF;
-        UPDATE @extschema@.qwen3_embed_jobs j
-           SET last_key = v_last, rows_done = rows_done + v_n,
-               rows_total = greatest(rows_total, rows_done + v_n), updated_at = clock_timestamp()
-         WHERE j.relation = p_rel AND j.target_column = p_dst
-        RETURNING rows_done, rows_total INTO v_done, v_total;
-        PERFORM @extschema@.qwen3_embed_job_claim(p_rel, p_dst);
+        v_res := @extschema@.qwen3_embed_state('job_progress', jsonb_build_object(
+                     'relation', p_rel::oid, 'target_column', p_dst, 'rows', v_n, 'last_key', v_last));
+        v_done := v_res->>'rows_done';
+        v_total := v_res->>'rows_total';
         notice := format('qwen3_embed_reembed: %s of %s rows done (%s.%I)', v_done, v_total, p_rel, p_dst);
         RETURN;
     EXCEPTION
         WHEN query_canceled THEN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
-            UPDATE @extschema@.qwen3_embed_jobs j
-               SET state = 'interrupted', last_error = err_state || ': ' || err_message,
-                   updated_at = clock_timestamp()
-             WHERE j.relation = p_rel AND j.target_column = p_dst
-            RETURNING rows_done, rows_total INTO v_done, v_total;
+            v_res := @extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+                         'relation', p_rel::oid, 'target_column', p_dst, 'state', 'interrupted',
+                         'error', err_state || ': ' || err_message));
+            v_done := v_res->>'rows_done';
+            v_total := v_res->>'rows_total';
         WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
                                     v_hint = PG_EXCEPTION_HINT;
             -- Keep what the earlier batches did, say where it stopped.
-            UPDATE @extschema@.qwen3_embed_jobs j
-               SET state = 'failed', last_error = err_state || ': ' || err_message, updated_at = clock_timestamp()
-             WHERE j.relation = p_rel AND j.target_column = p_dst
-            RETURNING rows_done, rows_total INTO v_done, v_total;
+            v_res := @extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+                         'relation', p_rel::oid, 'target_column', p_dst, 'state', 'failed',
+                         'error', err_state || ': ' || err_message));
+            v_done := v_res->>'rows_done';
+            v_total := v_res->>'rows_total';
     END;
     err_detail := format('qwen3_embed_reembed stopped on %s.%I after %s of %s rows; those stay done.',
                          p_rel, p_dst, coalesce(v_done, 0), coalesce(v_total, 0));
@@ -781,21 +1100,9 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
                    'EXECUTE FUNCTION @extschema@.qwen3_embed_trigger(%L, %L, %L, %L)',
                    v_trigger, p_rel, p_src, new_column, coalesce(p_instruct, ''), p_dims);
-    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = p_rel AND j.target_column = new_column;
-    INSERT INTO @extschema@.qwen3_embed_jobs
-           (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
-            kind, migrates_column)
-    SELECT p_rel, new_column, p_src, p_instruct, p_dims, a.attname, greatest(coalesce(p_batch, 64), 1), 'running',
-           'migrate', p_dst
-      FROM pg_index i
-      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_migrate_dims: % needs a single-column primary key to walk it in order', p_rel
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Add one, for example: ALTER TABLE ' || p_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
-    END IF;
-    PERFORM @extschema@.qwen3_embed_job_claim(p_rel, new_column);
+    PERFORM @extschema@.qwen3_embed_state('job_migrate', jsonb_build_object(
+        'relation', p_rel::oid, 'migrates_column', p_dst, 'source_column', p_src, 'instruct', p_instruct,
+        'dims', p_dims, 'batch_size', greatest(coalesce(p_batch, 64), 1)));
     walk := true;
     swap := true;
 END
@@ -814,7 +1121,6 @@ DECLARE
     v_type    text;
     v_caught  bigint;
     v_indexes text;
-    v_rows    bigint;
 BEGIN
     SELECT format_type(a.atttypid, NULL) INTO v_type
       FROM pg_attribute a
@@ -836,26 +1142,9 @@ BEGIN
     EXECUTE format('DROP TRIGGER %I ON %s', v_new || '_sync', p_rel);
     EXECUTE format('ALTER TABLE %s DROP COLUMN %I', p_rel, p_dst);
     EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', p_rel, v_new, p_dst);
-    DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = p_rel AND c.column_name = p_dst;
-    UPDATE @extschema@.qwen3_embed_columns c SET column_name = p_dst
-     WHERE c.relation = p_rel AND c.column_name = v_new;
-    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = p_rel AND j.target_column = v_new
-    RETURNING j.rows_done INTO v_rows;
-    INSERT INTO @extschema@.qwen3_embed_jobs AS j
-           (relation, target_column, source_column, instruct, dims, key_column, batch_size,
-            rows_done, rows_total, state, finished_at)
-    SELECT p_rel, p_dst, p_src, p_instruct, p_dims, i.key_column, i.batch_size,
-           coalesce(v_rows, 0) + v_caught, coalesce(v_rows, 0) + v_caught, 'done', clock_timestamp()
-      FROM (SELECT a.attname AS key_column, greatest(coalesce(p_batch, 64), 1) AS batch_size
-              FROM pg_index x
-              JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
-             WHERE x.indrelid = p_rel AND x.indisprimary) i
-    ON CONFLICT (relation, target_column) DO UPDATE
-       SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct, dims = EXCLUDED.dims,
-           key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size, last_key = NULL,
-           rows_done = EXCLUDED.rows_done, rows_total = EXCLUDED.rows_total, state = 'done',
-           last_error = NULL, updated_at = clock_timestamp(), finished_at = clock_timestamp(),
-           kind = 'reembed', migrates_column = NULL;
+    PERFORM @extschema@.qwen3_embed_state('job_swap', jsonb_build_object(
+        'relation', p_rel::oid, 'migrates_column', p_dst, 'source_column', p_src, 'instruct', p_instruct,
+        'dims', p_dims, 'batch_size', greatest(coalesce(p_batch, 64), 1), 'caught', v_caught));
     IF v_caught > 0 THEN
         RETURN NEXT format('qwen3_embed_migrate_dims: embedded %s rows written during the migration', v_caught);
     END IF;
@@ -930,9 +1219,8 @@ BEGIN
     END IF;
     -- A job that a session is running now holds its row: stop that session first.
     BEGIN
-        PERFORM 1 FROM @extschema@.qwen3_embed_jobs j
-         WHERE j.relation = v_rel AND j.target_column = v_job.target_column
-           FOR UPDATE NOWAIT;
+        PERFORM @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
+            'relation', v_rel::oid, 'target_column', v_job.target_column, 'nowait', true));
     EXCEPTION WHEN lock_not_available THEN
         v_live := v_job.runner_pid;
         RAISE EXCEPTION 'qwen3_embed_abandon: the job on %.% is running in another session (process %)',
@@ -947,11 +1235,9 @@ BEGIN
                       AND NOT a.attisdropped) THEN
             EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_job.target_column);
         END IF;
-        DELETE FROM @extschema@.qwen3_embed_columns c
-         WHERE c.relation = v_rel AND c.column_name = v_job.target_column;
     END IF;
-    DELETE FROM @extschema@.qwen3_embed_jobs j
-     WHERE j.relation = v_rel AND j.target_column = v_job.target_column;
+    PERFORM @extschema@.qwen3_embed_state('job_forget', jsonb_build_object(
+        'relation', v_rel::oid, 'target_column', v_job.target_column));
     IF v_job.kind = 'migrate' THEN
         RETURN format('abandoned the migration of %s.%I to %s dimensions: dropped column %I and trigger %I',
                       v_rel, v_job.migrates_column, v_job.dims, v_job.target_column, v_job.target_column || '_sync');
@@ -1454,7 +1740,8 @@ BEGIN
            replacing = x.replacing OR v_changes
      WHERE x.id = s.id;
     IF v_changes THEN
-        PERFORM @extschema@.qwen3_embed_column_moving(v_rel, v_col, v_instruct, v_dims, false);
+        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+            'relation', v_rel::oid, 'column', v_col, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
         EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
                        'SELECT $1, t.%1$I::text FROM %2$s t WHERE t.%3$I IS NOT NULL AND NOT EXISTS '
                        '(SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.key = t.%1$I::text)',
@@ -1516,8 +1803,10 @@ BEGIN
     IF s.replacing AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id) THEN
         -- Every row queued by qwen3_embed_sync_alter has its new vector (or failed for good).
         UPDATE @extschema@.qwen3_embed_syncs x SET replacing = false WHERE x.id = s.id;
-        PERFORM @extschema@.qwen3_embed_column_moving(coalesce(s.chunk_table, s.relation),
-                CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END, s.instruct, s.dims, true);
+        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+            'relation', coalesce(s.chunk_table, s.relation)::oid,
+            'column', CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END,
+            'instruct', s.instruct, 'dims', s.dims, 'done', true));
     END IF;
     RETURN NULL;
 END
@@ -2159,7 +2448,7 @@ COMMENT ON PROCEDURE @extschema@.qwen3_embed_reembed(regclass, text, text, text,
 COMMENT ON PROCEDURE @extschema@.qwen3_embed_migrate_dims(regclass, text, text, integer, text, integer) IS
 'Moves target_column to new_dims dimensions: fills a new column with resumable batches (kept current by a temporary trigger), then drops the old column and renames the new one in one transaction. Indexes on the old column go with it and must be recreated. CALL it outside a transaction block; CALL it again to resume.';
 COMMENT ON TABLE @extschema@.qwen3_embed_jobs IS
-'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, interrupted, failed, done), last error, times, kind (reembed, or migrate for a migration''s new column) and the session running it. qwen3_embed_abandon forgets a job (and drops a migration''s leftovers).';
+'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, interrupted, failed, done), last error, times, kind (reembed, or migrate for a migration''s new column) and the session running it. qwen3_embed_abandon forgets a job (and drops a migration''s leftovers). Written only through the extension''s functions; each role reads the jobs of tables it may UPDATE.';
 COMMENT ON VIEW @extschema@.qwen3_embed_progress IS
 'Progress of re-embedding jobs: state (a running job whose session is gone shows as interrupted), rows done of total, percent, last error and elapsed time.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_abandon(regclass, text) IS
@@ -2168,8 +2457,26 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_job_state(text, integer, timestamp w
 'Internal: a job''s state as qwen3_embed_progress shows it.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_job_percent(text, bigint, bigint) IS
 'Internal: a job''s percent done as qwen3_embed_progress shows it.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_job_claim(regclass, name) IS
-'Internal: records this session as the one running a job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_claim(regclass, name) IS
+'Internal (qwen3_embed_state): records this session as the one running a job.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_key(regclass, text) IS
+'Internal (qwen3_embed_state): the single-column primary key a job walks, or an error.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_columns(regclass, name[], text) IS
+'Internal (qwen3_embed_state): raises 42703 unless every name is a column of the table.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_begin(oid, jsonb) IS
+'Internal (qwen3_embed_state): starts, restarts or resumes a re-embedding job, its key taken from the catalog; the column moves to the loaded model.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_lock(oid, jsonb) IS
+'Internal (qwen3_embed_state): locks a job''s row for the caller''s transaction and returns it.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_progress(oid, jsonb) IS
+'Internal (qwen3_embed_state): records a job''s finished batch, or the rows it will walk.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_end(oid, jsonb) IS
+'Internal (qwen3_embed_state): records a job as done (the column registry then holds the new model), interrupted or failed.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_migrate(oid, jsonb) IS
+'Internal (qwen3_embed_state): records the job of a migration whose new column the caller has added. Members of the table''s owning role only.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_swap(oid, jsonb) IS
+'Internal (qwen3_embed_state): after a migration''s swap, renames the column''s registration and records the job as done. Members of the table''s owning role only.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_forget(oid, jsonb) IS
+'Internal (qwen3_embed_state): forgets a job (a migration''s with its column''s registration; members of the table''s owning role only).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_job_start(regclass, name, name, text, integer, integer, boolean) IS
 'Internal (qwen3_embed_reembed): checks the arguments and starts, restarts or resumes a job.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_job_step(regclass, name) IS
@@ -2213,15 +2520,17 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_s
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
 'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync.';
 COMMENT ON TABLE @extschema@.qwen3_embed_columns IS
-'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused.';
+'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused. Written only through the extension''s functions; each role reads the columns of tables it may UPDATE.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_check() IS
 'Registered embedding columns, their model''s fingerprint, the one a re-embedding moves them to, the loaded model''s, and whether they match: a column that does not match refuses writes until it is re-embedded.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_batch_for_column(text[], text, integer, text) IS
 'qwen3_embed_batch for a column whose vectors came from the model with fingerprint: any other loaded model is an error (55000). What the trigger, the sync queue and the re-embedding call.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_column_model(regclass, name, text, integer) IS
 'Internal: the fingerprint a write into a column must be made with, registering the column with the loaded model at its first write.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_column_moving(regclass, name, text, integer, boolean) IS
-'Internal: a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_register(oid, jsonb) IS
+'Internal (qwen3_embed_state): registers a column with the loaded model at its first write. Takes INSERT or UPDATE on the table.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_move(oid, jsonb) IS
+'Internal (qwen3_embed_state): a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_syncs_id_seq IS 'Ids of qwen3_embed_syncs.';
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_queue.';
 COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';
@@ -2230,7 +2539,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, in
 COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS
 'input split into chunks of at most chunk_tokens tokens as the model sees them (the end-of-text token included), consecutive chunks sharing overlap tokens; chunk_no from 1; no chunk for an empty input.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state(text, jsonb) IS
-'Internal: the one way the sync state tables are changed. Runs the qwen3_embed_state_<op> function as the extension''s owner for the calling role, which it checks first.';
+'Internal: the one way the state tables (sync queue, column registry, re-embedding jobs) are changed. Runs the qwen3_embed_state_<op> function as the extension''s owner for the calling role, which it checks first.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_check(oid, regclass, boolean, text) IS
 'Internal (qwen3_embed_state): raises 42501 unless the role may UPDATE the table (or, for creating and removing syncs, is a member of its owning role).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync(oid, integer, boolean, text) IS

@@ -48,13 +48,18 @@ CREATE TABLE @extschema@.qwen3_embed_jobs (
         CHECK (kind <> 'migrate' OR (dims IS NOT NULL AND target_column = migrates_column || '_qwen3_d' || dims))
 );
 
--- Anyone may run a re-embedding of a table they can UPDATE; each role sees and changes only the
--- jobs of such tables (superusers and the extension's owner see all).
+-- Anyone may run a re-embedding of a table they can UPDATE; each role sees only the jobs of such
+-- tables (superusers and the extension's owner see all). Only the extension writes them, through
+-- the gate qwen3_embed_state() (src/state.rs) and the job_* operations below: each checks the
+-- calling role's rights on the table and takes the walk's key, the columns and the migration's
+-- column from the catalog, never from a stored row, so no role can plant a job that another
+-- role's CALL (or abandon) would then act on.
 ALTER TABLE @extschema@.qwen3_embed_jobs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY qwen3_embed_jobs_updatable ON @extschema@.qwen3_embed_jobs
     USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
     WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.qwen3_embed_jobs TO PUBLIC;
+REVOKE ALL ON @extschema@.qwen3_embed_jobs FROM PUBLIC;
+GRANT SELECT ON @extschema@.qwen3_embed_jobs TO PUBLIC;
 
 -- A job's state as people should read it: 'running' only while its session still exists.
 -- (A cancelled or timed-out job records 'interrupted' itself; a terminated session or a crash
@@ -107,8 +112,8 @@ SELECT j.relation,
   FROM @extschema@.qwen3_embed_jobs j;
 GRANT SELECT ON @extschema@.qwen3_embed_progress TO PUBLIC;
 
--- This session, as a job's runner.
-CREATE FUNCTION @extschema@.qwen3_embed_job_claim(p_rel regclass, p_dst name)
+-- This session, as a job's runner (for the job_* operations only).
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_claim(p_rel regclass, p_dst name)
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -119,6 +124,312 @@ AS $$
                               WHERE a.pid = pg_catalog.pg_backend_pid())
      WHERE j.relation = p_rel AND j.target_column = p_dst
 $$;
+
+-- The walk's key of p_rel: its single-column primary key. Raises when it has none.
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_key(p_rel regclass, p_what text)
+RETURNS name
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_key$
+DECLARE
+    v_key name;
+BEGIN
+    SELECT a.attname INTO v_key
+      FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: % needs a single-column primary key to walk it in order', p_what, p_rel
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add one, for example: ALTER TABLE ' || p_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
+    END IF;
+    RETURN v_key;
+END
+$qwen3_embed_state_job_key$;
+
+-- Raises unless every name in p_cols is a live column of p_rel.
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_columns(p_rel regclass, p_cols name[], p_what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_columns$
+DECLARE
+    v_col name;
+BEGIN
+    FOREACH v_col IN ARRAY p_cols LOOP
+        IF v_col IS NULL OR NOT EXISTS (
+               SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = p_rel AND a.attname = v_col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION '%: column "%" of % does not exist', p_what, v_col, p_rel USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+END
+$qwen3_embed_state_job_columns$;
+
+-- The gate's operation job_begin: start, restart or resume the re-embedding of
+-- relation.target_column from source_column (a job that did nothing yet just starts anew); this
+-- session runs it, and the column moves to the loaded model. Takes UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_begin(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_begin$
+DECLARE
+    v_what     text     := 'qwen3_embed_reembed';
+    v_rel      regclass := (a->>'relation')::oid;
+    v_src      name     := a->>'source_column';
+    v_dst      name     := a->>'target_column';
+    v_instruct text     := a->>'instruct';
+    v_dims     int      := (a->>'dims')::int;
+    v_batch    int      := (a->>'batch_size')::int;
+    v_key      name;
+    v_job      @extschema@.qwen3_embed_jobs;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, v_what);
+    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_dst], v_what);
+    v_key := @extschema@.qwen3_embed_state_job_key(v_rel, v_what);
+    IF v_batch IS NULL OR v_batch < 1 THEN
+        RAISE EXCEPTION '%: batch_size must be at least 1, got %', v_what, coalesce(v_batch::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = v_rel AND j.target_column = v_dst
+       FOR UPDATE;
+    IF FOUND AND NOT (a->>'restart')::boolean AND v_job.state <> 'done' AND v_job.rows_done > 0 THEN
+        IF v_job.source_column IS DISTINCT FROM v_src OR v_job.instruct IS DISTINCT FROM v_instruct
+           OR v_job.dims IS DISTINCT FROM v_dims OR v_job.key_column IS DISTINCT FROM v_key THEN
+            RAISE EXCEPTION 'qwen3_embed_reembed: an unfinished job on %.% used other settings (source %, instruct %, dims %, key %)',
+                    v_rel, v_dst, v_job.source_column, coalesce(quote_literal(v_job.instruct), 'NULL'),
+                    coalesce(v_job.dims::text, 'NULL'), v_job.key_column
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = format('CALL it again with the same arguments to resume it, with restart => true to start over, or forget it with SELECT qwen3_embed_abandon(%L, %L).',
+                                    v_rel::text, v_dst);
+        END IF;
+        UPDATE @extschema@.qwen3_embed_jobs j
+           SET state = 'running', last_error = NULL, batch_size = v_batch, updated_at = clock_timestamp()
+         WHERE j.relation = v_rel AND j.target_column = v_dst;
+        RAISE NOTICE 'qwen3_embed_reembed: resuming %.% after % rows', v_rel, quote_ident(v_dst), v_job.rows_done;
+    ELSE
+        INSERT INTO @extschema@.qwen3_embed_jobs AS j
+               (relation, target_column, source_column, instruct, dims, key_column, batch_size)
+        VALUES (v_rel, v_dst, v_src, v_instruct, v_dims, v_key, v_batch)
+        ON CONFLICT (relation, target_column) DO UPDATE
+           SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct,
+               dims = EXCLUDED.dims, key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size,
+               last_key = NULL, rows_done = 0, rows_total = 0, state = 'running', last_error = NULL,
+               started_at = clock_timestamp(), updated_at = clock_timestamp(), finished_at = NULL;
+    END IF;
+    PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_dst);
+    -- The column moves to the loaded model: its writes are made with it from now on.
+    PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        'relation', v_rel::oid, 'column', v_dst, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
+    RETURN NULL;
+END
+$qwen3_embed_state_job_begin$;
+
+-- The gate's operation job_lock: the job's row, locked until the caller's transaction ends
+-- (nowait: lock_not_available at once when another session holds it), or NULL when there is no
+-- such job. Takes UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_lock(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_lock$
+DECLARE
+    v_rel regclass := (a->>'relation')::oid;
+    v_job @extschema@.qwen3_embed_jobs;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    IF (a->>'nowait')::boolean THEN
+        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
+           FOR UPDATE NOWAIT;
+    ELSE
+        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
+           FOR UPDATE;
+    END IF;
+    RETURN CASE WHEN FOUND THEN to_jsonb(v_job) END;
+END
+$qwen3_embed_state_job_lock$;
+
+-- The gate's operation job_progress: a batch of `rows` rows up to `last_key` is done (this
+-- session runs the job), or, with rows_total alone, the rows the job will have walked. Returns
+-- rows_done and rows_total. Takes UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_progress(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_progress$
+DECLARE
+    v_rel   regclass := (a->>'relation')::oid;
+    v_dst   name     := a->>'target_column';
+    v_n     bigint   := (a->>'rows')::bigint;
+    v_done  bigint;
+    v_total bigint;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    IF v_n IS NULL THEN
+        UPDATE @extschema@.qwen3_embed_jobs j SET rows_total = greatest((a->>'rows_total')::bigint, 0)
+         WHERE j.relation = v_rel AND j.target_column = v_dst
+        RETURNING rows_done, rows_total INTO v_done, v_total;
+    ELSE
+        UPDATE @extschema@.qwen3_embed_jobs j
+           SET last_key = a->>'last_key', rows_done = rows_done + greatest(v_n, 0),
+               rows_total = greatest(rows_total, rows_done + greatest(v_n, 0)), updated_at = clock_timestamp()
+         WHERE j.relation = v_rel AND j.target_column = v_dst
+        RETURNING rows_done, rows_total INTO v_done, v_total;
+        PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_dst);
+    END IF;
+    RETURN jsonb_build_object('rows_done', v_done, 'rows_total', v_total);
+END
+$qwen3_embed_state_job_progress$;
+
+-- The gate's operation job_end: the job is 'done' (its column has moved to the model, with the
+-- job's instruction and size), 'interrupted' or 'failed' (with the error). Returns rows_done and
+-- rows_total. Takes UPDATE on the table.
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_end(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_end$
+DECLARE
+    v_rel   regclass := (a->>'relation')::oid;
+    v_dst   name     := a->>'target_column';
+    v_state text     := a->>'state';
+    v_job   @extschema@.qwen3_embed_jobs;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    IF v_state NOT IN ('done', 'interrupted', 'failed') THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed: a job cannot end as %', quote_literal(v_state)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE @extschema@.qwen3_embed_jobs j
+       SET state = v_state, updated_at = clock_timestamp(),
+           last_error = CASE WHEN v_state = 'done' THEN NULL ELSE a->>'error' END,
+           rows_total = CASE WHEN v_state = 'done' THEN j.rows_done ELSE j.rows_total END,
+           finished_at = CASE WHEN v_state = 'done' THEN clock_timestamp() END
+     WHERE j.relation = v_rel AND j.target_column = v_dst
+    RETURNING * INTO v_job;
+    IF v_state = 'done' AND v_job.target_column IS NOT NULL THEN
+        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+            'relation', v_rel::oid, 'column', v_dst, 'instruct', v_job.instruct, 'dims', v_job.dims, 'done', true));
+    END IF;
+    RETURN jsonb_build_object('rows_done', v_job.rows_done, 'rows_total', v_job.rows_total);
+END
+$qwen3_embed_state_job_end$;
+
+-- The gate's operation job_migrate: the job of a migration of relation.migrates_column to dims
+-- dimensions, whose new column (migrates_column_qwen3_d<dims>) the caller has just added; this
+-- session runs it. Takes membership in the table's owning role.
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_migrate(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_migrate$
+DECLARE
+    v_what text     := 'qwen3_embed_migrate_dims';
+    v_rel  regclass := (a->>'relation')::oid;
+    v_old  name     := a->>'migrates_column';
+    v_dims int      := (a->>'dims')::int;
+    v_new  name     := v_old || '_qwen3_d' || v_dims;
+    v_src  name     := a->>'source_column';
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_old, v_new], v_what);
+    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_new;
+    INSERT INTO @extschema@.qwen3_embed_jobs
+           (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
+            kind, migrates_column)
+    VALUES (v_rel, v_new, v_src, a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
+            greatest(coalesce((a->>'batch_size')::int, 64), 1), 'running', 'migrate', v_old);
+    PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_new);
+    RETURN NULL;
+END
+$qwen3_embed_state_job_migrate$;
+
+-- The gate's operation job_swap: the caller has dropped relation.migrates_column and renamed the
+-- migration's column to it; the registry follows the rename and the migration's job becomes the
+-- column's finished job (`caught`: rows embedded during the swap). Takes membership in the
+-- table's owning role.
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_swap(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_swap$
+DECLARE
+    v_what text     := 'qwen3_embed_migrate_dims';
+    v_rel  regclass := (a->>'relation')::oid;
+    v_dst  name     := a->>'migrates_column';
+    v_dims int      := (a->>'dims')::int;
+    v_new  name     := v_dst || '_qwen3_d' || v_dims;
+    v_rows bigint;
+    v_done bigint;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[(a->>'source_column')::name, v_dst], v_what);
+    DELETE FROM @extschema@.qwen3_embed_jobs j
+     WHERE j.relation = v_rel AND j.target_column = v_new AND j.kind = 'migrate'
+    RETURNING j.rows_done INTO v_rows;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: no migration of %.% to % dimensions', v_what, v_rel, quote_ident(v_dst), v_dims
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
+    UPDATE @extschema@.qwen3_embed_columns c SET column_name = v_dst
+     WHERE c.relation = v_rel AND c.column_name = v_new;
+    v_done := v_rows + greatest(coalesce((a->>'caught')::bigint, 0), 0);
+    INSERT INTO @extschema@.qwen3_embed_jobs AS j
+           (relation, target_column, source_column, instruct, dims, key_column, batch_size,
+            rows_done, rows_total, state, finished_at)
+    VALUES (v_rel, v_dst, a->>'source_column', a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
+            greatest(coalesce((a->>'batch_size')::int, 64), 1), v_done, v_done, 'done', clock_timestamp())
+    ON CONFLICT (relation, target_column) DO UPDATE
+       SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct, dims = EXCLUDED.dims,
+           key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size, last_key = NULL,
+           rows_done = EXCLUDED.rows_done, rows_total = EXCLUDED.rows_total, state = 'done',
+           last_error = NULL, updated_at = clock_timestamp(), finished_at = clock_timestamp(),
+           kind = 'reembed', migrates_column = NULL;
+    RETURN NULL;
+END
+$qwen3_embed_state_job_swap$;
+
+-- The gate's operation job_forget: forget relation.target_column's job; a migration's job takes
+-- its column's registration with it. A re-embedding's job takes UPDATE on the table, a
+-- migration's membership in the table's owning role (abandoning it drops a column).
+CREATE FUNCTION @extschema@.qwen3_embed_state_job_forget(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_job_forget$
+DECLARE
+    v_rel  regclass := (a->>'relation')::oid;
+    v_dst  name     := a->>'target_column';
+    v_kind text;
+BEGIN
+    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_abandon');
+    SELECT j.kind INTO v_kind FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
+    IF v_kind = 'migrate' THEN
+        PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, 'qwen3_embed_abandon');
+        DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
+    END IF;
+    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
+    RETURN NULL;
+END
+$qwen3_embed_state_job_forget$;
+
+REVOKE EXECUTE ON FUNCTION
+    @extschema@.qwen3_embed_state_job_claim(regclass, name),
+    @extschema@.qwen3_embed_state_job_key(regclass, text),
+    @extschema@.qwen3_embed_state_job_columns(regclass, name[], text),
+    @extschema@.qwen3_embed_state_job_begin(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_lock(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_progress(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_end(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_migrate(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_swap(oid, jsonb),
+    @extschema@.qwen3_embed_state_job_forget(oid, jsonb)
+FROM PUBLIC;
 
 -- qwen3_embed_reembed, part 1: check the arguments, then start, restart or resume the job.
 CREATE FUNCTION @extschema@.qwen3_embed_job_start(
@@ -133,7 +444,6 @@ DECLARE
     v_dst_mod  int;
     v_key      name;
     v_key_type text;
-    v_job      @extschema@.qwen3_embed_jobs;
     v_last     text;
     v_done     bigint;
     v_total    bigint;
@@ -191,37 +501,9 @@ BEGIN
         END IF;
     END IF;
 
-    -- Start, restart or resume the job (one that did nothing yet just starts anew).
-    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
-     WHERE j.relation = p_rel AND j.target_column = p_dst
-       FOR UPDATE;
-    IF FOUND AND NOT coalesce(p_restart, false) AND v_job.state <> 'done' AND v_job.rows_done > 0 THEN
-        IF v_job.source_column IS DISTINCT FROM p_src OR v_job.instruct IS DISTINCT FROM p_instruct
-           OR v_job.dims IS DISTINCT FROM v_dims OR v_job.key_column IS DISTINCT FROM v_key THEN
-            RAISE EXCEPTION 'qwen3_embed_reembed: an unfinished job on %.% used other settings (source %, instruct %, dims %, key %)',
-                    p_rel, p_dst, v_job.source_column, coalesce(quote_literal(v_job.instruct), 'NULL'),
-                    coalesce(v_job.dims::text, 'NULL'), v_job.key_column
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = format('CALL it again with the same arguments to resume it, with restart => true to start over, or forget it with SELECT qwen3_embed_abandon(%L, %L).',
-                                    p_rel::text, p_dst);
-        END IF;
-        UPDATE @extschema@.qwen3_embed_jobs j
-           SET state = 'running', last_error = NULL, batch_size = p_batch, updated_at = clock_timestamp()
-         WHERE j.relation = p_rel AND j.target_column = p_dst;
-        RAISE NOTICE 'qwen3_embed_reembed: resuming %.% after % rows', p_rel, quote_ident(p_dst), v_job.rows_done;
-    ELSE
-        INSERT INTO @extschema@.qwen3_embed_jobs AS j
-               (relation, target_column, source_column, instruct, dims, key_column, batch_size)
-        VALUES (p_rel, p_dst, p_src, p_instruct, v_dims, v_key, p_batch)
-        ON CONFLICT (relation, target_column) DO UPDATE
-           SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct,
-               dims = EXCLUDED.dims, key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size,
-               last_key = NULL, rows_done = 0, rows_total = 0, state = 'running', last_error = NULL,
-               started_at = clock_timestamp(), updated_at = clock_timestamp(), finished_at = NULL;
-    END IF;
-    PERFORM @extschema@.qwen3_embed_job_claim(p_rel, p_dst);
-    -- The column moves to the loaded model: its writes are made with it from now on.
-    PERFORM @extschema@.qwen3_embed_column_moving(p_rel, p_dst, p_instruct, v_dims, false);
+    PERFORM @extschema@.qwen3_embed_state('job_begin', jsonb_build_object(
+        'relation', p_rel::oid, 'source_column', p_src, 'target_column', p_dst, 'instruct', p_instruct,
+        'dims', v_dims, 'batch_size', p_batch, 'restart', coalesce(p_restart, false)));
 
     SELECT j.last_key, j.rows_done INTO v_last, v_done FROM @extschema@.qwen3_embed_jobs j
      WHERE j.relation = p_rel AND j.target_column = p_dst;
@@ -231,8 +513,8 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s WHERE %I > $1::%s', p_rel, v_key, v_key_type)
            INTO v_total USING v_last;
     END IF;
-    UPDATE @extschema@.qwen3_embed_jobs j SET rows_total = v_done + v_total
-     WHERE j.relation = p_rel AND j.target_column = p_dst;
+    PERFORM @extschema@.qwen3_embed_state('job_progress', jsonb_build_object(
+        'relation', p_rel::oid, 'target_column', p_dst, 'rows_total', v_done + v_total));
 END
 $qwen3_embed_job_start$;
 
@@ -256,14 +538,15 @@ DECLARE
     v_total    bigint;
     v_hint     text;
     v_fp       text;
+    v_res      jsonb;
 BEGIN
     finished := false;
     BEGIN
         -- Serializes concurrent CALLs on the same job: each takes the next batch in turn.
-        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
-         WHERE j.relation = p_rel AND j.target_column = p_dst
-           FOR UPDATE;
-        IF NOT FOUND THEN
+        v_job := jsonb_populate_record(NULL::@extschema@.qwen3_embed_jobs,
+                     @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
+                         'relation', p_rel::oid, 'target_column', p_dst, 'nowait', false)));
+        IF v_job.target_column IS NULL THEN
             RAISE EXCEPTION 'qwen3_embed_reembed: the job on %.% was deleted while it ran', p_rel, p_dst
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
@@ -299,40 +582,35 @@ BEGIN
                             ELSE format('WHERE s.%I > $1::%s', v_job.key_column, v_key_type) END)
            INTO v_n, v_last USING v_job.last_key, v_job.batch_size, v_job.instruct, v_job.dims, v_fp;
         IF v_n = 0 THEN
-            UPDATE @extschema@.qwen3_embed_jobs j
-               SET state = 'done', rows_total = rows_done, updated_at = clock_timestamp(),
-                   finished_at = clock_timestamp()
-             WHERE j.relation = p_rel AND j.target_column = p_dst
-            RETURNING rows_done INTO v_done;
-            PERFORM @extschema@.qwen3_embed_column_moving(p_rel, p_dst, v_job.instruct, v_job.dims, true);
+            v_done := (@extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+                           'relation', p_rel::oid, 'target_column', p_dst, 'state', 'done')))->>'rows_done';
             finished := true;
             notice := format('qwen3_embed_reembed: done, %s rows of %s.%I', v_done, p_rel, p_dst);
             RETURN;
         END IF;
-        UPDATE @extschema@.qwen3_embed_jobs j
-           SET last_key = v_last, rows_done = rows_done + v_n,
-               rows_total = greatest(rows_total, rows_done + v_n), updated_at = clock_timestamp()
-         WHERE j.relation = p_rel AND j.target_column = p_dst
-        RETURNING rows_done, rows_total INTO v_done, v_total;
-        PERFORM @extschema@.qwen3_embed_job_claim(p_rel, p_dst);
+        v_res := @extschema@.qwen3_embed_state('job_progress', jsonb_build_object(
+                     'relation', p_rel::oid, 'target_column', p_dst, 'rows', v_n, 'last_key', v_last));
+        v_done := v_res->>'rows_done';
+        v_total := v_res->>'rows_total';
         notice := format('qwen3_embed_reembed: %s of %s rows done (%s.%I)', v_done, v_total, p_rel, p_dst);
         RETURN;
     EXCEPTION
         WHEN query_canceled THEN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
-            UPDATE @extschema@.qwen3_embed_jobs j
-               SET state = 'interrupted', last_error = err_state || ': ' || err_message,
-                   updated_at = clock_timestamp()
-             WHERE j.relation = p_rel AND j.target_column = p_dst
-            RETURNING rows_done, rows_total INTO v_done, v_total;
+            v_res := @extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+                         'relation', p_rel::oid, 'target_column', p_dst, 'state', 'interrupted',
+                         'error', err_state || ': ' || err_message));
+            v_done := v_res->>'rows_done';
+            v_total := v_res->>'rows_total';
         WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
                                     v_hint = PG_EXCEPTION_HINT;
             -- Keep what the earlier batches did, say where it stopped.
-            UPDATE @extschema@.qwen3_embed_jobs j
-               SET state = 'failed', last_error = err_state || ': ' || err_message, updated_at = clock_timestamp()
-             WHERE j.relation = p_rel AND j.target_column = p_dst
-            RETURNING rows_done, rows_total INTO v_done, v_total;
+            v_res := @extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+                         'relation', p_rel::oid, 'target_column', p_dst, 'state', 'failed',
+                         'error', err_state || ': ' || err_message));
+            v_done := v_res->>'rows_done';
+            v_total := v_res->>'rows_total';
     END;
     err_detail := format('qwen3_embed_reembed stopped on %s.%I after %s of %s rows; those stay done.',
                          p_rel, p_dst, coalesce(v_done, 0), coalesce(v_total, 0));
@@ -458,21 +736,9 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
                    'EXECUTE FUNCTION @extschema@.qwen3_embed_trigger(%L, %L, %L, %L)',
                    v_trigger, p_rel, p_src, new_column, coalesce(p_instruct, ''), p_dims);
-    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = p_rel AND j.target_column = new_column;
-    INSERT INTO @extschema@.qwen3_embed_jobs
-           (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
-            kind, migrates_column)
-    SELECT p_rel, new_column, p_src, p_instruct, p_dims, a.attname, greatest(coalesce(p_batch, 64), 1), 'running',
-           'migrate', p_dst
-      FROM pg_index i
-      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-     WHERE i.indrelid = p_rel AND i.indisprimary AND i.indnkeyatts = 1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'qwen3_embed_migrate_dims: % needs a single-column primary key to walk it in order', p_rel
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Add one, for example: ALTER TABLE ' || p_rel::text || ' ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;';
-    END IF;
-    PERFORM @extschema@.qwen3_embed_job_claim(p_rel, new_column);
+    PERFORM @extschema@.qwen3_embed_state('job_migrate', jsonb_build_object(
+        'relation', p_rel::oid, 'migrates_column', p_dst, 'source_column', p_src, 'instruct', p_instruct,
+        'dims', p_dims, 'batch_size', greatest(coalesce(p_batch, 64), 1)));
     walk := true;
     swap := true;
 END
@@ -491,7 +757,6 @@ DECLARE
     v_type    text;
     v_caught  bigint;
     v_indexes text;
-    v_rows    bigint;
 BEGIN
     SELECT format_type(a.atttypid, NULL) INTO v_type
       FROM pg_attribute a
@@ -513,26 +778,9 @@ BEGIN
     EXECUTE format('DROP TRIGGER %I ON %s', v_new || '_sync', p_rel);
     EXECUTE format('ALTER TABLE %s DROP COLUMN %I', p_rel, p_dst);
     EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', p_rel, v_new, p_dst);
-    DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = p_rel AND c.column_name = p_dst;
-    UPDATE @extschema@.qwen3_embed_columns c SET column_name = p_dst
-     WHERE c.relation = p_rel AND c.column_name = v_new;
-    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = p_rel AND j.target_column = v_new
-    RETURNING j.rows_done INTO v_rows;
-    INSERT INTO @extschema@.qwen3_embed_jobs AS j
-           (relation, target_column, source_column, instruct, dims, key_column, batch_size,
-            rows_done, rows_total, state, finished_at)
-    SELECT p_rel, p_dst, p_src, p_instruct, p_dims, i.key_column, i.batch_size,
-           coalesce(v_rows, 0) + v_caught, coalesce(v_rows, 0) + v_caught, 'done', clock_timestamp()
-      FROM (SELECT a.attname AS key_column, greatest(coalesce(p_batch, 64), 1) AS batch_size
-              FROM pg_index x
-              JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
-             WHERE x.indrelid = p_rel AND x.indisprimary) i
-    ON CONFLICT (relation, target_column) DO UPDATE
-       SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct, dims = EXCLUDED.dims,
-           key_column = EXCLUDED.key_column, batch_size = EXCLUDED.batch_size, last_key = NULL,
-           rows_done = EXCLUDED.rows_done, rows_total = EXCLUDED.rows_total, state = 'done',
-           last_error = NULL, updated_at = clock_timestamp(), finished_at = clock_timestamp(),
-           kind = 'reembed', migrates_column = NULL;
+    PERFORM @extschema@.qwen3_embed_state('job_swap', jsonb_build_object(
+        'relation', p_rel::oid, 'migrates_column', p_dst, 'source_column', p_src, 'instruct', p_instruct,
+        'dims', p_dims, 'batch_size', greatest(coalesce(p_batch, 64), 1), 'caught', v_caught));
     IF v_caught > 0 THEN
         RETURN NEXT format('qwen3_embed_migrate_dims: embedded %s rows written during the migration', v_caught);
     END IF;
@@ -608,9 +856,8 @@ BEGIN
     END IF;
     -- A job that a session is running now holds its row: stop that session first.
     BEGIN
-        PERFORM 1 FROM @extschema@.qwen3_embed_jobs j
-         WHERE j.relation = v_rel AND j.target_column = v_job.target_column
-           FOR UPDATE NOWAIT;
+        PERFORM @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
+            'relation', v_rel::oid, 'target_column', v_job.target_column, 'nowait', true));
     EXCEPTION WHEN lock_not_available THEN
         v_live := v_job.runner_pid;
         RAISE EXCEPTION 'qwen3_embed_abandon: the job on %.% is running in another session (process %)',
@@ -625,11 +872,9 @@ BEGIN
                       AND NOT a.attisdropped) THEN
             EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_job.target_column);
         END IF;
-        DELETE FROM @extschema@.qwen3_embed_columns c
-         WHERE c.relation = v_rel AND c.column_name = v_job.target_column;
     END IF;
-    DELETE FROM @extschema@.qwen3_embed_jobs j
-     WHERE j.relation = v_rel AND j.target_column = v_job.target_column;
+    PERFORM @extschema@.qwen3_embed_state('job_forget', jsonb_build_object(
+        'relation', v_rel::oid, 'target_column', v_job.target_column));
     IF v_job.kind = 'migrate' THEN
         RETURN format('abandoned the migration of %s.%I to %s dimensions: dropped column %I and trigger %I',
                       v_rel, v_job.migrates_column, v_job.dims, v_job.target_column, v_job.target_column || '_sync');

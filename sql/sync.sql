@@ -490,7 +490,8 @@ BEGIN
            replacing = x.replacing OR v_changes
      WHERE x.id = s.id;
     IF v_changes THEN
-        PERFORM @extschema@.qwen3_embed_column_moving(v_rel, v_col, v_instruct, v_dims, false);
+        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+            'relation', v_rel::oid, 'column', v_col, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
         EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
                        'SELECT $1, t.%1$I::text FROM %2$s t WHERE t.%3$I IS NOT NULL AND NOT EXISTS '
                        '(SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.key = t.%1$I::text)',
@@ -552,8 +553,10 @@ BEGIN
     IF s.replacing AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id) THEN
         -- Every row queued by qwen3_embed_sync_alter has its new vector (or failed for good).
         UPDATE @extschema@.qwen3_embed_syncs x SET replacing = false WHERE x.id = s.id;
-        PERFORM @extschema@.qwen3_embed_column_moving(coalesce(s.chunk_table, s.relation),
-                CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END, s.instruct, s.dims, true);
+        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+            'relation', coalesce(s.chunk_table, s.relation)::oid,
+            'column', CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END,
+            'instruct', s.instruct, 'dims', s.dims, 'done', true));
     END IF;
     RETURN NULL;
 END

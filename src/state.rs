@@ -1,11 +1,12 @@
 //! The one way the extension's state tables are written: `qwen3_embed_state(op, args)`.
 //!
-//! The sync tables are readable by every role (under row security) and writable by none but the
-//! extension's owner. SQL functions that change them call this gate, which notes the role calling
-//! it (the current user: a table owner's role in the sync's security-restricted drain, the
-//! session's role otherwise, the owner of a security-definer function inside one), becomes the
-//! extension's owner and runs `qwen3_embed_state_<op>(caller, args)`. Those functions
-//! (`sql/sync.sql`) check the caller's rights on the table concerned before they change
+//! The state tables (the sync queue's, the column registry, the re-embedding jobs) are readable
+//! by every role (under row security) and writable by none but the extension's owner. SQL
+//! functions that change them call this gate, which notes the role calling it (the current
+//! user: a table owner's role in the sync's security-restricted drain, the session's role
+//! otherwise, the owner of a security-definer function inside one), becomes the extension's
+//! owner and runs `qwen3_embed_state_<op>(caller, args)`. Those functions (`sql/columns.sql`,
+//! `sql/reembed.sql`, `sql/sync.sql`) check the caller's rights on the table concerned before they change
 //! anything; only the extension's owner may execute them. So the checks are PostgreSQL's own
 //! privilege checks made for the right role, and no argument or stored value can make the
 //! extension act for a role that could not act itself.
@@ -15,8 +16,18 @@ use pgrx::JsonB;
 
 use crate::errors::raise_code;
 
-/// The operations `sql/sync.sql` defines; any other name is refused.
+/// The operations `sql/columns.sql`, `sql/reembed.sql` and `sql/sync.sql` define; any other
+/// name is refused.
 const OPERATIONS: &[&str] = &[
+    "column_register",
+    "column_move",
+    "job_begin",
+    "job_lock",
+    "job_progress",
+    "job_end",
+    "job_migrate",
+    "job_swap",
+    "job_forget",
     "sync_add",
     "sync_remove",
     "sync_retry",

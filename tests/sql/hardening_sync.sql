@@ -92,7 +92,32 @@ SELECT qwen3_embed_state('drop everything', '{}');
 CREATE TABLE hs_jobs (id int PRIMARY KEY, body text, embedding vector(64), precious text);
 INSERT INTO qwen3_embed_jobs (relation, target_column, source_column, key_column, batch_size, kind, migrates_column, dims)
 VALUES ('hs_jobs', 'precious', 'body', 'id', 8, 'migrate', 'embedding', 64);
+-- The column registry and the jobs are read only too, even for the table's owner: no planted
+-- fingerprint, key or position for another role's write or CALL to obey.
+INSERT INTO qwen3_embed_columns (relation, column_name, fingerprint) VALUES ('hs_jobs', 'embedding', 'forged');
+UPDATE qwen3_embed_columns SET fingerprint = 'forged';
+DELETE FROM qwen3_embed_columns;
+UPDATE qwen3_embed_jobs SET last_key = '0';
+DELETE FROM qwen3_embed_jobs;
+SELECT qwen3_embed_state('column_register', jsonb_build_object(
+    'relation', 'hs_alice_docs'::regclass::oid, 'column', 'embedding', 'instruct', 'forged', 'dims', 64));
+SELECT qwen3_embed_state('column_move', jsonb_build_object(
+    'relation', 'hs_alice_docs'::regclass::oid, 'column', 'embedding', 'instruct', 'forged', 'dims', 64, 'done', false));
+SELECT qwen3_embed_state('job_begin', jsonb_build_object(
+    'relation', 'hs_alice_docs'::regclass::oid, 'source_column', 'body', 'target_column', 'embedding',
+    'batch_size', 8, 'restart', true));
+SELECT qwen3_embed_state('job_forget', jsonb_build_object('relation', 'hs_alice_docs'::regclass::oid, 'target_column', 'embedding'));
+SELECT qwen3_embed_state_job_begin('hs_alice'::regrole::oid, '{}');
 \set VERBOSITY terse
+-- Through the extension's own routines, the owner re-embeds, migrates and abandons as before.
+INSERT INTO hs_jobs SELECT i, 'job row ' || i FROM generate_series(1, 5) i;
+CALL qwen3_embed_reembed('hs_jobs', 'body', 'embedding', batch_size => 2);
+SELECT target_column, state, rows_done, rows_total FROM qwen3_embed_progress WHERE relation = 'hs_jobs'::regclass;
+CALL qwen3_embed_migrate_dims('hs_jobs', 'body', 'embedding', 32, batch_size => 2);
+SELECT target_column, state, rows_done, kind FROM qwen3_embed_progress WHERE relation = 'hs_jobs'::regclass;
+SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 32)) AS equal FROM hs_jobs;
+SELECT column_name, dims FROM qwen3_embed_columns WHERE relation = 'hs_jobs'::regclass;
+SELECT qwen3_embed_abandon('hs_jobs', 'embedding');
 
 -- 3. Isolation: Mallory sees only her own syncs, queue and errors, and cannot unsync, retry or
 -- drain Alice's.

@@ -113,6 +113,7 @@ SELECT relation, state, rows_done FROM qwen3_embed_progress;
 SELECT relation, state FROM qwen3_embed_jobs;
 \set VERBOSITY sqlstate
 UPDATE qwen3_embed_jobs SET rows_done = 0 WHERE relation = 're_docs'::regclass;
+UPDATE qwen3_embed_jobs SET last_key = NULL WHERE relation = 're_owned'::regclass;
 CALL qwen3_embed_reembed('re_docs', 'body', 'embedding');
 \set VERBOSITY terse
 RESET ROLE;
