@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use qwen3_embed_engine::fixture::{self, Format, Kind, Shape};
+use qwen3_embed_engine::fixture;
 use qwen3_embed_engine::{BackendChoice, Engine, EngineError, EngineOptions, Never, Task};
 
 /// The token limit at which the goldens' longer documents lose their end.
@@ -35,20 +35,6 @@ struct Golden {
     source_file: String,
     source_sha256: String,
     items: Vec<Item>,
-}
-
-/// The reranker fixture (generated once): its own lm_head, or tied to the embedding table.
-fn fixture(tied: bool) -> PathBuf {
-    let name = if tied { "tiny-reranker-tied" } else { "tiny-reranker" };
-    let dir = common::repo_root().join("fixtures/generated").join(name);
-    let tok = common::tokenizer_json();
-    let kind = Kind::reranker(tied, &tok).unwrap();
-    let formats: &[Format] = if tied {
-        &[Format::HfF32, Format::GgufF32, Format::GgufQ8_0]
-    } else {
-        &[Format::HfF32, Format::GgufF32, Format::GgufF16, Format::GgufQ8_0]
-    };
-    fixture::ensure(kind, &Shape::preset("tiny").unwrap(), common::SEED, &tok, &dir, formats).unwrap()
 }
 
 fn pairs() -> Vec<Pair> {
@@ -99,7 +85,7 @@ fn check(path: &Path, g: &Golden, tol: f64, batch_tokens: usize, backend: Backen
 }
 
 fn check_model(tied: bool, model: &str, tol: f64) {
-    let dir = fixture(tied);
+    let dir = common::reranker(tied);
     let g = golden(if tied { "rerank-tied" } else { "rerank" }, model);
     let file = dir.join(&g.source_file);
     let sha = fixture::sha256_file(&file).unwrap();
@@ -142,7 +128,7 @@ fn tied_q8_0_matches_transformers() {
 /// pairs one per pass, and through the candle backend, too.
 #[test]
 fn gguf_packing_and_candle_agree() {
-    let dir = fixture(false);
+    let dir = common::reranker(false);
     let g = golden("rerank", "f32");
     check(&dir.join("model-f32.gguf"), &g, 1e-4, 1, BackendChoice::Auto);
     check(&dir.join("hf-f32"), &g, 1e-4, 4096, BackendChoice::Candle);
@@ -150,7 +136,7 @@ fn gguf_packing_and_candle_agree() {
 
 #[test]
 fn a_reranker_does_not_embed_and_an_embedder_does_not_rerank() {
-    let reranker = load(&fixture(true).join("model-q8_0.gguf"), BackendChoice::Auto);
+    let reranker = load(&common::reranker(true).join("model-q8_0.gguf"), BackendChoice::Auto);
     let err = reranker.embed_tokens(&[vec![1, 2, 3]], None, 4096, &Never).unwrap_err();
     assert!(matches!(err, EngineError::WrongTask { is: Task::Rerank, wanted: Task::Embedding, .. }), "{err}");
     assert!(err.to_string().contains("is a reranker, not an embedding model"), "{err}");
@@ -162,7 +148,7 @@ fn a_reranker_does_not_embed_and_an_embedder_does_not_rerank() {
 
 #[test]
 fn a_query_that_leaves_no_room_for_the_document_is_refused() {
-    let engine = load(&fixture(true).join("model-q8_0.gguf"), BackendChoice::Auto);
+    let engine = load(&common::reranker(true).join("model-q8_0.gguf"), BackendChoice::Auto);
     let query = "word ".repeat(100);
     let err = engine.tokenizer().tokenize_pair(&query, "the document", None, 90, &Never).unwrap_err();
     assert!(matches!(err, EngineError::QueryTooLong { limit: 90, .. }), "{err}");

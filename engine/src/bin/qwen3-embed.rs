@@ -166,7 +166,7 @@ enum Cmd {
     Pull {
         /// REPO[:QUANT]: Qwen/Qwen3-Embedding-{0.6B,4B,8B}-GGUF with F16, Q8_0, Q6_K, Q5_K_M,
         /// Q5_0 or Q4_K_M (default Q4_K_M), or a safetensors repository such as
-        /// Qwen/Qwen3-Embedding-0.6B.
+        /// Qwen/Qwen3-Embedding-0.6B or a reranker, Qwen/Qwen3-Reranker-{0.6B,4B,8B}.
         #[arg(default_value = "Qwen/Qwen3-Embedding-4B-GGUF:Q4_K_M")]
         spec: String,
         /// Where to link the model (default ~/.cache/qwen3_embed).

@@ -85,14 +85,18 @@ pub enum PullError {
     },
 }
 
-/// The official repositories, listed when a repository is unknown.
-pub const OFFICIAL_REPOS: [&str; 6] = [
+/// The official repositories, listed when a repository is unknown: the embedders (GGUF and
+/// safetensors) and the rerankers (safetensors checkpoints).
+pub const OFFICIAL_REPOS: [&str; 9] = [
     "Qwen/Qwen3-Embedding-0.6B-GGUF",
     "Qwen/Qwen3-Embedding-4B-GGUF",
     "Qwen/Qwen3-Embedding-8B-GGUF",
     "Qwen/Qwen3-Embedding-0.6B",
     "Qwen/Qwen3-Embedding-4B",
     "Qwen/Qwen3-Embedding-8B",
+    "Qwen/Qwen3-Reranker-0.6B",
+    "Qwen/Qwen3-Reranker-4B",
+    "Qwen/Qwen3-Reranker-8B",
 ];
 
 pub fn human_bytes(n: u64) -> String {

@@ -33,6 +33,21 @@ pub fn fixture_dir(preset: &str, formats: &[Format]) -> PathBuf {
     fixture::ensure(fixture::Kind::Embedding, &shape, SEED, &tokenizer_json(), &dir, formats).expect("generate fixture")
 }
 
+/// The reranker fixture of the tiny preset (generated once): its own lm_head (as the 4B and
+/// 8B), or tied to the embedding table (as the 0.6B).
+pub fn reranker(tied: bool) -> PathBuf {
+    let name = if tied { "tiny-reranker-tied" } else { "tiny-reranker" };
+    let dir = repo_root().join("fixtures/generated").join(name);
+    let tok = tokenizer_json();
+    let kind = fixture::Kind::reranker(tied, &tok).expect("reranker kind");
+    let formats: &[Format] = if tied {
+        &[Format::HfF32, Format::GgufF32, Format::GgufQ8_0]
+    } else {
+        &[Format::HfF32, Format::GgufF32, Format::GgufF16, Format::GgufQ8_0]
+    };
+    fixture::ensure(kind, &Shape::preset("tiny").expect("preset"), SEED, &tok, &dir, formats).expect("generate reranker")
+}
+
 pub fn tiny() -> PathBuf {
     fixture_dir("tiny", &fixture::TEST_FORMATS)
 }

@@ -147,6 +147,30 @@ fn safetensors_repository_becomes_a_loadable_directory() {
 }
 
 #[test]
+fn reranker_repository_becomes_a_loadable_reranker() {
+    let hf = common::reranker(true).join("hf-f32");
+    let files = vec![
+        FakeFile::small("config.json", read(&hf.join("config.json"))),
+        FakeFile::lfs("model.safetensors", read(&hf.join("model.safetensors"))),
+        FakeFile::lfs("tokenizer.json", read(&hf.join("tokenizer.json"))),
+        FakeFile::small("README.md", b"readme".to_vec()),
+    ];
+    let hub = FakeHub::start(vec![("Qwen/Qwen3-Reranker-0.6B", files)]);
+    let home = tempfile::tempdir().unwrap();
+    let run = pull(&hub.url, home.path(), &["Qwen/Qwen3-Reranker-0.6B"], None);
+    assert!(run.ok, "{}", run.stderr);
+    let dir = linked(home.path(), "Qwen3-Reranker-0.6B");
+    assert_eq!(run.stdout.trim(), dir.display().to_string());
+    let engine = Engine::load(&dir, &EngineOptions { threads: 1, ..Default::default() }).expect("it loads");
+    assert_eq!(engine.task(), qwen3_embed_engine::Task::Rerank);
+
+    // An unknown repository lists the rerankers among the official ones.
+    let unknown = pull(&hub.url, home.path(), &["Qwen/Qwen3-Reranker-5B"], None);
+    assert!(!unknown.ok);
+    assert!(unknown.stderr.contains("Qwen/Qwen3-Reranker-4B"), "{}", unknown.stderr);
+}
+
+#[test]
 fn interrupted_download_resumes_where_it_stopped() {
     let file = FakeFile::lfs("Qwen3-Embedding-0.6B-Q8_0.gguf", synthetic(3 << 20, 7));
     let hub = FakeHub::start(vec![(GGUF_06B, vec![file.clone()])]);
