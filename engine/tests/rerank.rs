@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use qwen3_embed_engine::fixture::{self, Format, Kind, Shape};
+use qwen3_embed_engine::fixture;
 use qwen3_embed_engine::{BackendChoice, Engine, EngineError, EngineOptions, Never, Task};
 
 /// The token limit at which the goldens' longer documents lose their end.
@@ -37,18 +37,8 @@ struct Golden {
     items: Vec<Item>,
 }
 
-/// The reranker fixture (generated once): its own lm_head, or tied to the embedding table.
 fn fixture(tied: bool) -> PathBuf {
-    let name = if tied { "tiny-reranker-tied" } else { "tiny-reranker" };
-    let dir = common::repo_root().join("fixtures/generated").join(name);
-    let tok = common::tokenizer_json();
-    let kind = Kind::reranker(tied, &tok).unwrap();
-    let formats: &[Format] = if tied {
-        &[Format::HfF32, Format::GgufF32, Format::GgufQ8_0]
-    } else {
-        &[Format::HfF32, Format::GgufF32, Format::GgufF16, Format::GgufQ8_0]
-    };
-    fixture::ensure(kind, &Shape::preset("tiny").unwrap(), common::SEED, &tok, &dir, formats).unwrap()
+    common::reranker(tied)
 }
 
 fn pairs() -> Vec<Pair> {

@@ -41,6 +41,20 @@ pub fn tiny_151665() -> PathBuf {
     fixture_dir("tiny-151665", &[Format::HfF32, Format::GgufQ8_0])
 }
 
+/// The generated reranker fixture (made once): its own lm_head, or tied to the embedding table.
+pub fn reranker(tied: bool) -> PathBuf {
+    let name = if tied { "tiny-reranker-tied" } else { "tiny-reranker" };
+    let dir = repo_root().join("fixtures/generated").join(name);
+    let tok = tokenizer_json();
+    let kind = fixture::Kind::reranker(tied, &tok).expect("reranker kind");
+    let formats: &[Format] = if tied {
+        &[Format::HfF32, Format::GgufF32, Format::GgufQ8_0]
+    } else {
+        &[Format::HfF32, Format::GgufF32, Format::GgufF16, Format::GgufQ8_0]
+    };
+    fixture::ensure(kind, &Shape::preset("tiny").expect("preset"), SEED, &tok, &dir, formats).expect("generate fixture")
+}
+
 /// Engines are expensive to load; each test binary loads each model once.
 pub fn engine(rel: &str) -> &'static Engine {
     static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static Engine>>> = OnceLock::new();
@@ -126,6 +140,6 @@ pub fn embed_texts(
 ) -> Result<Vec<Vec<f32>>, EngineError> {
     let limits = Limits { max_tokens, ..Limits::default() };
     let p = e.prepare(texts, instruct, dims, &limits)?;
-    let mut out = e.embed_prepared(&[&p], batch_tokens, &qwen3_embed_engine::Never)?;
+    let mut out = e.run_prepared(&[&p], batch_tokens, &qwen3_embed_engine::Never)?;
     Ok(out.pop().expect("one list per call"))
 }
