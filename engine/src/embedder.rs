@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::cancel::{Cancel, Never};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
+use crate::head::{Head, Task};
 use crate::output::{output_dims, truncate_normalize};
 use crate::tokenizer::{format_input, Qwen3Tokenizer, Tokenized};
 
@@ -141,7 +142,10 @@ impl Qwen3Tokenizer {
 /// One call's inputs, tokenized and checked: what the forward passes need.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// What the call computes: the model's task, checked when prepared.
+    pub task: Task,
     pub seqs: Vec<Vec<u32>>,
+    /// Floats per result: the vectors' size, or 1 (a score) for a rerank call.
     pub dims: usize,
     pub truncated: Vec<Truncation>,
 }
@@ -191,14 +195,26 @@ impl Engine {
         self.check_model(limits)?;
         let dims = output_dims(dims, self.config().hidden)?;
         let call = self.tokenizer().tokenize_call(texts, instruct, limits, stop)?;
-        Ok(Prepared { seqs: call.seqs, dims, truncated: call.truncated })
+        Ok(Prepared { task: Task::Embedding, seqs: call.seqs, dims, truncated: call.truncated })
     }
 
-    /// Token sequences a client tokenized (`TokenizedCall::seqs`), checked as `prepare` checks
-    /// its own: the model, the output size, the per-call budget, ids the model has.
-    pub fn prepare_ids(&self, seqs: Vec<Vec<u32>>, dims: Option<usize>, limits: &Limits) -> Result<Prepared> {
+    /// Token sequences a client tokenized for `task` (`TokenizedCall::seqs`, or pairs from
+    /// `Qwen3Tokenizer::tokenize_pair`), checked as `prepare` checks its own: the model's task
+    /// (`WrongTask`) and fingerprint, the output size (a rerank call has one score per pair and
+    /// ignores `dims`), the per-call budget, ids the model has.
+    pub fn prepare_ids(
+        &self,
+        task: Task,
+        seqs: Vec<Vec<u32>>,
+        dims: Option<usize>,
+        limits: &Limits,
+    ) -> Result<Prepared> {
+        self.require(task)?;
         self.check_model(limits)?;
-        let dims = output_dims(dims, self.config().hidden)?;
+        let dims = match task {
+            Task::Embedding => output_dims(dims, self.config().hidden)?,
+            Task::Rerank => 1,
+        };
         let config = self.config();
         if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
             return Err(EngineError::Encode(format!(
@@ -209,7 +225,7 @@ impl Engine {
         if let Some(s) = seqs.iter().find(|s| s.len() > limits.max_tokens) {
             return Err(EngineError::InputTooLong { tokens: s.len().to_string(), limit: limits.max_tokens });
         }
-        let p = Prepared { seqs, dims, truncated: Vec::new() };
+        let p = Prepared { task, seqs, dims, truncated: Vec::new() };
         let tokens = p.tokens();
         if tokens > limits.max_request_tokens {
             return Err(EngineError::RequestTooLarge { tokens, limit: limits.max_request_tokens });
@@ -225,18 +241,33 @@ impl Engine {
         }
     }
 
-    /// The vectors of prepared calls, run together in forward passes of at most `batch_tokens`
-    /// tokens (a longer sequence runs alone): one list per call, in input order.
-    pub fn embed_prepared(
+    /// The results of prepared calls, run together in forward passes of at most `batch_tokens`
+    /// tokens (a longer sequence runs alone; a pass may hold several calls' sequences): one list
+    /// per call, in input order, through the model's head. For an embedding call its vectors
+    /// (`dims` long, unit length); for a rerank call one `vec![score]` per pair, P(yes). Every
+    /// call must be for this model's task (`WrongTask`).
+    pub fn run_prepared(
         &self,
         calls: &[&Prepared],
         batch_tokens: usize,
         cancel: &dyn Cancel,
     ) -> Result<Vec<Vec<Vec<f32>>>> {
+        for p in calls {
+            self.require(p.task)?;
+            if p.task == Task::Embedding {
+                output_dims(Some(p.dims), self.config().hidden)?;
+            }
+        }
         let seqs: Vec<Vec<u32>> = calls.iter().flat_map(|p| p.seqs.iter().cloned()).collect();
         let dims: Vec<usize> = calls.iter().flat_map(|p| std::iter::repeat_n(p.dims, p.seqs.len())).collect();
-        let mut vectors = self.embed_tokens_each(&seqs, &dims, batch_tokens, cancel, &mut |_| {})?.into_iter();
-        Ok(calls.iter().map(|p| vectors.by_ref().take(p.seqs.len()).collect()).collect())
+        let head = self.head();
+        let mut results = self
+            .passes(&seqs, batch_tokens, cancel, &mut |_| {}, |i, state| match head {
+                Head::Embedding => truncate_normalize(state, dims[i]),
+                Head::Rerank(h) => Ok(vec![h.score(state)]),
+            })?
+            .into_iter();
+        Ok(calls.iter().map(|p| results.by_ref().take(p.seqs.len()).collect()).collect())
     }
 
     /// Embeds token sequences (each ending in EOS, as `tokenize` makes them), packing them into
@@ -278,7 +309,7 @@ impl Engine {
         passed: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
         assert_eq!(seqs.len(), dims.len());
-        self.require(crate::head::Task::Embedding)?;
+        self.require(Task::Embedding)?;
         for &d in dims {
             output_dims(Some(d), self.config().hidden)?;
         }

@@ -77,6 +77,13 @@ pub struct ModelInfo {
     pub threads: usize,
     /// The packed-weight cache file in use, if any, and how it came to be.
     pub cache: CacheInfo,
+    /// The bytes of the model's weights as the backend holds them, counted once at load: the
+    /// packed projections and embedding table (their pages in the packed-weight cache's mapping
+    /// when mapped, counted in full though other processes may share them; this process's own
+    /// buffers otherwise; device memory on CUDA), the norms (and the CPU backend's f32 copies of
+    /// them) and a reranker's two head rows. Not counted: the tokenizer, the compute threads and
+    /// a forward pass's activations. What the model server's `max_model_bytes` budgets.
+    pub resident_bytes: u64,
 }
 
 /// A loaded model: its tokenizer and the backend that runs it. The embedding policy is in
@@ -262,6 +269,7 @@ impl Engine {
             backend: backend.name(),
             threads: backend.threads(),
             cache,
+            resident_bytes: backend.weight_bytes() + head.bytes(),
         };
         Ok(Engine { backend, tokenizer, head, info })
     }

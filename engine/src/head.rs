@@ -9,12 +9,16 @@
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{EngineError, Result};
 use crate::tokenizer::Qwen3Tokenizer;
 
-/// What a model computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a model computes; on the wire, its `name` ("embedding" when a request does not say).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Task {
+    #[default]
     Embedding,
     Rerank,
 }
@@ -47,6 +51,14 @@ impl Head {
         match self {
             Head::Embedding => Task::Embedding,
             Head::Rerank(_) => Task::Rerank,
+        }
+    }
+
+    /// The bytes of the head's own weights (the reranker's two rows; nothing for embeddings).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Head::Embedding => 0,
+            Head::Rerank(h) => ((h.yes.len() + h.no.len()) * size_of::<f32>()) as u64,
         }
     }
 }

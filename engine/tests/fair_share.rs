@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qwen3_embed_engine::serve::{self, wire, Caller, ModelKey, Reply, Request, ServerOptions};
-use qwen3_embed_engine::{Engine, EngineError, EngineOptions, ErrorKind};
+use qwen3_embed_engine::{Engine, EngineError, EngineOptions, ErrorKind, Task};
 
 /// Loads as the engine does, but the F16 file takes seconds: requests for it stay in flight.
 fn slow_f16(path: &Path, opts: &EngineOptions) -> Result<Engine, EngineError> {
@@ -28,8 +28,9 @@ fn req(rel: &str, n: usize, len: usize, caller: Caller) -> (Request, Vec<u8>) {
     let mut seq: Vec<u32> = (0..len as u32 - 1).map(|i| 100 + i % 1000).collect();
     seq.push(151643);
     let seqs = vec![seq; n];
-    let req = Request::Embed {
+    let req = Request::Run {
         model: key(rel),
+        task: Task::Embedding,
         lens: seqs.iter().map(Vec::len).collect(),
         dims: Some(32),
         max_tokens: 8192,

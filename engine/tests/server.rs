@@ -1,5 +1,7 @@
 //! The model server over a real Unix socket: same vectors as the engine, batching across
-//! concurrent callers, withdrawal on hang-up, model swap, and garbage that must not hurt it.
+//! concurrent callers, withdrawal on hang-up, several models loaded at once (an embedder and a
+//! reranker through the one request type) within a memory budget, and garbage that must not
+//! hurt it.
 
 mod common;
 use common::server::start;
@@ -11,7 +13,7 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
 use qwen3_embed_engine::serve::{self, wire, Caller, ModelKey, Reply, Request, ServerOptions, Stats};
-use qwen3_embed_engine::{Engine, EngineError, EngineOptions, ErrorKind, Limits};
+use qwen3_embed_engine::{BackendChoice, Engine, EngineError, EngineOptions, ErrorKind, Limits, Never, Task};
 
 /// Loads as the engine does, but takes seconds for the F16 file: a slow load.
 fn slow_f16(path: &Path, opts: &EngineOptions) -> Result<Engine, EngineError> {
@@ -56,8 +58,20 @@ fn limited_req(rel: &str, texts: &[&str], dims: Option<usize>, wait_ms: u64, max
 }
 
 fn ids_req(rel: &str, seqs: &[Vec<u32>], dims: Option<usize>, wait_ms: u64, max_tokens: usize) -> Call {
-    let req = Request::Embed {
-        model: key(rel),
+    run_req(key(rel), Task::Embedding, seqs, dims, wait_ms, max_tokens)
+}
+
+fn run_req(
+    model: ModelKey,
+    task: Task,
+    seqs: &[Vec<u32>],
+    dims: Option<usize>,
+    wait_ms: u64,
+    max_tokens: usize,
+) -> Call {
+    let req = Request::Run {
+        model,
+        task,
         lens: seqs.iter().map(Vec::len).collect(),
         dims,
         max_tokens,
@@ -157,7 +171,7 @@ fn errors_come_back_with_their_kind() {
     // A sequence longer than the request's own per-input limit.
     let long = limited_req("model-q8_0.gguf", &["many more than four tokens in this text"], None, 0, 8192);
     let mut strict = long.clone();
-    if let Request::Embed { max_tokens, .. } = &mut strict.0 {
+    if let Request::Run { max_tokens, .. } = &mut strict.0 {
         *max_tokens = 4;
     }
     match call(&strict) {
@@ -327,14 +341,14 @@ fn every_spelling_of_a_device_is_one_model() {
     let loads = stats().model_loads;
     for device in ["auto", "CPU", "cpu", " Auto ", "cpu"] {
         let mut req = embed_req("model-q8_0.gguf", &["spelled"], None, 0);
-        if let Request::Embed { model, .. } = &mut req.0 {
+        if let Request::Run { model, .. } = &mut req.0 {
             model.device = device.into();
         }
         assert!(matches!(call(&req).unwrap().0, Reply::Vectors { .. }));
     }
     assert_eq!(stats().model_loads, loads, "a device spelling reloaded the model");
     let mut bad = embed_req("model-q8_0.gguf", &["x"], None, 0);
-    if let Request::Embed { model, .. } = &mut bad.0 {
+    if let Request::Run { model, .. } = &mut bad.0 {
         model.device = "gpu".into();
     }
     assert!(matches!(call(&bad), Err(EngineError::Remote { kind: ErrorKind::Device, .. })));
@@ -356,7 +370,7 @@ fn token_budgets_refuse_what_is_too_big() {
     }
     // Over the request's own limit.
     let mut req = embed_req("model-q8_0.gguf", &["one two three four five six seven eight", "nine ten"], None, 0);
-    if let Request::Embed { max_request_tokens, .. } = &mut req.0 {
+    if let Request::Run { max_request_tokens, .. } = &mut req.0 {
         *max_request_tokens = 6;
     }
     match send(&req) {
@@ -376,4 +390,200 @@ fn token_budgets_refuse_what_is_too_big() {
         other => panic!("{other:?}"),
     };
     assert_eq!((s.tokens_in_flight, s.max_tokens_in_flight), (0, 1000));
+}
+
+/// The reranker fixture's Q8_0 file, as the server is asked for it.
+fn reranker_key() -> ModelKey {
+    ModelKey {
+        path: common::reranker(false).join("model-q8_0.gguf").display().to_string(),
+        device: "cpu".into(),
+        threads: 2,
+    }
+}
+
+/// The reranker, loaded here as the server loads it.
+fn reranker() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        Engine::load(Path::new(&reranker_key().path), &EngineOptions { threads: 2, ..Default::default() }).unwrap()
+    })
+}
+
+const PAIRS: [(&str, &str); 3] = [
+    ("what is the capital of France?", "Paris is the capital and largest city of France."),
+    ("what is the capital of France?", "The quick brown fox jumps over the lazy dog."),
+    ("how do plants make food?", "Photosynthesis turns light, water and carbon dioxide into sugar."),
+];
+
+/// The pairs as the reranker reads them.
+fn pair_ids(pairs: &[(&str, &str)]) -> Vec<Vec<u32>> {
+    pairs.iter().map(|(q, d)| reranker().tokenizer().tokenize_pair(q, d, None, 8192, &Never).unwrap().ids).collect()
+}
+
+fn send_to(sock: &Path, c: &Call) -> Result<(Reply, Vec<u8>), EngineError> {
+    serve::call(sock, &c.0, &c.1, Duration::from_secs(30), &mut || false)
+}
+
+/// The floats of a `Vectors` reply, checked to be `per` long each.
+fn floats(r: Result<(Reply, Vec<u8>), EngineError>, per: usize) -> Vec<Vec<f32>> {
+    match r.unwrap() {
+        (Reply::Vectors { dims }, tail) => {
+            assert!(dims.iter().all(|&d| d == per), "{dims:?}");
+            wire::bytes_to_f32s(&tail, &dims).unwrap()
+        }
+        (other, _) => panic!("unexpected reply {other:?}"),
+    }
+}
+
+fn stats_of(sock: &Path) -> Stats {
+    match send_to(sock, &stats_req()).unwrap() {
+        (Reply::Stats { stats }, _) => stats,
+        (other, _) => panic!("unexpected reply {other:?}"),
+    }
+}
+
+/// Embeds `text` through `sock` and checks the engine's bits.
+fn embed_checked(sock: &Path, text: &str) {
+    let (req, tail) = embed_req("model-q8_0.gguf", &[text], None, 0);
+    let got = floats(send_to(sock, &(req, tail)), common::engine("model-q8_0.gguf").config().hidden);
+    assert_eq!(got, direct("model-q8_0.gguf", &[text], None), "{text}");
+}
+
+/// Reranks `PAIRS` through `sock` and checks the engine's bits: `rerank_tokens` on the same ids
+/// in the same packing.
+fn rerank_checked(sock: &Path) -> Vec<f32> {
+    let seqs = pair_ids(&PAIRS);
+    let got = floats(send_to(sock, &run_req(reranker_key(), Task::Rerank, &seqs, None, 0, 8192)), 1);
+    let want = reranker().rerank_tokens(&seqs, 4096, &Never, &mut |_| {}).unwrap();
+    let got: Vec<f32> = got.into_iter().map(|v| v[0]).collect();
+    assert_eq!(
+        got.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+    );
+    assert!(got.iter().all(|s| (0.0..=1.0).contains(s)), "{got:?}");
+    got
+}
+
+#[test]
+fn an_embedder_and_a_reranker_stay_loaded_side_by_side() {
+    let sock = start(ServerOptions::default());
+    for round in 0..3 {
+        embed_checked(&sock, &format!("round {round}: embed me"));
+        rerank_checked(&sock);
+        let s = stats_of(&sock);
+        assert_eq!((s.model_loads, s.model_unloads), (2, 0), "round {round}");
+        assert_eq!(s.max_model_bytes, u64::MAX);
+        let mut tasks: Vec<(&str, &str)> = s.models.iter().map(|m| (m.task.as_str(), m.path.as_str())).collect();
+        tasks.sort();
+        assert_eq!(tasks.len(), 2, "{:?}", s.models);
+        assert_eq!(tasks[0].0, "embedding");
+        assert!(tasks[0].1.ends_with("tiny/model-q8_0.gguf"), "{}", tasks[0].1);
+        assert_eq!(tasks[1].0, "rerank");
+        assert!(tasks[1].1.ends_with("tiny-reranker/model-q8_0.gguf"), "{}", tasks[1].1);
+        for m in &s.models {
+            assert_eq!(m.requests, round + 1, "{m:?}");
+            assert!(m.bytes > 0 && m.load_ms > 0.0 && m.device == "cpu" && m.threads == 2, "{m:?}");
+        }
+    }
+    // The reranker's Info says what it is.
+    match send_to(&sock, &(Request::Info { model: reranker_key() }, Vec::new())).unwrap() {
+        (Reply::Info { info }, _) => {
+            assert_eq!(info.task, "rerank");
+            assert_eq!(info.resident_bytes, reranker().info().resident_bytes);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rerank_scores_through_the_server_are_the_engines_bits() {
+    let sock = start(ServerOptions::default());
+    let scores = rerank_checked(&sock);
+    // A lone pair, and pairs one per forward pass, too.
+    let seqs = pair_ids(&PAIRS[1..2]);
+    let one = floats(send_to(&sock, &run_req(reranker_key(), Task::Rerank, &seqs, None, 0, 8192)), 1);
+    assert_eq!(one[0][0].to_bits(), reranker().rerank_tokens(&seqs, 4096, &Never, &mut |_| {}).unwrap()[0].to_bits());
+    let seqs = pair_ids(&PAIRS);
+    let mut narrow = run_req(reranker_key(), Task::Rerank, &seqs, Some(7), 0, 8192);
+    if let Request::Run { batch_tokens, .. } = &mut narrow.0 {
+        *batch_tokens = 1;
+    }
+    let got = floats(send_to(&sock, &narrow), 1);
+    let want = reranker().rerank_tokens(&seqs, 1, &Never, &mut |_| {}).unwrap();
+    assert_eq!(
+        got.iter().map(|v| v[0].to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(scores.len(), PAIRS.len());
+}
+
+#[test]
+fn a_model_asked_for_another_task_says_so() {
+    let sock = start(ServerOptions::default());
+    let seqs = pair_ids(&PAIRS[..1]);
+    let wrong = |model: ModelKey, task: Task| match send_to(&sock, &run_req(model, task, &seqs, None, 0, 8192)) {
+        Err(EngineError::Remote { kind: ErrorKind::WrongTask, message }) => message,
+        other => panic!("{other:?}"),
+    };
+    let m = wrong(key("model-q8_0.gguf"), Task::Rerank);
+    assert!(m.contains("is an embedding model, not a reranker"), "{m}");
+    let m = wrong(reranker_key(), Task::Embedding);
+    assert!(m.contains("is a reranker, not an embedding model"), "{m}");
+    // Both models still answer what they do.
+    embed_checked(&sock, "still embedding");
+    rerank_checked(&sock);
+    let s = stats_of(&sock);
+    assert_eq!((s.model_loads, s.models.len()), (2, 2));
+}
+
+#[test]
+fn past_the_memory_budget_the_least_recently_used_model_is_unloaded() {
+    let embedder = common::engine("model-q8_0.gguf").info().resident_bytes;
+    let both = embedder + reranker().info().resident_bytes;
+    let sock = start(ServerOptions { max_model_bytes: both - 1, ..ServerOptions::default() });
+    for round in 0..3u64 {
+        embed_checked(&sock, &format!("round {round}"));
+        let s = stats_of(&sock);
+        assert_eq!((s.model_loads, s.model_unloads), (2 * round + 1, 2 * round), "round {round}");
+        assert_eq!(s.models.len(), 1, "{:?}", s.models);
+        assert_eq!((s.models[0].task.as_str(), s.models[0].bytes), ("embedding", embedder));
+        rerank_checked(&sock);
+        let s = stats_of(&sock);
+        assert_eq!((s.model_loads, s.model_unloads), (2 * round + 2, 2 * round + 1), "round {round}");
+        assert_eq!(s.models.len(), 1, "{:?}", s.models);
+        assert_eq!(s.models[0].task, "rerank");
+        assert_eq!(s.max_model_bytes, both - 1);
+    }
+    // With room for both, nothing more is unloaded.
+    let roomy = start(ServerOptions { max_model_bytes: both, ..ServerOptions::default() });
+    for _ in 0..2 {
+        embed_checked(&roomy, "both fit");
+        rerank_checked(&roomy);
+    }
+    let s = stats_of(&roomy);
+    assert_eq!((s.model_loads, s.model_unloads, s.models.len()), (2, 0, 2));
+    // A model larger than the whole budget is still loaded, alone.
+    let tight = start(ServerOptions { max_model_bytes: 1, ..ServerOptions::default() });
+    embed_checked(&tight, "alone");
+    rerank_checked(&tight);
+    embed_checked(&tight, "alone again");
+    let s = stats_of(&tight);
+    assert_eq!((s.model_loads, s.model_unloads, s.models.len()), (3, 2, 1));
+}
+
+/// What a model holds is about what its file holds: the Q8_0 weights, packed.
+#[test]
+fn resident_bytes_are_about_the_weights() {
+    for (path, engine) in [
+        (common::tiny().join("model-q8_0.gguf"), common::engine("model-q8_0.gguf")),
+        (PathBuf::from(reranker_key().path), reranker()),
+    ] {
+        let file = std::fs::metadata(&path).unwrap().len();
+        let held = engine.info().resident_bytes;
+        assert!(held > file / 2 && held < file * 2, "{}: {held} bytes held, file {file}", path.display());
+        // The candle backend keeps the GGUF's own quantized tensors: about the file, too.
+        let opts = EngineOptions { threads: 2, backend: BackendChoice::Candle, ..Default::default() };
+        let candle = Engine::load(&path, &opts).unwrap().info().resident_bytes;
+        assert!(candle > file / 2 && candle < file * 2, "{}: {candle} bytes in candle, file {file}", path.display());
+    }
 }

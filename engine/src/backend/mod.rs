@@ -23,6 +23,22 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     /// Compute threads it runs on.
     fn threads(&self) -> usize;
+    /// The bytes of the weights as it holds them (`ModelInfo::resident_bytes`).
+    fn weight_bytes(&self) -> u64;
+}
+
+/// The bytes of a candle tensor's elements, on whatever device it lives.
+pub(crate) fn tensor_bytes(t: &candle_core::Tensor) -> u64 {
+    (t.elem_count() * t.dtype().size_in_bytes()) as u64
+}
+
+/// The bytes of a candle quantized product's weight.
+pub(crate) fn qmatmul_bytes(q: &candle_core::quantized::QMatMul) -> u64 {
+    use candle_core::quantized::QMatMul;
+    match q {
+        QMatMul::QTensor(q) => q.storage_size_in_bytes() as u64,
+        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => tensor_bytes(t),
+    }
 }
 
 /// Where the forward pass runs, as the user spells it.

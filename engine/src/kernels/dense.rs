@@ -53,6 +53,11 @@ fn tile_index(kind: DenseKind, r: usize, kk: usize) -> usize {
 }
 
 impl PackedDense {
+    /// The bytes the packed weight holds (owned, or mapped from the packed-weight cache).
+    pub fn bytes(&self) -> u64 {
+        (self.data.as_bytes().len() + self.data32.as_bytes().len()) as u64
+    }
+
     /// `bits` holds the `[n, k]` row-major values' bit patterns (F16 or BF16).
     pub fn pack(kind: DenseKind, n: usize, k: usize, bits: &[u16]) -> Option<PackedDense> {
         if kind == DenseKind::F32 || !supports(kind, n, k) || bits.len() != n * k {

@@ -426,10 +426,9 @@ impl PackedQ {
         self.qs.is_mapped()
     }
 
-    /// Bytes held.
-    #[cfg(test)]
-    pub fn bytes(&self) -> usize {
-        self.parts().iter().map(|p| p.len()).sum()
+    /// The bytes the packed weight holds (owned, or mapped from the packed-weight cache).
+    pub fn bytes(&self) -> u64 {
+        self.parts().iter().map(|p| p.len() as u64).sum()
     }
 
     /// Subtracted from every stored quant (see the module docs).

@@ -1,5 +1,7 @@
-//! The model server: one loaded model, requests from many callers over a Unix socket, and a
-//! batcher that runs concurrent embedding requests in shared forward passes.
+//! The model server: loaded models (embedders and rerankers alike), requests from many callers
+//! over a Unix socket, and a batcher that runs concurrent requests for one model in shared
+//! forward passes. Every request runs through one handler whatever the model's task
+//! (`Request::Run`, `Engine::run_prepared`): an embedder answers vectors, a reranker scores.
 //!
 //! Callers send token ids, never text: they tokenize themselves (the extension's backends do,
 //! cut before tokenizing as `crate::cut` proves safe), so a huge input costs its own session,
@@ -13,12 +15,17 @@
 //! order for the same model. It skips withdrawn ones and stops a forward pass (before its next
 //! layer) once all its requests are withdrawn.
 //!
-//! Loading a model never holds the request loop: a request for another model starts a load on
-//! a thread of its own, and until it ends, requests for the model already loaded keep being
-//! served (both models sit in memory for that time) while those for the new one wait, each
-//! free to withdraw. A failed load answers the requests that waited for it with its error.
+//! Several models stay loaded at once, keyed by path, device and threads: a request for any of
+//! them is served in its turn among all queued requests for loaded models. Loading never holds
+//! the request loop: a request for a model not loaded starts a load (one at a time) on a thread
+//! of its own, and until it ends, requests for the loaded models keep being served while those
+//! for the new one wait, each free to withdraw. A failed load answers the requests that waited
+//! for it with its error. The loaded models' weights (`ModelInfo::resident_bytes`) are bounded
+//! by `max_model_bytes`: a new model that would take them past it unloads the least recently
+//! used others until it fits (between forward-pass groups, so never a model in use; a model
+//! larger than the whole budget is still loaded, alone).
 //!
-//! Memory is bounded by tokens: each embedding request is charged, on arrival, its tokens; one
+//! Compute memory is bounded by tokens: each run request is charged, on arrival, its tokens; one
 //! that would take the tokens in flight past the server's limit is refused at once
 //! (`ServerBusy`), and so is one that would take its role past the role's share of that limit
 //! (`RoleShare`), so that one role can never keep every other out.
@@ -31,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::wire::{self, Caller, InfoSummary, ModelKey, Reply, Request, Stats};
+use super::wire::{self, Caller, InfoSummary, ModelKey, Reply, Request, ResidentModel, Stats};
 use crate::{DeviceSpec, Engine, EngineError, EngineOptions, Limits, LongInput, Prepared};
 
 /// How a model is loaded: `Engine::load`, or a stand-in in tests.
@@ -54,6 +61,9 @@ pub struct ServerOptions {
     pub cache_dir: Option<std::path::PathBuf>,
     /// What the cache may take of the disk (`EngineOptions::cache_limits`).
     pub cache_limits: crate::cache::Limits,
+    /// Most bytes of the models loaded at once (`ModelInfo::resident_bytes` of each): past it,
+    /// loading a model unloads the least recently used others.
+    pub max_model_bytes: u64,
     pub load: Loader,
 }
 
@@ -68,6 +78,7 @@ impl Default for ServerOptions {
             role_share_percent: 100,
             cache_dir: None,
             cache_limits: crate::cache::Limits::default(),
+            max_model_bytes: u64::MAX,
             load: Engine::load,
         }
     }
@@ -122,7 +133,7 @@ impl Drop for Charge {
 
 struct Job {
     req: Request,
-    /// An embedding request's token sequences.
+    /// A run request's token sequences.
     seqs: Vec<Vec<u32>>,
     caller: Caller,
     arrived: Instant,
@@ -192,6 +203,81 @@ impl Queue {
     }
 }
 
+/// A model held loaded, and how it has been used.
+struct Resident {
+    engine: Arc<Engine>,
+    load_ms: f64,
+    requests: u64,
+    last_used: Instant,
+}
+
+impl Resident {
+    fn bytes(&self) -> u64 {
+        self.engine.info().resident_bytes
+    }
+}
+
+/// The models held loaded, by key, within `limit` bytes in all. Only the batcher changes it.
+struct Models {
+    limit: u64,
+    held: HashMap<ModelKey, Resident>,
+}
+
+impl Models {
+    fn keys(&self) -> Vec<ModelKey> {
+        self.held.keys().cloned().collect()
+    }
+
+    /// The model for `key`, if loaded, marked as used now.
+    fn take_turn(&mut self, key: &ModelKey) -> Option<Arc<Engine>> {
+        let r = self.held.get_mut(key)?;
+        r.last_used = Instant::now();
+        Some(r.engine.clone())
+    }
+
+    fn total(&self) -> u64 {
+        self.held.values().map(Resident::bytes).fold(0, u64::saturating_add)
+    }
+
+    /// Holds a model just loaded, first taking out the least recently used others until it
+    /// fits in `limit` (alone, when it never does): returns those taken out, for the caller to
+    /// drop outside the lock. The batcher calls this between forward-pass groups, so no model
+    /// is in use then (and a group's `Arc<Engine>` would keep its model alive anyway).
+    fn insert(&mut self, key: ModelKey, engine: Engine) -> Vec<(ModelKey, Resident)> {
+        let load_ms = engine.info().load_time.as_secs_f64() * 1000.0;
+        let bytes = engine.info().resident_bytes;
+        // (Loads are only for keys not held: there is no older copy of this one to replace.)
+        let mut out = Vec::new();
+        while self.total().saturating_add(bytes) > self.limit {
+            let Some(lru) = self.held.iter().min_by_key(|(_, r)| r.last_used).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            out.extend(self.held.remove_entry(&lru));
+        }
+        let resident = Resident { engine: Arc::new(engine), load_ms, requests: 0, last_used: Instant::now() };
+        self.held.insert(key, resident);
+        out
+    }
+
+    /// The loaded models for the stats, least recently used first.
+    fn list(&self) -> Vec<ResidentModel> {
+        let mut held: Vec<(&ModelKey, &Resident)> = self.held.iter().collect();
+        held.sort_by_key(|(_, r)| r.last_used);
+        held.into_iter()
+            .map(|(k, r)| ResidentModel {
+                path: k.path.clone(),
+                device: k.device.clone(),
+                threads: k.threads,
+                task: r.engine.task().name().to_string(),
+                bytes: r.bytes(),
+                load_ms: r.load_ms,
+                requests: r.requests,
+                idle_s: r.last_used.elapsed().as_secs_f64(),
+            })
+            .collect()
+    }
+}
+
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
@@ -206,6 +292,8 @@ struct Shared {
     load: Loader,
     /// A load that has ended, for the batcher to take.
     loaded: Mutex<Option<(ModelKey, Result<Engine, EngineError>)>>,
+    /// The models loaded now.
+    models: Mutex<Models>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -218,18 +306,19 @@ impl Shared {
         self.wake.notify_all();
     }
 
-    /// When no load is under way, the model of the oldest request for another model than the
-    /// `ready` one; else the request whose turn it is among those for the `ready` model; else,
-    /// after waiting a while, nothing.
-    fn next(&self, ready: Option<&ModelKey>, loading: bool) -> Next {
+    /// When no load is under way, the model of the oldest request for a model not among the
+    /// `resident` ones; else the request whose turn it is among those for resident models;
+    /// else, after waiting a while, nothing.
+    fn next(&self, resident: &[ModelKey], loading: bool) -> Next {
+        let is_resident = |j: &Job| j.req.model().is_some_and(|k| resident.contains(k));
         let mut q = lock(&self.queue);
         q.jobs.retain(|j| !j.withdrawn());
         if !loading {
-            if let Some(key) = q.jobs.iter().filter_map(|j| j.req.model()).find(|&k| Some(k) != ready) {
+            if let Some(key) = q.jobs.iter().find(|j| !is_resident(j)).and_then(|j| j.req.model()) {
                 return Next::Load(key.clone());
             }
         }
-        if let Some(job) = q.take_fair(|j| j.req.model() == ready) {
+        if let Some(job) = q.take_fair(is_resident) {
             return Next::Serve(job);
         }
         let _unused = self.wake.wait_timeout(q, Duration::from_millis(100));
@@ -282,6 +371,9 @@ impl Shared {
         s.tokens_in_flight = self.budget.in_flight();
         s.max_tokens_in_flight = self.budget.limit;
         s.max_tokens_per_role = self.budget.role_limit;
+        let models = lock(&self.models);
+        s.models = models.list();
+        s.max_model_bytes = models.limit;
         s
     }
 
@@ -314,6 +406,7 @@ pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()>
         cache_limits: opts.cache_limits,
         load: opts.load,
         loaded: Mutex::new(None),
+        models: Mutex::new(Models { limit: opts.max_model_bytes, held: HashMap::new() }),
     });
     let batcher = shared.clone();
     let preload = opts.preload.clone();
@@ -347,7 +440,7 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
     let parsed = wire::read_frame(&mut stream).and_then(|p| {
         let (req, tail) = wire::parse_payload::<Request>(&p)?;
         let seqs = match &req {
-            Request::Embed { lens, .. } => wire::bytes_to_ids(tail, lens)?,
+            Request::Run { lens, .. } => wire::bytes_to_ids(tail, lens)?,
             _ => Vec::new(),
         };
         Ok((req, seqs))
@@ -366,7 +459,7 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
         return;
     }
     let caller = match &req {
-        Request::Embed { caller, .. } => *caller,
+        Request::Run { caller, .. } => *caller,
         _ => Caller::default(),
     };
     let tokens = seqs.iter().map(Vec::len).fold(0usize, usize::saturating_add);
@@ -412,7 +505,7 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
 /// spelling of one device ("auto", "cpu", "CPU") names the same loaded model.
 fn canonical_device(req: &mut Request) -> Result<(), EngineError> {
     let model = match req {
-        Request::Embed { model, .. } | Request::Info { model } => model,
+        Request::Run { model, .. } | Request::Info { model } => model,
         Request::Stats => return Ok(()),
     };
     model.device = model.device.parse::<DeviceSpec>()?.resolve()?.to_string();
@@ -424,11 +517,11 @@ fn request_limit(shared: &Shared, asked: usize) -> usize {
     asked.min(shared.budget.limit)
 }
 
-/// An embedding request's token sequences checked against the loaded model and the request's
-/// limits, never more tokens than the server holds in flight.
+/// A run request's token sequences checked against its model (the task among them) and the
+/// request's limits, never more tokens than the server holds in flight.
 fn prepare(shared: &Shared, engine: &Engine, job: &Job) -> Result<Prepared, EngineError> {
-    let Request::Embed { dims, max_tokens, max_request_tokens, expect_fingerprints, .. } = &job.req else {
-        unreachable!("only embedding requests are prepared")
+    let Request::Run { task, dims, max_tokens, max_request_tokens, expect_fingerprints, .. } = &job.req else {
+        unreachable!("only run requests are prepared")
     };
     let limits = Limits {
         max_tokens: *max_tokens,
@@ -436,7 +529,7 @@ fn prepare(shared: &Shared, engine: &Engine, job: &Job) -> Result<Prepared, Engi
         max_request_tokens: request_limit(shared, *max_request_tokens),
         expect_fingerprints: expect_fingerprints.clone(),
     };
-    engine.prepare_ids(job.seqs.clone(), *dims, &limits)
+    engine.prepare_ids(*task, job.seqs.clone(), *dims, &limits)
 }
 
 enum Next {
@@ -449,7 +542,9 @@ enum Next {
 fn start_load(shared: &Arc<Shared>, key: ModelKey) {
     let sh = shared.clone();
     lock(&shared.stats).loading = Some(key.path.clone());
+    let for_thread = key.clone();
     let spawned = std::thread::Builder::new().name("qwen3-embed-load".into()).spawn(move || {
+        let key = for_thread;
         (sh.log)(&format!("loading {}", key.path));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let device: DeviceSpec = key.device.parse()?;
@@ -468,12 +563,62 @@ fn start_load(shared: &Arc<Shared>, key: ModelKey) {
     });
     if let Err(e) = spawned {
         let e = EngineError::Compute(format!("cannot start a loading thread: {e}"));
-        *lock(&shared.loaded) = Some((ModelKey { ..Default::default() }, Err(e)));
+        *lock(&shared.loaded) = Some((key, Err(e)));
+    }
+}
+
+/// Takes in a load that has ended: a model to hold (unloading the least recently used others
+/// past the budget), or an error for the requests that waited for it.
+fn finish_load(shared: &Shared, key: ModelKey, result: Result<Engine, EngineError>) {
+    lock(&shared.stats).loading = None;
+    let engine = match result {
+        Ok(engine) => engine,
+        Err(e) => {
+            (shared.log)(&format!("cannot load {}: {e}", key.path));
+            shared.error(&e);
+            shared.fail_all(&key, &e);
+            return;
+        }
+    };
+    let info = engine.info();
+    let ms = info.load_time.as_secs_f64() * 1000.0;
+    let cache = &info.cache;
+    if let Some(note) = &cache.note {
+        (shared.log)(&format!("WARNING: {note}"));
+    }
+    (shared.log)(&format!(
+        "loaded {} in {ms:.0} ms ({}, {} bytes, {} threads, cache {})",
+        key.path,
+        info.task.name(),
+        info.resident_bytes,
+        info.threads,
+        cache.state.as_str()
+    ));
+    {
+        let mut s = lock(&shared.stats);
+        s.model_path = Some(key.path.clone());
+        s.model_load_ms = Some(ms);
+        s.model_loads += 1;
+        s.cache = Some(cache.state.as_str().to_string());
+        s.cache_file = cache.path.as_ref().map(|p| p.display().to_string());
+        s.cache_bytes = cache.bytes;
+    }
+    let (unloaded, limit) = {
+        let mut models = lock(&shared.models);
+        (models.insert(key, engine), models.limit)
+    };
+    if !unloaded.is_empty() {
+        lock(&shared.stats).model_unloads += unloaded.len() as u64;
+        for (k, r) in &unloaded {
+            (shared.log)(&format!("unloaded {} ({} bytes) to stay within {limit} model bytes", k.path, r.bytes()));
+        }
+        // The models taken out are freed here, outside the lock.
+        drop(unloaded);
+        crate::files::release_free_memory();
     }
 }
 
 fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
-    let mut ready: Option<(ModelKey, Arc<Engine>)> = None;
     let mut loading = false;
     if let Some(key) = preload {
         start_load(&shared, key);
@@ -484,41 +629,10 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
         let finished = lock(&shared.loaded).take();
         if let Some((key, result)) = finished {
             loading = false;
-            lock(&shared.stats).loading = None;
-            match result {
-                Ok(engine) => {
-                    let ms = engine.info().load_time.as_secs_f64() * 1000.0;
-                    let cache = &engine.info().cache;
-                    if let Some(note) = &cache.note {
-                        (shared.log)(&format!("WARNING: {note}"));
-                    }
-                    let threads = engine.info().threads;
-                    (shared.log)(&format!(
-                        "loaded {} in {ms:.0} ms ({threads} threads, cache {})",
-                        key.path,
-                        cache.state.as_str()
-                    ));
-                    {
-                        let mut s = lock(&shared.stats);
-                        s.model_path = Some(key.path.clone());
-                        s.model_load_ms = Some(ms);
-                        s.model_loads += 1;
-                        s.cache = Some(cache.state.as_str().to_string());
-                        s.cache_file = cache.path.as_ref().map(|p| p.display().to_string());
-                        s.cache_bytes = cache.bytes;
-                    }
-                    // The model it replaces (if any) is freed here.
-                    ready = Some((key, Arc::new(engine)));
-                    crate::files::release_free_memory();
-                }
-                Err(e) => {
-                    (shared.log)(&format!("cannot load {}: {e}", key.path));
-                    shared.error(&e);
-                    shared.fail_all(&key, &e);
-                }
-            }
+            finish_load(&shared, key, result);
         }
-        let job = match shared.next(ready.as_ref().map(|(k, _)| k), loading) {
+        let resident = lock(&shared.models).keys();
+        let job = match shared.next(&resident, loading) {
             Next::Serve(job) => job,
             Next::Load(key) => {
                 start_load(&shared, key);
@@ -527,12 +641,13 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
             }
             Next::Nothing => continue,
         };
-        let (key, engine) = ready.clone().expect("only requests for the loaded model are served");
+        let key = job.req.model().expect("only requests for a model are queued").clone();
+        let engine = lock(&shared.models).take_turn(&key).expect("only requests for loaded models are served");
         match &job.req {
             Request::Info { .. } => {
                 job.answer(&Reply::Info { info: InfoSummary::from(engine.info()) }, &[]);
             }
-            Request::Embed { batch_tokens, batch_wait_ms, .. } => {
+            Request::Run { batch_tokens, batch_wait_ms, .. } => {
                 let budget = (*batch_tokens).max(1);
                 let deadline = job.arrived + Duration::from_millis(*batch_wait_ms);
                 let mut group: Vec<(Arc<Job>, Prepared)> = Vec::new();
@@ -555,12 +670,14 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
                     // the last forward pass was shared.
                     let others = shared.open.load(Ordering::SeqCst) > group.len() + shared.queue_len();
                     let wait = (last_group > 1 || others).then_some(deadline);
-                    next =
-                        shared.pop_if(|o| matches!(o.req, Request::Embed { .. }) && o.req.model() == Some(&key), wait);
+                    next = shared.pop_if(|o| matches!(o.req, Request::Run { .. }) && o.req.model() == Some(&key), wait);
                 }
                 if !group.is_empty() {
                     last_group = group.len();
-                    run_group(&shared, &engine, group, budget);
+                    let answered = run_group(&shared, &engine, group, budget);
+                    if let Some(r) = lock(&shared.models).held.get_mut(&key) {
+                        r.requests += answered;
+                    }
                 }
             }
             Request::Stats => {}
@@ -568,20 +685,21 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
     }
 }
 
-fn run_group(shared: &Shared, engine: &Engine, group: Vec<(Arc<Job>, Prepared)>, budget: usize) {
+/// Runs one group of prepared requests for `engine` in shared forward passes and answers
+/// them: the number answered.
+fn run_group(shared: &Shared, engine: &Engine, group: Vec<(Arc<Job>, Prepared)>, budget: usize) -> u64 {
     let group: Vec<_> = group.into_iter().filter(|(j, _)| !j.withdrawn()).collect();
     if group.is_empty() {
-        return;
+        return 0;
     }
     let calls: Vec<&Prepared> = group.iter().map(|(_, p)| p).collect();
     let tokens: usize = calls.iter().map(|p| p.tokens()).sum();
     let inputs: usize = calls.iter().map(|p| p.seqs.len()).sum();
     let all_withdrawn = || group.iter().all(|(j, _)| j.withdrawn());
     let start = Instant::now();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        engine.embed_prepared(&calls, budget, &all_withdrawn)
-    }))
-    .unwrap_or_else(|_| Err(EngineError::Compute("the engine panicked".into())));
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run_prepared(&calls, budget, &all_withdrawn)))
+            .unwrap_or_else(|_| Err(EngineError::Compute("the engine panicked".into())));
     let busy = start.elapsed().as_secs_f64();
     match result {
         Ok(per_call) => {
@@ -598,13 +716,15 @@ fn run_group(shared: &Shared, engine: &Engine, group: Vec<(Arc<Job>, Prepared)>,
             s.tokens += tokens as u64;
             s.batches += 1;
             s.busy_s += busy;
+            answered
         }
-        Err(EngineError::Cancelled) => {}
+        Err(EngineError::Cancelled) => 0,
         Err(e) => {
             shared.error(&e);
             for (job, _) in &group {
                 job.answer(&Reply::error(&e), &[]);
             }
+            0
         }
     }
 }

@@ -8,13 +8,13 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, ErrorKind};
-use crate::ModelInfo;
+use crate::{ModelInfo, Task};
 
 /// Largest frame either side accepts (texts of a big batch, or its vectors).
 pub const MAX_FRAME: usize = 1 << 30;
 
-/// Which model a request is for; the server (re)loads when it changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Which model a request is for: the server keeps one loaded model per key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ModelKey {
     pub path: String,
     pub device: String,
@@ -35,11 +35,20 @@ pub struct Caller {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Token sequences the caller tokenized (EOS last, truncated to `max_tokens`): `lens[i]`
-    /// ids each, as little-endian u32 in the frame's binary tail. The server never tokenizes.
-    Embed {
+    /// Token sequences the caller tokenized for the model's `task` (documents and queries with
+    /// EOS last, or query–document pairs as `Qwen3Tokenizer::tokenize_pair` makes them), each
+    /// at most `max_tokens`: `lens[i]` ids each, as little-endian u32 in the frame's binary
+    /// tail. The server never tokenizes. Answered with `Reply::Vectors`: an embedding per input,
+    /// or a one-float score per pair. A model asked for another task than its own answers
+    /// `WrongTask`.
+    #[serde(alias = "embed")]
+    Run {
         model: ModelKey,
+        /// What the caller wants computed ("embedding" when not said).
+        #[serde(default)]
+        task: Task,
         lens: Vec<usize>,
+        /// The vectors' size (`None`: the model's full size); a rerank call ignores it.
         dims: Option<usize>,
         /// Most tokens per input: every sequence must fit.
         max_tokens: usize,
@@ -69,7 +78,7 @@ fn unlimited() -> usize {
 impl Request {
     pub fn model(&self) -> Option<&ModelKey> {
         match self {
-            Request::Embed { model, .. } | Request::Info { model } => Some(model),
+            Request::Run { model, .. } | Request::Info { model } => Some(model),
             Request::Stats => None,
         }
     }
@@ -122,6 +131,9 @@ pub struct InfoSummary {
     /// Why the cache is not in use, or what was rebuilt.
     #[serde(default)]
     pub cache_note: Option<String>,
+    /// The bytes of its weights as loaded (`ModelInfo::resident_bytes`).
+    #[serde(default)]
+    pub resident_bytes: u64,
 }
 
 fn embedding() -> String {
@@ -155,8 +167,28 @@ impl From<&ModelInfo> for InfoSummary {
             cache_file: i.cache.path.as_ref().map(|p| p.display().to_string()),
             cache_bytes: i.cache.bytes,
             cache_note: i.cache.note.clone(),
+            resident_bytes: i.resident_bytes,
         }
     }
+}
+
+/// A model the server holds loaded now (`Stats::models`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResidentModel {
+    pub path: String,
+    pub device: String,
+    /// Compute threads asked for (0: one per core), as in its `ModelKey`.
+    #[serde(default)]
+    pub threads: usize,
+    /// "embedding" or "rerank" (`Task::name`).
+    pub task: String,
+    /// Its weights as loaded (`ModelInfo::resident_bytes`).
+    pub bytes: u64,
+    pub load_ms: f64,
+    /// Run requests it answered since it was loaded.
+    pub requests: u64,
+    /// Seconds since a request last used it.
+    pub idle_s: f64,
 }
 
 /// The server's counters since its process started.
@@ -166,9 +198,10 @@ pub struct Stats {
     /// Times the supervisor restarted the server process before this one.
     pub restarts: u64,
     pub uptime_s: f64,
+    /// The model loaded most recently, and how long it took.
     pub model_path: Option<String>,
     pub model_load_ms: Option<f64>,
-    /// Embedding requests answered (one per SQL call; a batch call is one request).
+    /// Run requests answered (one per SQL call; a batch call is one request).
     pub requests: u64,
     /// Requests withdrawn by their caller (cancelled, timed out) before an answer.
     pub withdrawn: u64,
@@ -177,13 +210,22 @@ pub struct Stats {
     /// Forward-pass groups run: each holds one or more requests.
     pub batches: u64,
     pub queue_depth: usize,
-    /// Seconds spent computing embeddings.
+    /// Seconds spent in forward passes (embeddings and scores).
     pub busy_s: f64,
     pub last_error: Option<String>,
     /// Models loaded by this process (the first one included).
     #[serde(default)]
     pub model_loads: u64,
-    /// The model being loaded now, while requests for the loaded one go on being served.
+    /// Models unloaded to keep the resident ones within `max_model_bytes`.
+    #[serde(default)]
+    pub model_unloads: u64,
+    /// The models loaded now, least recently used first.
+    #[serde(default)]
+    pub models: Vec<ResidentModel>,
+    /// Most bytes of resident models (`ServerOptions::max_model_bytes`; `u64::MAX`: no limit).
+    #[serde(default)]
+    pub max_model_bytes: u64,
+    /// The model being loaded now, while requests for the resident ones go on being served.
     #[serde(default)]
     pub loading: Option<String>,
     /// Estimated tokens of the requests queued or running now, and the most allowed.
@@ -194,7 +236,8 @@ pub struct Stats {
     /// The most of them one role may hold (`ServerOptions::role_share_percent`).
     #[serde(default)]
     pub max_tokens_per_role: usize,
-    /// The loaded model's packed-weight cache: state, file and size (`InfoSummary::cache`).
+    /// The most recently loaded model's packed-weight cache: state, file and size
+    /// (`InfoSummary::cache`).
     #[serde(default)]
     pub cache: Option<String>,
     #[serde(default)]
@@ -318,4 +361,21 @@ pub fn bytes_to_f32s(tail: &[u8], dims: &[usize]) -> std::io::Result<Vec<Vec<f32
         at += 4 * d;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_request_names_its_task_and_embeds_when_it_does_not() {
+        let old = r#"{"op":"embed","model":{"path":"m","device":"cpu","threads":0},"lens":[1],"dims":null,
+            "max_tokens":8,"batch_tokens":8,"batch_wait_ms":0}"#;
+        assert!(matches!(serde_json::from_str(old).unwrap(), Request::Run { task: Task::Embedding, .. }));
+        let rerank = old.replace(r#""op":"embed""#, r#""op":"run","task":"rerank""#);
+        assert!(matches!(serde_json::from_str(&rerank).unwrap(), Request::Run { task: Task::Rerank, .. }));
+        for task in [Task::Embedding, Task::Rerank] {
+            assert_eq!(serde_json::to_value(task).unwrap(), task.name());
+        }
+    }
 }

@@ -141,6 +141,6 @@ pub fn embed_texts(
 ) -> Result<Vec<Vec<f32>>, EngineError> {
     let limits = Limits { max_tokens, ..Limits::default() };
     let p = e.prepare(texts, instruct, dims, &limits)?;
-    let mut out = e.embed_prepared(&[&p], batch_tokens, &qwen3_embed_engine::Never)?;
+    let mut out = e.run_prepared(&[&p], batch_tokens, &qwen3_embed_engine::Never)?;
     Ok(out.pop().expect("one list per call"))
 }

@@ -176,6 +176,10 @@ impl Backend for CandleBackend {
             Device::Cuda(_) => 1,
         }
     }
+
+    fn weight_bytes(&self) -> u64 {
+        self.model.weights.bytes()
+    }
 }
 
 #[cfg(test)]

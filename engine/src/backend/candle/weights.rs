@@ -58,6 +58,26 @@ impl Embedding {
 /// One layer's weights on the device.
 pub type Layer = tensors::Layer<Tensor, Proj>;
 
+impl Weights {
+    /// The bytes of every weight on the device: the embedding table, projections and norms.
+    pub fn bytes(&self) -> u64 {
+        use crate::backend::{qmatmul_bytes, tensor_bytes};
+        let proj = |p: &Proj| match p {
+            Proj::Quantized(q) => qmatmul_bytes(q),
+            Proj::Dense(t) => tensor_bytes(t),
+        };
+        let layer = |l: &Layer| {
+            [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| proj(p)).sum::<u64>()
+                + [&l.attn_norm, &l.q_norm, &l.k_norm, &l.ffn_norm].iter().map(|t| tensor_bytes(t)).sum::<u64>()
+        };
+        let embed = match &self.embed {
+            Embedding::Quantized(q) => q.storage_size_in_bytes() as u64,
+            Embedding::Dense(t) => tensor_bytes(t),
+        };
+        embed + self.layers.iter().map(layer).sum::<u64>() + tensor_bytes(&self.final_norm)
+    }
+}
+
 pub struct Weights {
     pub config: ModelConfig,
     pub embed: Embedding,

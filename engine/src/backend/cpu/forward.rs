@@ -81,6 +81,12 @@ impl Qwen3 {
         Ok(Qwen3 { weights, kernels: kernels::active()?, inv_freq, norms, final_norm })
     }
 
+    /// The bytes of the weights, and of the norms' f32 copies the forward pass reads.
+    pub fn weight_bytes(&self) -> u64 {
+        let norms: usize = self.norms.iter().flatten().map(Vec::len).sum::<usize>() + self.final_norm.len();
+        self.weights.bytes() + (norms * size_of::<f32>()) as u64
+    }
+
     fn pack(&self, seqs: &[&[u32]]) -> Result<Packed> {
         let total: usize = seqs.iter().map(|s| s.len()).sum();
         let half = self.inv_freq.len();

@@ -52,4 +52,8 @@ impl Backend for CpuBackend {
     fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }
+
+    fn weight_bytes(&self) -> u64 {
+        self.model.weight_bytes()
+    }
 }

@@ -70,6 +70,16 @@ impl Linear {
         Ok(Linear::Dense(t))
     }
 
+    /// The bytes the weight holds (owned, or mapped from the packed-weight cache).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Linear::Packed(p) => p.bytes(),
+            Linear::PackedDense(p) => p.bytes(),
+            Linear::Quantized(q) => crate::backend::qmatmul_bytes(q),
+            Linear::Dense(t) => crate::backend::tensor_bytes(t),
+        }
+    }
+
     pub fn dims(&self) -> Vec<usize> {
         match self {
             Linear::Packed(p) => vec![p.n, p.k],
@@ -247,6 +257,18 @@ impl Embedding {
 
 /// One layer's weights: norms as f32 tensors, projections as the kernels take them.
 pub type LayerWeights = Layer<Tensor, Linear>;
+
+impl ModelWeights {
+    /// The bytes of every weight as held: the embedding table, projections and norms.
+    pub fn bytes(&self) -> u64 {
+        use crate::backend::tensor_bytes;
+        let layer = |l: &LayerWeights| {
+            [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| p.bytes()).sum::<u64>()
+                + [&l.attn_norm, &l.q_norm, &l.k_norm, &l.ffn_norm].iter().map(|t| tensor_bytes(t)).sum::<u64>()
+        };
+        self.embed.data.len() as u64 + self.layers.iter().map(layer).sum::<u64>() + tensor_bytes(&self.final_norm)
+    }
+}
 
 pub struct ModelWeights {
     pub config: ModelConfig,
