@@ -45,8 +45,8 @@ STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_server_stats_wrapper';
 
--- qwen3_embed_info gained six result columns: why the device was chosen, the backend, the
--- packed-weight cache in use, and the build profile of the library.
+-- qwen3_embed_info gained seven result columns: why the device was chosen, the backend, the
+-- packed-weight cache in use, the build profile of the library and the model's task.
 DROP FUNCTION @extschema@.qwen3_embed_info();
 CREATE FUNCTION @extschema@."qwen3_embed_info"() RETURNS TABLE (
 	"model_path" TEXT,
@@ -67,7 +67,8 @@ CREATE FUNCTION @extschema@."qwen3_embed_info"() RETURNS TABLE (
 	"cache" TEXT,
 	"cache_file" TEXT,
 	"cache_bytes" bigint,
-	"build" TEXT
+	"build" TEXT,
+	"task" TEXT
 )
 STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c
@@ -85,6 +86,42 @@ CREATE FUNCTION @extschema@."qwen3_chunks"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_chunks_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_embed_server_models"() RETURNS TABLE (
+	"model_path" TEXT,
+	"device" TEXT,
+	"task" TEXT,
+	"bytes" bigint,
+	"load_ms" double precision,
+	"requests" bigint,
+	"idle_s" double precision,
+	"max_bytes" bigint
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_server_models_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_rerank"(
+	"query" TEXT,
+	"documents" TEXT[],
+	"instruct" TEXT DEFAULT NULL,
+	"top_n" INT DEFAULT NULL
+) RETURNS TABLE (
+	"ord" INT,
+	"score" real
+)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_rerank_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_rerank_score"(
+	"query" TEXT,
+	"document" TEXT,
+	"instruct" TEXT DEFAULT NULL
+) RETURNS real
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_rerank_score_wrapper';
 
 CREATE FUNCTION @extschema@."qwen3_embed_batch_for_column"(
 	"inputs" TEXT[],
@@ -2436,9 +2473,15 @@ COMMENT ON FUNCTION @extschema@.qwen3_token_count(text, text) IS
 COMMENT ON FUNCTION @extschema@.qwen3_tokenize(text, text) IS
 'The token ids the model sees for input (with instruct), end-of-text (151643) last, before any truncation.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_info() IS
-'The loaded model (loading it if needed): file, format, architecture, size, tensor types, dimensions, vocabulary, device, threads, fingerprint, load time, where it runs (backend or server), why that device was chosen, the compute backend (kernels or candle), the packed-weight cache, and the build profile of the library (release, or debug: several times slower; reinstall with cargo pgrx install --release).';
+'The loaded model (loading it if needed): file, format, architecture, size, tensor types, dimensions, vocabulary, device, threads, fingerprint, load time, where it runs (backend or server), why that device was chosen, the compute backend (kernels or candle), the packed-weight cache, the build profile of the library (release, or debug: several times slower; reinstall with cargo pgrx install --release), and the model''s task (embedding).';
+COMMENT ON FUNCTION @extschema@.qwen3_rerank(text, text[], text, integer) IS
+'Scores each of documents for query with the reranker of qwen3_embed.reranker_path (Qwen3-Reranker): P(yes) in [0, 1] that the document meets the query under instruct (default: the upstream web search task). One row per document in input order (ord from 1), or with top_n the best top_n, highest score first. NULL documents (or a NULL query) score NULL; a NULL array gives no rows. A pair longer than qwen3_embed.max_tokens loses the end of its document (qwen3_embed.on_long_input); the whole call is bounded by qwen3_embed.max_request_tokens. Use it on the candidates of a vector search: ORDER BY embedding <=> qwen3_embed_query($1) LIMIT 50.';
+COMMENT ON FUNCTION @extschema@.qwen3_rerank_score(text, text, text) IS
+'The reranker''s score of one document for query (see qwen3_rerank): P(yes) in [0, 1]; NULL when either is NULL.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_server_stats() IS
 'The model server (when qwen3_embed is in shared_preload_libraries): state (off, unavailable, running), process id, restarts, model and load time, requests, withdrawn requests, inputs, tokens, forward-pass groups (batches), mean requests per batch, queue depth, tokens per second of compute, last error (superusers only), models loaded, the model being loaded now, and the estimated tokens in flight with their limit (qwen3_embed.server_max_tokens).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_server_models() IS
+'The models resident in the model server now (none when it does not run), least recently used first: file, device, task (embedding or rerank), bytes of weights held, load time, requests answered, seconds since last used, and the memory all may take together (qwen3_embed.server_model_memory; NULL: no limit). Loading a model that would pass it unloads the least recently used ones.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_default_task() IS
 'The upstream default retrieval task that qwen3_embed_query uses as its instruction.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_trigger() IS

@@ -86,17 +86,7 @@ fn embed_batch(
         return TableIterator::new(Vec::new());
     };
     let dims = check_dims(dims);
-    let texts: Vec<Option<String>> = inputs.iter().map(|t| t.map(str::to_string)).collect();
-    // SAFETY: the array was detoasted by pgrx into memory of this call's context; only its
-    // header is read.
-    let ndim = unsafe { (*inputs.into_array_type()).ndim };
-    if ndim > 1 {
-        raise_with(
-            Code::ERRCODE_ARRAY_ELEMENT_ERROR, // 2202E, array_subscript_error
-            format!("qwen3_embed_batch: inputs must be a one-dimensional array, got {ndim} dimensions"),
-            "Pass a flat text[]; to embed every element of a multi-dimensional array, flatten it first: ARRAY(SELECT unnest(inputs)).",
-        );
-    }
+    let texts = flat_texts(inputs, "qwen3_embed_batch: inputs");
     if texts.iter().all(Option::is_none) {
         let rows: Vec<_> = (1..=texts.len() as i32).map(|i| (i, None)).collect();
         return TableIterator::new(rows);
@@ -109,6 +99,22 @@ fn embed_batch(
         .map(|(i, t)| (i as i32 + 1, t.as_ref().map(|_| Vector(vectors.next().expect("vector")))))
         .collect();
     TableIterator::new(rows)
+}
+
+/// The elements of a one-dimensional text array (`what` names it in the error for any other).
+pub(crate) fn flat_texts(inputs: Array<&str>, what: &str) -> Vec<Option<String>> {
+    let texts: Vec<Option<String>> = inputs.iter().map(|t| t.map(str::to_string)).collect();
+    // SAFETY: the array was detoasted by pgrx into memory of this call's context; only its
+    // header is read.
+    let ndim = unsafe { (*inputs.into_array_type()).ndim };
+    if ndim > 1 {
+        raise_with(
+            Code::ERRCODE_ARRAY_ELEMENT_ERROR, // 2202E, array_subscript_error
+            format!("{what} must be a one-dimensional array, got {ndim} dimensions"),
+            "Pass a flat text[]; to use every element of a multi-dimensional array, flatten it first: ARRAY(SELECT unnest(a)).",
+        );
+    }
+    texts
 }
 
 /// Tokens the model sees for `input` (with `instruct`), the appended end-of-text included,
@@ -179,9 +185,10 @@ fn qwen3_embed_info() -> TableIterator<
         name!(cache_file, Option<String>),
         name!(cache_bytes, i64),
         name!(build, String),
+        name!(task, String),
     ),
 > {
-    let (i, runs_in) = host::info();
+    let (i, runs_in) = host::info(qwen3_embed_engine::Task::Embedding);
     TableIterator::once((
         i.path,
         i.format,
@@ -202,6 +209,7 @@ fn qwen3_embed_info() -> TableIterator<
         i.cache_file,
         i.cache_bytes as i64,
         crate::BUILD_PROFILE.to_string(),
+        i.task,
     ))
 }
 
@@ -296,6 +304,37 @@ fn qwen3_embed_server_stats() -> TableIterator<
 }
 
 const HIDDEN: &str = "(hidden: only superusers see the model server's errors)";
+
+/// The models resident in the model server now (none when it does not run), least recently
+/// used first, and the memory they may take together (`qwen3_embed.server_model_memory`).
+#[pg_extern(volatile, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn qwen3_embed_server_models() -> TableIterator<
+    'static,
+    (
+        name!(model_path, String),
+        name!(device, String),
+        name!(task, String),
+        name!(bytes, i64),
+        name!(load_ms, f64),
+        name!(requests, i64),
+        name!(idle_s, f64),
+        name!(max_bytes, Option<i64>),
+    ),
+> {
+    let (_, stats, _) = host::server_stats();
+    let Some(s) = stats else {
+        return TableIterator::new(Vec::new());
+    };
+    // u64::MAX: no limit.
+    let max = i64::try_from(s.max_model_bytes).ok();
+    TableIterator::new(
+        s.models
+            .into_iter()
+            .map(|m| (m.path, m.device, m.task, m.bytes as i64, m.load_ms, m.requests as i64, m.idle_s, max))
+            .collect::<Vec<_>>(),
+    )
+}
 
 /// The upstream default retrieval task, for building queries by hand.
 #[pg_extern(immutable, parallel_safe)]

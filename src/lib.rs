@@ -8,6 +8,7 @@ mod api;
 mod cache_api;
 mod errors;
 mod host;
+mod rerank;
 mod settings;
 mod state;
 mod sync;

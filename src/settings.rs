@@ -6,6 +6,8 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 
 /// The model file or Hugging Face directory. Superuser-only: it makes the server read a file.
 pub static MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// The reranker (`qwen3_rerank`), beside the embedder. Superuser-only, as MODEL_PATH.
+pub static RERANKER_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static DEVICE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"cpu"));
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(qwen3_embed_engine::DEFAULT_MAX_TOKENS as i32);
@@ -23,6 +25,8 @@ pub static SYNC_LINGER: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
 pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
 pub static SERVER_ROLE_SHARE: GucSetting<i32> = GucSetting::<i32>::new(50);
+/// In MB; 0: half the machine's memory, -1: no limit.
+pub static SERVER_MODEL_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static CACHE_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// In MB, as the engine's defaults.
 pub static CACHE_MIN_FREE: GucSetting<i32> =
@@ -72,6 +76,16 @@ pub fn register() {
             100,
             GucContext::Postmaster,
             GucFlags::default(),
+        );
+        GucRegistry::define_int_guc(
+            c"qwen3_embed.server_model_memory",
+            c"Most memory the models resident in the model server may take together; 0: half the machine's memory, -1: no limit.",
+            c"The server keeps every model in use (an embedder, a reranker, other databases' models) until loading another would pass this; then the least recently used ones are unloaded. Only read at server start.",
+            &SERVER_MODEL_MEMORY,
+            -1,
+            i32::MAX,
+            GucContext::Postmaster,
+            GucFlags::UNIT_MB,
         );
         GucRegistry::define_int_guc(
             c"qwen3_embed.sync_workers",
@@ -173,6 +187,14 @@ pub fn register() {
         c"The Qwen3-Embedding model: a .gguf file or a Hugging Face checkpoint directory.",
         c"Read by the server process. A new value takes effect for the next call, no restart needed.",
         &MODEL_PATH,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"qwen3_embed.reranker_path",
+        c"The Qwen3-Reranker model of qwen3_rerank: a .gguf file or a Hugging Face checkpoint directory.",
+        c"Superuser-only: it makes the server read a file. The model server keeps it resident beside the embedder.",
+        &RERANKER_PATH,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -299,6 +321,23 @@ pub fn server_max_tokens() -> usize {
     SERVER_MAX_TOKENS.get().max(1024) as usize
 }
 
+/// Bytes the model server's resident models may take together.
+pub fn server_model_memory() -> u64 {
+    match SERVER_MODEL_MEMORY.get() {
+        -1 => u64::MAX,
+        0 => {
+            // SAFETY: sysconf reads constants of the running system.
+            let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGE_SIZE)) };
+            if pages > 0 && size > 0 {
+                (pages as u64).saturating_mul(size as u64) / 2
+            } else {
+                u64::MAX
+            }
+        }
+        mb => (mb.max(1) as u64) << 20,
+    }
+}
+
 pub fn server_role_share() -> usize {
     SERVER_ROLE_SHARE.get().clamp(1, 100) as usize
 }
@@ -345,6 +384,21 @@ pub fn server_threads() -> usize {
 
 pub fn server_batch_wait_ms() -> u64 {
     SERVER_BATCH_WAIT.get().max(0) as u64
+}
+
+pub fn reranker_path() -> Option<String> {
+    RERANKER_PATH.get().map(|s| s.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty())
+}
+
+/// The configured reranker, or the ERROR that says how to configure one.
+pub fn reranker_path_or_raise() -> String {
+    reranker_path().unwrap_or_else(|| {
+        crate::errors::raise_with(
+            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "qwen3_embed: no reranker configured (qwen3_embed.reranker_path is empty)".into(),
+            "As a superuser: ALTER SYSTEM SET qwen3_embed.reranker_path = '/path/to/Qwen3-Reranker-4B-Q8_0.gguf'; SELECT pg_reload_conf();",
+        )
+    })
 }
 
 /// The configured model, or the ERROR that says how to configure one.

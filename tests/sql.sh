@@ -112,10 +112,24 @@ for made in "same:$MODEL:" "instructed:$MODEL:Given a web search query, retrieve
         || { cat "$WORK/cli/adopt_$name.log"; fail "qwen3-embed embed ($name) failed"; }
 done
 
+# The reranker fixture (as engine/tests/rerank.rs makes it) and transformers' scores for it
+# (tests/sql/rerank.sql).
+RERANKER_DIR="$ROOT/fixtures/generated/tiny-reranker"
+if [[ ! -f "$RERANKER_DIR/MANIFEST.json" ]]; then
+    log "generating the tiny reranker in $RERANKER_DIR"
+    "$CLI" fixture --kind reranker --preset tiny --seed 42 --tokenizer "$ROOT/fixtures/tokenizer/tokenizer.json" \
+        --out "$RERANKER_DIR" --formats hf-f32,gguf-f32,gguf-f16,gguf-q8_0 >/dev/null
+fi
+RERANKER="$(realpath "$RERANKER_DIR/model-f32.gguf")"
+cp "$ROOT/engine/tests/data/rerank_pairs.json" "$WORK/cli/rerank_pairs.json"
+cp "$ROOT/engine/tests/golden/rerank/f32.json" "$WORK/cli/rerank_f32.json"
+cp "$ROOT/engine/tests/golden/rerank/q8_0.json" "$WORK/cli/rerank_q8_0.json"
+
 # --- 4. the temporary instance's configuration ---------------------------------------------------
 CONF="$WORK/temp.conf"
 {
     echo "qwen3_embed.model_path = '${MODEL//\'/\'\'}'"
+    echo "qwen3_embed.reranker_path = '${RERANKER//\'/\'\'}'"
     echo "qwen3_embed.threads = 2"
     echo "qwen3_embed.server_threads = 2"
     echo "max_worker_processes = 16"
@@ -148,6 +162,10 @@ set +e
     QWEN3_EMBED_CLI_D64="$WORK/cli/d64.jsonl" \
     QWEN3_EMBED_ADOPT_DIR="$WORK/cli" \
     QWEN3_EMBED_MODEL="$MODEL" \
+    QWEN3_EMBED_RERANK_PAIRS="$WORK/cli/rerank_pairs.json" \
+    QWEN3_EMBED_RERANK_GOLDEN_F32="$WORK/cli/rerank_f32.json" \
+    QWEN3_EMBED_RERANK_GOLDEN_Q8_0="$WORK/cli/rerank_q8_0.json" \
+    QWEN3_EMBED_RERANKER_Q8_0="$RERANKER_DIR/model-q8_0.gguf" \
     PGTZ=UTC PGDATESTYLE="ISO, MDY" \
     "$PG_REGRESS" \
         --bindir="$BINDIR" \

@@ -118,25 +118,37 @@ impl Qwen3Tokenizer {
         limits: &Limits,
         stop: &dyn Cancel,
     ) -> Result<TokenizedCall> {
-        let mut seqs = Vec::with_capacity(texts.len());
-        let mut truncated = Vec::new();
-        let mut tokens = 0usize;
-        for (index, text) in texts.iter().enumerate() {
-            let t = self.tokenize_input(text.as_ref(), instruct, limits.max_tokens, stop)?;
-            if t.truncated {
-                if limits.long_input == LongInput::Error {
-                    return Err(EngineError::InputTooLong { tokens: t.full_len_text(), limit: limits.max_tokens });
-                }
-                truncated.push(Truncation { index, full_len: t.full_len, more: t.cut });
-            }
-            tokens += t.ids.len();
-            seqs.push(t.ids);
-        }
-        if tokens > limits.max_request_tokens {
-            return Err(EngineError::RequestTooLarge { tokens, limit: limits.max_request_tokens });
-        }
-        Ok(TokenizedCall { seqs, truncated })
+        tokenize_each(texts.len(), limits, |i| {
+            self.tokenize_input(texts[i].as_ref(), instruct, limits.max_tokens, stop)
+        })
     }
+}
+
+/// `n` inputs tokenized by `one(i)` (each at most `limits.max_tokens`), under the long-input
+/// rule and the per-call token budget: the policy every task's inputs go through.
+pub(crate) fn tokenize_each(
+    n: usize,
+    limits: &Limits,
+    mut one: impl FnMut(usize) -> Result<Tokenized>,
+) -> Result<TokenizedCall> {
+    let mut seqs = Vec::with_capacity(n);
+    let mut truncated = Vec::new();
+    let mut tokens = 0usize;
+    for index in 0..n {
+        let t = one(index)?;
+        if t.truncated {
+            if limits.long_input == LongInput::Error {
+                return Err(EngineError::InputTooLong { tokens: t.full_len_text(), limit: limits.max_tokens });
+            }
+            truncated.push(Truncation { index, full_len: t.full_len, more: t.cut });
+        }
+        tokens += t.ids.len();
+        seqs.push(t.ids);
+    }
+    if tokens > limits.max_request_tokens {
+        return Err(EngineError::RequestTooLarge { tokens, limit: limits.max_request_tokens });
+    }
+    Ok(TokenizedCall { seqs, truncated })
 }
 
 /// One call's inputs, tokenized and checked: what the forward passes need.

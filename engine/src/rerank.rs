@@ -4,6 +4,7 @@
 //! rerank head's P(yes).
 
 use crate::cancel::Cancel;
+use crate::embedder::{tokenize_each, Limits, TokenizedCall};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::head::{Head, Task};
@@ -50,6 +51,21 @@ impl Qwen3Tokenizer {
         ids.extend_from_slice(&body.ids[..body.ids.len() - 1]);
         ids.extend_from_slice(&suf);
         Ok(Tokenized { ids, truncated: body.truncated, full_len: body.full_len - 1 + frame, cut: body.cut })
+    }
+
+    /// One rerank call's pairs (`query` with each of `documents`) as token ids, under the
+    /// long-input rule and the per-call token budget, as `tokenize_call` does for documents.
+    pub fn tokenize_pairs<S: AsRef<str>>(
+        &self,
+        query: &str,
+        documents: &[S],
+        instruct: Option<&str>,
+        limits: &Limits,
+        stop: &dyn Cancel,
+    ) -> Result<TokenizedCall> {
+        tokenize_each(documents.len(), limits, |i| {
+            self.tokenize_pair(query, documents[i].as_ref(), instruct, limits.max_tokens, stop)
+        })
     }
 }
 

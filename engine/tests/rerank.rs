@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use qwen3_embed_engine::fixture;
 use qwen3_embed_engine::{BackendChoice, Engine, EngineError, EngineOptions, Never, Task};

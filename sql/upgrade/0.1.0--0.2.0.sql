@@ -43,8 +43,8 @@ STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_server_stats_wrapper';
 
--- qwen3_embed_info gained six result columns: why the device was chosen, the backend, the
--- packed-weight cache in use, and the build profile of the library.
+-- qwen3_embed_info gained seven result columns: why the device was chosen, the backend, the
+-- packed-weight cache in use, the build profile of the library and the model's task.
 DROP FUNCTION @extschema@.qwen3_embed_info();
 CREATE FUNCTION @extschema@."qwen3_embed_info"() RETURNS TABLE (
 	"model_path" TEXT,
@@ -65,7 +65,8 @@ CREATE FUNCTION @extschema@."qwen3_embed_info"() RETURNS TABLE (
 	"cache" TEXT,
 	"cache_file" TEXT,
 	"cache_bytes" bigint,
-	"build" TEXT
+	"build" TEXT,
+	"task" TEXT
 )
 STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c
@@ -83,6 +84,42 @@ CREATE FUNCTION @extschema@."qwen3_chunks"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_chunks_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_embed_server_models"() RETURNS TABLE (
+	"model_path" TEXT,
+	"device" TEXT,
+	"task" TEXT,
+	"bytes" bigint,
+	"load_ms" double precision,
+	"requests" bigint,
+	"idle_s" double precision,
+	"max_bytes" bigint
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_server_models_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_rerank"(
+	"query" TEXT,
+	"documents" TEXT[],
+	"instruct" TEXT DEFAULT NULL,
+	"top_n" INT DEFAULT NULL
+) RETURNS TABLE (
+	"ord" INT,
+	"score" real
+)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_rerank_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_rerank_score"(
+	"query" TEXT,
+	"document" TEXT,
+	"instruct" TEXT DEFAULT NULL
+) RETURNS real
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_rerank_score_wrapper';
 
 CREATE FUNCTION @extschema@."qwen3_embed_batch_for_column"(
 	"inputs" TEXT[],

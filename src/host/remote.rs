@@ -15,33 +15,26 @@ use qwen3_embed_engine::serve::{self, wire, Caller, InfoSummary, ModelKey, Reply
 use qwen3_embed_engine::{EngineError, Qwen3Tokenizer};
 
 use crate::errors::{raise, OrRaise};
-use crate::host::notice_truncated;
 use crate::host::offthread::{cancel_requested, run_cancellable};
 use crate::host::server::{self, SOCKET};
+use crate::host::{kept, notice_truncated, Work};
 use crate::settings;
 
 /// How long a call waits for the server to (re)appear, e.g. after its process died.
 const CONNECT_WAIT: Duration = Duration::from_secs(30);
 
-fn key() -> ModelKey {
-    ModelKey { path: settings::model_path_or_raise(), device: settings::device(), threads: settings::server_threads() }
+fn key(path: String) -> ModelKey {
+    ModelKey { path, device: settings::device(), threads: settings::server_threads() }
 }
 
-static TOKENIZER: Mutex<Option<(String, Arc<Qwen3Tokenizer>)>> = Mutex::new(None);
+static TOKENIZERS: Mutex<Vec<(String, Arc<Qwen3Tokenizer>)>> = Mutex::new(Vec::new());
 
-/// The tokenizer of the configured model, loaded in this backend when needed.
+/// The tokenizer of the model at `path`, loaded in this backend when needed.
 fn tokenizer(path: &str) -> Arc<Qwen3Tokenizer> {
-    let mut slot = TOKENIZER.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((p, t)) = slot.as_ref() {
-        if p == path {
-            return t.clone();
-        }
-    }
-    *slot = None;
     let owned = path.to_string();
-    let t = Arc::new(run_cancellable(move |_| Qwen3Tokenizer::for_model(Path::new(&owned))).or_raise());
-    *slot = Some((path.to_string(), t.clone()));
-    t
+    kept(&TOKENIZERS, path.to_string(), || {
+        run_cancellable(move |_| Qwen3Tokenizer::for_model(Path::new(&owned))).or_raise()
+    })
 }
 
 /// This session's role (the one it logged in as, which SET ROLE does not change) and process.
@@ -88,7 +81,7 @@ impl Drop for WaitingOnServer {
     }
 }
 
-fn call(req: &Request, tail: &[u8], wait: Duration) -> Result<(Reply, Vec<u8>), EngineError> {
+fn call_server(req: &Request, tail: &[u8], wait: Duration) -> Result<(Reply, Vec<u8>), EngineError> {
     let waiting = WaitingOnServer::start();
     let r = serve::call(Path::new(SOCKET), req, tail, wait, &mut cancel_requested);
     drop(waiting);
@@ -103,23 +96,22 @@ fn unexpected(r: Reply) -> ! {
     raise(EngineError::Server(format!("the model server sent an unexpected reply: {r:?}")))
 }
 
-pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column: Option<&str>) -> Vec<Vec<f32>> {
-    let model = key();
+pub fn run(work: &Work) -> Vec<Vec<f32>> {
+    let model = key(work.model_path());
     let tok = tokenizer(&model.path);
-    let limits = settings::limits_for(column);
+    let limits = work.limits();
     let max_tokens = limits.max_tokens;
-    let owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
-    let instruct = instruct.map(str::to_string);
     let expect_fingerprints = limits.expect_fingerprints.clone();
-    let call_tokens =
-        run_cancellable(move |cancel| tok.tokenize_call(&owned, instruct.as_deref(), &limits, cancel)).or_raise();
-    for t in &call_tokens.truncated {
+    let w = work.clone();
+    let call = run_cancellable(move |cancel| w.tokenize(&tok, &limits, cancel)).or_raise();
+    for t in &call.truncated {
         notice_truncated(t, max_tokens);
     }
-    let req = Request::Embed {
+    let req = Request::Run {
         model,
-        lens: call_tokens.seqs.iter().map(Vec::len).collect(),
-        dims,
+        task: work.task,
+        lens: call.seqs.iter().map(Vec::len).collect(),
+        dims: work.dims,
         max_tokens,
         batch_tokens: settings::batch_tokens(),
         batch_wait_ms: settings::server_batch_wait_ms(),
@@ -127,18 +119,18 @@ pub fn embed(texts: &[&str], instruct: Option<&str>, dims: Option<usize>, column
         expect_fingerprints,
         caller: caller(),
     };
-    match call(&req, &wire::ids_to_bytes(&call_tokens.seqs), CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
+    match call_server(&req, &wire::ids_to_bytes(&call.seqs), CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
         (Reply::Vectors { dims }, tail) => {
-            let vectors = wire::bytes_to_f32s(&tail, &dims)
+            let outputs = wire::bytes_to_f32s(&tail, &dims)
                 .unwrap_or_else(|e| raise(EngineError::Server(format!("the model server sent broken vectors: {e}"))));
-            if vectors.len() != texts.len() {
+            if outputs.len() != work.texts.len() {
                 raise(EngineError::Server(format!(
-                    "the model server sent {} vectors for {} inputs",
-                    vectors.len(),
-                    texts.len()
+                    "the model server sent {} outputs for {} inputs",
+                    outputs.len(),
+                    work.texts.len()
                 )));
             }
-            vectors
+            outputs
         }
         (r, _) => unexpected(r),
     }
@@ -156,8 +148,8 @@ pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
     run_cancellable(move |_| tok.chunk(&text, chunk_tokens, overlap)).or_raise()
 }
 
-pub fn info() -> InfoSummary {
-    match call(&Request::Info { model: key() }, &[], CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
+pub fn info(path: String) -> InfoSummary {
+    match call_server(&Request::Info { model: key(path) }, &[], CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
         (Reply::Info { info }, _) => info,
         (r, _) => unexpected(r),
     }
@@ -168,7 +160,7 @@ pub fn server_stats() -> (&'static str, Option<Stats>, Option<String>) {
     if !server::registered() {
         return ("off", None, None);
     }
-    match call(&Request::Stats, &[], Duration::from_millis(500)) {
+    match call_server(&Request::Stats, &[], Duration::from_millis(500)) {
         Ok((Reply::Stats { stats }, _)) => ("running", Some(stats), None),
         Ok((r, _)) => unexpected(r),
         Err(e) => ("unavailable", None, Some(e.to_string())),

@@ -110,6 +110,7 @@ fn child_main(parent: libc::pid_t, restarts: u64, last_exit: Option<String>, pre
             log: child_log,
             max_tokens_in_flight: settings::server_max_tokens(),
             role_share_percent: settings::server_role_share(),
+            max_model_bytes: settings::server_model_memory(),
             cache_dir: settings::cache_dir(),
             cache_limits: settings::cache_limits(),
             ..ServerOptions::default()

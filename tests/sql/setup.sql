@@ -24,7 +24,7 @@ SELECT pg_describe_object(d.classid, d.objid, 0) AS object,
 
 -- The settings exist once the library is loaded.
 SELECT qwen3_embed_default_task() IS NOT NULL AS loaded;
-SELECT name, lower(setting) AS setting, context FROM pg_settings WHERE name LIKE 'qwen3_embed.%' AND name <> 'qwen3_embed.model_path' ORDER BY name;
+SELECT name, lower(setting) AS setting, context FROM pg_settings WHERE name LIKE 'qwen3_embed.%' AND name NOT IN ('qwen3_embed.model_path', 'qwen3_embed.reranker_path') ORDER BY name;
 SELECT current_setting('qwen3_embed.model_path') LIKE '%.gguf' AS model_path_set;
 
 -- The model the tests run on: the tiny fixture (hidden 256, the real vocabulary).

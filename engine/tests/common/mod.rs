@@ -45,7 +45,8 @@ pub fn reranker(tied: bool) -> PathBuf {
     } else {
         &[Format::HfF32, Format::GgufF32, Format::GgufF16, Format::GgufQ8_0]
     };
-    fixture::ensure(kind, &Shape::preset("tiny").expect("preset"), SEED, &tok, &dir, formats).expect("generate reranker")
+    fixture::ensure(kind, &Shape::preset("tiny").expect("preset"), SEED, &tok, &dir, formats)
+        .expect("generate reranker")
 }
 
 pub fn tiny() -> PathBuf {
