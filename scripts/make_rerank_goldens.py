@@ -28,7 +28,8 @@ How to run (from the repository root)
         --formats hf-f32,gguf-f32,gguf-f16,gguf-q8_0
     /opt/refvenv/bin/python scripts/make_rerank_goldens.py --fixture fixtures/generated/tiny-reranker \\
         --pairs engine/tests/data/rerank_pairs.json --out engine/tests/golden/rerank
-    (and the same with --kind reranker-tied, tiny-reranker-tied, engine/tests/golden/rerank-tied)
+    (and the same with --kind reranker-tied, tiny-reranker-tied, engine/tests/golden/rerank-tied and
+    --models f32,q8_0: the tied fixture has no F16 file)
 
 This script is NEVER run in CI. Rerun it only when the fixture generator, the tokenizer or the
 pairs change, and commit its output together with the change.

@@ -23,6 +23,13 @@ fn pair_head(query: &str, instruct: Option<&str>) -> String {
     format!("<Instruct>: {}\n<Query>: {query}\n<Document>: ", instruct.unwrap_or(DEFAULT_TASK))
 }
 
+/// The prompt with the default instruction and `{query}` / `{document}` placeholders: the
+/// `tokenizer.chat_template.rerank` a reranker GGUF carries for llama.cpp, which formats its
+/// pairs with it (and so cannot take another instruction).
+pub fn rank_template() -> String {
+    format!("{}{}{{document}}{SUFFIX}", prefix(), pair_head("{query}", None))
+}
+
 impl Qwen3Tokenizer {
     /// The token ids of one query–document pair as the reranker reads it, at most `max_tokens`.
     /// A longer pair loses the end of its document (as upstream's truncation of the pair's text);
@@ -114,6 +121,14 @@ mod tests {
         assert_eq!(
             pair_head("q", None),
             "<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n<Query>: q\n<Document>: "
+        );
+        // What llama.cpp's converter writes for a Qwen3-Reranker, character for character.
+        assert_eq!(
+            rank_template(),
+            "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the \
+             Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n\
+             <Instruct>: Given a web search query, retrieve relevant passages that answer the query\n<Query>: {query}\n\
+             <Document>: {document}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
         );
     }
 }

@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""Side-by-side CPU reranking benchmark: `qwen3-embed rerank` vs llama.cpp's `llama-embedding
+--pooling rank`, on the same GGUF file, same thread count, in one command.
+
+For every --model (a Qwen3-Reranker GGUF that llama.cpp can load: `cls.output.weight`,
+`qwen3.classifier.output_labels` and the "rerank" chat template, as llama.cpp's
+convert_hf_to_gguf.py and `qwen3-embed fixture --kind reranker` write them) it scores one deterministic set of query/document pairs with both runtimes and prints
+pairs per second, the ours/llama.cpp ratio, and the largest score difference between the two.
+Standard library only.
+
+How each runtime is run and timed
+  ours       `qwen3-embed rerank --model F --input pairs.jsonl --threads N --no-cache
+             --batch-tokens B`; one JSON line per pair with "score" = P(yes). The CLI reports no
+             timing of its own, so only whole-process figures exist for it.
+  llama.cpp  `llama-embedding -m F -f prompts --pooling rank --embd-normalize -1
+             --embd-output-format raw -t N -tb N -c B -b B -ub B`, one "query<TAB>document" per
+             prompt, prompts joined by a separator that never occurs. It fills the GGUF's "rerank"
+             chat template (system text, "<Instruct>: <the default web-search task>", query,
+             document, the assistant prefix with an empty think block) and prints [P(yes), P(no)]
+             per pair. --embd-normalize -1 is required: with the default (2) it L2-normalizes
+             n_embd floats starting at the 2-float rank output and prints garbage.
+             Compute time = from its first "batch_decode" log line to its llama_perf summary
+             (excludes loading and its warm-up run); llama_perf's own "prompt eval time" is not
+             usable for pooled outputs.
+             Note: its Qwen3 graph computes the full-vocabulary lm_head for every token of a rank
+             batch (the compute buffer is n_ubatch x n_vocab floats), then reads the two
+             [yes, no] rows; on a small model that dominates its time.
+  Both get the same pairs without their own instruction, so both use the default task and the
+  prompts match (llama.cpp's template hard-codes it). Neither applies anything the other does
+  not: ASCII text, so NFC does not matter.
+  Columns: "process" = pairs / whole-process wall time (load, weight packing, tokenizing,
+  compute, output); "compute" = pairs / llama.cpp's decode time (ours: -); "net" = (pairs - 1) /
+  (wall of the full run - wall of a one-pair run), the same start-up-free estimate for both.
+  --runs R runs each runtime R times, alternating ours and llama.cpp, and keeps each one's best.
+  The load average is printed before and after each model; on a shared machine re-run when high.
+
+The pairs: --pairs pairs whose prompt lengths (the template included, about 70 tokens) are spread
+evenly over [--pair-min, --pair-max] tokens: a short question and an English-like document from
+a fixed word list (lengths approximate; the mean of ours' exact counts is printed). Everything
+derives from --seed.
+
+Example (2 threads, 4B-shape rerankers with random weights from
+`qwen3-embed fixture --preset 4b --kind reranker --formats gguf-q8_0,gguf-q4_k_m`):
+  python3 scripts/bench/rerank.py --threads 2 --llama-embedding /opt/llama.cpp/build/bin/llama-embedding \\
+      --model /opt/bench-models/reranker-4b/model-q8_0.gguf --pairs 32 --runs 3
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+SEPARATOR = "<#qwen3-rerank-bench-separator#>"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROMPT_TOKENS = 70  # the template's tokens around query and document (system text, tags, think block)
+
+WORDS = """
+the of and to in is was for that with as on by at from this be are or it an which have has
+not but were had they their one all can more there been also other new when who two some first
+time years would about these into its may than only over most after such where between many
+through during both under city world state water system number people group part high school
+family house river music game area name early public large later life film work power small
+second light point market three season general local major place government history form order
+line study national level report field center model control design data process energy health
+sound color value method result network series source term class village country story science
+land island mountain forest road station church garden building bridge valley coast lake north
+south east west winter summer spring autumn morning evening language culture economy industry
+company product service member player team league club match record album song band artist
+author book novel poem paper letter
+""".split()
+
+QUESTION_FORMS = [
+    "what is the {a} of the {b}",
+    "how does the {a} affect the {b}",
+    "why is the {a} important for the {b}",
+    "when was the first {a} built near the {b}",
+    "where can i find a {a} near the {b}",
+    "who wrote the {a} about the {b}",
+    "how many {a} are in the {b}",
+    "what is the best way to learn about the {a}",
+]
+
+
+def make_pairs(seed, n, pair_min, pair_max):
+    """n (query, document) pairs; the prompt of pair i has about the i-th of n lengths spread
+    evenly over [pair_min, pair_max] tokens (one token per word and per period)."""
+    rng = random.Random(seed)
+    targets = [pair_max] if n == 1 else [round(pair_min + (pair_max - pair_min) * i / (n - 1)) for i in range(n)]
+    rng.shuffle(targets)
+    pairs = []
+    for target in targets:
+        form = rng.choice(QUESTION_FORMS)
+        query = form.format(a=rng.choice(WORDS), b=rng.choice(WORDS)) + "?"
+        budget = max(target - PROMPT_TOKENS - len(query.split()) - 1, 4)
+        out, k = [], 0
+        while k < budget:
+            m = min(rng.randint(6, 18), budget - k)
+            if m < 2:
+                break
+            words = [rng.choice(WORDS) for _ in range(m - 1)]
+            out.append(" ".join([words[0].capitalize()] + words[1:]) + ".")
+            k += m
+        doc = " ".join(out) if out else "Hello."
+        for t in (query, doc):
+            assert t.isascii() and SEPARATOR not in t and "\n" not in t and "\t" not in t
+        pairs.append((query, doc))
+    return pairs
+
+
+def cpu_info():
+    model, flags = platform.processor(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = [f for f in ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                        "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+            if f in flags]
+    return model, simd
+
+
+def run_child(cmd, stdout_path, stderr_path):
+    """Runs cmd; returns (returncode, wall seconds, peak RSS in bytes)."""
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+    return os.waitstatus_to_exitcode(status), wall, ru.ru_maxrss * 1024
+
+
+def tail(path, n=30):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Runtimes
+# --------------------------------------------------------------------------------------------
+
+def run_ours(args, model, work, pairs, tag):
+    inp = os.path.join(work, f"{tag}.jsonl")
+    with open(inp, "w") as f:
+        for q, d in pairs:
+            f.write(json.dumps({"query": q, "document": d}) + "\n")
+    stdout, stderr = os.path.join(work, f"{tag}.out"), os.path.join(work, f"{tag}.err")
+    cmd = [args.qwen3_embed, "rerank", "--model", model, "--input", inp, "--threads", str(args.threads),
+           "--no-cache", "--batch-tokens", str(args.batch_tokens)] + shlex.split(args.qwen3_embed_args)
+    rc, wall, rss = run_child(cmd, stdout, stderr)
+    if rc != 0:
+        sys.exit(f"qwen3-embed failed ({rc}): {shlex.join(cmd)}\n{tail(stderr)}")
+    with open(stdout) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    if len(rows) != len(pairs):
+        sys.exit(f"qwen3-embed returned {len(rows)} scores for {len(pairs)} pairs")
+    rows.sort(key=lambda r: r["index"])
+    return {"scores": [r["score"] for r in rows], "tokens": [r["tokens"] for r in rows],
+            "wall": wall, "compute": None, "rss": rss, "cmd": cmd}
+
+
+TS_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+) . (.*)$")
+
+
+def log_times(err):
+    """(seconds, message) of every timestamped line of llama.cpp's log (minutes.seconds.ms.us)."""
+    out = []
+    for line in err.splitlines():
+        m = TS_RE.match(line.strip())
+        if m:
+            mi, se, ms, us = (int(g) for g in m.groups()[:4])
+            out.append((mi * 60 + se + ms / 1e3 + us / 1e6, m.group(5)))
+    return out
+
+
+def run_llama(args, model, work, pairs, tag):
+    prompt = os.path.join(work, f"{tag}.prompt.txt")
+    with open(prompt, "w") as f:
+        f.write(SEPARATOR.join(f"{q}\t{d}" for q, d in pairs))
+    stdout, stderr = os.path.join(work, f"{tag}.out"), os.path.join(work, f"{tag}.err")
+    b = str(args.batch_tokens)
+    cmd = [args.llama_embedding, "-m", model, "-f", prompt, "--embd-separator", SEPARATOR,
+           "--cls-separator", "\t", "--pooling", "rank", "--embd-normalize", "-1",
+           "--embd-output-format", "raw", "-t", str(args.threads), "-tb", str(args.threads),
+           "-c", b, "-b", b, "-ub", b, "--perf", "-lv", "4"] + shlex.split(args.llama_args)
+    rc, wall, rss = run_child(cmd, stdout, stderr)
+    if rc != 0:
+        with open(stderr, errors="replace") as f:
+            errors = [line.rstrip() for line in f if re.match(r"^[\d.]+ E ", line)]
+        return {"failed": f"exit {rc}: " + (" / ".join(errors[:2]) or tail(stderr, 3)), "cmd": cmd}
+    with open(stdout, errors="replace") as f:
+        rows = [line.split() for line in f if re.fullmatch(r"\s*\S+ \S+\s*", line)]
+    try:
+        scores = [float(r[0]) for r in rows[-len(pairs):]]
+    except ValueError:
+        scores = []
+    if len(scores) != len(pairs):
+        sys.exit(f"llama-embedding printed {len(rows)} score rows for {len(pairs)} pairs "
+                 f"(is {model} a reranker GGUF from llama.cpp's converter?)\n{tail(stderr)}")
+    with open(stderr, errors="replace") as f:
+        err = f.read()
+    times = log_times(err)
+    starts = [t for t, msg in times if msg.startswith("batch_decode: n_tokens")]
+    end = next((t for t, msg in times if msg.startswith("llama_perf_context_print")), None)
+    compute = end - starts[0] if starts and end is not None else None
+    tokens = sum(int(x) for x in re.findall(r"batch_decode: n_tokens = (\d+)", err))
+    sysinfo = next((l.split("system_info:", 1)[1].strip() for l in err.splitlines() if "system_info:" in l), "")
+    return {"scores": scores, "tokens": tokens, "wall": wall, "compute": compute, "rss": rss,
+            "cmd": cmd, "sysinfo": sysinfo}
+
+
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True,
+                    help="reranker GGUF file that both runtimes load; repeatable")
+    ap.add_argument("--llama-embedding", required=True, help="path of llama.cpp's llama-embedding binary")
+    ap.add_argument("--llama-args", default="", help="extra arguments for llama-embedding")
+    ap.add_argument("--qwen3-embed", default=os.path.join(REPO, "target", "release", "qwen3-embed"))
+    ap.add_argument("--qwen3-embed-args", default="", help="extra arguments for `qwen3-embed rerank`")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--pairs", type=int, default=32)
+    ap.add_argument("--pair-min", type=int, default=150, help="shortest prompt, tokens (template included)")
+    ap.add_argument("--pair-max", type=int, default=300, help="longest prompt, tokens (template included)")
+    ap.add_argument("--runs", type=int, default=1, help="runs per runtime, alternating; best kept")
+    ap.add_argument("--batch-tokens", type=int, default=4096,
+                    help="tokens per forward pass (ours --batch-tokens; llama.cpp -c = -b = -ub)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--work-dir", help="where inputs, outputs and logs go (default: a temp dir)")
+    args = ap.parse_args()
+    if args.pairs < 2:
+        sys.exit("--pairs must be at least 2")
+    for exe in (args.qwen3_embed, args.llama_embedding):
+        if not os.access(exe, os.X_OK):
+            sys.exit(f"not an executable: {exe}")
+
+    work = args.work_dir or tempfile.mkdtemp(prefix="qwen3-rerank-bench-")
+    os.makedirs(work, exist_ok=True)
+    pairs = make_pairs(args.seed, args.pairs, args.pair_min, args.pair_max)
+    one = pairs[:1]
+
+    cpu, simd = cpu_info()
+    print(f"CPU: {cpu}; {os.cpu_count()} logical CPUs; SIMD: {' '.join(simd)}")
+    print(f"threads {args.threads}; {args.pairs} pairs of about {args.pair_min}-{args.pair_max} tokens "
+          f"(seed {args.seed}); best of {args.runs}; batch {args.batch_tokens} tokens; work dir {work}")
+    sys.stdout.flush()
+
+    table = []
+    for n, model in enumerate(args.model):
+        name = os.path.basename(model)
+        print(f"\n== {model}")
+        print(f"  load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        sys.stdout.flush()
+        best = {"ours": None, "llama.cpp": None}
+        best1 = {"ours": None, "llama.cpp": None}
+        runners = (("ours", run_ours), ("llama.cpp", run_llama))
+        failed = {}
+        for rnd in range(args.runs):
+            for rt, fn in runners:
+                if rt in failed:
+                    continue
+                tag = f"m{n}-r{rnd}-{rt}"
+                r = fn(args, model, work, pairs, tag)
+                if "failed" in r:
+                    failed[rt] = r
+                    print(f"  {rt} cannot run this file ({r['failed']})")
+                    continue
+                r1 = fn(args, model, work, one, tag + "-one")
+                print(f"  round {rnd + 1} {rt}: {args.pairs} pairs in {r['wall']:.2f} s "
+                      f"(compute {fmt(r['compute'], '.2f')} s), one pair {r1['wall']:.2f} s")
+                sys.stdout.flush()
+                if best[rt] is None or r["wall"] < best[rt]["wall"]:
+                    best[rt] = r
+                if best1[rt] is None or r1["wall"] < best1[rt]["wall"]:
+                    best1[rt] = r1
+        o, l = best["ours"], best["llama.cpp"]
+        diff = max(abs(a - b) for a, b in zip(o["scores"], l["scores"])) if l else None
+        mean_tokens = sum(o["tokens"]) / len(o["tokens"])
+        if l and l["tokens"] != sum(o["tokens"]):
+            print(f"  note: llama.cpp decoded {l['tokens']} tokens, ours counted {sum(o['tokens'])}")
+        print(f"  mean prompt tokens (ours): {mean_tokens:.0f}; max |score ours - llama.cpp|: {fmt(diff, '.2e')}")
+        print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for rt in ("ours", "llama.cpp"):
+            r, r1 = best[rt], best1[rt]
+            if r is None:
+                table.append(None)
+                continue
+            net_s = r["wall"] - r1["wall"]
+            table.append({
+                "model": name, "runtime": rt, "wall": r["wall"], "rss": r["rss"],
+                "process": args.pairs / r["wall"],
+                "compute": args.pairs / r["compute"] if r["compute"] else None,
+                "net": (args.pairs - 1) / net_s if net_s > 0 else None,
+                "diff": diff, "tokens": mean_tokens, "sysinfo": r.get("sysinfo"),
+            })
+        print(f"  ours:      {shlex.join(o['cmd'])}")
+        print(f"  llama.cpp: {shlex.join((l or failed['llama.cpp'])['cmd'])}")
+        sys.stdout.flush()
+
+    print(f"\nCPU: {cpu}, {args.threads} threads; {args.pairs} pairs, best of {args.runs}; pairs/s")
+    print("| file | runtime | process | compute | net of start-up | ours/llama.cpp (process) "
+          "| ours/llama.cpp (net) | wall s | peak RSS GiB | max score diff |")
+    print("|" + "---|" * 10)
+    for i in range(0, len(table), 2):
+        o, l = table[i], table[i + 1]
+        rp = o["process"] / l["process"] if l else None
+        rn = o["net"] / l["net"] if l and o["net"] and l["net"] else None
+        for r in (o, l) if l else (o,):
+            mine = r is o
+            print(f"| {r['model']} | {r['runtime']} | {r['process']:.2f} | {fmt(r['compute'], '.2f')} | "
+                  f"{fmt(r['net'], '.2f')} | {fmt(rp if mine else None, '.2f')} | {fmt(rn if mine else None, '.2f')} | "
+                  f"{r['wall']:.2f} | {r['rss'] / 2**30:.2f} | {fmt(r['diff'], '.1e')} |")
+        if l is None:
+            print(f"| {o['model']} | llama.cpp | cannot load the file (see above) | | | | | | | |")
+    for s in sorted({r["sysinfo"] for r in table if r and r.get("sysinfo")}):
+        print(f"llama.cpp: {s}")
+
+
+if __name__ == "__main__":
+    main()
