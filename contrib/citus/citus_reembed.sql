@@ -121,7 +121,7 @@ BEGIN
     IF v_triggered THEN
         -- The trigger's model check lives on each shard: let it accept the loaded model.
         SELECT string_agg(r.result, '; ') INTO v_err
-          FROM run_command_on_shards(v_rel, format('SELECT qwen3_embed_column_moving(%%L, %L, %L, %s, false)',
+          FROM run_command_on_shards(v_rel, format('SELECT qwen3_embed_state(''column_move'', jsonb_build_object(''relation'', %%L::regclass::oid, ''column'', %L, ''instruct'', %L, ''dims'', %s, ''done'', false))',
                                                    v_dst, instruct, coalesce(v_dims::text, 'NULL'))) r
          WHERE NOT r.success;
         IF v_err IS NOT NULL THEN
@@ -150,7 +150,7 @@ BEGIN
     END LOOP;
     IF v_triggered THEN
         SELECT string_agg(r.result, '; ') INTO v_err
-          FROM run_command_on_shards(v_rel, format('SELECT qwen3_embed_column_moving(%%L, %L, %L, %s, true)',
+          FROM run_command_on_shards(v_rel, format('SELECT qwen3_embed_state(''column_move'', jsonb_build_object(''relation'', %%L::regclass::oid, ''column'', %L, ''instruct'', %L, ''dims'', %s, ''done'', true))',
                                                    v_dst, instruct, coalesce(v_dims::text, 'NULL'))) r
          WHERE NOT r.success;
         IF v_err IS NOT NULL THEN

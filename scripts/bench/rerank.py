@@ -324,8 +324,8 @@ def main():
         rn = o["net"] / l["net"] if l and o["net"] and l["net"] else None
         for r in (o, l) if l else (o,):
             mine = r is o
-            print(f"| {r['model']} | {r['runtime']} | {r['process']:.2f} | {fmt(r['compute'], '.2f')} | "
-                  f"{fmt(r['net'], '.2f')} | {fmt(rp if mine else None, '.2f')} | {fmt(rn if mine else None, '.2f')} | "
+            print(f"| {r['model']} | {r['runtime']} | {r['process']:.3g} | {fmt(r['compute'], '.3g')} | "
+                  f"{fmt(r['net'], '.3g')} | {fmt(rp if mine else None, '.2f')} | {fmt(rn if mine else None, '.2f')} | "
                   f"{r['wall']:.2f} | {r['rss'] / 2**30:.2f} | {fmt(r['diff'], '.1e')} |")
         if l is None:
             print(f"| {o['model']} | llama.cpp | cannot load the file (see above) | | | | | | | |")
