@@ -48,14 +48,14 @@ Example (2 threads, 4B-shape rerankers with random weights from
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
+
+# Shared with the embedding benchmark: CPU description, child processes, llama.cpp's log.
+from engines import cpu_info, fmt, log_times, run_child, tail
 
 SEPARATOR = "<#qwen3-rerank-bench-separator#>"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -114,41 +114,6 @@ def make_pairs(seed, n, pair_min, pair_max):
     return pairs
 
 
-def cpu_info():
-    model, flags = platform.processor(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    simd = [f for f in ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-                        "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
-            if f in flags]
-    return model, simd
-
-
-def run_child(cmd, stdout_path, stderr_path):
-    """Runs cmd; returns (returncode, wall seconds, peak RSS in bytes)."""
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err)
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-    return os.waitstatus_to_exitcode(status), wall, ru.ru_maxrss * 1024
-
-
-def tail(path, n=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return ""
-
-
 # --------------------------------------------------------------------------------------------
 # Runtimes
 # --------------------------------------------------------------------------------------------
@@ -171,20 +136,6 @@ def run_ours(args, model, work, pairs, tag):
     rows.sort(key=lambda r: r["index"])
     return {"scores": [r["score"] for r in rows], "tokens": [r["tokens"] for r in rows],
             "wall": wall, "compute": None, "rss": rss, "cmd": cmd}
-
-
-TS_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+) . (.*)$")
-
-
-def log_times(err):
-    """(seconds, message) of every timestamped line of llama.cpp's log (minutes.seconds.ms.us)."""
-    out = []
-    for line in err.splitlines():
-        m = TS_RE.match(line.strip())
-        if m:
-            mi, se, ms, us = (int(g) for g in m.groups()[:4])
-            out.append((mi * 60 + se + ms / 1e3 + us / 1e6, m.group(5)))
-    return out
 
 
 def run_llama(args, model, work, pairs, tag):
@@ -221,10 +172,6 @@ def run_llama(args, model, work, pairs, tag):
     sysinfo = next((l.split("system_info:", 1)[1].strip() for l in err.splitlines() if "system_info:" in l), "")
     return {"scores": scores, "tokens": tokens, "wall": wall, "compute": compute, "rss": rss,
             "cmd": cmd, "sysinfo": sysinfo}
-
-
-def fmt(x, spec):
-    return "-" if x is None else format(x, spec)
 
 
 def main():
