@@ -230,6 +230,10 @@ pub struct Kernels {
     /// Indexed by `DenseKind as usize`.
     pub(crate) dense_unit: [DenseUnitFn; 3],
     pub(crate) attention: unsafe fn(a: &ops::Attention, out: &mut [f32]),
+    /// Whether `attention` multiplies long sequences' products in 16-bit fixed point (queries,
+    /// keys, weights and values scaled to integers of about 13 bits, exact integer sums) rather
+    /// than in f32.
+    pub attention_int16: bool,
     /// RMSNorm of every row (rows are `w.len()` long).
     pub(crate) rms_rows: unsafe fn(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]),
     /// `g = silu(g) * u`.
@@ -385,6 +389,7 @@ mod peak {
                 match kind {
                     0 => acc_i[j] = _mm512_dpbusd_epi32(acc_i[j], a, b),
                     1 => acc_f[j] = _mm512_fmadd_ps(fa, fb, acc_f[j]),
+                    3 => acc_i[j] = _mm512_dpwssd_epi32(acc_i[j], a, b),
                     _ => {
                         acc_f[j] = _mm512_dpbf16_ps(
                             acc_f[j],
@@ -405,9 +410,12 @@ mod peak {
         if !std::is_x86_feature_detected!("avx512bf16") || !std::is_x86_feature_detected!("avx512vnni") {
             return;
         }
-        for (kind, name, flops) in
-            [(0, "vpdpbusd (int8)", 128.0), (1, "vfmadd231ps (f32)", 32.0), (2, "vdpbf16ps (bf16)", 64.0)]
-        {
+        for (kind, name, flops) in [
+            (0, "vpdpbusd (int8)", 128.0),
+            (3, "vpdpwssd (int16)", 64.0),
+            (1, "vfmadd231ps (f32)", 32.0),
+            (2, "vdpbf16ps (bf16)", 64.0),
+        ] {
             for threads in [1usize, 2] {
                 let secs: Vec<f64> = std::thread::scope(|s| {
                     let hs: Vec<_> = (0..threads).map(|_| s.spawn(move || unsafe { run(kind) })).collect();

@@ -21,6 +21,7 @@ pub const KERNELS: Kernels = Kernels {
     qgemm_unit,
     dense_unit: [dense_unit, dense_unit, dense_unit],
     attention,
+    attention_int16: false,
     rms_rows,
     silu_mul,
     rope_row,

@@ -6,7 +6,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::lanes::{self, Lanes};
+use super::lanes::{self, F32Products, Lanes};
 use crate::kernels::dense::{DenseKind, PackedDense};
 use crate::kernels::ops::{Attention, KvPerHead, Span};
 use crate::kernels::qgemm::{PackedQ, QuantAct, NR, QK};
@@ -22,6 +22,7 @@ pub const KERNELS: Kernels = Kernels {
     qgemm_unit,
     dense_unit: [dense_unit, dense_unit, dense_unit],
     attention,
+    attention_int16: false,
     rms_rows,
     silu_mul,
     rope_row,
@@ -455,12 +456,12 @@ const BQ: usize = 2;
 /// # Safety
 /// AVX2 and FMA available; `a` as `ops::attention` checks it.
 pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
-    lanes::attention::<F32x8, BQ>(a, out, attention_unit)
+    lanes::attention::<F32x8, F32Products, BQ>(a, out, attention_unit)
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn attention_unit(a: &Attention, kv: &KvPerHead, sp: &Span, kvh: usize, i0: usize, out: *mut f32) {
-    lanes::attention_unit::<F32x8, BQ, 32>(a, kv, sp, kvh, i0, out)
+    lanes::attention_unit::<F32x8, F32Products, BQ, 32>(a, kv, sp, kvh, i0, out)
 }
 
 super::elementwise!("avx2,fma");

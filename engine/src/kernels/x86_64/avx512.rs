@@ -5,7 +5,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::lanes::{self, Lanes};
+use super::lanes::{self, F32Products, Lanes};
 use crate::kernels::dense::{DenseKind, PackedDense, MR};
 use crate::kernels::ops::{Attention, KvPerHead, Span};
 use crate::kernels::qgemm::{PackedQ, QuantAct, NR, QK};
@@ -22,6 +22,7 @@ pub const KERNELS: Kernels = Kernels {
     qgemm_unit,
     dense_unit: [dense_unit, dense_unit, dense_unit],
     attention,
+    attention_int16: true,
     rms_rows,
     silu_mul,
     rope_row,
@@ -562,7 +563,7 @@ super::elementwise!("avx512f");
 
 /// AVX-512's vector of 16 floats.
 #[derive(Clone, Copy)]
-pub struct F32x16(__m512);
+pub struct F32x16(pub(super) __m512);
 
 impl Lanes for F32x16 {
     const W: usize = 16;
@@ -644,23 +645,37 @@ unsafe fn exp(x: __m512) -> __m512 {
     _mm512_scalef_ps(p, n)
 }
 
+/// Query rows per register tile (6 rows x 4 vectors of keys take 24 of the 32 registers).
+const BQ: usize = 6;
+
+/// Causal attention: sequences of at least [`INT16_MIN_KEYS`] keys take the 16-bit fixed-point
+/// products (`attention_int16`); shorter ones, whose attention is a small part of their pass,
+/// keep f32's.
+///
+/// # Safety
+/// AVX-512 F/BW and VNNI available; `a` as `ops::attention` checks it.
+pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
+    let (long, short): (Vec<Span>, Vec<Span>) = a.spans.iter().partition(|sp| sp.k_len >= INT16_MIN_KEYS);
+    if !short.is_empty() {
+        lanes::attention::<F32x16, F32Products, BQ>(&Attention { spans: &short, ..*a }, out, attention_unit);
+    }
+    if !long.is_empty() {
+        super::attention_int16::attention(&Attention { spans: &long, ..*a }, out);
+    }
+}
+
+/// The shortest sequence whose attention runs in 16-bit fixed point (at 512 keys it already
+/// takes 0.75 of f32's time, at 64 it would take longer).
+pub const INT16_MIN_KEYS: usize = 512;
+
+#[target_feature(enable = "avx512f")]
+unsafe fn attention_unit(a: &Attention, kv: &KvPerHead, sp: &Span, kvh: usize, i0: usize, out: *mut f32) {
+    lanes::attention_unit::<F32x16, F32Products, BQ, 64>(a, kv, sp, kvh, i0, out)
+}
+
 /// # Safety
 /// AVX-512F available.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn silu_mul(g: &mut [f32], u: &[f32]) {
     lanes::silu_mul::<F32x16>(g, u)
-}
-
-/// Query rows per register tile (6 rows x 4 vectors of keys take 24 of the 32 registers).
-const BQ: usize = 6;
-
-/// # Safety
-/// AVX-512F available; `a` as `ops::attention` checks it.
-pub unsafe fn attention(a: &Attention, out: &mut [f32]) {
-    lanes::attention::<F32x16, BQ>(a, out, attention_unit)
-}
-
-#[target_feature(enable = "avx512f")]
-unsafe fn attention_unit(a: &Attention, kv: &KvPerHead, sp: &Span, kvh: usize, i0: usize, out: *mut f32) {
-    lanes::attention_unit::<F32x16, BQ, 64>(a, kv, sp, kvh, i0, out)
 }

@@ -47,7 +47,8 @@ pub unsafe fn silu_mul<V: Lanes>(g: &mut [f32], u: &[f32]) {
     generic::silu_mul(&mut g[n..], &u[n..]);
 }
 
-/// Keys per block held in L2: 256 keys of 128 dimensions are 128 KiB of keys and of values.
+/// Keys per block held in L2: 256 keys of 128 dimensions are 128 KiB of keys and of values
+/// in f32 (half that in bf16).
 const KB: usize = 256;
 
 /// Query rows per unit of work for register tiles of `bq` rows: every query head that shares a
@@ -58,20 +59,156 @@ const fn unit_rows(bq: usize) -> usize {
     bq * 32usize.div_ceil(bq)
 }
 
+/// Attention's two products, S = Q Kᵀ and O += P V, for register tiles of `BQ` rows and four
+/// vectors of keys: in f32 ([`F32Products`]) or on a table's own number format (bf16 pairs).
+/// The softmax between them is the same for every format, in f32.
+pub(in crate::kernels) trait Products<V: Lanes> {
+    /// One element of a query row as [`Products::scores`] reads it.
+    type Q: Copy + Default;
+    /// The keys and values of every key/value head, laid out for blocks of `4 * V::W` keys.
+    type Kv: Sync;
+    /// Elements of `Q` per query row of `hd` dimensions.
+    fn q_len(hd: usize) -> usize;
+    fn kv(a: &Attention) -> Self::Kv;
+    /// # Safety
+    /// The CPU has `V`'s instruction set.
+    unsafe fn query(src: &[f32], dst: &mut [Self::Q]);
+    /// Q Kᵀ for the tile's `BQ` query rows (`q_len(hd)` apart) and keys `kb..kb + 4 * V::W` of
+    /// span `sp` (unscaled, unmasked).
+    ///
+    /// # Safety
+    /// The CPU has `V`'s instruction set; `kv` is the attention's; `q` holds `BQ` rows.
+    unsafe fn scores<const BQ: usize>(
+        q: *const Self::Q,
+        hd: usize,
+        kv: &Self::Kv,
+        kvh: usize,
+        sp: &Span,
+        kb: usize,
+    ) -> [[V; 4]; BQ];
+    /// `o[r] += Σ_j p[r][j] v[kb + j]` for `j < nk` (rows of `o` are `hd` apart; `p` is 0 past
+    /// the visible keys of each row, and up to `BK`).
+    ///
+    /// # Safety
+    /// As `scores`; `o` holds `BQ` rows.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn add_pv<const BQ: usize, const BK: usize>(
+        p: &[[f32; BK]; BQ],
+        nk: usize,
+        o: *mut f32,
+        hd: usize,
+        kv: &Self::Kv,
+        kvh: usize,
+        sp: &Span,
+        kb: usize,
+    );
+}
+
+/// Both products in f32 with FMA, query values broadcast against four vectors of keys (or of
+/// value dimensions).
+pub(in crate::kernels) struct F32Products;
+
+impl<V: Lanes> Products<V> for F32Products {
+    type Q = f32;
+    type Kv = KvPerHead;
+
+    fn q_len(hd: usize) -> usize {
+        hd
+    }
+
+    fn kv(a: &Attention) -> KvPerHead {
+        KvPerHead::new(a, 4 * V::W)
+    }
+
+    #[inline(always)]
+    unsafe fn query(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src)
+    }
+
+    #[inline(always)]
+    unsafe fn scores<const BQ: usize>(
+        q: *const f32,
+        hd: usize,
+        kv: &KvPerHead,
+        kvh: usize,
+        sp: &Span,
+        kb: usize,
+    ) -> [[V; 4]; BQ] {
+        let w = V::W;
+        let kt = kv.kt.as_ptr().add(kvh * hd * kv.ld + sp.k_start + kb);
+        let mut acc = [[V::splat(0.0); 4]; BQ];
+        for d in 0..hd {
+            let kr = kt.add(d * kv.ld);
+            let k: [V; 4] = std::array::from_fn(|c| V::load(kr.add(w * c)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let qv = V::splat(*q.add(r * hd + d));
+                for c in 0..4 {
+                    acc[c] = qv.mul_add(k[c], acc[c]);
+                }
+            }
+        }
+        acc
+    }
+
+    #[inline(always)]
+    unsafe fn add_pv<const BQ: usize, const BK: usize>(
+        p: &[[f32; BK]; BQ],
+        nk: usize,
+        o: *mut f32,
+        hd: usize,
+        kv: &KvPerHead,
+        kvh: usize,
+        sp: &Span,
+        kb: usize,
+    ) {
+        let w = V::W;
+        let vp = kv.vt.as_ptr().add((kvh * kv.tk + sp.k_start + kb) * hd);
+        for x0 in (0..hd / w).step_by(4) {
+            let mut acc = [[V::splat(0.0); 4]; BQ];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let op = o.add(r * hd + w * x0);
+                for x in 0..4 {
+                    acc[x] = V::load(op.add(w * x));
+                }
+            }
+            for j in 0..nk {
+                let vr = vp.add(j * hd + w * x0);
+                let vv: [V; 4] = std::array::from_fn(|x| V::load(vr.add(w * x)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let pv = V::splat(p[r][j]);
+                    for x in 0..4 {
+                        acc[x] = pv.mul_add(vv[x], acc[x]);
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let op = o.add(r * hd + w * x0);
+                for x in 0..4 {
+                    acc[x].store(op.add(w * x));
+                }
+            }
+        }
+    }
+}
+
 /// One instantiation of [`attention_unit`], compiled for its instruction set.
-pub type UnitFn = unsafe fn(&Attention, &KvPerHead, &Span, usize, usize, *mut f32);
+pub(in crate::kernels) type UnitFn<Kv> = unsafe fn(&Attention, &Kv, &Span, usize, usize, *mut f32);
 
 /// Causal attention with register tiles of `BQ` rows x 4 vectors of keys; `unit` is
-/// `attention_unit::<V, BQ, {4 * V::W}>` compiled for `V`'s instruction set. Head dimensions
+/// `attention_unit::<V, P, BQ, {4 * V::W}>` compiled for `V`'s instruction set. Head dimensions
 /// that are not a multiple of 4 vectors take the generic kernel.
 ///
 /// # Safety
 /// The CPU has `V`'s instruction set; `a` as `ops::attention` checks it.
-pub unsafe fn attention<V: Lanes, const BQ: usize>(a: &Attention, out: &mut [f32], unit: UnitFn) {
+pub(in crate::kernels) unsafe fn attention<V: Lanes, P: Products<V>, const BQ: usize>(
+    a: &Attention,
+    out: &mut [f32],
+    unit: UnitFn<P::Kv>,
+) {
     if !a.hd.is_multiple_of(4 * V::W) {
         return generic::attention(a, out);
     }
-    let kv = KvPerHead::new(a, 4 * V::W);
+    let kv = P::kv(a);
     let group = a.nh / a.nkv;
     ops::par_units(a, unit_rows(BQ), group, out, |sp, h, i0, out| {
         // SAFETY: the CPU has the instruction set; every unit writes its own rows of its heads.
@@ -80,7 +217,7 @@ pub unsafe fn attention<V: Lanes, const BQ: usize>(a: &Attention, out: &mut [f32
 }
 
 /// One register tile's running softmax state: `BQ` rows of one head (their queries and outputs
-/// are `BQ * hd` floats at the tile's place in the unit's buffers).
+/// are at the tile's place in the unit's buffers).
 struct Tile<const BQ: usize> {
     m: [f32; BQ],
     l: [f32; BQ],
@@ -94,12 +231,12 @@ struct Tile<const BQ: usize> {
 /// the result does not depend on the unit's size or `KB`.
 ///
 /// # Safety
-/// The CPU has `V`'s instruction set; `BK` is 4 vectors; `kv` is `a`'s keys and values laid
-/// out for blocks of `BK`; `out` as `attention` gives it.
+/// The CPU has `V`'s instruction set; `BK` is 4 vectors; `kv` is `a`'s keys and values as `P`
+/// lays them out; `out` as `attention` gives it.
 #[inline(always)]
-pub unsafe fn attention_unit<V: Lanes, const BQ: usize, const BK: usize>(
+pub(in crate::kernels) unsafe fn attention_unit<V: Lanes, P: Products<V>, const BQ: usize, const BK: usize>(
     a: &Attention,
-    kv: &KvPerHead,
+    kv: &P::Kv,
     sp: &Span,
     kvh: usize,
     i0: usize,
@@ -108,12 +245,13 @@ pub unsafe fn attention_unit<V: Lanes, const BQ: usize, const BK: usize>(
     const { assert!(KB.is_multiple_of(BK)) };
     debug_assert_eq!(BK, 4 * V::W);
     let (nh, hd) = (a.nh, a.hd);
+    let ql = P::q_len(hd);
     let group = nh / a.nkv;
     let rows = (sp.q_len - i0).min(unit_rows(BQ));
     let per_head = rows.div_ceil(BQ);
     let mut tiles: Vec<Tile<BQ>> = Vec::with_capacity(group * per_head);
-    let mut q = vec![0f32; group * per_head * BQ * hd];
-    let mut o = vec![0f32; q.len()];
+    let mut q = vec![P::Q::default(); group * per_head * BQ * ql];
+    let mut o = vec![0f32; group * per_head * BQ * hd];
     for g in 0..group {
         let h = kvh * group + g;
         for t in 0..per_head {
@@ -121,22 +259,25 @@ pub unsafe fn attention_unit<V: Lanes, const BQ: usize, const BK: usize>(
             for r in 0..BQ {
                 let row = i0 + (t * BQ + r).min(rows - 1);
                 tile.lim[r] = sp.k_len - sp.q_len + row;
-                q[((g * per_head + t) * BQ + r) * hd..][..hd]
-                    .copy_from_slice(&a.q[((sp.q_start + row) * nh + h) * hd..][..hd]);
+                P::query(
+                    &a.q[((sp.q_start + row) * nh + h) * hd..][..hd],
+                    &mut q[((g * per_head + t) * BQ + r) * ql..][..ql],
+                );
             }
             tiles.push(tile);
         }
     }
-    let ktp = kv.kt.as_ptr().add(kvh * hd * kv.ld + sp.k_start);
-    let vp = kv.vt.as_ptr().add((kvh * kv.tk + sp.k_start) * hd);
     let last = tiles.iter().map(|t| t.lim[BQ - 1]).max().unwrap_or(0);
     for kb0 in (0..=last).step_by(KB) {
         for (n, tile) in tiles.iter_mut().enumerate() {
             let end = tile.lim[BQ - 1].min(kb0 + KB - 1);
-            let (qp, op) = (q.as_ptr().add(n * BQ * hd), o.as_mut_ptr().add(n * BQ * hd));
+            let (qp, op) = (q.as_ptr().add(n * BQ * ql), o.as_mut_ptr().add(n * BQ * hd));
             let mut kb = kb0;
             while kb <= end {
-                tile_keys::<V, BQ, BK>(tile, qp, op, a.scale, hd, ktp, kv.ld, vp, kb);
+                let s = P::scores::<BQ>(qp, hd, kv, kvh, sp, kb);
+                let p = softmax_step::<V, BQ, BK>(tile, s, op, a.scale, hd, kb);
+                let nk = (tile.lim[BQ - 1] + 1 - kb).min(BK);
+                P::add_pv::<BQ, BK>(&p, nk, op, hd, kv, kvh, sp, kb);
                 kb += BK;
             }
         }
@@ -157,53 +298,34 @@ pub unsafe fn attention_unit<V: Lanes, const BQ: usize, const BK: usize>(
     }
 }
 
-/// Keys `kb..kb+BK` (those past the tile's last visible key masked) into the tile: S = Q K^T,
-/// the online softmax, O += P V.
+/// The online softmax over keys `kb..kb + BK` of a tile's scores `s` (those past each row's
+/// last visible key masked): updates the running maximum and sum, rescales the rows of `o`
+/// when the maximum grows, and returns the rows' weights e^(s - max) (0 where masked).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_keys<V: Lanes, const BQ: usize, const BK: usize>(
+unsafe fn softmax_step<V: Lanes, const BQ: usize, const BK: usize>(
     tile: &mut Tile<BQ>,
-    qp: *const f32,
-    op0: *mut f32,
+    s: [[V; 4]; BQ],
+    o: *mut f32,
     scale: f32,
     hd: usize,
-    ktp: *const f32,
-    ld: usize,
-    vp: *const f32,
     kb: usize,
-) {
+) -> [[f32; BK]; BQ] {
     let w = V::W;
-    let nk = (tile.lim[BQ - 1] + 1 - kb).min(BK);
-    let dv = hd / w;
     let mut p = [[0f32; BK]; BQ];
     let scale_v = V::splat(scale);
-
-    // S = Q K^T for BQ rows x BK keys.
-    let mut acc = [[V::splat(0.0); 4]; BQ];
-    for d in 0..hd {
-        let kr = ktp.add(d * ld + kb);
-        let kv: [V; 4] = std::array::from_fn(|c| V::load(kr.add(w * c)));
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let qv = V::splat(*qp.add(r * hd + d));
-            for c in 0..4 {
-                acc[c] = qv.mul_add(kv[c], acc[c]);
-            }
-        }
-    }
-    // Online softmax.
     for r in 0..BQ {
         let visible = (tile.lim[r] + 1).saturating_sub(kb);
-        let mut s = [V::splat(0.0); 4];
+        let mut sr = [V::splat(0.0); 4];
         let mut bm = V::splat(f32::NEG_INFINITY);
         for c in 0..4 {
-            s[c] = acc[r][c].scale_visible(scale_v, w * c, visible);
-            bm = bm.max(s[c]);
+            sr[c] = s[r][c].scale_visible(scale_v, w * c, visible);
+            bm = bm.max(sr[c]);
         }
         let m_new = tile.m[r].max(bm.reduce_max());
         let alpha = if tile.m[r] == f32::NEG_INFINITY { 0.0 } else { (tile.m[r] - m_new).exp() };
         let mv = V::splat(m_new);
         let mut sum = V::splat(0.0);
-        for (c, s) in s.iter().enumerate() {
+        for (c, s) in sr.iter().enumerate() {
             let e = s.sub(mv).exp();
             sum = sum.add(e);
             e.store(p[r].as_mut_ptr().add(w * c));
@@ -212,36 +334,11 @@ unsafe fn tile_keys<V: Lanes, const BQ: usize, const BK: usize>(
         tile.m[r] = m_new;
         if alpha != 1.0 {
             let av = V::splat(alpha);
-            for x in 0..dv {
-                let op = op0.add(r * hd + w * x);
+            for x in 0..hd / w {
+                let op = o.add(r * hd + w * x);
                 V::load(op).mul(av).store(op);
             }
         }
     }
-    // O += P V, four vectors at a time.
-    for x0 in (0..dv).step_by(4) {
-        let mut acc = [[V::splat(0.0); 4]; BQ];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let op = op0.add(r * hd + w * x0);
-            for x in 0..4 {
-                acc[x] = V::load(op.add(w * x));
-            }
-        }
-        for j in 0..nk {
-            let vr = vp.add((kb + j) * hd + w * x0);
-            let vv: [V; 4] = std::array::from_fn(|x| V::load(vr.add(w * x)));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let pv = V::splat(p[r][j]);
-                for x in 0..4 {
-                    acc[x] = pv.mul_add(vv[x], acc[x]);
-                }
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            let op = op0.add(r * hd + w * x0);
-            for x in 0..4 {
-                acc[x].store(op.add(w * x));
-            }
-        }
-    }
+    p
 }

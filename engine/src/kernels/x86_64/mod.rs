@@ -29,6 +29,7 @@ macro_rules! elementwise {
 }
 use elementwise;
 
+mod attention_int16;
 pub mod avx2;
 pub mod avx512;
 mod lanes;
