@@ -1,5 +1,8 @@
-//! Wall time per forward-pass stage, for benchmarks: off unless `QWEN3_EMBED_PROFILE` is set
-//! when the process starts (then one clock read per stage). `report()` returns the totals.
+//! Wall time and arithmetic per forward-pass stage, for benchmarks: off unless
+//! `QWEN3_EMBED_PROFILE` is set when the process starts (then one clock read per stage).
+//! `report()` returns the times, `arithmetic()` the floating-point operations each stage's
+//! products did (a multiply-add counts two), so a stage's share of the time can be set beside
+//! its share of the work.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -24,6 +27,7 @@ const STAGES: [&str; 11] =
     ["embed", "norm", "qkv", "rope", "attention", "o_proj", "gate_up", "silu_mul", "down", "residual", "other"];
 
 static TOTALS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
+static FLOPS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
 
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
@@ -51,5 +55,22 @@ pub fn report() -> Vec<(&'static str, f64)> {
         .zip(&TOTALS)
         .map(|(n, t)| (*n, t.load(Ordering::Relaxed) as f64 / 1e9))
         .filter(|(_, s)| *s > 0.0)
+        .collect()
+}
+
+/// Adds `flops` operations of arithmetic to `stage` (when profiling).
+pub fn count(stage: Stage, flops: u64) {
+    if enabled() {
+        FLOPS[stage as usize].fetch_add(flops, Ordering::Relaxed);
+    }
+}
+
+/// (stage, GFLOP) for every stage with arithmetic counted.
+pub fn arithmetic() -> Vec<(&'static str, f64)> {
+    STAGES
+        .iter()
+        .zip(&FLOPS)
+        .map(|(n, f)| (*n, f.load(Ordering::Relaxed) as f64 / 1e9))
+        .filter(|(_, f)| *f > 0.0)
         .collect()
 }

@@ -39,6 +39,10 @@ The corpus: --docs documents whose lengths are spread evenly over [--doc-min, --
 counts are printed) and --queries short questions with the default retrieval instruction.
 Everything derives from --seed.
 
+With --engine-env QWEN3_EMBED_PROFILE=1 it also prints attention's share of the engine's pass
+time beside its share of the arithmetic. Long documents: --docs 1 --doc-min N --doc-max N
+--batch-tokens M --engine-args "--max-tokens M" with M a little over N.
+
 Example (2 threads, every official quantization + F16 + the bf16 directory):
   python3 scripts/bench/engines.py --threads 2 \\
       --llama-embedding /opt/llama.cpp/bin/llama-embedding --torch-python /opt/refvenv/bin/python \\
@@ -213,9 +217,22 @@ def run_engine(args, model, work, docs_path, queries_path, tag):
         "doc_token_counts": r["doc_token_counts"],
         "query_token_counts": r["query_token_counts"],
         "tensor_types": r["tensor_types"],
+        "profile_s": r.get("profile_s") or {},
+        "profile_gflop": r.get("profile_gflop") or {},
         "docs_v": docs_v,
         "queries_v": queries_v,
     }
+
+
+def profile_line(e):
+    """Attention's share of the forward passes' time against its share of their arithmetic,
+    from a run with QWEN3_EMBED_PROFILE=1 (every pass of the process: warm-up, documents, queries)."""
+    secs, gflop = e["profile_s"], e["profile_gflop"]
+    t_share = secs.get("attention", 0.0) / sum(secs.values())
+    f_share = gflop.get("attention", 0.0) / sum(gflop.values())
+    return (f"attention takes {100 * t_share:.1f}% of the pass time and does {100 * f_share:.1f}% of its "
+            f"arithmetic ({t_share / f_share:.2f}x); {sum(gflop.values()) / sum(secs.values()):.0f} GFLOP/s "
+            f"over all stages, attention {gflop.get('attention', 0.0) / max(secs.get('attention', 0.0), 1e-9):.0f}")
 
 
 TS_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+) . (.*)$")
@@ -441,6 +458,8 @@ def main():
                 print(f"  engine: {e['tokens_per_s']:.2f} tokens/s ({e['doc_tokens']} tokens in "
                       f"{e['doc_seconds']:.1f} s), query {e['query_ms']:.0f} ms, "
                       f"RSS {e['rss'] / 2**30:.2f} GiB, types {e['tensor_types']}")
+                if e["profile_gflop"]:
+                    print(f"  engine: {profile_line(e)}")
                 sys.stdout.flush()
                 eng = max(engines, key=lambda r: r["tokens_per_s"])
             p = None

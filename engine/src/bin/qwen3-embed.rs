@@ -548,6 +548,7 @@ fn bench(
             "query_token_counts": query_seqs.iter().map(|s| s.len()).collect::<Vec<_>>(),
             "query_latency_ms": latencies_ms, "query_latency_ms_median": median(&sorted),
             "profile_s": qwen3_embed_engine::profile::report().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "profile_gflop": qwen3_embed_engine::profile::arithmetic().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
         })
     );
     Ok(())

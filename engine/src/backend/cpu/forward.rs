@@ -194,6 +194,16 @@ impl Qwen3 {
         profile::lap(&mut tm, Stage::Rope);
 
         let spans = p.spans(last_layer);
+        if profile::enabled() {
+            let proj = |rows: usize, n: usize, k: usize| 2 * (rows * n * k) as u64;
+            let (qd, kvd, inter) = (nh * hd, nkv * hd, c.intermediate);
+            profile::count(Stage::Qkv, proj(q_rows, qd, hidden) + proj(t, 2 * kvd, hidden));
+            let keys: usize = spans.iter().map(|s| (s.k_len - s.q_len..s.k_len).map(|i| i + 1).sum::<usize>()).sum();
+            profile::count(Stage::Attention, 4 * (keys * qd) as u64);
+            profile::count(Stage::OutProj, proj(q_rows, hidden, qd));
+            profile::count(Stage::GateUp, proj(q_rows, 2 * inter, hidden));
+            profile::count(Stage::Down, proj(q_rows, hidden, inter));
+        }
         let attn = ops::attention(kn, &q, &k, &v, nh, nkv, hd, &spans, 1.0 / (hd as f32).sqrt());
         for b in [q, k, v] {
             kernels::recycle(b);
