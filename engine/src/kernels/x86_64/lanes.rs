@@ -47,14 +47,11 @@ pub unsafe fn silu_mul<V: Lanes>(g: &mut [f32], u: &[f32]) {
     generic::silu_mul(&mut g[n..], &u[n..]);
 }
 
-/// Keys per block held in L2: 256 keys of 128 dimensions are 128 KiB of keys and of values
-/// in f32 (half that in bf16).
-const KB: usize = 256;
-
-/// Query rows per unit of work for register tiles of `bq` rows: every query head that shares a
-/// key/value head runs its rows of the unit against one block of `KB` keys while that block is
-/// in L2, so a long sequence's keys and values are read from memory once per unit and per
-/// key/value head, not per tile.
+/// Query rows per unit of work for register tiles of `bq` rows: every tile of every query head
+/// that shares a key/value head meets one block of `BK` keys in turn while that block's keys and
+/// values are in L1 (32 KiB in 16-bit fixed point for 128 dimensions, 64 KiB in f32), so a long
+/// sequence's keys and values are read from memory once per unit and per key/value head, and
+/// from L2 once per block, not per tile.
 const fn unit_rows(bq: usize) -> usize {
     bq * 32usize.div_ceil(bq)
 }
@@ -226,9 +223,9 @@ struct Tile<const BQ: usize> {
 }
 
 /// Query rows `i0..` (one unit, clipped to the span) of every head reading key/value head
-/// `kvh`, in span `sp`: key blocks of `KB` in the outer loop, tiles of `BQ` rows x `BK` keys
-/// inside. Each row meets its keys in the same order and tiles as a row-by-row pass would, so
-/// the result does not depend on the unit's size or `KB`.
+/// `kvh`, in span `sp`: blocks of `BK` keys in the outer loop, the unit's tiles of `BQ` rows
+/// inside. Each row meets its keys in the same order and blocks as a row-by-row pass would, so
+/// the result does not depend on the unit's size.
 ///
 /// # Safety
 /// The CPU has `V`'s instruction set; `BK` is 4 vectors; `kv` is `a`'s keys and values as `P`
@@ -242,7 +239,6 @@ pub(in crate::kernels) unsafe fn attention_unit<V: Lanes, P: Products<V>, const 
     i0: usize,
     out: *mut f32,
 ) {
-    const { assert!(KB.is_multiple_of(BK)) };
     debug_assert_eq!(BK, 4 * V::W);
     let (nh, hd) = (a.nh, a.hd);
     let ql = P::q_len(hd);
@@ -268,18 +264,16 @@ pub(in crate::kernels) unsafe fn attention_unit<V: Lanes, P: Products<V>, const 
         }
     }
     let last = tiles.iter().map(|t| t.lim[BQ - 1]).max().unwrap_or(0);
-    for kb0 in (0..=last).step_by(KB) {
+    for kb in (0..=last).step_by(BK) {
         for (n, tile) in tiles.iter_mut().enumerate() {
-            let end = tile.lim[BQ - 1].min(kb0 + KB - 1);
-            let (qp, op) = (q.as_ptr().add(n * BQ * ql), o.as_mut_ptr().add(n * BQ * hd));
-            let mut kb = kb0;
-            while kb <= end {
-                let s = P::scores::<BQ>(qp, hd, kv, kvh, sp, kb);
-                let p = softmax_step::<V, BQ, BK>(tile, s, op, a.scale, hd, kb);
-                let nk = (tile.lim[BQ - 1] + 1 - kb).min(BK);
-                P::add_pv::<BQ, BK>(&p, nk, op, hd, kv, kvh, sp, kb);
-                kb += BK;
+            if kb > tile.lim[BQ - 1] {
+                continue;
             }
+            let (qp, op) = (q.as_ptr().add(n * BQ * ql), o.as_mut_ptr().add(n * BQ * hd));
+            let s = P::scores::<BQ>(qp, hd, kv, kvh, sp, kb);
+            let p = softmax_step::<V, BQ, BK>(tile, s, op, a.scale, hd, kb);
+            let nk = (tile.lim[BQ - 1] + 1 - kb).min(BK);
+            P::add_pv::<BQ, BK>(&p, nk, op, hd, kv, kvh, sp, kb);
         }
     }
     for (n, tile) in tiles.iter().enumerate() {
