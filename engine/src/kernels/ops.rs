@@ -133,7 +133,7 @@ impl KvPerHead {
     pub fn new(a: &Attention, bk: usize) -> KvPerHead {
         let (nkv, hd) = (a.nkv, a.hd);
         let tk = a.k.len() / (nkv * hd);
-        let ld = tk + bk;
+        let ld = row_stride(tk + bk);
         let mut kt: Vec<f32> = super::zeroed_vec(nkv * hd * ld);
         kt.par_chunks_mut(ld).enumerate().for_each(|(row, dst)| {
             let (head, d) = (row / hd, row % hd);
@@ -158,6 +158,15 @@ impl Drop for KvPerHead {
         super::recycle(std::mem::take(&mut self.kt));
         super::recycle(std::mem::take(&mut self.vt));
     }
+}
+
+/// A row length of at least `n` 4-byte values for key layouts read one block of keys from every
+/// row in turn: an odd number of 64-byte lines, so that consecutive rows start in different L1
+/// sets. (Rows a multiple of 4 KiB apart, as 1,024 keys would make them, all fall into the same
+/// few sets and evict each other.)
+pub(in crate::kernels) fn row_stride(n: usize) -> usize {
+    let lines = n.div_ceil(16);
+    (lines | 1) * 16
 }
 
 /// Runs `f(span, first head, first query row, out)` in parallel for every block of `bq` query
@@ -372,7 +381,7 @@ mod tests {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let kn = crate::kernels::table();
         println!("instruction set: {:?}", kn.isa);
-        for n in [64usize, 512, 2048, 8192] {
+        for n in [64usize, 512, 960, 2048, 8192] {
             let spans = [Span { q_start: 0, q_len: n, k_start: 0, k_len: n }];
             let q = lcg(3, n * nh * hd);
             let k = lcg(4, n * nkv * hd);

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::avx512::F32x16;
 use super::lanes::{self, Products};
-use crate::kernels::ops::{Attention, Span};
+use crate::kernels::ops::{row_stride, Attention, Span};
 
 /// Query rows per register tile (6 rows x 4 vectors of keys take 24 of the 32 registers).
 const BQ: usize = 6;
@@ -80,7 +80,7 @@ impl KvInt16 {
     fn new(a: &Attention) -> KvInt16 {
         let (nkv, hd) = (a.nkv, a.hd);
         let tk = a.k.len() / (nkv * hd);
-        let ld = tk + BK;
+        let ld = row_stride(tk + BK);
         let kmax = qk_max(hd);
         let key = |t: usize, head: usize| &a.k[(t * nkv + head) * hd..][..hd];
         let mut k_scale = vec![0f32; nkv * ld];
