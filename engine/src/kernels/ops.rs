@@ -169,6 +169,20 @@ pub(in crate::kernels) fn row_stride(n: usize) -> usize {
     (lines | 1) * 16
 }
 
+/// Sequences of lengths `lens` packed one after another, each with all its queries or only its
+/// last one: the spans, the query rows and the key rows in all.
+#[cfg(test)]
+pub(crate) fn packed_spans(lens: &[usize], last_only: bool) -> (Vec<Span>, usize, usize) {
+    let (mut spans, mut qs, mut ks) = (Vec::new(), 0, 0);
+    for &n in lens {
+        let ql = if last_only { 1 } else { n };
+        spans.push(Span { q_start: qs, q_len: ql, k_start: ks, k_len: n });
+        qs += ql;
+        ks += n;
+    }
+    (spans, qs, ks)
+}
+
 /// Runs `f(span, first head, first query row, out)` in parallel for every block of `bq` query
 /// rows of every group of `heads` consecutive heads of every span; each call writes only its own
 /// rows of its heads.
@@ -267,16 +281,7 @@ mod tests {
                 .flat_map(move |g| [(kn, g, false), (kn, g, true)])
         });
         for (kn, (nh, nkv, hd), last_only) in cases {
-            let tk: usize = lens.iter().sum();
-            let mut spans = Vec::new();
-            let (mut qs, mut ks) = (0, 0);
-            for &n in &lens {
-                let ql = if last_only { 1 } else { n };
-                spans.push(Span { q_start: qs, q_len: ql, k_start: ks, k_len: n });
-                qs += ql;
-                ks += n;
-            }
-            let tq = qs;
+            let (spans, tq, tk) = packed_spans(&lens, last_only);
             let q = lcg(3, tq * nh * hd).iter().map(|x| x * 3.0).collect::<Vec<_>>();
             let k = lcg(4, tk * nkv * hd);
             let v = lcg(5, tk * nkv * hd);
@@ -322,14 +327,7 @@ mod tests {
     fn attention_long_spans_match_generic() {
         let (nh, nkv, hd) = (4, 1, 32);
         for last_only in [false, true] {
-            let lens = [300usize, 33, 700];
-            let (mut spans, mut qs, mut ks) = (Vec::new(), 0, 0);
-            for &n in &lens {
-                let ql = if last_only { 1 } else { n };
-                spans.push(Span { q_start: qs, q_len: ql, k_start: ks, k_len: n });
-                qs += ql;
-                ks += n;
-            }
+            let (spans, qs, ks) = packed_spans(&[300, 33, 700], last_only);
             let q = lcg(6, qs * nh * hd).iter().map(|x| x * 3.0).collect::<Vec<_>>();
             let k = lcg(7, ks * nkv * hd);
             let v = lcg(8, ks * nkv * hd);

@@ -273,7 +273,7 @@ unsafe fn attention_unit(a: &Attention, kv: &KvInt16, sp: &Span, kvh: usize, i0:
 
 #[cfg(test)]
 mod tests {
-    use crate::kernels::ops::{Attention, Span};
+    use crate::kernels::ops::{packed_spans, Attention};
     use crate::kernels::{generic, lcg, Isa};
 
     /// The fixed-point kernel itself on every span length (the table sends it only long ones):
@@ -287,14 +287,7 @@ mod tests {
         }
         for (nh, nkv, hd) in [(4, 2, 64), (8, 2, 128), (6, 3, 64)] {
             for last_only in [false, true] {
-                let lens = [1usize, 5, 64, 65, 130, 333];
-                let (mut spans, mut qs, mut ks) = (Vec::new(), 0, 0);
-                for &n in &lens {
-                    let ql = if last_only { 1 } else { n };
-                    spans.push(Span { q_start: qs, q_len: ql, k_start: ks, k_len: n });
-                    qs += ql;
-                    ks += n;
-                }
+                let (spans, qs, ks) = packed_spans(&[1, 5, 64, 65, 130, 333], last_only);
                 let q: Vec<f32> = lcg(12, qs * nh * hd).iter().map(|x| x * 3.0).collect();
                 let k = lcg(13, ks * nkv * hd);
                 let v = lcg(14, ks * nkv * hd);
