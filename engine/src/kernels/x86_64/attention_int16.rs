@@ -4,7 +4,9 @@
 //! row and keys per key, weights per row and block, values per span and dimension; the largest
 //! magnitude of each becomes the largest integer whose sums cannot overflow (4,095 for the
 //! model's 128-dimension heads), about 13 significant bits where bf16 keeps 8. The softmax
-//! between the products stays in f32.
+//! between the products runs in f32 in base 2 (the attention scale and log2(e) are in the keys'
+//! scales), each block's weights relative to the block's own maximum, so they go from the
+//! exponential to integers with no second pass.
 //!
 //! S = Q Kᵀ pairs dimensions: a query's pair (q[2i], q[2i+1]) is broadcast against 16 keys'
 //! pairs of the same dimensions. O += P V pairs keys: a row's weights (p[j], p[j+1]) are
@@ -17,7 +19,7 @@ use std::arch::x86_64::*;
 use rayon::prelude::*;
 
 use super::avx512::F32x16;
-use super::lanes::{self, Products};
+use super::lanes::{self, Products, Tile};
 use crate::kernels::ops::{row_stride, Attention, Span};
 
 /// Query rows per register tile (6 rows x 4 vectors of keys take 24 of the 32 registers).
@@ -26,6 +28,8 @@ const BQ: usize = 6;
 const BK: usize = 64;
 /// The largest weight and value integer: 64 keys of products stay below 2^31.
 const PV_MAX: f32 = 5792.0;
+/// A score this far (in base 2) below its block's maximum has weight 0.
+const FLOOR: f32 = -64.0;
 
 /// The largest query and key integer for heads of `hd` dimensions: `hd` products stay below 2^31.
 fn qk_max(hd: usize) -> f32 {
@@ -63,7 +67,7 @@ fn pair(lo: i16, hi: i16) -> u32 {
 pub struct KvInt16 {
     /// `[head][dim pair][key]`, rows `ld` long, 0 past the last key.
     k: Vec<u32>,
-    /// `[head][key]`, `ld` long: each key's scale.
+    /// `[head][key]`, `ld` long: each key's scale times the attention's scale and log2(e).
     k_scale: Vec<f32>,
     ld: usize,
     /// `[head][key pair of each span][dim]`: each span's keys pair from its own first key, its
@@ -90,6 +94,7 @@ impl KvInt16 {
                 (s[t], inv[t]) = scales(amax(key(t, head)), kmax);
             }
         });
+        let base2 = a.scale * std::f32::consts::LOG2_E;
         let mut k = vec![0u32; nkv * hd / 2 * ld];
         k.par_chunks_mut(ld).enumerate().for_each(|(row, dst)| {
             let (head, d) = (row / (hd / 2), 2 * (row % (hd / 2)));
@@ -135,6 +140,7 @@ impl KvInt16 {
                 }
             },
         );
+        k_scale.iter_mut().for_each(|s| *s *= base2);
         KvInt16 { k, k_scale, ld, v, v_scale, spans, head_rows }
     }
 
@@ -144,6 +150,34 @@ impl KvInt16 {
     }
 }
 
+/// 2^x for x <= 13 (the weights' largest exponent), |relative error| below 3e-6, a fifth of
+/// what a weight's rounding to 13 bits costs; 2^x = 2^FLOOR for x < FLOOR.
+#[inline(always)]
+unsafe fn exp2(x: __m512) -> __m512 {
+    let x = _mm512_max_ps(x, _mm512_set1_ps(FLOOR));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x);
+    let f = _mm512_sub_ps(x, n);
+    // (f ln 2)^k / k!, k = 5..0.
+    let mut p = _mm512_set1_ps(1.333_355_8e-3);
+    for c in [9.618_129e-3, 5.550_411e-2, 0.240_226_5, std::f32::consts::LN_2, 1.0] {
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c));
+    }
+    _mm512_scalef_ps(p, n)
+}
+
+/// Lanes `first + i < visible` of 16.
+#[inline(always)]
+unsafe fn visible_mask(first: usize, visible: usize) -> __mmask16 {
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    _mm512_cmplt_epi32_mask(_mm512_add_epi32(lane, _mm512_set1_epi32(first as i32)), _mm512_set1_epi32(visible as i32))
+}
+
+/// A tile's weights for one block of keys: each row's integers (at most [`PV_MAX`]) and scale.
+pub struct Weights<const R: usize, const K: usize> {
+    p: [[i16; K]; R],
+    scale: [f32; R],
+}
+
 /// Both products in 16-bit fixed point.
 pub struct Int16Products;
 
@@ -151,6 +185,9 @@ impl Products<F32x16> for Int16Products {
     /// A query row is `hd / 2` int16 pairs, then its scale's bits.
     type Q = u32;
     type Kv = KvInt16;
+    type P<const R: usize, const K: usize> = Weights<R, K>;
+    /// Kept as a vector, so a block adds to it without a horizontal sum.
+    type Sum = F32x16;
 
     fn q_len(hd: usize) -> usize {
         hd / 2 + 1
@@ -169,6 +206,7 @@ impl Products<F32x16> for Int16Products {
         dst[src.len() / 2] = scale.to_bits();
     }
 
+    /// The scores in base 2 without the queries' scales (which `softmax` applies).
     #[inline(always)]
     unsafe fn scores<const R: usize>(
         q: *const u32,
@@ -193,19 +231,103 @@ impl Products<F32x16> for Int16Products {
         }
         let ks = kv.k_scale.as_ptr().add(kvh * kv.ld + sp.k_start + kb);
         let mut s = [[F32x16(_mm512_setzero_ps()); 4]; R];
-        for r in 0..R {
-            let qs = _mm512_set1_ps(f32::from_bits(*q.add(r * ql + hd / 2)));
-            for c in 0..4 {
-                let scale = _mm512_mul_ps(_mm512_loadu_ps(ks.add(16 * c)), qs);
-                s[r][c] = F32x16(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][c]), scale));
+        for c in 0..4 {
+            let ks = _mm512_loadu_ps(ks.add(16 * c));
+            for r in 0..R {
+                s[r][c] = F32x16(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][c]), ks));
             }
         }
         s
     }
 
     #[inline(always)]
+    unsafe fn sum_zero() -> F32x16 {
+        F32x16(_mm512_setzero_ps())
+    }
+
+    #[inline(always)]
+    unsafe fn total(l: F32x16) -> f32 {
+        _mm512_reduce_add_ps(l.0)
+    }
+
+    /// Each row's weights are `PV_MAX * 2^(s - b)` rounded, `b` the row's largest score in the
+    /// block, and its scale `2^(b - m) / PV_MAX`, `m` the running maximum; the sum is kept in
+    /// units of `1 / PV_MAX`.
+    #[inline(always)]
+    unsafe fn softmax<const R: usize, const K: usize>(
+        tile: &mut Tile<F32x16, R>,
+        s: [[F32x16; 4]; R],
+        q: *const u32,
+        o: *mut f32,
+        _scale: f32,
+        hd: usize,
+        kb: usize,
+    ) -> Weights<R, K> {
+        debug_assert_eq!(K, BK);
+        let ql = hd / 2 + 1;
+        let mut w = Weights { p: [[0i16; K]; R], scale: [0.0; R] };
+        let mut visible = [0usize; R];
+        let mut qs = [0f32; R];
+        let mut b = [0f32; R];
+        // Lanes 0..R: the old maximum less the new; lanes 8..8 + R: the block's maximum less the new.
+        let mut d = [f32::NEG_INFINITY; 16];
+        for r in 0..R {
+            visible[r] = (tile.lim[r] + 1).saturating_sub(kb);
+            qs[r] = f32::from_bits(*q.add(r * ql + hd / 2));
+            let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
+            for c in 0..4 {
+                m = if visible[r] >= K {
+                    _mm512_max_ps(m, s[r][c].0)
+                } else {
+                    _mm512_mask_max_ps(m, visible_mask(16 * c, visible[r]), m, s[r][c].0)
+                };
+            }
+            if visible[r] == 0 {
+                d[r] = 0.0;
+                continue;
+            }
+            b[r] = _mm512_reduce_max_ps(m) * qs[r];
+            let m_new = tile.m[r].max(b[r]);
+            (d[r], d[8 + r]) = (tile.m[r] - m_new, b[r] - m_new);
+            tile.m[r] = m_new;
+        }
+        let mut e = [0f32; 16];
+        _mm512_storeu_ps(e.as_mut_ptr(), exp2(_mm512_loadu_ps(d.as_ptr())));
+        let log2_max = PV_MAX.log2();
+        for r in 0..R {
+            let alpha = e[r];
+            if alpha != 1.0 {
+                let av = _mm512_set1_ps(alpha);
+                tile.l[r] = F32x16(_mm512_mul_ps(tile.l[r].0, av));
+                for x in 0..hd / 16 {
+                    let op = o.add(r * hd + 16 * x);
+                    _mm512_storeu_ps(op, _mm512_mul_ps(_mm512_loadu_ps(op), av));
+                }
+            }
+            if visible[r] == 0 {
+                continue;
+            }
+            let qv = _mm512_set1_ps(qs[r]);
+            let off = _mm512_set1_ps(b[r] - log2_max);
+            let mut sum = _mm512_setzero_ps();
+            for c in 0..4 {
+                let mut x = exp2(_mm512_fmsub_ps(qv, s[r][c].0, off));
+                if visible[r] < K {
+                    x = _mm512_maskz_mov_ps(visible_mask(16 * c, visible[r]), x);
+                }
+                sum = _mm512_add_ps(sum, x);
+                let pq = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(x));
+                _mm256_storeu_si256(w.p[r].as_mut_ptr().add(16 * c).cast(), pq);
+            }
+            w.scale[r] = e[8 + r];
+            tile.l[r] = F32x16(_mm512_fmadd_ps(sum, _mm512_set1_ps(e[8 + r]), tile.l[r].0));
+        }
+        w
+    }
+
+    #[inline(always)]
     unsafe fn add_pv<const R: usize, const K: usize>(
-        p: &[[f32; K]; R],
+        w: &Weights<R, K>,
         nk: usize,
         o: *mut f32,
         hd: usize,
@@ -214,25 +336,6 @@ impl Products<F32x16> for Int16Products {
         sp: &Span,
         kb: usize,
     ) {
-        debug_assert_eq!(K, BK);
-        let mut pq = [[0i16; BK]; R];
-        let mut p_scale = [0f32; R];
-        for r in 0..R {
-            let mut m = _mm512_setzero_ps();
-            for c in 0..K / 16 {
-                m = _mm512_max_ps(m, _mm512_loadu_ps(p[r].as_ptr().add(16 * c)));
-            }
-            let amax = _mm512_reduce_max_ps(m);
-            if amax <= 0.0 {
-                continue;
-            }
-            p_scale[r] = amax / PV_MAX;
-            let inv = _mm512_set1_ps(PV_MAX / amax);
-            for c in 0..K / 16 {
-                let x = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p[r].as_ptr().add(16 * c)), inv));
-                _mm256_storeu_si256(pq[r].as_mut_ptr().add(16 * c).cast(), _mm512_cvtepi32_epi16(x));
-            }
-        }
         let s = kv.span_index(sp);
         let vp = kv.v.as_ptr().add((kvh * kv.head_rows + kv.spans[s].1 + kb / 2) * hd);
         let vs = kv.v_scale.as_ptr().add((kvh * kv.spans.len() + s) * hd);
@@ -242,14 +345,14 @@ impl Products<F32x16> for Int16Products {
                 let vr = vp.add(j * hd + 16 * x0);
                 let vv: [__m512i; 4] = std::array::from_fn(|x| _mm512_loadu_si512(vr.add(16 * x).cast()));
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let pv = _mm512_set1_epi32(pq[r].as_ptr().cast::<i32>().add(j).read_unaligned());
+                    let pv = _mm512_set1_epi32(w.p[r].as_ptr().cast::<i32>().add(j).read_unaligned());
                     for x in 0..4 {
                         acc[x] = _mm512_dpwssd_epi32(acc[x], pv, vv[x]);
                     }
                 }
             }
             for (r, acc) in acc.iter().enumerate() {
-                let ps = _mm512_set1_ps(p_scale[r]);
+                let ps = _mm512_set1_ps(w.scale[r]);
                 for x in 0..4 {
                     let op = o.add(r * hd + 16 * (x0 + x));
                     let scale = _mm512_mul_ps(_mm512_loadu_ps(vs.add(16 * (x0 + x))), ps);

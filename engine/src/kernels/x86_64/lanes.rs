@@ -57,13 +57,18 @@ const fn unit_rows(bq: usize) -> usize {
 }
 
 /// Attention's two products, S = Q Kᵀ and O += P V, for register tiles of `BQ` rows and four
-/// vectors of keys: in f32 ([`F32Products`]) or on a table's own number format (bf16 pairs).
-/// The softmax between them is the same for every format, in f32.
+/// vectors of keys, and the online softmax between them: in f32 ([`F32Products`]) or in a
+/// table's own number format (16-bit fixed point), which also owns its weights' form.
 pub(in crate::kernels) trait Products<V: Lanes> {
     /// One element of a query row as [`Products::scores`] reads it.
     type Q: Copy + Default;
     /// The keys and values of every key/value head, laid out for blocks of `4 * V::W` keys.
     type Kv: Sync;
+    /// The weights of a tile of `BQ` rows for one block of `BK` keys, as [`Products::add_pv`]
+    /// reads them.
+    type P<const BQ: usize, const BK: usize>;
+    /// A row's running sum of weights.
+    type Sum: Copy;
     /// Elements of `Q` per query row of `hd` dimensions.
     fn q_len(hd: usize) -> usize;
     fn kv(a: &Attention) -> Self::Kv;
@@ -71,7 +76,7 @@ pub(in crate::kernels) trait Products<V: Lanes> {
     /// The CPU has `V`'s instruction set.
     unsafe fn query(src: &[f32], dst: &mut [Self::Q]);
     /// Q Kᵀ for the tile's `BQ` query rows (`q_len(hd)` apart) and keys `kb..kb + 4 * V::W` of
-    /// span `sp` (unscaled, unmasked).
+    /// span `sp`, unmasked, in the units [`Products::softmax`] reads.
     ///
     /// # Safety
     /// The CPU has `V`'s instruction set; `kv` is the attention's; `q` holds `BQ` rows.
@@ -83,6 +88,29 @@ pub(in crate::kernels) trait Products<V: Lanes> {
         sp: &Span,
         kb: usize,
     ) -> [[V; 4]; BQ];
+    /// # Safety
+    /// The CPU has `V`'s instruction set.
+    unsafe fn sum_zero() -> Self::Sum;
+    /// # Safety
+    /// The CPU has `V`'s instruction set.
+    unsafe fn total(l: Self::Sum) -> f32;
+    /// The online softmax over keys `kb..kb + BK` of a tile's scores `s` (those past each
+    /// row's last visible key masked; `q` the tile's query rows, `scale` the attention's):
+    /// updates the running maximum and sum, rescales the rows of `o` when the maximum grows,
+    /// and returns the rows' weights (0 where masked).
+    ///
+    /// # Safety
+    /// As `scores`; `o` holds `BQ` rows of `hd`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn softmax<const BQ: usize, const BK: usize>(
+        tile: &mut Tile<Self::Sum, BQ>,
+        s: [[V; 4]; BQ],
+        q: *const Self::Q,
+        o: *mut f32,
+        scale: f32,
+        hd: usize,
+        kb: usize,
+    ) -> Self::P<BQ, BK>;
     /// `o[r] += Σ_j p[r][j] v[kb + j]` for `j < nk` (rows of `o` are `hd` apart; `p` is 0 past
     /// the visible keys of each row, and up to `BK`).
     ///
@@ -90,7 +118,7 @@ pub(in crate::kernels) trait Products<V: Lanes> {
     /// As `scores`; `o` holds `BQ` rows.
     #[allow(clippy::too_many_arguments)]
     unsafe fn add_pv<const BQ: usize, const BK: usize>(
-        p: &[[f32; BK]; BQ],
+        p: &Self::P<BQ, BK>,
         nk: usize,
         o: *mut f32,
         hd: usize,
@@ -108,6 +136,8 @@ pub(in crate::kernels) struct F32Products;
 impl<V: Lanes> Products<V> for F32Products {
     type Q = f32;
     type Kv = KvPerHead;
+    type P<const BQ: usize, const BK: usize> = [[f32; BK]; BQ];
+    type Sum = f32;
 
     fn q_len(hd: usize) -> usize {
         hd
@@ -145,6 +175,29 @@ impl<V: Lanes> Products<V> for F32Products {
             }
         }
         acc
+    }
+
+    #[inline(always)]
+    unsafe fn sum_zero() -> f32 {
+        0.0
+    }
+
+    #[inline(always)]
+    unsafe fn total(l: f32) -> f32 {
+        l
+    }
+
+    #[inline(always)]
+    unsafe fn softmax<const BQ: usize, const BK: usize>(
+        tile: &mut Tile<f32, BQ>,
+        s: [[V; 4]; BQ],
+        _q: *const f32,
+        o: *mut f32,
+        scale: f32,
+        hd: usize,
+        kb: usize,
+    ) -> [[f32; BK]; BQ] {
+        softmax_step::<V, BQ, BK>(tile, s, o, scale, hd, kb)
     }
 
     #[inline(always)]
@@ -214,12 +267,12 @@ pub(in crate::kernels) unsafe fn attention<V: Lanes, P: Products<V>, const BQ: u
 }
 
 /// One register tile's running softmax state: `BQ` rows of one head (their queries and outputs
-/// are at the tile's place in the unit's buffers).
-struct Tile<const BQ: usize> {
-    m: [f32; BQ],
-    l: [f32; BQ],
+/// are at the tile's place in the unit's buffers), each row's sum of weights an `S`.
+pub(in crate::kernels) struct Tile<S, const BQ: usize> {
+    pub m: [f32; BQ],
+    pub l: [S; BQ],
     /// The last visible key of each row, inclusive (rows past the span repeat the last one).
-    lim: [usize; BQ],
+    pub lim: [usize; BQ],
 }
 
 /// Query rows `i0..` (one unit, clipped to the span) of every head reading key/value head
@@ -245,13 +298,13 @@ pub(in crate::kernels) unsafe fn attention_unit<V: Lanes, P: Products<V>, const 
     let group = nh / a.nkv;
     let rows = (sp.q_len - i0).min(unit_rows(BQ));
     let per_head = rows.div_ceil(BQ);
-    let mut tiles: Vec<Tile<BQ>> = Vec::with_capacity(group * per_head);
+    let mut tiles: Vec<Tile<P::Sum, BQ>> = Vec::with_capacity(group * per_head);
     let mut q = vec![P::Q::default(); group * per_head * BQ * ql];
     let mut o = vec![0f32; group * per_head * BQ * hd];
     for g in 0..group {
         let h = kvh * group + g;
         for t in 0..per_head {
-            let mut tile = Tile { m: [f32::NEG_INFINITY; BQ], l: [0.0; BQ], lim: [0; BQ] };
+            let mut tile = Tile { m: [f32::NEG_INFINITY; BQ], l: [P::sum_zero(); BQ], lim: [0; BQ] };
             for r in 0..BQ {
                 let row = i0 + (t * BQ + r).min(rows - 1);
                 tile.lim[r] = sp.k_len - sp.q_len + row;
@@ -271,7 +324,7 @@ pub(in crate::kernels) unsafe fn attention_unit<V: Lanes, P: Products<V>, const 
             }
             let (qp, op) = (q.as_ptr().add(n * BQ * ql), o.as_mut_ptr().add(n * BQ * hd));
             let s = P::scores::<BQ>(qp, hd, kv, kvh, sp, kb);
-            let p = softmax_step::<V, BQ, BK>(tile, s, op, a.scale, hd, kb);
+            let p = P::softmax::<BQ, BK>(tile, s, qp, op, a.scale, hd, kb);
             let nk = (tile.lim[BQ - 1] + 1 - kb).min(BK);
             P::add_pv::<BQ, BK>(&p, nk, op, hd, kv, kvh, sp, kb);
         }
@@ -283,7 +336,7 @@ pub(in crate::kernels) unsafe fn attention_unit<V: Lanes, P: Products<V>, const 
             if row >= rows {
                 break;
             }
-            let inv = V::splat(1.0 / tile.l[r]);
+            let inv = V::splat(1.0 / P::total(tile.l[r]));
             let dst = out.add(((sp.q_start + i0 + row) * nh + h) * hd);
             for x in 0..hd / V::W {
                 V::load(o.as_ptr().add((n * BQ + r) * hd + V::W * x)).mul(inv).store(dst.add(V::W * x));
@@ -292,12 +345,10 @@ pub(in crate::kernels) unsafe fn attention_unit<V: Lanes, P: Products<V>, const 
     }
 }
 
-/// The online softmax over keys `kb..kb + BK` of a tile's scores `s` (those past each row's
-/// last visible key masked): updates the running maximum and sum, rescales the rows of `o`
-/// when the maximum grows, and returns the rows' weights e^(s - max) (0 where masked).
+/// [`Products::softmax`] in f32: the rows' weights are e^(s - max) (0 where masked).
 #[inline(always)]
 unsafe fn softmax_step<V: Lanes, const BQ: usize, const BK: usize>(
-    tile: &mut Tile<BQ>,
+    tile: &mut Tile<f32, BQ>,
     s: [[V; 4]; BQ],
     o: *mut f32,
     scale: f32,
