@@ -245,9 +245,15 @@ impl Products<F32x16> for Int16Products {
         F32x16(_mm512_setzero_ps())
     }
 
+    /// `o` is kept in units of the span's value scales, which are applied here once.
     #[inline(always)]
-    unsafe fn total(l: F32x16) -> f32 {
-        _mm512_reduce_add_ps(l.0)
+    unsafe fn finish(l: F32x16, o: *const f32, hd: usize, kv: &KvInt16, kvh: usize, sp: &Span, dst: *mut f32) {
+        let vs = kv.v_scale.as_ptr().add((kvh * kv.spans.len() + kv.span_index(sp)) * hd);
+        let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(l.0));
+        for x in 0..hd / 16 {
+            let scale = _mm512_mul_ps(_mm512_loadu_ps(vs.add(16 * x)), inv);
+            _mm512_storeu_ps(dst.add(16 * x), _mm512_mul_ps(_mm512_loadu_ps(o.add(16 * x)), scale));
+        }
     }
 
     /// Each row's weights are `PV_MAX * 2^(s - b)` rounded, `b` the row's largest score in the
@@ -336,9 +342,7 @@ impl Products<F32x16> for Int16Products {
         sp: &Span,
         kb: usize,
     ) {
-        let s = kv.span_index(sp);
-        let vp = kv.v.as_ptr().add((kvh * kv.head_rows + kv.spans[s].1 + kb / 2) * hd);
-        let vs = kv.v_scale.as_ptr().add((kvh * kv.spans.len() + s) * hd);
+        let vp = kv.v.as_ptr().add((kvh * kv.head_rows + kv.spans[kv.span_index(sp)].1 + kb / 2) * hd);
         for x0 in (0..hd / 16).step_by(4) {
             let mut acc = [[_mm512_setzero_si512(); 4]; R];
             for j in 0..nk.div_ceil(2) {
@@ -355,8 +359,7 @@ impl Products<F32x16> for Int16Products {
                 let ps = _mm512_set1_ps(w.scale[r]);
                 for x in 0..4 {
                     let op = o.add(r * hd + 16 * (x0 + x));
-                    let scale = _mm512_mul_ps(_mm512_loadu_ps(vs.add(16 * (x0 + x))), ps);
-                    _mm512_storeu_ps(op, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[x]), scale, _mm512_loadu_ps(op)));
+                    _mm512_storeu_ps(op, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[x]), ps, _mm512_loadu_ps(op)));
                 }
             }
         }

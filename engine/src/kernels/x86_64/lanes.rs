@@ -91,9 +91,11 @@ pub(in crate::kernels) trait Products<V: Lanes> {
     /// # Safety
     /// The CPU has `V`'s instruction set.
     unsafe fn sum_zero() -> Self::Sum;
+    /// A finished row: `dst = o / l`, `o` the row's accumulated output in the format's units.
+    ///
     /// # Safety
-    /// The CPU has `V`'s instruction set.
-    unsafe fn total(l: Self::Sum) -> f32;
+    /// As `scores`; `o` and `dst` hold `hd` floats.
+    unsafe fn finish(l: Self::Sum, o: *const f32, hd: usize, kv: &Self::Kv, kvh: usize, sp: &Span, dst: *mut f32);
     /// The online softmax over keys `kb..kb + BK` of a tile's scores `s` (those past each
     /// row's last visible key masked; `q` the tile's query rows, `scale` the attention's):
     /// updates the running maximum and sum, rescales the rows of `o` when the maximum grows,
@@ -183,8 +185,11 @@ impl<V: Lanes> Products<V> for F32Products {
     }
 
     #[inline(always)]
-    unsafe fn total(l: f32) -> f32 {
-        l
+    unsafe fn finish(l: f32, o: *const f32, hd: usize, _: &KvPerHead, _: usize, _: &Span, dst: *mut f32) {
+        let inv = V::splat(1.0 / l);
+        for x in 0..hd / V::W {
+            V::load(o.add(V::W * x)).mul(inv).store(dst.add(V::W * x));
+        }
     }
 
     #[inline(always)]
@@ -336,11 +341,8 @@ pub(in crate::kernels) unsafe fn attention_unit<V: Lanes, P: Products<V>, const 
             if row >= rows {
                 break;
             }
-            let inv = V::splat(1.0 / P::total(tile.l[r]));
             let dst = out.add(((sp.q_start + i0 + row) * nh + h) * hd);
-            for x in 0..hd / V::W {
-                V::load(o.as_ptr().add((n * BQ + r) * hd + V::W * x)).mul(inv).store(dst.add(V::W * x));
-            }
+            P::finish(tile.l[r], o.as_ptr().add((n * BQ + r) * hd), hd, kv, kvh, sp, dst);
         }
     }
 }
