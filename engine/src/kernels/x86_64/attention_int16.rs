@@ -18,7 +18,7 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use super::avx512::F32x16;
+use super::avx512::{visible_mask, F32x16};
 use super::lanes::{self, Products, Tile};
 use crate::kernels::ops::{row_stride, Attention, Span};
 
@@ -163,13 +163,6 @@ unsafe fn exp2(x: __m512) -> __m512 {
         p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c));
     }
     _mm512_scalef_ps(p, n)
-}
-
-/// Lanes `first + i < visible` of 16.
-#[inline(always)]
-unsafe fn visible_mask(first: usize, visible: usize) -> __mmask16 {
-    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    _mm512_cmplt_epi32_mask(_mm512_add_epi32(lane, _mm512_set1_epi32(first as i32)), _mm512_set1_epi32(visible as i32))
 }
 
 /// A tile's weights for one block of keys: each row's integers (at most [`PV_MAX`]) and scale.

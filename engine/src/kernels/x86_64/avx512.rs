@@ -617,11 +617,19 @@ impl Lanes for F32x16 {
     }
     #[inline(always)]
     unsafe fn scale_visible(self, scale: Self, first: usize, visible: usize) -> Self {
-        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let idx = _mm512_add_epi32(lane, _mm512_set1_epi32(first as i32));
-        let mask = _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(visible as i32));
+        let mask = visible_mask(first, visible);
         F32x16(_mm512_mask_blend_ps(mask, _mm512_set1_ps(f32::NEG_INFINITY), _mm512_mul_ps(self.0, scale.0)))
     }
+}
+
+/// Lanes `i` with `first + i < visible`, of 16.
+///
+/// # Safety
+/// The CPU must have AVX-512 F.
+#[inline(always)]
+pub(super) unsafe fn visible_mask(first: usize, visible: usize) -> __mmask16 {
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    _mm512_cmplt_epi32_mask(_mm512_add_epi32(lane, _mm512_set1_epi32(first as i32)), _mm512_set1_epi32(visible as i32))
 }
 
 /// e^x, |relative error| about 2e-7; e^x = 0 for x < -104 (and for -inf).
