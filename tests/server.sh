@@ -250,8 +250,8 @@ check "nothing failed, nothing left in the queue" \
 # Crashes mid-drain: kill -9 of the model server, kill -9 of a sync worker (Postgres then restarts
 # every process of the cluster, as for any backend killed by a signal), an immediate shutdown.
 # Each time a 300-row backlog is being drained; afterwards every row has its current text's vector.
-wait_ready() {
-    for _ in $(seq 300); do
+wait_ready() { # up to 3 minutes: a slow machine's crash recovery
+    for _ in $(seq 1800); do
         q -c "SELECT 1" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -264,6 +264,12 @@ drained() {
     done
     return 1
 }
+cluster_state() { # what a failed round leaves for the reader: every process of the cluster, the log's end
+    echo "      the cluster's processes (state, kernel wait):"
+    ps -u postgres -o pid=,ppid=,stat=,wchan:24=,etime=,args= | sed 's/^/        /'
+    echo "      the end of the server log:"
+    tail -n 40 "$LOG" | cut -c1-240 | sed 's/^/        /'
+}
 all_current() {
     eq "$(q -c "SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) || '/' || count(*) FROM synced")" "300/300"
 }
@@ -272,11 +278,22 @@ crash_round() { # name, then the command that crashes something
     q -c "UPDATE synced SET body = body || ' +'" >/dev/null
     sleep 0.3
     "$@"
-    wait_ready && drained
+    if ! { wait_ready && drained; }; then
+        echo "      after $name the cluster did not come back drained"
+        cluster_state
+    fi
     check "after $name mid-drain every row has its current text's vector" all_current
 }
 kill_server() { kill -9 "$(q -c "SELECT pid FROM qwen3_embed_server_stats()")"; }
-kill_worker() { kill -9 "$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'qwen3_embed sync worker' LIMIT 1")"; }
+kill_worker() { # then waits until the postmaster has begun the crash restart (or 10 s)
+    local restarts
+    restarts="$(grep -c 'all server processes terminated; reinitializing' "$LOG" || true)"
+    kill -9 "$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'qwen3_embed sync worker' LIMIT 1")"
+    for _ in $(seq 100); do
+        (( $(grep -c 'all server processes terminated; reinitializing' "$LOG" || true) > restarts )) && return 0
+        sleep 0.1
+    done
+}
 restart_immediate() {
     sudo -u postgres env RUST_BACKTRACE=1 "$PG_BIN/pg_ctl" -D "$DATA" -m immediate -w restart \
         -o "-p $PORT -k $WORK/pg -c listen_addresses=''" -l "$LOG" >/dev/null
