@@ -34,6 +34,13 @@ How each runtime is run and timed
   --runs R runs each runtime R times, alternating ours and llama.cpp, and keeps each one's best.
   The load average is printed before and after each model; on a shared machine re-run when high.
 
+Against transformers: --golden FILE (a score file of scripts/make_rerank_goldens.py, such as
+engine/tests/golden/rerank/f32.json) takes the pairs of engine/tests/data/rerank_pairs.json that
+use the default instruction (llama.cpp's template hard-codes it) instead of generated ones, and
+adds each runtime's largest |score - transformers| to the report. --model is then the golden's
+own file, or llama.cpp's conversion of the same checkpoint (convert_hf_to_gguf.py on the
+fixture's hf-f32 directory, named so that the converter sees a Qwen3-Reranker).
+
 The pairs: --pairs pairs whose prompt lengths (the template included, about 70 tokens) are spread
 evenly over [--pair-min, --pair-max] tokens: a short question and an English-like document from
 a fixed word list (lengths approximate; the mean of ours' exact counts is printed). Everything
@@ -114,6 +121,21 @@ def make_pairs(seed, n, pair_min, pair_max):
     return pairs
 
 
+def golden_pairs(golden_path):
+    """The golden's pairs that use the default instruction, and transformers' score of each."""
+    with open(golden_path) as f:
+        golden = json.load(f)
+    with open(os.path.join(REPO, "engine", "tests", "data", "rerank_pairs.json")) as f:
+        inputs = {p["name"]: p for p in json.load(f)}
+    pairs, scores = [], []
+    for item in golden["items"]:
+        p = inputs[item["name"]]
+        if p.get("instruct") is None:
+            pairs.append((p["query"], p["document"]))
+            scores.append(item["score"])
+    return golden, pairs, scores
+
+
 # --------------------------------------------------------------------------------------------
 # Runtimes
 # --------------------------------------------------------------------------------------------
@@ -191,6 +213,8 @@ def main():
                     help="tokens per forward pass (ours --batch-tokens; llama.cpp -c = -b = -ub)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--work-dir", help="where inputs, outputs and logs go (default: a temp dir)")
+    ap.add_argument("--golden", help="a scripts/make_rerank_goldens.py score file: score its pairs "
+                    "and compare both runtimes with transformers")
     args = ap.parse_args()
     if args.pairs < 2:
         sys.exit("--pairs must be at least 2")
@@ -200,7 +224,15 @@ def main():
 
     work = args.work_dir or tempfile.mkdtemp(prefix="qwen3-rerank-bench-")
     os.makedirs(work, exist_ok=True)
-    pairs = make_pairs(args.seed, args.pairs, args.pair_min, args.pair_max)
+    reference = None
+    if args.golden:
+        golden, pairs, reference = golden_pairs(args.golden)
+        args.pairs = len(pairs)
+        print(f"pairs: the {len(pairs)} of {args.golden} with the default instruction; transformers "
+              f"scored {golden['source_file']} (sha256 {golden['source_sha256'][:12]}..., "
+              f"transformers {golden['generator']['transformers']})")
+    else:
+        pairs = make_pairs(args.seed, args.pairs, args.pair_min, args.pair_max)
     one = pairs[:1]
 
     cpu, simd = cpu_info()
@@ -243,6 +275,12 @@ def main():
         if l and l["tokens"] != sum(o["tokens"]):
             print(f"  note: llama.cpp decoded {l['tokens']} tokens, ours counted {sum(o['tokens'])}")
         print(f"  mean prompt tokens (ours): {mean_tokens:.0f}; max |score ours - llama.cpp|: {fmt(diff, '.2e')}")
+        if reference:
+            for rt in ("ours", "llama.cpp"):
+                if best[rt]:
+                    errs = [abs(a - b) for a, b in zip(best[rt]["scores"], reference)]
+                    print(f"  {rt}: max |score - transformers| {max(errs):.2e} "
+                          f"({', '.join(f'{e:.1e}' for e in errs)})")
         print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for rt in ("ours", "llama.cpp"):
             r, r1 = best[rt], best1[rt]
