@@ -1,6 +1,6 @@
 //! The reranker against transformers' scores (scripts/make_rerank_goldens.py, the model card's
 //! scoring code) on generated reranker checkpoints, tied and untied: the prompt's token ids
-//! exactly, scores within 1e-4 for F32 and F16 files and 3e-2 for Q8_0, at the default token
+//! exactly, scores within 1e-4 for F32 and F16 files and 2e-2 for Q8_0, at the default token
 //! limit and at 100 tokens (the longer documents cut). Also the refusals: a reranker does not embed, an
 //! embedding model does not rerank.
 
@@ -104,10 +104,11 @@ fn untied_f16_matches_transformers() {
     check_model(false, "f16", 1e-4);
 }
 
-/// Q8_0 runs its products on int8 activations (as llama.cpp does). Measured on this fixture:
-/// at most 1.9e-2 (AVX2) and 2.3e-2 (generic), on the 209-token pair; the target is
-/// 2e-2, to be weighed against llama.cpp's own error on the same file.
-const Q8_0_TOLERANCE: f64 = 3e-2;
+/// Q8_0 runs its products on int8 activations with a scale per 32 values (as llama.cpp does).
+/// Measured on these fixtures: at most 9.9e-3 untied and 1.25e-2 tied under every table;
+/// llama.cpp's `--pooling rank` on the same files, at most 8.5e-3 and 7.5e-3 on the pairs with
+/// the default instruction (`scripts/bench/rerank.py --golden`).
+const Q8_0_TOLERANCE: f64 = 2e-2;
 
 #[test]
 fn untied_q8_0_matches_transformers() {

@@ -14,6 +14,12 @@
 //! or Q8_0's signed `q` times `a + 128`) started at `-offset * asum` (`QuantAct::bias`), or at
 //! `-128 * sum(q)` for Q8_0 (`PackedQ::corr`). This is the same activation
 //! quantization (8 bits per 256 values) that GGML's own k-quant dot products use.
+//!
+//! Q8_0 weights meet activations with a scale per 32 values (`QK8`), as in GGML's own Q8_0 dot
+//! product: its 8-bit weights leave the activations' rounding as the product's main error, and
+//! one scale per 256 values rounds small values coarsely wherever a large one shares the block
+//! (twice llama.cpp's error on the reranker goldens). Each group then adds
+//! `ad[group] * s * sum_k(q * a)`: one more multiply per group.
 
 use rayon::prelude::*;
 
@@ -23,8 +29,10 @@ use candle_core::quantized::GgmlDType;
 
 /// Output rows per tile (one zmm of f32).
 pub const NR: usize = 16;
-/// Activation quantization block (values per scale).
+/// Activation quantization block (values per scale), and the `k` every packed weight divides.
 pub const QK: usize = 256;
+/// Q8_0's activation block.
+pub const QK8: usize = 32;
 /// Activation rows per work item.
 const ROW_BLOCK: usize = 72;
 /// Bytes of weights one work item keeps in L2 while its rows pass over them: the item covers
@@ -85,10 +93,11 @@ impl PackedQ {
     }
 }
 
-/// Activations quantized for the kernel: i8 values, one scale per 256, one sum per group.
+/// Activations quantized for the kernel: i8 values, one scale per 256 (per 32 for Q8_0), one
+/// sum per group.
 pub struct QuantAct {
     pub(in crate::kernels) q: Vec<i8>,
-    /// `[m][k/256]`
+    /// `[m][k/block]`
     pub(in crate::kernels) d: Vec<f32>,
     /// `[m][k/group]`, integer-valued (empty when shifted)
     pub(in crate::kernels) sum: Vec<f32>,
@@ -98,36 +107,39 @@ pub struct QuantAct {
 }
 
 /// What a weight needs of its activations: the group size of the sums, the offset of its
-/// quants, and whether they are shifted to unsigned bytes (then without sums).
+/// quants, whether they are shifted to unsigned bytes (then without sums), and the values per
+/// scale.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ActKey {
     pub group: usize,
     pub offset: i32,
     pub shifted: bool,
+    pub block: usize,
 }
 
 impl ActKey {
     pub fn of(kn: &Kernels, w: &PackedQ) -> ActKey {
         let shifted = kn.shift_signed && w.signed();
-        ActKey { group: w.group, offset: if shifted { 0 } else { w.offset() }, shifted }
+        let block = if w.format == super::qpack::Format::Q8 { QK8 } else { QK };
+        ActKey { group: w.group, offset: if shifted { 0 } else { w.offset() }, shifted, block }
     }
 }
 
 impl QuantAct {
     pub fn new(kn: &Kernels, x: &[f32], m: usize, k: usize, key: ActKey) -> QuantAct {
-        let ActKey { group, offset, shifted } = key;
-        assert!(k.is_multiple_of(QK) && QK.is_multiple_of(group) && x.len() == m * k);
+        let ActKey { group, offset, shifted, block } = key;
+        assert!(k.is_multiple_of(QK) && QK.is_multiple_of(group) && QK.is_multiple_of(block) && x.len() == m * k);
         let mut q: Vec<i8> = super::alloc_vec(m * k);
         // SAFETY: every block is written below.
         unsafe { q.set_len(m * k) };
-        let mut d = vec![0f32; m * k / QK];
+        let mut d = vec![0f32; m * k / block];
         let ng = if shifted { 0 } else { k / group };
         let mut sum = vec![0f32; m * ng];
         let sum_ptr = SendPtr(sum.as_mut_ptr());
-        let rows = q.par_chunks_mut(k).zip(d.par_chunks_mut(k / QK)).zip(x.par_chunks(k)).enumerate();
+        let rows = q.par_chunks_mut(k).zip(d.par_chunks_mut(k / block)).zip(x.par_chunks(k)).enumerate();
         rows.with_min_len(8).for_each(|(r, ((q, d), x))| {
-            for (b, (xb, qb)) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).enumerate() {
-                // SAFETY: both blocks are QK long; `kn` runs on this CPU.
+            for (b, (xb, qb)) in x.chunks_exact(block).zip(q.chunks_exact_mut(block)).enumerate() {
+                // SAFETY: both blocks are `block` long, a multiple of 32; `kn` runs on this CPU.
                 d[b] = unsafe { (kn.quantize_block)(xb, qb, shifted) };
             }
             // SAFETY: row r's sums are written by this row only (none when shifted).
@@ -219,8 +231,9 @@ mod tests {
             let mut plain = vec![0f64; m * n];
             for r in 0..m {
                 for (c, row) in deq.iter().enumerate() {
+                    let block = ActKey::of(&crate::kernels::generic::KERNELS, &p).block;
                     for kk in 0..k {
-                        let ad = a.d[r * (k / QK) + kk / QK] as f64;
+                        let ad = a.d[r * (k / block) + kk / block] as f64;
                         want[r * n + c] += row[kk] as f64 * a.q[r * k + kk] as f64 * ad;
                         plain[r * n + c] += row[kk] as f64 * x[r * k + kk] as f64;
                     }
@@ -290,15 +303,16 @@ mod tests {
         check(QKind::Q8_0)
     }
 
-    /// Every instruction set quantizes activations to the same bytes and scales.
+    /// Every instruction set quantizes activations to the same bytes and scales, in blocks of
+    /// 256 and of 32.
     #[test]
     fn quantize_block_matches_generic() {
         let x: Vec<f32> = lcg(5, QK * 4).iter().enumerate().map(|(i, v)| v * (1 + i % 7) as f32).collect();
-        for kn in crate::kernels::tables() {
+        for (kn, block) in crate::kernels::tables().into_iter().flat_map(|kn| [(kn, QK), (kn, QK8)]) {
             for shift in [false, true] {
-                for (b, xb) in x.chunks_exact(QK).enumerate() {
-                    let xb: Vec<f32> = if b == 3 { vec![0.0; QK] } else { xb.to_vec() };
-                    let (mut q0, mut q1) = (vec![0i8; QK], vec![0i8; QK]);
+                for (b, xb) in x.chunks_exact(block).enumerate() {
+                    let xb: Vec<f32> = if b == 3 { vec![0.0; block] } else { xb.to_vec() };
+                    let (mut q0, mut q1) = (vec![0i8; block], vec![0i8; block]);
                     let d0 = crate::kernels::generic::quantize_block(&xb, &mut q0, shift);
                     // SAFETY: available() lists instruction sets this CPU runs.
                     let d1 = unsafe { (kn.quantize_block)(&xb, &mut q1, shift) };

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use super::dense::{DenseKind, PackedDense};
 use super::ops::Attention;
 use super::qgemm::{PackedQ, QuantAct, NR, QK};
+use super::qpack::Format;
 use super::SendPtr;
 use super::{Isa, Kernels};
 
@@ -28,10 +29,10 @@ pub const KERNELS: Kernels = Kernels {
     add,
 };
 
-/// Quantizes one 256-value block: `d = max|x| / 127`, `q = round_half_even(x / d)`, stored
-/// as `q + 128` in unsigned bytes when `shift`.
+/// Quantizes one block (256 or 32 values): `d = max|x| / 127`, `q = round_half_even(x / d)`,
+/// stored as `q + 128` in unsigned bytes when `shift`.
 pub fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
-    assert!(x.len() == QK && q.len() == QK);
+    assert!(x.len() == q.len() && x.len().is_multiple_of(32));
     let amax = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
     let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
     let flip = if shift { 0x80 } else { 0 };
@@ -42,7 +43,8 @@ pub fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
 }
 
 /// `y[r][c] = sum_blocks ad * sum_groups (s * sum_k((q - offset) * a) - min * asum)` for rows
-/// `r0..r1` and the columns of `tiles`, one tile and group of weights decoded at a time.
+/// `r0..r1` and the columns of `tiles`, one tile and group of weights decoded at a time; for
+/// Q8_0, `ad` is the group's and multiplies `s`.
 ///
 /// # Safety
 /// `out` is `[m, w.n]` for the `m` rows of `a`.
@@ -50,6 +52,7 @@ pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usi
     let (k, g) = (w.k, w.group);
     let (ng, nb, gpb) = (k / g, k / QK, QK / g);
     let rows = r1 - r0;
+    let per_group = w.format == Format::Q8;
     for t in tiles {
         let mut y = vec![[0f32; NR]; rows];
         let mut f = vec![[0f32; NR]; rows];
@@ -64,14 +67,15 @@ pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usi
             for (ri, f) in f.iter_mut().enumerate() {
                 let r = r0 + ri;
                 let av = &a.q[r * k + gi * g..][..g];
+                let dg = if per_group { a.d[r * ng + gi] } else { 1.0 };
                 for (c, f) in f.iter_mut().enumerate() {
                     let isum: i32 = q.iter().zip(av).map(|(q, &a)| q[c] * a as i32).sum();
-                    *f += sm[c].0 * isum as f32 - sm[c].1 * a.sum[r * ng + gi];
+                    *f += sm[c].0 * dg * isum as f32 - sm[c].1 * a.sum[r * ng + gi];
                 }
             }
             if gi % gpb == gpb - 1 {
                 for (ri, (y, f)) in y.iter_mut().zip(&mut f).enumerate() {
-                    let d = a.d[(r0 + ri) * nb + gi / gpb];
+                    let d = if per_group { 1.0 } else { a.d[(r0 + ri) * nb + gi / gpb] };
                     for (y, f) in y.iter_mut().zip(f.iter_mut()) {
                         *y += std::mem::take(f) * d;
                     }

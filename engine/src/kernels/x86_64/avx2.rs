@@ -59,13 +59,13 @@ unsafe fn hsum(v: __m256) -> f32 {
 }
 
 /// # Safety
-/// AVX2 available; `x` and `q` are `QK` long.
+/// AVX2 available; `x` and `q` are as long, a multiple of 32.
 #[target_feature(enable = "avx2")]
 pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
-    assert!(x.len() == QK && q.len() == QK);
+    assert!(x.len() == q.len() && x.len().is_multiple_of(32));
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
     let mut mx = _mm256_setzero_ps();
-    for i in 0..QK / 8 {
+    for i in 0..x.len() / 8 {
         mx = _mm256_max_ps(mx, _mm256_and_ps(abs, _mm256_loadu_ps(x.as_ptr().add(i * 8))));
     }
     let amax = hmax(mx);
@@ -73,7 +73,7 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
     let flip = _mm256_set1_epi8(if shift { i8::MIN } else { 0 });
     // packs interleaves 128-bit lanes; this puts the 8 groups of 4 back in order.
     let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for i in 0..QK / 32 {
+    for i in 0..x.len() / 32 {
         // round to nearest even (MXCSR default); |v| <= 127 by construction
         let r: [__m256i; 4] = std::array::from_fn(|j| {
             _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i * 32 + j * 8)), inv))
@@ -114,7 +114,8 @@ unsafe fn bits_to_4(h: __m256i, pos: usize) -> __m256i {
 
 /// `MR` activation rows from `r0` times tile `t`, 8 columns (`half`) at a time, over all of
 /// `k`, for weights of format `F`; the sum over activation blocks runs in the output as in the
-/// AVX-512 kernel. Q8_0's signed quants are multiplied by magnitude and sign.
+/// AVX-512 kernel. Q8_0's signed quants are multiplied by magnitude and sign, and its
+/// activation scales (one per group) multiply the group's weight scales.
 #[inline(always)]
 unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
     w: &PackedQ,
@@ -203,6 +204,7 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
                     ),
                 };
                 for r in 0..MR {
+                    let s = if signed { _mm256_mul_ps(s, _mm256_set1_ps(*ad.add((r0 + r) * ng + gi))) } else { s };
                     f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), s, f[r]);
                     if Format::has_min(F) {
                         let sum = _mm256_set1_ps(*asum.add((r0 + r) * ng + gi));
@@ -211,7 +213,7 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
                 }
             }
             for (r, f) in f.iter().enumerate() {
-                let d = _mm256_set1_ps(*ad.add((r0 + r) * nblocks + blk));
+                let d = _mm256_set1_ps(if signed { 1.0 } else { *ad.add((r0 + r) * nblocks + blk) });
                 let o = out.add((r0 + r) * w.n + t * NR + h8);
                 let y = if blk == 0 { _mm256_mul_ps(*f, d) } else { _mm256_fmadd_ps(*f, d, _mm256_loadu_ps(o)) };
                 _mm256_storeu_ps(o, y);

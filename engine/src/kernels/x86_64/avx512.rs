@@ -39,18 +39,18 @@ const MR_PAIR_MIN: usize = 4;
 // ---- quantized GEMM
 
 /// # Safety
-/// AVX-512 F/BW available; `x` and `q` are `QK` long.
+/// AVX-512 F/BW available; `x` and `q` are as long, a multiple of 32.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub unsafe fn quantize_block(x: &[f32], q: &mut [i8], shift: bool) -> f32 {
-    debug_assert!(x.len() == QK && q.len() == QK);
+    assert!(x.len() == q.len() && x.len().is_multiple_of(32));
     let mut mx = _mm512_setzero_ps();
-    for i in 0..QK / 16 {
+    for i in 0..x.len() / 16 {
         mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x.as_ptr().add(i * 16))));
     }
     let amax = _mm512_reduce_max_ps(mx);
     let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
     let flip = _mm_set1_epi8(if shift { i8::MIN } else { 0 });
-    for i in 0..QK / 16 {
+    for i in 0..x.len() / 16 {
         let v = _mm512_mul_ps(_mm512_loadu_ps(x.as_ptr().add(i * 16)), inv);
         // round to nearest even (MXCSR default); |v| <= 127 by construction
         let r = _mm512_cvtps_epi32(v);
@@ -79,6 +79,7 @@ unsafe fn bits_to_4(h: __m512i, pos: usize) -> __m512i {
 /// `MR` activation rows from `r0` times tiles `t0..t0+NV` over all of `k`, for weights of
 /// format `F` (`qpack::Format`). The sum over activation blocks runs in the output (block 0
 /// stores, later blocks add), which leaves the registers to the integer and per-block sums.
+/// Q8_0's activation scales (one per group) multiply the group's weight scales instead.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
     w: &PackedQ,
@@ -111,7 +112,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
         // Q6_K: the block's integer sum `sum_groups sc * sum_k(a * (q - 32))` (at most
         // 16 * 127 * 16 * 127 * 32 in size).
         let mut isc = [[_mm512_setzero_si512(); NV]; MR];
-        let k6 = F == Format::K6 as u8;
+        let (k6, q8) = (F == Format::K6 as u8, F == Format::Q8 as u8);
         let mut dv = [_mm512_setzero_ps(); NV];
         let mut dminv = [_mm512_setzero_ps(); NV];
         if nib {
@@ -131,7 +132,11 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
                     *acc = [_mm512_set1_epi32(*bias.add((r0 + r) * ng + gi)); NV];
                 }
             }
-            if F == Format::Q8 as u8 {
+            let mut dg = [_mm512_setzero_ps(); MR];
+            if q8 {
+                for (r, dg) in dg.iter_mut().enumerate() {
+                    *dg = _mm512_set1_ps(*ad.add((r0 + r) * ng + gi));
+                }
                 for v in 0..NV {
                     let c = _mm256_loadu_si256(corr.add(((t0 + v) * ng + gi) * NR) as *const __m256i);
                     let c = _mm512_slli_epi32::<7>(_mm512_cvtepi16_epi32(c));
@@ -206,6 +211,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
                     ),
                 };
                 for r in 0..MR {
+                    let s = if q8 { _mm512_mul_ps(s, dg[r]) } else { s };
                     f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
                     if Format::has_min(F) {
                         let sum = _mm512_set1_ps(*asum.add((r0 + r) * ng + gi));
@@ -222,7 +228,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
             }
         }
         for r in 0..MR {
-            let d = _mm512_set1_ps(*ad.add((r0 + r) * nblocks + blk));
+            let d = _mm512_set1_ps(if q8 { 1.0 } else { *ad.add((r0 + r) * nblocks + blk) });
             for v in 0..NV {
                 let o = out.add((r0 + r) * ldo + (t0 + v) * NR);
                 let y =
