@@ -15,7 +15,7 @@
 //! `-128 * sum(q)` for Q8_0 (`PackedQ::corr`). This is the same activation
 //! quantization (8 bits per 256 values) that GGML's own k-quant dot products use.
 //!
-//! Q8_0 weights meet activations with a scale per 32 values (`QK8`), as in GGML's own Q8_0 dot
+//! Q8_0 weights meet activations with a scale per 32 values (`Format::group_act_scales`), as in GGML's own Q8_0 dot
 //! product: its 8-bit weights leave the activations' rounding as the product's main error, and
 //! one scale per 256 values rounds small values coarsely wherever a large one shares the block
 //! (twice llama.cpp's error on the reranker goldens). Each group then adds
@@ -31,8 +31,6 @@ use candle_core::quantized::GgmlDType;
 pub const NR: usize = 16;
 /// Activation quantization block (values per scale), and the `k` every packed weight divides.
 pub const QK: usize = 256;
-/// Q8_0's activation block.
-pub const QK8: usize = 32;
 /// Activation rows per work item.
 const ROW_BLOCK: usize = 72;
 /// Bytes of weights one work item keeps in L2 while its rows pass over them: the item covers
@@ -120,7 +118,7 @@ pub struct ActKey {
 impl ActKey {
     pub fn of(kn: &Kernels, w: &PackedQ) -> ActKey {
         let shifted = kn.shift_signed && w.signed();
-        let block = if w.format == super::qpack::Format::Q8 { QK8 } else { QK };
+        let block = if super::qpack::Format::group_act_scales(w.format as u8) { w.group } else { QK };
         ActKey { group: w.group, offset: if shifted { 0 } else { w.offset() }, shifted, block }
     }
 }
@@ -229,9 +227,9 @@ mod tests {
             );
             let mut want = vec![0f64; m * n];
             let mut plain = vec![0f64; m * n];
+            let block = ActKey::of(&crate::kernels::generic::KERNELS, &p).block;
             for r in 0..m {
                 for (c, row) in deq.iter().enumerate() {
-                    let block = ActKey::of(&crate::kernels::generic::KERNELS, &p).block;
                     for kk in 0..k {
                         let ad = a.d[r * (k / block) + kk / block] as f64;
                         want[r * n + c] += row[kk] as f64 * a.q[r * k + kk] as f64 * ad;
@@ -308,7 +306,7 @@ mod tests {
     #[test]
     fn quantize_block_matches_generic() {
         let x: Vec<f32> = lcg(5, QK * 4).iter().enumerate().map(|(i, v)| v * (1 + i % 7) as f32).collect();
-        for (kn, block) in crate::kernels::tables().into_iter().flat_map(|kn| [(kn, QK), (kn, QK8)]) {
+        for (kn, block) in crate::kernels::tables().into_iter().flat_map(|kn| [(kn, QK), (kn, 32)]) {
             for shift in [false, true] {
                 for (b, xb) in x.chunks_exact(block).enumerate() {
                     let xb: Vec<f32> = if b == 3 { vec![0.0; block] } else { xb.to_vec() };

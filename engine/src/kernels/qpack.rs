@@ -95,6 +95,12 @@ impl Format {
         f == Format::Q8 as u8
     }
 
+    /// Meets activations with a scale per group (Q8_0, as GGML's Q8_0 dot product), which then
+    /// multiplies the group's weight scale; the others take one per 256 values.
+    pub const fn group_act_scales(f: u8) -> bool {
+        f == Format::Q8 as u8
+    }
+
     /// Quants stored as nibbles, two operands per byte.
     pub const fn nibbles(f: u8) -> bool {
         f == Format::K4 as u8 || f == Format::K5 as u8 || f == Format::K6 as u8

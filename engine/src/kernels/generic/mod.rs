@@ -52,7 +52,7 @@ pub unsafe fn qgemm_unit(w: &PackedQ, a: &QuantAct, tiles: Range<usize>, r0: usi
     let (k, g) = (w.k, w.group);
     let (ng, nb, gpb) = (k / g, k / QK, QK / g);
     let rows = r1 - r0;
-    let per_group = w.format == Format::Q8;
+    let per_group = Format::group_act_scales(w.format as u8);
     for t in tiles {
         let mut y = vec![[0f32; NR]; rows];
         let mut f = vec![[0f32; NR]; rows];

@@ -127,6 +127,7 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
     let g = Format::group(F);
     let (nib, hb) = (Format::nibbles(F), Format::high_bits(F));
     let signed = F == Format::Q8 as u8;
+    let per_group = Format::group_act_scales(F);
     let (k, ng, gpb, nblocks) = (w.k, w.k / g, QK / g, w.k / QK);
     // This tile's part of each array (`wrapping_add`: arrays the format lacks are empty).
     let qs = w.qs.as_ptr().wrapping_add(t * if nib { NR * k / 2 } else { NR * k });
@@ -204,7 +205,7 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
                     ),
                 };
                 for r in 0..MR {
-                    let s = if signed { _mm256_mul_ps(s, _mm256_set1_ps(*ad.add((r0 + r) * ng + gi))) } else { s };
+                    let s = if per_group { _mm256_mul_ps(s, _mm256_set1_ps(*ad.add((r0 + r) * ng + gi))) } else { s };
                     f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), s, f[r]);
                     if Format::has_min(F) {
                         let sum = _mm256_set1_ps(*asum.add((r0 + r) * ng + gi));
@@ -213,7 +214,7 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
                 }
             }
             for (r, f) in f.iter().enumerate() {
-                let d = _mm256_set1_ps(if signed { 1.0 } else { *ad.add((r0 + r) * nblocks + blk) });
+                let d = _mm256_set1_ps(if per_group { 1.0 } else { *ad.add((r0 + r) * nblocks + blk) });
                 let o = out.add((r0 + r) * w.n + t * NR + h8);
                 let y = if blk == 0 { _mm256_mul_ps(*f, d) } else { _mm256_fmadd_ps(*f, d, _mm256_loadu_ps(o)) };
                 _mm256_storeu_ps(o, y);

@@ -112,7 +112,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
         // Q6_K: the block's integer sum `sum_groups sc * sum_k(a * (q - 32))` (at most
         // 16 * 127 * 16 * 127 * 32 in size).
         let mut isc = [[_mm512_setzero_si512(); NV]; MR];
-        let (k6, q8) = (F == Format::K6 as u8, F == Format::Q8 as u8);
+        let (k6, q8, per_group) = (F == Format::K6 as u8, F == Format::Q8 as u8, Format::group_act_scales(F));
         let mut dv = [_mm512_setzero_ps(); NV];
         let mut dminv = [_mm512_setzero_ps(); NV];
         if nib {
@@ -133,10 +133,12 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
                 }
             }
             let mut dg = [_mm512_setzero_ps(); MR];
-            if q8 {
+            if per_group {
                 for (r, dg) in dg.iter_mut().enumerate() {
                     *dg = _mm512_set1_ps(*ad.add((r0 + r) * ng + gi));
                 }
+            }
+            if q8 {
                 for v in 0..NV {
                     let c = _mm256_loadu_si256(corr.add(((t0 + v) * ng + gi) * NR) as *const __m256i);
                     let c = _mm512_slli_epi32::<7>(_mm512_cvtepi16_epi32(c));
@@ -211,7 +213,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
                     ),
                 };
                 for r in 0..MR {
-                    let s = if q8 { _mm512_mul_ps(s, dg[r]) } else { s };
+                    let s = if per_group { _mm512_mul_ps(s, dg[r]) } else { s };
                     f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), s, f[r][v]);
                     if Format::has_min(F) {
                         let sum = _mm512_set1_ps(*asum.add((r0 + r) * ng + gi));
@@ -228,7 +230,7 @@ unsafe fn qgemm_kernel<const MR: usize, const NV: usize, const F: u8>(
             }
         }
         for r in 0..MR {
-            let d = _mm512_set1_ps(if q8 { 1.0 } else { *ad.add((r0 + r) * nblocks + blk) });
+            let d = _mm512_set1_ps(if per_group { 1.0 } else { *ad.add((r0 + r) * nblocks + blk) });
             for v in 0..NV {
                 let o = out.add((r0 + r) * ldo + (t0 + v) * NR);
                 let y =
