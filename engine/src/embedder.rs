@@ -92,7 +92,7 @@ impl Qwen3Tokenizer {
     ) -> Result<Tokenized> {
         let t = self.encode_until(&format_input(text, instruct), max_tokens, stop)?;
         if t.truncated && instruct.is_some() {
-            let prefix = self.encode(&format_input("", instruct), usize::MAX)?.full_len;
+            let prefix = self.ids_until(&format_input("", instruct), stop)?.len() + 1;
             if prefix >= max_tokens {
                 return Err(EngineError::InstructionTooLong { tokens: prefix, limit: max_tokens });
             }
@@ -102,11 +102,12 @@ impl Qwen3Tokenizer {
 
     /// `text` split into chunks of at most `chunk_tokens` tokens as the model sees them (EOS
     /// included), consecutive chunks sharing `overlap` tokens. No chunk for a text without tokens.
-    pub fn chunk(&self, text: &str, chunk_tokens: usize, overlap: usize) -> Result<Vec<String>> {
+    /// `stop` is asked between the pieces a long text is tokenized in (then `Cancelled`).
+    pub fn chunk(&self, text: &str, chunk_tokens: usize, overlap: usize, stop: &dyn Cancel) -> Result<Vec<String>> {
         if chunk_tokens < 2 || overlap >= chunk_tokens - 1 {
             return Err(EngineError::InvalidChunking { chunk_tokens, overlap });
         }
-        let spans = self.windows(text, chunk_tokens - 1, overlap)?;
+        let spans = self.windows(text, chunk_tokens - 1, overlap, stop)?;
         Ok(spans.into_iter().map(|(a, b)| text[a..b].to_string()).collect())
     }
 
@@ -125,7 +126,9 @@ impl Qwen3Tokenizer {
 }
 
 /// `n` inputs tokenized by `one(i)` (each at most `limits.max_tokens`), under the long-input
-/// rule and the per-call token budget: the policy every task's inputs go through.
+/// rule and the per-call token budget: the policy every task's inputs go through. The budget is
+/// a running total: the call is refused at the first input that passes it, and no later input
+/// is tokenized.
 pub(crate) fn tokenize_each(
     n: usize,
     limits: &Limits,
@@ -143,10 +146,11 @@ pub(crate) fn tokenize_each(
             truncated.push(Truncation { index, full_len: t.full_len, more: t.cut });
         }
         tokens += t.ids.len();
+        if tokens > limits.max_request_tokens {
+            let tokens = if index + 1 < n { format!("at least {tokens}") } else { tokens.to_string() };
+            return Err(EngineError::RequestTooLarge { tokens, limit: limits.max_request_tokens });
+        }
         seqs.push(t.ids);
-    }
-    if tokens > limits.max_request_tokens {
-        return Err(EngineError::RequestTooLarge { tokens, limit: limits.max_request_tokens });
     }
     Ok(TokenizedCall { seqs, truncated })
 }
@@ -173,14 +177,22 @@ const RELEASE_AFTER_TOKENS: usize = 8192;
 
 impl Engine {
     /// Token ids for `text` (with the instruction, if any), EOS last, at most `max_tokens`.
-    pub fn tokenize(&self, text: &str, instruct: Option<&str>, max_tokens: usize) -> Result<Tokenized> {
-        self.tokenizer().tokenize_input(text, instruct, max_tokens, &|| false)
+    /// `stop` is asked between the pieces a long text is tokenized in (then `Cancelled`).
+    pub fn tokenize(
+        &self,
+        text: &str,
+        instruct: Option<&str>,
+        max_tokens: usize,
+        stop: &dyn Cancel,
+    ) -> Result<Tokenized> {
+        self.tokenizer().tokenize_input(text, instruct, max_tokens, stop)
     }
 
     /// `text` split into chunks of at most `chunk_tokens` tokens as the model sees them (EOS
     /// included), consecutive chunks sharing `overlap` tokens. No chunk for a text without tokens.
-    pub fn chunk(&self, text: &str, chunk_tokens: usize, overlap: usize) -> Result<Vec<String>> {
-        self.tokenizer().chunk(text, chunk_tokens, overlap)
+    /// `stop` is asked between the pieces a long text is tokenized in (then `Cancelled`).
+    pub fn chunk(&self, text: &str, chunk_tokens: usize, overlap: usize, stop: &dyn Cancel) -> Result<Vec<String>> {
+        self.tokenizer().chunk(text, chunk_tokens, overlap, stop)
     }
 
     /// Tokenizes one call's inputs and applies every check of the policy: the long-input rule,
@@ -240,7 +252,7 @@ impl Engine {
         let p = Prepared { task, seqs, dims, truncated: Vec::new() };
         let tokens = p.tokens();
         if tokens > limits.max_request_tokens {
-            return Err(EngineError::RequestTooLarge { tokens, limit: limits.max_request_tokens });
+            return Err(EngineError::RequestTooLarge { tokens: tokens.to_string(), limit: limits.max_request_tokens });
         }
         Ok(p)
     }
@@ -373,5 +385,39 @@ impl Engine {
             crate::files::release_free_memory();
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(tokens: usize) -> Tokenized {
+        Tokenized { ids: vec![7; tokens], truncated: false, full_len: tokens, cut: false }
+    }
+
+    #[test]
+    fn the_budget_refuses_at_the_first_input_past_it() {
+        // 8,000-token inputs (an 8,000-token instruction each) under 262,144 tokens a call.
+        let limits = Limits { max_request_tokens: 262_144, ..Limits::default() };
+        let mut asked = 0;
+        let r = tokenize_each(2000, &limits, |_| {
+            asked += 1;
+            Ok(input(8000))
+        });
+        assert_eq!(asked, 33, "no input after the one that passes the budget is tokenized");
+        match r {
+            Err(e @ EngineError::RequestTooLarge { .. }) => assert_eq!(
+                e.to_string(),
+                "this call has at least 264000 tokens in all, more than the limit of 262144 per call"
+            ),
+            r => panic!("{r:?}"),
+        }
+        // Passed by the last input, the total is exact; at the limit, the call runs.
+        let r = tokenize_each(3, &Limits { max_request_tokens: 299, ..Limits::default() }, |_| Ok(input(100)));
+        assert!(matches!(r, Err(EngineError::RequestTooLarge { ref tokens, limit: 299 }) if tokens == "300"), "{r:?}");
+        let call =
+            tokenize_each(3, &Limits { max_request_tokens: 300, ..Limits::default() }, |_| Ok(input(100))).unwrap();
+        assert_eq!(call.seqs.len(), 3);
     }
 }

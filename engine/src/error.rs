@@ -51,7 +51,11 @@ pub enum EngineError {
     #[error("model file {path}: is {}, not {}", is.noun(), wanted.noun())]
     WrongTask { path: PathBuf, is: crate::head::Task, wanted: crate::head::Task },
     #[error("this call has {tokens} tokens in all, more than the limit of {limit} per call")]
-    RequestTooLarge { tokens: usize, limit: usize },
+    RequestTooLarge {
+        /// "1234", or "at least 1234" when the call was refused before its last input.
+        tokens: String,
+        limit: usize,
+    },
     #[error("the model server has {in_flight} tokens in flight; this request's {tokens} more would pass its limit of {limit}")]
     ServerBusy { in_flight: usize, tokens: usize, limit: usize },
     #[error("this role has {held} tokens in flight in the model server; this request's {tokens} more would pass the {limit} one role may hold")]

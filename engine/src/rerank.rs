@@ -49,7 +49,7 @@ impl Qwen3Tokenizer {
         // `encode_until` keeps `budget` text tokens and appends EOS, which the reranker has not.
         let body = self.encode_until(&format!("{head}{document}"), budget + 1, stop)?;
         if body.truncated {
-            let head_len = self.ids(&head)?.len();
+            let head_len = self.ids_until(&head, stop)?.len();
             if head_len >= budget {
                 return Err(EngineError::QueryTooLong { tokens: frame + head_len, limit: max_tokens });
             }

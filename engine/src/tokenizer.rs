@@ -20,6 +20,10 @@ use crate::error::{EngineError, Result};
 /// Texts up to this many bytes are tokenized whole, so that their full length is known.
 const CUT_FROM_BYTES: usize = 64 << 10;
 
+/// Longer texts are tokenized in pieces of about this many bytes, cut at safe boundaries: only
+/// ids (or offsets) are kept per piece, and a stop request is seen between pieces.
+const PIECE_BYTES: usize = 256 << 10;
+
 /// First guess of the bytes that hold the tokens to keep (most text has 3 to 5 per token);
 /// a shorter guess only costs another, longer, attempt.
 const GUESS_BYTES_PER_TOKEN: usize = 6;
@@ -65,6 +69,8 @@ pub struct Qwen3Tokenizer {
     cut: Option<CutRule>,
     /// Texts up to this many bytes are tokenized whole.
     cut_from: usize,
+    /// Bytes per piece of a text tokenized in pieces.
+    piece_bytes: usize,
 }
 
 fn bad(path: &Path, detail: impl Into<String>) -> EngineError {
@@ -105,7 +111,7 @@ impl Qwen3Tokenizer {
         }
         let inner = Tokenizer::from_str(&doc.to_string()).map_err(|e| bad(path, e.to_string()))?;
         let cut = CutRule::for_tokenizer(&doc);
-        Ok(Qwen3Tokenizer { inner, eos, vocab_rows, cut, cut_from: CUT_FROM_BYTES })
+        Ok(Qwen3Tokenizer { inner, eos, vocab_rows, cut, cut_from: CUT_FROM_BYTES, piece_bytes: PIECE_BYTES })
     }
 
     /// From a Hugging Face `tokenizer.json` file.
@@ -121,12 +127,28 @@ impl Qwen3Tokenizer {
     }
 
     /// Byte ranges of `text` covered by consecutive windows of at most `window` tokens that
-    /// overlap by `overlap` tokens (each range starts and ends on a character boundary).
-    pub fn windows(&self, text: &str, window: usize, overlap: usize) -> Result<Vec<(usize, usize)>> {
-        let enc = self.inner.encode(text, false).map_err(|e| EngineError::Encode(e.to_string()))?;
-        let offsets = enc.get_offsets();
+    /// overlap by `overlap` tokens (each range starts and ends on a character boundary). A long
+    /// text is tokenized in pieces; `stop` is asked between them (then `Cancelled`).
+    pub fn windows(&self, text: &str, window: usize, overlap: usize, stop: &dyn Cancel) -> Result<Vec<(usize, usize)>> {
         let window = window.max(1);
         let step = window.saturating_sub(overlap).max(1);
+        // Only the offsets windows start and end at: where token `k * step` starts, where token
+        // `k * step + window - 1` ends, and where the last token ends.
+        let (mut starts, mut ends, mut last_end, mut n) = (Vec::new(), Vec::new(), 0, 0usize);
+        self.pieces(text, usize::MAX, stop, |at, piece| {
+            let enc = self.inner.encode(piece, false).map_err(|e| EngineError::Encode(e.to_string()))?;
+            for &(a, b) in enc.get_offsets() {
+                if n.is_multiple_of(step) {
+                    starts.push(at + a);
+                }
+                if n + 1 >= window && (n + 1 - window).is_multiple_of(step) {
+                    ends.push(at + b);
+                }
+                last_end = at + b;
+                n += 1;
+            }
+            Ok(true)
+        })?;
         let floor = |mut i: usize| {
             while !text.is_char_boundary(i) {
                 i -= 1;
@@ -140,14 +162,12 @@ impl Qwen3Tokenizer {
             i.min(text.len())
         };
         let mut out = Vec::new();
-        let mut start = 0;
-        while start < offsets.len() {
-            let end = (start + window).min(offsets.len());
-            out.push((floor(offsets[start].0.min(text.len())), ceil(offsets[end - 1].1)));
-            if end == offsets.len() {
+        for (k, &a) in starts.iter().enumerate() {
+            let full = k * step + window < n;
+            out.push((floor(a.min(text.len())), ceil(if full { ends[k] } else { last_end })));
+            if !full {
                 break;
             }
-            start += step;
         }
         Ok(out)
     }
@@ -164,6 +184,12 @@ impl Qwen3Tokenizer {
         self
     }
 
+    /// Tokenizes texts in pieces of about `bytes` (256 KiB unless set; `usize::MAX`: whole).
+    pub fn with_piece_bytes(mut self, bytes: usize) -> Self {
+        self.piece_bytes = bytes;
+        self
+    }
+
     /// Tokenizes `text` and appends EOS. When the result would exceed `max_tokens`, keeps the
     /// first `max_tokens - 1` text tokens and EOS, and says so.
     pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Tokenized> {
@@ -171,35 +197,70 @@ impl Qwen3Tokenizer {
     }
 
     /// As `encode`, tokenizing a long text only up to a safe cut that holds the tokens kept
-    /// (`crate::cut`). `stop` is asked between attempts; when it says yes, `Cancelled`.
+    /// (`crate::cut`), in pieces. `stop` is asked between pieces; when it says yes, `Cancelled`.
     pub fn encode_until(&self, text: &str, max_tokens: usize, stop: &dyn Cancel) -> Result<Tokenized> {
         let keep = max_tokens.max(1) - 1;
-        if let Some(rule) = self.cut.as_ref().filter(|_| text.len() > self.cut_from) {
-            let mut from = keep.saturating_mul(GUESS_BYTES_PER_TOKEN).saturating_add(256);
-            while from < text.len() {
-                let Some(b) = rule.boundary_from(text, from, stop) else { break };
-                if stop.is_cancelled() {
-                    return Err(EngineError::Cancelled);
-                }
-                let mut ids = self.ids(&text[..b])?;
-                if ids.len() >= keep {
-                    let full_len = ids.len() + 1;
-                    ids.truncate(keep);
-                    ids.push(self.eos);
-                    return Ok(Tokenized { ids, truncated: true, full_len, cut: true });
-                }
-                from = b.saturating_mul(2);
-            }
+        let may_cut = text.len() > self.cut_from;
+        let (first, enough) = match may_cut {
+            true => (keep.saturating_mul(GUESS_BYTES_PER_TOKEN).saturating_add(256), keep),
+            false => (usize::MAX, usize::MAX),
+        };
+        let mut ids = Vec::new();
+        let whole = self.pieces(text, first, stop, |_, piece| {
+            ids.extend(self.ids(piece)?);
+            Ok(ids.len() < enough)
+        })?;
+        let full_len = ids.len() + 1;
+        let truncated = !whole || ids.len() > keep;
+        ids.truncate(keep);
+        ids.push(self.eos);
+        Ok(Tokenized { ids, truncated, full_len, cut: !whole })
+    }
+
+    /// The token ids of the whole of `text`, without EOS, tokenized in pieces when it is long;
+    /// `stop` is asked between them (then `Cancelled`).
+    pub fn ids_until(&self, text: &str, stop: &dyn Cancel) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        self.pieces(text, usize::MAX, stop, |_, piece| {
+            ids.extend(self.ids(piece)?);
+            Ok(true)
+        })?;
+        Ok(ids)
+    }
+
+    /// Calls `each(start, piece)` on consecutive pieces of `text` whose tokens, one after the
+    /// other, are the tokens of `text`: cut at safe boundaries (`crate::cut`; the same argument
+    /// shows the tokens after a safe boundary are those of the text after it), the first about
+    /// `first` bytes long, each next one as long as all before it, up to `piece_bytes`. Without
+    /// a cut rule, or when short, `text` is one piece. `stop` is asked before each piece; `each`
+    /// says whether to go on. True when every piece was seen.
+    fn pieces(
+        &self,
+        text: &str,
+        first: usize,
+        stop: &dyn Cancel,
+        mut each: impl FnMut(usize, &str) -> Result<bool>,
+    ) -> Result<bool> {
+        let mut start = 0;
+        loop {
             if stop.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
+            let size = first.max(start).min(self.piece_bytes).max(1);
+            let end = match &self.cut {
+                Some(rule) if text.len() - start > size => match rule.boundary_from(text, start + size, stop) {
+                    Some(b) => b,
+                    None if stop.is_cancelled() => return Err(EngineError::Cancelled),
+                    None => text.len(),
+                },
+                _ => text.len(),
+            };
+            let go_on = each(start, &text[start..end])?;
+            if end == text.len() || !go_on {
+                return Ok(end == text.len());
+            }
+            start = end;
         }
-        let mut ids = self.ids(text)?;
-        let full_len = ids.len() + 1;
-        let truncated = ids.len() > keep;
-        ids.truncate(keep);
-        ids.push(self.eos);
-        Ok(Tokenized { ids, truncated, full_len, cut: false })
     }
 
     /// The id of one vocabulary token, as written in the vocabulary.
@@ -207,7 +268,7 @@ impl Qwen3Tokenizer {
         self.inner.token_to_id(token).filter(|&i| (i as usize) < self.vocab_rows)
     }
 
-    /// The token ids of the whole of `text`, without EOS.
+    /// The token ids of the whole of `text` at once, without EOS.
     pub(crate) fn ids(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(|e| EngineError::Encode(e.to_string()))?;
         let ids = enc.get_ids().to_vec();

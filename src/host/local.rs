@@ -80,13 +80,13 @@ pub fn run(work: &Work) -> Vec<Vec<f32>> {
 pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
     let engine = engine(settings::model_path_or_raise());
     let text = text.to_string();
-    run_cancellable(move |_| engine.chunk(&text, chunk_tokens, overlap)).or_raise()
+    run_cancellable(move |cancel| engine.chunk(&text, chunk_tokens, overlap, cancel)).or_raise()
 }
 
 pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
     let engine = engine(settings::model_path_or_raise());
     let (text, instruct) = (text.to_string(), instruct.map(str::to_string));
-    run_cancellable(move |_| engine.tokenize(&text, instruct.as_deref(), usize::MAX)).or_raise().ids
+    run_cancellable(move |cancel| engine.tokenize(&text, instruct.as_deref(), usize::MAX, cancel)).or_raise().ids
 }
 
 pub fn info(path: String) -> InfoSummary {

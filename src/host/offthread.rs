@@ -2,6 +2,7 @@
 //! requests. Engine threads block every signal: Postgres' handlers only ever run on the
 //! backend's own thread, and no engine thread ever calls into Postgres.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,48 @@ pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Call threads of this backend still running: one while a call runs, and any a cancelled
+/// call left behind.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Work of this long or more hands its freed memory back to the system when it ends.
+const TRIM_AFTER: Duration = Duration::from_millis(200);
+
+/// Counts a call thread while it lives; at its end, memory it freed goes back to the system
+/// after long work (a cancelled 60 MB tokenization must not leave gigabytes mapped).
+struct Live(Instant);
+
+impl Live {
+    fn new() -> Self {
+        LIVE.fetch_add(1, Ordering::SeqCst);
+        Live(Instant::now())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.0.elapsed() >= TRIM_AFTER {
+            // SAFETY: glibc's malloc_trim touches only the allocator's own free lists.
+            unsafe { libc::malloc_trim(0) };
+        }
+        LIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits until no call thread of this backend runs (one a cancelled call left behind ends
+/// within a second: every long step asks its flag), so that abandoned work never piles up.
+/// A cancel meanwhile raises the usual error.
+fn wait_for_abandoned() -> Result<(), EngineError> {
+    while LIVE.load(Ordering::SeqCst) > 0 {
+        if cancel_requested() {
+            pgrx::check_for_interrupts!();
+            return Err(EngineError::Cancelled);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
 pub fn cancel_requested() -> bool {
     // SAFETY: reading sig_atomic_t flags that Postgres' signal handlers set on this thread.
     unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 }
@@ -36,11 +79,14 @@ pub fn cancel_requested() -> bool {
 pub fn run_cancellable<T: Send + 'static>(
     work: impl FnOnce(&CancelFlag) -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, EngineError> {
+    wait_for_abandoned()?;
     let cancel = CancelFlag::new();
     let (tx, rx) = mpsc::channel();
     let flag = cancel.clone();
+    let live = Live::new();
     let spawned = with_signals_blocked(|| {
         std::thread::Builder::new().name("qwen3-embed-call".into()).spawn(move || {
+            let _live = live;
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&flag))).unwrap_or_else(|p| {
                 let msg = p
                     .downcast_ref::<String>()

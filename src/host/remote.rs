@@ -139,13 +139,13 @@ pub fn run(work: &Work) -> Vec<Vec<f32>> {
 pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
     let tok = tokenizer(&settings::model_path_or_raise());
     let (text, instruct) = (text.to_string(), instruct.map(str::to_string));
-    run_cancellable(move |_| tok.tokenize_input(&text, instruct.as_deref(), usize::MAX, &|| false)).or_raise().ids
+    run_cancellable(move |cancel| tok.tokenize_input(&text, instruct.as_deref(), usize::MAX, cancel)).or_raise().ids
 }
 
 pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
     let tok = tokenizer(&settings::model_path_or_raise());
     let text = text.to_string();
-    run_cancellable(move |_| tok.chunk(&text, chunk_tokens, overlap)).or_raise()
+    run_cancellable(move |cancel| tok.chunk(&text, chunk_tokens, overlap, cancel)).or_raise()
 }
 
 pub fn info(path: String) -> InfoSummary {
