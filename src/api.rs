@@ -6,6 +6,7 @@ use qwen3_embed_engine::DEFAULT_TASK;
 
 use crate::errors::raise_with;
 use crate::host;
+use crate::text::{opt, DbText};
 use crate::vector::Vector;
 
 fn check_dims(dims: Option<i32>) -> Option<usize> {
@@ -30,54 +31,54 @@ fn embed_one(input: &str, instruct: Option<&str>, dims: Option<i32>) -> Vector {
 /// instruction is given; `dims` (MRL) defaults to the model's full size. NULL input gives NULL.
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_embed(
-    input: Option<&str>,
-    instruct: default!(Option<&str>, "NULL"),
+    input: Option<DbText>,
+    instruct: default!(Option<DbText>, "NULL"),
     dims: default!(Option<i32>, "NULL"),
 ) -> Option<Vector> {
-    Some(embed_one(input?, instruct, dims))
+    Some(embed_one(input?.as_str(), opt(&instruct), dims))
 }
 
 /// A search query's embedding, with the upstream default retrieval task unless told otherwise.
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_embed_query(
-    query: Option<&str>,
-    task: default!(Option<&str>, "'Given a web search query, retrieve relevant passages that answer the query'"),
+    query: Option<DbText>,
+    task: default!(Option<DbText>, "'Given a web search query, retrieve relevant passages that answer the query'"),
     dims: default!(Option<i32>, "NULL"),
 ) -> Option<Vector> {
-    Some(embed_one(query?, task, dims))
+    Some(embed_one(query?.as_str(), opt(&task), dims))
 }
 
 /// A document's embedding: no instruction, as upstream.
 #[pg_extern(immutable, parallel_safe)]
-fn qwen3_embed_document(doc: Option<&str>, dims: default!(Option<i32>, "NULL")) -> Option<Vector> {
-    Some(embed_one(doc?, None, dims))
+fn qwen3_embed_document(doc: Option<DbText>, dims: default!(Option<i32>, "NULL")) -> Option<Vector> {
+    Some(embed_one(doc?.as_str(), None, dims))
 }
 
 /// Embeds many inputs in as few forward passes as `qwen3_embed.batch_tokens` allows; one row
 /// per input, in input order (`ord` from 1), NULL inputs giving NULL embeddings.
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_embed_batch(
-    inputs: Option<Array<&str>>,
-    instruct: default!(Option<&str>, "NULL"),
+    inputs: Option<Array<DbText>>,
+    instruct: default!(Option<DbText>, "NULL"),
     dims: default!(Option<i32>, "NULL"),
 ) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vector>))> {
-    embed_batch(inputs, instruct, dims, None)
+    embed_batch(inputs, opt(&instruct), dims, None)
 }
 
 /// `qwen3_embed_batch` for a column whose vectors came from the model with `fingerprint`: any
 /// other loaded model is an error (what the trigger, the re-embedding and the sync queue call).
 #[pg_extern(volatile, parallel_safe)]
 fn qwen3_embed_batch_for_column(
-    inputs: Option<Array<&str>>,
-    instruct: Option<&str>,
+    inputs: Option<Array<DbText>>,
+    instruct: Option<DbText>,
     dims: Option<i32>,
-    fingerprint: Option<&str>,
+    fingerprint: Option<DbText>,
 ) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vector>))> {
-    embed_batch(inputs, instruct, dims, fingerprint)
+    embed_batch(inputs, opt(&instruct), dims, opt(&fingerprint))
 }
 
 fn embed_batch(
-    inputs: Option<Array<&str>>,
+    inputs: Option<Array<DbText>>,
     instruct: Option<&str>,
     dims: Option<i32>,
     column: Option<&str>,
@@ -102,8 +103,8 @@ fn embed_batch(
 }
 
 /// The elements of a one-dimensional text array (`what` names it in the error for any other).
-pub(crate) fn flat_texts(inputs: Array<&str>, what: &str) -> Vec<Option<String>> {
-    let texts: Vec<Option<String>> = inputs.iter().map(|t| t.map(str::to_string)).collect();
+pub(crate) fn flat_texts(inputs: Array<DbText>, what: &str) -> Vec<Option<String>> {
+    let texts: Vec<Option<String>> = inputs.iter().map(|t| t.map(|t| t.0)).collect();
     // SAFETY: the array was detoasted by pgrx into memory of this call's context; only its
     // header is read.
     let ndim = unsafe { (*inputs.into_array_type()).ndim };
@@ -120,25 +121,25 @@ pub(crate) fn flat_texts(inputs: Array<&str>, what: &str) -> Vec<Option<String>>
 /// Tokens the model sees for `input` (with `instruct`), the appended end-of-text included,
 /// before any truncation.
 #[pg_extern(immutable, parallel_safe)]
-fn qwen3_token_count(input: Option<&str>, instruct: default!(Option<&str>, "NULL")) -> Option<i32> {
-    Some(host::tokenize(input?, instruct).len() as i32)
+fn qwen3_token_count(input: Option<DbText>, instruct: default!(Option<DbText>, "NULL")) -> Option<i32> {
+    Some(host::tokenize(input?.as_str(), opt(&instruct)).len() as i32)
 }
 
 /// The token ids the model sees for `input` (with `instruct`), end-of-text last, before any
 /// truncation.
 #[pg_extern(immutable, parallel_safe)]
-fn qwen3_tokenize(input: Option<&str>, instruct: default!(Option<&str>, "NULL")) -> Option<Vec<i32>> {
-    Some(host::tokenize(input?, instruct).into_iter().map(|i| i as i32).collect())
+fn qwen3_tokenize(input: Option<DbText>, instruct: default!(Option<DbText>, "NULL")) -> Option<Vec<i32>> {
+    Some(host::tokenize(input?.as_str(), opt(&instruct)).into_iter().map(|i| i as i32).collect())
 }
 
 /// `input` split into chunks of at most `chunk_tokens` tokens as the model sees them (the
 /// end-of-text included), consecutive chunks sharing `overlap` tokens; `chunk_no` from 1.
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_chunks(
-    input: Option<&str>,
+    input: Option<DbText>,
     chunk_tokens: default!(Option<i32>, 512),
     overlap: default!(Option<i32>, 64),
-) -> TableIterator<'static, (name!(chunk_no, i32), name!(chunk, String))> {
+) -> TableIterator<'static, (name!(chunk_no, i32), name!(chunk, DbText))> {
     let (Some(chunk_tokens), Some(overlap)) = (chunk_tokens, overlap) else {
         raise_with(
             Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -156,8 +157,8 @@ fn qwen3_chunks(
             "For example qwen3_chunks(body, 512, 64).",
         );
     }
-    let chunks = host::chunk(input, chunk_tokens as usize, overlap as usize);
-    TableIterator::new(chunks.into_iter().enumerate().map(|(i, c)| (i as i32 + 1, c)).collect::<Vec<_>>())
+    let chunks = host::chunk(input.as_str(), chunk_tokens as usize, overlap as usize);
+    TableIterator::new(chunks.into_iter().enumerate().map(|(i, c)| (i as i32 + 1, DbText(c))).collect::<Vec<_>>())
 }
 
 /// The loaded model (loading it if needed) and where it runs.

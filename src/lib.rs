@@ -12,6 +12,7 @@ mod rerank;
 mod settings;
 mod state;
 mod sync;
+mod text;
 mod vector;
 
 ::pgrx::pg_module_magic!(name, version);

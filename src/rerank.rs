@@ -7,15 +7,16 @@ use pgrx::PgSqlErrorCode as Code;
 use crate::api::flat_texts;
 use crate::errors::raise_with;
 use crate::host;
+use crate::text::{opt, DbText};
 
 /// Each document's score for `query` (NULL for a NULL document, or for all when the query is
 /// NULL): one row per document in input order (`ord` from 1), or with `top_n` the best `top_n`
 /// by score, highest first (ties in input order, NULL scores last).
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_rerank(
-    query: Option<&str>,
-    documents: Option<Array<&str>>,
-    instruct: default!(Option<&str>, "NULL"),
+    query: Option<DbText>,
+    documents: Option<Array<DbText>>,
+    instruct: default!(Option<DbText>, "NULL"),
     top_n: default!(Option<i32>, "NULL"),
 ) -> TableIterator<'static, (name!(ord, i32), name!(score, Option<f32>))> {
     if let Some(n) = top_n.filter(|&n| n < 1) {
@@ -33,7 +34,7 @@ fn qwen3_rerank(
     if let Some(query) = query {
         let present: Vec<&str> = docs.iter().flatten().map(String::as_str).collect();
         if !present.is_empty() {
-            let mut got = host::rerank(query, &present, instruct).into_iter();
+            let mut got = host::rerank(query.as_str(), &present, opt(&instruct)).into_iter();
             for (s, d) in scores.iter_mut().zip(&docs) {
                 if d.is_some() {
                     *s = got.next();
@@ -53,9 +54,9 @@ fn qwen3_rerank(
 /// One document's score for `query`: P(yes) in [0, 1]; NULL when either is NULL.
 #[pg_extern(immutable, parallel_safe)]
 fn qwen3_rerank_score(
-    query: Option<&str>,
-    document: Option<&str>,
-    instruct: default!(Option<&str>, "NULL"),
+    query: Option<DbText>,
+    document: Option<DbText>,
+    instruct: default!(Option<DbText>, "NULL"),
 ) -> Option<f32> {
-    host::rerank(query?, &[document?], instruct).pop()
+    host::rerank(query?.as_str(), &[document?.as_str()], opt(&instruct)).pop()
 }

@@ -81,7 +81,8 @@ pub fn run_as<R>(role: pg_sys::Oid, extra: u32, f: impl FnOnce() -> R) -> R {
 /// The gate. `op` names one of `OPERATIONS`; `args` is its argument object. Returns what the
 /// operation returns.
 #[pg_extern(volatile, parallel_unsafe)]
-fn qwen3_embed_state(op: &str, args: JsonB) -> Option<JsonB> {
+fn qwen3_embed_state(op: crate::text::DbText, args: JsonB) -> Option<JsonB> {
+    let op = op.as_str();
     if !OPERATIONS.contains(&op) {
         raise_code(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
