@@ -109,9 +109,9 @@ BEGIN
         r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
             'what', v_what, 'relation', relation::oid, 'source_column', source_column,
             'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', 64,
-            'max_attempts', 5, 'max_dims', v_max, 'only_missing', true));
+            'max_attempts', 5));
         sync_id := (r->>'id')::int;
-        queued := (r->>'rows')::bigint;
+        queued := @extschema@.qwen3_embed_sync_backlog(sync_id, relation, false, true);
         RAISE NOTICE '%: %.% is adopted and kept in step with %; % rows without a vector queued', v_what,
             relation, quote_ident(target_column), quote_ident(source_column), queued;
         PERFORM @extschema@.qwen3_embed_sync_workers_here(v_what);

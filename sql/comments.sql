@@ -146,11 +146,11 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_check(oid, regclass, boolean, 
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync(oid, integer, boolean, text) IS
 'Internal (qwen3_embed_state): a sync, after qwen3_embed_state_check for the role.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_add(oid, jsonb) IS
-'Internal (qwen3_embed_state): validates and records a new sync, creates its triggers and queues its backlog.';
+'Internal (qwen3_embed_state): validates and records a new sync and creates its triggers (its backlog is queued by the caller: qwen3_embed_sync_backlog).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_remove(oid, jsonb) IS
 'Internal (qwen3_embed_state): drops a sync''s triggers, queue and errors.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_alter(oid, jsonb) IS
-'Internal (qwen3_embed_state): changes a sync''s settings; a change of its vectors queues its rows again and starts the column registry''s move. Members of the table''s owning role only.';
+'Internal (qwen3_embed_state): changes a sync''s settings; a change of its vectors starts the column registry''s move (the caller queues its rows again). Members of the table''s owning role only.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_retry(oid, jsonb) IS
 'Internal (qwen3_embed_state): puts a sync''s failed rows back in the queue and ends its back-off.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb) IS
@@ -159,6 +159,14 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_failed(oid, jsonb) IS
 'Internal (qwen3_embed_state): sets a sync whose round failed aside for 2^failures seconds (at most an hour), with the error.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb) IS
 'Internal (qwen3_embed_state): ends a sync''s back-off after a round that went through.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_add(oid, jsonb) IS
+'Internal (qwen3_embed_state): queues keys of a sync''s table for a role that may INSERT or UPDATE it (the enqueueing trigger, the backlog).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_columns(integer, oid) IS
+'Internal: the key, source and target columns of a sync of the given table, for the enqueueing trigger and the backlog, which run as the writer.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_backlog(integer, regclass, boolean, boolean) IS
+'Internal: queues, as the calling role, the rows of a sync''s table that have text (or only those without a vector), in batches through qwen3_embed_state.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_forget_dropped() IS
+'Internal: the sql_drop event trigger''s function: removes the syncs, queue rows, column registry rows and re-embedding jobs of dropped tables and columns.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_claim(oid, jsonb) IS
 'Internal (qwen3_embed_state): locks and returns the oldest due queue rows of a sync that no other worker holds.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_done(oid, jsonb) IS
@@ -177,3 +185,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_id(regclass, text, text) IS
 'Internal: the id of the sync of relation.target_column, or an error in the caller''s words.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_cache_files() IS
 'The packed-weight cache directory''s files (qwen3_embed.cache_dir), least recently used first: path, bytes, whether a process maps it (in_use), when it was last mapped and written, the model file name, kernel table and layout it was packed for, and whether it is a partial write. Superusers and pg_read_server_files only: it shows server file paths. Remove files with qwen3-embed cache prune.';
+COMMENT ON EVENT TRIGGER qwen3_embed_forget_dropped IS
+'Removes what qwen3_embed keeps about a table or column (syncs, queue rows, column registry rows, re-embedding jobs) when it is dropped.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_changed(@extschema@.qwen3_embed_syncs) IS
+'Internal (qwen3_embed_sync_drain): how a sync''s table or key column is no longer what the sync was made for, or NULL.';

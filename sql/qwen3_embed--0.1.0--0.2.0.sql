@@ -1435,44 +1435,95 @@ BEGIN
 END
 $qwen3_embed_state_sync$;
 
--- The enqueueing trigger: AFTER INSERT / UPDATE / DELETE ... FOR EACH STATEMENT, with the
--- statement's rows as transition tables. TG_ARGV[0] is the sync's id. It runs as the extension's
--- owner (it writes the queue for every writer of the table) and runs no code of the table's:
--- it reads the transition tables' key (a built-in type) and compares the source's text forms.
--- It acts only for the table its sync names: the same function put on another table does nothing.
+-- The enqueueing trigger: AFTER INSERT / UPDATE ... FOR EACH STATEMENT, with the statement's
+-- rows as transition tables. TG_ARGV[0] is the sync's id. It runs as the writer (the table's
+-- code it reaches, such as a cast of the source column to text, runs with the writer's rights,
+-- as any trigger of the table does) and hands only the keys to the gate's queue_add, which
+-- checks that the writer may write the table. It acts only for the table its sync names: the
+-- same function put on another table does nothing. Deleted rows are left in the queue: the
+-- drain finds no row for them and drops them, so a writer never waits on a row the drain holds.
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_enqueue() RETURNS trigger
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_enqueue$
 DECLARE
-    s @extschema@.qwen3_embed_syncs;
+    c    record;
+    v_id int := TG_ARGV[0]::int;
+    v_keys jsonb;
 BEGIN
-    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs WHERE id = TG_ARGV[0]::int AND relation = TG_RELID;
-    IF NOT FOUND OR TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' THEN
+    IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO c FROM @extschema@.qwen3_embed_sync_columns(v_id, TG_RELID);
+    IF c.key_column IS NULL THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
-        EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
-                       'SELECT $1, n.%I::text FROM qwen3_embed_new n WHERE n.%I IS NOT NULL',
-                       s.key_column, s.source_column)
-          USING s.id;
-        PERFORM @extschema@.qwen3_embed_sync_wake();
-    ELSIF TG_OP = 'UPDATE' THEN
-        EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
-                       'SELECT $1, n.%1$I::text FROM qwen3_embed_new n LEFT JOIN qwen3_embed_old o ON o.%1$I = n.%1$I '
+        EXECUTE format('SELECT jsonb_agg(n.%I::text) FROM qwen3_embed_new n WHERE n.%I IS NOT NULL',
+                       c.key_column, c.source_column)
+           INTO v_keys;
+    ELSE
+        EXECUTE format('SELECT jsonb_agg(n.%1$I::text) FROM qwen3_embed_new n LEFT JOIN qwen3_embed_old o ON o.%1$I = n.%1$I '
                        'WHERE o.%1$I IS NULL OR n.%2$I::text IS DISTINCT FROM o.%2$I::text',
-                       s.key_column, s.source_column)
-          USING s.id;
-        PERFORM @extschema@.qwen3_embed_sync_wake();
-    ELSIF TG_OP = 'DELETE' THEN
-        EXECUTE format('DELETE FROM @extschema@.qwen3_embed_queue q USING qwen3_embed_old o '
-                       'WHERE q.sync_id = $1 AND q.key = o.%I::text', s.key_column)
-          USING s.id;
+                       c.key_column, c.source_column)
+           INTO v_keys;
+    END IF;
+    IF v_keys IS NOT NULL THEN
+        PERFORM @extschema@.qwen3_embed_state('queue_add', jsonb_build_object('id', v_id, 'keys', v_keys));
     END IF;
     RETURN NULL;
 END
 $qwen3_embed_sync_enqueue$;
+
+-- The columns of sync p_id, when it is a sync of p_rel (else no row): what the enqueueing
+-- trigger and the backlog read as the writer, who may not see the sync itself (row security
+-- shows syncs to roles that may UPDATE the table). Reads nothing but the sync.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_columns(p_id int, p_rel oid,
+    OUT key_column name, OUT key_type regtype, OUT source_column name, OUT target_column name,
+    OUT chunk_table regclass)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.key_column, s.key_type, s.source_column, s.target_column, s.chunk_table
+      FROM @extschema@.qwen3_embed_syncs s WHERE s.id = p_id AND s.relation = p_rel
+$$;
+
+-- Queues, as the calling role, every row of sync p_id's table with text (with p_missing, only
+-- those without a vector), through the gate's queue_add in batches of 50,000 keys (with
+-- p_dedupe, keys already queued are not queued again). Returns the rows queued.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_backlog(p_id int, p_rel regclass, p_dedupe boolean, p_missing boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_backlog$
+DECLARE
+    c      record;
+    v_key  text;
+    v_keys text[] := '{}';
+    v_n    bigint := 0;
+BEGIN
+    SELECT * INTO c FROM @extschema@.qwen3_embed_sync_columns(p_id, p_rel);
+    IF c.key_column IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR v_key IN EXECUTE format('SELECT t.%I::text FROM %s t WHERE t.%I IS NOT NULL', c.key_column, p_rel, c.source_column)
+                         || CASE WHEN p_missing AND c.chunk_table IS NULL THEN format(' AND t.%I IS NULL', c.target_column) ELSE '' END
+    LOOP
+        v_keys := v_keys || v_key;
+        IF cardinality(v_keys) >= 50000 THEN
+            v_n := v_n + (@extschema@.qwen3_embed_state('queue_add', jsonb_build_object(
+                              'id', p_id, 'keys', to_jsonb(v_keys), 'dedupe', p_dedupe))->>'rows')::bigint;
+            v_keys := '{}';
+        END IF;
+    END LOOP;
+    IF cardinality(v_keys) > 0 THEN
+        v_n := v_n + (@extschema@.qwen3_embed_state('queue_add', jsonb_build_object(
+                          'id', p_id, 'keys', to_jsonb(v_keys), 'dedupe', p_dedupe))->>'rows')::bigint;
+    END IF;
+    RETURN v_n;
+END
+$qwen3_embed_sync_backlog$;
 
 -- BEFORE UPDATE ... FOR EACH ROW WHEN (the source became NULL and a vector is still there):
 -- a row whose text became NULL has no vector. TG_ARGV[0] is the target column. Runs as the writer.
@@ -1535,8 +1586,7 @@ DECLARE
     v_chunks   regclass := (a->>'chunk_table')::oid;
     v_tokens   int      := (a->>'chunk_tokens')::int;
     v_overlap  int      := (a->>'chunk_overlap')::int;
-    v_max      int      := (a->>'max_dims')::int;
-    v_missing  boolean  := coalesce((a->>'only_missing')::boolean, false);
+    v_max      int;
     v_kind     "char";
     v_key      name;
     v_key_type regtype;
@@ -1544,7 +1594,6 @@ DECLARE
     v_dst_mod  int;
     v_id       int;
     v_name     text;
-    v_rows     bigint;
 BEGIN
     IF v_rel IS NULL OR v_src IS NULL OR v_dst IS NULL THEN
         RAISE EXCEPTION '%: relation, source_column and % must not be NULL', v_what,
@@ -1622,6 +1671,9 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
     END IF;
+    IF v_dims IS NOT NULL THEN
+        SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
+    END IF;
     IF v_dims IS NOT NULL AND v_dims NOT BETWEEN 32 AND v_max THEN
         RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
             USING ERRCODE = 'invalid_parameter_value';
@@ -1645,20 +1697,12 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS qwen3_embed_old NEW TABLE AS qwen3_embed_new '
                    'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
                    v_name || '_upd', v_rel, v_id);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS qwen3_embed_old '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
-                   v_name || '_del', v_rel, v_id);
     IF v_chunks IS NULL THEN
         EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW WHEN (NEW.%I IS NULL AND NEW.%I IS NOT NULL) '
                        'EXECUTE FUNCTION @extschema@.qwen3_embed_sync_clear(%L)',
                        v_name || '_clear', v_rel, v_src, v_dst, v_dst);
     END IF;
-    EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
-                   'SELECT $1, t.%I::text FROM %s t WHERE t.%I IS NOT NULL', v_key, v_rel, v_src)
-            || CASE WHEN v_missing AND v_chunks IS NULL THEN format(' AND t.%I IS NULL', v_dst) ELSE '' END
-      USING v_id;
-    GET DIAGNOSTICS v_rows = ROW_COUNT;
-    RETURN jsonb_build_object('id', v_id, 'rows', v_rows, 'dims', v_dims);
+    RETURN jsonb_build_object('id', v_id, 'dims', v_dims);
 END
 $qwen3_embed_state_sync_add$;
 
@@ -1677,8 +1721,8 @@ BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, 'qwen3_embed_unsync');
     DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id;
     GET DIAGNOSTICS v_pending = ROW_COUNT;
-    FOREACH v_suffix IN ARRAY CASE WHEN s.chunk_table IS NULL THEN ARRAY['_ins', '_upd', '_del', '_clear']
-                                   ELSE ARRAY['_ins', '_upd', '_del'] END LOOP
+    FOREACH v_suffix IN ARRAY CASE WHEN s.chunk_table IS NULL THEN ARRAY['_ins', '_upd', '_clear']
+                                   ELSE ARRAY['_ins', '_upd'] END LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || s.id || v_suffix, s.relation);
     END LOOP;
     DELETE FROM @extschema@.qwen3_embed_syncs x WHERE x.id = s.id;
@@ -1711,11 +1755,10 @@ END
 $qwen3_embed_state_sync_retry$;
 
 -- The gate's operation sync_alter: change a sync's batch size, attempts, instruction or size.
--- A new instruction or size makes other vectors: every row with text is queued again, the
--- column registry starts moving to the new settings (writes with them are accepted from now on)
+-- A new instruction or size makes other vectors: every row with text is queued again (by the
+-- caller: qwen3_embed_sync_backlog), the column registry starts moving to the new settings (writes with them are accepted from now on)
 -- and the old vectors stay until each row is replaced; queue_done ends the move when the sync's
--- queue is empty. Returns the rows queued and whether the vectors change. Only members of the
--- table's owning role.
+-- queue is empty. Returns whether the vectors change. Only members of the table's owning role.
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync_alter(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -1728,12 +1771,11 @@ DECLARE
     v_attempts int;
     v_instruct text;
     v_dims     int;
-    v_max      int  := (a->>'max_dims')::int;
+    v_max      int;
     v_rel      regclass;
     v_col      name;
     v_mod      int;
     v_changes  boolean;
-    v_rows     bigint := 0;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, v_what);
     v_batch := coalesce((a->>'batch_size')::int, s.batch_size);
@@ -1760,6 +1802,7 @@ BEGIN
                 USING ERRCODE = 'datatype_mismatch',
                       HINT = 'CALL qwen3_embed_migrate_dims(...) moves a column of a fixed size to another size.';
         END IF;
+        SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
         IF v_dims NOT BETWEEN 32 AND v_max THEN
             RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
                 USING ERRCODE = 'invalid_parameter_value';
@@ -1779,18 +1822,43 @@ BEGIN
     IF v_changes THEN
         PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_col, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
-        EXECUTE format('INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) '
-                       'SELECT $1, t.%1$I::text FROM %2$s t WHERE t.%3$I IS NOT NULL AND NOT EXISTS '
-                       '(SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.key = t.%1$I::text)',
-                       s.key_column, s.relation, s.source_column)
-          USING s.id;
-        GET DIAGNOSTICS v_rows = ROW_COUNT;
         UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
          WHERE q.sync_id = s.id;
     END IF;
-    RETURN jsonb_build_object('rows', v_rows, 'changes', v_changes);
+    RETURN jsonb_build_object('changes', v_changes);
 END
 $qwen3_embed_state_sync_alter$;
+
+-- The gate's operation queue_add: keys (a JSON array of the key's text forms) of rows of the
+-- sync's table to embed; with dedupe, keys already queued are left out. Needs INSERT or UPDATE
+-- on the table (the enqueueing trigger calls it as the writer). Returns the rows queued.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_queue_add(p_caller oid, a jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_state_queue_add$
+DECLARE
+    v_id  int := (a->>'id')::int;
+    v_rel regclass;
+    v_n   bigint;
+BEGIN
+    SELECT s.relation INTO v_rel FROM @extschema@.qwen3_embed_syncs s WHERE s.id = v_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: no sync %', v_id USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT has_table_privilege(p_caller, v_rel, 'INSERT, UPDATE') THEN
+        RAISE EXCEPTION 'qwen3_embed_sync: permission denied for table % (INSERT or UPDATE is needed)', v_rel
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key)
+    SELECT v_id, k.key FROM jsonb_array_elements_text(a->'keys') k(key)
+     WHERE NOT coalesce((a->>'dedupe')::boolean, false)
+        OR NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = v_id AND q.key = k.key);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    PERFORM @extschema@.qwen3_embed_sync_wake();
+    RETURN jsonb_build_object('rows', v_n);
+END
+$qwen3_embed_state_queue_add$;
 
 -- The gate's operation queue_claim: the oldest due rows of a sync that no other worker holds
 -- (locked until the caller's transaction ends), at most `batches` (up to 4) batches' worth.
@@ -1952,6 +2020,7 @@ REVOKE EXECUTE ON FUNCTION
     @extschema@.qwen3_embed_state_sync_remove(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_retry(oid, jsonb),
     @extschema@.qwen3_embed_state_sync_alter(oid, jsonb),
+    @extschema@.qwen3_embed_state_queue_add(oid, jsonb),
     @extschema@.qwen3_embed_state_queue_claim(oid, jsonb),
     @extschema@.qwen3_embed_state_queue_done(oid, jsonb),
     @extschema@.qwen3_embed_state_queue_failed(oid, jsonb),
@@ -1999,10 +2068,11 @@ BEGIN
     r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
         'what', 'qwen3_embed_sync', 'relation', relation::oid, 'source_column', source_column,
         'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', batch_size,
-        'max_attempts', max_attempts, 'max_dims', (SELECT i.max_dims FROM @extschema@.qwen3_embed_info() i)));
+        'max_attempts', max_attempts));
     PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
     RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', relation,
-        quote_ident(target_column), quote_ident(source_column), r->>'rows';
+        quote_ident(target_column), quote_ident(source_column),
+        @extschema@.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
     PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync');
     RETURN (r->>'id')::int;
 END
@@ -2074,10 +2144,11 @@ BEGIN
         'what', 'qwen3_embed_sync_chunks', 'relation', v_rel::oid, 'source_column', source_column,
         'target_column', chunk_table, 'instruct', instruct, 'dims', v_dims, 'batch_size', batch_size,
         'max_attempts', max_attempts, 'chunk_table', v_table::oid, 'chunk_tokens', chunk_tokens,
-        'chunk_overlap', overlap, 'max_dims', v_max));
+        'chunk_overlap', overlap));
     PERFORM @extschema@.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
     RAISE NOTICE 'qwen3_embed_sync_chunks: % keeps chunks of %.% of % tokens (overlap %); % rows queued',
-        v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap, r->>'rows';
+        v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap,
+        @extschema@.qwen3_embed_sync_backlog((r->>'id')::int, v_rel, false, false);
     PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_chunks');
     RETURN (r->>'id')::int;
 END
@@ -2181,6 +2252,26 @@ BEGIN
 END
 $qwen3_embed_sync_batch$;
 
+-- How sync s's table is no longer what the sync was made for (NULL when it is): a table
+-- (not a view or anything else), with its key column of the type the queue carries. The drain
+-- asks at every round, before it reads the table.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_changed(s @extschema@.qwen3_embed_syncs)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.relation AND c.relkind IN ('r', 'p'))
+            THEN format('%s is no longer a table', s.relation)
+        WHEN s.chunk_table IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.chunk_table AND c.relkind IN ('r', 'p'))
+            THEN format('%s is no longer a table', s.chunk_table)
+        WHEN NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = s.relation AND x.attname = s.key_column
+                            AND x.atttypid = s.key_type AND x.attnum > 0 AND NOT x.attisdropped)
+            THEN format('the key column %I of %s is no longer of type %s', s.key_column, s.relation, s.key_type)
+    END
+$$;
+
 -- One sync's share of a round (qwen3_embed_sync_run, src/sync/drain.rs, calls it as the table's
 -- owner): up to p_batches batches of due rows, embedded in one qwen3_embed_sync_batch call (one
 -- model call: fewer, fuller forward passes than batch_size rows at a time). A failing call is
@@ -2206,6 +2297,12 @@ BEGIN
     c := @extschema@.qwen3_embed_state('queue_claim', jsonb_build_object('id', p_id, 'batches', p_batches));
     -- The gate checked that this role may UPDATE the table: row security now shows it the sync.
     SELECT * INTO STRICT s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
+    v_msg := @extschema@.qwen3_embed_sync_changed(s);
+    IF v_msg IS NOT NULL THEN
+        RAISE EXCEPTION 'qwen3_embed sync %: %', p_id, v_msg
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Remove the sync (qwen3_embed_unsync) and create it again for the table as it is now.';
+    END IF;
     v_ids := ARRAY(SELECT jsonb_array_elements_text(c->'ids'))::bigint[];
     v_keys := ARRAY(SELECT jsonb_array_elements_text(c->'keys'));
     IF cardinality(v_ids) = 0 THEN
@@ -2269,19 +2366,20 @@ SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_alter$
 #variable_conflict use_variable
 DECLARE
-    r jsonb;
+    r    jsonb;
+    v_id int := @extschema@.qwen3_embed_sync_id(relation, target_column, 'qwen3_embed_sync_alter');
+    v_n  bigint := 0;
 BEGIN
     r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
-        'id', @extschema@.qwen3_embed_sync_id(relation, target_column, 'qwen3_embed_sync_alter'),
-        'batch_size', batch_size, 'max_attempts', max_attempts, 'instruct', instruct, 'dims', dims,
-        'default_instruct', coalesce(default_instruct, false),
-        'max_dims', (SELECT i.max_dims FROM @extschema@.qwen3_embed_info() i)));
+        'id', v_id, 'batch_size', batch_size, 'max_attempts', max_attempts, 'instruct', instruct, 'dims', dims,
+        'default_instruct', coalesce(default_instruct, false)));
     IF (r->>'changes')::boolean THEN
+        v_n := @extschema@.qwen3_embed_sync_backlog(v_id, relation, true, false);
         RAISE NOTICE 'qwen3_embed_sync_alter: %.% gets other vectors; % rows queued, each keeps its old vector until it is replaced',
-            relation, quote_ident(target_column), r->>'rows';
+            relation, quote_ident(target_column), v_n;
         PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_alter');
     END IF;
-    RETURN (r->>'rows')::bigint;
+    RETURN v_n;
 END
 $qwen3_embed_sync_alter$;
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_counts(p_id int,
@@ -2426,9 +2524,9 @@ BEGIN
         r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
             'what', v_what, 'relation', relation::oid, 'source_column', source_column,
             'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', 64,
-            'max_attempts', 5, 'max_dims', v_max, 'only_missing', true));
+            'max_attempts', 5));
         sync_id := (r->>'id')::int;
-        queued := (r->>'rows')::bigint;
+        queued := @extschema@.qwen3_embed_sync_backlog(sync_id, relation, false, true);
         RAISE NOTICE '%: %.% is adopted and kept in step with %; % rows without a vector queued', v_what,
             relation, quote_ident(target_column), quote_ident(source_column), queued;
         PERFORM @extschema@.qwen3_embed_sync_workers_here(v_what);
@@ -2450,6 +2548,46 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_queue_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_sync_errors', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_sync_errors_id_seq', '');
+
+-- ==== sql/cleanup.sql ===========================================================================
+-- What the extension keeps about a table or column goes with it: a sql_drop event trigger
+-- removes the syncs (their queue and errors), column registry rows and re-embedding jobs of
+-- dropped tables and columns, so that no queue row waits for good on an OID that is gone and a
+-- database's sync worker goes idle. It runs as the extension's owner, as whoever drops, and
+-- reads nothing but pg_event_trigger_dropped_objects() and the extension's own tables.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_forget_dropped() RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_forget_dropped$
+DECLARE
+    d record;
+BEGIN
+    FOR d IN SELECT o.objid, o.object_type, o.address_names[3] AS column_name
+               FROM pg_event_trigger_dropped_objects() o
+              WHERE o.classid = 'pg_catalog.pg_class'::regclass
+                AND o.object_type IN ('table', 'view', 'materialized view', 'foreign table', 'table column')
+    LOOP
+        WITH gone AS (
+            DELETE FROM @extschema@.qwen3_embed_syncs s
+             WHERE (s.relation = d.objid OR s.chunk_table = d.objid)
+               AND (d.object_type <> 'table column' OR d.column_name IN (s.source_column, s.target_column, s.key_column))
+            RETURNING s.id
+        )
+        DELETE FROM @extschema@.qwen3_embed_queue q USING gone g WHERE q.sync_id = g.id;
+        DELETE FROM @extschema@.qwen3_embed_columns c
+         WHERE c.relation = d.objid AND (d.object_type <> 'table column' OR c.column_name = d.column_name);
+        DELETE FROM @extschema@.qwen3_embed_jobs j
+         WHERE j.relation = d.objid
+           AND (d.object_type <> 'table column' OR d.column_name IN (j.source_column, j.target_column, j.key_column));
+    END LOOP;
+END
+$qwen3_embed_forget_dropped$;
+REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_forget_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER qwen3_embed_forget_dropped ON sql_drop
+    WHEN TAG IN ('DROP TABLE', 'DROP VIEW', 'DROP MATERIALIZED VIEW', 'DROP FOREIGN TABLE', 'ALTER TABLE',
+                 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION @extschema@.qwen3_embed_forget_dropped();
 
 -- ==== sql/cache_files.sql =======================================================================
 -- The packed-weight cache's files (src/cache_api.rs) name paths on the server: only superusers
@@ -2588,11 +2726,11 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_check(oid, regclass, boolean, 
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync(oid, integer, boolean, text) IS
 'Internal (qwen3_embed_state): a sync, after qwen3_embed_state_check for the role.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_add(oid, jsonb) IS
-'Internal (qwen3_embed_state): validates and records a new sync, creates its triggers and queues its backlog.';
+'Internal (qwen3_embed_state): validates and records a new sync and creates its triggers (its backlog is queued by the caller: qwen3_embed_sync_backlog).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_remove(oid, jsonb) IS
 'Internal (qwen3_embed_state): drops a sync''s triggers, queue and errors.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_alter(oid, jsonb) IS
-'Internal (qwen3_embed_state): changes a sync''s settings; a change of its vectors queues its rows again and starts the column registry''s move. Members of the table''s owning role only.';
+'Internal (qwen3_embed_state): changes a sync''s settings; a change of its vectors starts the column registry''s move (the caller queues its rows again). Members of the table''s owning role only.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_retry(oid, jsonb) IS
 'Internal (qwen3_embed_state): puts a sync''s failed rows back in the queue and ends its back-off.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb) IS
@@ -2601,6 +2739,14 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_failed(oid, jsonb) IS
 'Internal (qwen3_embed_state): sets a sync whose round failed aside for 2^failures seconds (at most an hour), with the error.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb) IS
 'Internal (qwen3_embed_state): ends a sync''s back-off after a round that went through.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_add(oid, jsonb) IS
+'Internal (qwen3_embed_state): queues keys of a sync''s table for a role that may INSERT or UPDATE it (the enqueueing trigger, the backlog).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_columns(integer, oid) IS
+'Internal: the key, source and target columns of a sync of the given table, for the enqueueing trigger and the backlog, which run as the writer.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_backlog(integer, regclass, boolean, boolean) IS
+'Internal: queues, as the calling role, the rows of a sync''s table that have text (or only those without a vector), in batches through qwen3_embed_state.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_forget_dropped() IS
+'Internal: the sql_drop event trigger''s function: removes the syncs, queue rows, column registry rows and re-embedding jobs of dropped tables and columns.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_claim(oid, jsonb) IS
 'Internal (qwen3_embed_state): locks and returns the oldest due queue rows of a sync that no other worker holds.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_done(oid, jsonb) IS
@@ -2619,3 +2765,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_id(regclass, text, text) IS
 'Internal: the id of the sync of relation.target_column, or an error in the caller''s words.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_cache_files() IS
 'The packed-weight cache directory''s files (qwen3_embed.cache_dir), least recently used first: path, bytes, whether a process maps it (in_use), when it was last mapped and written, the model file name, kernel table and layout it was packed for, and whether it is a partial write. Superusers and pg_read_server_files only: it shows server file paths. Remove files with qwen3-embed cache prune.';
+COMMENT ON EVENT TRIGGER qwen3_embed_forget_dropped IS
+'Removes what qwen3_embed keeps about a table or column (syncs, queue rows, column registry rows, re-embedding jobs) when it is dropped.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_changed(@extschema@.qwen3_embed_syncs) IS
+'Internal (qwen3_embed_sync_drain): how a sync''s table or key column is no longer what the sync was made for, or NULL.';

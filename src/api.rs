@@ -190,8 +190,9 @@ fn qwen3_embed_info() -> TableIterator<
     ),
 > {
     let (i, runs_in) = host::info(qwen3_embed_engine::Task::Embedding);
+    let paths = PathView::for_caller();
     TableIterator::once((
-        i.path,
+        paths.show(i.path),
         i.format,
         i.architecture,
         i.parameters as i64,
@@ -207,7 +208,7 @@ fn qwen3_embed_info() -> TableIterator<
         i.device_reason,
         i.backend,
         i.cache,
-        i.cache_file,
+        i.cache_file.map(|f| paths.show(f)),
         i.cache_bytes as i64,
         crate::BUILD_PROFILE.to_string(),
         i.task,
@@ -275,6 +276,7 @@ fn qwen3_embed_server_stats() -> TableIterator<
             None,
         ));
     };
+    let paths = PathView::for_caller();
     let mean = (s.batches > 0).then(|| s.requests as f64 / s.batches as f64);
     let cache_bytes = s.cache.is_some().then_some(s.cache_bytes as i64);
     let tps = (s.busy_s > 0.0).then(|| s.tokens as f64 / s.busy_s);
@@ -283,7 +285,7 @@ fn qwen3_embed_server_stats() -> TableIterator<
         Some(s.pid as i32),
         Some(s.restarts as i64),
         Some(s.uptime_s),
-        s.model_path,
+        s.model_path.map(|p| paths.show(p)),
         s.model_load_ms,
         Some(s.requests as i64),
         Some(s.withdrawn as i64),
@@ -299,12 +301,42 @@ fn qwen3_embed_server_stats() -> TableIterator<
         Some(s.tokens_in_flight as i64),
         Some(s.max_tokens_in_flight as i64),
         s.cache,
-        s.cache_file,
+        s.cache_file.map(|f| paths.show(f)),
         cache_bytes,
     ))
 }
 
 const HIDDEN: &str = "(hidden: only superusers see the model server's errors)";
+
+/// Server file paths (models, the packed-weight cache) in full for superusers and members of
+/// pg_read_server_files, as `qwen3_embed_cache_files()`; other roles see the file's name.
+struct PathView {
+    full: bool,
+}
+
+impl PathView {
+    fn for_caller() -> Self {
+        // SAFETY: privilege checks of this backend's current role.
+        let full = unsafe {
+            pgrx::pg_sys::superuser()
+                || pgrx::pg_sys::has_privs_of_role(
+                    pgrx::pg_sys::GetUserId(),
+                    pgrx::pg_sys::Oid::from(pgrx::pg_sys::ROLE_PG_READ_SERVER_FILES),
+                )
+        };
+        PathView { full }
+    }
+
+    fn show(&self, path: String) -> String {
+        if self.full {
+            return path;
+        }
+        match std::path::Path::new(&path).file_name() {
+            Some(name) => format!(".../{}", name.to_string_lossy()),
+            None => path,
+        }
+    }
+}
 
 /// The models resident in the model server now (none when it does not run), least recently
 /// used first, and the memory they may take together (`qwen3_embed.server_model_memory`).
@@ -329,10 +361,13 @@ fn qwen3_embed_server_models() -> TableIterator<
     };
     // u64::MAX: no limit.
     let max = i64::try_from(s.max_model_bytes).ok();
+    let paths = PathView::for_caller();
     TableIterator::new(
         s.models
             .into_iter()
-            .map(|m| (m.path, m.device, m.task, m.bytes as i64, m.load_ms, m.requests as i64, m.idle_s, max))
+            .map(|m| {
+                (paths.show(m.path), m.device, m.task, m.bytes as i64, m.load_ms, m.requests as i64, m.idle_s, max)
+            })
             .collect::<Vec<_>>(),
     )
 }

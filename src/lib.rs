@@ -58,6 +58,7 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/adopt.sql", name = "adopt", requires = ["sync"]);
 extension_sql_file!("../sql/dump.sql", name = "dump", requires = ["reembed", "sync"]);
+extension_sql_file!("../sql/cleanup.sql", name = "cleanup", requires = ["reembed", "sync", "adopt"]);
 extension_sql_file!("../sql/cache_files.sql", name = "cache_files", requires = [cache_api::qwen3_embed_cache_files]);
 extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 

@@ -22,6 +22,7 @@ pub static SYNC_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
 pub static SYNC_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static SYNC_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(250);
 pub static SYNC_LINGER: GucSetting<i32> = GucSetting::<i32>::new(60);
+pub static SYNC_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(300);
 pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
 pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
 pub static SERVER_ROLE_SHARE: GucSetting<i32> = GucSetting::<i32>::new(50);
@@ -126,6 +127,16 @@ pub fn register() {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_int_guc(
+        c"qwen3_embed.sync_timeout",
+        c"Seconds one sync's share of a drain round may take (0: no limit).",
+        c"The table's own code (triggers, index expressions) runs in it with the model call: a share that takes longer is cancelled and the sync set aside with back-off, so that one table cannot hold a worker.",
+        &SYNC_TIMEOUT,
+        0,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
     GucRegistry::define_bool_guc(
         c"qwen3_embed.use_server",
         c"Send this session's calls to the model server, when there is one.",
@@ -198,14 +209,22 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_string_guc(
-        c"qwen3_embed.device",
-        c"Where the model runs: cpu, cuda, cuda:N or auto.",
-        c"Superuser-only: it decides which model the shared model server holds. auto picks CUDA when this build has it and a GPU is present, else the CPU.",
-        &DEVICE,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
+    // Not GucRegistry's: a value that names no device is refused when it is set.
+    // SAFETY: defines the setting over DEVICE's storage (as GucRegistry does), with a check hook.
+    unsafe {
+        pgrx::pg_sys::DefineCustomStringVariable(
+            c"qwen3_embed.device".as_ptr(),
+            c"Where the model runs: cpu, cuda, cuda:N or auto.".as_ptr(),
+            c"Superuser-only: it decides which model the shared model server holds. auto picks CUDA when this build has it and a GPU is present, else the CPU.".as_ptr(),
+            DEVICE.as_ptr(),
+            c"cpu".as_ptr(),
+            pgrx::pg_sys::GucContext::PGC_SUSET,
+            0,
+            Some(check_device),
+            None,
+            None,
+        );
+    }
     GucRegistry::define_int_guc(
         c"qwen3_embed.threads",
         c"Compute threads of one embedding call in a backend (0 = one per CPU core).",
@@ -285,6 +304,30 @@ pub fn cache_limits() -> qwen3_embed_engine::cache::Limits {
     qwen3_embed_engine::cache::Limits { min_free: mb(CACHE_MIN_FREE.get()), max_size: (max >= 0).then(|| mb(max)) }
 }
 
+/// `qwen3_embed.device`'s check hook: cpu, auto, cuda or cuda:N, whether or not this build or
+/// machine has CUDA (that is said at the first call, with the reason).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_device(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pgrx::pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL hands the proposed value, a NUL-terminated string or NULL.
+    let value = unsafe { newval.as_ref().filter(|p| !p.is_null()).map(|p| std::ffi::CStr::from_ptr(*p)) };
+    let Some(value) = value else { return true };
+    match value.to_string_lossy().parse::<qwen3_embed_engine::DeviceSpec>() {
+        Ok(_) => true,
+        Err(_) => {
+            // SAFETY: the check-hook protocol: a palloc'd detail for the ERROR PostgreSQL raises.
+            unsafe {
+                pgrx::pg_sys::GUC_check_errdetail_string =
+                    pgrx::pg_sys::pstrdup(c"qwen3_embed.device takes cpu, auto, cuda or cuda:N.".as_ptr());
+            }
+            false
+        }
+    }
+}
+
 pub fn device() -> String {
     DEVICE.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cpu".into())
 }
@@ -311,6 +354,10 @@ pub fn sync_naptime_ms() -> u64 {
 
 pub fn sync_linger() -> std::time::Duration {
     std::time::Duration::from_secs(SYNC_LINGER.get().max(0) as u64)
+}
+
+pub fn sync_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(SYNC_TIMEOUT.get().max(0) as u64)
 }
 
 pub fn max_request_tokens() -> usize {

@@ -35,6 +35,7 @@ const OPERATIONS: &[&str] = &[
     "sync_refuse",
     "sync_failed",
     "sync_succeeded",
+    "queue_add",
     "queue_claim",
     "queue_done",
     "queue_failed",
@@ -44,7 +45,8 @@ const OPERATIONS: &[&str] = &[
 pub fn extension() -> (String, pg_sys::Oid) {
     let (schema, owner) = Spi::get_two::<String, pg_sys::Oid>(
         "SELECT pg_catalog.quote_ident(n.nspname), e.extowner FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'qwen3_embed'",
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'qwen3_embed'",
     )
     .unwrap_or((None, None));
     match (schema, owner) {

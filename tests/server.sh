@@ -30,7 +30,13 @@
 #      waits at most two forward passes (plus 1 s); a call that would take its role past qwen3_embed.server_role_share is
 #      refused with 53000;
 #  12. with RUST_BACKTRACE=1 in the server's environment (this whole run), no error and no
-#      statement timeout shows a backtrace, in both modes.
+#      statement timeout shows a backtrace, in both modes;
+#  13. trust, round three: a database owner's search_path never reaches the sync worker; a
+#      refused ALTER DATABASE does not send a worker away; a LATIN1 database's text is embedded
+#      by the worker as in UTF-8; writers deleting and updating rows during a drain never get
+#      40P01; a dropped table leaves no queue rows; a 60 MB input to each tokenizing function
+#      stops within 1.5 s of a statement timeout and its memory is returned; no process dies by
+#      a signal.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -544,5 +550,124 @@ $(q -c "SET qwen3_embed.use_server = $mode" -c "SET statement_timeout = '100ms'"
     check "RUST_BACKTRACE=1, use_server = $mode: errors and a statement timeout carry no backtrace" \
         bash -c "grep -c ERROR <<<\"\$1\" | grep -qx 3 && $(declare -f no_backtrace); no_backtrace \"\$1\"" _ "$errs"
 done
+
+# --- 13. trust, round three (issue 39) --------------------------------------------------------------
+signals_before="$(grep -c 'terminated by signal' "$LOG" || true)"
+wait_no_worker_in() { # database: until no sync worker is connected there (10 s at most)
+    for _ in $(seq 200); do
+        [[ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qwen3_embed sync worker' AND datname = '$1'")" == 0 ]] && return 0
+        sleep 0.05
+    done
+}
+# A database owner sets her database's search_path to a schema with an operator of hers: the
+# sync worker (a superuser session) connects there and must never resolve a name through it.
+q -c "CREATE ROLE dbo LOGIN NOSUPERUSER" -c "CREATE DATABASE evil_db OWNER dbo" >/dev/null
+tenant evil_db -c "CREATE EXTENSION qwen3_embed CASCADE" -c "GRANT CREATE ON SCHEMA public TO dbo" >/dev/null
+pg_local_psql -U dbo -d evil_db -qAt \
+  -c "CREATE SCHEMA evil" \
+  -c "CREATE FUNCTION evil.eq(name, name) RETURNS boolean LANGUAGE plpgsql AS \$\$
+      BEGIN
+          BEGIN EXECUTE 'ALTER ROLE dbo SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+          RETURN \$1 OPERATOR(pg_catalog.=) \$2;
+      END \$\$" \
+  -c "CREATE OPERATOR evil.= (LEFTARG = name, RIGHTARG = name, FUNCTION = evil.eq)" \
+  -c "CREATE TABLE t (id int PRIMARY KEY, body text, embedding vector(64))" \
+  -c "SELECT qwen3_embed_sync('t', 'body', 'embedding')" \
+  -c "ALTER DATABASE evil_db SET search_path = evil, pg_catalog, public" >/dev/null 2>&1
+wait_no_worker_in evil_db
+pg_local_psql -U dbo -d evil_db -qAt -c "INSERT INTO t SELECT i, 'evil row ' || i FROM generate_series(1, 10) i" >/dev/null
+evil_drained() {
+    for _ in $(seq 200); do
+        [[ "$(tenant evil_db -c "SET search_path = public" -c "SELECT count(*) FROM t WHERE embedding IS NOT NULL")" == 10 ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+check "the sync worker drains a database whose owner set search_path to her operator" evil_drained
+check "... and her operator never ran as a superuser (rolsuper stays false)" \
+    eq "$(q -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'dbo'")" f
+
+# A refused ALTER DATABASE ... RENAME (not the owner) does not send the database's worker away.
+q -c "CREATE ROLE stranger LOGIN NOSUPERUSER CREATEDB" >/dev/null
+refused="$(pg_local_psql -U stranger -d postgres -qAt -v VERBOSITY=verbose -c "ALTER DATABASE tenant_a RENAME TO stolen" 2>&1 || true)"
+check "ALTER DATABASE ... RENAME by a role that does not own it is refused (42501)" grep -q 42501 <<<"$refused"
+tenant tenant_a -c "INSERT INTO t VALUES (42, 'after a refused rename')"
+check "... and the database's rows are still embedded at once (no 60 s hold)" tenant_drained tenant_a 42
+
+# Text in a LATIN1 database, drained by the worker: the same vector as the same text here.
+q -c "CREATE DATABASE latin1_db ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
+PGCLIENTENCODING=UTF8 tenant latin1_db -c "CREATE EXTENSION qwen3_embed CASCADE" \
+    -c "CREATE TABLE t (id int PRIMARY KEY, body text, embedding vector(64))" \
+    -c "SELECT qwen3_embed_sync('t', 'body', 'embedding')" \
+    -c "INSERT INTO t VALUES (1, 'Ein Café in Zürich, naïve façade')" >/dev/null 2>&1
+latin1_drained() {
+    for _ in $(seq 200); do
+        [[ "$(PGCLIENTENCODING=UTF8 tenant latin1_db -c "SELECT count(*) FROM t WHERE embedding IS NOT NULL")" == 1 ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+check "the sync worker embeds text of a LATIN1 database" latin1_drained
+check "... with the same vector as the same text in a UTF-8 database" \
+    eq "$(PGCLIENTENCODING=UTF8 tenant latin1_db -c "SELECT embedding FROM t")" "$(PGCLIENTENCODING=UTF8 q -c "SELECT qwen3_embed('Ein Café in Zürich, naïve façade', NULL, 64)")"
+
+# Writers never deadlock with the drain: 4 clients delete and update single rows while the
+# workers drain 3,000.
+q -c "CREATE TABLE dl (id int PRIMARY KEY, body text, embedding vector(64))" \
+  -c "SELECT qwen3_embed_sync('dl', 'body', 'embedding')" >/dev/null
+q -c "INSERT INTO dl SELECT i, 'deadlock row ' || i FROM generate_series(1, 3000) i" >/dev/null
+dl_pids=()
+for c in 0 1 2 3; do
+    python3 -c "
+for i in range($c * 125 + 1, $c * 125 + 126):
+    print(f'DELETE FROM dl WHERE id = {i * 6};')
+    print(f'UPDATE dl SET body = body || {chr(39)} changed{chr(39)} WHERE id = {i * 6 - 3};')
+" | pg_local_psql -qAt -v ON_ERROR_STOP=0 -v VERBOSITY=verbose >"$WORK/dl_$c.out" 2>&1 &
+    dl_pids+=($!)
+done
+for p in "${dl_pids[@]}"; do wait "$p" || true; done
+check "1,000 single-row deletes and updates against a draining queue: no 40P01, no error" \
+    eq "$(cat "$WORK"/dl_*.out | grep -c -E '40P01|ERROR' || true)" 0
+dl_done() {
+    for _ in $(seq 600); do
+        [[ "$(q -c "SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)), count(*) FROM dl")" == "2500|2500" ]] && return 0
+        sleep 0.1
+    done
+    q -c "SELECT pending, waiting_retry, failed FROM qwen3_embed_sync_status WHERE relation = 'dl'::regclass"
+    return 1
+}
+check "... and every remaining row has its current text's vector" dl_done
+q -c "DROP TABLE dl" >/dev/null
+check "dropping the table leaves none of its queue rows behind" \
+    eq "$(q -c "SELECT count(*) FROM qwen3_embed_queue q WHERE NOT EXISTS (SELECT 1 FROM qwen3_embed_syncs s WHERE s.id = q.sync_id)")" 0
+
+# Tokenizing stops on cancel: a 60 MB input under statement_timeout = 1 s ends within 1.5 s, and
+# 5 s later the backend's memory is back within 100 MB of where it started.
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+for mode in on off; do
+    for f in "qwen3_token_count(x)" "cardinality(qwen3_tokenize(x))" "(SELECT count(*) FROM qwen3_chunks(x))"; do
+        pg_local_psql -qAt -v ON_ERROR_STOP=0 -c "SET qwen3_embed.use_server = $mode" \
+            -c "SELECT pg_backend_pid()" -c "SELECT qwen3_token_count('warm')" -c "SELECT pg_sleep(1.5)" \
+            -c "SET statement_timeout = '1s'" -c "SELECT extract(epoch FROM clock_timestamp())" \
+            -c "SELECT $f FROM (SELECT repeat('lorem ipsum dolor sit amet ', 2300000) AS x) s" \
+            -c "SELECT extract(epoch FROM clock_timestamp())" -c "RESET statement_timeout" -c "SELECT pg_sleep(6.5)" \
+            >"$WORK/cancel.out" 2>&1 &
+        psql_pid=$!
+        for _ in $(seq 100); do [[ -s "$WORK/cancel.out" ]] && break; sleep 0.05; done
+        backend="$(head -n 1 "$WORK/cancel.out")"
+        sleep 1.2
+        rss0="$(rss_kb "$backend")"
+        sleep 7
+        rss1="$(rss_kb "$backend")"
+        wait "$psql_pid" || true
+        took_ms="$(grep -E '^[0-9]+\.[0-9]+$' "$WORK/cancel.out" | head -n 2 | awk 'NR == 1 { a = $1 } NR == 2 { printf "%d", ($1 - a) * 1000 }')"
+        echo "      use_server = $mode, $f on 60 MB: ended after ${took_ms} ms; backend RSS ${rss0} kB before, ${rss1} kB 5 s after"
+        check "use_server = $mode: $f on 60 MB under statement_timeout 1 s: 57014 within 1.5 s, memory returned" \
+            bash -c "grep -q 'canceling statement due to statement timeout' '$WORK/cancel.out' && [[ ${took_ms:-99999} -le 1500 && $((rss1 - rss0)) -le 102400 ]]"
+    done
+done
+
+check "no process of the cluster was terminated by a signal in these scenarios" \
+    eq "$(grep -c 'terminated by signal' "$LOG" || true)" "$signals_before"
 
 summary

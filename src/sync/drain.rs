@@ -104,10 +104,60 @@ fn gate(op: &str, args: serde_json::Value) {
         .unwrap_or_else(|e| raise_code(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("qwen3_embed_sync_run: {e}")));
 }
 
+unsafe extern "C-unwind" {
+    // utils/timeout.h, which pgrx does not bind.
+    fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
+    fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
+    fn get_timeout_active(id: std::ffi::c_int) -> bool;
+}
+
+/// `TimeoutId::STATEMENT_TIMEOUT` (the same in PostgreSQL 15 to 18).
+const STATEMENT_TIMEOUT: std::ffi::c_int = 3;
+
+/// The statement timer, armed for one sync's share when no statement timeout of the caller's
+/// runs already (a sync worker has none): its expiry cancels the share as `statement_timeout`
+/// would, and the share counts as failed.
+struct ShareTimer {
+    armed: bool,
+    started: std::time::Instant,
+    limit: std::time::Duration,
+}
+
+impl ShareTimer {
+    fn arm() -> Self {
+        let limit = crate::settings::sync_timeout();
+        // SAFETY: the backend's own timer, as postgres.c arms it for a statement.
+        let armed = !limit.is_zero() && unsafe { !get_timeout_active(STATEMENT_TIMEOUT) };
+        if armed {
+            let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: as above.
+            unsafe { enable_timeout_after(STATEMENT_TIMEOUT, ms) };
+        }
+        ShareTimer { armed, started: std::time::Instant::now(), limit }
+    }
+
+    /// Whether the share ran out of its time (a cancel then is this timer's).
+    fn expired(&self) -> bool {
+        self.armed && self.started.elapsed() >= self.limit
+    }
+}
+
+impl Drop for ShareTimer {
+    fn drop(&mut self) {
+        if self.armed {
+            // SAFETY: as above.
+            unsafe { disable_timeout(STATEMENT_TIMEOUT, false) };
+        }
+    }
+}
+
 /// One sync's share, as `owner` in a security-restricted operation, in a subtransaction: the
 /// rows embedded and batches taken, or the error (SQLSTATE, message) that rolled it back. A
-/// cancel is raised again after the rollback.
+/// cancel is raised again after the rollback, unless it came from `qwen3_embed.sync_timeout`.
+/// Settings the owner's code changes (even with `set_config(..., false)`) end with the share,
+/// as in `REFRESH MATERIALIZED VIEW`.
 fn drain_as_owner(schema: &str, id: i32, owner: pg_sys::Oid, share: i32) -> Result<(i32, i32), (String, String)> {
+    let timer = ShareTimer::arm();
     // SAFETY: the subtransaction protocol of PL/pgSQL's exception blocks: begin, then release
     // or roll back, each time restoring the memory context and resource owner of the caller.
     unsafe {
@@ -121,13 +171,16 @@ fn drain_as_owner(schema: &str, id: i32, owner: pg_sys::Oid, share: i32) -> Resu
         };
         PgTryBuilder::new(|| {
             let flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION;
+            let nest = pg_sys::NewGUCNestLevel();
             let (rows, batches) = state::run_as(owner, flags, || {
+                Spi::run("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")?;
                 Spi::get_two_with_args::<i32, i32>(
                     &format!("SELECT embedded, batches FROM {schema}.qwen3_embed_sync_drain($1, $2)"),
                     &[id.into(), share.into()],
                 )
             })
             .unwrap_or_else(|e| raise_code(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{e}")));
+            pg_sys::AtEOXact_GUC(false, nest);
             pg_sys::ReleaseCurrentSubTransaction();
             restore();
             Ok((rows.unwrap_or(0), batches.unwrap_or(0)))
@@ -142,6 +195,13 @@ fn drain_as_owner(schema: &str, id: i32, owner: pg_sys::Oid, share: i32) -> Resu
                 | CaughtError::RustPanic { ereport: r, .. } => (r.sql_error_code(), r.message().to_string()),
             };
             if code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
+                if timer.expired() {
+                    let limit = timer.limit.as_secs();
+                    return Err((
+                        sqlstate(code),
+                        format!("the sync's share of a round took longer than qwen3_embed.sync_timeout ({limit} s)"),
+                    ));
+                }
                 e.rethrow();
             }
             Err((sqlstate(code), message))

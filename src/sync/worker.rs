@@ -24,7 +24,8 @@ const BATCHES_PER_ROUND: i32 = 4;
 fn round() -> Option<(i32, bool)> {
     let schema = Spi::get_one::<String>(
         "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'qwen3_embed'",
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'qwen3_embed'",
     )
     .ok()
     .flatten()?;
@@ -138,6 +139,17 @@ pub extern "C-unwind" fn qwen3_embed_sync_main(arg: pg_sys::Datum) {
     }
     // A database dropped meanwhile ends the process here (FATAL); the launcher sees it stop.
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
+    // The database's own settings (ALTER DATABASE ... SET search_path, which its owner may set)
+    // apply to this superuser session: nothing it runs may resolve a name through them.
+    // SAFETY: sets a setting of this process before its first query, as SET would.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
     let mut idle_since = std::time::Instant::now();
     let mut worked = false;
     loop {

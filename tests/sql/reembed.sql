@@ -187,7 +187,7 @@ RESET qwen3_embed.on_long_input;
 DROP TABLE re_docs, re_resume, re_nokey, re_twokeys, mig_docs, "Re Schema"."Docs Table";
 DROP SCHEMA "Re Schema";
 DROP FUNCTION slow_row();
--- Jobs of dropped tables remain until deleted.
+-- Jobs of dropped tables go with them (the sql_drop event trigger).
 SELECT count(*) AS stale_jobs FROM qwen3_embed_jobs WHERE relation::oid NOT IN (SELECT oid FROM pg_class);
 DELETE FROM qwen3_embed_jobs;
 DROP VIEW progress;
