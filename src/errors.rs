@@ -36,6 +36,11 @@ fn hint(e: &EngineError) -> Option<&'static str> {
         EngineError::WrongArchitecture { .. } => {
             return Some("qwen3_embed runs Qwen3-Embedding models (0.6B, 4B, 8B) only.")
         }
+        EngineError::UnbrokenRun { .. } => {
+            return Some(
+                "Text has a space, a digit or punctuation at least every megabyte; a longer run of one kind of character cannot be cut or cancelled while it is tokenized.",
+            )
+        }
         EngineError::InstructionTooLong { .. } => {
             return Some("Shorten the instruction, or ask a superuser to raise qwen3_embed.max_tokens.")
         }

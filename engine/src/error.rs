@@ -42,6 +42,8 @@ pub enum EngineError {
         tokens: String,
         limit: usize,
     },
+    #[error("input has a run of more than {limit} bytes from byte {at} with no place where its tokens may be cut (one word of letters, spaces or symbols): such a run is refused, not tokenized whole")]
+    UnbrokenRun { at: usize, limit: usize },
     #[error(
         "the instruction alone takes {tokens} tokens, which leaves no room for the input under the limit of {limit}"
     )]
@@ -150,7 +152,9 @@ impl EngineError {
             WrongArchitecture { .. } | UnsupportedQuantization { .. } | Isa(_) => ErrorKind::Unsupported,
             Encode(_) => ErrorKind::Encode,
             InvalidDims { .. } | InvalidChunking { .. } => ErrorKind::InvalidDims,
-            InputTooLong { .. } | InstructionTooLong { .. } | QueryTooLong { .. } => ErrorKind::InputTooLong,
+            InputTooLong { .. } | InstructionTooLong { .. } | QueryTooLong { .. } | UnbrokenRun { .. } => {
+                ErrorKind::InputTooLong
+            }
             WrongTask { .. } => ErrorKind::WrongTask,
             RequestTooLarge { .. } => ErrorKind::RequestTooLarge,
             ServerBusy { .. } => ErrorKind::ServerBusy,

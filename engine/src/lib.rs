@@ -35,4 +35,4 @@ pub use embedder::{Limits, LongInput, Prepared, TokenizedCall, Truncation, DEFAU
 pub use engine::{Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};
 pub use head::Task;
-pub use tokenizer::{format_input, Qwen3Tokenizer, Tokenized, DEFAULT_TASK};
+pub use tokenizer::{format_input, Qwen3Tokenizer, Tokenized, DEFAULT_TASK, MAX_UNBROKEN_BYTES};

@@ -24,6 +24,11 @@ const CUT_FROM_BYTES: usize = 64 << 10;
 /// ids (or offsets) are kept per piece, and a stop request is seen between pieces.
 const PIECE_BYTES: usize = 256 << 10;
 
+/// The longest stretch with no safe boundary that is tokenized: BPE needs such a stretch whole
+/// (about a second per MiB on 2 cores) and cannot be stopped inside it, so a longer one (megabytes
+/// of one letter, of spaces, of one symbol: never prose) is refused.
+pub const MAX_UNBROKEN_BYTES: usize = 1 << 20;
+
 /// First guess of the bytes that hold the tokens to keep (most text has 3 to 5 per token);
 /// a shorter guess only costs another, longer, attempt.
 const GUESS_BYTES_PER_TOKEN: usize = 6;
@@ -248,11 +253,18 @@ impl Qwen3Tokenizer {
             }
             let size = first.max(start).min(self.piece_bytes).max(1);
             let end = match &self.cut {
-                Some(rule) if text.len() - start > size => match rule.boundary_from(text, start + size, stop) {
-                    Some(b) => b,
-                    None if stop.is_cancelled() => return Err(EngineError::Cancelled),
-                    None => text.len(),
-                },
+                Some(rule) if text.len() - start > size => {
+                    let from = start + size;
+                    let end = match rule.boundary_from(text, from, stop) {
+                        Some(b) => b,
+                        None if stop.is_cancelled() => return Err(EngineError::Cancelled),
+                        None => text.len(),
+                    };
+                    if end - from > MAX_UNBROKEN_BYTES {
+                        return Err(EngineError::UnbrokenRun { at: from, limit: MAX_UNBROKEN_BYTES });
+                    }
+                    end
+                }
                 _ => text.len(),
             };
             let go_on = each(start, &text[start..end])?;

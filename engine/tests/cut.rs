@@ -495,3 +495,27 @@ fn sixty_megabytes_whole_and_cancelled() {
     let n = whole().ids_until(&text, &|| false).unwrap().len();
     eprintln!("{} MB whole (as before): {n} ids in {:?}; {}", text.len() >> 20, started.elapsed(), peak());
 }
+
+/// A stretch with no safe boundary is tokenized whole up to MAX_UNBROKEN_BYTES; a longer one is
+/// refused at once (it could be neither cut nor stopped), whatever asks for its tokens.
+#[test]
+fn an_unbroken_run_past_the_limit_is_refused_at_once() {
+    use qwen3_embed_engine::{EngineError, MAX_UNBROKEN_BYTES};
+    let tok = tokenizer();
+    let under = "b ".repeat(1000) + &"a".repeat(MAX_UNBROKEN_BYTES / 2);
+    assert_eq!(tok.ids_until(&under, &|| false).unwrap().len(), tok.encode(&under, usize::MAX).unwrap().ids.len() - 1);
+    for text in [
+        "a".repeat(3 * MAX_UNBROKEN_BYTES),
+        "prose, then a long word: ".repeat(20_000) + &"=".repeat(2 * MAX_UNBROKEN_BYTES),
+    ] {
+        let t0 = std::time::Instant::now();
+        for r in [
+            tok.ids_until(&text, &|| false).map(|_| ()),
+            tok.encode_until(&text, usize::MAX, &|| false).map(|_| ()),
+            tok.windows(&text, 512, 64, &|| false).map(|_| ()),
+        ] {
+            assert!(matches!(r, Err(EngineError::UnbrokenRun { limit, .. }) if limit == MAX_UNBROKEN_BYTES), "{r:?}");
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "refused after {:?}", t0.elapsed());
+    }
+}
