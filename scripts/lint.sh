@@ -9,4 +9,5 @@ cd "$ROOT"
 cargo fmt --all --check
 cargo clippy --workspace -- -D warnings
 python3 scripts/release/upgrade_sql.py --check
-echo "lint: cargo fmt and cargo clippy are clean, the upgrade script is generated"
+python3 scripts/check_engine_imports.py
+echo "lint: cargo fmt and cargo clippy are clean, the upgrade script is generated, the engine has no import loop"

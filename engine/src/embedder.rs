@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::cancel::{Cancel, Never};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::head::{Head, Task};
+use crate::head::Head;
 use crate::output::{output_dims, truncate_normalize};
+use crate::task::Task;
 use crate::tokenizer::{format_input, Qwen3Tokenizer, Tokenized};
 
 /// What an input longer than `Limits::max_tokens` gets.

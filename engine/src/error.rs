@@ -51,7 +51,7 @@ pub enum EngineError {
     #[error("the reranker's prompt with this instruction and query takes {tokens} tokens, which leaves no room for the document under the limit of {limit}")]
     QueryTooLong { tokens: usize, limit: usize },
     #[error("model file {path}: is {}, not {}", is.noun(), wanted.noun())]
-    WrongTask { path: PathBuf, is: crate::head::Task, wanted: crate::head::Task },
+    WrongTask { path: PathBuf, is: crate::task::Task, wanted: crate::task::Task },
     #[error("this call has {tokens} tokens in all, more than the limit of {limit} per call")]
     RequestTooLarge {
         /// "1234", or "at least 1234" when the call was refused before its last input.

@@ -9,37 +9,9 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{EngineError, Result};
+use crate::task::Task;
 use crate::tokenizer::Qwen3Tokenizer;
-
-/// What a model computes; on the wire, its `name` ("embedding" when a request does not say).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    #[default]
-    Embedding,
-    Rerank,
-}
-
-impl Task {
-    /// "embedding" or "rerank" (model information, error messages).
-    pub fn name(self) -> &'static str {
-        match self {
-            Task::Embedding => "embedding",
-            Task::Rerank => "rerank",
-        }
-    }
-
-    /// "an embedding model" or "a reranker".
-    pub fn noun(self) -> &'static str {
-        match self {
-            Task::Embedding => "an embedding model",
-            Task::Rerank => "a reranker",
-        }
-    }
-}
 
 pub(crate) enum Head {
     Embedding,

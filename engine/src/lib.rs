@@ -25,6 +25,7 @@ pub mod profile;
 pub mod pull;
 pub(crate) mod rerank;
 pub mod serve;
+pub(crate) mod task;
 pub(crate) mod tensors;
 pub(crate) mod tokenizer;
 
@@ -34,5 +35,5 @@ pub use config::ModelConfig;
 pub use embedder::{Limits, LongInput, Prepared, TokenizedCall, Truncation, DEFAULT_BATCH_TOKENS, DEFAULT_MAX_TOKENS};
 pub use engine::{Engine, EngineOptions, ModelInfo};
 pub use error::{EngineError, ErrorKind, Result};
-pub use head::Task;
+pub use task::Task;
 pub use tokenizer::{format_input, Qwen3Tokenizer, Tokenized, DEFAULT_TASK, MAX_UNBROKEN_BYTES};

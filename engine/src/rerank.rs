@@ -7,7 +7,8 @@ use crate::cancel::Cancel;
 use crate::embedder::{tokenize_each, Limits, TokenizedCall};
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::head::{Head, Task};
+use crate::head::Head;
+use crate::task::Task;
 use crate::tokenizer::{Qwen3Tokenizer, Tokenized, DEFAULT_TASK};
 
 const SYSTEM: &str = "Judge whether the Document meets the requirements based on the Query and the Instruct \

@@ -23,66 +23,15 @@
 
 use rayon::prelude::*;
 
-pub use super::qpack::PackedQ;
+pub use super::qpack::{supports, PackedQ, QKind, NR, QK};
 use super::{Kernels, SendPtr};
-use candle_core::quantized::GgmlDType;
 
-/// Output rows per tile (one zmm of f32).
-pub const NR: usize = 16;
-/// Activation quantization block (values per scale), and the `k` every packed weight divides.
-pub const QK: usize = 256;
 /// Activation rows per work item.
 const ROW_BLOCK: usize = 72;
 /// Bytes of weights one work item keeps in L2 while its rows pass over them: the item covers
 /// as many 32-row tile pairs as fit, so each strip of activation rows is read from L1 for all
 /// of them instead of once per tile pair (gate/up of the 4B model, `k` = 2560: 4 pairs).
 const L2_WEIGHT_BYTES: usize = 384 << 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QKind {
-    Q4_0,
-    Q4_1,
-    Q5_0,
-    Q5_1,
-    Q4K,
-    Q5K,
-    Q6K,
-    Q8_0,
-}
-
-impl QKind {
-    pub const ALL: [QKind; 8] =
-        [QKind::Q4_0, QKind::Q4_1, QKind::Q5_0, QKind::Q5_1, QKind::Q4K, QKind::Q5K, QKind::Q6K, QKind::Q8_0];
-
-    /// The GGML type it packs: the one mapping between the two.
-    pub fn ggml(self) -> GgmlDType {
-        match self {
-            QKind::Q4_0 => GgmlDType::Q4_0,
-            QKind::Q4_1 => GgmlDType::Q4_1,
-            QKind::Q5_0 => GgmlDType::Q5_0,
-            QKind::Q5_1 => GgmlDType::Q5_1,
-            QKind::Q4K => GgmlDType::Q4K,
-            QKind::Q5K => GgmlDType::Q5K,
-            QKind::Q6K => GgmlDType::Q6K,
-            QKind::Q8_0 => GgmlDType::Q8_0,
-        }
-    }
-
-    /// The kind that packs a GGML type, if our kernels take it.
-    pub fn of(t: GgmlDType) -> Option<QKind> {
-        QKind::ALL.into_iter().find(|k| k.ggml() == t)
-    }
-
-    /// Values and bytes of one GGML block.
-    pub fn block(self) -> (usize, usize) {
-        (self.ggml().block_size(), self.ggml().type_size())
-    }
-}
-
-/// Whether a `[n, k]` weight of `kind` can be packed.
-pub fn supports(kind: QKind, n: usize, k: usize) -> bool {
-    n > 0 && n.is_multiple_of(NR) && k > 0 && k.is_multiple_of(QK) && k.is_multiple_of(kind.block().0)
-}
 
 impl PackedQ {
     /// `x` is `[m, k]` row-major f32; returns `[m, n]` row-major f32.

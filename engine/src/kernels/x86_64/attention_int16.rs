@@ -18,8 +18,8 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use super::avx512::{visible_mask, F32x16};
 use super::lanes::{self, Products, Tile};
+use super::lanes512::{visible_mask, F32x16};
 use crate::kernels::ops::{row_stride, Attention, Span};
 
 /// Query rows per register tile (6 rows x 4 vectors of keys take 24 of the 32 registers).

@@ -33,6 +33,7 @@ mod attention_int16;
 pub mod avx2;
 pub mod avx512;
 mod lanes;
+mod lanes512;
 
 use super::Kernels;
 
