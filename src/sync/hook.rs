@@ -38,11 +38,11 @@ fn owns(db: pg_sys::Oid) -> bool {
     // SAFETY: catalog checks of the current role, inside the command's transaction.
     unsafe {
         let role = pg_sys::GetUserId();
-        #[cfg(feature = "pg15")]
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
         {
             pg_sys::pg_database_ownercheck(db, role)
         }
-        #[cfg(not(feature = "pg15"))]
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
         {
             pg_sys::object_ownercheck(pg_sys::DatabaseRelationId, db, role)
         }
