@@ -71,7 +71,7 @@ fn hint(e: &EngineError) -> Option<&'static str> {
             "Run the statement again when the server is less busy; a superuser can raise qwen3_embed.server_max_tokens (server restart)."
         }
         ErrorKind::RoleShare => {
-            "Other roles keep their share of the model server: run the statement again when this role's other calls have finished, or ask a superuser to raise qwen3_embed.server_role_share (server restart)."
+            "Other roles keep their share of the model server: run the statement again when this role's other calls (or, for a group of qwen3_embed.server_share_groups, its members' calls) have finished, or ask a superuser to raise qwen3_embed.server_role_share (server restart)."
         }
         ErrorKind::Device | ErrorKind::DeviceUnsupported => "Use qwen3_embed.device = 'cpu' or 'auto'.",
         ErrorKind::DeviceUnavailable => {

@@ -107,6 +107,13 @@ mod tests {
         assert!(worst < 1e-6, "cosine distance {worst}");
     }
 
+    #[pg_test]
+    fn share_group_names_are_read_as_identifiers() {
+        let names = crate::settings::split_identifiers(r#" Tenant_A, "Mixed Case" ,b,, "q""uote" "#);
+        assert_eq!(names, ["tenant_a", "Mixed Case", "b", "q\"uote"]);
+        assert!(crate::settings::split_identifiers(" , ").is_empty());
+    }
+
     /// Engine threads must never run a Postgres signal handler: every signal is blocked there.
     #[pg_test]
     fn engine_threads_block_every_signal() {

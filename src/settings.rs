@@ -26,6 +26,8 @@ pub static SYNC_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(300);
 pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
 pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
 pub static SERVER_ROLE_SHARE: GucSetting<i32> = GucSetting::<i32>::new(50);
+/// Group roles whose members share one role's part of the model server.
+pub static SERVER_SHARE_GROUPS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// In MB; 0: half the machine's memory, -1: no limit.
 pub static SERVER_MODEL_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static CACHE_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -107,6 +109,14 @@ pub fn register() {
             GucFlags::default(),
         );
     }
+    GucRegistry::define_string_guc(
+        c"qwen3_embed.server_share_groups",
+        c"Group roles (a comma-separated list) whose members share one part of the model server, as one role.",
+        c"A session whose user belongs to a listed role (the first that matches, superusers not counted as members) is charged to it in qwen3_embed.server_role_share and takes turns with it; empty (the default): each session user has its own part.",
+        &SERVER_SHARE_GROUPS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"qwen3_embed.sync_naptime",
         c"Milliseconds a sync worker waits before looking at an empty queue again.",
@@ -387,6 +397,43 @@ pub fn server_model_memory() -> u64 {
 
 pub fn server_role_share() -> usize {
     SERVER_ROLE_SHARE.get().clamp(1, 100) as usize
+}
+
+/// The role names listed in `qwen3_embed.server_share_groups`, as identifiers: folded to lower
+/// case unless double-quoted.
+pub fn server_share_groups() -> Vec<String> {
+    let raw = SERVER_SHARE_GROUPS.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    split_identifiers(&raw)
+}
+
+pub(crate) fn split_identifiers(raw: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut chars = raw.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace() || *c == ',').is_some() {}
+        let Some(&first) = chars.peek() else { break };
+        let mut name = String::new();
+        if first == '"' {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' if chars.next_if_eq(&'"').is_some() => name.push('"'),
+                    '"' => break,
+                    c => name.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                name.push(c);
+            }
+            name = name.trim_end().to_lowercase();
+        }
+        while chars.next_if(|c| *c != ',').is_some() {}
+        if !name.is_empty() {
+            names.push(name);
+        }
+    }
+    names
 }
 
 pub fn batch_tokens() -> usize {

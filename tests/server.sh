@@ -28,7 +28,8 @@
 #      returns within 1.5 s; a 5 MB single word (no place to cut it) is refused at once;
 #  11. fair share: 20 sessions of one role keep the server busy, another role's one-word call
 #      waits at most two forward passes (plus 1 s); a call that would take its role past qwen3_embed.server_role_share is
-#      refused with 53000;
+#      refused with 53000; two roles of a group listed in qwen3_embed.server_share_groups hold
+#      one part between them, a role outside it its own;
 #  12. with RUST_BACKTRACE=1 in the server's environment (this whole run), no error and no
 #      statement timeout shows a backtrace, in both modes;
 #  13. trust, round three: a database owner's search_path never reaches the sync worker; a
@@ -544,6 +545,39 @@ share="$(pg_local_psql -qAt -v VERBOSITY=verbose -c "SET qwen3_embed.max_request
 check "a call that would take its role past qwen3_embed.server_role_share (10% of 3000000) is refused with 53000" \
     bash -c "grep -q '53000' <<<\"\$1\" && grep -q 'the 300000 one role may hold' <<<\"\$1\"" _ "$share"
 q -c "DROP ROLE crowd" -c "DROP ROLE loner" >/dev/null
+# Two roles of one tenant: with their group in qwen3_embed.server_share_groups they hold one part
+# between them; a role outside the group keeps its own.
+q -c "CREATE ROLE tenant_g NOLOGIN" -c "CREATE ROLE tg1 LOGIN IN ROLE tenant_g" \
+    -c "CREATE ROLE tg2 LOGIN IN ROLE tenant_g" -c "CREATE ROLE tg_other LOGIN" \
+    -c "ALTER SYSTEM SET qwen3_embed.server_share_groups = 'nobody_here, TENANT_G'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+texts() { echo "array(SELECT repeat('lorem ipsum ', 4000) || g FROM generate_series(1, $1) g)"; }
+pg_local_psql -U tg1 -d postgres -qAt -c "SELECT count(*) FROM qwen3_embed_batch($(texts 25))" >"$WORK/tg1.out" 2>&1 &
+tg1_pid=$!
+held=0
+for _ in $(seq 200); do
+    held="$(q -c "SELECT tokens_in_flight FROM qwen3_embed_server_stats()")"
+    (( held >= 150000 )) && break
+    sleep 0.05
+done
+tg2="$(pg_local_psql -U tg2 -d postgres -qAt -v VERBOSITY=verbose -c "SELECT count(*) FROM qwen3_embed_batch($(texts 15))" 2>&1 || true)"
+other="$(pg_local_psql -U tg_other -d postgres -qAt -v VERBOSITY=verbose -c "SET statement_timeout = '2s'" \
+    -c "SELECT count(*) FROM qwen3_embed_batch($(texts 15))" 2>&1 || true)"
+still="$(q -c "SELECT tokens_in_flight FROM qwen3_embed_server_stats()")"
+echo "      tokens in flight for tg1: $held (still $still after the other calls)"
+check "qwen3_embed.server_share_groups: a second role of the group is refused (53000) while the first holds most of their part" \
+    bash -c "(( $held >= 150000 && $still >= 150000 )) && grep -q '53000' <<<\"\$1\"" _ "$tg2"
+check "... while a role outside the group is admitted (it ends by its statement timeout, not 53000)" \
+    bash -c "! grep -q '53000' <<<\"\$1\" && grep -q '57014' <<<\"\$1\"" _ "$other"
+kill "$tg1_pid" 2>/dev/null || true
+q -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE usename = 'tg1'" >/dev/null
+wait "$tg1_pid" 2>/dev/null || true
+q -c "ALTER SYSTEM RESET qwen3_embed.server_share_groups" -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 100); do
+    [[ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'tg%'")" == 0 ]] && break
+    sleep 0.1
+done
+q -c "DROP ROLE tg1" -c "DROP ROLE tg2" -c "DROP ROLE tg_other" -c "DROP ROLE tenant_g" >/dev/null
 
 # --- 12. no backtrace reaches a client ------------------------------------------------------------
 no_backtrace() { ! grep -Eq 'backtrace|^ *[0-9]+: |  at /|\.rs:[0-9]' <<<"$1" || { echo "      $1" | head -n 8; return 1; }; }

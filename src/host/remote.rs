@@ -40,7 +40,30 @@ fn tokenizer(path: &str) -> Arc<Qwen3Tokenizer> {
 /// This session's role (the one it logged in as, which SET ROLE does not change) and process.
 fn caller() -> Caller {
     // SAFETY: plain reads of this backend's own globals, on its own thread.
-    unsafe { Caller { role: pgrx::pg_sys::GetSessionUserId().to_u32(), pid: pgrx::pg_sys::MyProcPid as u32 } }
+    let (user, pid) = unsafe { (pgrx::pg_sys::GetSessionUserId(), pgrx::pg_sys::MyProcPid as u32) };
+    Caller { role: share_of(user).to_u32(), pid }
+}
+
+/// The role whose part of the model server `user`'s calls take: the first group role of
+/// `qwen3_embed.server_share_groups` it belongs to (superuser rights do not make a member), else
+/// the user itself. Names that are no role are passed over.
+fn share_of(user: pgrx::pg_sys::Oid) -> pgrx::pg_sys::Oid {
+    // SAFETY: reads the transaction state of this backend.
+    if !unsafe { pgrx::pg_sys::IsTransactionState() } {
+        return user;
+    }
+    for name in settings::server_share_groups() {
+        let Ok(name) = std::ffi::CString::new(name) else { continue };
+        // SAFETY: catalog lookups on the backend's thread, inside the calling statement's
+        // transaction; missing_ok makes an unknown name InvalidOid instead of an error.
+        unsafe {
+            let group = pgrx::pg_sys::get_role_oid(name.as_ptr(), true);
+            if group != pgrx::pg_sys::InvalidOid && pgrx::pg_sys::is_member_of_role_nosuper(user, group) {
+                return group;
+            }
+        }
+    }
+    user
 }
 
 /// The wait event this backend shows in `pg_stat_activity` while it waits on the model server:
