@@ -28,7 +28,9 @@ COMMENT ON FUNCTION @extschema@.qwen3_rerank_score(text, text, text) IS
 'The reranker''s score of one document for query (see qwen3_rerank): P(yes) in [0, 1]; NULL when either is NULL.';
 
 COMMENT ON FUNCTION @extschema@.qwen3_embed_server_stats() IS
-'The model server (when qwen3_embed is in shared_preload_libraries): state (off, unavailable, running), process id, restarts, model and load time, requests, withdrawn requests, inputs, tokens, forward-pass groups (batches), mean requests per batch, queue depth, tokens per second of compute, last error (superusers only), models loaded, the model being loaded now, and the estimated tokens in flight with their limit (qwen3_embed.server_max_tokens).';
+'The model server (when qwen3_embed is in shared_preload_libraries): state (off, unavailable, running), process id, restarts, model and load time, requests, withdrawn requests, inputs, tokens, forward-pass groups (batches), mean requests per batch, queue depth, tokens per second of compute, last error (superusers only), models loaded, the model being loaded now, the estimated tokens in flight with their limit (qwen3_embed.server_max_tokens), and the query cache''s hits and misses.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_query_cache() IS
+'The query cache that serves this session: the model server''s (runs_in = server), or without it this backend''s; its entries, bytes, bound (qwen3_embed.query_cache_size) and how often it answered (hits) or computed (misses). A query (one text embedded outside an INSERT, UPDATE or COPY, for no registered column) found there gives the very vector computed before.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_server_models() IS
 'The models resident in the model server now (none when it does not run), least recently used first: file, device, task (embedding or rerank), bytes of weights held, load time, requests answered, seconds since last used, and the memory all may take together (qwen3_embed.server_model_memory; NULL: no limit). Loading a model that would pass it unloads the least recently used ones.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_default_task() IS
@@ -185,6 +187,12 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_id(regclass, text, text) IS
 'Internal: the id of the sync of relation.target_column, or an error in the caller''s words.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_cache_files() IS
 'The packed-weight cache directory''s files (qwen3_embed.cache_dir), least recently used first: path, bytes, whether a process maps it (in_use), when it was last mapped and written, the model file name, kernel table and layout it was packed for, and whether it is a partial write. Superusers and pg_read_server_files only: it shows server file paths. Remove files with qwen3-embed cache prune.';
+COMMENT ON FUNCTION @extschema@.qwen3_search(regclass, text, integer, integer, boolean, jsonb, text, text, regconfig, integer, double precision, double precision, text, text, regclass) IS
+'The k rows of relation that best answer query: a vector ranking (the query''s embedding against the embedding column, through its HNSW index) and a keyword ranking (rows holding any of the query''s words in ts_config, by ts_rank_cd) of candidates rows each, fused by reciprocal rank fusion (weight / (rrf_k + rank) summed over the stages); with rerank, the fused best candidates reordered by qwen3_rerank. Each row: its key as text, its rank, each stage''s rank (NULL: not found there), the fused score, the rerank score, the matching chunk (a table synced with qwen3_embed_sync_chunks is searched by its chunks) and the row as jsonb. filter: a JSON object of column = value (an array: any of them). Runs as the caller: privileges and row-level security apply.';
+COMMENT ON FUNCTION @extschema@.qwen3_search_distance(regclass, name) IS
+'Internal: the distance operator the HNSW or IVFFlat index of a vector column was built for (cosine without one), and whether it has one.';
+COMMENT ON FUNCTION @extschema@.qwen3_search_filter(regclass, jsonb, name) IS
+'Internal: the WHERE clause of qwen3_search''s filter, each value compared in its column''s type.';
 COMMENT ON EVENT TRIGGER qwen3_embed_forget_dropped IS
 'Removes what qwen3_embed keeps about a table or column (syncs, queue rows, column registry rows, re-embedding jobs) when it is dropped.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_changed(@extschema@.qwen3_embed_syncs) IS

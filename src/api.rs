@@ -243,6 +243,8 @@ fn qwen3_embed_server_stats() -> TableIterator<
         name!(cache, Option<String>),
         name!(cache_file, Option<String>),
         name!(cache_bytes, Option<i64>),
+        name!(query_cache_hits, Option<i64>),
+        name!(query_cache_misses, Option<i64>),
     ),
 > {
     let (state, stats, unreachable) = host::server_stats();
@@ -267,6 +269,8 @@ fn qwen3_embed_server_stats() -> TableIterator<
             None,
             None,
             hide(unreachable),
+            None,
+            None,
             None,
             None,
             None,
@@ -303,7 +307,33 @@ fn qwen3_embed_server_stats() -> TableIterator<
         s.cache,
         s.cache_file.map(|f| paths.show(f)),
         cache_bytes,
+        Some(s.query_cache.hits as i64),
+        Some(s.query_cache.misses as i64),
     ))
+}
+
+/// The query cache that serves this session's queries: the model server's, or without it
+/// this backend's; what it holds, its bound, and how often it answered.
+#[pg_extern(volatile, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn qwen3_embed_query_cache() -> TableIterator<
+    'static,
+    (
+        name!(runs_in, String),
+        name!(entries, Option<i64>),
+        name!(bytes, Option<i64>),
+        name!(max_bytes, Option<i64>),
+        name!(hits, Option<i64>),
+        name!(misses, Option<i64>),
+    ),
+> {
+    let (runs_in, stats) = host::query_cache_stats();
+    let n = |v: u64| Some(v as i64);
+    let row = match stats {
+        Some(s) => (runs_in.to_string(), n(s.entries), n(s.bytes), n(s.max_bytes), n(s.hits), n(s.misses)),
+        None => (runs_in.to_string(), None, None, None, None, None),
+    };
+    TableIterator::once(row)
 }
 
 const HIDDEN: &str = "(hidden: only superusers see the model server's errors)";

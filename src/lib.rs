@@ -57,6 +57,11 @@ extension_sql_file!(
     requires = ["columns", state::qwen3_embed_state, sync::qwen3_embed_sync_wake, sync::qwen3_embed_sync_worker]
 );
 extension_sql_file!("../sql/adopt.sql", name = "adopt", requires = ["sync"]);
+extension_sql_file!(
+    "../sql/search.sql",
+    name = "search",
+    requires = ["sync", "columns", api::qwen3_embed_query, api::qwen3_embed_default_task, rerank::qwen3_rerank]
+);
 extension_sql_file!("../sql/dump.sql", name = "dump", requires = ["reembed", "sync"]);
 extension_sql_file!("../sql/cleanup.sql", name = "cleanup", requires = ["reembed", "sync", "adopt"]);
 extension_sql_file!("../sql/cache_files.sql", name = "cache_files", requires = [cache_api::qwen3_embed_cache_files]);

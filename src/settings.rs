@@ -26,6 +26,8 @@ pub static SYNC_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(300);
 pub static MAX_REQUEST_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 18);
 pub static SERVER_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1 << 22);
 pub static SERVER_ROLE_SHARE: GucSetting<i32> = GucSetting::<i32>::new(50);
+/// In MB: the query cache's bound, in the model server and in each backend without it.
+pub static QUERY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
 /// Group roles whose members share one role's part of the model server.
 pub static SERVER_SHARE_GROUPS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// In MB; 0: half the machine's memory, -1: no limit.
@@ -109,6 +111,16 @@ pub fn register() {
             GucFlags::default(),
         );
     }
+    GucRegistry::define_int_guc(
+        c"qwen3_embed.query_cache_size",
+        c"Most memory the vectors of repeated queries may take: in the model server, and in each backend that embeds without it; 0 turns the cache off.",
+        c"A query (one text embedded by a SELECT, qwen3_embed_query among them) is answered from the cache when the same model computed the same tokens at the same size before, bit for bit the same vector; documents being written are never kept.",
+        &QUERY_CACHE_SIZE,
+        0,
+        1 << 20,
+        GucContext::Sighup,
+        GucFlags::UNIT_MB,
+    );
     GucRegistry::define_string_guc(
         c"qwen3_embed.server_share_groups",
         c"Group roles (a comma-separated list) whose members share one part of the model server, as one role.",
@@ -434,6 +446,11 @@ pub(crate) fn split_identifiers(raw: &str) -> Vec<String> {
         }
     }
     names
+}
+
+/// The query cache's bound in bytes (0: off).
+pub fn query_cache_bytes() -> u64 {
+    (QUERY_CACHE_SIZE.get().max(0) as u64) << 20
 }
 
 pub fn batch_tokens() -> usize {

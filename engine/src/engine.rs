@@ -90,6 +90,8 @@ pub struct ModelInfo {
 /// A loaded model: its tokenizer and the backend that runs it. The embedding policy is in
 /// `embedder.rs`.
 pub struct Engine {
+    /// Unique among the engines this process has loaded (`Engine::id`).
+    id: u64,
     backend: Box<dyn Backend>,
     tokenizer: Qwen3Tokenizer,
     head: Head,
@@ -272,11 +274,19 @@ impl Engine {
             cache,
             resident_bytes: backend.weight_bytes() + head.bytes(),
         };
-        Ok(Engine { backend, tokenizer, head, info })
+        static LOADED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = LOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Engine { id, backend, tokenizer, head, info })
     }
 
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// This load of the model: a model loaded again (the same file or another) gets another
+    /// id, so what was computed with one load is never taken for the other's.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn config(&self) -> &ModelConfig {

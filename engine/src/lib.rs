@@ -23,6 +23,7 @@ pub(crate) mod output;
 pub mod profile;
 #[cfg(feature = "pull")]
 pub mod pull;
+pub mod query_cache;
 pub(crate) mod rerank;
 pub mod serve;
 pub(crate) mod task;

@@ -39,6 +39,7 @@ fn req(rel: &str, n: usize, len: usize, caller: Caller) -> (Request, Vec<u8>) {
         max_request_tokens: usize::MAX,
         expect_fingerprints: Vec::new(),
         caller,
+        query_cache_bytes: None,
     };
     (req, wire::ids_to_bytes(&seqs))
 }

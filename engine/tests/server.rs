@@ -80,6 +80,7 @@ fn run_req(
         max_request_tokens: usize::MAX,
         expect_fingerprints: Vec::new(),
         caller: Caller::default(),
+        query_cache_bytes: None,
     };
     (req, wire::ids_to_bytes(seqs))
 }
@@ -586,4 +587,48 @@ fn resident_bytes_are_about_the_weights() {
         let candle = Engine::load(&path, &opts).unwrap().info().resident_bytes;
         assert!(candle > file / 2 && candle < file * 2, "{}: {candle} bytes in candle, file {file}", path.display());
     }
+}
+
+/// A query sent twice with the query cache on: the second answer is the first's bits, counted
+/// as a hit without a forward pass; another size, another model or the cache off computes.
+#[test]
+fn a_repeated_query_is_answered_from_the_query_cache() {
+    let _serial = serial();
+    let cached = |rel: &str, text: &str, dims: Option<usize>, bound: Option<u64>| {
+        let mut c = embed_req(rel, &[text], dims, 0);
+        if let Request::Run { query_cache_bytes, .. } = &mut c.0 {
+            *query_cache_bytes = bound;
+        }
+        match call(&c).unwrap() {
+            (Reply::Vectors { dims, .. }, tail) => wire::bytes_to_f32s(&tail, &dims).unwrap(),
+            (other, _) => panic!("unexpected reply {other:?}"),
+        }
+    };
+    let on = Some(1 << 20);
+    let before = stats();
+    let first = cached("model-q8_0.gguf", "a query asked twice", None, on);
+    let after_first = stats();
+    let second = cached("model-q8_0.gguf", "a query asked twice", None, on);
+    let after_second = stats();
+    assert_eq!(first, direct("model-q8_0.gguf", &["a query asked twice"], None));
+    assert_eq!(
+        first[0].iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+        second[0].iter().map(|f| f.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(after_first.query_cache.misses, before.query_cache.misses + 1);
+    assert_eq!(after_second.query_cache.hits, before.query_cache.hits + 1);
+    assert_eq!(after_second.batches, after_first.batches, "a hit runs no forward pass");
+    assert!(after_second.query_cache.bytes <= after_second.query_cache.max_bytes);
+    // Another size, another model, or no cache: computed, not served from the entry above.
+    assert_eq!(
+        cached("model-q8_0.gguf", "a query asked twice", Some(64), on),
+        direct("model-q8_0.gguf", &["a query asked twice"], Some(64))
+    );
+    assert_eq!(
+        cached("model-q4_k_m.gguf", "a query asked twice", None, on),
+        direct("model-q4_k_m.gguf", &["a query asked twice"], None)
+    );
+    let hits = stats().query_cache.hits;
+    cached("model-q8_0.gguf", "a query asked twice", None, None);
+    assert_eq!(stats().query_cache.hits, hits, "a request without the cache bound is computed afresh");
 }

@@ -37,11 +37,25 @@ CREATE FUNCTION @extschema@."qwen3_embed_server_stats"() RETURNS TABLE (
 	"max_tokens_in_flight" bigint,
 	"cache" TEXT,
 	"cache_file" TEXT,
-	"cache_bytes" bigint
+	"cache_bytes" bigint,
+	"query_cache_hits" bigint,
+	"query_cache_misses" bigint
 )
 STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_server_stats_wrapper';
+
+CREATE FUNCTION @extschema@."qwen3_embed_query_cache"() RETURNS TABLE (
+	"runs_in" TEXT,
+	"entries" bigint,
+	"bytes" bigint,
+	"max_bytes" bigint,
+	"hits" bigint,
+	"misses" bigint
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_query_cache_wrapper';
 
 -- qwen3_embed_info gained seven result columns: why the device was chosen, the backend, the
 -- packed-weight cache in use, the build profile of the library and the model's task.

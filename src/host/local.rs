@@ -72,9 +72,22 @@ pub fn run(work: &Work) -> Vec<Vec<f32>> {
         super::notice_truncated(t, max_tokens);
     }
     let prepared = engine.prepare_ids(work.task, call.seqs, work.dims, &limits).or_raise();
+    let cache = super::query_cache_bytes(work).map(|max| {
+        super::QUERY_CACHE.set_max_bytes(max);
+        (engine.id(), prepared.task, prepared.dims, prepared.seqs[0].clone())
+    });
+    if let Some((id, task, dims, seq)) = &cache {
+        if let Some(v) = super::QUERY_CACHE.get(*id, *task, *dims, seq) {
+            return vec![v];
+        }
+    }
     let budget = settings::batch_tokens();
     let mut out = run_cancellable(move |cancel| engine.run_prepared(&[&prepared], budget, cancel)).or_raise();
-    out.pop().expect("one list per call")
+    let out = out.pop().expect("one list per call");
+    if let Some((id, task, dims, seq)) = cache {
+        super::QUERY_CACHE.put(id, task, dims, &seq, &out[0]);
+    }
+    out
 }
 
 pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {

@@ -93,6 +93,51 @@ impl Work {
     }
 }
 
+/// The query cache's bound for `work`, when its result may come from the cache and go into
+/// it: one text to embed, for no registered column (a trigger, a sync, a re-embedding), while
+/// no statement but a SELECT runs. A document being written is embedded while its INSERT,
+/// UPDATE or COPY runs; a query's text is a constant that the planner folds before any
+/// statement runs, or a SELECT's value.
+fn query_cache_bytes(work: &Work) -> Option<u64> {
+    let max = settings::query_cache_bytes();
+    let one_query = work.task == Task::Embedding && work.texts.len() == 1 && work.column.is_none();
+    (max > 0 && one_query && no_write_running()).then_some(max)
+}
+
+/// Whether the statement this backend runs for its client is a SELECT: the running portal's
+/// command, or while none runs (the planner folding a constant) the statement's first word.
+fn no_write_running() -> bool {
+    // SAFETY: reads this backend's own portal pointer and, when set, its command tag; else the
+    // text of the statement it is planning, a C string Postgres keeps while it runs.
+    unsafe {
+        let portal = pgrx::pg_sys::ActivePortal;
+        if !portal.is_null() {
+            return (*portal).commandTag == pgrx::pg_sys::CommandTag::CMDTAG_SELECT;
+        }
+        let text = pgrx::pg_sys::debug_query_string;
+        !text.is_null() && starts_with_select(std::ffi::CStr::from_ptr(text).to_bytes())
+    }
+}
+
+fn starts_with_select(sql: &[u8]) -> bool {
+    let start = sql.iter().position(|b| !b.is_ascii_whitespace() && *b != b'(').unwrap_or(sql.len());
+    sql[start..].get(..6).is_some_and(|w| w.eq_ignore_ascii_case(b"select"))
+}
+
+/// The query cache of this backend, for calls that run here (`use_server = off`, or no server).
+static QUERY_CACHE: std::sync::LazyLock<qwen3_embed_engine::query_cache::QueryCache> =
+    std::sync::LazyLock::new(Default::default);
+
+/// What the query cache that serves this session holds, and how often it answered:
+/// "server" or "backend" with its figures.
+pub fn query_cache_stats() -> (&'static str, Option<qwen3_embed_engine::query_cache::QueryCacheStats>) {
+    if in_server() {
+        ("server", remote::server_stats().1.map(|s| s.query_cache))
+    } else {
+        ("backend", Some(QUERY_CACHE.stats()))
+    }
+}
+
 /// The NOTICE for an input cut to `qwen3_embed.max_tokens`, the same in both modes.
 fn notice_truncated(t: &qwen3_embed_engine::Truncation, max: usize) {
     let full = t.full_len_text();

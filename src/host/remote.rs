@@ -141,6 +141,7 @@ pub fn run(work: &Work) -> Vec<Vec<f32>> {
         max_request_tokens: settings::max_request_tokens(),
         expect_fingerprints,
         caller: caller(),
+        query_cache_bytes: super::query_cache_bytes(work),
     };
     match call_server(&req, &wire::ids_to_bytes(&call.seqs), CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
         (Reply::Vectors { dims }, tail) => {

@@ -39,6 +39,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::wire::{self, Caller, InfoSummary, ModelKey, Reply, Request, ResidentModel, Stats};
+use crate::query_cache::QueryCache;
 use crate::{DeviceSpec, Engine, EngineError, EngineOptions, Limits, LongInput, Prepared};
 
 /// How a model is loaded: `Engine::load`, or a stand-in in tests.
@@ -294,6 +295,8 @@ struct Shared {
     loaded: Mutex<Option<(ModelKey, Result<Engine, EngineError>)>>,
     /// The models loaded now.
     models: Mutex<Models>,
+    /// Results of queries already computed (`Request::Run::query_cache_bytes`).
+    queries: QueryCache,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -374,6 +377,7 @@ impl Shared {
         let models = lock(&self.models);
         s.models = models.list();
         s.max_model_bytes = models.limit;
+        s.query_cache = self.queries.stats();
         s
     }
 
@@ -407,6 +411,7 @@ pub fn serve(listener: UnixListener, opts: ServerOptions) -> std::io::Result<()>
         load: opts.load,
         loaded: Mutex::new(None),
         models: Mutex::new(Models { limit: opts.max_model_bytes, held: HashMap::new() }),
+        queries: QueryCache::new(),
     });
     let batcher = shared.clone();
     let preload = opts.preload.clone();
@@ -463,7 +468,14 @@ fn handle_connection(shared: &Arc<Shared>, mut stream: UnixStream) {
         _ => Caller::default(),
     };
     let tokens = seqs.iter().map(Vec::len).fold(0usize, usize::saturating_add);
-    let admitted = canonical_device(&mut req).and_then(|()| shared.budget.charge(caller.role, tokens));
+    let canonical = canonical_device(&mut req);
+    if canonical.is_ok() {
+        if let Some((reply, vectors)) = answer_from_cache(shared, &req, &seqs) {
+            let _ = wire::write_frame(&mut stream, &reply, &wire::f32s_to_bytes(&vectors));
+            return;
+        }
+    }
+    let admitted = canonical.and_then(|()| shared.budget.charge(caller.role, tokens));
     let charge = match admitted {
         Ok(c) => c,
         Err(e) => {
@@ -519,8 +531,8 @@ fn request_limit(shared: &Shared, asked: usize) -> usize {
 
 /// A run request's token sequences checked against its model (the task among them) and the
 /// request's limits, never more tokens than the server holds in flight.
-fn prepare(shared: &Shared, engine: &Engine, job: &Job) -> Result<Prepared, EngineError> {
-    let Request::Run { task, dims, max_tokens, max_request_tokens, expect_fingerprints, .. } = &job.req else {
+fn prepare(shared: &Shared, engine: &Engine, req: &Request, seqs: &[Vec<u32>]) -> Result<Prepared, EngineError> {
+    let Request::Run { task, dims, max_tokens, max_request_tokens, expect_fingerprints, .. } = req else {
         unreachable!("only run requests are prepared")
     };
     let limits = Limits {
@@ -529,7 +541,29 @@ fn prepare(shared: &Shared, engine: &Engine, job: &Job) -> Result<Prepared, Engi
         max_request_tokens: request_limit(shared, *max_request_tokens),
         expect_fingerprints: expect_fingerprints.clone(),
     };
-    engine.prepare_ids(*task, job.seqs.clone(), *dims, &limits)
+    engine.prepare_ids(*task, seqs.to_vec(), *dims, &limits)
+}
+
+/// The one sequence of a query that may be answered from the query cache (the cache bound
+/// set to the caller's), or `None`.
+fn cacheable<'a>(shared: &Shared, req: &Request, seqs: &'a [Vec<u32>]) -> Option<&'a [u32]> {
+    let Request::Run { query_cache_bytes: Some(max), .. } = req else { return None };
+    let [seq] = seqs else { return None };
+    shared.queries.set_max_bytes(*max);
+    Some(seq)
+}
+
+/// A cached query's answer, when its model is loaded and the request passes every check a
+/// computed one would (its task, size, limits and the fingerprints it expects).
+fn answer_from_cache(shared: &Shared, req: &Request, seqs: &[Vec<u32>]) -> Option<(Reply, Vec<Vec<f32>>)> {
+    let seq = cacheable(shared, req, seqs)?;
+    let engine = lock(&shared.models).held.get(req.model()?).map(|r| r.engine.clone())?;
+    let p = prepare(shared, &engine, req, seqs).ok()?;
+    let v = shared.queries.get(engine.id(), p.task, p.dims, seq)?;
+    let mut s = lock(&shared.stats);
+    s.requests += 1;
+    s.inputs += 1;
+    Some((Reply::Vectors { dims: vec![p.dims] }, vec![v]))
 }
 
 enum Next {
@@ -654,7 +688,7 @@ fn run_batcher(shared: Arc<Shared>, preload: Option<ModelKey>) {
                 let mut tokens = 0;
                 let mut next = Some(job.clone());
                 while let Some(j) = next.take() {
-                    match prepare(&shared, &engine, &j) {
+                    match prepare(&shared, &engine, &j.req, &j.seqs) {
                         Ok(p) => {
                             tokens += p.seqs.iter().map(Vec::len).sum::<usize>();
                             group.push((j, p));
@@ -705,6 +739,9 @@ fn run_group(shared: &Shared, engine: &Engine, group: Vec<(Arc<Job>, Prepared)>,
         Ok(per_call) => {
             let mut answered = 0;
             for ((job, p), vs) in group.iter().zip(per_call) {
+                if let Some(seq) = cacheable(shared, &job.req, &job.seqs) {
+                    shared.queries.put(engine.id(), p.task, p.dims, seq, &vs[0]);
+                }
                 let reply = Reply::Vectors { dims: vec![p.dims; vs.len()] };
                 if job.answer(&reply, &wire::f32s_to_bytes(&vs)) {
                     answered += 1;

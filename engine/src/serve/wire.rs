@@ -64,6 +64,11 @@ pub enum Request {
         expect_fingerprints: Vec<String>,
         #[serde(default)]
         caller: Caller,
+        /// A query whose result may come from, and goes into, the server's query cache, with
+        /// the cache's bound in bytes (the caller's `qwen3_embed.query_cache_size`); `None`:
+        /// computed afresh and not kept (documents being written, batch calls).
+        #[serde(default)]
+        query_cache_bytes: Option<u64>,
     },
     Info {
         model: ModelKey,
@@ -244,6 +249,9 @@ pub struct Stats {
     pub cache_file: Option<String>,
     #[serde(default)]
     pub cache_bytes: u64,
+    /// The query cache: what it holds, its bound, and how often it answered.
+    #[serde(default)]
+    pub query_cache: crate::query_cache::QueryCacheStats,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
