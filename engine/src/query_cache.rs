@@ -1,7 +1,9 @@
 //! Results of queries already computed, so that a repeated query costs no forward pass. An
 //! entry is found by the loaded engine (`Engine::id`: a model loaded again is another engine, so
-//! it never meets the vectors of the one before), the task, the output size and the exact token
-//! ids, and holds the very floats that were computed. Bounded in bytes, least recently used out.
+//! it never meets the vectors of the one before), the caller's scope (its role: no role can tell
+//! from a fast answer what another asked), the task, the output size and
+//! the exact token ids, and holds the very floats that were computed. Bounded in bytes, least
+//! recently used out.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -23,6 +25,7 @@ pub struct QueryCacheStats {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     engine: u64,
+    scope: u32,
     task: Task,
     dims: usize,
     ids: Vec<u32>,
@@ -84,12 +87,12 @@ impl QueryCache {
     }
 
     /// The result computed before for these token ids, counted as a hit or a miss.
-    pub fn get(&self, engine: u64, task: Task, dims: usize, ids: &[u32]) -> Option<Vec<f32>> {
+    pub fn get(&self, engine: u64, scope: u32, task: Task, dims: usize, ids: &[u32]) -> Option<Vec<f32>> {
         let mut c = self.lock();
         if c.max_bytes == 0 {
             return None;
         }
-        let key = Key { engine, task, dims, ids: ids.to_vec() };
+        let key = Key { engine, scope, task, dims, ids: ids.to_vec() };
         c.clock += 1;
         let now = c.clock;
         let Some(e) = c.entries.get_mut(&key) else {
@@ -105,13 +108,13 @@ impl QueryCache {
     }
 
     /// Keeps `value`, the result for these token ids, unless it alone passes the bound.
-    pub fn put(&self, engine: u64, task: Task, dims: usize, ids: &[u32], value: &[f32]) {
+    pub fn put(&self, engine: u64, scope: u32, task: Task, dims: usize, ids: &[u32], value: &[f32]) {
         let mut c = self.lock();
         let bytes = entry_bytes(ids.len(), value.len());
         if bytes > c.max_bytes {
             return;
         }
-        let key = Key { engine, task, dims, ids: ids.to_vec() };
+        let key = Key { engine, scope, task, dims, ids: ids.to_vec() };
         c.clock += 1;
         let now = c.clock;
         if let Some(old) = c.entries.remove(&key) {
@@ -145,20 +148,21 @@ mod tests {
     fn hits_give_back_the_same_floats_and_misses_are_counted() {
         let c = QueryCache::new();
         c.set_max_bytes(1 << 20);
-        assert_eq!(c.get(1, Task::Embedding, 4, &[5, 6]), None);
-        c.put(1, Task::Embedding, 4, &[5, 6], &[0.5, -0.25, 1e-30, f32::MIN_POSITIVE]);
-        let hit = c.get(1, Task::Embedding, 4, &[5, 6]).unwrap();
+        assert_eq!(c.get(1, 0, Task::Embedding, 4, &[5, 6]), None);
+        c.put(1, 0, Task::Embedding, 4, &[5, 6], &[0.5, -0.25, 1e-30, f32::MIN_POSITIVE]);
+        let hit = c.get(1, 0, Task::Embedding, 4, &[5, 6]).unwrap();
         assert_eq!(
             hit.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
             [0.5f32, -0.25, 1e-30, f32::MIN_POSITIVE].map(f32::to_bits)
         );
-        // Another engine, size, task or token list is another entry.
-        assert_eq!(c.get(2, Task::Embedding, 4, &[5, 6]), None);
-        assert_eq!(c.get(1, Task::Embedding, 3, &[5, 6]), None);
-        assert_eq!(c.get(1, Task::Rerank, 4, &[5, 6]), None);
-        assert_eq!(c.get(1, Task::Embedding, 4, &[5]), None);
+        // Another engine, scope, size, task or token list is another entry.
+        assert_eq!(c.get(2, 0, Task::Embedding, 4, &[5, 6]), None);
+        assert_eq!(c.get(1, 7, Task::Embedding, 4, &[5, 6]), None);
+        assert_eq!(c.get(1, 0, Task::Embedding, 3, &[5, 6]), None);
+        assert_eq!(c.get(1, 0, Task::Rerank, 4, &[5, 6]), None);
+        assert_eq!(c.get(1, 0, Task::Embedding, 4, &[5]), None);
         let s = c.stats();
-        assert_eq!((s.hits, s.misses, s.entries), (1, 5, 1));
+        assert_eq!((s.hits, s.misses, s.entries), (1, 6, 1));
     }
 
     #[test]
@@ -167,19 +171,19 @@ mod tests {
         let one = entry_bytes(1, 8);
         c.set_max_bytes(3 * one);
         for i in 0..3 {
-            c.put(1, Task::Embedding, 8, &[i], &[i as f32; 8]);
+            c.put(1, 0, Task::Embedding, 8, &[i], &[i as f32; 8]);
         }
-        assert!(c.get(1, Task::Embedding, 8, &[0]).is_some());
-        c.put(1, Task::Embedding, 8, &[3], &[3.0; 8]);
+        assert!(c.get(1, 0, Task::Embedding, 8, &[0]).is_some());
+        c.put(1, 0, Task::Embedding, 8, &[3], &[3.0; 8]);
         assert!(c.stats().bytes <= 3 * one);
-        assert!(c.get(1, Task::Embedding, 8, &[1]).is_none(), "the least recently used went out");
-        assert!(c.get(1, Task::Embedding, 8, &[0]).is_some());
-        assert!(c.get(1, Task::Embedding, 8, &[3]).is_some());
+        assert!(c.get(1, 0, Task::Embedding, 8, &[1]).is_none(), "the least recently used went out");
+        assert!(c.get(1, 0, Task::Embedding, 8, &[0]).is_some());
+        assert!(c.get(1, 0, Task::Embedding, 8, &[3]).is_some());
         c.set_max_bytes(one);
         assert_eq!(c.stats().entries, 1);
         c.set_max_bytes(0);
         assert_eq!(c.stats(), QueryCacheStats { hits: 3, misses: 1, ..Default::default() });
-        c.put(1, Task::Embedding, 8, &[0], &[0.0; 8]);
+        c.put(1, 0, Task::Embedding, 8, &[0], &[0.0; 8]);
         assert_eq!(c.stats().entries, 0, "a cache bound to 0 keeps nothing");
     }
 }

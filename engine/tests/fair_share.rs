@@ -40,6 +40,7 @@ fn req(rel: &str, n: usize, len: usize, caller: Caller) -> (Request, Vec<u8>) {
         expect_fingerprints: Vec::new(),
         caller,
         query_cache_bytes: None,
+        query_cache_scope: 0,
     };
     (req, wire::ids_to_bytes(&seqs))
 }

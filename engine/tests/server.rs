@@ -81,6 +81,7 @@ fn run_req(
         expect_fingerprints: Vec::new(),
         caller: Caller::default(),
         query_cache_bytes: None,
+        query_cache_scope: 0,
     };
     (req, wire::ids_to_bytes(seqs))
 }

@@ -77,7 +77,7 @@ pub fn run(work: &Work) -> Vec<Vec<f32>> {
         (engine.id(), prepared.task, prepared.dims, prepared.seqs[0].clone())
     });
     if let Some((id, task, dims, seq)) = &cache {
-        if let Some(v) = super::QUERY_CACHE.get(*id, *task, *dims, seq) {
+        if let Some(v) = super::QUERY_CACHE.get(*id, super::query_cache_scope(), *task, *dims, seq) {
             return vec![v];
         }
     }
@@ -85,7 +85,7 @@ pub fn run(work: &Work) -> Vec<Vec<f32>> {
     let mut out = run_cancellable(move |cancel| engine.run_prepared(&[&prepared], budget, cancel)).or_raise();
     let out = out.pop().expect("one list per call");
     if let Some((id, task, dims, seq)) = cache {
-        super::QUERY_CACHE.put(id, task, dims, &seq, &out[0]);
+        super::QUERY_CACHE.put(id, super::query_cache_scope(), task, dims, &seq, &out[0]);
     }
     out
 }

@@ -104,6 +104,12 @@ fn query_cache_bytes(work: &Work) -> Option<u64> {
     (max > 0 && one_query && no_write_running()).then_some(max)
 }
 
+/// Whose cached queries this call may be answered from: the current role's.
+fn query_cache_scope() -> u32 {
+    // SAFETY: reads this backend's current user id.
+    unsafe { pgrx::pg_sys::GetUserId().to_u32() }
+}
+
 /// Whether the statement this backend runs for its client is a SELECT: the running portal's
 /// command, or while none runs (the planner folding a constant) the statement's first word.
 fn no_write_running() -> bool {

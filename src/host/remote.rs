@@ -142,6 +142,7 @@ pub fn run(work: &Work) -> Vec<Vec<f32>> {
         expect_fingerprints,
         caller: caller(),
         query_cache_bytes: super::query_cache_bytes(work),
+        query_cache_scope: super::query_cache_scope(),
     };
     match call_server(&req, &wire::ids_to_bytes(&call.seqs), CONNECT_WAIT).unwrap_or_else(|e| raise(e)) {
         (Reply::Vectors { dims }, tail) => {

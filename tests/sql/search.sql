@@ -154,6 +154,13 @@ SELECT embedding::text = :'first_vector' AS same_bits_as_a_fresh_batch
 SELECT hits - :hits_before >= 1 AS hit_counted, misses - :misses_before >= 1 AS miss_counted,
        bytes <= max_bytes AS within_bound, max_bytes = 64 * 1024 * 1024 AS default_bound
   FROM qwen3_embed_query_cache();
+-- Another role's query is computed, not answered from this role's entry: a fast answer would
+-- tell it what this role asked.
+SET ROLE srch_reader;
+SELECT hits AS hits_before, misses AS misses_before FROM qwen3_embed_query_cache() \gset
+SELECT qwen3_embed_query('a query seen twice', dims => 64)::text = :'first_vector' AS same_vector;
+SELECT hits = :hits_before AS not_a_hit, misses = :misses_before + 1 AS a_miss FROM qwen3_embed_query_cache();
+RESET ROLE;
 -- Another model never gets this model's vectors; back on this model, the cached one is served.
 \getenv QWEN3_MODEL QWEN3_EMBED_MODEL
 SELECT replace(:'QWEN3_MODEL', 'model-q8_0.gguf', 'model-q4_k_m.gguf') AS q4_model \gset

@@ -559,7 +559,8 @@ fn answer_from_cache(shared: &Shared, req: &Request, seqs: &[Vec<u32>]) -> Optio
     let seq = cacheable(shared, req, seqs)?;
     let engine = lock(&shared.models).held.get(req.model()?).map(|r| r.engine.clone())?;
     let p = prepare(shared, &engine, req, seqs).ok()?;
-    let v = shared.queries.get(engine.id(), p.task, p.dims, seq)?;
+    let Request::Run { query_cache_scope, .. } = req else { return None };
+    let v = shared.queries.get(engine.id(), *query_cache_scope, p.task, p.dims, seq)?;
     let mut s = lock(&shared.stats);
     s.requests += 1;
     s.inputs += 1;
@@ -739,8 +740,10 @@ fn run_group(shared: &Shared, engine: &Engine, group: Vec<(Arc<Job>, Prepared)>,
         Ok(per_call) => {
             let mut answered = 0;
             for ((job, p), vs) in group.iter().zip(per_call) {
-                if let Some(seq) = cacheable(shared, &job.req, &job.seqs) {
-                    shared.queries.put(engine.id(), p.task, p.dims, seq, &vs[0]);
+                if let (Some(seq), Request::Run { query_cache_scope, .. }) =
+                    (cacheable(shared, &job.req, &job.seqs), &job.req)
+                {
+                    shared.queries.put(engine.id(), *query_cache_scope, p.task, p.dims, seq, &vs[0]);
                 }
                 let reply = Reply::Vectors { dims: vec![p.dims; vs.len()] };
                 if job.answer(&reply, &wire::f32s_to_bytes(&vs)) {

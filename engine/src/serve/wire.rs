@@ -69,6 +69,11 @@ pub enum Request {
         /// computed afresh and not kept (documents being written, batch calls).
         #[serde(default)]
         query_cache_bytes: Option<u64>,
+        /// Whose queries the cached results are (the caller's current role): no other scope's
+        /// request is answered from them, so no role can tell from a fast answer what another
+        /// asked.
+        #[serde(default)]
+        query_cache_scope: u32,
     },
     Info {
         model: ModelKey,
