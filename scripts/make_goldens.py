@@ -270,16 +270,27 @@ def fmt_float(x):
     return FLOAT_FMT.format(x)
 
 
-def write_json(path, header, items):
-    """Header fields pretty-printed, one line per item (ids and embedding inline) to keep diffs readable."""
+def fmt_ids(ids):
+    return f'[{", ".join(str(x) for x in ids)}]'
+
+
+def embedding_fields(it):
+    """An item's fields after its name: ids, and the embedding where it has one."""
+    parts = [f'"ids": {fmt_ids(it["ids"])}']
+    if "embedding" in it:
+        parts.append(f'"embedding": [{", ".join(fmt_float(x) for x in it["embedding"])}]')
+    return parts
+
+
+def write_json(path, header, items, fields=embedding_fields):
+    """Header fields pretty-printed, one line per item (its name, then `fields(item)`: '"key": value'
+    strings, inline) to keep diffs readable."""
     lines = ["{"]
     for k, v in header.items():
         lines.append(f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)},")
     lines.append('  "items": [')
     for i, it in enumerate(items):
-        parts = [f'"name": {json.dumps(it["name"])}', f'"ids": [{", ".join(str(x) for x in it["ids"])}]']
-        if "embedding" in it:
-            parts.append(f'"embedding": [{", ".join(fmt_float(x) for x in it["embedding"])}]')
+        parts = [f'"name": {json.dumps(it["name"])}'] + fields(it)
         lines.append("    {" + ", ".join(parts) + "}" + ("," if i + 1 < len(items) else ""))
     lines.append("  ]")
     lines.append("}")

@@ -41,7 +41,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_goldens import GGUF_TO_HF, fmt_float, find_one, sha256_file, versions  # noqa: E402
+from make_goldens import GGUF_TO_HF, find_one, fmt_float, fmt_ids, sha256_file, versions, write_json  # noqa: E402
 
 SYSTEM = ('Judge whether the Document meets the requirements based on the Query and the Instruct provided. '
           'Note that the answer can only be "yes" or "no".')
@@ -145,25 +145,14 @@ def gguf_model(path, hf_dir, tok):
     return model, dict(sorted(types.items()))
 
 
-def write_json(path, header, items):
-    lines = ["{"]
-    for k, v in header.items():
-        lines.append(f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)},")
-    lines.append('  "items": [')
-    for i, it in enumerate(items):
-        parts = [f'"name": {json.dumps(it["name"])}']
-        for n in MAX_LENGTHS:
-            sfx = "" if n == MAX_LENGTHS[0] else "_cut"
-            parts.append(f'"ids{sfx}": [{", ".join(str(x) for x in it["ids" + sfx])}]')
-            parts.append(f'"score{sfx}": {fmt_float(it["score" + sfx])}')
-        lines.append("    {" + ", ".join(parts) + "}" + ("," if i + 1 < len(items) else ""))
-    lines.append("  ]")
-    lines.append("}")
-    text = "\n".join(lines) + "\n"
-    json.loads(text)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(f"wrote {path}")
+def score_fields(it):
+    """An item's fields after its name: ids and score at each of MAX_LENGTHS."""
+    parts = []
+    for n in MAX_LENGTHS:
+        sfx = "" if n == MAX_LENGTHS[0] else "_cut"
+        parts.append(f'"ids{sfx}": {fmt_ids(it["ids" + sfx])}')
+        parts.append(f'"score{sfx}": {fmt_float(it["score" + sfx])}')
+    return parts
 
 
 def main():
@@ -209,7 +198,7 @@ def main():
             "generator": {"script": "scripts/make_rerank_goldens.py", "attn_implementation": "eager",
                           "dtype": "float32", "device": "cpu", **versions()},
         }
-        write_json(os.path.join(args.out, f"{name}.json"), header, items)
+        write_json(os.path.join(args.out, f"{name}.json"), header, items, score_fields)
 
 
 if __name__ == "__main__":
