@@ -62,6 +62,8 @@ import sys
 import tempfile
 import time
 
+import corpus
+
 TASK = "Given a web search query, retrieve relevant passages that answer the query"
 SEPARATOR = "<#qwen3-bench-separator#>"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -95,24 +97,8 @@ QUESTION_FORMS = [
 
 def make_corpus(seed, n_docs, doc_min, doc_max, n_queries):
     rng = random.Random(seed)
-    if n_docs == 1:
-        targets = [doc_max]
-    else:
-        targets = [round(doc_min + (doc_max - doc_min) * i / (n_docs - 1)) for i in range(n_docs)]
-    rng.shuffle(targets)
-    docs = []
-    for target in targets:
-        # One token per word (all are single tokens with their leading space) and one per
-        # period; EOS is appended by the tokenizer.
-        out, n = [], 0
-        while n < target - 1:
-            k = min(rng.randint(6, 18), target - 1 - n)
-            if k <= 1:
-                break
-            words = [rng.choice(WORDS) for _ in range(k - 1)]
-            out.append(" ".join([words[0].capitalize()] + words[1:]) + ".")
-            n += k
-        docs.append(" ".join(out) if out else "Hello.")
+    # EOS, appended by the tokenizer, is the last token of each document.
+    docs = [corpus.sentences(rng, WORDS, target - 1) for target in corpus.lengths(rng, n_docs, doc_min, doc_max)]
     queries = []
     for _ in range(n_queries):
         form = rng.choice(QUESTION_FORMS)

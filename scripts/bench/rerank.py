@@ -61,6 +61,7 @@ import shlex
 import sys
 import tempfile
 
+import corpus
 # Shared with the embedding benchmark: CPU description, child processes, llama.cpp's log.
 from engines import cpu_info, fmt, log_times, run_child, tail
 
@@ -99,22 +100,11 @@ def make_pairs(seed, n, pair_min, pair_max):
     """n (query, document) pairs; the prompt of pair i has about the i-th of n lengths spread
     evenly over [pair_min, pair_max] tokens (one token per word and per period)."""
     rng = random.Random(seed)
-    targets = [pair_max] if n == 1 else [round(pair_min + (pair_max - pair_min) * i / (n - 1)) for i in range(n)]
-    rng.shuffle(targets)
     pairs = []
-    for target in targets:
+    for target in corpus.lengths(rng, n, pair_min, pair_max):
         form = rng.choice(QUESTION_FORMS)
         query = form.format(a=rng.choice(WORDS), b=rng.choice(WORDS)) + "?"
-        budget = max(target - PROMPT_TOKENS - len(query.split()) - 1, 4)
-        out, k = [], 0
-        while k < budget:
-            m = min(rng.randint(6, 18), budget - k)
-            if m < 2:
-                break
-            words = [rng.choice(WORDS) for _ in range(m - 1)]
-            out.append(" ".join([words[0].capitalize()] + words[1:]) + ".")
-            k += m
-        doc = " ".join(out) if out else "Hello."
+        doc = corpus.sentences(rng, WORDS, max(target - PROMPT_TOKENS - len(query.split()) - 1, 4))
         for t in (query, doc):
             assert t.isascii() and SEPARATOR not in t and "\n" not in t and "\t" not in t
         pairs.append((query, doc))
