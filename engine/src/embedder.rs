@@ -240,22 +240,25 @@ impl Engine {
             Task::Embedding => output_dims(dims, self.config().hidden)?,
             Task::Rerank => 1,
         };
-        let config = self.config();
-        if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
-            return Err(EngineError::Encode(format!(
-                "token id {id} is past the model's {} embedding rows",
-                config.vocab_rows
-            )));
-        }
-        if let Some(s) = seqs.iter().find(|s| s.len() > limits.max_tokens) {
-            return Err(EngineError::InputTooLong { tokens: s.len().to_string(), limit: limits.max_tokens });
-        }
+        self.check_seqs(&seqs, limits.max_tokens)?;
         let p = Prepared { task, seqs, dims, truncated: Vec::new() };
         let tokens = p.tokens();
         if tokens > limits.max_request_tokens {
             return Err(EngineError::RequestTooLarge { tokens: tokens.to_string(), limit: limits.max_request_tokens });
         }
         Ok(p)
+    }
+
+    /// Every token id is a row of the embedding table, and no sequence is longer than `max_len`.
+    fn check_seqs(&self, seqs: &[Vec<u32>], max_len: usize) -> Result<()> {
+        let rows = self.config().vocab_rows;
+        if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= rows) {
+            return Err(EngineError::Encode(format!("token id {id} is past the model's {rows} embedding rows")));
+        }
+        if let Some(s) = seqs.iter().find(|s| s.len() > max_len) {
+            return Err(EngineError::InputTooLong { tokens: s.len().to_string(), limit: max_len });
+        }
+        Ok(())
     }
 
     fn check_model(&self, limits: &Limits) -> Result<()> {
@@ -352,16 +355,7 @@ impl Engine {
         passed: &mut dyn FnMut(usize),
         mut head: impl FnMut(usize, &[f32]) -> Result<T>,
     ) -> Result<Vec<T>> {
-        let config = self.config();
-        if let Some(id) = seqs.iter().flatten().find(|&&id| id as usize >= config.vocab_rows) {
-            return Err(EngineError::Encode(format!(
-                "token id {id} is past the model's {} embedding rows",
-                config.vocab_rows
-            )));
-        }
-        if let Some(s) = seqs.iter().find(|s| s.len() > config.max_positions) {
-            return Err(EngineError::InputTooLong { tokens: s.len().to_string(), limit: config.max_positions });
-        }
+        self.check_seqs(seqs, self.config().max_positions)?;
         if let Some(s) = seqs.iter().find(|s| s.is_empty()) {
             return Err(EngineError::Encode(format!("an empty token sequence ({} tokens)", s.len())));
         }
