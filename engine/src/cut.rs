@@ -179,7 +179,7 @@ impl CutRule {
     /// before the end of `text`. `stop` is asked every few thousand characters.
     pub fn boundary_from(&self, text: &str, from: usize, stop: &dyn crate::cancel::Cancel) -> Option<usize> {
         let mut memo = HashMap::new();
-        let mut b = ceil_char(text, from.max(1));
+        let mut b = text.ceil_char_boundary(from.max(1));
         let mut steps = 0u32;
         while b < text.len() {
             if self.is_safe(text, b, &mut memo) {
@@ -239,8 +239,8 @@ impl CutRule {
         }
         // No added token may overlap text[a..e]: look in that window widened by the longest one.
         if self.longest_added > 0 {
-            let lo = floor_char(text, a.saturating_sub(self.longest_added));
-            let hi = ceil_char(text, (e + self.longest_added).min(text.len()));
+            let lo = text.floor_char_boundary(a.saturating_sub(self.longest_added));
+            let hi = text.ceil_char_boundary(e + self.longest_added);
             let window = &text[lo..hi];
             if self.added.iter().any(|t| !t.is_empty() && window.contains(t.as_str())) {
                 return false;
@@ -265,19 +265,4 @@ fn rule_allows(x: Class, y: Class) -> bool {
 /// Combining class 0 and NFC_Quick_Check = Yes: NFC never joins it to what comes before.
 fn is_boundary_char(c: char) -> bool {
     c.is_ascii() || (canonical_combining_class(c) == 0 && is_nfc_quick(std::iter::once(c)) == IsNormalized::Yes)
-}
-
-fn floor_char(text: &str, mut i: usize) -> usize {
-    while !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn ceil_char(text: &str, mut i: usize) -> usize {
-    i = i.min(text.len());
-    while !text.is_char_boundary(i) {
-        i += 1;
-    }
-    i
 }

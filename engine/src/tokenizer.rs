@@ -154,22 +154,10 @@ impl Qwen3Tokenizer {
             }
             Ok(true)
         })?;
-        let floor = |mut i: usize| {
-            while !text.is_char_boundary(i) {
-                i -= 1;
-            }
-            i
-        };
-        let ceil = |mut i: usize| {
-            while i < text.len() && !text.is_char_boundary(i) {
-                i += 1;
-            }
-            i.min(text.len())
-        };
         let mut out = Vec::new();
         for (k, &a) in starts.iter().enumerate() {
             let full = k * step + window < n;
-            out.push((floor(a.min(text.len())), ceil(if full { ends[k] } else { last_end })));
+            out.push((text.floor_char_boundary(a), text.ceil_char_boundary(if full { ends[k] } else { last_end })));
             if !full {
                 break;
             }

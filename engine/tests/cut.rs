@@ -340,23 +340,11 @@ fn windows_of_whole_text(text: &str, window: usize, overlap: usize) -> Vec<(usiz
     let enc = raw.encode(text, false).unwrap();
     let offsets = enc.get_offsets();
     let step = window.saturating_sub(overlap).max(1);
-    let floor = |mut i: usize| {
-        while !text.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
-    };
-    let ceil = |mut i: usize| {
-        while i < text.len() && !text.is_char_boundary(i) {
-            i += 1;
-        }
-        i.min(text.len())
-    };
     let mut out = Vec::new();
     let mut start = 0;
     while start < offsets.len() {
         let end = (start + window).min(offsets.len());
-        out.push((floor(offsets[start].0.min(text.len())), ceil(offsets[end - 1].1)));
+        out.push((text.floor_char_boundary(offsets[start].0), text.ceil_char_boundary(offsets[end - 1].1)));
         if end == offsets.len() {
             break;
         }
