@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::backend::cpu::weights::ModelWeights;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::tensors::{gguf_name, RawTensor};
+use crate::tensors::{gguf_name, Assemble, RawTensor};
 
 pub struct GgufModel<W = ModelWeights> {
     pub weights: W,
@@ -131,16 +131,7 @@ fn dense_from_qtensor(q: &QTensor, device: &Device) -> Result<Tensor> {
 
 /// Reads a GGUF file's shape and tensors onto `device` and hands them, by canonical name, to
 /// `build`, which assembles the weights of one backend (and counts tensor types).
-pub(crate) fn load_with<W>(
-    path: &Path,
-    device: &Device,
-    build: impl FnOnce(
-        &Path,
-        ModelConfig,
-        &mut dyn FnMut(&str) -> Result<RawTensor>,
-        &mut BTreeMap<String, usize>,
-    ) -> Result<W>,
-) -> Result<GgufModel<W>> {
+pub(crate) fn load_with<W>(path: &Path, device: &Device, build: impl Assemble<W>) -> Result<GgufModel<W>> {
     let file = crate::files::open(path)?;
     let mut reader = BufReader::new(&file);
     let content = Content::read(&mut reader).map_err(|e| map_candle_error(path, e))?;

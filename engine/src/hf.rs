@@ -11,7 +11,7 @@ use safetensors::SafeTensors;
 use crate::backend::cpu::weights::ModelWeights;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::tensors::RawTensor;
+use crate::tensors::{Assemble, RawTensor};
 
 pub struct HfModel<W = ModelWeights> {
     pub weights: W,
@@ -122,16 +122,7 @@ fn dtype_of(path: &Path, name: &str, d: safetensors::Dtype) -> Result<DType> {
 
 /// Reads a checkpoint's shape and tensors onto `device` and hands them, by canonical name, to
 /// `build`, which assembles the weights of one backend (and counts tensor types).
-pub(crate) fn load_with<W>(
-    dir: &Path,
-    device: &Device,
-    build: impl FnOnce(
-        &Path,
-        ModelConfig,
-        &mut dyn FnMut(&str) -> Result<RawTensor>,
-        &mut BTreeMap<String, usize>,
-    ) -> Result<W>,
-) -> Result<HfModel<W>> {
+pub(crate) fn load_with<W>(dir: &Path, device: &Device, build: impl Assemble<W>) -> Result<HfModel<W>> {
     let config_path = dir.join("config.json");
     let config_text = read_file(&config_path)?;
     let config_text = String::from_utf8(config_text)

@@ -203,6 +203,19 @@ impl RawTensor {
     }
 }
 
+/// A backend's assembly step, as both loaders (`gguf::load_with`, `hf::load_with`) call it: with
+/// the model's path and shape, a fetch of each tensor by canonical name, and the type counts to
+/// fill.
+pub(crate) trait Assemble<W>:
+    FnOnce(&Path, ModelConfig, &mut dyn FnMut(&str) -> Result<RawTensor>, &mut BTreeMap<String, usize>) -> Result<W>
+{
+}
+
+impl<W, F> Assemble<W> for F where
+    F: FnOnce(&Path, ModelConfig, &mut dyn FnMut(&str) -> Result<RawTensor>, &mut BTreeMap<String, usize>) -> Result<W>
+{
+}
+
 /// Reads every tensor of the model, in order, from `fetch` (by canonical name), checks its
 /// shape against the configuration, counts its type in `type_counts` and hands it to `take`.
 pub fn read_all(

@@ -8,14 +8,11 @@
 mod forward;
 mod weights;
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use super::{Backend, Device};
 use crate::cancel::Cancel;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::tensors::RawTensor;
+use crate::tensors::Assemble;
 use forward::{rows, Model};
 
 /// A sequence joins a padded group while the group's padded size stays within this factor of
@@ -114,16 +111,7 @@ impl CandleBackend {
     }
 
     /// The assembly step for `gguf::load_with` / `hf::load_with` onto `dev`.
-    #[allow(clippy::type_complexity)] // the loaders' callback signature, spelled out once here
-    pub fn assembler(
-        dev: &candle_core::Device,
-    ) -> impl FnOnce(
-        &Path,
-        ModelConfig,
-        &mut dyn FnMut(&str) -> Result<RawTensor>,
-        &mut BTreeMap<String, usize>,
-    ) -> Result<CandleWeights>
-           + '_ {
+    pub fn assembler(dev: &candle_core::Device) -> impl Assemble<CandleWeights> + '_ {
         move |path, config, fetch, counts| weights::assemble(path, config, dev, fetch, counts).map(CandleWeights)
     }
 
