@@ -7,7 +7,7 @@ engines.py's corpus: English-like words, lengths spread evenly over [--doc-min, 
 tokens), embedded at --dims dimensions by qwen3_embed_batch, and an HNSW index (cosine). Then,
 for each of --queries queries, best of --repeats, whole statements as psql sees them:
   stage 1    SELECT id ... ORDER BY embedding <=> qwen3_embed_query(q, dims) LIMIT candidates
-  two-stage  the README's statement: those candidates reranked by qwen3_rerank(..., top_n => top)
+  two-stage  a hand-written CTE: those candidates reranked by qwen3_rerank(..., top_n => top)
 The difference is what the reranker costs; it is printed per candidate and as tokens/s of the
 pairs it read (the model server's `tokens` counter, read around each statement: the two-stage
 statement's tokens less stage 1's, i.e. the candidates with the reranker's prompt). The server's model_loads is printed after the warm-up and at the end:
