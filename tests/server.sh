@@ -146,8 +146,11 @@ none"
 # --- 4. kill -9 of the model server process -------------------------------------------------------
 q -c "SELECT pg_sleep(4); SELECT vector_dims(qwen3_embed('bystander after the kill'))" >"$WORK/bystander.out" 2>&1 &
 BYSTANDER=$!
+# Eight texts of 16,384 tokens: long enough that the kill lands while the server still works on
+# them, even on a CPU that would finish one text between two polls below.
 pg_local_psql -qAt -v VERBOSITY=verbose -c "SET qwen3_embed.max_tokens = 16384" \
-    -c "SELECT vector_dims(qwen3_embed(repeat('lorem ipsum dolor sit amet ', 3600)))" >"$WORK/victim.out" 2>&1 &
+    -c "SELECT count(*) FROM qwen3_embed_batch(array_fill(repeat('lorem ipsum dolor sit amet ', 3600), ARRAY[8]))" \
+    >"$WORK/victim.out" 2>&1 &
 VICTIM=$!
 OLD_PID="$(q -c "SELECT pid FROM qwen3_embed_server_stats()")"
 # Kill once the victim waits on the server (it tokenizes first, in its own backend).
