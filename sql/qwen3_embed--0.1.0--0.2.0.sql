@@ -180,6 +180,13 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_run_wrapper';
 
+CREATE FUNCTION @extschema@."qwen3_embed_outside_transaction"(
+	"what" TEXT
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_outside_transaction_wrapper';
+
 CREATE FUNCTION @extschema@."qwen3_embed_sync_workers_here"(
 	"what" TEXT
 ) RETURNS INT
@@ -1050,8 +1057,9 @@ DECLARE
     v_dst name     := target_column;
     r     record;
 BEGIN
+    PERFORM @extschema@.qwen3_embed_outside_transaction('qwen3_embed_reembed');
     PERFORM @extschema@.qwen3_embed_job_start(v_rel, source_column, v_dst, instruct, dims, batch_size, restart);
-    -- Fails here, before any work, when CALLed inside a transaction block.
+    -- (Called from a function or DO block, which cannot commit either: fails here, before any work.)
     COMMIT;
     LOOP
         SELECT * INTO r FROM @extschema@.qwen3_embed_job_step(v_rel, v_dst);
@@ -1223,6 +1231,7 @@ DECLARE
     v_plan   record;
     v_notice text;
 BEGIN
+    PERFORM @extschema@.qwen3_embed_outside_transaction('qwen3_embed_migrate_dims');
     SELECT * INTO v_plan
       FROM @extschema@.qwen3_embed_migrate_prepare(v_rel, v_src, v_dst, v_dims, instruct, v_batch);
     IF NOT v_plan.swap THEN
@@ -1362,6 +1371,9 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
     -- qwen3_embed_sync_alter changed what the vectors are (instruction, size): the rows it
     -- queued again are being replaced; the column registry moves when the queue is empty.
     replacing     boolean     NOT NULL DEFAULT false,
+    -- A one-time re-embedding (qwen3_embed_reembed_later): no triggers; the sync goes once its
+    -- queue is empty and no row failed.
+    once          boolean     NOT NULL DEFAULT false,
     last_error    text,
     UNIQUE (relation, target_column)
 );
@@ -1600,6 +1612,7 @@ DECLARE
     v_chunks   regclass := (a->>'chunk_table')::oid;
     v_tokens   int      := (a->>'chunk_tokens')::int;
     v_overlap  int      := (a->>'chunk_overlap')::int;
+    v_once     boolean  := coalesce((a->>'once')::boolean, false);
     v_max      int;
     v_kind     "char";
     v_key      name;
@@ -1659,6 +1672,11 @@ BEGIN
             RAISE EXCEPTION '%: column "%" of % does not exist', v_what, v_dst, v_rel
                 USING ERRCODE = 'undefined_column';
         END IF;
+        IF EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = v_rel AND x.attname = v_dst AND x.attgenerated <> '') THEN
+            RAISE EXCEPTION '%: column "%" of % is a generated column, which PostgreSQL computes itself', v_what, v_dst, v_rel
+                USING ERRCODE = 'wrong_object_type',
+                      HINT = 'A generated column is recomputed by rewriting the table: ALTER TABLE ... ALTER COLUMN ... SET EXPRESSION (PostgreSQL 17), or drop and add it.';
+        END IF;
         IF NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
                         WHERE t.oid = v_dst_type AND t.typname IN ('vector', 'halfvec')) THEN
             RAISE EXCEPTION '%: column "%" of % is %, not vector or halfvec',
@@ -1670,7 +1688,8 @@ BEGIN
         ELSIF v_dims IS NOT NULL AND v_dst_mod > 0 AND v_dims <> v_dst_mod THEN
             RAISE EXCEPTION '%: dims % does not fit column "%" of %, which is %',
                     v_what, v_dims, v_dst, v_rel, format_type(v_dst_type, v_dst_mod)
-                USING ERRCODE = 'datatype_mismatch';
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'CALL qwen3_embed_migrate_dims(...), outside a transaction block, moves a column of a fixed size to another size.';
         END IF;
     ELSE
         IF v_tokens IS NULL OR v_overlap IS NULL OR v_tokens NOT BETWEEN 2 AND 32768
@@ -1692,17 +1711,30 @@ BEGIN
         RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF v_once AND EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_columns c
+                           WHERE c.relation = v_rel AND c.column_name = v_dst AND c.next_fingerprint IS NOT NULL) THEN
+        RAISE EXCEPTION '%: %.% is being re-embedded already', v_what, v_rel, quote_ident(v_dst)
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'SELECT * FROM qwen3_embed_progress shows the job; qwen3_embed_abandon forgets a stopped one.';
+    END IF;
     INSERT INTO @extschema@.qwen3_embed_syncs AS s
            (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
-            chunk_table, chunk_tokens, chunk_overlap, created_by)
+            chunk_table, chunk_tokens, chunk_overlap, created_by, once, replacing)
     VALUES (v_rel, v_src, v_dst, v_instruct, v_dims, v_key, v_key_type, v_batch, v_attempts,
-            v_chunks, v_tokens, v_overlap, p_caller)
+            v_chunks, v_tokens, v_overlap, p_caller, v_once, v_once)
     ON CONFLICT ON CONSTRAINT qwen3_embed_syncs_relation_target_column_key DO NOTHING
     RETURNING s.id INTO v_id;
     IF v_id IS NULL THEN
         RAISE EXCEPTION '%: %.% is already kept in step', v_what, v_rel, quote_ident(v_dst)
             USING ERRCODE = 'duplicate_object',
                   HINT = 'SELECT qwen3_embed_unsync(...) first to change its settings.';
+    END IF;
+    IF v_once THEN
+        -- Writes to the column are accepted with the loaded model from now on; queue_done ends
+        -- the move when the last row is done.
+        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+            'relation', v_rel::oid, 'column', v_dst, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
+        RETURN jsonb_build_object('id', v_id, 'dims', v_dims);
     END IF;
     v_name := 'qwen3_embed_sync_' || v_id;
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
@@ -1735,7 +1767,8 @@ BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, 'qwen3_embed_unsync');
     DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id;
     GET DIAGNOSTICS v_pending = ROW_COUNT;
-    FOREACH v_suffix IN ARRAY CASE WHEN s.chunk_table IS NULL THEN ARRAY['_ins', '_upd', '_clear']
+    FOREACH v_suffix IN ARRAY CASE WHEN s.once THEN '{}'::text[]
+                                   WHEN s.chunk_table IS NULL THEN ARRAY['_ins', '_upd', '_clear']
                                    ELSE ARRAY['_ins', '_upd'] END LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || s.id || v_suffix, s.relation);
     END LOOP;
@@ -1772,7 +1805,9 @@ $qwen3_embed_state_sync_retry$;
 -- A new instruction or size makes other vectors: every row with text is queued again (by the
 -- caller: qwen3_embed_sync_backlog), the column registry starts moving to the new settings (writes with them are accepted from now on)
 -- and the old vectors stay until each row is replaced; queue_done ends the move when the sync's
--- queue is empty. Returns whether the vectors change. Only members of the table's owning role.
+-- queue is empty. With force, the same settings make other vectors too (those of the loaded
+-- model: qwen3_embed_reembed_later). Returns whether the vectors change. Only members of the
+-- table's owning role.
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync_alter(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -1822,7 +1857,8 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
     END IF;
-    v_changes := v_instruct IS DISTINCT FROM s.instruct OR v_dims IS DISTINCT FROM s.dims;
+    v_changes := v_instruct IS DISTINCT FROM s.instruct OR v_dims IS DISTINCT FROM s.dims
+                 OR coalesce((a->>'force')::boolean, false);
     IF v_changes AND NOT s.replacing AND EXISTS (
            SELECT 1 FROM @extschema@.qwen3_embed_columns c
             WHERE c.relation = v_rel AND c.column_name = v_col AND c.next_fingerprint IS NOT NULL) THEN
@@ -1920,12 +1956,19 @@ BEGIN
          WHERE x.id = s.id;
     END IF;
     IF s.replacing AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id) THEN
-        -- Every row queued by qwen3_embed_sync_alter has its new vector (or failed for good).
+        -- Every row queued by qwen3_embed_sync_alter or qwen3_embed_reembed_later has its new
+        -- vector (or failed for good).
         UPDATE @extschema@.qwen3_embed_syncs x SET replacing = false WHERE x.id = s.id;
         PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', coalesce(s.chunk_table, s.relation)::oid,
             'column', CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END,
             'instruct', s.instruct, 'dims', s.dims, 'done', true));
+    END IF;
+    -- A one-time re-embedding goes when it is done, unless rows failed: those stay in view
+    -- (qwen3_embed_sync_status, qwen3_embed_sync_errors) until retried.
+    IF s.once AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id)
+       AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = s.id) THEN
+        DELETE FROM @extschema@.qwen3_embed_syncs x WHERE x.id = s.id;
     END IF;
     RETURN NULL;
 END
@@ -2396,14 +2439,91 @@ BEGIN
     RETURN v_n;
 END
 $qwen3_embed_sync_alter$;
+
+-- Re-embed relation.target_column from source_column with the loaded model, off the calling
+-- transaction: queues every row with text and returns the rows queued; the sync workers do the
+-- rest, as for a sync (each row keeps its old vector until replaced, nothing lost to a crash,
+-- progress in qwen3_embed_sync_status). What a migration (a transaction) calls where
+-- CALL qwen3_embed_reembed cannot run. A synced column is re-queued through its sync; any
+-- other column gets a one-time sync (no triggers) that goes when it is done. instruct and dims
+-- default to the column's registered ones (default_instruct => true: no instruction). Only
+-- members of the table's owning role.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_reembed_later(
+    relation         regclass,
+    source_column    text,
+    target_column    text,
+    instruct         text    DEFAULT NULL,
+    dims             int     DEFAULT NULL,
+    default_instruct boolean DEFAULT false,
+    batch_size       int     DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_reembed_later$
+#variable_conflict use_variable
+DECLARE
+    v_what text := 'qwen3_embed_reembed_later';
+    s      @extschema@.qwen3_embed_syncs;
+    c      @extschema@.qwen3_embed_columns;
+    r      jsonb;
+    v_n    bigint;
+BEGIN
+    IF relation IS NULL OR source_column IS NULL OR target_column IS NULL THEN
+        RAISE EXCEPTION '%: relation, source_column and target_column must not be NULL', v_what
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs x
+     WHERE x.relation = relation AND x.target_column = target_column AND x.chunk_table IS NULL;
+    IF FOUND THEN
+        IF s.source_column <> source_column THEN
+            RAISE EXCEPTION '%: %.% is kept in step with "%", not "%"', v_what, relation,
+                    quote_ident(target_column), s.source_column, source_column
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
+            'id', s.id, 'batch_size', batch_size, 'instruct', instruct, 'dims', dims,
+            'default_instruct', coalesce(default_instruct, false), 'force', true));
+        v_n := @extschema@.qwen3_embed_sync_backlog(s.id, relation, true, false);
+    ELSE
+        SELECT * INTO c FROM @extschema@.qwen3_embed_columns x
+         WHERE x.relation = relation AND x.column_name = target_column;
+        r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+            'what', v_what, 'relation', relation::oid, 'source_column', source_column,
+            'target_column', target_column,
+            'instruct', CASE WHEN default_instruct THEN NULL ELSE coalesce(instruct, c.instruct) END,
+            'dims', coalesce(dims, c.dims), 'batch_size', coalesce(batch_size, 64), 'max_attempts', 5, 'once', true));
+        v_n := @extschema@.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
+        IF v_n = 0 THEN
+            -- Nothing to embed: the column is the loaded model's now.
+            PERFORM @extschema@.qwen3_embed_state('sync_remove', jsonb_build_object('id', (r->>'id')::int));
+            PERFORM @extschema@.qwen3_embed_state('column_move', jsonb_build_object(
+                'relation', relation::oid, 'column', target_column, 'done', true,
+                'instruct', CASE WHEN default_instruct THEN NULL ELSE coalesce(instruct, c.instruct) END,
+                'dims', (r->>'dims')::int));
+        END IF;
+    END IF;
+    IF v_n > 0 THEN
+        RAISE NOTICE '%: % rows of % queued; each keeps its old vector until the sync workers replace it (qwen3_embed_sync_status)',
+            v_what, v_n, relation;
+        PERFORM @extschema@.qwen3_embed_sync_workers_here(v_what);
+    ELSE
+        RAISE NOTICE '%: no row of % has text; %.% is registered with the loaded model', v_what, relation,
+            relation, quote_ident(target_column);
+    END IF;
+    RETURN v_n;
+END
+$qwen3_embed_reembed_later$;
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_counts(p_id int,
-    OUT pending bigint, OUT waiting_retry bigint, OUT failed bigint)
+    OUT pending bigint, OUT waiting_retry bigint, OUT failed bigint, OUT oldest_enqueued timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (SELECT count(*) FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.attempts = 0),
-           (SELECT count(*) FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = $1 AND q.attempts > 0),
-           (SELECT count(*) FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = $1)
+    SELECT q.pending, q.waiting_retry,
+           (SELECT count(*) FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = $1), q.oldest
+      FROM (SELECT count(*) FILTER (WHERE x.attempts = 0) AS pending,
+                   count(*) FILTER (WHERE x.attempts > 0) AS waiting_retry,
+                   min(x.enqueued_at) AS oldest
+              FROM @extschema@.qwen3_embed_queue x WHERE x.sync_id = $1) q
 $$;
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_eta(p_pending bigint, p_rate float8)
 RETURNS interval
@@ -2414,17 +2534,39 @@ AS $$
 $$;
 
 -- Each sync: pending, waiting for a retry, failed and done rows, the recent rate, the time the
--- pending rows should take at that rate, when it last embedded, and whether it is set aside
--- after failed rounds (until when, and why), and what drains this database's queue.
+-- pending rows should take at that rate, how long the oldest queued row has waited (what to
+-- alert on), when it last embedded, and whether it is set aside after failed rounds (until
+-- when, and why), and what drains this database's queue.
 CREATE OR REPLACE VIEW @extschema@.qwen3_embed_sync_status WITH (security_invoker = true) AS
 SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        c.pending, c.waiting_retry, c.failed, s.rows_done AS done,
        s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
+       coalesce(pg_catalog.now() - c.oldest_enqueued, interval '0') AS oldest_pending_age,
        s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error,
-       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing
+       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing, s.once
   FROM @extschema@.qwen3_embed_syncs s,
        LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
+
+-- The syncs' numbers for monitoring (contrib/postgres_exporter/queries.yaml): members of
+-- pg_monitor read them for every sync of this database, without the right to UPDATE the tables
+-- that qwen3_embed_sync_status asks for. Names and counts only: no key, text or error message.
+-- It reads nothing but the extension's own tables.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_metrics()
+RETURNS TABLE(relation text, target_column text, pending bigint, waiting_retry bigint, failed bigint,
+              done bigint, rows_per_second float8, oldest_pending_age_seconds float8, paused boolean)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.relation::text, s.target_column::text, c.pending, c.waiting_retry, c.failed, s.rows_done,
+           coalesce(s.rate, 0), coalesce(extract(epoch FROM now() - c.oldest_enqueued)::float8, 0),
+           coalesce(s.paused_until > now(), false)
+      FROM @extschema@.qwen3_embed_syncs s, LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c
+     ORDER BY s.id
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_metrics() TO pg_monitor;
 
 -- ==== sql/adopt.sql =============================================================================
 -- Adopting embeddings made elsewhere (llama.cpp, another server, the engine CLI): a column the
@@ -3025,7 +3167,9 @@ COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
 COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
-'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
+'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, how long the oldest queued row has waited (oldest_pending_age, 0 when none waits), when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_metrics() IS
+'Each sync of this database in numbers, for monitoring (contrib/postgres_exporter/queries.yaml): table, column, pending, waiting and failed rows, rows embedded, rows per second, seconds the oldest queued row has waited, and whether it is set aside. Members of pg_monitor may call it for every sync; no key, text or error message is shown.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_eta(bigint, double precision) IS
 'Internal (qwen3_embed_sync_status): pending rows over the recent rate, as an interval.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer) IS
@@ -3044,6 +3188,10 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_adopt(regclass, text, text, text, in
 'Registers a column filled elsewhere (llama.cpp, another server, the engine CLI) as if the extension had filled it: a random sample of up to sample rows is embedded again with the loaded model, instruct and dims, and every one must agree with the stored vector at cosine >= min_cosine (0.98), else 55000 with the measured agreement. With sync (the default) the column is then kept in step, and only its rows without a vector are queued. Members of the table''s owning role only.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_alter(regclass, text, integer, integer, text, integer, boolean) IS
 'Changes a sync in place: batch_size, max_attempts, instruct, dims (NULL leaves each; default_instruct => true goes back to the default instruction). A new instruction or size queues every row again; each keeps its old vector until it is replaced, and the column registry moves to the new settings when the queue is empty. Returns the rows queued.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_reembed_later(regclass, text, text, text, integer, boolean, integer) IS
+'Re-embeds a column with the loaded model without committing: queues every row with text and returns the rows queued; the sync workers replace each vector (the old one serves until then; progress in qwen3_embed_sync_status). What a migration calls inside its transaction, where CALL qwen3_embed_reembed cannot run. A synced column goes through its sync; another column gets a one-time sync (no triggers) that goes when done. instruct and dims default to the column''s registered ones (default_instruct => true: no instruction). Only members of the table''s owning role.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_outside_transaction(text) IS
+'Internal (qwen3_embed_reembed, qwen3_embed_migrate_dims): raises 2D000, with a hint saying what to use instead, inside a transaction block, before the procedure does any work.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
@@ -3051,7 +3199,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_syncs, bigint[], text[]) IS
 'Internal (qwen3_embed_sync_drain): embeds one batch of queued rows, as the table''s owner.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
-'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync.';
+'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync, and when its oldest queued row was queued.';
 COMMENT ON TABLE @extschema@.qwen3_embed_columns IS
 'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused. Written only through the extension''s functions; each role reads the columns of tables it may UPDATE.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_check() IS

@@ -635,8 +635,9 @@ DECLARE
     v_dst name     := target_column;
     r     record;
 BEGIN
+    PERFORM @extschema@.qwen3_embed_outside_transaction('qwen3_embed_reembed');
     PERFORM @extschema@.qwen3_embed_job_start(v_rel, source_column, v_dst, instruct, dims, batch_size, restart);
-    -- Fails here, before any work, when CALLed inside a transaction block.
+    -- (Called from a function or DO block, which cannot commit either: fails here, before any work.)
     COMMIT;
     LOOP
         SELECT * INTO r FROM @extschema@.qwen3_embed_job_step(v_rel, v_dst);
@@ -809,6 +810,7 @@ DECLARE
     v_plan   record;
     v_notice text;
 BEGIN
+    PERFORM @extschema@.qwen3_embed_outside_transaction('qwen3_embed_migrate_dims');
     SELECT * INTO v_plan
       FROM @extschema@.qwen3_embed_migrate_prepare(v_rel, v_src, v_dst, v_dims, instruct, v_batch);
     IF NOT v_plan.swap THEN

@@ -407,3 +407,29 @@ fn qwen3_embed_server_models() -> TableIterator<
 fn qwen3_embed_default_task() -> &'static str {
     DEFAULT_TASK
 }
+
+/// Raises 2D000 when the statement runs inside a transaction block: the procedures that COMMIT
+/// after every batch (`what`) call it first, before any work, so that a migration tool's
+/// transaction is told what to use instead.
+#[pg_extern(volatile, parallel_unsafe)]
+fn qwen3_embed_outside_transaction(what: DbText) {
+    // SAFETY: reads this backend's transaction state.
+    if !unsafe { pg_sys::IsTransactionBlock() } {
+        return;
+    }
+    let what = what.as_str();
+    let hint = if what == "qwen3_embed_migrate_dims" {
+        "Run it outside a transaction block: in Alembic inside op.get_context().autocommit_block(), in Django in a \
+         migration with atomic = False. A column of type vector (no size) changes size inside a transaction with \
+         qwen3_embed_reembed_later(..., dims => n)."
+    } else {
+        "Migration tools (Alembic, Django, Rails, Flyway) run each migration in a transaction; there, \
+         SELECT qwen3_embed_reembed_later(relation, source_column, target_column) has the sync workers re-embed the \
+         column and returns at once."
+    };
+    raise_with(
+        Code::ERRCODE_INVALID_TRANSACTION_TERMINATION,
+        format!("{what}: it commits after every batch, so it cannot run inside a transaction block"),
+        hint,
+    );
+}

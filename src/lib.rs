@@ -31,7 +31,7 @@ pub extern "C-unwind" fn _PG_init() {
         // Once per server start when preloaded (the postmaster, whose WARNING goes only to the
         // log), else once per backend that loads the library, at LOG so that no client sees it.
         let msg = "qwen3_embed: this library is a debug build, several times slower than a release build; \
-                   reinstall it with cargo pgrx install --release";
+                   reinstall it with scripts/install.sh (the release profile)";
         if preloading {
             pgrx::warning!("{msg}");
         } else {

@@ -5,7 +5,7 @@
 # embed with the tiny fixture model in the backend and through the model server, a generated
 # column and a nearest-neighbour query; then dpkg -r removes every file it installed.
 #
-# The package writes the same files as `cargo pgrx install` (which the other tests use). So the
+# The package writes the same files as scripts/install.sh (which the other tests use). So the
 # files it would replace are saved first and put back at the end, whatever happens (trap), and
 # the package is removed: the system is left as it was found. Run it under the lock that keeps
 # other runs of the test suite off the system PostgreSQL 15 (flock /tmp/qwen3_embed-pg15.lock).

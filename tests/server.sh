@@ -715,6 +715,39 @@ for mode in on off; do
     done
 done
 
+# --- 14. monitoring ---------------------------------------------------------------------------------
+# What postgres_exporter would read, as the role it would run as (pg_monitor, no right on the
+# synced tables): the syncs of this database and the model server's counters and models.
+q -c "CREATE ROLE exporter LOGIN IN ROLE pg_monitor"
+check "every query of contrib/postgres_exporter/queries.yaml runs as a pg_monitor role and gives the listed metrics" \
+    python3 tests/exporter_queries.py contrib/postgres_exporter/queries.yaml \
+        "$PG_BIN/psql" -h "$PG_LOCAL_DIR" -p "$PG_LOCAL_PORT" -U exporter -d postgres -X
+check "... and sees every sync of the database, which qwen3_embed_sync_status does not show it" \
+    eq "$(pg_local_psql -U exporter -d postgres -qAt -c "SELECT (SELECT count(*) FROM qwen3_embed_sync_metrics()), (SELECT count(*) FROM qwen3_embed_sync_status)")" \
+       "$(q -c "SELECT count(*) FROM qwen3_embed_syncs")|0"
+
+# --- 15. installing over the running server -------------------------------------------------------
+# scripts/install.sh (the README's install) replaces the library this preloaded cluster has
+# mapped, by rename: every process keeps serving. (cargo pgrx install rewrote it in place, and
+# every process that had it mapped died.)
+LIB="$("$PG_BIN/pg_config" --pkglibdir)/qwen3_embed.so"
+inode0="$(stat -c %i "$LIB")"
+server0="$(q -c "SELECT pid, restarts FROM qwen3_embed_server_stats()")"
+start0="$(q -c "SELECT pg_postmaster_start_time()")"
+q -c "SELECT vector_dims(qwen3_embed('open across the install'))" -c "SELECT count(*) FROM pg_sleep(6)" \
+    -c "SELECT vector_dims(qwen3_embed('still open after the install'))" >"$WORK/across.out" 2>&1 &
+ACROSS=$!
+sleep 1
+installed="$(PROFILE=dev bash scripts/install.sh --pg-config "$PG_BIN/pg_config" 2>&1 && echo installed)" || true
+check "scripts/install.sh over the running preloaded cluster installs a new file" \
+    eq "$(tail -n 1 <<<"$installed") $([[ "$(stat -c %i "$LIB")" != "$inode0" ]] && echo new-inode)" "installed new-inode"
+set +e; wait "$ACROSS"; across_rc=$?; set -e
+check "... a session open across it goes on embedding" eq "$across_rc $(tr '\n' ' ' <"$WORK/across.out")" "0 256 1 256 "
+check "... new sessions embed through the same model server process, not restarted" \
+    eq "$(q -c "SELECT vector_dims(qwen3_embed('a new session after the install'))") $(q -c "SELECT pid, restarts FROM qwen3_embed_server_stats()")" \
+       "256 $server0"
+check "... and the cluster was not restarted" eq "$(q -c "SELECT pg_postmaster_start_time()")" "$start0"
+
 check "no process of the cluster was terminated by a signal in these scenarios" \
     eq "$(grep -c 'terminated by signal' "$LOG" || true)" "$signals_before"
 

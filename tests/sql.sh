@@ -6,7 +6,7 @@
 #   bash tests/sql.sh                 # every test in tests/schedule
 #   bash tests/sql.sh trigger reembed # just these (setup always runs first)
 #
-# Steps: build and install the extension into that PostgreSQL (cargo pgrx install, with the
+# Steps: build and install the extension into that PostgreSQL (scripts/install.sh, dev profile, with the
 # cargo feature of its major version, plus the 0.1.0 install script for the upgrade test), make
 # sure the tiny fixture model exists, embed a few inputs with the engine CLI (for the
 # cli_equality test), then run pg_regress with a temporary instance as the postgres OS user.
@@ -57,11 +57,10 @@ mkdir -p "$WORK/out" "$WORK/cli"
 
 # --- 1. the extension ----------------------------------------------------------------------------
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
-    log "cargo pgrx install --pg-config $PG_CONFIG --features pg$PG_MAJOR"
-    cargo pgrx install --pg-config "$PG_CONFIG" --no-default-features --features "pg$PG_MAJOR" \
-        >"$WORK/pgrx_install.log" 2>&1 \
-        || { tail -n 40 "$WORK/pgrx_install.log"; fail "cargo pgrx install failed"; }
-    # cargo pgrx install copies upgrade scripts (name--from--to.sql) but not the full scripts of
+    log "scripts/install.sh --pg-config $PG_CONFIG (profile dev)"
+    PROFILE=dev bash scripts/install.sh --pg-config "$PG_CONFIG" >"$WORK/pgrx_install.log" 2>&1 \
+        || { tail -n 40 "$WORK/pgrx_install.log"; fail "scripts/install.sh failed"; }
+    # cargo pgrx package stages upgrade scripts (name--from--to.sql) but not the full scripts of
     # released versions; the upgrade test creates the extension at 0.1.0 from this one.
     install -m 644 "$ROOT/sql/qwen3_embed--0.1.0.sql" "$("$PG_CONFIG" --sharedir)/extension/"
 fi

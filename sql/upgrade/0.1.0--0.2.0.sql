@@ -178,6 +178,13 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_run_wrapper';
 
+CREATE FUNCTION @extschema@."qwen3_embed_outside_transaction"(
+	"what" TEXT
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'qwen3_embed_outside_transaction_wrapper';
+
 CREATE FUNCTION @extschema@."qwen3_embed_sync_workers_here"(
 	"what" TEXT
 ) RETURNS INT

@@ -15,6 +15,22 @@ INSERT INTO sy_docs VALUES (99, 'rolled back', NULL, NULL);
 ROLLBACK;
 SELECT count(embedding) AS embedded_yet FROM sy_docs;
 SELECT pending FROM qwen3_embed_sync_status;
+-- How long the oldest queued row has waited: what to alert on (0 once the queue is empty).
+SELECT oldest_pending_age > interval '0' AS waiting, oldest_pending_age < interval '1 hour' AS recent
+  FROM qwen3_embed_sync_status;
+-- The same numbers for monitoring: a pg_monitor role sees them for every sync, and no key or text;
+-- other roles may not call it.
+CREATE ROLE sy_monitor IN ROLE pg_monitor;
+CREATE ROLE sy_nobody;
+SET ROLE sy_monitor;
+SELECT relation, target_column, pending, waiting_retry, failed, oldest_pending_age_seconds > 0 AS waiting, paused
+  FROM qwen3_embed_sync_metrics();
+SELECT count(*) AS rows_in_status_view FROM qwen3_embed_sync_status;
+SET ROLE sy_nobody;
+SELECT count(*) FROM qwen3_embed_sync_metrics();
+RESET ROLE;
+DROP ROLE sy_monitor;
+DROP ROLE sy_nobody;
 -- Drain: every row with text gets the vector of its current text, once; NULL text stays NULL.
 SELECT qwen3_embed_sync_run(NULL, 100) AS rows_embedded;
 SELECT qwen3_embed_sync_run() AS nothing_left;
@@ -22,7 +38,7 @@ SELECT count(*) AS rows,
        count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS current_vectors,
        count(*) FILTER (WHERE body IS NULL AND embedding IS NULL) AS null_text_null_vector
   FROM sy_docs;
-SELECT pending, waiting_retry, failed, done FROM qwen3_embed_sync_status;
+SELECT pending, waiting_retry, failed, done, oldest_pending_age FROM qwen3_embed_sync_status;
 -- A text set to NULL loses its vector at once; a new text is queued again.
 UPDATE sy_docs SET body = NULL WHERE id = 8;
 UPDATE sy_docs SET body = 'new text for nine' WHERE id = 9;
