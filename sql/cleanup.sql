@@ -17,15 +17,15 @@ BEGIN
                 AND o.object_type IN ('table', 'view', 'materialized view', 'foreign table', 'table column')
     LOOP
         WITH gone AS (
-            DELETE FROM @extschema@.qwen3_embed_syncs s
+            DELETE FROM qwen3_embed.syncs s
              WHERE (s.relation = d.objid OR s.chunk_table = d.objid)
                AND (d.object_type <> 'table column' OR d.column_name IN (s.source_column, s.target_column, s.key_column))
             RETURNING s.id
         )
-        DELETE FROM @extschema@.qwen3_embed_queue q USING gone g WHERE q.sync_id = g.id;
-        DELETE FROM @extschema@.qwen3_embed_columns c
+        DELETE FROM qwen3_embed.queue q USING gone g WHERE q.sync_id = g.id;
+        DELETE FROM qwen3_embed.columns c
          WHERE c.relation = d.objid AND (d.object_type <> 'table column' OR c.column_name = d.column_name);
-        DELETE FROM @extschema@.qwen3_embed_jobs j
+        DELETE FROM qwen3_embed.jobs j
          WHERE j.relation = d.objid
            AND (d.object_type <> 'table column' OR d.column_name IN (j.source_column, j.target_column, j.key_column));
     END LOOP;

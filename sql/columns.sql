@@ -7,7 +7,7 @@
 --
 --   SELECT * FROM qwen3_embed_check();   -- registered columns whose model is not the loaded one
 
-CREATE TABLE @extschema@.qwen3_embed_columns (
+CREATE TABLE qwen3_embed.columns (
     relation         regclass    NOT NULL,
     column_name      name        NOT NULL,
     fingerprint      text        NOT NULL,
@@ -18,12 +18,12 @@ CREATE TABLE @extschema@.qwen3_embed_columns (
     registered_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (relation, column_name)
 );
-ALTER TABLE @extschema@.qwen3_embed_columns ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_columns_updatable ON @extschema@.qwen3_embed_columns
+ALTER TABLE qwen3_embed.columns ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_columns_updatable ON qwen3_embed.columns
     USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
     WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
-REVOKE ALL ON @extschema@.qwen3_embed_columns FROM PUBLIC;
-GRANT SELECT ON @extschema@.qwen3_embed_columns TO PUBLIC;
+REVOKE ALL ON qwen3_embed.columns FROM PUBLIC;
+GRANT SELECT ON qwen3_embed.columns TO PUBLIC;
 
 -- The fingerprint a write into relation.column_name must be made with: the registered one (or,
 -- during a re-embedding, the one it moves to). A column written for the first time is
@@ -35,13 +35,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_column_model$
 DECLARE
-    c @extschema@.qwen3_embed_columns;
+    c qwen3_embed.columns;
 BEGIN
-    SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
+    SELECT * INTO c FROM qwen3_embed.columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     IF NOT FOUND THEN
         PERFORM @extschema@.qwen3_embed_state('column_register', pg_catalog.jsonb_build_object(
             'relation', p_rel::oid, 'column', p_col, 'instruct', p_instruct, 'dims', p_dims));
-        SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
+        SELECT * INTO c FROM qwen3_embed.columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     END IF;
     IF c.instruct IS DISTINCT FROM p_instruct OR c.dims IS DISTINCT FROM p_dims THEN
         RAISE EXCEPTION 'qwen3_embed: %.% holds vectors made with instruct % and dims %, not % and %',
@@ -77,7 +77,7 @@ BEGIN
                     WHERE x.attrelid = v_rel AND x.attname = v_col AND x.attnum > 0 AND NOT x.attisdropped) THEN
         RAISE EXCEPTION 'qwen3_embed: column "%" of % does not exist', v_col, v_rel USING ERRCODE = 'undefined_column';
     END IF;
-    INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, instruct, dims)
+    INSERT INTO qwen3_embed.columns AS x (relation, column_name, fingerprint, instruct, dims)
     SELECT v_rel, v_col, i.fingerprint, a->>'instruct', (a->>'dims')::int FROM @extschema@.qwen3_embed_info() i
     ON CONFLICT (relation, column_name) DO NOTHING;
     RETURN NULL;
@@ -101,14 +101,14 @@ DECLARE
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed');
     IF (a->>'done')::boolean THEN
-        UPDATE @extschema@.qwen3_embed_columns x
+        UPDATE qwen3_embed.columns x
            SET fingerprint = coalesce(x.next_fingerprint, x.fingerprint), next_fingerprint = NULL,
                instruct = v_instruct, dims = v_dims, registered_at = clock_timestamp()
          WHERE x.relation = v_rel AND x.column_name = v_col;
         RETURN NULL;
     END IF;
     SELECT i.fingerprint INTO v_fp FROM @extschema@.qwen3_embed_info() i;
-    INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, next_fingerprint, instruct, dims)
+    INSERT INTO qwen3_embed.columns AS x (relation, column_name, fingerprint, next_fingerprint, instruct, dims)
     VALUES (v_rel, v_col, v_fp, v_fp, v_instruct, v_dims)
     ON CONFLICT (relation, column_name) DO UPDATE
        SET next_fingerprint = EXCLUDED.next_fingerprint,
@@ -126,7 +126,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT c.relation, c.column_name, c.fingerprint, c.next_fingerprint, i.fingerprint,
            c.fingerprint = i.fingerprint AND c.next_fingerprint IS NULL
-      FROM @extschema@.qwen3_embed_columns c, @extschema@.qwen3_embed_info() i
+      FROM qwen3_embed.columns c, @extschema@.qwen3_embed_info() i
      WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                     WHERE a.attrelid = c.relation AND a.attname = c.column_name AND NOT a.attisdropped)
      ORDER BY c.relation::text, c.column_name

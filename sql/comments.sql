@@ -1,5 +1,8 @@
 -- Comments on every object the extension creates (runs last: `finalize` in src/lib.rs).
 
+COMMENT ON SCHEMA qwen3_embed IS
+'The state tables of the qwen3_embed extension (columns, jobs, syncs, queue, sync_errors): read them, change them only through the extension''s functions.';
+
 COMMENT ON FUNCTION @extschema@.qwen3_embed(text, text, integer) IS
 'The embedding of input as a pgvector vector, unit length. With instruct the model sees "Instruct: {instruct}\nQuery:{input}" (use it for queries); dims keeps the first dims dimensions (MRL, 32 to the model''s size, default the full size). NULL input gives NULL.';
 
@@ -45,7 +48,7 @@ COMMENT ON PROCEDURE @extschema@.qwen3_embed_reembed(regclass, text, text, text,
 COMMENT ON PROCEDURE @extschema@.qwen3_embed_migrate_dims(regclass, text, text, integer, text, integer) IS
 'Moves target_column to new_dims dimensions: fills a new column with resumable batches (kept current by a temporary trigger), then drops the old column and renames the new one in one transaction. Indexes on the old column go with it and must be recreated. CALL it outside a transaction block; CALL it again to resume.';
 
-COMMENT ON TABLE @extschema@.qwen3_embed_jobs IS
+COMMENT ON TABLE qwen3_embed.jobs IS
 'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, interrupted, failed, done), last error, times, kind (reembed, or migrate for a migration''s new column) and the session running it. qwen3_embed_abandon forgets a job (and drops a migration''s leftovers). Written only through the extension''s functions; each role reads the jobs of tables it may UPDATE.';
 
 COMMENT ON VIEW @extschema@.qwen3_embed_progress IS
@@ -87,11 +90,11 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_prepare(regclass, name, name
 COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_swap(regclass, name, name, integer, text, integer) IS
 'Internal (qwen3_embed_migrate_dims): embeds rows the walk missed and swaps the new column in.';
 
-COMMENT ON TABLE @extschema@.qwen3_embed_syncs IS
+COMMENT ON TABLE qwen3_embed.syncs IS
 'One row per column kept in step with its source text through the embedding queue (qwen3_embed_sync): settings, key column and type, batch size, attempts before a row fails, rows embedded, the role that created it, and its back-off after failed rounds. Written only through the extension''s functions; each role reads the syncs of tables it may UPDATE.';
-COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
+COMMENT ON TABLE qwen3_embed.queue IS
 'Rows waiting to be embedded by the sync workers (or qwen3_embed_sync_run): sync, key, attempts so far, when next tried, last error. Written by the tables'' triggers in the writers'' transactions, and otherwise only through the extension''s functions; each role reads the rows of tables it may UPDATE.';
-COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
+COMMENT ON TABLE qwen3_embed.sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
 'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, how long the oldest queued row has waited (oldest_pending_age, 0 when none waits), when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
@@ -123,12 +126,12 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
 'Internal: the statement-level trigger function that queues written rows for a sync.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_syncs, bigint[], text[]) IS
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(qwen3_embed.syncs, bigint[], text[]) IS
 'Internal (qwen3_embed_sync_drain): embeds one batch of queued rows, as the table''s owner.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
 'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync, and when its oldest queued row was queued.';
 
-COMMENT ON TABLE @extschema@.qwen3_embed_columns IS
+COMMENT ON TABLE qwen3_embed.columns IS
 'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused. Written only through the extension''s functions; each role reads the columns of tables it may UPDATE.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_check() IS
 'Registered embedding columns, their model''s fingerprint, the one a re-embedding moves them to, the loaded model''s, and whether they match: a column that does not match refuses writes until it is re-embedded.';
@@ -140,9 +143,9 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_register(oid, jsonb) IS
 'Internal (qwen3_embed_state): registers a column with the loaded model at its first write. Takes INSERT or UPDATE on the table.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_move(oid, jsonb) IS
 'Internal (qwen3_embed_state): a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';
-COMMENT ON SEQUENCE @extschema@.qwen3_embed_syncs_id_seq IS 'Ids of qwen3_embed_syncs.';
-COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_queue.';
-COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';
+COMMENT ON SEQUENCE qwen3_embed.syncs_id_seq IS 'Ids of qwen3_embed.syncs.';
+COMMENT ON SEQUENCE qwen3_embed.queue_id_seq IS 'Ids of qwen3_embed.queue.';
+COMMENT ON SEQUENCE qwen3_embed.sync_errors_id_seq IS 'Ids of qwen3_embed.sync_errors.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, integer, integer, text, integer, integer, integer) IS
 'Keeps a chunk table in step with source_column through the embedding queue: each row''s text split into chunks of at most chunk_tokens tokens overlapping by overlap (qwen3_chunks), one row and one vector per chunk in chunk_table, which it creates (key, chunk_no, chunk, embedding; rows go with their source row). Returns the sync''s id.';
 COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS
@@ -183,7 +186,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_failed(oid, jsonb) IS
 'Internal (qwen3_embed_state): schedules a failed queue row''s next try, or moves it to the error table after max_attempts.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_clear() IS
 'Internal: BEFORE UPDATE row trigger of a sync that empties the target when the source became NULL.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_refusal(@extschema@.qwen3_embed_syncs) IS
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_refusal(qwen3_embed.syncs) IS
 'Internal (qwen3_embed_sync_run): why the role that created a sync may no longer have it drained, or NULL.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_due(integer) IS
 'Internal (qwen3_embed_sync_run): the syncs with due rows that are not set aside, with their table''s owner.';
@@ -201,5 +204,5 @@ COMMENT ON FUNCTION @extschema@.qwen3_search_filter(regclass, jsonb, name) IS
 'Internal: the WHERE clause of qwen3_search''s filter, each value compared in its column''s type.';
 COMMENT ON EVENT TRIGGER qwen3_embed_forget_dropped IS
 'Removes what qwen3_embed keeps about a table or column (syncs, queue rows, column registry rows, re-embedding jobs) when it is dropped.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_changed(@extschema@.qwen3_embed_syncs) IS
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_changed(qwen3_embed.syncs) IS
 'Internal (qwen3_embed_sync_drain): how a sync''s table or key column is no longer what the sync was made for, or NULL.';

@@ -150,11 +150,21 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_batch_for_column_wrapper';
 
+-- The state tables move to a schema of their own (sql/schema.sql says why): the jobs table of
+-- 0.1.0 goes there as qwen3_embed.jobs, with its rows, privileges, row security and the
+-- constraint names a fresh install gives it.
+CREATE SCHEMA qwen3_embed;
+GRANT USAGE ON SCHEMA qwen3_embed TO PUBLIC;
+ALTER TABLE @extschema@.qwen3_embed_jobs SET SCHEMA qwen3_embed;
+ALTER TABLE qwen3_embed.qwen3_embed_jobs RENAME TO jobs;
+ALTER TABLE qwen3_embed.jobs RENAME CONSTRAINT qwen3_embed_jobs_pkey TO jobs_pkey;
+ALTER TABLE qwen3_embed.jobs RENAME CONSTRAINT qwen3_embed_jobs_batch_size_check TO jobs_batch_size_check;
+
 -- The jobs table: the job's kind, a migration's column, the session running it, and the
 -- 'interrupted' state. Existing rows are re-embedding jobs with no recorded session.
-ALTER TABLE @extschema@.qwen3_embed_jobs
+ALTER TABLE qwen3_embed.jobs
     DROP CONSTRAINT qwen3_embed_jobs_state_check,
-    ADD CONSTRAINT qwen3_embed_jobs_state_check
+    ADD CONSTRAINT jobs_state_check
         CHECK (state IN ('running', 'interrupted', 'failed', 'done')),
     ADD COLUMN kind text NOT NULL DEFAULT 'reembed' CHECK (kind IN ('reembed', 'migrate')),
     ADD COLUMN migrates_column name,
@@ -220,6 +230,9 @@ STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_cache_files_wrapper';
 
+-- ==== sql/schema.sql ============================================================================
+GRANT USAGE ON SCHEMA qwen3_embed TO PUBLIC;
+
 -- ==== sql/columns.sql ===========================================================================
 -- One model per column: every embedding column the extension fills (the trigger, the sync queue,
 -- the re-embedding procedures) is registered with the fingerprint of the model that made its
@@ -230,7 +243,7 @@ AS 'MODULE_PATHNAME', 'qwen3_embed_cache_files_wrapper';
 --
 --   SELECT * FROM qwen3_embed_check();   -- registered columns whose model is not the loaded one
 
-CREATE TABLE @extschema@.qwen3_embed_columns (
+CREATE TABLE qwen3_embed.columns (
     relation         regclass    NOT NULL,
     column_name      name        NOT NULL,
     fingerprint      text        NOT NULL,
@@ -241,12 +254,12 @@ CREATE TABLE @extschema@.qwen3_embed_columns (
     registered_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (relation, column_name)
 );
-ALTER TABLE @extschema@.qwen3_embed_columns ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_columns_updatable ON @extschema@.qwen3_embed_columns
+ALTER TABLE qwen3_embed.columns ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_columns_updatable ON qwen3_embed.columns
     USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
     WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
-REVOKE ALL ON @extschema@.qwen3_embed_columns FROM PUBLIC;
-GRANT SELECT ON @extschema@.qwen3_embed_columns TO PUBLIC;
+REVOKE ALL ON qwen3_embed.columns FROM PUBLIC;
+GRANT SELECT ON qwen3_embed.columns TO PUBLIC;
 
 -- The fingerprint a write into relation.column_name must be made with: the registered one (or,
 -- during a re-embedding, the one it moves to). A column written for the first time is
@@ -258,13 +271,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_column_model$
 DECLARE
-    c @extschema@.qwen3_embed_columns;
+    c qwen3_embed.columns;
 BEGIN
-    SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
+    SELECT * INTO c FROM qwen3_embed.columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     IF NOT FOUND THEN
         PERFORM @extschema@.qwen3_embed_state('column_register', pg_catalog.jsonb_build_object(
             'relation', p_rel::oid, 'column', p_col, 'instruct', p_instruct, 'dims', p_dims));
-        SELECT * INTO c FROM @extschema@.qwen3_embed_columns x WHERE x.relation = p_rel AND x.column_name = p_col;
+        SELECT * INTO c FROM qwen3_embed.columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     END IF;
     IF c.instruct IS DISTINCT FROM p_instruct OR c.dims IS DISTINCT FROM p_dims THEN
         RAISE EXCEPTION 'qwen3_embed: %.% holds vectors made with instruct % and dims %, not % and %',
@@ -300,7 +313,7 @@ BEGIN
                     WHERE x.attrelid = v_rel AND x.attname = v_col AND x.attnum > 0 AND NOT x.attisdropped) THEN
         RAISE EXCEPTION 'qwen3_embed: column "%" of % does not exist', v_col, v_rel USING ERRCODE = 'undefined_column';
     END IF;
-    INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, instruct, dims)
+    INSERT INTO qwen3_embed.columns AS x (relation, column_name, fingerprint, instruct, dims)
     SELECT v_rel, v_col, i.fingerprint, a->>'instruct', (a->>'dims')::int FROM @extschema@.qwen3_embed_info() i
     ON CONFLICT (relation, column_name) DO NOTHING;
     RETURN NULL;
@@ -324,14 +337,14 @@ DECLARE
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed');
     IF (a->>'done')::boolean THEN
-        UPDATE @extschema@.qwen3_embed_columns x
+        UPDATE qwen3_embed.columns x
            SET fingerprint = coalesce(x.next_fingerprint, x.fingerprint), next_fingerprint = NULL,
                instruct = v_instruct, dims = v_dims, registered_at = clock_timestamp()
          WHERE x.relation = v_rel AND x.column_name = v_col;
         RETURN NULL;
     END IF;
     SELECT i.fingerprint INTO v_fp FROM @extschema@.qwen3_embed_info() i;
-    INSERT INTO @extschema@.qwen3_embed_columns AS x (relation, column_name, fingerprint, next_fingerprint, instruct, dims)
+    INSERT INTO qwen3_embed.columns AS x (relation, column_name, fingerprint, next_fingerprint, instruct, dims)
     VALUES (v_rel, v_col, v_fp, v_fp, v_instruct, v_dims)
     ON CONFLICT (relation, column_name) DO UPDATE
        SET next_fingerprint = EXCLUDED.next_fingerprint,
@@ -349,7 +362,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT c.relation, c.column_name, c.fingerprint, c.next_fingerprint, i.fingerprint,
            c.fingerprint = i.fingerprint AND c.next_fingerprint IS NULL
-      FROM @extschema@.qwen3_embed_columns c, @extschema@.qwen3_embed_info() i
+      FROM qwen3_embed.columns c, @extschema@.qwen3_embed_info() i
      WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                     WHERE a.attrelid = c.relation AND a.attname = c.column_name AND NOT a.attisdropped)
      ORDER BY c.relation::text, c.column_name
@@ -482,9 +495,9 @@ $qwen3_embed_trigger$;
 -- calling role's rights on the table and takes the walk's key, the columns and the migration's
 -- column from the catalog, never from a stored row, so no role can plant a job that another
 -- role's CALL (or abandon) would then act on.
-ALTER TABLE @extschema@.qwen3_embed_jobs ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON @extschema@.qwen3_embed_jobs FROM PUBLIC;
-GRANT SELECT ON @extschema@.qwen3_embed_jobs TO PUBLIC;
+ALTER TABLE qwen3_embed.jobs ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON qwen3_embed.jobs FROM PUBLIC;
+GRANT SELECT ON qwen3_embed.jobs TO PUBLIC;
 
 -- A job's state as people should read it: 'running' only while its session still exists.
 -- (A cancelled or timed-out job records 'interrupted' itself; a terminated session or a crash
@@ -533,7 +546,7 @@ SELECT j.relation,
        j.kind,
        j.migrates_column,
        j.runner_pid
-  FROM @extschema@.qwen3_embed_jobs j;
+  FROM qwen3_embed.jobs j;
 GRANT SELECT ON @extschema@.qwen3_embed_progress TO PUBLIC;
 
 -- This session, as a job's runner (for the job_* operations only).
@@ -542,7 +555,7 @@ RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    UPDATE @extschema@.qwen3_embed_jobs j
+    UPDATE qwen3_embed.jobs j
        SET runner_pid = pg_catalog.pg_backend_pid(),
            runner_started = (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a
                               WHERE a.pid = pg_catalog.pg_backend_pid())
@@ -607,7 +620,7 @@ DECLARE
     v_dims     int      := (a->>'dims')::int;
     v_batch    int      := (a->>'batch_size')::int;
     v_key      name;
-    v_job      @extschema@.qwen3_embed_jobs;
+    v_job      qwen3_embed.jobs;
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, v_what);
     PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_dst], v_what);
@@ -616,7 +629,7 @@ BEGIN
         RAISE EXCEPTION '%: batch_size must be at least 1, got %', v_what, coalesce(v_batch::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+    SELECT * INTO v_job FROM qwen3_embed.jobs j
      WHERE j.relation = v_rel AND j.target_column = v_dst
        FOR UPDATE;
     IF FOUND AND NOT (a->>'restart')::boolean AND v_job.state <> 'done' AND v_job.rows_done > 0 THEN
@@ -629,12 +642,12 @@ BEGIN
                       HINT = format('CALL it again with the same arguments to resume it, with restart => true to start over, or forget it with SELECT qwen3_embed_abandon(%L, %L).',
                                     v_rel::text, v_dst);
         END IF;
-        UPDATE @extschema@.qwen3_embed_jobs j
+        UPDATE qwen3_embed.jobs j
            SET state = 'running', last_error = NULL, batch_size = v_batch, updated_at = clock_timestamp()
          WHERE j.relation = v_rel AND j.target_column = v_dst;
         RAISE NOTICE 'qwen3_embed_reembed: resuming %.% after % rows', v_rel, quote_ident(v_dst), v_job.rows_done;
     ELSE
-        INSERT INTO @extschema@.qwen3_embed_jobs AS j
+        INSERT INTO qwen3_embed.jobs AS j
                (relation, target_column, source_column, instruct, dims, key_column, batch_size)
         VALUES (v_rel, v_dst, v_src, v_instruct, v_dims, v_key, v_batch)
         ON CONFLICT (relation, target_column) DO UPDATE
@@ -661,15 +674,15 @@ SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_job_lock$
 DECLARE
     v_rel regclass := (a->>'relation')::oid;
-    v_job @extschema@.qwen3_embed_jobs;
+    v_job qwen3_embed.jobs;
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF (a->>'nowait')::boolean THEN
-        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+        SELECT * INTO v_job FROM qwen3_embed.jobs j
          WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
            FOR UPDATE NOWAIT;
     ELSE
-        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+        SELECT * INTO v_job FROM qwen3_embed.jobs j
          WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
            FOR UPDATE;
     END IF;
@@ -694,11 +707,11 @@ DECLARE
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF v_n IS NULL THEN
-        UPDATE @extschema@.qwen3_embed_jobs j SET rows_total = greatest((a->>'rows_total')::bigint, 0)
+        UPDATE qwen3_embed.jobs j SET rows_total = greatest((a->>'rows_total')::bigint, 0)
          WHERE j.relation = v_rel AND j.target_column = v_dst
         RETURNING rows_done, rows_total INTO v_done, v_total;
     ELSE
-        UPDATE @extschema@.qwen3_embed_jobs j
+        UPDATE qwen3_embed.jobs j
            SET last_key = a->>'last_key', rows_done = rows_done + greatest(v_n, 0),
                rows_total = greatest(rows_total, rows_done + greatest(v_n, 0)), updated_at = clock_timestamp()
          WHERE j.relation = v_rel AND j.target_column = v_dst
@@ -721,14 +734,14 @@ DECLARE
     v_rel   regclass := (a->>'relation')::oid;
     v_dst   name     := a->>'target_column';
     v_state text     := a->>'state';
-    v_job   @extschema@.qwen3_embed_jobs;
+    v_job   qwen3_embed.jobs;
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF v_state NOT IN ('done', 'interrupted', 'failed') THEN
         RAISE EXCEPTION 'qwen3_embed_reembed: a job cannot end as %', quote_literal(v_state)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    UPDATE @extschema@.qwen3_embed_jobs j
+    UPDATE qwen3_embed.jobs j
        SET state = v_state, updated_at = clock_timestamp(),
            last_error = CASE WHEN v_state = 'done' THEN NULL ELSE a->>'error' END,
            rows_total = CASE WHEN v_state = 'done' THEN j.rows_done ELSE j.rows_total END,
@@ -761,8 +774,8 @@ DECLARE
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
     PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_old, v_new], v_what);
-    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_new;
-    INSERT INTO @extschema@.qwen3_embed_jobs
+    DELETE FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_new;
+    INSERT INTO qwen3_embed.jobs
            (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
             kind, migrates_column)
     VALUES (v_rel, v_new, v_src, a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
@@ -792,18 +805,18 @@ DECLARE
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
     PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[(a->>'source_column')::name, v_dst], v_what);
-    DELETE FROM @extschema@.qwen3_embed_jobs j
+    DELETE FROM qwen3_embed.jobs j
      WHERE j.relation = v_rel AND j.target_column = v_new AND j.kind = 'migrate'
     RETURNING j.rows_done INTO v_rows;
     IF NOT FOUND THEN
         RAISE EXCEPTION '%: no migration of %.% to % dimensions', v_what, v_rel, quote_ident(v_dst), v_dims
             USING ERRCODE = 'undefined_object';
     END IF;
-    DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
-    UPDATE @extschema@.qwen3_embed_columns c SET column_name = v_dst
+    DELETE FROM qwen3_embed.columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
+    UPDATE qwen3_embed.columns c SET column_name = v_dst
      WHERE c.relation = v_rel AND c.column_name = v_new;
     v_done := v_rows + greatest(coalesce((a->>'caught')::bigint, 0), 0);
-    INSERT INTO @extschema@.qwen3_embed_jobs AS j
+    INSERT INTO qwen3_embed.jobs AS j
            (relation, target_column, source_column, instruct, dims, key_column, batch_size,
             rows_done, rows_total, state, finished_at)
     VALUES (v_rel, v_dst, a->>'source_column', a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
@@ -832,12 +845,12 @@ DECLARE
     v_kind text;
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_abandon');
-    SELECT j.kind INTO v_kind FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
+    SELECT j.kind INTO v_kind FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
     IF v_kind = 'migrate' THEN
         PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, 'qwen3_embed_abandon');
-        DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
+        DELETE FROM qwen3_embed.columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
     END IF;
-    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
+    DELETE FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
     RETURN NULL;
 END
 $qwen3_embed_state_job_forget$;
@@ -928,7 +941,7 @@ BEGIN
         'relation', p_rel::oid, 'source_column', p_src, 'target_column', p_dst, 'instruct', p_instruct,
         'dims', v_dims, 'batch_size', p_batch, 'restart', coalesce(p_restart, false)));
 
-    SELECT j.last_key, j.rows_done INTO v_last, v_done FROM @extschema@.qwen3_embed_jobs j
+    SELECT j.last_key, j.rows_done INTO v_last, v_done FROM qwen3_embed.jobs j
      WHERE j.relation = p_rel AND j.target_column = p_dst;
     IF v_last IS NULL THEN
         EXECUTE format('SELECT count(*) FROM %s', p_rel) INTO v_total;
@@ -952,7 +965,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_job_step$
 DECLARE
-    v_job      @extschema@.qwen3_embed_jobs;
+    v_job      qwen3_embed.jobs;
     v_key_type text;
     v_tpl      text;
     v_n        int;
@@ -966,7 +979,7 @@ BEGIN
     finished := false;
     BEGIN
         -- Serializes concurrent CALLs on the same job: each takes the next batch in turn.
-        v_job := jsonb_populate_record(NULL::@extschema@.qwen3_embed_jobs,
+        v_job := jsonb_populate_record(NULL::qwen3_embed.jobs,
                      @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
                          'relation', p_rel::oid, 'target_column', p_dst, 'nowait', false)));
         IF v_job.target_column IS NULL THEN
@@ -976,7 +989,7 @@ BEGIN
         SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type
           FROM pg_attribute a
          WHERE a.attrelid = p_rel AND a.attname = v_job.key_column AND NOT a.attisdropped;
-        SELECT coalesce(c.next_fingerprint, c.fingerprint) INTO v_fp FROM @extschema@.qwen3_embed_columns c
+        SELECT coalesce(c.next_fingerprint, c.fingerprint) INTO v_fp FROM qwen3_embed.columns c
          WHERE c.relation = p_rel AND c.column_name = p_dst;
         v_tpl := $sql$
             WITH batch AS MATERIALIZED (
@@ -1119,7 +1132,7 @@ BEGIN
     v_trigger := new_column || '_sync';
     -- An unfinished migration of this column to another size: its column and sync trigger
     -- would keep embedding every write. Resume it or abandon it first; never guess.
-    SELECT j.target_column, j.dims INTO v_other FROM @extschema@.qwen3_embed_jobs j
+    SELECT j.target_column, j.dims INTO v_other FROM qwen3_embed.jobs j
      WHERE j.relation = p_rel AND j.kind = 'migrate' AND j.migrates_column = p_dst
        AND j.target_column <> new_column
      LIMIT 1;
@@ -1143,7 +1156,7 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM pg_attribute a
                 WHERE a.attrelid = p_rel AND a.attname = new_column AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        SELECT j.state INTO v_state FROM @extschema@.qwen3_embed_jobs j
+        SELECT j.state INTO v_state FROM qwen3_embed.jobs j
          WHERE j.relation = p_rel AND j.target_column = new_column;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'qwen3_embed_migrate_dims: % already has a column "%" that no migration job owns', p_rel, new_column
@@ -1189,7 +1202,7 @@ BEGIN
                    '@extschema@.qwen3_embed_batch_for_column(ARRAY[%3$I::text], $1, $2, $3) e) '
                    'WHERE %2$I IS NULL AND %3$I IS NOT NULL', p_rel, v_new, p_src)
        USING p_instruct, p_dims,
-             (SELECT c.fingerprint FROM @extschema@.qwen3_embed_columns c
+             (SELECT c.fingerprint FROM qwen3_embed.columns c
                WHERE c.relation = p_rel AND c.column_name = v_new);
     GET DIAGNOSTICS v_caught = ROW_COUNT;
     SELECT string_agg(pg_get_indexdef(d.objid), '; ' ORDER BY d.objid) INTO v_indexes
@@ -1262,14 +1275,14 @@ AS $qwen3_embed_abandon$
 #variable_conflict use_variable
 DECLARE
     v_rel regclass := relation;
-    v_job @extschema@.qwen3_embed_jobs;
+    v_job qwen3_embed.jobs;
     v_live int;
 BEGIN
     -- The column being migrated names its unfinished migration first, then its own job.
-    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+    SELECT * INTO v_job FROM qwen3_embed.jobs j
      WHERE j.relation = v_rel AND j.kind = 'migrate' AND j.migrates_column = target_column;
     IF NOT FOUND THEN
-        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+        SELECT * INTO v_job FROM qwen3_embed.jobs j
          WHERE j.relation = v_rel AND j.target_column = target_column;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'qwen3_embed_abandon: no job on %.%', v_rel, quote_ident(target_column)
@@ -1326,11 +1339,11 @@ $qwen3_embed_abandon$;
 -- loses it. A row changed after it was queued gets the text it has when it is embedded (its
 -- row lock keeps it from changing meanwhile), and its change queued it again. A batch that
 -- fails is retried row by row; a row that keeps failing waits 2^attempts seconds between tries
--- and after max_attempts moves to qwen3_embed_sync_errors. A sync whose whole round fails is
+-- and after max_attempts moves to qwen3_embed.sync_errors. A sync whose whole round fails is
 -- set aside (paused_until, doubling up to an hour) while the others go on.
 --
--- Who may do what. The state tables (qwen3_embed_syncs, qwen3_embed_queue,
--- qwen3_embed_sync_errors) are written only by the extension: ordinary roles may read, under
+-- Who may do what. The state tables (qwen3_embed.syncs, qwen3_embed.queue,
+-- qwen3_embed.sync_errors) are written only by the extension: ordinary roles may read, under
 -- row security, the rows of tables they may UPDATE, and change them only through the functions
 -- below, which pass each change through qwen3_embed_state() (src/state.rs). That gate checks
 -- the role calling it (the current user, as PostgreSQL's own privilege checks do) and runs one
@@ -1341,7 +1354,7 @@ $qwen3_embed_abandon$;
 -- Every function here pins search_path = pg_catalog, pg_temp.
 
 -- One row per kept-in-step column.
-CREATE TABLE @extschema@.qwen3_embed_syncs (
+CREATE TABLE qwen3_embed.syncs (
     id            serial      PRIMARY KEY,
     relation      regclass    NOT NULL,
     source_column name        NOT NULL,
@@ -1381,7 +1394,7 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
 -- Rows waiting to be embedded: the key as text, how often it was tried, when next. No foreign
 -- key to the syncs (a per-row check on every queued row of every write): qwen3_embed_unsync
 -- deletes a sync's queue and errors itself.
-CREATE TABLE @extschema@.qwen3_embed_queue (
+CREATE TABLE qwen3_embed.queue (
     id          bigserial   PRIMARY KEY,
     sync_id     int         NOT NULL,
     key         text        NOT NULL,
@@ -1392,9 +1405,9 @@ CREATE TABLE @extschema@.qwen3_embed_queue (
 );
 
 -- Rows that failed max_attempts times, with the last error.
-CREATE TABLE @extschema@.qwen3_embed_sync_errors (
+CREATE TABLE qwen3_embed.sync_errors (
     id        bigserial   PRIMARY KEY,
-    sync_id   int         NOT NULL REFERENCES @extschema@.qwen3_embed_syncs ON DELETE CASCADE,
+    sync_id   int         NOT NULL REFERENCES qwen3_embed.syncs ON DELETE CASCADE,
     key       text        NOT NULL,
     sqlstate  text        NOT NULL,
     message   text        NOT NULL,
@@ -1404,19 +1417,19 @@ CREATE TABLE @extschema@.qwen3_embed_sync_errors (
 
 -- Read only, and only the rows of tables the reader may UPDATE (superusers and the extension's
 -- owner see all).
-ALTER TABLE @extschema@.qwen3_embed_syncs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_syncs_updatable ON @extschema@.qwen3_embed_syncs FOR SELECT
+ALTER TABLE qwen3_embed.syncs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_syncs_updatable ON qwen3_embed.syncs FOR SELECT
     USING (pg_catalog.has_table_privilege(relation, 'UPDATE'));
-ALTER TABLE @extschema@.qwen3_embed_queue ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_queue_updatable ON @extschema@.qwen3_embed_queue FOR SELECT
-    USING (EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_syncs s WHERE s.id = sync_id));
-ALTER TABLE @extschema@.qwen3_embed_sync_errors ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_sync_errors_updatable ON @extschema@.qwen3_embed_sync_errors FOR SELECT
-    USING (EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_syncs s WHERE s.id = sync_id));
-REVOKE ALL ON @extschema@.qwen3_embed_syncs, @extschema@.qwen3_embed_queue,
-              @extschema@.qwen3_embed_sync_errors FROM PUBLIC;
-GRANT SELECT ON @extschema@.qwen3_embed_syncs, @extschema@.qwen3_embed_queue,
-                @extschema@.qwen3_embed_sync_errors TO PUBLIC;
+ALTER TABLE qwen3_embed.queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_queue_updatable ON qwen3_embed.queue FOR SELECT
+    USING (EXISTS (SELECT 1 FROM qwen3_embed.syncs s WHERE s.id = sync_id));
+ALTER TABLE qwen3_embed.sync_errors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_sync_errors_updatable ON qwen3_embed.sync_errors FOR SELECT
+    USING (EXISTS (SELECT 1 FROM qwen3_embed.syncs s WHERE s.id = sync_id));
+REVOKE ALL ON qwen3_embed.syncs, qwen3_embed.queue,
+              qwen3_embed.sync_errors FROM PUBLIC;
+GRANT SELECT ON qwen3_embed.syncs, qwen3_embed.queue,
+                qwen3_embed.sync_errors TO PUBLIC;
 
 -- Whether p_caller may drain, retry and read the sync's table (UPDATE), or create and remove its
 -- sync (membership in the owning role). Raises insufficient_privilege otherwise.
@@ -1445,14 +1458,14 @@ $qwen3_embed_state_check$;
 
 -- The sync of p_id, checked for p_caller; raises undefined_object when it does not exist.
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync(p_caller oid, p_id int, p_owner boolean, p_what text)
-RETURNS @extschema@.qwen3_embed_syncs
+RETURNS qwen3_embed.syncs
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync$
 DECLARE
-    s @extschema@.qwen3_embed_syncs;
+    s qwen3_embed.syncs;
 BEGIN
-    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
+    SELECT * INTO s FROM qwen3_embed.syncs x WHERE x.id = p_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION '%: no sync %', p_what, p_id USING ERRCODE = 'undefined_object';
     END IF;
@@ -1512,7 +1525,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.key_column, s.key_type, s.source_column, s.target_column, s.chunk_table
-      FROM @extschema@.qwen3_embed_syncs s WHERE s.id = p_id AND s.relation = p_rel
+      FROM qwen3_embed.syncs s WHERE s.id = p_id AND s.relation = p_rel
 $$;
 
 -- Queues, as the calling role, every row of sync p_id's table with text (with p_missing, only
@@ -1565,7 +1578,7 @@ $qwen3_embed_sync_clear$;
 
 -- Why the role that created sync s may no longer have it drained (NULL when it may): it must
 -- still read the source column and write the target (or the chunk table).
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_refusal(s @extschema@.qwen3_embed_syncs)
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_refusal(s qwen3_embed.syncs)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1711,18 +1724,18 @@ BEGIN
         RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_once AND EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_columns c
+    IF v_once AND EXISTS (SELECT 1 FROM qwen3_embed.columns c
                            WHERE c.relation = v_rel AND c.column_name = v_dst AND c.next_fingerprint IS NOT NULL) THEN
         RAISE EXCEPTION '%: %.% is being re-embedded already', v_what, v_rel, quote_ident(v_dst)
             USING ERRCODE = 'object_in_use',
                   HINT = 'SELECT * FROM qwen3_embed_progress shows the job; qwen3_embed_abandon forgets a stopped one.';
     END IF;
-    INSERT INTO @extschema@.qwen3_embed_syncs AS s
+    INSERT INTO qwen3_embed.syncs AS s
            (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
             chunk_table, chunk_tokens, chunk_overlap, created_by, once, replacing)
     VALUES (v_rel, v_src, v_dst, v_instruct, v_dims, v_key, v_key_type, v_batch, v_attempts,
             v_chunks, v_tokens, v_overlap, p_caller, v_once, v_once)
-    ON CONFLICT ON CONSTRAINT qwen3_embed_syncs_relation_target_column_key DO NOTHING
+    ON CONFLICT ON CONSTRAINT syncs_relation_target_column_key DO NOTHING
     RETURNING s.id INTO v_id;
     IF v_id IS NULL THEN
         RAISE EXCEPTION '%: %.% is already kept in step', v_what, v_rel, quote_ident(v_dst)
@@ -1760,19 +1773,19 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_remove$
 DECLARE
-    s         @extschema@.qwen3_embed_syncs;
+    s         qwen3_embed.syncs;
     v_pending bigint;
     v_suffix  text;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, 'qwen3_embed_unsync');
-    DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id;
+    DELETE FROM qwen3_embed.queue q WHERE q.sync_id = s.id;
     GET DIAGNOSTICS v_pending = ROW_COUNT;
     FOREACH v_suffix IN ARRAY CASE WHEN s.once THEN '{}'::text[]
                                    WHEN s.chunk_table IS NULL THEN ARRAY['_ins', '_upd', '_clear']
                                    ELSE ARRAY['_ins', '_upd'] END LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || s.id || v_suffix, s.relation);
     END LOOP;
-    DELETE FROM @extschema@.qwen3_embed_syncs x WHERE x.id = s.id;
+    DELETE FROM qwen3_embed.syncs x WHERE x.id = s.id;
     RETURN jsonb_build_object('pending', v_pending);
 END
 $qwen3_embed_state_sync_remove$;
@@ -1785,18 +1798,18 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_retry$
 DECLARE
-    s   @extschema@.qwen3_embed_syncs;
+    s   qwen3_embed.syncs;
     v_n bigint;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_retry');
     WITH moved AS (
-        DELETE FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = s.id RETURNING e.key
+        DELETE FROM qwen3_embed.sync_errors e WHERE e.sync_id = s.id RETURNING e.key
     )
-    INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) SELECT DISTINCT s.id, m.key FROM moved m;
+    INSERT INTO qwen3_embed.queue (sync_id, key) SELECT DISTINCT s.id, m.key FROM moved m;
     GET DIAGNOSTICS v_n = ROW_COUNT;
-    UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
+    UPDATE qwen3_embed.queue q SET next_try_at = clock_timestamp(), attempts = 0
      WHERE q.sync_id = s.id;
-    UPDATE @extschema@.qwen3_embed_syncs x SET failures = 0, paused_until = NULL WHERE x.id = s.id;
+    UPDATE qwen3_embed.syncs x SET failures = 0, paused_until = NULL WHERE x.id = s.id;
     RETURN jsonb_build_object('requeued', v_n);
 END
 $qwen3_embed_state_sync_retry$;
@@ -1814,7 +1827,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_alter$
 DECLARE
-    s          @extschema@.qwen3_embed_syncs;
+    s          qwen3_embed.syncs;
     v_what     text := 'qwen3_embed_sync_alter';
     v_batch    int;
     v_attempts int;
@@ -1860,19 +1873,19 @@ BEGIN
     v_changes := v_instruct IS DISTINCT FROM s.instruct OR v_dims IS DISTINCT FROM s.dims
                  OR coalesce((a->>'force')::boolean, false);
     IF v_changes AND NOT s.replacing AND EXISTS (
-           SELECT 1 FROM @extschema@.qwen3_embed_columns c
+           SELECT 1 FROM qwen3_embed.columns c
             WHERE c.relation = v_rel AND c.column_name = v_col AND c.next_fingerprint IS NOT NULL) THEN
         RAISE EXCEPTION '%: %.% is being re-embedded; change its sync when that is over', v_what, v_rel, quote_ident(v_col)
             USING ERRCODE = 'object_in_use';
     END IF;
-    UPDATE @extschema@.qwen3_embed_syncs x
+    UPDATE qwen3_embed.syncs x
        SET batch_size = v_batch, max_attempts = v_attempts, instruct = v_instruct, dims = v_dims,
            replacing = x.replacing OR v_changes
      WHERE x.id = s.id;
     IF v_changes THEN
         PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_col, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
-        UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
+        UPDATE qwen3_embed.queue q SET next_try_at = clock_timestamp(), attempts = 0
          WHERE q.sync_id = s.id;
     END IF;
     RETURN jsonb_build_object('changes', v_changes);
@@ -1892,7 +1905,7 @@ DECLARE
     v_rel regclass;
     v_n   bigint;
 BEGIN
-    SELECT s.relation INTO v_rel FROM @extschema@.qwen3_embed_syncs s WHERE s.id = v_id;
+    SELECT s.relation INTO v_rel FROM qwen3_embed.syncs s WHERE s.id = v_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'qwen3_embed_sync: no sync %', v_id USING ERRCODE = 'undefined_object';
     END IF;
@@ -1900,10 +1913,10 @@ BEGIN
         RAISE EXCEPTION 'qwen3_embed_sync: permission denied for table % (INSERT or UPDATE is needed)', v_rel
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key)
+    INSERT INTO qwen3_embed.queue (sync_id, key)
     SELECT v_id, k.key FROM jsonb_array_elements_text(a->'keys') k(key)
      WHERE NOT coalesce((a->>'dedupe')::boolean, false)
-        OR NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = v_id AND q.key = k.key);
+        OR NOT EXISTS (SELECT 1 FROM qwen3_embed.queue q WHERE q.sync_id = v_id AND q.key = k.key);
     GET DIAGNOSTICS v_n = ROW_COUNT;
     PERFORM @extschema@.qwen3_embed_sync_wake();
     RETURN jsonb_build_object('rows', v_n);
@@ -1919,13 +1932,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_queue_claim$
 DECLARE
-    s      @extschema@.qwen3_embed_syncs;
+    s      qwen3_embed.syncs;
     v_ids  bigint[];
     v_keys text[];
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     SELECT array_agg(p.id ORDER BY p.id), array_agg(p.key ORDER BY p.id) INTO v_ids, v_keys
-      FROM (SELECT q.id, q.key FROM @extschema@.qwen3_embed_queue q
+      FROM (SELECT q.id, q.key FROM qwen3_embed.queue q
              WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp()
              ORDER BY q.id LIMIT s.batch_size * least((a->>'batches')::int, 4)
                FOR UPDATE SKIP LOCKED) p;
@@ -1941,34 +1954,34 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_queue_done$
 DECLARE
-    s      @extschema@.qwen3_embed_syncs;
+    s      qwen3_embed.syncs;
     v_rows int    := (a->>'rows')::int;
     v_secs float8 := (a->>'seconds')::float8;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    DELETE FROM @extschema@.qwen3_embed_queue q
+    DELETE FROM qwen3_embed.queue q
      WHERE q.sync_id = s.id AND q.id = ANY (ARRAY(SELECT jsonb_array_elements_text(a->'ids'))::bigint[]);
     IF v_rows > 0 THEN
-        UPDATE @extschema@.qwen3_embed_syncs x
+        UPDATE qwen3_embed.syncs x
            SET rows_done = x.rows_done + v_rows, last_done_at = clock_timestamp(),
                rate = CASE WHEN x.rate IS NULL THEN v_rows / greatest(v_secs, 1e-6)
                            ELSE 0.7 * x.rate + 0.3 * v_rows / greatest(v_secs, 1e-6) END
          WHERE x.id = s.id;
     END IF;
-    IF s.replacing AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id) THEN
+    IF s.replacing AND NOT EXISTS (SELECT 1 FROM qwen3_embed.queue q WHERE q.sync_id = s.id) THEN
         -- Every row queued by qwen3_embed_sync_alter or qwen3_embed_reembed_later has its new
         -- vector (or failed for good).
-        UPDATE @extschema@.qwen3_embed_syncs x SET replacing = false WHERE x.id = s.id;
+        UPDATE qwen3_embed.syncs x SET replacing = false WHERE x.id = s.id;
         PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', coalesce(s.chunk_table, s.relation)::oid,
             'column', CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END,
             'instruct', s.instruct, 'dims', s.dims, 'done', true));
     END IF;
     -- A one-time re-embedding goes when it is done, unless rows failed: those stay in view
-    -- (qwen3_embed_sync_status, qwen3_embed_sync_errors) until retried.
-    IF s.once AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id)
-       AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = s.id) THEN
-        DELETE FROM @extschema@.qwen3_embed_syncs x WHERE x.id = s.id;
+    -- (qwen3_embed_sync_status, qwen3_embed.sync_errors) until retried.
+    IF s.once AND NOT EXISTS (SELECT 1 FROM qwen3_embed.queue q WHERE q.sync_id = s.id)
+       AND NOT EXISTS (SELECT 1 FROM qwen3_embed.sync_errors e WHERE e.sync_id = s.id) THEN
+        DELETE FROM qwen3_embed.syncs x WHERE x.id = s.id;
     END IF;
     RETURN NULL;
 END
@@ -1982,20 +1995,20 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_queue_failed$
 DECLARE
-    s   @extschema@.qwen3_embed_syncs;
-    q   @extschema@.qwen3_embed_queue;
+    s   qwen3_embed.syncs;
+    q   qwen3_embed.queue;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    SELECT * INTO q FROM @extschema@.qwen3_embed_queue x WHERE x.id = (a->>'queue_id')::bigint AND x.sync_id = s.id;
+    SELECT * INTO q FROM qwen3_embed.queue x WHERE x.id = (a->>'queue_id')::bigint AND x.sync_id = s.id;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
     IF q.attempts + 1 >= s.max_attempts THEN
-        INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
+        INSERT INTO qwen3_embed.sync_errors (sync_id, key, sqlstate, message, attempts)
         VALUES (s.id, q.key, a->>'sqlstate', a->>'message', q.attempts + 1);
-        DELETE FROM @extschema@.qwen3_embed_queue x WHERE x.id = q.id;
+        DELETE FROM qwen3_embed.queue x WHERE x.id = q.id;
     ELSE
-        UPDATE @extschema@.qwen3_embed_queue x
+        UPDATE qwen3_embed.queue x
            SET attempts = q.attempts + 1, last_error = (a->>'sqlstate') || ': ' || (a->>'message'),
                next_try_at = clock_timestamp() + interval '1 second' * power(2, q.attempts)
          WHERE x.id = q.id;
@@ -2013,7 +2026,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_refuse$
 DECLARE
-    s        @extschema@.qwen3_embed_syncs;
+    s        qwen3_embed.syncs;
     v_reason text;
     v_n      bigint;
 BEGIN
@@ -2023,11 +2036,11 @@ BEGIN
         RETURN jsonb_build_object('refused', 0);
     END IF;
     WITH moved AS (
-        DELETE FROM @extschema@.qwen3_embed_queue q
+        DELETE FROM qwen3_embed.queue q
          WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp()
         RETURNING q.key, q.attempts
     )
-    INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
+    INSERT INTO qwen3_embed.sync_errors (sync_id, key, sqlstate, message, attempts)
     SELECT s.id, m.key, '42501', 'qwen3_embed sync: not embedded: ' || v_reason, m.attempts + 1 FROM moved m;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN jsonb_build_object('refused', v_n);
@@ -2043,10 +2056,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_failed$
 DECLARE
-    s @extschema@.qwen3_embed_syncs;
+    s qwen3_embed.syncs;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    UPDATE @extschema@.qwen3_embed_syncs x
+    UPDATE qwen3_embed.syncs x
        SET failures = x.failures + 1,
            paused_until = clock_timestamp() + interval '1 second' * least(power(2, least(x.failures, 12)), 3600),
            last_error = left((a->>'sqlstate') || ': ' || (a->>'message'), 1000)
@@ -2062,10 +2075,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_succeeded$
 DECLARE
-    s @extschema@.qwen3_embed_syncs;
+    s qwen3_embed.syncs;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    UPDATE @extschema@.qwen3_embed_syncs x SET failures = 0, paused_until = NULL, last_error = NULL
+    UPDATE qwen3_embed.syncs x SET failures = 0, paused_until = NULL, last_error = NULL
      WHERE x.id = s.id AND x.failures > 0;
     RETURN NULL;
 END
@@ -2096,10 +2109,10 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.id, c.relowner, @extschema@.qwen3_embed_sync_refusal(s) IS NOT NULL, s.failures
-      FROM @extschema@.qwen3_embed_syncs s JOIN pg_class c ON c.oid = s.relation
+      FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
      WHERE ($1 IS NULL OR s.id = $1)
        AND (s.paused_until IS NULL OR s.paused_until <= clock_timestamp())
-       AND EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q
+       AND EXISTS (SELECT 1 FROM qwen3_embed.queue q
                     WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp())
      ORDER BY s.id
 $$;
@@ -2220,7 +2233,7 @@ AS $qwen3_embed_sync_id$
 DECLARE
     v_id int;
 BEGIN
-    SELECT s.id INTO v_id FROM @extschema@.qwen3_embed_syncs s
+    SELECT s.id INTO v_id FROM qwen3_embed.syncs s
      WHERE s.relation = p_rel AND s.target_column = p_target;
     IF NOT FOUND THEN
         RAISE EXCEPTION '%: %.% is not kept in step', p_what, p_rel, quote_ident(p_target)
@@ -2246,7 +2259,7 @@ $$;
 -- built-in while the owner's identity is in use; the owner's triggers fire under that path too
 -- (as in PostgreSQL's own maintenance commands and logical replication): they must qualify
 -- their names or pin their own search_path.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_batch(s @extschema@.qwen3_embed_syncs, p_ids bigint[], p_keys text[])
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_batch(s qwen3_embed.syncs, p_ids bigint[], p_keys text[])
 RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2312,7 +2325,7 @@ $qwen3_embed_sync_batch$;
 -- How sync s's table is no longer what the sync was made for (NULL when it is): a table
 -- (not a view or anything else), with its key column of the type the queue carries. The drain
 -- asks at every round, before it reads the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_changed(s @extschema@.qwen3_embed_syncs)
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_changed(s qwen3_embed.syncs)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -2339,7 +2352,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_drain$
 DECLARE
-    s       @extschema@.qwen3_embed_syncs;
+    s       qwen3_embed.syncs;
     c       jsonb;
     v_ids   bigint[];
     v_keys  text[];
@@ -2353,7 +2366,7 @@ BEGIN
     batches := 0;
     c := @extschema@.qwen3_embed_state('queue_claim', jsonb_build_object('id', p_id, 'batches', p_batches));
     -- The gate checked that this role may UPDATE the table: row security now shows it the sync.
-    SELECT * INTO STRICT s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
+    SELECT * INTO STRICT s FROM qwen3_embed.syncs x WHERE x.id = p_id;
     v_msg := @extschema@.qwen3_embed_sync_changed(s);
     IF v_msg IS NOT NULL THEN
         RAISE EXCEPTION 'qwen3_embed sync %: %', p_id, v_msg
@@ -2463,8 +2476,8 @@ AS $qwen3_embed_reembed_later$
 #variable_conflict use_variable
 DECLARE
     v_what text := 'qwen3_embed_reembed_later';
-    s      @extschema@.qwen3_embed_syncs;
-    c      @extschema@.qwen3_embed_columns;
+    s      qwen3_embed.syncs;
+    c      qwen3_embed.columns;
     r      jsonb;
     v_n    bigint;
 BEGIN
@@ -2472,7 +2485,7 @@ BEGIN
         RAISE EXCEPTION '%: relation, source_column and target_column must not be NULL', v_what
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs x
+    SELECT * INTO s FROM qwen3_embed.syncs x
      WHERE x.relation = relation AND x.target_column = target_column AND x.chunk_table IS NULL;
     IF FOUND THEN
         IF s.source_column <> source_column THEN
@@ -2485,7 +2498,7 @@ BEGIN
             'default_instruct', coalesce(default_instruct, false), 'force', true));
         v_n := @extschema@.qwen3_embed_sync_backlog(s.id, relation, true, false);
     ELSE
-        SELECT * INTO c FROM @extschema@.qwen3_embed_columns x
+        SELECT * INTO c FROM qwen3_embed.columns x
          WHERE x.relation = relation AND x.column_name = target_column;
         r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
             'what', v_what, 'relation', relation::oid, 'source_column', source_column,
@@ -2519,11 +2532,11 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT q.pending, q.waiting_retry,
-           (SELECT count(*) FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = $1), q.oldest
+           (SELECT count(*) FROM qwen3_embed.sync_errors e WHERE e.sync_id = $1), q.oldest
       FROM (SELECT count(*) FILTER (WHERE x.attempts = 0) AS pending,
                    count(*) FILTER (WHERE x.attempts > 0) AS waiting_retry,
                    min(x.enqueued_at) AS oldest
-              FROM @extschema@.qwen3_embed_queue x WHERE x.sync_id = $1) q
+              FROM qwen3_embed.queue x WHERE x.sync_id = $1) q
 $$;
 CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_eta(p_pending bigint, p_rate float8)
 RETURNS interval
@@ -2544,7 +2557,7 @@ SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        coalesce(pg_catalog.now() - c.oldest_enqueued, interval '0') AS oldest_pending_age,
        s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error,
        @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing, s.once
-  FROM @extschema@.qwen3_embed_syncs s,
+  FROM qwen3_embed.syncs s,
        LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
 
@@ -2562,7 +2575,7 @@ AS $$
     SELECT s.relation::text, s.target_column::text, c.pending, c.waiting_retry, c.failed, s.rows_done,
            coalesce(s.rate, 0), coalesce(extract(epoch FROM now() - c.oldest_enqueued)::float8, 0),
            coalesce(s.paused_until > now(), false)
-      FROM @extschema@.qwen3_embed_syncs s, LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c
+      FROM qwen3_embed.syncs s, LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c
      ORDER BY s.id
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_metrics() FROM PUBLIC;
@@ -2863,7 +2876,7 @@ BEGIN
     -- Which rows and columns: the chunks of a chunked sync, else the table's own columns (its
     -- sync's, or the only text and the only vector column).
     IF chunk_table IS NULL AND text_column IS NULL AND embedding_column IS NULL THEN
-        SELECT s.chunk_table INTO chunk_table FROM @extschema@.qwen3_embed_syncs s
+        SELECT s.chunk_table INTO chunk_table FROM qwen3_embed.syncs s
          WHERE s.relation = relation AND s.chunk_table IS NOT NULL ORDER BY s.id LIMIT 1;
     END IF;
     IF chunk_table IS NOT NULL THEN
@@ -2886,7 +2899,7 @@ BEGIN
         IF v_text IS NULL OR v_emb IS NULL THEN
             SELECT CASE WHEN count(*) = 1 THEN min(s.source_column) END, CASE WHEN count(*) = 1 THEN min(s.target_column) END
               INTO v_query, v_cands
-              FROM @extschema@.qwen3_embed_syncs s
+              FROM qwen3_embed.syncs s
              WHERE s.relation = relation AND s.chunk_table IS NULL
                AND (v_emb IS NULL OR s.target_column = v_emb) AND (v_text IS NULL OR s.source_column = v_text);
             v_text := coalesce(v_text, v_query);
@@ -2936,7 +2949,7 @@ BEGIN
 
     -- The column's model: a registered column must be searched with the model that filled it.
     SELECT c.fingerprint, c.next_fingerprint, c.dims INTO v_fp, v_next_fp, v_reg_dims
-      FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_table AND c.column_name = v_emb;
+      FROM qwen3_embed.columns c WHERE c.relation = v_table AND c.column_name = v_emb;
     v_dims := coalesce(v_dims, v_reg_dims);
     IF v_fp IS NOT NULL AND (SELECT i.fingerprint FROM @extschema@.qwen3_embed_info() i) NOT IN (v_fp, coalesce(v_next_fp, v_fp)) THEN
         RAISE EXCEPTION '%: the loaded model is not the one that filled %.%', v_what, v_table, v_emb
@@ -3032,14 +3045,14 @@ $qwen3_search$;
 -- ==== sql/dump.sql ==============================================================================
 -- The extension's state tables hold users' state (jobs, the column registry, the sync queue and
 -- its errors): pg_dump carries their rows, and their sequences' positions, with the database.
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_jobs', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_columns', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_syncs', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_syncs_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_queue', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_queue_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_sync_errors', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.qwen3_embed_sync_errors_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('qwen3_embed.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('qwen3_embed.columns', '');
+SELECT pg_catalog.pg_extension_config_dump('qwen3_embed.syncs', '');
+SELECT pg_catalog.pg_extension_config_dump('qwen3_embed.syncs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('qwen3_embed.queue', '');
+SELECT pg_catalog.pg_extension_config_dump('qwen3_embed.queue_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('qwen3_embed.sync_errors', '');
+SELECT pg_catalog.pg_extension_config_dump('qwen3_embed.sync_errors_id_seq', '');
 
 -- ==== sql/cleanup.sql ===========================================================================
 -- What the extension keeps about a table or column goes with it: a sql_drop event trigger
@@ -3061,15 +3074,15 @@ BEGIN
                 AND o.object_type IN ('table', 'view', 'materialized view', 'foreign table', 'table column')
     LOOP
         WITH gone AS (
-            DELETE FROM @extschema@.qwen3_embed_syncs s
+            DELETE FROM qwen3_embed.syncs s
              WHERE (s.relation = d.objid OR s.chunk_table = d.objid)
                AND (d.object_type <> 'table column' OR d.column_name IN (s.source_column, s.target_column, s.key_column))
             RETURNING s.id
         )
-        DELETE FROM @extschema@.qwen3_embed_queue q USING gone g WHERE q.sync_id = g.id;
-        DELETE FROM @extschema@.qwen3_embed_columns c
+        DELETE FROM qwen3_embed.queue q USING gone g WHERE q.sync_id = g.id;
+        DELETE FROM qwen3_embed.columns c
          WHERE c.relation = d.objid AND (d.object_type <> 'table column' OR c.column_name = d.column_name);
-        DELETE FROM @extschema@.qwen3_embed_jobs j
+        DELETE FROM qwen3_embed.jobs j
          WHERE j.relation = d.objid
            AND (d.object_type <> 'table column' OR d.column_name IN (j.source_column, j.target_column, j.key_column));
     END LOOP;
@@ -3090,6 +3103,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.qwen3_embed_cache_files() TO pg_read_serve
 -- ==== sql/comments.sql ==========================================================================
 -- Comments on every object the extension creates (runs last: `finalize` in src/lib.rs).
 
+COMMENT ON SCHEMA qwen3_embed IS
+'The state tables of the qwen3_embed extension (columns, jobs, syncs, queue, sync_errors): read them, change them only through the extension''s functions.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed(text, text, integer) IS
 'The embedding of input as a pgvector vector, unit length. With instruct the model sees "Instruct: {instruct}\nQuery:{input}" (use it for queries); dims keeps the first dims dimensions (MRL, 32 to the model''s size, default the full size). NULL input gives NULL.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_query(text, text, integer) IS
@@ -3122,7 +3137,7 @@ COMMENT ON PROCEDURE @extschema@.qwen3_embed_reembed(regclass, text, text, text,
 'Re-embeds source_column into target_column for every row, in primary-key order, batch_size rows per qwen3_embed_batch call, committing after each batch; CALLed again after an interruption it resumes after the last committed batch (restart => true starts over). CALL it outside a transaction block; progress is in qwen3_embed_progress.';
 COMMENT ON PROCEDURE @extschema@.qwen3_embed_migrate_dims(regclass, text, text, integer, text, integer) IS
 'Moves target_column to new_dims dimensions: fills a new column with resumable batches (kept current by a temporary trigger), then drops the old column and renames the new one in one transaction. Indexes on the old column go with it and must be recreated. CALL it outside a transaction block; CALL it again to resume.';
-COMMENT ON TABLE @extschema@.qwen3_embed_jobs IS
+COMMENT ON TABLE qwen3_embed.jobs IS
 'One row per re-embedding job (table and target column) of qwen3_embed_reembed and qwen3_embed_migrate_dims: settings, last committed key, rows done and total, state (running, interrupted, failed, done), last error, times, kind (reembed, or migrate for a migration''s new column) and the session running it. qwen3_embed_abandon forgets a job (and drops a migration''s leftovers). Written only through the extension''s functions; each role reads the jobs of tables it may UPDATE.';
 COMMENT ON VIEW @extschema@.qwen3_embed_progress IS
 'Progress of re-embedding jobs: state (a running job whose session is gone shows as interrupted), rows done of total, percent, last error and elapsed time.';
@@ -3160,11 +3175,11 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_prepare(regclass, name, name
 'Internal (qwen3_embed_migrate_dims): checks, then creates or finds the new column, its sync trigger and its job.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_swap(regclass, name, name, integer, text, integer) IS
 'Internal (qwen3_embed_migrate_dims): embeds rows the walk missed and swaps the new column in.';
-COMMENT ON TABLE @extschema@.qwen3_embed_syncs IS
+COMMENT ON TABLE qwen3_embed.syncs IS
 'One row per column kept in step with its source text through the embedding queue (qwen3_embed_sync): settings, key column and type, batch size, attempts before a row fails, rows embedded, the role that created it, and its back-off after failed rounds. Written only through the extension''s functions; each role reads the syncs of tables it may UPDATE.';
-COMMENT ON TABLE @extschema@.qwen3_embed_queue IS
+COMMENT ON TABLE qwen3_embed.queue IS
 'Rows waiting to be embedded by the sync workers (or qwen3_embed_sync_run): sync, key, attempts so far, when next tried, last error. Written by the tables'' triggers in the writers'' transactions, and otherwise only through the extension''s functions; each role reads the rows of tables it may UPDATE.';
-COMMENT ON TABLE @extschema@.qwen3_embed_sync_errors IS
+COMMENT ON TABLE qwen3_embed.sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
 'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, how long the oldest queued row has waited (oldest_pending_age, 0 when none waits), when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
@@ -3196,11 +3211,11 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
 'Internal: the statement-level trigger function that queues written rows for a sync.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(@extschema@.qwen3_embed_syncs, bigint[], text[]) IS
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(qwen3_embed.syncs, bigint[], text[]) IS
 'Internal (qwen3_embed_sync_drain): embeds one batch of queued rows, as the table''s owner.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
 'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync, and when its oldest queued row was queued.';
-COMMENT ON TABLE @extschema@.qwen3_embed_columns IS
+COMMENT ON TABLE qwen3_embed.columns IS
 'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused. Written only through the extension''s functions; each role reads the columns of tables it may UPDATE.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_check() IS
 'Registered embedding columns, their model''s fingerprint, the one a re-embedding moves them to, the loaded model''s, and whether they match: a column that does not match refuses writes until it is re-embedded.';
@@ -3212,9 +3227,9 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_register(oid, jsonb) IS
 'Internal (qwen3_embed_state): registers a column with the loaded model at its first write. Takes INSERT or UPDATE on the table.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_move(oid, jsonb) IS
 'Internal (qwen3_embed_state): a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';
-COMMENT ON SEQUENCE @extschema@.qwen3_embed_syncs_id_seq IS 'Ids of qwen3_embed_syncs.';
-COMMENT ON SEQUENCE @extschema@.qwen3_embed_queue_id_seq IS 'Ids of qwen3_embed_queue.';
-COMMENT ON SEQUENCE @extschema@.qwen3_embed_sync_errors_id_seq IS 'Ids of qwen3_embed_sync_errors.';
+COMMENT ON SEQUENCE qwen3_embed.syncs_id_seq IS 'Ids of qwen3_embed.syncs.';
+COMMENT ON SEQUENCE qwen3_embed.queue_id_seq IS 'Ids of qwen3_embed.queue.';
+COMMENT ON SEQUENCE qwen3_embed.sync_errors_id_seq IS 'Ids of qwen3_embed.sync_errors.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, integer, integer, text, integer, integer, integer) IS
 'Keeps a chunk table in step with source_column through the embedding queue: each row''s text split into chunks of at most chunk_tokens tokens overlapping by overlap (qwen3_chunks), one row and one vector per chunk in chunk_table, which it creates (key, chunk_no, chunk, embedding; rows go with their source row). Returns the sync''s id.';
 COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS
@@ -3255,7 +3270,7 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_failed(oid, jsonb) IS
 'Internal (qwen3_embed_state): schedules a failed queue row''s next try, or moves it to the error table after max_attempts.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_clear() IS
 'Internal: BEFORE UPDATE row trigger of a sync that empties the target when the source became NULL.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_refusal(@extschema@.qwen3_embed_syncs) IS
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_refusal(qwen3_embed.syncs) IS
 'Internal (qwen3_embed_sync_run): why the role that created a sync may no longer have it drained, or NULL.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_due(integer) IS
 'Internal (qwen3_embed_sync_run): the syncs with due rows that are not set aside, with their table''s owner.';
@@ -3273,5 +3288,5 @@ COMMENT ON FUNCTION @extschema@.qwen3_search_filter(regclass, jsonb, name) IS
 'Internal: the WHERE clause of qwen3_search''s filter, each value compared in its column''s type.';
 COMMENT ON EVENT TRIGGER qwen3_embed_forget_dropped IS
 'Removes what qwen3_embed keeps about a table or column (syncs, queue rows, column registry rows, re-embedding jobs) when it is dropped.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_changed(@extschema@.qwen3_embed_syncs) IS
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_changed(qwen3_embed.syncs) IS
 'Internal (qwen3_embed_sync_drain): how a sync''s table or key column is no longer what the sync was made for, or NULL.';

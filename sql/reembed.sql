@@ -7,7 +7,7 @@
 --
 -- Both walk the table in primary-key order, embed each batch with one qwen3_embed_batch call,
 -- update the rows and COMMIT after every batch, recording the last key done in
--- qwen3_embed_jobs. A CALL after an interruption (cancel, crash, error) resumes after the last
+-- qwen3_embed.jobs. A CALL after an interruption (cancel, crash, error) resumes after the last
 -- committed batch. Procedures that COMMIT must be CALLed outside a transaction block.
 --
 -- Search-path safety: every function here runs with search_path = pg_catalog, pg_temp, so no
@@ -18,7 +18,7 @@
 -- names, %s for a regclass, which prints itself quoted and schema-qualified here).
 
 -- One row per (table, target column): where its re-embedding stands.
-CREATE TABLE @extschema@.qwen3_embed_jobs (
+CREATE TABLE qwen3_embed.jobs (
     relation        regclass    NOT NULL,
     target_column   name        NOT NULL,
     source_column   name        NOT NULL,
@@ -54,12 +54,12 @@ CREATE TABLE @extschema@.qwen3_embed_jobs (
 -- calling role's rights on the table and takes the walk's key, the columns and the migration's
 -- column from the catalog, never from a stored row, so no role can plant a job that another
 -- role's CALL (or abandon) would then act on.
-ALTER TABLE @extschema@.qwen3_embed_jobs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_jobs_updatable ON @extschema@.qwen3_embed_jobs
+ALTER TABLE qwen3_embed.jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_jobs_updatable ON qwen3_embed.jobs
     USING (pg_catalog.has_table_privilege(relation, 'UPDATE'))
     WITH CHECK (pg_catalog.has_table_privilege(relation, 'UPDATE'));
-REVOKE ALL ON @extschema@.qwen3_embed_jobs FROM PUBLIC;
-GRANT SELECT ON @extschema@.qwen3_embed_jobs TO PUBLIC;
+REVOKE ALL ON qwen3_embed.jobs FROM PUBLIC;
+GRANT SELECT ON qwen3_embed.jobs TO PUBLIC;
 
 -- A job's state as people should read it: 'running' only while its session still exists.
 -- (A cancelled or timed-out job records 'interrupted' itself; a terminated session or a crash
@@ -109,7 +109,7 @@ SELECT j.relation,
        j.kind,
        j.migrates_column,
        j.runner_pid
-  FROM @extschema@.qwen3_embed_jobs j;
+  FROM qwen3_embed.jobs j;
 GRANT SELECT ON @extschema@.qwen3_embed_progress TO PUBLIC;
 
 -- This session, as a job's runner (for the job_* operations only).
@@ -118,7 +118,7 @@ RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    UPDATE @extschema@.qwen3_embed_jobs j
+    UPDATE qwen3_embed.jobs j
        SET runner_pid = pg_catalog.pg_backend_pid(),
            runner_started = (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a
                               WHERE a.pid = pg_catalog.pg_backend_pid())
@@ -183,7 +183,7 @@ DECLARE
     v_dims     int      := (a->>'dims')::int;
     v_batch    int      := (a->>'batch_size')::int;
     v_key      name;
-    v_job      @extschema@.qwen3_embed_jobs;
+    v_job      qwen3_embed.jobs;
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, v_what);
     PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_dst], v_what);
@@ -192,7 +192,7 @@ BEGIN
         RAISE EXCEPTION '%: batch_size must be at least 1, got %', v_what, coalesce(v_batch::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+    SELECT * INTO v_job FROM qwen3_embed.jobs j
      WHERE j.relation = v_rel AND j.target_column = v_dst
        FOR UPDATE;
     IF FOUND AND NOT (a->>'restart')::boolean AND v_job.state <> 'done' AND v_job.rows_done > 0 THEN
@@ -205,12 +205,12 @@ BEGIN
                       HINT = format('CALL it again with the same arguments to resume it, with restart => true to start over, or forget it with SELECT qwen3_embed_abandon(%L, %L).',
                                     v_rel::text, v_dst);
         END IF;
-        UPDATE @extschema@.qwen3_embed_jobs j
+        UPDATE qwen3_embed.jobs j
            SET state = 'running', last_error = NULL, batch_size = v_batch, updated_at = clock_timestamp()
          WHERE j.relation = v_rel AND j.target_column = v_dst;
         RAISE NOTICE 'qwen3_embed_reembed: resuming %.% after % rows', v_rel, quote_ident(v_dst), v_job.rows_done;
     ELSE
-        INSERT INTO @extschema@.qwen3_embed_jobs AS j
+        INSERT INTO qwen3_embed.jobs AS j
                (relation, target_column, source_column, instruct, dims, key_column, batch_size)
         VALUES (v_rel, v_dst, v_src, v_instruct, v_dims, v_key, v_batch)
         ON CONFLICT (relation, target_column) DO UPDATE
@@ -237,15 +237,15 @@ SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_job_lock$
 DECLARE
     v_rel regclass := (a->>'relation')::oid;
-    v_job @extschema@.qwen3_embed_jobs;
+    v_job qwen3_embed.jobs;
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF (a->>'nowait')::boolean THEN
-        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+        SELECT * INTO v_job FROM qwen3_embed.jobs j
          WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
            FOR UPDATE NOWAIT;
     ELSE
-        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+        SELECT * INTO v_job FROM qwen3_embed.jobs j
          WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
            FOR UPDATE;
     END IF;
@@ -270,11 +270,11 @@ DECLARE
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF v_n IS NULL THEN
-        UPDATE @extschema@.qwen3_embed_jobs j SET rows_total = greatest((a->>'rows_total')::bigint, 0)
+        UPDATE qwen3_embed.jobs j SET rows_total = greatest((a->>'rows_total')::bigint, 0)
          WHERE j.relation = v_rel AND j.target_column = v_dst
         RETURNING rows_done, rows_total INTO v_done, v_total;
     ELSE
-        UPDATE @extschema@.qwen3_embed_jobs j
+        UPDATE qwen3_embed.jobs j
            SET last_key = a->>'last_key', rows_done = rows_done + greatest(v_n, 0),
                rows_total = greatest(rows_total, rows_done + greatest(v_n, 0)), updated_at = clock_timestamp()
          WHERE j.relation = v_rel AND j.target_column = v_dst
@@ -297,14 +297,14 @@ DECLARE
     v_rel   regclass := (a->>'relation')::oid;
     v_dst   name     := a->>'target_column';
     v_state text     := a->>'state';
-    v_job   @extschema@.qwen3_embed_jobs;
+    v_job   qwen3_embed.jobs;
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF v_state NOT IN ('done', 'interrupted', 'failed') THEN
         RAISE EXCEPTION 'qwen3_embed_reembed: a job cannot end as %', quote_literal(v_state)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    UPDATE @extschema@.qwen3_embed_jobs j
+    UPDATE qwen3_embed.jobs j
        SET state = v_state, updated_at = clock_timestamp(),
            last_error = CASE WHEN v_state = 'done' THEN NULL ELSE a->>'error' END,
            rows_total = CASE WHEN v_state = 'done' THEN j.rows_done ELSE j.rows_total END,
@@ -337,8 +337,8 @@ DECLARE
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
     PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_old, v_new], v_what);
-    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_new;
-    INSERT INTO @extschema@.qwen3_embed_jobs
+    DELETE FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_new;
+    INSERT INTO qwen3_embed.jobs
            (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
             kind, migrates_column)
     VALUES (v_rel, v_new, v_src, a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
@@ -368,18 +368,18 @@ DECLARE
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
     PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[(a->>'source_column')::name, v_dst], v_what);
-    DELETE FROM @extschema@.qwen3_embed_jobs j
+    DELETE FROM qwen3_embed.jobs j
      WHERE j.relation = v_rel AND j.target_column = v_new AND j.kind = 'migrate'
     RETURNING j.rows_done INTO v_rows;
     IF NOT FOUND THEN
         RAISE EXCEPTION '%: no migration of %.% to % dimensions', v_what, v_rel, quote_ident(v_dst), v_dims
             USING ERRCODE = 'undefined_object';
     END IF;
-    DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
-    UPDATE @extschema@.qwen3_embed_columns c SET column_name = v_dst
+    DELETE FROM qwen3_embed.columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
+    UPDATE qwen3_embed.columns c SET column_name = v_dst
      WHERE c.relation = v_rel AND c.column_name = v_new;
     v_done := v_rows + greatest(coalesce((a->>'caught')::bigint, 0), 0);
-    INSERT INTO @extschema@.qwen3_embed_jobs AS j
+    INSERT INTO qwen3_embed.jobs AS j
            (relation, target_column, source_column, instruct, dims, key_column, batch_size,
             rows_done, rows_total, state, finished_at)
     VALUES (v_rel, v_dst, a->>'source_column', a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
@@ -408,12 +408,12 @@ DECLARE
     v_kind text;
 BEGIN
     PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_abandon');
-    SELECT j.kind INTO v_kind FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
+    SELECT j.kind INTO v_kind FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
     IF v_kind = 'migrate' THEN
         PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, 'qwen3_embed_abandon');
-        DELETE FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
+        DELETE FROM qwen3_embed.columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
     END IF;
-    DELETE FROM @extschema@.qwen3_embed_jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
+    DELETE FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
     RETURN NULL;
 END
 $qwen3_embed_state_job_forget$;
@@ -505,7 +505,7 @@ BEGIN
         'relation', p_rel::oid, 'source_column', p_src, 'target_column', p_dst, 'instruct', p_instruct,
         'dims', v_dims, 'batch_size', p_batch, 'restart', coalesce(p_restart, false)));
 
-    SELECT j.last_key, j.rows_done INTO v_last, v_done FROM @extschema@.qwen3_embed_jobs j
+    SELECT j.last_key, j.rows_done INTO v_last, v_done FROM qwen3_embed.jobs j
      WHERE j.relation = p_rel AND j.target_column = p_dst;
     IF v_last IS NULL THEN
         EXECUTE format('SELECT count(*) FROM %s', p_rel) INTO v_total;
@@ -529,7 +529,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_job_step$
 DECLARE
-    v_job      @extschema@.qwen3_embed_jobs;
+    v_job      qwen3_embed.jobs;
     v_key_type text;
     v_tpl      text;
     v_n        int;
@@ -543,7 +543,7 @@ BEGIN
     finished := false;
     BEGIN
         -- Serializes concurrent CALLs on the same job: each takes the next batch in turn.
-        v_job := jsonb_populate_record(NULL::@extschema@.qwen3_embed_jobs,
+        v_job := jsonb_populate_record(NULL::qwen3_embed.jobs,
                      @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
                          'relation', p_rel::oid, 'target_column', p_dst, 'nowait', false)));
         IF v_job.target_column IS NULL THEN
@@ -553,7 +553,7 @@ BEGIN
         SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type
           FROM pg_attribute a
          WHERE a.attrelid = p_rel AND a.attname = v_job.key_column AND NOT a.attisdropped;
-        SELECT coalesce(c.next_fingerprint, c.fingerprint) INTO v_fp FROM @extschema@.qwen3_embed_columns c
+        SELECT coalesce(c.next_fingerprint, c.fingerprint) INTO v_fp FROM qwen3_embed.columns c
          WHERE c.relation = p_rel AND c.column_name = p_dst;
         v_tpl := $sql$
             WITH batch AS MATERIALIZED (
@@ -697,7 +697,7 @@ BEGIN
     v_trigger := new_column || '_sync';
     -- An unfinished migration of this column to another size: its column and sync trigger
     -- would keep embedding every write. Resume it or abandon it first; never guess.
-    SELECT j.target_column, j.dims INTO v_other FROM @extschema@.qwen3_embed_jobs j
+    SELECT j.target_column, j.dims INTO v_other FROM qwen3_embed.jobs j
      WHERE j.relation = p_rel AND j.kind = 'migrate' AND j.migrates_column = p_dst
        AND j.target_column <> new_column
      LIMIT 1;
@@ -721,7 +721,7 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM pg_attribute a
                 WHERE a.attrelid = p_rel AND a.attname = new_column AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        SELECT j.state INTO v_state FROM @extschema@.qwen3_embed_jobs j
+        SELECT j.state INTO v_state FROM qwen3_embed.jobs j
          WHERE j.relation = p_rel AND j.target_column = new_column;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'qwen3_embed_migrate_dims: % already has a column "%" that no migration job owns', p_rel, new_column
@@ -767,7 +767,7 @@ BEGIN
                    '@extschema@.qwen3_embed_batch_for_column(ARRAY[%3$I::text], $1, $2, $3) e) '
                    'WHERE %2$I IS NULL AND %3$I IS NOT NULL', p_rel, v_new, p_src)
        USING p_instruct, p_dims,
-             (SELECT c.fingerprint FROM @extschema@.qwen3_embed_columns c
+             (SELECT c.fingerprint FROM qwen3_embed.columns c
                WHERE c.relation = p_rel AND c.column_name = v_new);
     GET DIAGNOSTICS v_caught = ROW_COUNT;
     SELECT string_agg(pg_get_indexdef(d.objid), '; ' ORDER BY d.objid) INTO v_indexes
@@ -841,14 +841,14 @@ AS $qwen3_embed_abandon$
 #variable_conflict use_variable
 DECLARE
     v_rel regclass := relation;
-    v_job @extschema@.qwen3_embed_jobs;
+    v_job qwen3_embed.jobs;
     v_live int;
 BEGIN
     -- The column being migrated names its unfinished migration first, then its own job.
-    SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+    SELECT * INTO v_job FROM qwen3_embed.jobs j
      WHERE j.relation = v_rel AND j.kind = 'migrate' AND j.migrates_column = target_column;
     IF NOT FOUND THEN
-        SELECT * INTO v_job FROM @extschema@.qwen3_embed_jobs j
+        SELECT * INTO v_job FROM qwen3_embed.jobs j
          WHERE j.relation = v_rel AND j.target_column = target_column;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'qwen3_embed_abandon: no job on %.%', v_rel, quote_ident(target_column)

@@ -168,7 +168,7 @@ BEGIN
     -- Which rows and columns: the chunks of a chunked sync, else the table's own columns (its
     -- sync's, or the only text and the only vector column).
     IF chunk_table IS NULL AND text_column IS NULL AND embedding_column IS NULL THEN
-        SELECT s.chunk_table INTO chunk_table FROM @extschema@.qwen3_embed_syncs s
+        SELECT s.chunk_table INTO chunk_table FROM qwen3_embed.syncs s
          WHERE s.relation = relation AND s.chunk_table IS NOT NULL ORDER BY s.id LIMIT 1;
     END IF;
     IF chunk_table IS NOT NULL THEN
@@ -191,7 +191,7 @@ BEGIN
         IF v_text IS NULL OR v_emb IS NULL THEN
             SELECT CASE WHEN count(*) = 1 THEN min(s.source_column) END, CASE WHEN count(*) = 1 THEN min(s.target_column) END
               INTO v_query, v_cands
-              FROM @extschema@.qwen3_embed_syncs s
+              FROM qwen3_embed.syncs s
              WHERE s.relation = relation AND s.chunk_table IS NULL
                AND (v_emb IS NULL OR s.target_column = v_emb) AND (v_text IS NULL OR s.source_column = v_text);
             v_text := coalesce(v_text, v_query);
@@ -241,7 +241,7 @@ BEGIN
 
     -- The column's model: a registered column must be searched with the model that filled it.
     SELECT c.fingerprint, c.next_fingerprint, c.dims INTO v_fp, v_next_fp, v_reg_dims
-      FROM @extschema@.qwen3_embed_columns c WHERE c.relation = v_table AND c.column_name = v_emb;
+      FROM qwen3_embed.columns c WHERE c.relation = v_table AND c.column_name = v_emb;
     v_dims := coalesce(v_dims, v_reg_dims);
     IF v_fp IS NOT NULL AND (SELECT i.fingerprint FROM @extschema@.qwen3_embed_info() i) NOT IN (v_fp, coalesce(v_next_fp, v_fp)) THEN
         RAISE EXCEPTION '%: the loaded model is not the one that filled %.%', v_what, v_table, v_emb

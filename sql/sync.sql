@@ -16,11 +16,11 @@
 -- loses it. A row changed after it was queued gets the text it has when it is embedded (its
 -- row lock keeps it from changing meanwhile), and its change queued it again. A batch that
 -- fails is retried row by row; a row that keeps failing waits 2^attempts seconds between tries
--- and after max_attempts moves to qwen3_embed_sync_errors. A sync whose whole round fails is
+-- and after max_attempts moves to qwen3_embed.sync_errors. A sync whose whole round fails is
 -- set aside (paused_until, doubling up to an hour) while the others go on.
 --
--- Who may do what. The state tables (qwen3_embed_syncs, qwen3_embed_queue,
--- qwen3_embed_sync_errors) are written only by the extension: ordinary roles may read, under
+-- Who may do what. The state tables (qwen3_embed.syncs, qwen3_embed.queue,
+-- qwen3_embed.sync_errors) are written only by the extension: ordinary roles may read, under
 -- row security, the rows of tables they may UPDATE, and change them only through the functions
 -- below, which pass each change through qwen3_embed_state() (src/state.rs). That gate checks
 -- the role calling it (the current user, as PostgreSQL's own privilege checks do) and runs one
@@ -31,7 +31,7 @@
 -- Every function here pins search_path = pg_catalog, pg_temp.
 
 -- One row per kept-in-step column.
-CREATE TABLE @extschema@.qwen3_embed_syncs (
+CREATE TABLE qwen3_embed.syncs (
     id            serial      PRIMARY KEY,
     relation      regclass    NOT NULL,
     source_column name        NOT NULL,
@@ -71,7 +71,7 @@ CREATE TABLE @extschema@.qwen3_embed_syncs (
 -- Rows waiting to be embedded: the key as text, how often it was tried, when next. No foreign
 -- key to the syncs (a per-row check on every queued row of every write): qwen3_embed_unsync
 -- deletes a sync's queue and errors itself.
-CREATE TABLE @extschema@.qwen3_embed_queue (
+CREATE TABLE qwen3_embed.queue (
     id          bigserial   PRIMARY KEY,
     sync_id     int         NOT NULL,
     key         text        NOT NULL,
@@ -82,9 +82,9 @@ CREATE TABLE @extschema@.qwen3_embed_queue (
 );
 
 -- Rows that failed max_attempts times, with the last error.
-CREATE TABLE @extschema@.qwen3_embed_sync_errors (
+CREATE TABLE qwen3_embed.sync_errors (
     id        bigserial   PRIMARY KEY,
-    sync_id   int         NOT NULL REFERENCES @extschema@.qwen3_embed_syncs ON DELETE CASCADE,
+    sync_id   int         NOT NULL REFERENCES qwen3_embed.syncs ON DELETE CASCADE,
     key       text        NOT NULL,
     sqlstate  text        NOT NULL,
     message   text        NOT NULL,
@@ -94,19 +94,19 @@ CREATE TABLE @extschema@.qwen3_embed_sync_errors (
 
 -- Read only, and only the rows of tables the reader may UPDATE (superusers and the extension's
 -- owner see all).
-ALTER TABLE @extschema@.qwen3_embed_syncs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_syncs_updatable ON @extschema@.qwen3_embed_syncs FOR SELECT
+ALTER TABLE qwen3_embed.syncs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_syncs_updatable ON qwen3_embed.syncs FOR SELECT
     USING (pg_catalog.has_table_privilege(relation, 'UPDATE'));
-ALTER TABLE @extschema@.qwen3_embed_queue ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_queue_updatable ON @extschema@.qwen3_embed_queue FOR SELECT
-    USING (EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_syncs s WHERE s.id = sync_id));
-ALTER TABLE @extschema@.qwen3_embed_sync_errors ENABLE ROW LEVEL SECURITY;
-CREATE POLICY qwen3_embed_sync_errors_updatable ON @extschema@.qwen3_embed_sync_errors FOR SELECT
-    USING (EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_syncs s WHERE s.id = sync_id));
-REVOKE ALL ON @extschema@.qwen3_embed_syncs, @extschema@.qwen3_embed_queue,
-              @extschema@.qwen3_embed_sync_errors FROM PUBLIC;
-GRANT SELECT ON @extschema@.qwen3_embed_syncs, @extschema@.qwen3_embed_queue,
-                @extschema@.qwen3_embed_sync_errors TO PUBLIC;
+ALTER TABLE qwen3_embed.queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_queue_updatable ON qwen3_embed.queue FOR SELECT
+    USING (EXISTS (SELECT 1 FROM qwen3_embed.syncs s WHERE s.id = sync_id));
+ALTER TABLE qwen3_embed.sync_errors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY qwen3_embed_sync_errors_updatable ON qwen3_embed.sync_errors FOR SELECT
+    USING (EXISTS (SELECT 1 FROM qwen3_embed.syncs s WHERE s.id = sync_id));
+REVOKE ALL ON qwen3_embed.syncs, qwen3_embed.queue,
+              qwen3_embed.sync_errors FROM PUBLIC;
+GRANT SELECT ON qwen3_embed.syncs, qwen3_embed.queue,
+                qwen3_embed.sync_errors TO PUBLIC;
 
 -- Whether p_caller may drain, retry and read the sync's table (UPDATE), or create and remove its
 -- sync (membership in the owning role). Raises insufficient_privilege otherwise.
@@ -135,14 +135,14 @@ $qwen3_embed_state_check$;
 
 -- The sync of p_id, checked for p_caller; raises undefined_object when it does not exist.
 CREATE FUNCTION @extschema@.qwen3_embed_state_sync(p_caller oid, p_id int, p_owner boolean, p_what text)
-RETURNS @extschema@.qwen3_embed_syncs
+RETURNS qwen3_embed.syncs
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync$
 DECLARE
-    s @extschema@.qwen3_embed_syncs;
+    s qwen3_embed.syncs;
 BEGIN
-    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
+    SELECT * INTO s FROM qwen3_embed.syncs x WHERE x.id = p_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION '%: no sync %', p_what, p_id USING ERRCODE = 'undefined_object';
     END IF;
@@ -202,7 +202,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.key_column, s.key_type, s.source_column, s.target_column, s.chunk_table
-      FROM @extschema@.qwen3_embed_syncs s WHERE s.id = p_id AND s.relation = p_rel
+      FROM qwen3_embed.syncs s WHERE s.id = p_id AND s.relation = p_rel
 $$;
 
 -- Queues, as the calling role, every row of sync p_id's table with text (with p_missing, only
@@ -255,7 +255,7 @@ $qwen3_embed_sync_clear$;
 
 -- Why the role that created sync s may no longer have it drained (NULL when it may): it must
 -- still read the source column and write the target (or the chunk table).
-CREATE FUNCTION @extschema@.qwen3_embed_sync_refusal(s @extschema@.qwen3_embed_syncs)
+CREATE FUNCTION @extschema@.qwen3_embed_sync_refusal(s qwen3_embed.syncs)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -401,18 +401,18 @@ BEGIN
         RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_once AND EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_columns c
+    IF v_once AND EXISTS (SELECT 1 FROM qwen3_embed.columns c
                            WHERE c.relation = v_rel AND c.column_name = v_dst AND c.next_fingerprint IS NOT NULL) THEN
         RAISE EXCEPTION '%: %.% is being re-embedded already', v_what, v_rel, quote_ident(v_dst)
             USING ERRCODE = 'object_in_use',
                   HINT = 'SELECT * FROM qwen3_embed_progress shows the job; qwen3_embed_abandon forgets a stopped one.';
     END IF;
-    INSERT INTO @extschema@.qwen3_embed_syncs AS s
+    INSERT INTO qwen3_embed.syncs AS s
            (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
             chunk_table, chunk_tokens, chunk_overlap, created_by, once, replacing)
     VALUES (v_rel, v_src, v_dst, v_instruct, v_dims, v_key, v_key_type, v_batch, v_attempts,
             v_chunks, v_tokens, v_overlap, p_caller, v_once, v_once)
-    ON CONFLICT ON CONSTRAINT qwen3_embed_syncs_relation_target_column_key DO NOTHING
+    ON CONFLICT ON CONSTRAINT syncs_relation_target_column_key DO NOTHING
     RETURNING s.id INTO v_id;
     IF v_id IS NULL THEN
         RAISE EXCEPTION '%: %.% is already kept in step', v_what, v_rel, quote_ident(v_dst)
@@ -450,19 +450,19 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_remove$
 DECLARE
-    s         @extschema@.qwen3_embed_syncs;
+    s         qwen3_embed.syncs;
     v_pending bigint;
     v_suffix  text;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, 'qwen3_embed_unsync');
-    DELETE FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id;
+    DELETE FROM qwen3_embed.queue q WHERE q.sync_id = s.id;
     GET DIAGNOSTICS v_pending = ROW_COUNT;
     FOREACH v_suffix IN ARRAY CASE WHEN s.once THEN '{}'::text[]
                                    WHEN s.chunk_table IS NULL THEN ARRAY['_ins', '_upd', '_clear']
                                    ELSE ARRAY['_ins', '_upd'] END LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'qwen3_embed_sync_' || s.id || v_suffix, s.relation);
     END LOOP;
-    DELETE FROM @extschema@.qwen3_embed_syncs x WHERE x.id = s.id;
+    DELETE FROM qwen3_embed.syncs x WHERE x.id = s.id;
     RETURN jsonb_build_object('pending', v_pending);
 END
 $qwen3_embed_state_sync_remove$;
@@ -475,18 +475,18 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_retry$
 DECLARE
-    s   @extschema@.qwen3_embed_syncs;
+    s   qwen3_embed.syncs;
     v_n bigint;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_retry');
     WITH moved AS (
-        DELETE FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = s.id RETURNING e.key
+        DELETE FROM qwen3_embed.sync_errors e WHERE e.sync_id = s.id RETURNING e.key
     )
-    INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key) SELECT DISTINCT s.id, m.key FROM moved m;
+    INSERT INTO qwen3_embed.queue (sync_id, key) SELECT DISTINCT s.id, m.key FROM moved m;
     GET DIAGNOSTICS v_n = ROW_COUNT;
-    UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
+    UPDATE qwen3_embed.queue q SET next_try_at = clock_timestamp(), attempts = 0
      WHERE q.sync_id = s.id;
-    UPDATE @extschema@.qwen3_embed_syncs x SET failures = 0, paused_until = NULL WHERE x.id = s.id;
+    UPDATE qwen3_embed.syncs x SET failures = 0, paused_until = NULL WHERE x.id = s.id;
     RETURN jsonb_build_object('requeued', v_n);
 END
 $qwen3_embed_state_sync_retry$;
@@ -504,7 +504,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_alter$
 DECLARE
-    s          @extschema@.qwen3_embed_syncs;
+    s          qwen3_embed.syncs;
     v_what     text := 'qwen3_embed_sync_alter';
     v_batch    int;
     v_attempts int;
@@ -550,19 +550,19 @@ BEGIN
     v_changes := v_instruct IS DISTINCT FROM s.instruct OR v_dims IS DISTINCT FROM s.dims
                  OR coalesce((a->>'force')::boolean, false);
     IF v_changes AND NOT s.replacing AND EXISTS (
-           SELECT 1 FROM @extschema@.qwen3_embed_columns c
+           SELECT 1 FROM qwen3_embed.columns c
             WHERE c.relation = v_rel AND c.column_name = v_col AND c.next_fingerprint IS NOT NULL) THEN
         RAISE EXCEPTION '%: %.% is being re-embedded; change its sync when that is over', v_what, v_rel, quote_ident(v_col)
             USING ERRCODE = 'object_in_use';
     END IF;
-    UPDATE @extschema@.qwen3_embed_syncs x
+    UPDATE qwen3_embed.syncs x
        SET batch_size = v_batch, max_attempts = v_attempts, instruct = v_instruct, dims = v_dims,
            replacing = x.replacing OR v_changes
      WHERE x.id = s.id;
     IF v_changes THEN
         PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_col, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
-        UPDATE @extschema@.qwen3_embed_queue q SET next_try_at = clock_timestamp(), attempts = 0
+        UPDATE qwen3_embed.queue q SET next_try_at = clock_timestamp(), attempts = 0
          WHERE q.sync_id = s.id;
     END IF;
     RETURN jsonb_build_object('changes', v_changes);
@@ -582,7 +582,7 @@ DECLARE
     v_rel regclass;
     v_n   bigint;
 BEGIN
-    SELECT s.relation INTO v_rel FROM @extschema@.qwen3_embed_syncs s WHERE s.id = v_id;
+    SELECT s.relation INTO v_rel FROM qwen3_embed.syncs s WHERE s.id = v_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'qwen3_embed_sync: no sync %', v_id USING ERRCODE = 'undefined_object';
     END IF;
@@ -590,10 +590,10 @@ BEGIN
         RAISE EXCEPTION 'qwen3_embed_sync: permission denied for table % (INSERT or UPDATE is needed)', v_rel
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    INSERT INTO @extschema@.qwen3_embed_queue (sync_id, key)
+    INSERT INTO qwen3_embed.queue (sync_id, key)
     SELECT v_id, k.key FROM jsonb_array_elements_text(a->'keys') k(key)
      WHERE NOT coalesce((a->>'dedupe')::boolean, false)
-        OR NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = v_id AND q.key = k.key);
+        OR NOT EXISTS (SELECT 1 FROM qwen3_embed.queue q WHERE q.sync_id = v_id AND q.key = k.key);
     GET DIAGNOSTICS v_n = ROW_COUNT;
     PERFORM @extschema@.qwen3_embed_sync_wake();
     RETURN jsonb_build_object('rows', v_n);
@@ -609,13 +609,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_queue_claim$
 DECLARE
-    s      @extschema@.qwen3_embed_syncs;
+    s      qwen3_embed.syncs;
     v_ids  bigint[];
     v_keys text[];
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     SELECT array_agg(p.id ORDER BY p.id), array_agg(p.key ORDER BY p.id) INTO v_ids, v_keys
-      FROM (SELECT q.id, q.key FROM @extschema@.qwen3_embed_queue q
+      FROM (SELECT q.id, q.key FROM qwen3_embed.queue q
              WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp()
              ORDER BY q.id LIMIT s.batch_size * least((a->>'batches')::int, 4)
                FOR UPDATE SKIP LOCKED) p;
@@ -631,34 +631,34 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_queue_done$
 DECLARE
-    s      @extschema@.qwen3_embed_syncs;
+    s      qwen3_embed.syncs;
     v_rows int    := (a->>'rows')::int;
     v_secs float8 := (a->>'seconds')::float8;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    DELETE FROM @extschema@.qwen3_embed_queue q
+    DELETE FROM qwen3_embed.queue q
      WHERE q.sync_id = s.id AND q.id = ANY (ARRAY(SELECT jsonb_array_elements_text(a->'ids'))::bigint[]);
     IF v_rows > 0 THEN
-        UPDATE @extschema@.qwen3_embed_syncs x
+        UPDATE qwen3_embed.syncs x
            SET rows_done = x.rows_done + v_rows, last_done_at = clock_timestamp(),
                rate = CASE WHEN x.rate IS NULL THEN v_rows / greatest(v_secs, 1e-6)
                            ELSE 0.7 * x.rate + 0.3 * v_rows / greatest(v_secs, 1e-6) END
          WHERE x.id = s.id;
     END IF;
-    IF s.replacing AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id) THEN
+    IF s.replacing AND NOT EXISTS (SELECT 1 FROM qwen3_embed.queue q WHERE q.sync_id = s.id) THEN
         -- Every row queued by qwen3_embed_sync_alter or qwen3_embed_reembed_later has its new
         -- vector (or failed for good).
-        UPDATE @extschema@.qwen3_embed_syncs x SET replacing = false WHERE x.id = s.id;
+        UPDATE qwen3_embed.syncs x SET replacing = false WHERE x.id = s.id;
         PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', coalesce(s.chunk_table, s.relation)::oid,
             'column', CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END,
             'instruct', s.instruct, 'dims', s.dims, 'done', true));
     END IF;
     -- A one-time re-embedding goes when it is done, unless rows failed: those stay in view
-    -- (qwen3_embed_sync_status, qwen3_embed_sync_errors) until retried.
-    IF s.once AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q WHERE q.sync_id = s.id)
-       AND NOT EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = s.id) THEN
-        DELETE FROM @extschema@.qwen3_embed_syncs x WHERE x.id = s.id;
+    -- (qwen3_embed_sync_status, qwen3_embed.sync_errors) until retried.
+    IF s.once AND NOT EXISTS (SELECT 1 FROM qwen3_embed.queue q WHERE q.sync_id = s.id)
+       AND NOT EXISTS (SELECT 1 FROM qwen3_embed.sync_errors e WHERE e.sync_id = s.id) THEN
+        DELETE FROM qwen3_embed.syncs x WHERE x.id = s.id;
     END IF;
     RETURN NULL;
 END
@@ -672,20 +672,20 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_queue_failed$
 DECLARE
-    s   @extschema@.qwen3_embed_syncs;
-    q   @extschema@.qwen3_embed_queue;
+    s   qwen3_embed.syncs;
+    q   qwen3_embed.queue;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    SELECT * INTO q FROM @extschema@.qwen3_embed_queue x WHERE x.id = (a->>'queue_id')::bigint AND x.sync_id = s.id;
+    SELECT * INTO q FROM qwen3_embed.queue x WHERE x.id = (a->>'queue_id')::bigint AND x.sync_id = s.id;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
     IF q.attempts + 1 >= s.max_attempts THEN
-        INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
+        INSERT INTO qwen3_embed.sync_errors (sync_id, key, sqlstate, message, attempts)
         VALUES (s.id, q.key, a->>'sqlstate', a->>'message', q.attempts + 1);
-        DELETE FROM @extschema@.qwen3_embed_queue x WHERE x.id = q.id;
+        DELETE FROM qwen3_embed.queue x WHERE x.id = q.id;
     ELSE
-        UPDATE @extschema@.qwen3_embed_queue x
+        UPDATE qwen3_embed.queue x
            SET attempts = q.attempts + 1, last_error = (a->>'sqlstate') || ': ' || (a->>'message'),
                next_try_at = clock_timestamp() + interval '1 second' * power(2, q.attempts)
          WHERE x.id = q.id;
@@ -703,7 +703,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_refuse$
 DECLARE
-    s        @extschema@.qwen3_embed_syncs;
+    s        qwen3_embed.syncs;
     v_reason text;
     v_n      bigint;
 BEGIN
@@ -713,11 +713,11 @@ BEGIN
         RETURN jsonb_build_object('refused', 0);
     END IF;
     WITH moved AS (
-        DELETE FROM @extschema@.qwen3_embed_queue q
+        DELETE FROM qwen3_embed.queue q
          WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp()
         RETURNING q.key, q.attempts
     )
-    INSERT INTO @extschema@.qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts)
+    INSERT INTO qwen3_embed.sync_errors (sync_id, key, sqlstate, message, attempts)
     SELECT s.id, m.key, '42501', 'qwen3_embed sync: not embedded: ' || v_reason, m.attempts + 1 FROM moved m;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN jsonb_build_object('refused', v_n);
@@ -733,10 +733,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_failed$
 DECLARE
-    s @extschema@.qwen3_embed_syncs;
+    s qwen3_embed.syncs;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    UPDATE @extschema@.qwen3_embed_syncs x
+    UPDATE qwen3_embed.syncs x
        SET failures = x.failures + 1,
            paused_until = clock_timestamp() + interval '1 second' * least(power(2, least(x.failures, 12)), 3600),
            last_error = left((a->>'sqlstate') || ': ' || (a->>'message'), 1000)
@@ -752,10 +752,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_state_sync_succeeded$
 DECLARE
-    s @extschema@.qwen3_embed_syncs;
+    s qwen3_embed.syncs;
 BEGIN
     s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    UPDATE @extschema@.qwen3_embed_syncs x SET failures = 0, paused_until = NULL, last_error = NULL
+    UPDATE qwen3_embed.syncs x SET failures = 0, paused_until = NULL, last_error = NULL
      WHERE x.id = s.id AND x.failures > 0;
     RETURN NULL;
 END
@@ -787,10 +787,10 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.id, c.relowner, @extschema@.qwen3_embed_sync_refusal(s) IS NOT NULL, s.failures
-      FROM @extschema@.qwen3_embed_syncs s JOIN pg_class c ON c.oid = s.relation
+      FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
      WHERE ($1 IS NULL OR s.id = $1)
        AND (s.paused_until IS NULL OR s.paused_until <= clock_timestamp())
-       AND EXISTS (SELECT 1 FROM @extschema@.qwen3_embed_queue q
+       AND EXISTS (SELECT 1 FROM qwen3_embed.queue q
                     WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp())
      ORDER BY s.id
 $$;
@@ -911,7 +911,7 @@ AS $qwen3_embed_sync_id$
 DECLARE
     v_id int;
 BEGIN
-    SELECT s.id INTO v_id FROM @extschema@.qwen3_embed_syncs s
+    SELECT s.id INTO v_id FROM qwen3_embed.syncs s
      WHERE s.relation = p_rel AND s.target_column = p_target;
     IF NOT FOUND THEN
         RAISE EXCEPTION '%: %.% is not kept in step', p_what, p_rel, quote_ident(p_target)
@@ -937,7 +937,7 @@ $$;
 -- built-in while the owner's identity is in use; the owner's triggers fire under that path too
 -- (as in PostgreSQL's own maintenance commands and logical replication): they must qualify
 -- their names or pin their own search_path.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_batch(s @extschema@.qwen3_embed_syncs, p_ids bigint[], p_keys text[])
+CREATE FUNCTION @extschema@.qwen3_embed_sync_batch(s qwen3_embed.syncs, p_ids bigint[], p_keys text[])
 RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1003,7 +1003,7 @@ $qwen3_embed_sync_batch$;
 -- How sync s's table is no longer what the sync was made for (NULL when it is): a table
 -- (not a view or anything else), with its key column of the type the queue carries. The drain
 -- asks at every round, before it reads the table.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_changed(s @extschema@.qwen3_embed_syncs)
+CREATE FUNCTION @extschema@.qwen3_embed_sync_changed(s qwen3_embed.syncs)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1030,7 +1030,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_drain$
 DECLARE
-    s       @extschema@.qwen3_embed_syncs;
+    s       qwen3_embed.syncs;
     c       jsonb;
     v_ids   bigint[];
     v_keys  text[];
@@ -1044,7 +1044,7 @@ BEGIN
     batches := 0;
     c := @extschema@.qwen3_embed_state('queue_claim', jsonb_build_object('id', p_id, 'batches', p_batches));
     -- The gate checked that this role may UPDATE the table: row security now shows it the sync.
-    SELECT * INTO STRICT s FROM @extschema@.qwen3_embed_syncs x WHERE x.id = p_id;
+    SELECT * INTO STRICT s FROM qwen3_embed.syncs x WHERE x.id = p_id;
     v_msg := @extschema@.qwen3_embed_sync_changed(s);
     IF v_msg IS NOT NULL THEN
         RAISE EXCEPTION 'qwen3_embed sync %: %', p_id, v_msg
@@ -1154,8 +1154,8 @@ AS $qwen3_embed_reembed_later$
 #variable_conflict use_variable
 DECLARE
     v_what text := 'qwen3_embed_reembed_later';
-    s      @extschema@.qwen3_embed_syncs;
-    c      @extschema@.qwen3_embed_columns;
+    s      qwen3_embed.syncs;
+    c      qwen3_embed.columns;
     r      jsonb;
     v_n    bigint;
 BEGIN
@@ -1163,7 +1163,7 @@ BEGIN
         RAISE EXCEPTION '%: relation, source_column and target_column must not be NULL', v_what
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT * INTO s FROM @extschema@.qwen3_embed_syncs x
+    SELECT * INTO s FROM qwen3_embed.syncs x
      WHERE x.relation = relation AND x.target_column = target_column AND x.chunk_table IS NULL;
     IF FOUND THEN
         IF s.source_column <> source_column THEN
@@ -1176,7 +1176,7 @@ BEGIN
             'default_instruct', coalesce(default_instruct, false), 'force', true));
         v_n := @extschema@.qwen3_embed_sync_backlog(s.id, relation, true, false);
     ELSE
-        SELECT * INTO c FROM @extschema@.qwen3_embed_columns x
+        SELECT * INTO c FROM qwen3_embed.columns x
          WHERE x.relation = relation AND x.column_name = target_column;
         r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
             'what', v_what, 'relation', relation::oid, 'source_column', source_column,
@@ -1211,11 +1211,11 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT q.pending, q.waiting_retry,
-           (SELECT count(*) FROM @extschema@.qwen3_embed_sync_errors e WHERE e.sync_id = $1), q.oldest
+           (SELECT count(*) FROM qwen3_embed.sync_errors e WHERE e.sync_id = $1), q.oldest
       FROM (SELECT count(*) FILTER (WHERE x.attempts = 0) AS pending,
                    count(*) FILTER (WHERE x.attempts > 0) AS waiting_retry,
                    min(x.enqueued_at) AS oldest
-              FROM @extschema@.qwen3_embed_queue x WHERE x.sync_id = $1) q
+              FROM qwen3_embed.queue x WHERE x.sync_id = $1) q
 $$;
 
 CREATE FUNCTION @extschema@.qwen3_embed_sync_eta(p_pending bigint, p_rate float8)
@@ -1237,7 +1237,7 @@ SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        coalesce(pg_catalog.now() - c.oldest_enqueued, interval '0') AS oldest_pending_age,
        s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error,
        @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing, s.once
-  FROM @extschema@.qwen3_embed_syncs s,
+  FROM qwen3_embed.syncs s,
        LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
 
@@ -1255,7 +1255,7 @@ AS $$
     SELECT s.relation::text, s.target_column::text, c.pending, c.waiting_retry, c.failed, s.rows_done,
            coalesce(s.rate, 0), coalesce(extract(epoch FROM now() - c.oldest_enqueued)::float8, 0),
            coalesce(s.paused_until > now(), false)
-      FROM @extschema@.qwen3_embed_syncs s, LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c
+      FROM qwen3_embed.syncs s, LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c
      ORDER BY s.id
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_metrics() FROM PUBLIC;

@@ -44,10 +44,11 @@ pub extern "C-unwind" fn _PG_init() {
     }
 }
 
+extension_sql_file!("../sql/schema.sql", name = "state_schema");
 extension_sql_file!(
     "../sql/columns.sql",
     name = "columns",
-    requires = [api::qwen3_embed_info, api::qwen3_embed_batch_for_column, state::qwen3_embed_state]
+    requires = ["state_schema", api::qwen3_embed_info, api::qwen3_embed_batch_for_column, state::qwen3_embed_state]
 );
 extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = ["columns"]);
 extension_sql_file!("../sql/reembed.sql", name = "reembed", requires = ["columns"]);

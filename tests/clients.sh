@@ -6,6 +6,8 @@
 #      qwen3_embed_reembed there fails with 2D000 and a hint naming qwen3_embed_reembed_later.
 #   2. Django: `migrate` of a migration whose RunSQL does the same (Django runs each migration in
 #      a transaction).
+# And neither tool takes the extension's state tables for the users' own: Alembic's
+# autogenerate against empty models, and Django's inspectdb, name none of them.
 # The packages come from the venv scripts/setup.sh makes (target/py-clients); without them the
 # suite says so in one line and passes.
 set -euo pipefail
@@ -38,7 +40,7 @@ q -c "SET client_min_messages = warning" -c "CREATE EXTENSION qwen3_embed CASCAD
 current() {
     local left want
     for _ in $(seq 300); do
-        left="$(q -c "SELECT count(*) FROM qwen3_embed_syncs")"
+        left="$(q -c "SELECT count(*) FROM qwen3_embed.syncs")"
         [[ "$left" == 0 ]] && break
         sleep 0.2
     done
@@ -56,13 +58,17 @@ check "Alembic: a revision that CALLs qwen3_embed_reembed fails with 2D000, its 
 check "Alembic: the revision that runs qwen3_embed_reembed_later inside the migration's transaction is applied" \
     has "$out" "reembed revision: applied at 0002 in [0-9.]* s"
 check "... and the sync workers give every row its new vector" current NULL
+check "Alembic's autogenerate against empty models would drop the users' table, none of the extension's" \
+    has "$out" "autogenerate would drop: docs$"
 check "... and leave no sync behind, the column registered with the new settings" \
-    eq "$(q -c "SELECT count(*) FROM qwen3_embed_syncs")|$(q -c "SELECT instruct IS NULL, next_fingerprint IS NULL FROM qwen3_embed_columns")" "0|t|t"
+    eq "$(q -c "SELECT count(*) FROM qwen3_embed.syncs")|$(q -c "SELECT instruct IS NULL, next_fingerprint IS NULL FROM qwen3_embed.columns")" "0|t|t"
 
 out="$("$PY" tests/clients/django_migrate.py "$DSN" "$WORK/django" 2>&1)" || true
 echo "$out" | sed 's/^/      /'
 check "Django: the migration whose RunSQL runs qwen3_embed_reembed_later is applied" \
     has "$out" "django: applied in [0-9.]* s"
 check "... and the sync workers give every row its new vector" current "'the django task'"
+check "Django's inspectdb writes models for the users' tables, none for the extension's" \
+    bash -c "grep -q '^inspectdb models: .*Docs' <<<\"\$1\" && ! grep -qi 'inspectdb models: .*qwen3' <<<\"\$1\"" _ "$out"
 
 summary

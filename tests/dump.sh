@@ -46,10 +46,10 @@ SQL
 state="SELECT (SELECT count(*) FROM gen WHERE embedding IS NOT NULL) || ' ' ||
               (SELECT count(*) FROM trg WHERE embedding IS NOT NULL) || ' ' ||
               (SELECT count(*) FROM que WHERE embedding IS NOT NULL) || ' ' ||
-              (SELECT count(*) FROM qwen3_embed_jobs WHERE state = 'done') || ' ' ||
-              (SELECT count(*) FROM qwen3_embed_columns) || ' ' ||
-              (SELECT count(*) FROM qwen3_embed_syncs) || ' ' ||
-              (SELECT count(*) FROM qwen3_embed_queue)"
+              (SELECT count(*) FROM qwen3_embed.jobs WHERE state = 'done') || ' ' ||
+              (SELECT count(*) FROM qwen3_embed.columns) || ' ' ||
+              (SELECT count(*) FROM qwen3_embed.syncs) || ' ' ||
+              (SELECT count(*) FROM qwen3_embed.queue)"
 before="$(q -d docs -c "$state")"
 echo "      source: $before (gen trg que embedded, jobs done, registered columns, syncs, queued)"
 q -d docs -c "CREATE TABLE ref AS SELECT 'trg' AS t, id, embedding::text AS v FROM trg UNION ALL SELECT 'que', id, embedding::text FROM que WHERE embedding IS NOT NULL"
@@ -85,7 +85,7 @@ sudo -u postgres "$PG_BIN/pg_restore" -h "$WORK/without" -p $((BASE + 2)) -U pos
 check "without the model, the restore reports the generated column's table" \
     bash -c "[[ $rc != 0 ]] && grep -q 'qwen3_embed.model_path' '$WORK/restore_without.log'"
 check "without the model: the generated column's table is empty, the others and the state are whole" \
-    eq "$(q -d docs -c "SELECT (SELECT count(*) FROM gen) || ' ' || (SELECT count(*) FROM trg WHERE embedding IS NOT NULL) || ' ' || (SELECT count(*) FROM que WHERE embedding IS NOT NULL) || ' ' || (SELECT count(*) FROM qwen3_embed_columns) || ' ' || (SELECT count(*) FROM qwen3_embed_queue)")" \
+    eq "$(q -d docs -c "SELECT (SELECT count(*) FROM gen) || ' ' || (SELECT count(*) FROM trg WHERE embedding IS NOT NULL) || ' ' || (SELECT count(*) FROM que WHERE embedding IS NOT NULL) || ' ' || (SELECT count(*) FROM qwen3_embed.columns) || ' ' || (SELECT count(*) FROM qwen3_embed.queue)")" \
        "0 20 20 2 5"
 pg_local_stop
 

@@ -683,7 +683,7 @@ dl_done() {
 check "... and every remaining row has its current text's vector" dl_done
 q -c "DROP TABLE dl" >/dev/null
 check "dropping the table leaves none of its queue rows behind" \
-    eq "$(q -c "SELECT count(*) FROM qwen3_embed_queue q WHERE NOT EXISTS (SELECT 1 FROM qwen3_embed_syncs s WHERE s.id = q.sync_id)")" 0
+    eq "$(q -c "SELECT count(*) FROM qwen3_embed.queue q WHERE NOT EXISTS (SELECT 1 FROM qwen3_embed.syncs s WHERE s.id = q.sync_id)")" 0
 
 # Tokenizing stops on cancel: a 60 MB input under statement_timeout = 1 s ends within 1.5 s, and
 # 5 s later the backend's memory is back within 100 MB of where it started.
@@ -724,7 +724,7 @@ check "every query of contrib/postgres_exporter/queries.yaml runs as a pg_monito
         "$PG_BIN/psql" -h "$PG_LOCAL_DIR" -p "$PG_LOCAL_PORT" -U exporter -d postgres -X
 check "... and sees every sync of the database, which qwen3_embed_sync_status does not show it" \
     eq "$(pg_local_psql -U exporter -d postgres -qAt -c "SELECT (SELECT count(*) FROM qwen3_embed_sync_metrics()), (SELECT count(*) FROM qwen3_embed_sync_status)")" \
-       "$(q -c "SELECT count(*) FROM qwen3_embed_syncs")|0"
+       "$(q -c "SELECT count(*) FROM qwen3_embed.syncs")|0"
 
 # --- 15. installing over the running server -------------------------------------------------------
 # scripts/install.sh (the README's install) replaces the library this preloaded cluster has

@@ -20,7 +20,7 @@
 -- current text, as long as writes made during the run keep their own vectors (a generated
 -- column, or qwen3_embed_trigger on the table). A generated target column cannot be SET: its
 -- rows are rewritten with SET body = body, which recomputes it on the workers. With a trigger
--- on the table, the shards' entries in the workers' qwen3_embed_columns move to the loaded
+-- on the table, the shards' entries in the workers' qwen3_embed.columns move to the loaded
 -- model at the start (writes with it are accepted during the run) and are recorded at the end,
 -- as qwen3_embed_reembed does for a local table.
 -- The key must be a column with a total order (the distribution column or a unique key are the

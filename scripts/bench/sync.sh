@@ -38,7 +38,7 @@ for r in 1 2 3; do
     # every 20 ms with one cheap query in one backend, so it takes next to no CPU from them, and
     # commits each time, so it holds back no cleanup of the queue's dead rows.
     times=($(q -c "\\timing on" -c "INSERT INTO synced $TEXTS" \
-        -c "DO \$\$BEGIN WHILE EXISTS (SELECT FROM qwen3_embed_queue) LOOP COMMIT; PERFORM pg_sleep(0.02); END LOOP; END\$\$" \
+        -c "DO \$\$BEGIN WHILE EXISTS (SELECT FROM qwen3_embed.queue) LOOP COMMIT; PERFORM pg_sleep(0.02); END LOOP; END\$\$" \
         | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'))
     synced+=("${times[0]}")
     drain+=("${times[1]}")

@@ -148,11 +148,21 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_batch_for_column_wrapper';
 
+-- The state tables move to a schema of their own (sql/schema.sql says why): the jobs table of
+-- 0.1.0 goes there as qwen3_embed.jobs, with its rows, privileges, row security and the
+-- constraint names a fresh install gives it.
+CREATE SCHEMA qwen3_embed;
+GRANT USAGE ON SCHEMA qwen3_embed TO PUBLIC;
+ALTER TABLE @extschema@.qwen3_embed_jobs SET SCHEMA qwen3_embed;
+ALTER TABLE qwen3_embed.qwen3_embed_jobs RENAME TO jobs;
+ALTER TABLE qwen3_embed.jobs RENAME CONSTRAINT qwen3_embed_jobs_pkey TO jobs_pkey;
+ALTER TABLE qwen3_embed.jobs RENAME CONSTRAINT qwen3_embed_jobs_batch_size_check TO jobs_batch_size_check;
+
 -- The jobs table: the job's kind, a migration's column, the session running it, and the
 -- 'interrupted' state. Existing rows are re-embedding jobs with no recorded session.
-ALTER TABLE @extschema@.qwen3_embed_jobs
+ALTER TABLE qwen3_embed.jobs
     DROP CONSTRAINT qwen3_embed_jobs_state_check,
-    ADD CONSTRAINT qwen3_embed_jobs_state_check
+    ADD CONSTRAINT jobs_state_check
         CHECK (state IN ('running', 'interrupted', 'failed', 'done')),
     ADD COLUMN kind text NOT NULL DEFAULT 'reembed' CHECK (kind IN ('reembed', 'migrate')),
     ADD COLUMN migrates_column name,

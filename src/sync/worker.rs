@@ -22,18 +22,14 @@ const BATCHES_PER_ROUND: i32 = 4;
 /// One round: the rows embedded and whether queue rows are left (embedded or not, due or
 /// waiting for a retry), or `None` when the extension is not installed there.
 fn round() -> Option<(i32, bool)> {
-    let schema = Spi::get_one::<String>(
-        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
-         WHERE e.extname OPERATOR(pg_catalog.=) 'qwen3_embed'",
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'qwen3_embed')",
     )
     .ok()
-    .flatten()?;
+    .flatten()
+    .filter(|&installed| installed)?;
     let done = super::drain::run(None, BATCHES_PER_ROUND);
-    let left = Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT 1 FROM {schema}.qwen3_embed_queue)"))
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+    let left = Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM qwen3_embed.queue)").ok().flatten().unwrap_or(false);
     Some((done, left))
 }
 

@@ -76,3 +76,19 @@ took = time.monotonic() - t0
 with psycopg.connect(dsn) as conn:
     version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
 print(f"reembed revision: applied at {version} in {took:.2f} s")
+
+# What autogenerate makes of this database against models that declare nothing: the users'
+# tables only (here docs); the extension's state tables are in their own schema.
+import warnings
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+warnings.filterwarnings("ignore", "Did not recognize type 'vector'")  # pgvector's type: no model here
+
+engine = sqlalchemy.create_engine(url)
+with engine.connect() as conn:
+    diffs = compare_metadata(MigrationContext.configure(conn), sqlalchemy.MetaData())
+dropped = sorted(d[1].name if d[1].schema is None else f"{d[1].schema}.{d[1].name}"
+                 for d in diffs if d[0] == "remove_table")
+print("autogenerate would drop:", " ".join(dropped))

@@ -50,3 +50,11 @@ with connection.cursor() as cur:
     cur.execute("SELECT count(*) FROM django_migrations WHERE app = 'reembed_app' AND name = '0001_reembed'")
     applied = cur.fetchone()[0] == 1
 print(f"django: {'applied' if applied else 'not applied'} in {took:.2f} s")
+
+# The models inspectdb writes for this database: the users' tables only.
+import io
+import re
+
+out = io.StringIO()
+call_command("inspectdb", stdout=out)
+print("inspectdb models:", " ".join(sorted(re.findall(r"^class (\w+)\(models\.Model\)", out.getvalue(), re.M))))

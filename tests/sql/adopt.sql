@@ -22,7 +22,7 @@ SELECT sampled, lowest_cosine >= 0.999999 AS agrees, mean_cosine >= 0.999999 AS 
        sync_id IS NOT NULL AS synced, queued
   FROM qwen3_embed_adopt('ad_docs', 'body', 'embedding');
 SELECT c.instruct, c.dims, c.fingerprint = i.fingerprint AS loaded_model, c.next_fingerprint
-  FROM qwen3_embed_columns c, qwen3_embed_info() i WHERE c.relation = 'ad_docs'::regclass;
+  FROM qwen3_embed.columns c, qwen3_embed_info() i WHERE c.relation = 'ad_docs'::regclass;
 SELECT qwen3_embed_sync_run(NULL, 10) AS rows_embedded;
 -- The adopted vectors stayed; the new rows got the loaded model's; later writes too.
 INSERT INTO ad_docs VALUES (102, 'written after the adoption', NULL);
@@ -36,18 +36,18 @@ SELECT count(*) FILTER (WHERE d.embedding::text = m.embedding::vector::text) AS 
 CREATE TABLE ad_instructed (id int PRIMARY KEY, body text, embedding vector(64));
 INSERT INTO ad_instructed SELECT id, body, embedding::vector FROM made WHERE kind = 'instructed';
 SELECT * FROM qwen3_embed_adopt('ad_instructed', 'body', 'embedding');
-SELECT count(*) AS registered FROM qwen3_embed_columns WHERE relation = 'ad_instructed'::regclass;
+SELECT count(*) AS registered FROM qwen3_embed.columns WHERE relation = 'ad_instructed'::regclass;
 SELECT sampled, lowest_cosine >= 0.999999 AS agrees, queued
   FROM qwen3_embed_adopt('ad_instructed', 'body', 'embedding', sync => false,
                          instruct => 'Given a web search query, retrieve relevant passages that answer the query');
-SELECT c.instruct IS NOT NULL AS has_instruct FROM qwen3_embed_columns c WHERE c.relation = 'ad_instructed'::regclass;
+SELECT c.instruct IS NOT NULL AS has_instruct FROM qwen3_embed.columns c WHERE c.relation = 'ad_instructed'::regclass;
 
 -- Another model's vectors are refused.
 CREATE TABLE ad_other (id int PRIMARY KEY, body text, embedding vector(64));
 INSERT INTO ad_other SELECT id, body, embedding::vector FROM made WHERE kind = 'other';
 SELECT * FROM qwen3_embed_adopt('ad_other', 'body', 'embedding');
-SELECT count(*) AS registered FROM qwen3_embed_columns WHERE relation = 'ad_other'::regclass;
-SELECT count(*) AS syncs FROM qwen3_embed_syncs WHERE relation = 'ad_other'::regclass;
+SELECT count(*) AS registered FROM qwen3_embed.columns WHERE relation = 'ad_other'::regclass;
+SELECT count(*) AS syncs FROM qwen3_embed.syncs WHERE relation = 'ad_other'::regclass;
 
 -- Wrong usage.
 \set VERBOSITY sqlstate

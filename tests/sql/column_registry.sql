@@ -29,7 +29,7 @@ SELECT relation, column_name, matches FROM qwen3_embed_check();
 -- The queue keeps the row and retries it: it waits, it is not written with the other model.
 UPDATE cr_queued SET body = 'queued with the other model' WHERE id = 1;
 SELECT qwen3_embed_sync_run() AS embedded;
-SELECT key, attempts, split_part(last_error, ':', 1) AS error FROM qwen3_embed_queue;
+SELECT key, attempts, split_part(last_error, ':', 1) AS error FROM qwen3_embed.queue;
 SELECT q.embedding = b.embedding AS old_vector_kept FROM cr_queued q JOIN cr_before b USING (id) WHERE id = 1;
 
 -- Re-embedding moves the column to the loaded model; then writes go through again.
@@ -49,5 +49,5 @@ INSERT INTO cr_sized VALUES (2, 'thirty-two', NULL);
 RESET qwen3_embed.model_path;
 \set VERBOSITY default
 DROP TABLE cr_docs, cr_queued, cr_sized;
-DELETE FROM qwen3_embed_columns;
-DELETE FROM qwen3_embed_jobs;
+DELETE FROM qwen3_embed.columns;
+DELETE FROM qwen3_embed.jobs;

@@ -19,10 +19,14 @@ SELECT p.proname AS routine_missing_from_docs_sql
   FROM extension_objects o JOIN pg_proc p ON o.classid = 'pg_proc'::regclass AND o.objid = p.oid
  WHERE position('`' || p.proname || '(' IN (SELECT sql_page FROM pages)) = 0
  ORDER BY 1;
-SELECT c.relname AS relation_missing_from_docs_sql
+-- (Named as users write them: the state tables with their schema, qwen3_embed.)
+SELECT c.oid::regclass AS relation_missing_from_docs_sql
   FROM extension_objects o JOIN pg_class c ON o.classid = 'pg_class'::regclass AND o.objid = c.oid
- WHERE c.relkind IN ('r', 'v') AND position('`' || c.relname || '`' IN (SELECT sql_page FROM pages)) = 0
+ WHERE c.relkind IN ('r', 'v') AND position('`' || c.oid::regclass::text || '`' IN (SELECT sql_page FROM pages)) = 0
  ORDER BY 1;
+SELECT count(*) AS state_tables_in_their_schema
+  FROM extension_objects o JOIN pg_class c ON o.classid = 'pg_class'::regclass AND o.objid = c.oid
+ WHERE c.relkind = 'r' AND c.relnamespace = 'qwen3_embed'::regnamespace;
 
 -- The settings exist once the library is loaded in this session.
 SELECT qwen3_embed_default_task() <> '' AS library_loaded;

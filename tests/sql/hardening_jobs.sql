@@ -22,10 +22,10 @@ SELECT last_error FROM qwen3_embed_progress WHERE target_column = 'embedding';
 
 -- A job whose session is gone (terminated, or the server crashed) shows as interrupted even
 -- though nothing could record it: here, a session that no longer exists.
-UPDATE qwen3_embed_jobs SET state = 'running', last_error = NULL, runner_pid = 0;
+UPDATE qwen3_embed.jobs SET state = 'running', last_error = NULL, runner_pid = 0;
 SELECT target_column, state FROM qwen3_embed_progress;
 -- The job's own session running it shows as running.
-UPDATE qwen3_embed_jobs SET runner_pid = pg_backend_pid(),
+UPDATE qwen3_embed.jobs SET runner_pid = pg_backend_pid(),
        runner_started = (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid());
 SELECT target_column, state FROM qwen3_embed_progress;
 DROP TRIGGER slow ON job_docs;
@@ -56,7 +56,7 @@ SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 96)) AS equal,
 SELECT * FROM jobs ORDER BY 1;
 -- Abandoning a re-embedding job forgets it; rows keep their vectors. Unknown jobs are errors.
 SELECT qwen3_embed_abandon('job_docs', 'embedding');
-SELECT count(*) AS jobs_left FROM qwen3_embed_jobs;
+SELECT count(*) AS jobs_left FROM qwen3_embed.jobs;
 \set VERBOSITY sqlstate
 SELECT qwen3_embed_abandon('job_docs', 'embedding');
 SELECT qwen3_embed_abandon('job_docs', 'no_such_column');

@@ -163,9 +163,9 @@ SELECT oid AS gone_oid FROM pg_class WHERE relname = 'h3_gone' \gset
 SET ROLE h3_alice;
 DROP TABLE h3_gone;
 RESET ROLE;
-SELECT (SELECT count(*) FROM qwen3_embed_syncs WHERE relation = :gone_oid) AS syncs_left,
-       (SELECT count(*) FROM qwen3_embed_queue q WHERE NOT EXISTS (SELECT 1 FROM qwen3_embed_syncs s WHERE s.id = q.sync_id)) AS orphan_queue_rows,
-       (SELECT count(*) FROM qwen3_embed_columns WHERE relation = :gone_oid) AS registry_left;
+SELECT (SELECT count(*) FROM qwen3_embed.syncs WHERE relation = :gone_oid) AS syncs_left,
+       (SELECT count(*) FROM qwen3_embed.queue q WHERE NOT EXISTS (SELECT 1 FROM qwen3_embed.syncs s WHERE s.id = q.sync_id)) AS orphan_queue_rows,
+       (SELECT count(*) FROM qwen3_embed.columns WHERE relation = :gone_oid) AS registry_left;
 
 -- 11. The model's size comes from the model, not from the caller's arguments.
 SET ROLE h3_alice;
@@ -176,7 +176,7 @@ SELECT qwen3_embed_state('sync_add', jsonb_build_object('what', 'forged', 'relat
 RESET ROLE;
 
 -- A writer that may only INSERT still has its rows queued, through the gate, as itself.
-SELECT id AS slow_sync FROM qwen3_embed_syncs WHERE relation = 'h3_slow'::regclass \gset
+SELECT id AS slow_sync FROM qwen3_embed.syncs WHERE relation = 'h3_slow'::regclass \gset
 CREATE ROLE h3_writer LOGIN NOSUPERUSER;
 GRANT INSERT ON h3_alice_docs TO h3_writer;
 SET ROLE h3_writer;
@@ -190,5 +190,5 @@ SELECT rolsuper AS mallory_is_superuser FROM pg_roles WHERE rolname = 'h3_mallor
 
 -- Clean up: dropping everything they own leaves no sync of theirs behind.
 DROP OWNED BY h3_mallory, h3_alice, h3_writer CASCADE;
-SELECT count(*) AS syncs_left FROM qwen3_embed_syncs s WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.relation);
+SELECT count(*) AS syncs_left FROM qwen3_embed.syncs s WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.relation);
 DROP ROLE h3_mallory, h3_alice, h3_writer;

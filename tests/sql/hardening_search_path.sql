@@ -163,6 +163,6 @@ SELECT p.proname, p.prokind, l.lanname,
 
 DROP TABLE sp_docs, sp_keys;
 DROP FUNCTION sp_unpinned();
-DELETE FROM qwen3_embed_jobs;
+DELETE FROM qwen3_embed.jobs;
 DROP SCHEMA evil CASCADE;
 DROP ROLE sp_attacker;

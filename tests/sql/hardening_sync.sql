@@ -14,7 +14,7 @@ CREATE TABLE hs_alice_docs (id int PRIMARY KEY, body text, embedding vector(64))
 INSERT INTO hs_alice_docs SELECT i, 'alice document ' || i FROM generate_series(1, 6) i;
 SELECT qwen3_embed_sync('hs_alice_docs', 'body', 'embedding') > 0 AS synced;
 RESET ROLE;
-SELECT id AS alice_sync FROM qwen3_embed_syncs WHERE relation = 'hs_alice_docs'::regclass \gset
+SELECT id AS alice_sync FROM qwen3_embed.syncs WHERE relation = 'hs_alice_docs'::regclass \gset
 
 -- 1. Mallory's table runs her code on every write: a BEFORE and an AFTER trigger that try to
 -- make her superuser, an index on a function, a generated column and a CHECK constraint that
@@ -52,11 +52,11 @@ CREATE TRIGGER a AFTER UPDATE ON hs_m FOR EACH ROW EXECUTE FUNCTION hs_escalate(
 SELECT qwen3_embed_sync('hs_m', 'body', 'embedding') > 0 AS synced;
 INSERT INTO hs_m (id, body) VALUES (1, 'alpha');
 RESET ROLE;
-SELECT id AS m_sync FROM qwen3_embed_syncs WHERE relation = 'hs_m'::regclass \gset
+SELECT id AS m_sync FROM qwen3_embed.syncs WHERE relation = 'hs_m'::regclass \gset
 SELECT qwen3_embed_sync_run(:m_sync, 100) AS rows_embedded;
 SELECT pending, waiting_retry, failed, paused_until IS NOT NULL AS set_aside, last_error
   FROM qwen3_embed_sync_status WHERE id = :m_sync;
-SELECT key, last_error FROM qwen3_embed_queue WHERE sync_id = :m_sync;
+SELECT key, last_error FROM qwen3_embed.queue WHERE sync_id = :m_sync;
 SELECT rolsuper AS mallory_is_superuser FROM pg_roles WHERE rolname = 'hs_mallory';
 SELECT count(embedding) AS embedded FROM hs_m;
 
@@ -67,7 +67,7 @@ SELECT qwen3_embed_sync_chunks('hs_mc', 'body', 'hs_mc_chunks', chunk_tokens => 
 CREATE TRIGGER c BEFORE UPDATE ON hs_mc_chunks FOR EACH ROW EXECUTE FUNCTION hs_escalate();
 INSERT INTO hs_mc VALUES (1, 'a text of a few words, cut in chunks');
 RESET ROLE;
-SELECT id AS mc_sync FROM qwen3_embed_syncs WHERE relation = 'hs_mc'::regclass \gset
+SELECT id AS mc_sync FROM qwen3_embed.syncs WHERE relation = 'hs_mc'::regclass \gset
 SELECT qwen3_embed_sync_run(:mc_sync, 100) > 0 AS drained;
 SELECT rolsuper AS mallory_is_superuser FROM pg_roles WHERE rolname = 'hs_mallory';
 SELECT count(*) > 0 AS chunks, count(*) = count(embedding) AS all_embedded FROM hs_mc_chunks;
@@ -75,13 +75,13 @@ SELECT count(*) > 0 AS chunks, count(*) = count(embedding) AS all_embedded FROM 
 -- 2. Forged state: the state tables are read only for ordinary roles, whatever the row says.
 SET ROLE hs_mallory;
 \set VERBOSITY sqlstate
-INSERT INTO qwen3_embed_syncs (relation, source_column, target_column, key_column, key_type, created_by)
+INSERT INTO qwen3_embed.syncs (relation, source_column, target_column, key_column, key_type, created_by)
 VALUES ('hs_alice_docs', 'body', 'embedding', 'id', 'int', 'hs_mallory');
-UPDATE qwen3_embed_syncs SET key_type = 'text';
-UPDATE qwen3_embed_syncs SET chunk_table = 'hs_alice_docs';
-INSERT INTO qwen3_embed_queue (sync_id, key) VALUES (1, '1');
-DELETE FROM qwen3_embed_queue;
-INSERT INTO qwen3_embed_sync_errors (sync_id, key, sqlstate, message, attempts) VALUES (1, '1', 'x', 'x', 1);
+UPDATE qwen3_embed.syncs SET key_type = 'text';
+UPDATE qwen3_embed.syncs SET chunk_table = 'hs_alice_docs';
+INSERT INTO qwen3_embed.queue (sync_id, key) VALUES (1, '1');
+DELETE FROM qwen3_embed.queue;
+INSERT INTO qwen3_embed.sync_errors (sync_id, key, sqlstate, message, attempts) VALUES (1, '1', 'x', 'x', 1);
 -- The gate's operations only through the gate, and the gate checks who calls it.
 SELECT qwen3_embed_state_sync_remove('hs_alice'::regrole::oid, jsonb_build_object('id', :alice_sync));
 SELECT qwen3_embed_state('sync_remove', jsonb_build_object('id', :alice_sync));
@@ -90,15 +90,15 @@ SELECT qwen3_embed_state('sync_failed', jsonb_build_object('id', :alice_sync, 's
 SELECT qwen3_embed_state('drop everything', '{}');
 -- A forged migration job cannot point qwen3_embed_abandon at a column no migration made.
 CREATE TABLE hs_jobs (id int PRIMARY KEY, body text, embedding vector(64), precious text);
-INSERT INTO qwen3_embed_jobs (relation, target_column, source_column, key_column, batch_size, kind, migrates_column, dims)
+INSERT INTO qwen3_embed.jobs (relation, target_column, source_column, key_column, batch_size, kind, migrates_column, dims)
 VALUES ('hs_jobs', 'precious', 'body', 'id', 8, 'migrate', 'embedding', 64);
 -- The column registry and the jobs are read only too, even for the table's owner: no planted
 -- fingerprint, key or position for another role's write or CALL to obey.
-INSERT INTO qwen3_embed_columns (relation, column_name, fingerprint) VALUES ('hs_jobs', 'embedding', 'forged');
-UPDATE qwen3_embed_columns SET fingerprint = 'forged';
-DELETE FROM qwen3_embed_columns;
-UPDATE qwen3_embed_jobs SET last_key = '0';
-DELETE FROM qwen3_embed_jobs;
+INSERT INTO qwen3_embed.columns (relation, column_name, fingerprint) VALUES ('hs_jobs', 'embedding', 'forged');
+UPDATE qwen3_embed.columns SET fingerprint = 'forged';
+DELETE FROM qwen3_embed.columns;
+UPDATE qwen3_embed.jobs SET last_key = '0';
+DELETE FROM qwen3_embed.jobs;
 SELECT qwen3_embed_state('column_register', jsonb_build_object(
     'relation', 'hs_alice_docs'::regclass::oid, 'column', 'embedding', 'instruct', 'forged', 'dims', 64));
 SELECT qwen3_embed_state('column_move', jsonb_build_object(
@@ -116,14 +116,14 @@ SELECT target_column, state, rows_done, rows_total FROM qwen3_embed_progress WHE
 CALL qwen3_embed_migrate_dims('hs_jobs', 'body', 'embedding', 32, batch_size => 2);
 SELECT target_column, state, rows_done, kind FROM qwen3_embed_progress WHERE relation = 'hs_jobs'::regclass;
 SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 32)) AS equal FROM hs_jobs;
-SELECT column_name, dims FROM qwen3_embed_columns WHERE relation = 'hs_jobs'::regclass;
+SELECT column_name, dims FROM qwen3_embed.columns WHERE relation = 'hs_jobs'::regclass;
 SELECT qwen3_embed_abandon('hs_jobs', 'embedding');
 
 -- 3. Isolation: Mallory sees only her own syncs, queue and errors, and cannot unsync, retry or
 -- drain Alice's.
-SELECT count(*) AS syncs_seen FROM qwen3_embed_syncs WHERE relation = 'hs_alice_docs'::regclass;
-SELECT count(*) AS queue_rows_seen FROM qwen3_embed_queue q
-  WHERE NOT EXISTS (SELECT 1 FROM qwen3_embed_syncs s WHERE s.id = q.sync_id);
+SELECT count(*) AS syncs_seen FROM qwen3_embed.syncs WHERE relation = 'hs_alice_docs'::regclass;
+SELECT count(*) AS queue_rows_seen FROM qwen3_embed.queue q
+  WHERE NOT EXISTS (SELECT 1 FROM qwen3_embed.syncs s WHERE s.id = q.sync_id);
 SELECT relation FROM qwen3_embed_sync_status ORDER BY relation::text;
 \set VERBOSITY sqlstate
 SELECT qwen3_embed_unsync('hs_alice_docs', 'embedding');
@@ -175,8 +175,8 @@ RESET ROLE;
 REVOKE hs_team FROM hs_mallory;
 SELECT qwen3_embed_sync_retry('hs_team_docs', 'embedding') AS requeued;
 SELECT qwen3_embed_sync_run(NULL, 100) AS rows_embedded;
-SELECT key, sqlstate, message FROM qwen3_embed_sync_errors e
-  JOIN qwen3_embed_syncs s ON s.id = e.sync_id WHERE s.relation = 'hs_team_docs'::regclass;
+SELECT key, sqlstate, message FROM qwen3_embed.sync_errors e
+  JOIN qwen3_embed.syncs s ON s.id = e.sync_id WHERE s.relation = 'hs_team_docs'::regclass;
 
 -- Clean up.
 SET ROLE hs_mallory;
@@ -187,6 +187,6 @@ SELECT qwen3_embed_unsync('hs_team_docs', 'embedding') AS pending_dropped;
 SELECT qwen3_embed_unsync('hs_alice_docs', 'embedding') AS pending_dropped;
 DROP TABLE hs_jobs, hs_m, hs_mc_chunks, hs_mc, hs_bad, hs_small, hs_arr, hs_team_docs, hs_alice_docs;
 DROP FUNCTION hs_escalate(), hs_touch(vector, text), hs_who(text);
-DELETE FROM qwen3_embed_columns WHERE relation IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = relation);
+DELETE FROM qwen3_embed.columns WHERE relation IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = relation);
 REVOKE CREATE ON SCHEMA public FROM hs_mallory, hs_alice, hs_team;
 DROP ROLE hs_mallory, hs_alice, hs_team;

@@ -110,16 +110,16 @@ INSERT INTO re_owned SELECT i, 'owned ' || i FROM generate_series(1, 5) AS i;
 SET ROLE re_user;
 CALL qwen3_embed_reembed('re_owned', 'body', 'embedding');
 SELECT relation, state, rows_done FROM qwen3_embed_progress;
-SELECT relation, state FROM qwen3_embed_jobs;
+SELECT relation, state FROM qwen3_embed.jobs;
 \set VERBOSITY sqlstate
-UPDATE qwen3_embed_jobs SET rows_done = 0 WHERE relation = 're_docs'::regclass;
-UPDATE qwen3_embed_jobs SET last_key = NULL WHERE relation = 're_owned'::regclass;
+UPDATE qwen3_embed.jobs SET rows_done = 0 WHERE relation = 're_docs'::regclass;
+UPDATE qwen3_embed.jobs SET last_key = NULL WHERE relation = 're_owned'::regclass;
 CALL qwen3_embed_reembed('re_docs', 'body', 'embedding');
 \set VERBOSITY terse
 RESET ROLE;
 SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body)) AS owned_equal FROM re_owned;
 DROP TABLE re_owned;
-DELETE FROM qwen3_embed_jobs WHERE relation::oid NOT IN (SELECT oid FROM pg_class);
+DELETE FROM qwen3_embed.jobs WHERE relation::oid NOT IN (SELECT oid FROM pg_class);
 DROP ROLE re_user;
 
 -- qwen3_embed_migrate_dims: 256 -> 128 through a new column, swapped in at the end.
@@ -188,7 +188,7 @@ DROP TABLE re_docs, re_resume, re_nokey, re_twokeys, mig_docs, "Re Schema"."Docs
 DROP SCHEMA "Re Schema";
 DROP FUNCTION slow_row();
 -- Jobs of dropped tables go with them (the sql_drop event trigger).
-SELECT count(*) AS stale_jobs FROM qwen3_embed_jobs WHERE relation::oid NOT IN (SELECT oid FROM pg_class);
-DELETE FROM qwen3_embed_jobs;
+SELECT count(*) AS stale_jobs FROM qwen3_embed.jobs WHERE relation::oid NOT IN (SELECT oid FROM pg_class);
+DELETE FROM qwen3_embed.jobs;
 DROP VIEW progress;
 DROP FUNCTION marker();

@@ -7,7 +7,7 @@ INSERT INTO rl_docs VALUES (13, NULL, NULL);
 SET client_min_messages = warning;
 CALL qwen3_embed_reembed('rl_docs', 'body', 'embedding', instruct => 'old task');
 RESET client_min_messages;
-SELECT column_name, instruct, dims FROM qwen3_embed_columns WHERE relation = 'rl_docs'::regclass;
+SELECT column_name, instruct, dims FROM qwen3_embed.columns WHERE relation = 'rl_docs'::regclass;
 
 -- CALL inside a transaction block fails at once, before any work, and names what to use.
 -- (Its CONTEXT differs between the two modes: not shown.)
@@ -27,7 +27,7 @@ SELECT qwen3_embed_reembed_later('rl_docs', 'body', 'embedding', default_instruc
 SELECT pending, replacing, once, instruct, dims FROM qwen3_embed_sync_status WHERE relation = 'rl_docs'::regclass;
 COMMIT;
 SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, 'old task', 64)) AS old_vectors FROM rl_docs;
-SELECT fingerprint = next_fingerprint AS moving, instruct FROM qwen3_embed_columns WHERE relation = 'rl_docs'::regclass;
+SELECT fingerprint = next_fingerprint AS moving, instruct FROM qwen3_embed.columns WHERE relation = 'rl_docs'::regclass;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'rl_docs'::regclass;
 -- Drained: every row with text has its new vector, the one-time sync is gone and the registry
 -- has the new settings.
@@ -35,15 +35,15 @@ SELECT qwen3_embed_sync_run(NULL, 100) AS rows_embedded;
 SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS new_vectors,
        count(*) FILTER (WHERE body IS NULL AND embedding IS NULL) AS null_text_null_vector
   FROM rl_docs;
-SELECT count(*) AS syncs_left FROM qwen3_embed_syncs WHERE relation = 'rl_docs'::regclass;
-SELECT instruct, dims, next_fingerprint IS NULL AS settled FROM qwen3_embed_columns WHERE relation = 'rl_docs'::regclass;
+SELECT count(*) AS syncs_left FROM qwen3_embed.syncs WHERE relation = 'rl_docs'::regclass;
+SELECT instruct, dims, next_fingerprint IS NULL AS settled FROM qwen3_embed.columns WHERE relation = 'rl_docs'::regclass;
 
 -- Rolled back with its transaction: nothing queued, nothing left behind.
 BEGIN;
 SELECT qwen3_embed_reembed_later('rl_docs', 'body', 'embedding') AS queued;
 ROLLBACK;
-SELECT (SELECT count(*) FROM qwen3_embed_syncs WHERE relation = 'rl_docs'::regclass) AS syncs_left,
-       (SELECT next_fingerprint IS NULL FROM qwen3_embed_columns WHERE relation = 'rl_docs'::regclass) AS settled;
+SELECT (SELECT count(*) FROM qwen3_embed.syncs WHERE relation = 'rl_docs'::regclass) AS syncs_left,
+       (SELECT next_fingerprint IS NULL FROM qwen3_embed.columns WHERE relation = 'rl_docs'::regclass) AS settled;
 
 -- A synced column is re-queued through its sync, which stays, with its settings.
 SET client_min_messages = warning;
@@ -51,7 +51,7 @@ SELECT qwen3_embed_sync('rl_docs', 'body', 'embedding', batch_size => 5) > 0 AS 
 SELECT qwen3_embed_sync_run(NULL, 100) AS rows_embedded;
 SELECT qwen3_embed_reembed_later('rl_docs', 'body', 'embedding') AS queued;
 RESET client_min_messages;
-SELECT v.pending, v.replacing, v.once, s.batch_size FROM qwen3_embed_sync_status v JOIN qwen3_embed_syncs s USING (id)
+SELECT v.pending, v.replacing, v.once, s.batch_size FROM qwen3_embed_sync_status v JOIN qwen3_embed.syncs s USING (id)
  WHERE v.relation = 'rl_docs'::regclass;
 SELECT qwen3_embed_sync_run(NULL, 100) AS rows_embedded;
 SELECT pending, replacing, once FROM qwen3_embed_sync_status WHERE relation = 'rl_docs'::regclass;
@@ -74,7 +74,7 @@ INSERT INTO rl_fail VALUES (1, 'short', NULL), (2, 'a text that is far longer th
 SET client_min_messages = warning;
 SELECT qwen3_embed_reembed_later('rl_fail', 'body', 'embedding') AS queued;
 RESET client_min_messages;
-UPDATE qwen3_embed_syncs SET max_attempts = 1 WHERE relation = 'rl_fail'::regclass;
+UPDATE qwen3_embed.syncs SET max_attempts = 1 WHERE relation = 'rl_fail'::regclass;
 SET qwen3_embed.max_tokens = 8;
 SET qwen3_embed.on_long_input = 'error';
 SELECT qwen3_embed_sync_run(NULL, 100) AS rows_embedded;
@@ -83,14 +83,14 @@ RESET qwen3_embed.max_tokens;
 SELECT pending, failed, replacing, once FROM qwen3_embed_sync_status WHERE relation = 'rl_fail'::regclass;
 SELECT qwen3_embed_sync_retry('rl_fail', 'embedding') AS requeued;
 SELECT qwen3_embed_sync_run(NULL, 100) AS rows_embedded;
-SELECT count(*) AS syncs_left FROM qwen3_embed_syncs WHERE relation = 'rl_fail'::regclass;
+SELECT count(*) AS syncs_left FROM qwen3_embed.syncs WHERE relation = 'rl_fail'::regclass;
 SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS current FROM rl_fail;
 
 -- An empty table: nothing to queue, no sync left.
 CREATE TABLE rl_empty (id int PRIMARY KEY, body text, embedding vector(64));
 SELECT qwen3_embed_reembed_later('rl_empty', 'body', 'embedding') AS queued;
-SELECT (SELECT count(*) FROM qwen3_embed_syncs WHERE relation = 'rl_empty'::regclass) AS syncs_left,
-       (SELECT next_fingerprint IS NULL FROM qwen3_embed_columns WHERE relation = 'rl_empty'::regclass) AS settled;
+SELECT (SELECT count(*) FROM qwen3_embed.syncs WHERE relation = 'rl_empty'::regclass) AS syncs_left,
+       (SELECT next_fingerprint IS NULL FROM qwen3_embed.columns WHERE relation = 'rl_empty'::regclass) AS settled;
 
 -- Refused: another size for a vector(n) column, a generated column, NULL arguments, a role that
 -- does not own the table.

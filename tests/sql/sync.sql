@@ -58,10 +58,10 @@ UPDATE sy_docs SET body = 'a text that is far longer than eight tokens, so it fa
 UPDATE sy_docs SET body = 'short one' WHERE id = 11;
 SELECT qwen3_embed_sync_run() AS rows_embedded;
 SELECT pending, waiting_retry, failed FROM qwen3_embed_sync_status;
-SELECT key, attempts, split_part(last_error, ':', 1) AS error FROM qwen3_embed_queue;
+SELECT key, attempts, split_part(last_error, ':', 1) AS error FROM qwen3_embed.queue;
 SELECT pg_sleep(1.2);
 SELECT qwen3_embed_sync_run() AS rows_embedded;
-SELECT key, sqlstate, attempts FROM qwen3_embed_sync_errors;
+SELECT key, sqlstate, attempts FROM qwen3_embed.sync_errors;
 SELECT pending, waiting_retry, failed FROM qwen3_embed_sync_status;
 RESET qwen3_embed.on_long_input;
 RESET qwen3_embed.max_tokens;
@@ -78,7 +78,7 @@ UPDATE sy_docs SET body = 'waits for a model ' || id WHERE id IN (12, 13);
 SELECT qwen3_embed_sync_run() AS rows_embedded;
 SELECT pg_sleep(1.2);
 SELECT qwen3_embed_sync_run() AS rows_embedded;
-SELECT key, sqlstate, attempts FROM qwen3_embed_sync_errors ORDER BY key;
+SELECT key, sqlstate, attempts FROM qwen3_embed.sync_errors ORDER BY key;
 RESET qwen3_embed.model_path;
 SELECT qwen3_embed_sync_retry('sy_docs', 'embedding') AS requeued;
 SELECT qwen3_embed_sync_run() AS rows_embedded;
@@ -89,14 +89,14 @@ SELECT pending, waiting_retry, failed, rows_per_second > 0 AS has_rate, time_lef
 -- Changing a sync in place. Batch size and attempts change no vector: nothing is queued.
 SELECT qwen3_embed_sync_alter('sy_docs', 'embedding', batch_size => 8, max_attempts => 3) AS queued;
 SELECT s.batch_size, s.max_attempts, v.replacing, v.pending
-  FROM qwen3_embed_syncs s JOIN qwen3_embed_sync_status v USING (id);
+  FROM qwen3_embed.syncs s JOIN qwen3_embed_sync_status v USING (id);
 -- A new instruction: every row with text is queued again and keeps its old vector until its
 -- turn; writes from now on (and the drained rows) get the new instruction.
 SELECT qwen3_embed_sync_alter('sy_docs', 'embedding', instruct => 'Find the passage') AS queued;
 SELECT pending, replacing FROM qwen3_embed_sync_status;
 SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS old_vectors,
        count(body) AS rows_with_text FROM sy_docs;
-SELECT instruct, next_fingerprint IS NOT NULL AS moving FROM qwen3_embed_columns WHERE relation = 'sy_docs'::regclass;
+SELECT instruct, next_fingerprint IS NOT NULL AS moving FROM qwen3_embed.columns WHERE relation = 'sy_docs'::regclass;
 SELECT qwen3_embed_sync_run(NULL, 1) AS rows_embedded;
 SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS old_vectors,
        count(*) FILTER (WHERE embedding = qwen3_embed(body, 'Find the passage', 64)) AS new_vectors FROM sy_docs;
@@ -104,13 +104,13 @@ SELECT qwen3_embed_sync_run(NULL, 100) > 0 AS embedded;
 SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, 'Find the passage', 64)) AS new_vectors,
        count(body) AS rows_with_text FROM sy_docs;
 SELECT pending, replacing FROM qwen3_embed_sync_status;
-SELECT instruct, next_fingerprint IS NOT NULL AS moving FROM qwen3_embed_columns WHERE relation = 'sy_docs'::regclass;
+SELECT instruct, next_fingerprint IS NOT NULL AS moving FROM qwen3_embed.columns WHERE relation = 'sy_docs'::regclass;
 -- Back to the default instruction.
 SELECT qwen3_embed_sync_alter('sy_docs', 'embedding', default_instruct => true) > 0 AS queued;
 SELECT qwen3_embed_sync_run(NULL, 100) > 0 AS embedded;
 SELECT count(*) FILTER (WHERE embedding = qwen3_embed(body, NULL, 64)) AS current_vectors,
        count(body) AS rows_with_text FROM sy_docs;
-SELECT s.instruct IS NULL AS default_instruct, v.replacing FROM qwen3_embed_syncs s JOIN qwen3_embed_sync_status v USING (id);
+SELECT s.instruct IS NULL AS default_instruct, v.replacing FROM qwen3_embed.syncs s JOIN qwen3_embed_sync_status v USING (id);
 
 -- Wrong usage.
 \set VERBOSITY sqlstate

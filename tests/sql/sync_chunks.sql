@@ -34,4 +34,4 @@ SELECT id, count(*) AS chunks, bool_and(embedding = qwen3_embed(chunk, NULL, 64)
 SELECT relation, target_column, pending, failed FROM qwen3_embed_sync_status;
 SELECT qwen3_embed_unsync('ch_docs', 'ch_chunks') AS pending_dropped;
 DROP TABLE ch_chunks, ch_docs;
-DELETE FROM qwen3_embed_columns;
+DELETE FROM qwen3_embed.columns;

@@ -135,7 +135,7 @@ DROP TRIGGER up_trg_wrong ON up_trg;
 
 -- The jobs of 0.1.0, in the new columns and states; the view over the progress still works.
 SELECT relation, state, rows_done, rows_total, last_key, kind, migrates_column, runner_pid
-  FROM qwen3_embed_jobs ORDER BY relation::text;
+  FROM qwen3_embed.jobs ORDER BY relation::text;
 SELECT * FROM up_progress ORDER BY relation::text;
 -- The failed job resumes after its last committed batch.
 UPDATE up_failed SET body = 'fixed row 12' WHERE id = 12;
