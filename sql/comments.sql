@@ -98,12 +98,24 @@ COMMENT ON TABLE qwen3_embed.sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
 'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, how long the oldest queued row has waited (oldest_pending_age, 0 when none waits), when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_check(text, regclass, name, bigint) IS
+'Internal (qwen3_embed_sync, qwen3_embed_sync_alter): raises unless the column can have the HNSW index a sync makes (vector(n) or halfvec(n), n at most 4000).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_due() IS
+'Internal (the sync worker): the syncs whose index may be due, with their table''s owner.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_building() IS
+'Internal (the sync worker, at its first look): the syncs whose index build is marked as running, which an earlier worker did not finish.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_enough(integer) IS
+'Internal (the sync worker, as the table''s owner): whether the sync''s column holds index_rows vectors.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_begin(integer, boolean) IS
+'Internal (the sync worker): records the count; with enough vectors, the index''s name and CREATE INDEX CONCURRENTLY statement.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_end(integer, text) IS
+'Internal (the sync worker): records the build as ready or failed; returns the statement that drops an invalid index left behind.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_metrics() IS
 'Each sync of this database in numbers, for monitoring (contrib/postgres_exporter/queries.yaml): table, column, pending, waiting and failed rows, rows embedded, rows per second, seconds the oldest queued row has waited, and whether it is set aside. Members of pg_monitor may call it for every sync; no key, text or error message is shown.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_eta(bigint, double precision) IS
 'Internal (qwen3_embed_sync_status): pending rows over the recent rate, as an interval.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer) IS
-'Keeps target_column in step with source_column through the embedding queue: installs statement-level triggers that queue written rows (the write embeds nothing), queues every existing row, and returns the sync''s id. The sync workers (or qwen3_embed_sync_run) embed the queue.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer, bigint) IS
+'Keeps target_column in step with source_column through the embedding queue: installs statement-level triggers that queue written rows (the write embeds nothing), queues every existing row, and returns the sync''s id. The sync workers (or qwen3_embed_sync_run) embed the queue. With index_rows, the sync worker creates the column''s HNSW index (cosine; as halfvec beyond 2000 dimensions) concurrently, as the table''s owner, once the column holds that many vectors (qwen3_embed_sync_status.index).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
 'Stops keeping a column in step: drops its triggers, queue rows and errors; returns how many rows were still queued.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
@@ -116,8 +128,8 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_wake() IS
 'Internal (the queue''s triggers): asks for a sync worker in this database when the transaction commits.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_adopt(regclass, text, text, text, integer, integer, double precision, boolean) IS
 'Registers a column filled elsewhere (llama.cpp, another server, the engine CLI) as if the extension had filled it: a random sample of up to sample rows is embedded again with the loaded model, instruct and dims, and every one must agree with the stored vector at cosine >= min_cosine (0.98), else 55000 with the measured agreement. With sync (the default) the column is then kept in step, and only its rows without a vector are queued. Members of the table''s owning role only.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_alter(regclass, text, integer, integer, text, integer, boolean) IS
-'Changes a sync in place: batch_size, max_attempts, instruct, dims (NULL leaves each; default_instruct => true goes back to the default instruction). A new instruction or size queues every row again; each keeps its old vector until it is replaced, and the column registry moves to the new settings when the queue is empty. Returns the rows queued.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_alter(regclass, text, integer, integer, text, integer, boolean, bigint, boolean) IS
+'Changes a sync in place: batch_size, max_attempts, instruct, dims (NULL leaves each; default_instruct => true goes back to the default instruction). A new instruction or size queues every row again; each keeps its old vector until it is replaced, and the column registry moves to the new settings when the queue is empty. Returns the rows queued. index_rows sets the number of vectors at which the sync worker creates the HNSW index; no_index => true stops waiting for it.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_reembed_later(regclass, text, text, text, integer, boolean, integer) IS
 'Re-embeds a column with the loaded model without committing: queues every row with text and returns the rows queued; the sync workers replace each vector (the old one serves until then; progress in qwen3_embed_sync_status). What a migration calls inside its transaction, where CALL qwen3_embed_reembed cannot run. A synced column goes through its sync; another column gets a one-time sync (no triggers) that goes when done. instruct and dims default to the column''s registered ones (default_instruct => true: no instruction). Only members of the table''s owning role.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_outside_transaction(text) IS

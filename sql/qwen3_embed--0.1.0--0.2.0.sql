@@ -1387,6 +1387,13 @@ CREATE TABLE qwen3_embed.syncs (
     -- A one-time re-embedding (qwen3_embed_reembed_later): no triggers; the sync goes once its
     -- queue is empty and no row failed.
     once          boolean     NOT NULL DEFAULT false,
+    -- The HNSW index the sync worker makes once the column holds index_rows vectors (NULL: none):
+    -- 'waiting', 'building', 'ready' or 'failed', its name, and the rows_done of the last count.
+    index_rows    bigint      CHECK (index_rows >= 0),
+    index_state   text        CHECK (index_state IN ('waiting', 'building', 'ready', 'failed')),
+    index_name    name,
+    index_error   text,
+    index_counted bigint,
     last_error    text,
     UNIQUE (relation, target_column)
 );
@@ -1626,6 +1633,7 @@ DECLARE
     v_tokens   int      := (a->>'chunk_tokens')::int;
     v_overlap  int      := (a->>'chunk_overlap')::int;
     v_once     boolean  := coalesce((a->>'once')::boolean, false);
+    v_index    bigint   := (a->>'index_rows')::bigint;
     v_max      int;
     v_kind     "char";
     v_key      name;
@@ -1717,6 +1725,9 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
     END IF;
+    IF v_index IS NOT NULL THEN
+        PERFORM @extschema@.qwen3_embed_sync_index_check(v_what, v_rel, v_dst, v_index);
+    END IF;
     IF v_dims IS NOT NULL THEN
         SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
     END IF;
@@ -1732,9 +1743,10 @@ BEGIN
     END IF;
     INSERT INTO qwen3_embed.syncs AS s
            (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
-            chunk_table, chunk_tokens, chunk_overlap, created_by, once, replacing)
+            chunk_table, chunk_tokens, chunk_overlap, created_by, once, replacing, index_rows, index_state)
     VALUES (v_rel, v_src, v_dst, v_instruct, v_dims, v_key, v_key_type, v_batch, v_attempts,
-            v_chunks, v_tokens, v_overlap, p_caller, v_once, v_once)
+            v_chunks, v_tokens, v_overlap, p_caller, v_once, v_once, v_index,
+            CASE WHEN v_index IS NOT NULL THEN 'waiting' END)
     ON CONFLICT ON CONSTRAINT syncs_relation_target_column_key DO NOTHING
     RETURNING s.id INTO v_id;
     IF v_id IS NULL THEN
@@ -1882,6 +1894,17 @@ BEGIN
        SET batch_size = v_batch, max_attempts = v_attempts, instruct = v_instruct, dims = v_dims,
            replacing = x.replacing OR v_changes
      WHERE x.id = s.id;
+    IF (a->>'no_index')::boolean THEN
+        UPDATE qwen3_embed.syncs x SET index_rows = NULL, index_state = NULL, index_error = NULL, index_counted = NULL
+         WHERE x.id = s.id AND x.index_state IS DISTINCT FROM 'building';
+    ELSIF a->>'index_rows' IS NOT NULL THEN
+        PERFORM @extschema@.qwen3_embed_sync_index_check('qwen3_embed_sync_alter', v_rel, v_col, (a->>'index_rows')::bigint);
+        -- A new threshold: wait for it (again, after a failure); a made index stays made.
+        UPDATE qwen3_embed.syncs x
+           SET index_rows = (a->>'index_rows')::bigint, index_error = NULL, index_counted = NULL,
+               index_state = CASE WHEN x.index_state IN ('ready', 'building') THEN x.index_state ELSE 'waiting' END
+         WHERE x.id = s.id;
+    END IF;
     IF v_changes THEN
         PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_col, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
@@ -2126,7 +2149,8 @@ CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync(
     instruct      text DEFAULT NULL,
     dims          int  DEFAULT NULL,
     batch_size    int  DEFAULT 64,
-    max_attempts  int  DEFAULT 5)
+    max_attempts  int  DEFAULT 5,
+    index_rows    bigint DEFAULT NULL)
 RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2138,7 +2162,7 @@ BEGIN
     r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
         'what', 'qwen3_embed_sync', 'relation', relation::oid, 'source_column', source_column,
         'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', batch_size,
-        'max_attempts', max_attempts));
+        'max_attempts', max_attempts, 'index_rows', index_rows));
     PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
     RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', relation,
         quote_ident(target_column), quote_ident(source_column),
@@ -2429,7 +2453,9 @@ CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_alter(
     max_attempts     int     DEFAULT NULL,
     instruct         text    DEFAULT NULL,
     dims             int     DEFAULT NULL,
-    default_instruct boolean DEFAULT false)
+    default_instruct boolean DEFAULT false,
+    index_rows       bigint  DEFAULT NULL,
+    no_index         boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2442,7 +2468,8 @@ DECLARE
 BEGIN
     r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
         'id', v_id, 'batch_size', batch_size, 'max_attempts', max_attempts, 'instruct', instruct, 'dims', dims,
-        'default_instruct', coalesce(default_instruct, false)));
+        'default_instruct', coalesce(default_instruct, false), 'index_rows', index_rows,
+        'no_index', coalesce(no_index, false)));
     IF (r->>'changes')::boolean THEN
         v_n := @extschema@.qwen3_embed_sync_backlog(v_id, relation, true, false);
         RAISE NOTICE 'qwen3_embed_sync_alter: %.% gets other vectors; % rows queued, each keeps its old vector until it is replaced',
@@ -2556,7 +2583,13 @@ SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
        coalesce(pg_catalog.now() - c.oldest_enqueued, interval '0') AS oldest_pending_age,
        s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error,
-       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing, s.once
+       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing, s.once,
+       CASE s.index_state
+           WHEN 'waiting' THEN format('waiting for %s vectors', s.index_rows)
+           WHEN 'building' THEN format('building %I', s.index_name)
+           WHEN 'ready' THEN format('ready: %I', s.index_name)
+           WHEN 'failed' THEN format('failed: %s', s.index_error)
+       END AS index
   FROM qwen3_embed.syncs s,
        LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
@@ -2580,6 +2613,166 @@ AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_metrics() TO pg_monitor;
+
+-- ==== sql/sync_index.sql ========================================================================
+-- The HNSW index of a synced column, made by the sync worker once the column holds enough
+-- vectors (qwen3_embed_sync(..., index_rows => n), qwen3_embed_sync_alter(..., index_rows => n)):
+-- CREATE INDEX CONCURRENTLY, as the table's owner, between two rounds of the worker
+-- (src/sync/index.rs), so writes go on while it is built. Cosine distance (the distance the
+-- model's vectors are compared with); a vector column of more than 2,000 dimensions is indexed
+-- as halfvec (an expression index: query it with column::halfvec(n)), up to pgvector's 4,000.
+-- qwen3_embed_sync_status.index says where it stands.
+
+-- Raises unless relation.column can have that index: a vector(n) or halfvec(n) column of at most
+-- 4,000 dimensions, and a row count of 0 or more.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_check(p_what text, p_rel regclass, p_col name, p_rows bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_index_check$
+DECLARE
+    v_type name;
+    v_mod  int;
+BEGIN
+    IF p_rows < 0 THEN
+        RAISE EXCEPTION '%: index_rows must be 0 or more, got %', p_what, p_rows
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT t.typname, x.atttypmod INTO v_type, v_mod
+      FROM pg_attribute x JOIN pg_type t ON t.oid = x.atttypid
+     WHERE x.attrelid = p_rel AND x.attname = p_col AND x.attnum > 0 AND NOT x.attisdropped;
+    IF v_mod IS NULL OR v_mod < 1 OR v_mod > 4000 OR v_type NOT IN ('vector', 'halfvec') THEN
+        RAISE EXCEPTION '%: an HNSW index needs a vector(n) or halfvec(n) column of at most 4000 dimensions; "%" of % is %',
+                p_what, p_col, p_rel, coalesce(format_type((SELECT x.atttypid FROM pg_attribute x
+                                                             WHERE x.attrelid = p_rel AND x.attname = p_col), v_mod), 'missing')
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+END
+$qwen3_embed_sync_index_check$;
+
+-- The syncs of this database whose index may be due (the worker counts their vectors next), with
+-- their table's owner: waiting, with index_rows embedded, and a tenth of index_rows more since
+-- the last count.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_due(OUT id int, OUT owner oid)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.id, c.relowner
+      FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
+     WHERE s.index_state = 'waiting' AND s.chunk_table IS NULL AND s.rows_done >= s.index_rows
+       AND (s.index_counted IS NULL OR s.rows_done >= s.index_counted + greatest(s.index_rows / 10, 1))
+     ORDER BY s.id
+$$;
+
+-- The syncs of this database whose index build is marked as running, with their table's owner:
+-- at a worker's start, builds that an earlier worker did not finish.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_building(OUT id int, OUT owner oid)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.id, c.relowner
+      FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
+     WHERE s.index_state = 'building'
+     ORDER BY s.id
+$$;
+
+-- Whether sync p_id's column holds index_rows vectors; run by the worker as the table's owner.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_enough(p_id int)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_index_enough$
+DECLARE
+    s        qwen3_embed.syncs;
+    v_enough boolean;
+BEGIN
+    SELECT * INTO s FROM qwen3_embed.syncs x WHERE x.id = p_id;
+    IF NOT FOUND OR @extschema@.qwen3_embed_sync_changed(s) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT count(%I) >= $1 FROM %s', s.target_column, s.relation) INTO v_enough USING s.index_rows;
+    RETURN v_enough;
+END
+$qwen3_embed_sync_index_enough$;
+
+-- The worker counted sync p_id's vectors: with enough, the index's name and statement (the sync
+-- then shows 'building'); else NULL, and the next count waits for more rows.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_begin(p_id int, p_enough boolean,
+    OUT index_name name, OUT statement text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_index_begin$
+DECLARE
+    s      qwen3_embed.syncs;
+    v_type name;
+    v_mod  int;
+    v_vec  text;
+    v_key  text;
+    v_name text;
+BEGIN
+    UPDATE qwen3_embed.syncs x SET index_counted = x.rows_done WHERE x.id = p_id AND x.index_state = 'waiting'
+    RETURNING * INTO s;
+    IF NOT FOUND OR NOT p_enough THEN
+        RETURN;
+    END IF;
+    SELECT t.typname, x.atttypmod INTO v_type, v_mod
+      FROM pg_attribute x JOIN pg_type t ON t.oid = x.atttypid
+     WHERE x.attrelid = s.relation AND x.attname = s.target_column AND NOT x.attisdropped;
+    SELECT quote_ident(n.nspname) INTO v_vec
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector';
+    IF v_type = 'vector' AND v_mod <= 2000 THEN
+        v_key := format('%I %s.vector_cosine_ops', s.target_column, v_vec);
+    ELSE
+        v_key := format('(%I::%s.halfvec(%s)) %s.halfvec_cosine_ops', s.target_column, v_vec, v_mod, v_vec);
+    END IF;
+    v_name := left((SELECT c.relname FROM pg_class c WHERE c.oid = s.relation) || '_' || s.target_column, 50) || '_hnsw';
+    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = v_name
+                  AND c.relnamespace = (SELECT r.relnamespace FROM pg_class r WHERE r.oid = s.relation)) THEN
+        v_name := left(v_name, 40) || '_' || s.id || '_hnsw';
+    END IF;
+    UPDATE qwen3_embed.syncs x SET index_state = 'building', index_name = v_name WHERE x.id = p_id;
+    index_name := v_name;
+    statement := format('CREATE INDEX CONCURRENTLY %I ON %s USING hnsw (%s)', v_name, s.relation, v_key);
+END
+$qwen3_embed_sync_index_begin$;
+
+-- The worker's build of sync p_id's index ended: 'ready', or 'failed' with the error (the worker
+-- has dropped what the failed build left). Returns the statement that drops a left-over invalid
+-- index, or NULL.
+CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_end(p_id int, p_error text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_index_end$
+DECLARE
+    s       qwen3_embed.syncs;
+    v_index oid;
+BEGIN
+    SELECT * INTO s FROM qwen3_embed.syncs x WHERE x.id = p_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT c.oid INTO v_index FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+     WHERE c.relname = s.index_name AND i.indrelid = s.relation;
+    IF p_error IS NULL AND v_index IS NOT NULL
+       AND (SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = v_index) THEN
+        UPDATE qwen3_embed.syncs x SET index_state = 'ready', index_error = NULL WHERE x.id = p_id;
+        RETURN NULL;
+    END IF;
+    UPDATE qwen3_embed.syncs x SET index_state = 'failed', index_error = coalesce(p_error, 'the index is not valid')
+     WHERE x.id = p_id;
+    IF v_index IS NOT NULL THEN
+        RETURN format('DROP INDEX CONCURRENTLY IF EXISTS %s', v_index::regclass);
+    END IF;
+    RETURN NULL;
+END
+$qwen3_embed_sync_index_end$;
+REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_due() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_building() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_begin(int, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_end(int, text) FROM PUBLIC;
 
 -- ==== sql/adopt.sql =============================================================================
 -- Adopting embeddings made elsewhere (llama.cpp, another server, the engine CLI): a column the
@@ -3183,12 +3376,24 @@ COMMENT ON TABLE qwen3_embed.sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
 'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, how long the oldest queued row has waited (oldest_pending_age, 0 when none waits), when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_check(text, regclass, name, bigint) IS
+'Internal (qwen3_embed_sync, qwen3_embed_sync_alter): raises unless the column can have the HNSW index a sync makes (vector(n) or halfvec(n), n at most 4000).';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_due() IS
+'Internal (the sync worker): the syncs whose index may be due, with their table''s owner.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_building() IS
+'Internal (the sync worker, at its first look): the syncs whose index build is marked as running, which an earlier worker did not finish.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_enough(integer) IS
+'Internal (the sync worker, as the table''s owner): whether the sync''s column holds index_rows vectors.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_begin(integer, boolean) IS
+'Internal (the sync worker): records the count; with enough vectors, the index''s name and CREATE INDEX CONCURRENTLY statement.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_end(integer, text) IS
+'Internal (the sync worker): records the build as ready or failed; returns the statement that drops an invalid index left behind.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_metrics() IS
 'Each sync of this database in numbers, for monitoring (contrib/postgres_exporter/queries.yaml): table, column, pending, waiting and failed rows, rows embedded, rows per second, seconds the oldest queued row has waited, and whether it is set aside. Members of pg_monitor may call it for every sync; no key, text or error message is shown.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_eta(bigint, double precision) IS
 'Internal (qwen3_embed_sync_status): pending rows over the recent rate, as an interval.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer) IS
-'Keeps target_column in step with source_column through the embedding queue: installs statement-level triggers that queue written rows (the write embeds nothing), queues every existing row, and returns the sync''s id. The sync workers (or qwen3_embed_sync_run) embed the queue.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer, bigint) IS
+'Keeps target_column in step with source_column through the embedding queue: installs statement-level triggers that queue written rows (the write embeds nothing), queues every existing row, and returns the sync''s id. The sync workers (or qwen3_embed_sync_run) embed the queue. With index_rows, the sync worker creates the column''s HNSW index (cosine; as halfvec beyond 2000 dimensions) concurrently, as the table''s owner, once the column holds that many vectors (qwen3_embed_sync_status.index).';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
 'Stops keeping a column in step: drops its triggers, queue rows and errors; returns how many rows were still queued.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
@@ -3201,8 +3406,8 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_wake() IS
 'Internal (the queue''s triggers): asks for a sync worker in this database when the transaction commits.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_adopt(regclass, text, text, text, integer, integer, double precision, boolean) IS
 'Registers a column filled elsewhere (llama.cpp, another server, the engine CLI) as if the extension had filled it: a random sample of up to sample rows is embedded again with the loaded model, instruct and dims, and every one must agree with the stored vector at cosine >= min_cosine (0.98), else 55000 with the measured agreement. With sync (the default) the column is then kept in step, and only its rows without a vector are queued. Members of the table''s owning role only.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_alter(regclass, text, integer, integer, text, integer, boolean) IS
-'Changes a sync in place: batch_size, max_attempts, instruct, dims (NULL leaves each; default_instruct => true goes back to the default instruction). A new instruction or size queues every row again; each keeps its old vector until it is replaced, and the column registry moves to the new settings when the queue is empty. Returns the rows queued.';
+COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_alter(regclass, text, integer, integer, text, integer, boolean, bigint, boolean) IS
+'Changes a sync in place: batch_size, max_attempts, instruct, dims (NULL leaves each; default_instruct => true goes back to the default instruction). A new instruction or size queues every row again; each keeps its old vector until it is replaced, and the column registry moves to the new settings when the queue is empty. Returns the rows queued. index_rows sets the number of vectors at which the sync worker creates the HNSW index; no_index => true stops waiting for it.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_reembed_later(regclass, text, text, text, integer, boolean, integer) IS
 'Re-embeds a column with the loaded model without committing: queues every row with text and returns the rows queued; the sync workers replace each vector (the old one serves until then; progress in qwen3_embed_sync_status). What a migration calls inside its transaction, where CALL qwen3_embed_reembed cannot run. A synced column goes through its sync; another column gets a one-time sync (no triggers) that goes when done. instruct and dims default to the column''s registered ones (default_instruct => true: no instruction). Only members of the table''s owning role.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_outside_transaction(text) IS

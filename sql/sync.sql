@@ -64,6 +64,13 @@ CREATE TABLE qwen3_embed.syncs (
     -- A one-time re-embedding (qwen3_embed_reembed_later): no triggers; the sync goes once its
     -- queue is empty and no row failed.
     once          boolean     NOT NULL DEFAULT false,
+    -- The HNSW index the sync worker makes once the column holds index_rows vectors (NULL: none):
+    -- 'waiting', 'building', 'ready' or 'failed', its name, and the rows_done of the last count.
+    index_rows    bigint      CHECK (index_rows >= 0),
+    index_state   text        CHECK (index_state IN ('waiting', 'building', 'ready', 'failed')),
+    index_name    name,
+    index_error   text,
+    index_counted bigint,
     last_error    text,
     UNIQUE (relation, target_column)
 );
@@ -303,6 +310,7 @@ DECLARE
     v_tokens   int      := (a->>'chunk_tokens')::int;
     v_overlap  int      := (a->>'chunk_overlap')::int;
     v_once     boolean  := coalesce((a->>'once')::boolean, false);
+    v_index    bigint   := (a->>'index_rows')::bigint;
     v_max      int;
     v_kind     "char";
     v_key      name;
@@ -394,6 +402,9 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
     END IF;
+    IF v_index IS NOT NULL THEN
+        PERFORM @extschema@.qwen3_embed_sync_index_check(v_what, v_rel, v_dst, v_index);
+    END IF;
     IF v_dims IS NOT NULL THEN
         SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
     END IF;
@@ -409,9 +420,10 @@ BEGIN
     END IF;
     INSERT INTO qwen3_embed.syncs AS s
            (relation, source_column, target_column, instruct, dims, key_column, key_type, batch_size, max_attempts,
-            chunk_table, chunk_tokens, chunk_overlap, created_by, once, replacing)
+            chunk_table, chunk_tokens, chunk_overlap, created_by, once, replacing, index_rows, index_state)
     VALUES (v_rel, v_src, v_dst, v_instruct, v_dims, v_key, v_key_type, v_batch, v_attempts,
-            v_chunks, v_tokens, v_overlap, p_caller, v_once, v_once)
+            v_chunks, v_tokens, v_overlap, p_caller, v_once, v_once, v_index,
+            CASE WHEN v_index IS NOT NULL THEN 'waiting' END)
     ON CONFLICT ON CONSTRAINT syncs_relation_target_column_key DO NOTHING
     RETURNING s.id INTO v_id;
     IF v_id IS NULL THEN
@@ -559,6 +571,17 @@ BEGIN
        SET batch_size = v_batch, max_attempts = v_attempts, instruct = v_instruct, dims = v_dims,
            replacing = x.replacing OR v_changes
      WHERE x.id = s.id;
+    IF (a->>'no_index')::boolean THEN
+        UPDATE qwen3_embed.syncs x SET index_rows = NULL, index_state = NULL, index_error = NULL, index_counted = NULL
+         WHERE x.id = s.id AND x.index_state IS DISTINCT FROM 'building';
+    ELSIF a->>'index_rows' IS NOT NULL THEN
+        PERFORM @extschema@.qwen3_embed_sync_index_check('qwen3_embed_sync_alter', v_rel, v_col, (a->>'index_rows')::bigint);
+        -- A new threshold: wait for it (again, after a failure); a made index stays made.
+        UPDATE qwen3_embed.syncs x
+           SET index_rows = (a->>'index_rows')::bigint, index_error = NULL, index_counted = NULL,
+               index_state = CASE WHEN x.index_state IN ('ready', 'building') THEN x.index_state ELSE 'waiting' END
+         WHERE x.id = s.id;
+    END IF;
     IF v_changes THEN
         PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_col, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
@@ -804,7 +827,8 @@ CREATE FUNCTION @extschema@.qwen3_embed_sync(
     instruct      text DEFAULT NULL,
     dims          int  DEFAULT NULL,
     batch_size    int  DEFAULT 64,
-    max_attempts  int  DEFAULT 5)
+    max_attempts  int  DEFAULT 5,
+    index_rows    bigint DEFAULT NULL)
 RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -816,7 +840,7 @@ BEGIN
     r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
         'what', 'qwen3_embed_sync', 'relation', relation::oid, 'source_column', source_column,
         'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', batch_size,
-        'max_attempts', max_attempts));
+        'max_attempts', max_attempts, 'index_rows', index_rows));
     PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
     RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', relation,
         quote_ident(target_column), quote_ident(source_column),
@@ -1107,7 +1131,9 @@ CREATE FUNCTION @extschema@.qwen3_embed_sync_alter(
     max_attempts     int     DEFAULT NULL,
     instruct         text    DEFAULT NULL,
     dims             int     DEFAULT NULL,
-    default_instruct boolean DEFAULT false)
+    default_instruct boolean DEFAULT false,
+    index_rows       bigint  DEFAULT NULL,
+    no_index         boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1120,7 +1146,8 @@ DECLARE
 BEGIN
     r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
         'id', v_id, 'batch_size', batch_size, 'max_attempts', max_attempts, 'instruct', instruct, 'dims', dims,
-        'default_instruct', coalesce(default_instruct, false)));
+        'default_instruct', coalesce(default_instruct, false), 'index_rows', index_rows,
+        'no_index', coalesce(no_index, false)));
     IF (r->>'changes')::boolean THEN
         v_n := @extschema@.qwen3_embed_sync_backlog(v_id, relation, true, false);
         RAISE NOTICE 'qwen3_embed_sync_alter: %.% gets other vectors; % rows queued, each keeps its old vector until it is replaced',
@@ -1236,7 +1263,13 @@ SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
        coalesce(pg_catalog.now() - c.oldest_enqueued, interval '0') AS oldest_pending_age,
        s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error,
-       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing, s.once
+       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing, s.once,
+       CASE s.index_state
+           WHEN 'waiting' THEN format('waiting for %s vectors', s.index_rows)
+           WHEN 'building' THEN format('building %I', s.index_name)
+           WHEN 'ready' THEN format('ready: %I', s.index_name)
+           WHEN 'failed' THEN format('failed: %s', s.index_error)
+       END AS index
   FROM qwen3_embed.syncs s,
        LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;

@@ -57,6 +57,7 @@ extension_sql_file!(
     name = "sync",
     requires = ["columns", state::qwen3_embed_state, sync::qwen3_embed_sync_wake, sync::qwen3_embed_sync_worker]
 );
+extension_sql_file!("../sql/sync_index.sql", name = "sync_index", requires = ["sync"]);
 extension_sql_file!("../sql/adopt.sql", name = "adopt", requires = ["sync"]);
 extension_sql_file!(
     "../sql/search.sql",

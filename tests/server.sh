@@ -748,6 +748,33 @@ check "... new sessions embed through the same model server process, not restart
        "256 $server0"
 check "... and the cluster was not restarted" eq "$(q -c "SELECT pg_postmaster_start_time()")" "$start0"
 
+# --- 16. the index a sync makes ---------------------------------------------------------------------
+# An ordinary role's synced table gets its HNSW index from the sync worker once it holds
+# index_rows vectors: built concurrently, as that role (its owner).
+q -c "CREATE ROLE ix_owner LOGIN" -c "GRANT CREATE ON SCHEMA public TO ix_owner" >/dev/null
+pg_local_psql -U ix_owner -d postgres -qAt \
+  -c "CREATE TABLE ix_docs (id int PRIMARY KEY, body text, embedding vector(64))" \
+  -c "INSERT INTO ix_docs SELECT i, 'indexed document ' || i FROM generate_series(1, 300) i" \
+  -c "SET client_min_messages = warning" \
+  -c "SELECT qwen3_embed_sync('ix_docs', 'body', 'embedding', index_rows => 250) > 0" >/dev/null
+index_state=""
+for _ in $(seq 600); do
+    index_state="$(q -c "SELECT index FROM qwen3_embed_sync_status WHERE relation = 'ix_docs'::regclass")"
+    [[ "$index_state" == ready* || "$index_state" == failed* ]] && break
+    sleep 0.1
+done
+echo "      ix_docs: $index_state"
+check "the sync worker builds the HNSW index once the column holds index_rows vectors" \
+    eq "$index_state" "ready: ix_docs_embedding_hnsw"
+check "... a valid cosine HNSW index, owned by the table's owner" \
+    eq "$(q -c "SELECT i.indisvalid, am.amname, opc.opcname, pg_get_userbyid(c.relowner)
+                FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+                JOIN pg_opclass opc ON opc.oid = i.indclass[0] WHERE c.relname = 'ix_docs_embedding_hnsw'")" \
+       "t|hnsw|vector_cosine_ops|ix_owner"
+check "... which a nearest-neighbour query uses" \
+    has "$(q -c "SET enable_seqscan = off" -c "EXPLAIN SELECT id FROM ix_docs ORDER BY embedding <=> qwen3_embed('a query', NULL, 64) LIMIT 5")" \
+        "Index Scan using ix_docs_embedding_hnsw"
+
 check "no process of the cluster was terminated by a signal in these scenarios" \
     eq "$(grep -c 'terminated by signal' "$LOG" || true)" "$signals_before"
 

@@ -1,10 +1,12 @@
 //! The sync queue's Rust side: the launcher that starts a worker for each database whose queue
 //! has rows (`launcher`, `worker`, sharing `shared`), the hook that sends a worker away from a
-//! database a command needs to itself (`hook`), and the drain itself, which runs each sync as
-//! its table's owner (`drain`).
+//! database a command needs to itself (`hook`), the drain itself, which runs each sync as its
+//! table's owner (`drain`), and the HNSW index a sync asks for, which a worker builds between
+//! rounds as that owner (`index`).
 
 mod drain;
 mod hook;
+mod index;
 mod launcher;
 mod shared;
 mod worker;

@@ -19,6 +19,9 @@ use crate::settings;
 /// model call (`qwen3_embed_sync_drain`), so a lone sync's round is one call of 4 batches.
 const BATCHES_PER_ROUND: i32 = 4;
 
+/// How often a busy worker looks for a sync whose index is due.
+const INDEX_LOOK: Duration = Duration::from_secs(2);
+
 /// One round: the rows embedded and whether queue rows are left (embedded or not, due or
 /// waiting for a retry), or `None` when the extension is not installed there.
 fn round() -> Option<(i32, bool)> {
@@ -148,6 +151,11 @@ pub extern "C-unwind" fn qwen3_embed_sync_main(arg: pg_sys::Datum) {
     }
     let mut idle_since = std::time::Instant::now();
     let mut worked = false;
+    // A sync's index is looked at after work, every INDEX_LOOK at most, and once the queue is
+    // empty; a look that finds none due costs one query.
+    let mut index_look = std::time::Instant::now();
+    let mut work_since_look = true;
+    let mut first_look = true;
     loop {
         let (yield_asked, held) = before_round(db);
         if held {
@@ -157,6 +165,17 @@ pub extern "C-unwind" fn qwen3_embed_sync_main(arg: pg_sys::Datum) {
             return leave(db, Leave::Stop);
         };
         count(db, done);
+        work_since_look |= done > 0;
+        if work_since_look && (!left || index_look.elapsed() >= INDEX_LOOK) {
+            let schema = BackgroundWorker::transaction(|| crate::state::extension().0);
+            if first_look {
+                super::index::interrupted(&schema);
+                first_look = false;
+            }
+            super::index::look(&schema);
+            index_look = std::time::Instant::now();
+            work_since_look = false;
+        }
         if yield_asked {
             return leave(db, if left { Leave::Yield } else { Leave::Idle });
         }

@@ -104,5 +104,11 @@ GRANT SELECT, UPDATE ON rl_docs TO rl_writer;
 SET ROLE rl_writer;
 SELECT qwen3_embed_reembed_later('rl_docs', 'body', 'embedding');
 RESET ROLE;
+-- Dropped, a table leaves no job and no registry row behind (as after Alembic's downgrade).
+SELECT oid AS rl_docs_oid FROM pg_class WHERE relname = 'rl_docs' \gset
+SELECT (SELECT count(*) FROM qwen3_embed.jobs WHERE relation = :rl_docs_oid) AS jobs,
+       (SELECT count(*) FROM qwen3_embed.columns WHERE relation = :rl_docs_oid) AS registered;
 DROP TABLE rl_docs, rl_free, rl_fail, rl_empty, rl_gen;
+SELECT (SELECT count(*) FROM qwen3_embed.jobs WHERE relation = :rl_docs_oid) AS jobs_left,
+       (SELECT count(*) FROM qwen3_embed.columns WHERE relation = :rl_docs_oid) AS registry_left;
 DROP ROLE rl_writer;
