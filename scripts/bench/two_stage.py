@@ -12,7 +12,7 @@ The difference is what the reranker costs; it is printed per candidate and as to
 pairs it read (the model server's `tokens` counter, read around each statement: the two-stage
 statement's tokens less stage 1's, i.e. the candidates with the reranker's prompt). The server's model_loads is printed after the warm-up and at the end:
 equal when embedder and reranker stayed resident. Needs root, and the extension installed the way
-the README installs it (cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config).
+the README installs it (bash scripts/install.sh --pg-config /usr/lib/postgresql/15/bin/pg_config).
 
 Example (4B-shape models with random weights, `qwen3-embed fixture --preset 4b`, `--kind reranker`):
   python3 scripts/bench/two_stage.py --threads 2 --embedder /opt/bench-models/4b/model-q4_k_m.gguf \\
