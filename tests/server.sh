@@ -719,8 +719,11 @@ done
 # What postgres_exporter would read, as the role it would run as (pg_monitor, no right on the
 # synced tables): the syncs of this database and the model server's counters and models.
 q -c "CREATE ROLE exporter LOGIN IN ROLE pg_monitor"
+# PyYAML: the python3 on PATH may be another than Debian's, which setup.sh gives python3-yaml.
+YAML_PYTHON=python3
+python3 -c "import yaml" 2>/dev/null || YAML_PYTHON=/usr/bin/python3
 check "every query of contrib/postgres_exporter/queries.yaml runs as a pg_monitor role and gives the listed metrics" \
-    python3 tests/exporter_queries.py contrib/postgres_exporter/queries.yaml \
+    "$YAML_PYTHON" tests/exporter_queries.py contrib/postgres_exporter/queries.yaml \
         "$PG_BIN/psql" -h "$PG_LOCAL_DIR" -p "$PG_LOCAL_PORT" -U exporter -d postgres -X
 check "... and sees every sync of the database, which qwen3_embed_sync_status does not show it" \
     eq "$(pg_local_psql -U exporter -d postgres -qAt -c "SELECT (SELECT count(*) FROM qwen3_embed_sync_metrics()), (SELECT count(*) FROM qwen3_embed_sync_status)")" \
