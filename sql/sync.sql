@@ -1285,7 +1285,7 @@ LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT s.relation::text, s.target_column::text, c.pending, c.waiting_retry, c.failed, s.rows_done,
+    SELECT pg_catalog.format('%s', s.relation), pg_catalog.format('%s', s.target_column), c.pending, c.waiting_retry, c.failed, s.rows_done,
            coalesce(s.rate, 0), coalesce(extract(epoch FROM now() - c.oldest_enqueued)::float8, 0),
            coalesce(s.paused_until > now(), false)
       FROM qwen3_embed.syncs s, LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c
