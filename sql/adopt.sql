@@ -103,18 +103,18 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Vectors of another model, quantization or instruction cannot share a column with this model''s: pass the instruct and dims they were made with, or re-embed the column (CALL qwen3_embed_reembed).';
     END IF;
-    PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, dims);
+    PERFORM qwen3_embed.qwen3_embed_column_model(relation, target_column, instruct, dims);
     queued := 0;
     IF sync THEN
-        r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+        r := qwen3_embed.qwen3_embed_state('sync_add', jsonb_build_object(
             'what', v_what, 'relation', relation::oid, 'source_column', source_column,
             'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', 64,
             'max_attempts', 5));
         sync_id := (r->>'id')::int;
-        queued := @extschema@.qwen3_embed_sync_backlog(sync_id, relation, false, true);
+        queued := qwen3_embed.qwen3_embed_sync_backlog(sync_id, relation, false, true);
         RAISE NOTICE '%: %.% is adopted and kept in step with %; % rows without a vector queued', v_what,
             relation, quote_ident(target_column), quote_ident(source_column), queued;
-        PERFORM @extschema@.qwen3_embed_sync_workers_here(v_what);
+        PERFORM qwen3_embed.qwen3_embed_sync_workers_here(v_what);
     ELSE
         RAISE NOTICE '%: %.% is adopted', v_what, relation, quote_ident(target_column);
     END IF;

@@ -3,7 +3,7 @@
 -- dropped tables and columns, so that no queue row waits for good on an OID that is gone and a
 -- database's sync worker goes idle. It runs as the extension's owner, as whoever drops, and
 -- reads nothing but pg_event_trigger_dropped_objects() and the extension's own tables.
-CREATE FUNCTION @extschema@.qwen3_embed_forget_dropped() RETURNS event_trigger
+CREATE FUNCTION qwen3_embed.qwen3_embed_forget_dropped() RETURNS event_trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -31,9 +31,9 @@ BEGIN
     END LOOP;
 END
 $qwen3_embed_forget_dropped$;
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_forget_dropped() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION qwen3_embed.qwen3_embed_forget_dropped() FROM PUBLIC;
 
 CREATE EVENT TRIGGER qwen3_embed_forget_dropped ON sql_drop
     WHEN TAG IN ('DROP TABLE', 'DROP VIEW', 'DROP MATERIALIZED VIEW', 'DROP FOREIGN TABLE', 'ALTER TABLE',
                  'DROP SCHEMA', 'DROP OWNED')
-    EXECUTE FUNCTION @extschema@.qwen3_embed_forget_dropped();
+    EXECUTE FUNCTION qwen3_embed.qwen3_embed_forget_dropped();

@@ -29,7 +29,7 @@ GRANT SELECT ON qwen3_embed.columns TO PUBLIC;
 -- during a re-embedding, the one it moves to). A column written for the first time is
 -- registered with the loaded model. A different instruction or size than the registered ones
 -- is refused: the column's vectors would not be comparable.
-CREATE FUNCTION @extschema@.qwen3_embed_column_model(p_rel regclass, p_col name, p_instruct text, p_dims int)
+CREATE FUNCTION qwen3_embed.qwen3_embed_column_model(p_rel regclass, p_col name, p_instruct text, p_dims int)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -39,7 +39,7 @@ DECLARE
 BEGIN
     SELECT * INTO c FROM qwen3_embed.columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     IF NOT FOUND THEN
-        PERFORM @extschema@.qwen3_embed_state('column_register', pg_catalog.jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state('column_register', pg_catalog.jsonb_build_object(
             'relation', p_rel::oid, 'column', p_col, 'instruct', p_instruct, 'dims', p_dims));
         SELECT * INTO c FROM qwen3_embed.columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     END IF;
@@ -56,7 +56,7 @@ $qwen3_embed_column_model$;
 
 -- The gate's operation column_register: the first write into relation.column_name registers it
 -- with the loaded model. Takes INSERT or UPDATE on the table, and a column that exists.
-CREATE FUNCTION @extschema@.qwen3_embed_state_column_register(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_column_register(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -87,7 +87,7 @@ $qwen3_embed_state_column_register$;
 -- The gate's operation column_move: a re-embedding of relation.column_name starts (the column
 -- moves to the loaded model, instruct and dims) or ends (done: the move is complete). Takes
 -- UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_column_move(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_column_move(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -99,7 +99,7 @@ DECLARE
     v_dims     int      := (a->>'dims')::int;
     v_fp       text;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed');
     IF (a->>'done')::boolean THEN
         UPDATE qwen3_embed.columns x
            SET fingerprint = coalesce(x.next_fingerprint, x.fingerprint), next_fingerprint = NULL,
@@ -133,6 +133,6 @@ AS $$
 $$;
 
 REVOKE EXECUTE ON FUNCTION
-    @extschema@.qwen3_embed_state_column_register(oid, jsonb),
-    @extschema@.qwen3_embed_state_column_move(oid, jsonb)
+    qwen3_embed.qwen3_embed_state_column_register(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_column_move(oid, jsonb)
 FROM PUBLIC;

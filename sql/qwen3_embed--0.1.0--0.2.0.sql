@@ -14,6 +14,11 @@
 -- it; tests/sql/upgrade.sql checks that an upgraded database has exactly a fresh install's objects.
 \echo Use "ALTER EXTENSION qwen3_embed UPDATE" to load this file. \quit
 
+-- The extension's state (its tables and internal routines) goes to a schema of its own
+-- (sql/schema.sql says why).
+CREATE SCHEMA qwen3_embed;
+GRANT USAGE ON SCHEMA qwen3_embed TO PUBLIC;
+
 -- The model server's statistics gained seven result columns; a function's result type cannot be
 -- replaced, only dropped and created again.
 DROP FUNCTION @extschema@.qwen3_embed_server_stats();
@@ -137,7 +142,7 @@ IMMUTABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_rerank_score_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_batch_for_column"(
+CREATE FUNCTION qwen3_embed."qwen3_embed_batch_for_column"(
 	"inputs" TEXT[],
 	"instruct" TEXT,
 	"dims" INT,
@@ -150,11 +155,8 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_batch_for_column_wrapper';
 
--- The state tables move to a schema of their own (sql/schema.sql says why): the jobs table of
--- 0.1.0 goes there as qwen3_embed.jobs, with its rows, privileges, row security and the
--- constraint names a fresh install gives it.
-CREATE SCHEMA qwen3_embed;
-GRANT USAGE ON SCHEMA qwen3_embed TO PUBLIC;
+-- The jobs table of 0.1.0 goes to the state schema as qwen3_embed.jobs, with its rows,
+-- privileges, row security and the constraint names a fresh install gives it.
 ALTER TABLE @extschema@.qwen3_embed_jobs SET SCHEMA qwen3_embed;
 ALTER TABLE qwen3_embed.qwen3_embed_jobs RENAME TO jobs;
 ALTER TABLE qwen3_embed.jobs RENAME CONSTRAINT qwen3_embed_jobs_pkey TO jobs_pkey;
@@ -174,7 +176,7 @@ ALTER TABLE qwen3_embed.jobs
         CHECK (kind <> 'migrate' OR (dims IS NOT NULL AND target_column = migrates_column || '_qwen3_d' || dims));
 
 -- The embedding queue's C functions (src/state.rs, src/sync/).
-CREATE FUNCTION @extschema@."qwen3_embed_state"(
+CREATE FUNCTION qwen3_embed."qwen3_embed_state"(
 	"op" TEXT,
 	"args" jsonb
 ) RETURNS jsonb
@@ -190,26 +192,26 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_run_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_outside_transaction"(
+CREATE FUNCTION qwen3_embed."qwen3_embed_outside_transaction"(
 	"what" TEXT
 ) RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_outside_transaction_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_sync_workers_here"(
+CREATE FUNCTION qwen3_embed."qwen3_embed_sync_workers_here"(
 	"what" TEXT
 ) RETURNS INT
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_workers_here_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_sync_wake"() RETURNS void
+CREATE FUNCTION qwen3_embed."qwen3_embed_sync_wake"() RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_wake_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_sync_worker"() RETURNS TEXT
+CREATE FUNCTION qwen3_embed."qwen3_embed_sync_worker"() RETURNS TEXT
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_worker_wrapper';
@@ -231,6 +233,13 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_cache_files_wrapper';
 
 -- ==== sql/schema.sql ============================================================================
+-- The extension's state tables (the column registry, the re-embedding jobs, the syncs, their
+-- queue and errors) and its internal routines live in a schema of their own, created and owned
+-- by the extension, out of the users' schemas: there migration tools (Alembic's autogenerate,
+-- Django's inspectdb) took the tables for the users' own, and \df listed the routines among
+-- the users' functions. pgrx creates it (src/lib.rs, `mod qwen3_embed`) with IF NOT EXISTS,
+-- which in an extension's script fails when a schema of that name exists already and is not
+-- the extension's. Every role may look up names in it; only the extension creates anything there.
 GRANT USAGE ON SCHEMA qwen3_embed TO PUBLIC;
 
 -- ==== sql/columns.sql ===========================================================================
@@ -265,7 +274,7 @@ GRANT SELECT ON qwen3_embed.columns TO PUBLIC;
 -- during a re-embedding, the one it moves to). A column written for the first time is
 -- registered with the loaded model. A different instruction or size than the registered ones
 -- is refused: the column's vectors would not be comparable.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_column_model(p_rel regclass, p_col name, p_instruct text, p_dims int)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_column_model(p_rel regclass, p_col name, p_instruct text, p_dims int)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -275,7 +284,7 @@ DECLARE
 BEGIN
     SELECT * INTO c FROM qwen3_embed.columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     IF NOT FOUND THEN
-        PERFORM @extschema@.qwen3_embed_state('column_register', pg_catalog.jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state('column_register', pg_catalog.jsonb_build_object(
             'relation', p_rel::oid, 'column', p_col, 'instruct', p_instruct, 'dims', p_dims));
         SELECT * INTO c FROM qwen3_embed.columns x WHERE x.relation = p_rel AND x.column_name = p_col;
     END IF;
@@ -292,7 +301,7 @@ $qwen3_embed_column_model$;
 
 -- The gate's operation column_register: the first write into relation.column_name registers it
 -- with the loaded model. Takes INSERT or UPDATE on the table, and a column that exists.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_column_register(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_column_register(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -323,7 +332,7 @@ $qwen3_embed_state_column_register$;
 -- The gate's operation column_move: a re-embedding of relation.column_name starts (the column
 -- moves to the loaded model, instruct and dims) or ends (done: the move is complete). Takes
 -- UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_column_move(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_column_move(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -335,7 +344,7 @@ DECLARE
     v_dims     int      := (a->>'dims')::int;
     v_fp       text;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed');
     IF (a->>'done')::boolean THEN
         UPDATE qwen3_embed.columns x
            SET fingerprint = coalesce(x.next_fingerprint, x.fingerprint), next_fingerprint = NULL,
@@ -368,8 +377,8 @@ AS $$
      ORDER BY c.relation::text, c.column_name
 $$;
 REVOKE EXECUTE ON FUNCTION
-    @extschema@.qwen3_embed_state_column_register(oid, jsonb),
-    @extschema@.qwen3_embed_state_column_move(oid, jsonb)
+    qwen3_embed.qwen3_embed_state_column_register(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_column_move(oid, jsonb)
 FROM PUBLIC;
 
 -- ==== sql/trigger.sql ===========================================================================
@@ -479,9 +488,9 @@ BEGIN
 
     EXECUTE format('SELECT ($1).%I::text', src_col) INTO body USING NEW;
     -- The column's model (registered at its first write): any other loaded model is refused.
-    fp := @extschema@.qwen3_embed_column_model(TG_RELID, dst_col, instruct, dims);
+    fp := qwen3_embed.qwen3_embed_column_model(TG_RELID, dst_col, instruct, dims);
     SELECT e.embedding::text INTO vec
-      FROM @extschema@.qwen3_embed_batch_for_column(ARRAY[body], instruct, dims, fp) e;
+      FROM qwen3_embed.qwen3_embed_batch_for_column(ARRAY[body], instruct, dims, fp) e;
     NEW := jsonb_populate_record(NEW, jsonb_build_object(dst_col, vec));
     RETURN NEW;
 END
@@ -503,7 +512,7 @@ GRANT SELECT ON qwen3_embed.jobs TO PUBLIC;
 -- (A cancelled or timed-out job records 'interrupted' itself; a terminated session or a crash
 -- cannot, and is recognised here.) Other roles' backend_start is hidden from ordinary roles,
 -- where the process id alone decides.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_state(state text, runner_pid int, runner_started timestamptz)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_job_state(state text, runner_pid int, runner_started timestamptz)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -518,7 +527,7 @@ AS $$
 $$;
 
 -- Progress of every job, for humans.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_percent(state text, rows_done bigint, rows_total bigint)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_job_percent(state text, rows_done bigint, rows_total bigint)
 RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -529,10 +538,10 @@ CREATE OR REPLACE VIEW @extschema@.qwen3_embed_progress WITH (security_invoker =
 SELECT j.relation,
        j.source_column,
        j.target_column,
-       @extschema@.qwen3_embed_job_state(j.state, j.runner_pid, j.runner_started) AS state,
+       qwen3_embed.qwen3_embed_job_state(j.state, j.runner_pid, j.runner_started) AS state,
        j.rows_done,
        j.rows_total,
-       @extschema@.qwen3_embed_job_percent(j.state, j.rows_done, j.rows_total) AS percent_done,
+       qwen3_embed.qwen3_embed_job_percent(j.state, j.rows_done, j.rows_total) AS percent_done,
        j.dims,
        j.instruct,
        j.batch_size,
@@ -550,7 +559,7 @@ SELECT j.relation,
 GRANT SELECT ON @extschema@.qwen3_embed_progress TO PUBLIC;
 
 -- This session, as a job's runner (for the job_* operations only).
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_claim(p_rel regclass, p_dst name)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_claim(p_rel regclass, p_dst name)
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -563,7 +572,7 @@ AS $$
 $$;
 
 -- The walk's key of p_rel: its single-column primary key. Raises when it has none.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_key(p_rel regclass, p_what text)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_key(p_rel regclass, p_what text)
 RETURNS name
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -585,7 +594,7 @@ END
 $qwen3_embed_state_job_key$;
 
 -- Raises unless every name in p_cols is a live column of p_rel.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_columns(p_rel regclass, p_cols name[], p_what text)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_columns(p_rel regclass, p_cols name[], p_what text)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -606,7 +615,7 @@ $qwen3_embed_state_job_columns$;
 -- The gate's operation job_begin: start, restart or resume the re-embedding of
 -- relation.target_column from source_column (a job that did nothing yet just starts anew); this
 -- session runs it, and the column moves to the loaded model. Takes UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_begin(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_begin(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -622,9 +631,9 @@ DECLARE
     v_key      name;
     v_job      qwen3_embed.jobs;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, v_what);
-    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_dst], v_what);
-    v_key := @extschema@.qwen3_embed_state_job_key(v_rel, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_dst], v_what);
+    v_key := qwen3_embed.qwen3_embed_state_job_key(v_rel, v_what);
     IF v_batch IS NULL OR v_batch < 1 THEN
         RAISE EXCEPTION '%: batch_size must be at least 1, got %', v_what, coalesce(v_batch::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -656,9 +665,9 @@ BEGIN
                last_key = NULL, rows_done = 0, rows_total = 0, state = 'running', last_error = NULL,
                started_at = clock_timestamp(), updated_at = clock_timestamp(), finished_at = NULL;
     END IF;
-    PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_dst);
+    PERFORM qwen3_embed.qwen3_embed_state_job_claim(v_rel, v_dst);
     -- The column moves to the loaded model: its writes are made with it from now on.
-    PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
         'relation', v_rel::oid, 'column', v_dst, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
     RETURN NULL;
 END
@@ -667,7 +676,7 @@ $qwen3_embed_state_job_begin$;
 -- The gate's operation job_lock: the job's row, locked until the caller's transaction ends
 -- (nowait: lock_not_available at once when another session holds it), or NULL when there is no
 -- such job. Takes UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_lock(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_lock(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -676,7 +685,7 @@ DECLARE
     v_rel regclass := (a->>'relation')::oid;
     v_job qwen3_embed.jobs;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF (a->>'nowait')::boolean THEN
         SELECT * INTO v_job FROM qwen3_embed.jobs j
          WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
@@ -693,7 +702,7 @@ $qwen3_embed_state_job_lock$;
 -- The gate's operation job_progress: a batch of `rows` rows up to `last_key` is done (this
 -- session runs the job), or, with rows_total alone, the rows the job will have walked. Returns
 -- rows_done and rows_total. Takes UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_progress(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_progress(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -705,7 +714,7 @@ DECLARE
     v_done  bigint;
     v_total bigint;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF v_n IS NULL THEN
         UPDATE qwen3_embed.jobs j SET rows_total = greatest((a->>'rows_total')::bigint, 0)
          WHERE j.relation = v_rel AND j.target_column = v_dst
@@ -716,7 +725,7 @@ BEGIN
                rows_total = greatest(rows_total, rows_done + greatest(v_n, 0)), updated_at = clock_timestamp()
          WHERE j.relation = v_rel AND j.target_column = v_dst
         RETURNING rows_done, rows_total INTO v_done, v_total;
-        PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_dst);
+        PERFORM qwen3_embed.qwen3_embed_state_job_claim(v_rel, v_dst);
     END IF;
     RETURN jsonb_build_object('rows_done', v_done, 'rows_total', v_total);
 END
@@ -725,7 +734,7 @@ $qwen3_embed_state_job_progress$;
 -- The gate's operation job_end: the job is 'done' (its column has moved to the model, with the
 -- job's instruction and size), 'interrupted' or 'failed' (with the error). Returns rows_done and
 -- rows_total. Takes UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_end(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_end(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -736,7 +745,7 @@ DECLARE
     v_state text     := a->>'state';
     v_job   qwen3_embed.jobs;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF v_state NOT IN ('done', 'interrupted', 'failed') THEN
         RAISE EXCEPTION 'qwen3_embed_reembed: a job cannot end as %', quote_literal(v_state)
             USING ERRCODE = 'invalid_parameter_value';
@@ -749,7 +758,7 @@ BEGIN
      WHERE j.relation = v_rel AND j.target_column = v_dst
     RETURNING * INTO v_job;
     IF v_state = 'done' AND v_job.target_column IS NOT NULL THEN
-        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_dst, 'instruct', v_job.instruct, 'dims', v_job.dims, 'done', true));
     END IF;
     RETURN jsonb_build_object('rows_done', v_job.rows_done, 'rows_total', v_job.rows_total);
@@ -759,7 +768,7 @@ $qwen3_embed_state_job_end$;
 -- The gate's operation job_migrate: the job of a migration of relation.migrates_column to dims
 -- dimensions, whose new column (migrates_column_qwen3_d<dims>) the caller has just added; this
 -- session runs it. Takes membership in the table's owning role.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_migrate(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_migrate(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -772,15 +781,15 @@ DECLARE
     v_new  name     := v_old || '_qwen3_d' || v_dims;
     v_src  name     := a->>'source_column';
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
-    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_old, v_new], v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_old, v_new], v_what);
     DELETE FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_new;
     INSERT INTO qwen3_embed.jobs
            (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
             kind, migrates_column)
-    VALUES (v_rel, v_new, v_src, a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
+    VALUES (v_rel, v_new, v_src, a->>'instruct', v_dims, qwen3_embed.qwen3_embed_state_job_key(v_rel, v_what),
             greatest(coalesce((a->>'batch_size')::int, 64), 1), 'running', 'migrate', v_old);
-    PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_new);
+    PERFORM qwen3_embed.qwen3_embed_state_job_claim(v_rel, v_new);
     RETURN NULL;
 END
 $qwen3_embed_state_job_migrate$;
@@ -789,7 +798,7 @@ $qwen3_embed_state_job_migrate$;
 -- migration's column to it; the registry follows the rename and the migration's job becomes the
 -- column's finished job (`caught`: rows embedded during the swap). Takes membership in the
 -- table's owning role.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_swap(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_swap(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -803,8 +812,8 @@ DECLARE
     v_rows bigint;
     v_done bigint;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
-    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[(a->>'source_column')::name, v_dst], v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_job_columns(v_rel, ARRAY[(a->>'source_column')::name, v_dst], v_what);
     DELETE FROM qwen3_embed.jobs j
      WHERE j.relation = v_rel AND j.target_column = v_new AND j.kind = 'migrate'
     RETURNING j.rows_done INTO v_rows;
@@ -819,7 +828,7 @@ BEGIN
     INSERT INTO qwen3_embed.jobs AS j
            (relation, target_column, source_column, instruct, dims, key_column, batch_size,
             rows_done, rows_total, state, finished_at)
-    VALUES (v_rel, v_dst, a->>'source_column', a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
+    VALUES (v_rel, v_dst, a->>'source_column', a->>'instruct', v_dims, qwen3_embed.qwen3_embed_state_job_key(v_rel, v_what),
             greatest(coalesce((a->>'batch_size')::int, 64), 1), v_done, v_done, 'done', clock_timestamp())
     ON CONFLICT (relation, target_column) DO UPDATE
        SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct, dims = EXCLUDED.dims,
@@ -834,7 +843,7 @@ $qwen3_embed_state_job_swap$;
 -- The gate's operation job_forget: forget relation.target_column's job; a migration's job takes
 -- its column's registration with it. A re-embedding's job takes UPDATE on the table, a
 -- migration's membership in the table's owning role (abandoning it drops a column).
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_job_forget(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_job_forget(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -844,10 +853,10 @@ DECLARE
     v_dst  name     := a->>'target_column';
     v_kind text;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_abandon');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_abandon');
     SELECT j.kind INTO v_kind FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
     IF v_kind = 'migrate' THEN
-        PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, 'qwen3_embed_abandon');
+        PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, true, 'qwen3_embed_abandon');
         DELETE FROM qwen3_embed.columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
     END IF;
     DELETE FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
@@ -855,20 +864,20 @@ BEGIN
 END
 $qwen3_embed_state_job_forget$;
 REVOKE EXECUTE ON FUNCTION
-    @extschema@.qwen3_embed_state_job_claim(regclass, name),
-    @extschema@.qwen3_embed_state_job_key(regclass, text),
-    @extschema@.qwen3_embed_state_job_columns(regclass, name[], text),
-    @extschema@.qwen3_embed_state_job_begin(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_lock(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_progress(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_end(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_migrate(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_swap(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_forget(oid, jsonb)
+    qwen3_embed.qwen3_embed_state_job_claim(regclass, name),
+    qwen3_embed.qwen3_embed_state_job_key(regclass, text),
+    qwen3_embed.qwen3_embed_state_job_columns(regclass, name[], text),
+    qwen3_embed.qwen3_embed_state_job_begin(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_lock(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_progress(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_end(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_migrate(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_swap(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_forget(oid, jsonb)
 FROM PUBLIC;
 
 -- qwen3_embed_reembed, part 1: check the arguments, then start, restart or resume the job.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_start(
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_job_start(
     p_rel regclass, p_src name, p_dst name, p_instruct text, p_dims int, p_batch int, p_restart boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -937,7 +946,7 @@ BEGIN
         END IF;
     END IF;
 
-    PERFORM @extschema@.qwen3_embed_state('job_begin', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_begin', jsonb_build_object(
         'relation', p_rel::oid, 'source_column', p_src, 'target_column', p_dst, 'instruct', p_instruct,
         'dims', v_dims, 'batch_size', p_batch, 'restart', coalesce(p_restart, false)));
 
@@ -949,7 +958,7 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s WHERE %I > $1::%s', p_rel, v_key, v_key_type)
            INTO v_total USING v_last;
     END IF;
-    PERFORM @extschema@.qwen3_embed_state('job_progress', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_progress', jsonb_build_object(
         'relation', p_rel::oid, 'target_column', p_dst, 'rows_total', v_done + v_total));
 END
 $qwen3_embed_job_start$;
@@ -958,7 +967,7 @@ $qwen3_embed_job_start$;
 -- in one qwen3_embed_batch call, writes the vectors back and records the last key. An error
 -- (or a cancel) undoes the batch, is recorded in the job and comes back in err_*, for the
 -- procedure to COMMIT the record and raise it.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_job_step(p_rel regclass, p_dst name,
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_job_step(p_rel regclass, p_dst name,
     OUT finished boolean, OUT notice text,
     OUT err_state text, OUT err_message text, OUT err_detail text, OUT err_hint text)
 LANGUAGE plpgsql VOLATILE
@@ -980,7 +989,7 @@ BEGIN
     BEGIN
         -- Serializes concurrent CALLs on the same job: each takes the next batch in turn.
         v_job := jsonb_populate_record(NULL::qwen3_embed.jobs,
-                     @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
+                     qwen3_embed.qwen3_embed_state('job_lock', jsonb_build_object(
                          'relation', p_rel::oid, 'target_column', p_dst, 'nowait', false)));
         IF v_job.target_column IS NULL THEN
             RAISE EXCEPTION 'qwen3_embed_reembed: the job on %.% was deleted while it ran', p_rel, p_dst
@@ -1003,7 +1012,7 @@ BEGIN
                 SELECT b.k, b.body, (row_number() OVER (ORDER BY b.k))::int AS ord FROM batch b
             ), embedded AS MATERIALIZED (
                 SELECT e.ord, e.embedding
-                  FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $3, $4, $5) AS e
+                  FROM qwen3_embed.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $3, $4, $5) AS e
             ), updated AS (
                 UPDATE %3$s AS t SET %4$I = e.embedding
                   FROM numbered n JOIN embedded e ON e.ord = n.ord
@@ -1018,13 +1027,13 @@ BEGIN
                             ELSE format('WHERE s.%I > $1::%s', v_job.key_column, v_key_type) END)
            INTO v_n, v_last USING v_job.last_key, v_job.batch_size, v_job.instruct, v_job.dims, v_fp;
         IF v_n = 0 THEN
-            v_done := (@extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+            v_done := (qwen3_embed.qwen3_embed_state('job_end', jsonb_build_object(
                            'relation', p_rel::oid, 'target_column', p_dst, 'state', 'done')))->>'rows_done';
             finished := true;
             notice := format('qwen3_embed_reembed: done, %s rows of %s.%I', v_done, p_rel, p_dst);
             RETURN;
         END IF;
-        v_res := @extschema@.qwen3_embed_state('job_progress', jsonb_build_object(
+        v_res := qwen3_embed.qwen3_embed_state('job_progress', jsonb_build_object(
                      'relation', p_rel::oid, 'target_column', p_dst, 'rows', v_n, 'last_key', v_last));
         v_done := v_res->>'rows_done';
         v_total := v_res->>'rows_total';
@@ -1033,7 +1042,7 @@ BEGIN
     EXCEPTION
         WHEN query_canceled THEN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
-            v_res := @extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+            v_res := qwen3_embed.qwen3_embed_state('job_end', jsonb_build_object(
                          'relation', p_rel::oid, 'target_column', p_dst, 'state', 'interrupted',
                          'error', err_state || ': ' || err_message));
             v_done := v_res->>'rows_done';
@@ -1042,7 +1051,7 @@ BEGIN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
                                     v_hint = PG_EXCEPTION_HINT;
             -- Keep what the earlier batches did, say where it stopped.
-            v_res := @extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+            v_res := qwen3_embed.qwen3_embed_state('job_end', jsonb_build_object(
                          'relation', p_rel::oid, 'target_column', p_dst, 'state', 'failed',
                          'error', err_state || ': ' || err_message));
             v_done := v_res->>'rows_done';
@@ -1070,12 +1079,12 @@ DECLARE
     v_dst name     := target_column;
     r     record;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_outside_transaction('qwen3_embed_reembed');
-    PERFORM @extschema@.qwen3_embed_job_start(v_rel, source_column, v_dst, instruct, dims, batch_size, restart);
+    PERFORM qwen3_embed.qwen3_embed_outside_transaction('qwen3_embed_reembed');
+    PERFORM qwen3_embed.qwen3_embed_job_start(v_rel, source_column, v_dst, instruct, dims, batch_size, restart);
     -- (Called from a function or DO block, which cannot commit either: fails here, before any work.)
     COMMIT;
     LOOP
-        SELECT * INTO r FROM @extschema@.qwen3_embed_job_step(v_rel, v_dst);
+        SELECT * INTO r FROM qwen3_embed.qwen3_embed_job_step(v_rel, v_dst);
         COMMIT;
         IF r.err_state IS NOT NULL THEN
             RAISE EXCEPTION USING ERRCODE = r.err_state, MESSAGE = r.err_message,
@@ -1089,7 +1098,7 @@ $qwen3_embed_reembed$;
 
 -- qwen3_embed_migrate_dims, part 1: check, then create the new column, its sync trigger and its
 -- job (or find them, to resume). Returns what the procedure should do next.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_migrate_prepare(
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_migrate_prepare(
     p_rel regclass, p_src name, p_dst name, p_dims int, p_instruct text, p_batch int,
     OUT walk boolean, OUT swap boolean, OUT new_column name)
 LANGUAGE plpgsql VOLATILE
@@ -1172,7 +1181,7 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
                    'EXECUTE FUNCTION @extschema@.qwen3_embed_trigger(%L, %L, %L, %L)',
                    v_trigger, p_rel, p_src, new_column, coalesce(p_instruct, ''), p_dims);
-    PERFORM @extschema@.qwen3_embed_state('job_migrate', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_migrate', jsonb_build_object(
         'relation', p_rel::oid, 'migrates_column', p_dst, 'source_column', p_src, 'instruct', p_instruct,
         'dims', p_dims, 'batch_size', greatest(coalesce(p_batch, 64), 1)));
     walk := true;
@@ -1182,7 +1191,7 @@ $qwen3_embed_migrate_prepare$;
 
 -- qwen3_embed_migrate_dims, part 2, in one transaction: embed rows the walk missed, drop the old
 -- column, rename the new one, record the job as done. Returns the NOTICEs to show.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_migrate_swap(
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_migrate_swap(
     p_rel regclass, p_src name, p_dst name, p_dims int, p_instruct text, p_batch int)
 RETURNS SETOF text
 LANGUAGE plpgsql VOLATILE
@@ -1199,7 +1208,7 @@ BEGIN
      WHERE a.attrelid = p_rel AND a.attname = v_new AND a.attnum > 0 AND NOT a.attisdropped;
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', p_rel);
     EXECUTE format('UPDATE %1$s SET %2$I = (SELECT e.embedding FROM '
-                   '@extschema@.qwen3_embed_batch_for_column(ARRAY[%3$I::text], $1, $2, $3) e) '
+                   'qwen3_embed.qwen3_embed_batch_for_column(ARRAY[%3$I::text], $1, $2, $3) e) '
                    'WHERE %2$I IS NULL AND %3$I IS NOT NULL', p_rel, v_new, p_src)
        USING p_instruct, p_dims,
              (SELECT c.fingerprint FROM qwen3_embed.columns c
@@ -1214,7 +1223,7 @@ BEGIN
     EXECUTE format('DROP TRIGGER %I ON %s', v_new || '_sync', p_rel);
     EXECUTE format('ALTER TABLE %s DROP COLUMN %I', p_rel, p_dst);
     EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', p_rel, v_new, p_dst);
-    PERFORM @extschema@.qwen3_embed_state('job_swap', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_swap', jsonb_build_object(
         'relation', p_rel::oid, 'migrates_column', p_dst, 'source_column', p_src, 'instruct', p_instruct,
         'dims', p_dims, 'batch_size', greatest(coalesce(p_batch, 64), 1), 'caught', v_caught));
     IF v_caught > 0 THEN
@@ -1244,9 +1253,9 @@ DECLARE
     v_plan   record;
     v_notice text;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_outside_transaction('qwen3_embed_migrate_dims');
+    PERFORM qwen3_embed.qwen3_embed_outside_transaction('qwen3_embed_migrate_dims');
     SELECT * INTO v_plan
-      FROM @extschema@.qwen3_embed_migrate_prepare(v_rel, v_src, v_dst, v_dims, instruct, v_batch);
+      FROM qwen3_embed.qwen3_embed_migrate_prepare(v_rel, v_src, v_dst, v_dims, instruct, v_batch);
     IF NOT v_plan.swap THEN
         RETURN;
     END IF;
@@ -1255,7 +1264,7 @@ BEGIN
         CALL @extschema@.qwen3_embed_reembed(v_rel, v_src, v_plan.new_column, instruct, v_dims, v_batch, false);
     END IF;
     FOR v_notice IN
-        SELECT n FROM @extschema@.qwen3_embed_migrate_swap(v_rel, v_src, v_dst, v_dims, instruct, v_batch) AS n
+        SELECT n FROM qwen3_embed.qwen3_embed_migrate_swap(v_rel, v_src, v_dst, v_dims, instruct, v_batch) AS n
     LOOP
         RAISE NOTICE '%', v_notice;
     END LOOP;
@@ -1292,7 +1301,7 @@ BEGIN
     END IF;
     -- A job that a session is running now holds its row: stop that session first.
     BEGIN
-        PERFORM @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state('job_lock', jsonb_build_object(
             'relation', v_rel::oid, 'target_column', v_job.target_column, 'nowait', true));
     EXCEPTION WHEN lock_not_available THEN
         v_live := v_job.runner_pid;
@@ -1309,7 +1318,7 @@ BEGIN
             EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_job.target_column);
         END IF;
     END IF;
-    PERFORM @extschema@.qwen3_embed_state('job_forget', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_forget', jsonb_build_object(
         'relation', v_rel::oid, 'target_column', v_job.target_column));
     IF v_job.kind = 'migrate' THEN
         RETURN format('abandoned the migration of %s.%I to %s dimensions: dropped column %I and trigger %I',
@@ -1440,7 +1449,7 @@ GRANT SELECT ON qwen3_embed.syncs, qwen3_embed.queue,
 
 -- Whether p_caller may drain, retry and read the sync's table (UPDATE), or create and remove its
 -- sync (membership in the owning role). Raises insufficient_privilege otherwise.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_check(p_caller oid, p_rel regclass, p_owner boolean, p_what text)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_check(p_caller oid, p_rel regclass, p_owner boolean, p_what text)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1464,7 +1473,7 @@ END
 $qwen3_embed_state_check$;
 
 -- The sync of p_id, checked for p_caller; raises undefined_object when it does not exist.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync(p_caller oid, p_id int, p_owner boolean, p_what text)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_sync(p_caller oid, p_id int, p_owner boolean, p_what text)
 RETURNS qwen3_embed.syncs
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1476,7 +1485,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION '%: no sync %', p_what, p_id USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, s.relation, p_owner, p_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, s.relation, p_owner, p_what);
     RETURN s;
 END
 $qwen3_embed_state_sync$;
@@ -1488,7 +1497,7 @@ $qwen3_embed_state_sync$;
 -- checks that the writer may write the table. It acts only for the table its sync names: the
 -- same function put on another table does nothing. Deleted rows are left in the queue: the
 -- drain finds no row for them and drops them, so a writer never waits on a row the drain holds.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_enqueue() RETURNS trigger
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_enqueue() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_enqueue$
@@ -1500,7 +1509,7 @@ BEGIN
     IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
         RETURN NULL;
     END IF;
-    SELECT * INTO c FROM @extschema@.qwen3_embed_sync_columns(v_id, TG_RELID);
+    SELECT * INTO c FROM qwen3_embed.qwen3_embed_sync_columns(v_id, TG_RELID);
     IF c.key_column IS NULL THEN
         RETURN NULL;
     END IF;
@@ -1515,7 +1524,7 @@ BEGIN
            INTO v_keys;
     END IF;
     IF v_keys IS NOT NULL THEN
-        PERFORM @extschema@.qwen3_embed_state('queue_add', jsonb_build_object('id', v_id, 'keys', v_keys));
+        PERFORM qwen3_embed.qwen3_embed_state('queue_add', jsonb_build_object('id', v_id, 'keys', v_keys));
     END IF;
     RETURN NULL;
 END
@@ -1524,7 +1533,7 @@ $qwen3_embed_sync_enqueue$;
 -- The columns of sync p_id, when it is a sync of p_rel (else no row): what the enqueueing
 -- trigger and the backlog read as the writer, who may not see the sync itself (row security
 -- shows syncs to roles that may UPDATE the table). Reads nothing but the sync.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_columns(p_id int, p_rel oid,
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_columns(p_id int, p_rel oid,
     OUT key_column name, OUT key_type regtype, OUT source_column name, OUT target_column name,
     OUT chunk_table regclass)
 LANGUAGE sql STABLE
@@ -1538,7 +1547,7 @@ $$;
 -- Queues, as the calling role, every row of sync p_id's table with text (with p_missing, only
 -- those without a vector), through the gate's queue_add in batches of 50,000 keys (with
 -- p_dedupe, keys already queued are not queued again). Returns the rows queued.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_backlog(p_id int, p_rel regclass, p_dedupe boolean, p_missing boolean)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_backlog(p_id int, p_rel regclass, p_dedupe boolean, p_missing boolean)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1549,7 +1558,7 @@ DECLARE
     v_keys text[] := '{}';
     v_n    bigint := 0;
 BEGIN
-    SELECT * INTO c FROM @extschema@.qwen3_embed_sync_columns(p_id, p_rel);
+    SELECT * INTO c FROM qwen3_embed.qwen3_embed_sync_columns(p_id, p_rel);
     IF c.key_column IS NULL THEN
         RETURN 0;
     END IF;
@@ -1558,13 +1567,13 @@ BEGIN
     LOOP
         v_keys := v_keys || v_key;
         IF cardinality(v_keys) >= 50000 THEN
-            v_n := v_n + (@extschema@.qwen3_embed_state('queue_add', jsonb_build_object(
+            v_n := v_n + (qwen3_embed.qwen3_embed_state('queue_add', jsonb_build_object(
                               'id', p_id, 'keys', to_jsonb(v_keys), 'dedupe', p_dedupe))->>'rows')::bigint;
             v_keys := '{}';
         END IF;
     END LOOP;
     IF cardinality(v_keys) > 0 THEN
-        v_n := v_n + (@extschema@.qwen3_embed_state('queue_add', jsonb_build_object(
+        v_n := v_n + (qwen3_embed.qwen3_embed_state('queue_add', jsonb_build_object(
                           'id', p_id, 'keys', to_jsonb(v_keys), 'dedupe', p_dedupe))->>'rows')::bigint;
     END IF;
     RETURN v_n;
@@ -1573,7 +1582,7 @@ $qwen3_embed_sync_backlog$;
 
 -- BEFORE UPDATE ... FOR EACH ROW WHEN (the source became NULL and a vector is still there):
 -- a row whose text became NULL has no vector. TG_ARGV[0] is the target column. Runs as the writer.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_clear() RETURNS trigger
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_clear() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_clear$
@@ -1585,7 +1594,7 @@ $qwen3_embed_sync_clear$;
 
 -- Why the role that created sync s may no longer have it drained (NULL when it may): it must
 -- still read the source column and write the target (or the chunk table).
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_refusal(s qwen3_embed.syncs)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_refusal(s qwen3_embed.syncs)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1612,10 +1621,54 @@ BEGIN
 END
 $qwen3_embed_sync_refusal$;
 
+-- Raises unless a sync's settings are in range: batch_size, max_attempts, the instruction's
+-- length, and dims (one the model has, and the size of column p_col of p_rel when it has one).
+-- Returns dims: the column's size when p_dims is NULL.
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_settings(p_what text, p_batch int, p_attempts int, p_instruct text,
+    p_dims int, p_rel regclass, p_col name)
+RETURNS int
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_settings$
+DECLARE
+    v_type oid;
+    v_mod  int;
+    v_max  int;
+BEGIN
+    IF p_batch IS NULL OR p_batch NOT BETWEEN 1 AND 4096 OR p_attempts IS NULL OR p_attempts NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION '%: batch_size must be between 1 and 4096 and max_attempts between 1 and 100, got % and %',
+                p_what, coalesce(p_batch::text, 'NULL'), coalesce(p_attempts::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(p_instruct) > 8192 THEN
+        RAISE EXCEPTION '%: instruct is % bytes, at most 8192', p_what, octet_length(p_instruct)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT x.atttypid, x.atttypmod INTO v_type, v_mod FROM pg_attribute x
+     WHERE x.attrelid = p_rel AND x.attname = p_col AND x.attnum > 0 AND NOT x.attisdropped;
+    IF p_dims IS NULL AND v_mod > 0 THEN
+        p_dims := v_mod;
+    ELSIF p_dims IS NOT NULL AND v_mod > 0 AND p_dims <> v_mod THEN
+        RAISE EXCEPTION '%: dims % does not fit column "%" of %, which is %',
+                p_what, p_dims, p_col, p_rel, format_type(v_type, v_mod)
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'CALL qwen3_embed_migrate_dims(...), outside a transaction block, moves a column of a fixed size to another size.';
+    END IF;
+    IF p_dims IS NOT NULL THEN
+        SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
+        IF p_dims NOT BETWEEN 32 AND v_max THEN
+            RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', p_what, v_max, p_dims
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    RETURN p_dims;
+END
+$qwen3_embed_sync_settings$;
+
 -- The gate's operation sync_add: validate a new sync's settings, record it (resolved objects
 -- only), create its triggers and queue its backlog (every row with text; with only_missing, those without a vector). Returns its id and
 -- the rows queued. Only members of the table's owning role.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync_add(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_sync_add(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1634,7 +1687,6 @@ DECLARE
     v_overlap  int      := (a->>'chunk_overlap')::int;
     v_once     boolean  := coalesce((a->>'once')::boolean, false);
     v_index    bigint   := (a->>'index_rows')::bigint;
-    v_max      int;
     v_kind     "char";
     v_key      name;
     v_key_type regtype;
@@ -1648,7 +1700,7 @@ BEGIN
                 CASE WHEN v_chunks IS NULL AND v_tokens IS NULL THEN 'target_column' ELSE 'chunk_table' END
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
     SELECT c.relkind INTO v_kind FROM pg_class c WHERE c.oid = v_rel;
     IF v_kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '%: % is not a table', v_what, v_rel USING ERRCODE = 'wrong_object_type';
@@ -1677,15 +1729,6 @@ BEGIN
         RAISE EXCEPTION '%: the primary key "%" of % cannot be the source or the target', v_what, v_key, v_rel
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_batch IS NULL OR v_batch NOT BETWEEN 1 AND 4096 OR v_attempts IS NULL OR v_attempts NOT BETWEEN 1 AND 100 THEN
-        RAISE EXCEPTION '%: batch_size must be between 1 and 4096 and max_attempts between 1 and 100, got % and %',
-                v_what, coalesce(v_batch::text, 'NULL'), coalesce(v_attempts::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF octet_length(v_instruct) > 8192 THEN
-        RAISE EXCEPTION '%: instruct is % bytes, at most 8192', v_what, octet_length(v_instruct)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF v_chunks IS NULL THEN
         SELECT x.atttypid, x.atttypmod INTO v_dst_type, v_dst_mod FROM pg_attribute x
          WHERE x.attrelid = v_rel AND x.attname = v_dst AND x.attnum > 0 AND NOT x.attisdropped;
@@ -1704,14 +1747,6 @@ BEGIN
                     v_what, v_dst, v_rel, format_type(v_dst_type, v_dst_mod)
                 USING ERRCODE = 'datatype_mismatch';
         END IF;
-        IF v_dims IS NULL AND v_dst_mod > 0 THEN
-            v_dims := v_dst_mod;
-        ELSIF v_dims IS NOT NULL AND v_dst_mod > 0 AND v_dims <> v_dst_mod THEN
-            RAISE EXCEPTION '%: dims % does not fit column "%" of %, which is %',
-                    v_what, v_dims, v_dst, v_rel, format_type(v_dst_type, v_dst_mod)
-                USING ERRCODE = 'datatype_mismatch',
-                      HINT = 'CALL qwen3_embed_migrate_dims(...), outside a transaction block, moves a column of a fixed size to another size.';
-        END IF;
     ELSE
         IF v_tokens IS NULL OR v_overlap IS NULL OR v_tokens NOT BETWEEN 2 AND 32768
            OR v_overlap < 0 OR v_overlap >= v_tokens - 1 THEN
@@ -1726,15 +1761,10 @@ BEGIN
         END IF;
     END IF;
     IF v_index IS NOT NULL THEN
-        PERFORM @extschema@.qwen3_embed_sync_index_check(v_what, v_rel, v_dst, v_index);
+        PERFORM qwen3_embed.qwen3_embed_sync_index_check(v_what, v_rel, v_dst, v_index);
     END IF;
-    IF v_dims IS NOT NULL THEN
-        SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
-    END IF;
-    IF v_dims IS NOT NULL AND v_dims NOT BETWEEN 32 AND v_max THEN
-        RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    v_dims := qwen3_embed.qwen3_embed_sync_settings(v_what, v_batch, v_attempts, v_instruct, v_dims,
+                                                    v_rel, CASE WHEN v_chunks IS NULL THEN v_dst END);
     IF v_once AND EXISTS (SELECT 1 FROM qwen3_embed.columns c
                            WHERE c.relation = v_rel AND c.column_name = v_dst AND c.next_fingerprint IS NOT NULL) THEN
         RAISE EXCEPTION '%: %.% is being re-embedded already', v_what, v_rel, quote_ident(v_dst)
@@ -1757,20 +1787,20 @@ BEGIN
     IF v_once THEN
         -- Writes to the column are accepted with the loaded model from now on; queue_done ends
         -- the move when the last row is done.
-        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_dst, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
         RETURN jsonb_build_object('id', v_id, 'dims', v_dims);
     END IF;
     v_name := 'qwen3_embed_sync_' || v_id;
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   'FOR EACH STATEMENT EXECUTE FUNCTION qwen3_embed.qwen3_embed_sync_enqueue(%L)',
                    v_name || '_ins', v_rel, v_id);
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS qwen3_embed_old NEW TABLE AS qwen3_embed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   'FOR EACH STATEMENT EXECUTE FUNCTION qwen3_embed.qwen3_embed_sync_enqueue(%L)',
                    v_name || '_upd', v_rel, v_id);
     IF v_chunks IS NULL THEN
         EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW WHEN (NEW.%I IS NULL AND NEW.%I IS NOT NULL) '
-                       'EXECUTE FUNCTION @extschema@.qwen3_embed_sync_clear(%L)',
+                       'EXECUTE FUNCTION qwen3_embed.qwen3_embed_sync_clear(%L)',
                        v_name || '_clear', v_rel, v_src, v_dst, v_dst);
     END IF;
     RETURN jsonb_build_object('id', v_id, 'dims', v_dims);
@@ -1779,7 +1809,7 @@ $qwen3_embed_state_sync_add$;
 
 -- The gate's operation sync_remove: drop a sync's triggers, queue and errors. Returns the rows
 -- that were still queued. Only members of the table's owning role.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync_remove(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_sync_remove(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1789,7 +1819,7 @@ DECLARE
     v_pending bigint;
     v_suffix  text;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, 'qwen3_embed_unsync');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, 'qwen3_embed_unsync');
     DELETE FROM qwen3_embed.queue q WHERE q.sync_id = s.id;
     GET DIAGNOSTICS v_pending = ROW_COUNT;
     FOREACH v_suffix IN ARRAY CASE WHEN s.once THEN '{}'::text[]
@@ -1804,7 +1834,7 @@ $qwen3_embed_state_sync_remove$;
 
 -- The gate's operation sync_retry: a sync's failed rows back in the queue, every queued row due
 -- now, and the sync no longer set aside. Needs UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync_retry(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_sync_retry(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1813,7 +1843,7 @@ DECLARE
     s   qwen3_embed.syncs;
     v_n bigint;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_retry');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_retry');
     WITH moved AS (
         DELETE FROM qwen3_embed.sync_errors e WHERE e.sync_id = s.id RETURNING e.key
     )
@@ -1833,7 +1863,7 @@ $qwen3_embed_state_sync_retry$;
 -- queue is empty. With force, the same settings make other vectors too (those of the loaded
 -- model: qwen3_embed_reembed_later). Returns whether the vectors change. Only members of the
 -- table's owning role.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync_alter(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_sync_alter(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1845,43 +1875,20 @@ DECLARE
     v_attempts int;
     v_instruct text;
     v_dims     int;
-    v_max      int;
     v_rel      regclass;
     v_col      name;
-    v_mod      int;
     v_changes  boolean;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, v_what);
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, v_what);
     v_batch := coalesce((a->>'batch_size')::int, s.batch_size);
     v_attempts := coalesce((a->>'max_attempts')::int, s.max_attempts);
     v_instruct := CASE WHEN (a->>'default_instruct')::boolean THEN NULL ELSE coalesce(a->>'instruct', s.instruct) END;
     v_dims := coalesce((a->>'dims')::int, s.dims);
-    IF v_batch NOT BETWEEN 1 AND 4096 OR v_attempts NOT BETWEEN 1 AND 100 THEN
-        RAISE EXCEPTION '%: batch_size must be between 1 and 4096 and max_attempts between 1 and 100, got % and %',
-                v_what, v_batch, v_attempts
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF octet_length(v_instruct) > 8192 THEN
-        RAISE EXCEPTION '%: instruct is % bytes, at most 8192', v_what, octet_length(v_instruct)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     v_rel := coalesce(s.chunk_table, s.relation);
     v_col := CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END;
-    IF v_dims IS DISTINCT FROM s.dims THEN
-        SELECT x.atttypmod INTO v_mod FROM pg_attribute x
-         WHERE x.attrelid = v_rel AND x.attname = v_col AND x.attnum > 0 AND NOT x.attisdropped;
-        IF v_mod > 0 AND v_dims IS DISTINCT FROM v_mod THEN
-            RAISE EXCEPTION '%: dims % does not fit column "%" of %, which holds % dimensions',
-                    v_what, coalesce(v_dims::text, 'NULL'), v_col, v_rel, v_mod
-                USING ERRCODE = 'datatype_mismatch',
-                      HINT = 'CALL qwen3_embed_migrate_dims(...) moves a column of a fixed size to another size.';
-        END IF;
-        SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
-        IF v_dims NOT BETWEEN 32 AND v_max THEN
-            RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-    END IF;
+    -- (The column's size is checked when dims changes.)
+    v_dims := qwen3_embed.qwen3_embed_sync_settings(v_what, v_batch, v_attempts, v_instruct, v_dims, v_rel,
+                                                    CASE WHEN v_dims IS DISTINCT FROM s.dims THEN v_col END);
     v_changes := v_instruct IS DISTINCT FROM s.instruct OR v_dims IS DISTINCT FROM s.dims
                  OR coalesce((a->>'force')::boolean, false);
     IF v_changes AND NOT s.replacing AND EXISTS (
@@ -1898,7 +1905,7 @@ BEGIN
         UPDATE qwen3_embed.syncs x SET index_rows = NULL, index_state = NULL, index_error = NULL, index_counted = NULL
          WHERE x.id = s.id AND x.index_state IS DISTINCT FROM 'building';
     ELSIF a->>'index_rows' IS NOT NULL THEN
-        PERFORM @extschema@.qwen3_embed_sync_index_check('qwen3_embed_sync_alter', v_rel, v_col, (a->>'index_rows')::bigint);
+        PERFORM qwen3_embed.qwen3_embed_sync_index_check('qwen3_embed_sync_alter', v_rel, v_col, (a->>'index_rows')::bigint);
         -- A new threshold: wait for it (again, after a failure); a made index stays made.
         UPDATE qwen3_embed.syncs x
            SET index_rows = (a->>'index_rows')::bigint, index_error = NULL, index_counted = NULL,
@@ -1906,7 +1913,7 @@ BEGIN
          WHERE x.id = s.id;
     END IF;
     IF v_changes THEN
-        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_col, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
         UPDATE qwen3_embed.queue q SET next_try_at = clock_timestamp(), attempts = 0
          WHERE q.sync_id = s.id;
@@ -1918,7 +1925,7 @@ $qwen3_embed_state_sync_alter$;
 -- The gate's operation queue_add: keys (a JSON array of the key's text forms) of rows of the
 -- sync's table to embed; with dedupe, keys already queued are left out. Needs INSERT or UPDATE
 -- on the table (the enqueueing trigger calls it as the writer). Returns the rows queued.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_queue_add(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_queue_add(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1941,7 +1948,7 @@ BEGIN
      WHERE NOT coalesce((a->>'dedupe')::boolean, false)
         OR NOT EXISTS (SELECT 1 FROM qwen3_embed.queue q WHERE q.sync_id = v_id AND q.key = k.key);
     GET DIAGNOSTICS v_n = ROW_COUNT;
-    PERFORM @extschema@.qwen3_embed_sync_wake();
+    PERFORM qwen3_embed.qwen3_embed_sync_wake();
     RETURN jsonb_build_object('rows', v_n);
 END
 $qwen3_embed_state_queue_add$;
@@ -1949,7 +1956,7 @@ $qwen3_embed_state_queue_add$;
 -- The gate's operation queue_claim: the oldest due rows of a sync that no other worker holds
 -- (locked until the caller's transaction ends), at most `batches` (up to 4) batches' worth.
 -- Needs UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_queue_claim(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_queue_claim(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1959,7 +1966,7 @@ DECLARE
     v_ids  bigint[];
     v_keys text[];
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     SELECT array_agg(p.id ORDER BY p.id), array_agg(p.key ORDER BY p.id) INTO v_ids, v_keys
       FROM (SELECT q.id, q.key FROM qwen3_embed.queue q
              WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp()
@@ -1971,7 +1978,7 @@ $qwen3_embed_state_queue_claim$;
 
 -- The gate's operation queue_done: a batch embedded: its queue rows (of this sync only) go, and
 -- the sync's counters move. Needs UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_queue_done(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_queue_done(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1981,7 +1988,7 @@ DECLARE
     v_rows int    := (a->>'rows')::int;
     v_secs float8 := (a->>'seconds')::float8;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     DELETE FROM qwen3_embed.queue q
      WHERE q.sync_id = s.id AND q.id = ANY (ARRAY(SELECT jsonb_array_elements_text(a->'ids'))::bigint[]);
     IF v_rows > 0 THEN
@@ -1995,7 +2002,7 @@ BEGIN
         -- Every row queued by qwen3_embed_sync_alter or qwen3_embed_reembed_later has its new
         -- vector (or failed for good).
         UPDATE qwen3_embed.syncs x SET replacing = false WHERE x.id = s.id;
-        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', coalesce(s.chunk_table, s.relation)::oid,
             'column', CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END,
             'instruct', s.instruct, 'dims', s.dims, 'done', true));
@@ -2012,7 +2019,7 @@ $qwen3_embed_state_queue_done$;
 
 -- The gate's operation queue_failed: one queue row of this sync failed: try it again after
 -- 2^attempts seconds, or after max_attempts move it to the error table. Needs UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_queue_failed(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_queue_failed(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2021,7 +2028,7 @@ DECLARE
     s   qwen3_embed.syncs;
     q   qwen3_embed.queue;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     SELECT * INTO q FROM qwen3_embed.queue x WHERE x.id = (a->>'queue_id')::bigint AND x.sync_id = s.id;
     IF NOT FOUND THEN
         RETURN NULL;
@@ -2043,7 +2050,7 @@ $qwen3_embed_state_queue_failed$;
 -- The gate's operation sync_refuse: when the role that created the sync may no longer read its
 -- source or write its target (qwen3_embed_sync_refusal), its due rows go to the error table
 -- (42501) with the reason, instead of being embedded. Needs UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync_refuse(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_sync_refuse(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2053,8 +2060,8 @@ DECLARE
     v_reason text;
     v_n      bigint;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    v_reason := @extschema@.qwen3_embed_sync_refusal(s);
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    v_reason := qwen3_embed.qwen3_embed_sync_refusal(s);
     IF v_reason IS NULL THEN
         RETURN jsonb_build_object('refused', 0);
     END IF;
@@ -2073,7 +2080,7 @@ $qwen3_embed_state_sync_refuse$;
 -- The gate's operation sync_failed: a round of the sync failed as a whole (not one row: its
 -- table's code, a lock, the model): set it aside for 2^failures seconds, at most an hour, with
 -- the error, while the other syncs go on. Needs UPDATE on the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync_failed(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_sync_failed(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2081,7 +2088,7 @@ AS $qwen3_embed_state_sync_failed$
 DECLARE
     s qwen3_embed.syncs;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     UPDATE qwen3_embed.syncs x
        SET failures = x.failures + 1,
            paused_until = clock_timestamp() + interval '1 second' * least(power(2, least(x.failures, 12)), 3600),
@@ -2092,7 +2099,7 @@ END
 $qwen3_embed_state_sync_failed$;
 
 -- The gate's operation sync_succeeded: a round went through: the sync is no longer set aside.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_state_sync_succeeded(p_caller oid, a jsonb)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_state_sync_succeeded(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2100,38 +2107,38 @@ AS $qwen3_embed_state_sync_succeeded$
 DECLARE
     s qwen3_embed.syncs;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     UPDATE qwen3_embed.syncs x SET failures = 0, paused_until = NULL, last_error = NULL
      WHERE x.id = s.id AND x.failures > 0;
     RETURN NULL;
 END
 $qwen3_embed_state_sync_succeeded$;
 REVOKE EXECUTE ON FUNCTION
-    @extschema@.qwen3_embed_state_check(oid, regclass, boolean, text),
-    @extschema@.qwen3_embed_state_sync(oid, int, boolean, text),
-    @extschema@.qwen3_embed_state_sync_add(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_remove(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_retry(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_alter(oid, jsonb),
-    @extschema@.qwen3_embed_state_queue_add(oid, jsonb),
-    @extschema@.qwen3_embed_state_queue_claim(oid, jsonb),
-    @extschema@.qwen3_embed_state_queue_done(oid, jsonb),
-    @extschema@.qwen3_embed_state_queue_failed(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_failed(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb),
-    @extschema@.qwen3_embed_sync_wake()
+    qwen3_embed.qwen3_embed_state_check(oid, regclass, boolean, text),
+    qwen3_embed.qwen3_embed_state_sync(oid, int, boolean, text),
+    qwen3_embed.qwen3_embed_state_sync_add(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_remove(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_retry(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_alter(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_queue_add(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_queue_claim(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_queue_done(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_queue_failed(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_refuse(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_failed(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_succeeded(oid, jsonb),
+    qwen3_embed.qwen3_embed_sync_wake()
 FROM PUBLIC;
 
 -- The syncs a qwen3_embed_sync_run call should visit (every one the caller can see, or one):
 -- those with due rows and not set aside, with their table's owner, as whom they are drained,
 -- and whether their creator may no longer have them drained.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_due(p_id int)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_due(p_id int)
 RETURNS TABLE (id int, owner oid, refused boolean, failures int)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT s.id, c.relowner, @extschema@.qwen3_embed_sync_refusal(s) IS NOT NULL, s.failures
+    SELECT s.id, c.relowner, qwen3_embed.qwen3_embed_sync_refusal(s) IS NOT NULL, s.failures
       FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
      WHERE ($1 IS NULL OR s.id = $1)
        AND (s.paused_until IS NULL OR s.paused_until <= clock_timestamp())
@@ -2159,15 +2166,15 @@ AS $qwen3_embed_sync$
 DECLARE
     r jsonb;
 BEGIN
-    r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+    r := qwen3_embed.qwen3_embed_state('sync_add', jsonb_build_object(
         'what', 'qwen3_embed_sync', 'relation', relation::oid, 'source_column', source_column,
         'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', batch_size,
         'max_attempts', max_attempts, 'index_rows', index_rows));
-    PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
+    PERFORM qwen3_embed.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
     RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', relation,
         quote_ident(target_column), quote_ident(source_column),
-        @extschema@.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
-    PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync');
+        qwen3_embed.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
+    PERFORM qwen3_embed.qwen3_embed_sync_workers_here('qwen3_embed_sync');
     RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync$;
@@ -2234,22 +2241,22 @@ BEGIN
                    v_schema, chunk_table, v_key, v_key_type, v_rel, v_vector, v_dims, v_key);
     v_table := format('%I.%I', v_schema, chunk_table)::regclass;
     EXECUTE format('ALTER TABLE %s OWNER TO %s', v_table, v_owner);
-    r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+    r := qwen3_embed.qwen3_embed_state('sync_add', jsonb_build_object(
         'what', 'qwen3_embed_sync_chunks', 'relation', v_rel::oid, 'source_column', source_column,
         'target_column', chunk_table, 'instruct', instruct, 'dims', v_dims, 'batch_size', batch_size,
         'max_attempts', max_attempts, 'chunk_table', v_table::oid, 'chunk_tokens', chunk_tokens,
         'chunk_overlap', overlap));
-    PERFORM @extschema@.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
+    PERFORM qwen3_embed.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
     RAISE NOTICE 'qwen3_embed_sync_chunks: % keeps chunks of %.% of % tokens (overlap %); % rows queued',
         v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap,
-        @extschema@.qwen3_embed_sync_backlog((r->>'id')::int, v_rel, false, false);
-    PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_chunks');
+        qwen3_embed.qwen3_embed_sync_backlog((r->>'id')::int, v_rel, false, false);
+    PERFORM qwen3_embed.qwen3_embed_sync_workers_here('qwen3_embed_sync_chunks');
     RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync_chunks$;
 
 -- The id of the sync of relation.target_column, or undefined_object in p_what's words.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_id(p_rel regclass, p_target text, p_what text)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_id(p_rel regclass, p_target text, p_what text)
 RETURNS int
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -2273,8 +2280,8 @@ RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (@extschema@.qwen3_embed_state('sync_remove', jsonb_build_object('id',
-               @extschema@.qwen3_embed_sync_id($1, $2, 'qwen3_embed_unsync')))->>'pending')::bigint
+    SELECT (qwen3_embed.qwen3_embed_state('sync_remove', jsonb_build_object('id',
+               qwen3_embed.qwen3_embed_sync_id($1, $2, 'qwen3_embed_unsync')))->>'pending')::bigint
 $$;
 
 -- Embeds one batch of queued rows of one sync; returns how many rows it embedded. Runs as the
@@ -2283,7 +2290,7 @@ $$;
 -- built-in while the owner's identity is in use; the owner's triggers fire under that path too
 -- (as in PostgreSQL's own maintenance commands and logical replication): they must qualify
 -- their names or pin their own search_path.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_batch(s qwen3_embed.syncs, p_ids bigint[], p_keys text[])
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_batch(s qwen3_embed.syncs, p_ids bigint[], p_keys text[])
 RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2304,14 +2311,14 @@ BEGIN
                        'WHERE t.%2$I = ANY ($1::%5$s[]) AND t.%4$I IS NOT NULL',
                        s.chunk_table, s.key_column, s.relation, s.source_column, s.key_type)
           USING p_keys, s.chunk_tokens, s.chunk_overlap;
-        v_fp := @extschema@.qwen3_embed_column_model(s.chunk_table, 'embedding', s.instruct, s.dims);
+        v_fp := qwen3_embed.qwen3_embed_column_model(s.chunk_table, 'embedding', s.instruct, s.dims);
         EXECUTE format($sql$
             WITH numbered AS MATERIALIZED (
                 SELECT c.%1$I AS k, c.chunk_no, c.chunk, (row_number() OVER (ORDER BY c.%1$I, c.chunk_no))::int AS ord
                   FROM %2$s c WHERE c.%1$I = ANY ($1::%3$s[])
             ), embedded AS MATERIALIZED (
                 SELECT e.ord, e.embedding
-                  FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.chunk FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
+                  FROM qwen3_embed.qwen3_embed_batch_for_column(ARRAY(SELECT n.chunk FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
             )
             UPDATE %2$s AS c SET embedding = e.embedding
               FROM numbered n JOIN embedded e ON e.ord = n.ord
@@ -2331,7 +2338,7 @@ BEGIN
             SELECT r.k, r.body, (row_number() OVER (ORDER BY r.k))::int AS ord FROM rows r
         ), embedded AS MATERIALIZED (
             SELECT e.ord, e.embedding
-              FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
+              FROM qwen3_embed.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
         ), updated AS (
             UPDATE %3$s AS t SET %4$I = e.embedding
               FROM numbered n JOIN embedded e ON e.ord = n.ord
@@ -2341,7 +2348,7 @@ BEGIN
         SELECT count(*)::int FROM updated
         $sql$, s.key_column, s.source_column, s.relation, s.target_column, s.key_type)
        INTO v_n USING p_keys, s.instruct, s.dims,
-                      @extschema@.qwen3_embed_column_model(s.relation, s.target_column, s.instruct, s.dims);
+                      qwen3_embed.qwen3_embed_column_model(s.relation, s.target_column, s.instruct, s.dims);
     RETURN v_n;
 END
 $qwen3_embed_sync_batch$;
@@ -2349,7 +2356,7 @@ $qwen3_embed_sync_batch$;
 -- How sync s's table is no longer what the sync was made for (NULL when it is): a table
 -- (not a view or anything else), with its key column of the type the queue carries. The drain
 -- asks at every round, before it reads the table.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_changed(s qwen3_embed.syncs)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_changed(s qwen3_embed.syncs)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -2371,7 +2378,7 @@ $$;
 -- model call: fewer, fuller forward passes than batch_size rows at a time). A failing call is
 -- retried row by row, so one bad row does not hold back the others. Returns the rows embedded
 -- and the batches taken.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_drain(p_id int, p_batches int, OUT embedded int, OUT batches int)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_drain(p_id int, p_batches int, OUT embedded int, OUT batches int)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_drain$
@@ -2388,10 +2395,10 @@ DECLARE
 BEGIN
     embedded := 0;
     batches := 0;
-    c := @extschema@.qwen3_embed_state('queue_claim', jsonb_build_object('id', p_id, 'batches', p_batches));
+    c := qwen3_embed.qwen3_embed_state('queue_claim', jsonb_build_object('id', p_id, 'batches', p_batches));
     -- The gate checked that this role may UPDATE the table: row security now shows it the sync.
     SELECT * INTO STRICT s FROM qwen3_embed.syncs x WHERE x.id = p_id;
-    v_msg := @extschema@.qwen3_embed_sync_changed(s);
+    v_msg := qwen3_embed.qwen3_embed_sync_changed(s);
     IF v_msg IS NOT NULL THEN
         RAISE EXCEPTION 'qwen3_embed sync %: %', p_id, v_msg
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -2404,8 +2411,8 @@ BEGIN
     END IF;
     batches := (cardinality(v_ids) + s.batch_size - 1) / s.batch_size;
     BEGIN
-        embedded := @extschema@.qwen3_embed_sync_batch(s, v_ids, ARRAY(SELECT DISTINCT k FROM unnest(v_keys) k));
-        PERFORM @extschema@.qwen3_embed_state('queue_done', jsonb_build_object(
+        embedded := qwen3_embed.qwen3_embed_sync_batch(s, v_ids, ARRAY(SELECT DISTINCT k FROM unnest(v_keys) k));
+        PERFORM qwen3_embed.qwen3_embed_state('queue_done', jsonb_build_object(
             'id', p_id, 'ids', to_jsonb(v_ids), 'rows', embedded,
             'seconds', extract(epoch FROM clock_timestamp() - v_start)));
     EXCEPTION
@@ -2414,16 +2421,16 @@ BEGIN
             FOR i IN 1 .. cardinality(v_ids) LOOP
                 BEGIN
                     v_start := clock_timestamp();
-                    v_n := @extschema@.qwen3_embed_sync_batch(s, ARRAY[v_ids[i]], ARRAY[v_keys[i]]);
+                    v_n := qwen3_embed.qwen3_embed_sync_batch(s, ARRAY[v_ids[i]], ARRAY[v_keys[i]]);
                     embedded := embedded + v_n;
-                    PERFORM @extschema@.qwen3_embed_state('queue_done', jsonb_build_object(
+                    PERFORM qwen3_embed.qwen3_embed_state('queue_done', jsonb_build_object(
                         'id', p_id, 'ids', jsonb_build_array(v_ids[i]), 'rows', v_n,
                         'seconds', extract(epoch FROM clock_timestamp() - v_start)));
                 EXCEPTION
                     WHEN query_canceled THEN RAISE;
                     WHEN OTHERS THEN
                         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
-                        PERFORM @extschema@.qwen3_embed_state('queue_failed', jsonb_build_object(
+                        PERFORM qwen3_embed.qwen3_embed_state('queue_failed', jsonb_build_object(
                             'id', p_id, 'queue_id', v_ids[i], 'sqlstate', v_state, 'message', v_msg));
                 END;
             END LOOP;
@@ -2438,8 +2445,8 @@ RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (@extschema@.qwen3_embed_state('sync_retry', jsonb_build_object('id',
-               @extschema@.qwen3_embed_sync_id($1, $2, 'qwen3_embed_sync_retry')))->>'requeued')::bigint
+    SELECT (qwen3_embed.qwen3_embed_state('sync_retry', jsonb_build_object('id',
+               qwen3_embed.qwen3_embed_sync_id($1, $2, 'qwen3_embed_sync_retry')))->>'requeued')::bigint
 $$;
 
 -- Change a sync in place: its batch size and attempts, or its instruction and size (NULL leaves
@@ -2463,18 +2470,18 @@ AS $qwen3_embed_sync_alter$
 #variable_conflict use_variable
 DECLARE
     r    jsonb;
-    v_id int := @extschema@.qwen3_embed_sync_id(relation, target_column, 'qwen3_embed_sync_alter');
+    v_id int := qwen3_embed.qwen3_embed_sync_id(relation, target_column, 'qwen3_embed_sync_alter');
     v_n  bigint := 0;
 BEGIN
-    r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
+    r := qwen3_embed.qwen3_embed_state('sync_alter', jsonb_build_object(
         'id', v_id, 'batch_size', batch_size, 'max_attempts', max_attempts, 'instruct', instruct, 'dims', dims,
         'default_instruct', coalesce(default_instruct, false), 'index_rows', index_rows,
         'no_index', coalesce(no_index, false)));
     IF (r->>'changes')::boolean THEN
-        v_n := @extschema@.qwen3_embed_sync_backlog(v_id, relation, true, false);
+        v_n := qwen3_embed.qwen3_embed_sync_backlog(v_id, relation, true, false);
         RAISE NOTICE 'qwen3_embed_sync_alter: %.% gets other vectors; % rows queued, each keeps its old vector until it is replaced',
             relation, quote_ident(target_column), v_n;
-        PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_alter');
+        PERFORM qwen3_embed.qwen3_embed_sync_workers_here('qwen3_embed_sync_alter');
     END IF;
     RETURN v_n;
 END
@@ -2520,23 +2527,23 @@ BEGIN
                     quote_ident(target_column), s.source_column, source_column
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
+        r := qwen3_embed.qwen3_embed_state('sync_alter', jsonb_build_object(
             'id', s.id, 'batch_size', batch_size, 'instruct', instruct, 'dims', dims,
             'default_instruct', coalesce(default_instruct, false), 'force', true));
-        v_n := @extschema@.qwen3_embed_sync_backlog(s.id, relation, true, false);
+        v_n := qwen3_embed.qwen3_embed_sync_backlog(s.id, relation, true, false);
     ELSE
         SELECT * INTO c FROM qwen3_embed.columns x
          WHERE x.relation = relation AND x.column_name = target_column;
-        r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+        r := qwen3_embed.qwen3_embed_state('sync_add', jsonb_build_object(
             'what', v_what, 'relation', relation::oid, 'source_column', source_column,
             'target_column', target_column,
             'instruct', CASE WHEN default_instruct THEN NULL ELSE coalesce(instruct, c.instruct) END,
             'dims', coalesce(dims, c.dims), 'batch_size', coalesce(batch_size, 64), 'max_attempts', 5, 'once', true));
-        v_n := @extschema@.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
+        v_n := qwen3_embed.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
         IF v_n = 0 THEN
             -- Nothing to embed: the column is the loaded model's now.
-            PERFORM @extschema@.qwen3_embed_state('sync_remove', jsonb_build_object('id', (r->>'id')::int));
-            PERFORM @extschema@.qwen3_embed_state('column_move', jsonb_build_object(
+            PERFORM qwen3_embed.qwen3_embed_state('sync_remove', jsonb_build_object('id', (r->>'id')::int));
+            PERFORM qwen3_embed.qwen3_embed_state('column_move', jsonb_build_object(
                 'relation', relation::oid, 'column', target_column, 'done', true,
                 'instruct', CASE WHEN default_instruct THEN NULL ELSE coalesce(instruct, c.instruct) END,
                 'dims', (r->>'dims')::int));
@@ -2545,7 +2552,7 @@ BEGIN
     IF v_n > 0 THEN
         RAISE NOTICE '%: % rows of % queued; each keeps its old vector until the sync workers replace it (qwen3_embed_sync_status)',
             v_what, v_n, relation;
-        PERFORM @extschema@.qwen3_embed_sync_workers_here(v_what);
+        PERFORM qwen3_embed.qwen3_embed_sync_workers_here(v_what);
     ELSE
         RAISE NOTICE '%: no row of % has text; %.% is registered with the loaded model', v_what, relation,
             relation, quote_ident(target_column);
@@ -2553,7 +2560,7 @@ BEGIN
     RETURN v_n;
 END
 $qwen3_embed_reembed_later$;
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_counts(p_id int,
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_counts(p_id int,
     OUT pending bigint, OUT waiting_retry bigint, OUT failed bigint, OUT oldest_enqueued timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -2565,7 +2572,7 @@ AS $$
                    min(x.enqueued_at) AS oldest
               FROM qwen3_embed.queue x WHERE x.sync_id = $1) q
 $$;
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_eta(p_pending bigint, p_rate float8)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_eta(p_pending bigint, p_rate float8)
 RETURNS interval
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -2580,10 +2587,10 @@ $$;
 CREATE OR REPLACE VIEW @extschema@.qwen3_embed_sync_status WITH (security_invoker = true) AS
 SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        c.pending, c.waiting_retry, c.failed, s.rows_done AS done,
-       s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
+       s.rate AS rows_per_second, qwen3_embed.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
        coalesce(pg_catalog.now() - c.oldest_enqueued, interval '0') AS oldest_pending_age,
        s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error,
-       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing, s.once,
+       qwen3_embed.qwen3_embed_sync_worker() AS worker, s.replacing, s.once,
        CASE s.index_state
            WHEN 'waiting' THEN format('waiting for %s vectors', s.index_rows)
            WHEN 'building' THEN format('building %I', s.index_name)
@@ -2591,7 +2598,7 @@ SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
            WHEN 'failed' THEN format('failed: %s', s.index_error)
        END AS index
   FROM qwen3_embed.syncs s,
-       LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
+       LATERAL qwen3_embed.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
 
 -- The syncs' numbers for monitoring (contrib/postgres_exporter/queries.yaml): members of
@@ -2608,7 +2615,7 @@ AS $$
     SELECT pg_catalog.format('%s', s.relation), pg_catalog.format('%s', s.target_column), c.pending, c.waiting_retry, c.failed, s.rows_done,
            coalesce(s.rate, 0), coalesce(extract(epoch FROM now() - c.oldest_enqueued)::float8, 0),
            coalesce(s.paused_until > now(), false)
-      FROM qwen3_embed.syncs s, LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c
+      FROM qwen3_embed.syncs s, LATERAL qwen3_embed.qwen3_embed_sync_counts(s.id) c
      ORDER BY s.id
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_metrics() FROM PUBLIC;
@@ -2625,7 +2632,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_metrics() TO pg_monitor;
 
 -- Raises unless relation.column can have that index: a vector(n) or halfvec(n) column of at most
 -- 4,000 dimensions, and a row count of 0 or more.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_check(p_what text, p_rel regclass, p_col name, p_rows bigint)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_index_check(p_what text, p_rel regclass, p_col name, p_rows bigint)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -2650,36 +2657,26 @@ BEGIN
 END
 $qwen3_embed_sync_index_check$;
 
--- The syncs of this database whose index may be due (the worker counts their vectors next), with
--- their table's owner: waiting, with index_rows embedded, and a tenth of index_rows more since
--- the last count.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_due(OUT id int, OUT owner oid)
+-- The syncs of this database whose index is in state p_state, with their table's owner:
+-- 'waiting' ones that may be due (the worker counts their vectors next: index_rows embedded,
+-- and a tenth of index_rows more since the last count), or 'building' ones (at a worker's
+-- start, builds that an earlier worker did not finish).
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_index_syncs(p_state text, OUT id int, OUT owner oid)
 RETURNS SETOF record
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.id, c.relowner
       FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
-     WHERE s.index_state = 'waiting' AND s.chunk_table IS NULL AND s.rows_done >= s.index_rows
-       AND (s.index_counted IS NULL OR s.rows_done >= s.index_counted + greatest(s.index_rows / 10, 1))
-     ORDER BY s.id
-$$;
-
--- The syncs of this database whose index build is marked as running, with their table's owner:
--- at a worker's start, builds that an earlier worker did not finish.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_building(OUT id int, OUT owner oid)
-RETURNS SETOF record
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT s.id, c.relowner
-      FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
-     WHERE s.index_state = 'building'
+     WHERE s.index_state = p_state
+       AND (p_state <> 'waiting'
+            OR (s.chunk_table IS NULL AND s.rows_done >= s.index_rows
+                AND (s.index_counted IS NULL OR s.rows_done >= s.index_counted + greatest(s.index_rows / 10, 1))))
      ORDER BY s.id
 $$;
 
 -- Whether sync p_id's column holds index_rows vectors; run by the worker as the table's owner.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_enough(p_id int)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_index_enough(p_id int)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2689,7 +2686,7 @@ DECLARE
     v_enough boolean;
 BEGIN
     SELECT * INTO s FROM qwen3_embed.syncs x WHERE x.id = p_id;
-    IF NOT FOUND OR @extschema@.qwen3_embed_sync_changed(s) IS NOT NULL THEN
+    IF NOT FOUND OR qwen3_embed.qwen3_embed_sync_changed(s) IS NOT NULL THEN
         RETURN false;
     END IF;
     EXECUTE format('SELECT count(%I) >= $1 FROM %s', s.target_column, s.relation) INTO v_enough USING s.index_rows;
@@ -2699,7 +2696,7 @@ $qwen3_embed_sync_index_enough$;
 
 -- The worker counted sync p_id's vectors: with enough, the index's name and statement (the sync
 -- then shows 'building'); else NULL, and the next count waits for more rows.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_begin(p_id int, p_enough boolean,
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_index_begin(p_id int, p_enough boolean,
     OUT index_name name, OUT statement text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2741,7 +2738,7 @@ $qwen3_embed_sync_index_begin$;
 -- The worker's build of sync p_id's index ended: 'ready', or 'failed' with the error (the worker
 -- has dropped what the failed build left). Returns the statement that drops a left-over invalid
 -- index, or NULL.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_sync_index_end(p_id int, p_error text)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_sync_index_end(p_id int, p_error text)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2769,10 +2766,9 @@ BEGIN
     RETURN NULL;
 END
 $qwen3_embed_sync_index_end$;
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_due() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_building() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_begin(int, boolean) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_end(int, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION qwen3_embed.qwen3_embed_sync_index_syncs(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION qwen3_embed.qwen3_embed_sync_index_begin(int, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION qwen3_embed.qwen3_embed_sync_index_end(int, text) FROM PUBLIC;
 
 -- ==== sql/adopt.sql =============================================================================
 -- Adopting embeddings made elsewhere (llama.cpp, another server, the engine CLI): a column the
@@ -2880,18 +2876,18 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Vectors of another model, quantization or instruction cannot share a column with this model''s: pass the instruct and dims they were made with, or re-embed the column (CALL qwen3_embed_reembed).';
     END IF;
-    PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, dims);
+    PERFORM qwen3_embed.qwen3_embed_column_model(relation, target_column, instruct, dims);
     queued := 0;
     IF sync THEN
-        r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+        r := qwen3_embed.qwen3_embed_state('sync_add', jsonb_build_object(
             'what', v_what, 'relation', relation::oid, 'source_column', source_column,
             'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', 64,
             'max_attempts', 5));
         sync_id := (r->>'id')::int;
-        queued := @extschema@.qwen3_embed_sync_backlog(sync_id, relation, false, true);
+        queued := qwen3_embed.qwen3_embed_sync_backlog(sync_id, relation, false, true);
         RAISE NOTICE '%: %.% is adopted and kept in step with %; % rows without a vector queued', v_what,
             relation, quote_ident(target_column), quote_ident(source_column), queued;
-        PERFORM @extschema@.qwen3_embed_sync_workers_here(v_what);
+        PERFORM qwen3_embed.qwen3_embed_sync_workers_here(v_what);
     ELSE
         RAISE NOTICE '%: %.% is adopted', v_what, relation, quote_ident(target_column);
     END IF;
@@ -2919,7 +2915,7 @@ $qwen3_embed_adopt$;
 
 -- The operator of the distance `column` is indexed for (cosine when it has no index), and
 -- whether it has an HNSW or IVFFlat index.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_search_distance(p_table regclass, p_column name, OUT operator text, OUT indexed boolean)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_search_distance(p_table regclass, p_column name, OUT operator text, OUT indexed boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_search_distance$
@@ -2946,9 +2942,41 @@ SELECT coalesce(
                 WHERE i.indrelid = p_table AND a.attname = p_column AND am.amname IN ('hnsw', 'ivfflat'))
 $qwen3_search_distance$;
 
+-- The one column of p_table other than its key p_key that holds the text (p_kind 'text': text,
+-- varchar or char) or the embeddings ('embedding': pgvector's vector or halfvec); raises 42703
+-- when there is none, 42702 when there are several (naming them).
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_search_column(p_what text, p_table regclass, p_kind text, p_key name)
+RETURNS name
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_search_column$
+DECLARE
+    v_col   name;
+    v_cands text;
+BEGIN
+    SELECT CASE WHEN count(*) = 1 THEN min(a.attname) END, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+      INTO v_col, v_cands
+      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> p_key
+       AND CASE p_kind
+               WHEN 'text' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype)
+               ELSE t.typname IN ('vector', 'halfvec')
+                    AND t.typnamespace = (SELECT e.extnamespace FROM pg_extension e WHERE e.extname = 'vector')
+           END;
+    IF v_col IS NULL THEN
+        RAISE EXCEPTION '%: cannot tell which column of % holds the %: name it with %_column => (%)',
+                p_what, p_table, CASE p_kind WHEN 'text' THEN 'text' ELSE 'embeddings' END, p_kind,
+                coalesce('one of ' || v_cands,
+                         CASE p_kind WHEN 'text' THEN 'it has no text column' ELSE 'it has no vector or halfvec column' END)
+            USING ERRCODE = CASE WHEN v_cands IS NULL THEN 'undefined_column' ELSE 'ambiguous_column' END;
+    END IF;
+    RETURN v_col;
+END
+$qwen3_search_column$;
+
 -- The WHERE clause of `filter` over the row alias `p_alias`: each key a column of `p_table`, equal to
 -- the value (a JSON array: any of its values; null: IS NULL), compared in the column's type.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_search_filter(p_table regclass, p_filter jsonb, p_alias name)
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_search_filter(p_table regclass, p_filter jsonb, p_alias name)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -3098,30 +3126,8 @@ BEGIN
             v_text := coalesce(v_text, v_query);
             v_emb := coalesce(v_emb, v_cands);
         END IF;
-        IF v_text IS NULL THEN
-            SELECT CASE WHEN count(*) = 1 THEN min(a.attname) END, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
-              INTO v_text, v_cands
-              FROM pg_attribute a
-             WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> v_key
-               AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype);
-            IF v_text IS NULL THEN
-                RAISE EXCEPTION '%: cannot tell which column of % holds the text: name it with text_column => (%)',
-                        v_what, relation, coalesce('one of ' || v_cands, 'it has no text column')
-                    USING ERRCODE = CASE WHEN v_cands IS NULL THEN 'undefined_column' ELSE 'ambiguous_column' END;
-            END IF;
-        END IF;
-        IF v_emb IS NULL THEN
-            SELECT CASE WHEN count(*) = 1 THEN min(a.attname) END, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
-              INTO v_emb, v_cands
-              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-              JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
-             WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND t.typname IN ('vector', 'halfvec');
-            IF v_emb IS NULL THEN
-                RAISE EXCEPTION '%: cannot tell which column of % holds the embeddings: name it with embedding_column => (%)',
-                        v_what, relation, coalesce('one of ' || v_cands, 'it has no vector or halfvec column')
-                    USING ERRCODE = CASE WHEN v_cands IS NULL THEN 'undefined_column' ELSE 'ambiguous_column' END;
-            END IF;
-        END IF;
+        v_text := coalesce(v_text, qwen3_embed.qwen3_search_column(v_what, relation, 'text', v_key));
+        v_emb := coalesce(v_emb, qwen3_embed.qwen3_search_column(v_what, relation, 'embedding', v_key));
         IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = v_text
                           AND a.attnum > 0 AND NOT a.attisdropped) THEN
             RAISE EXCEPTION '%: % has no column "%"', v_what, relation, v_text USING ERRCODE = 'undefined_column';
@@ -3150,12 +3156,12 @@ BEGIN
                   HINT = 'Point qwen3_embed.model_path at the model of the column (SELECT * FROM qwen3_embed_check() shows it), or re-embed the column with the loaded one.';
     END IF;
 
-    SELECT d.operator, d.indexed INTO v_op, v_indexed FROM @extschema@.qwen3_search_distance(v_table, v_emb) d;
+    SELECT d.operator, d.indexed INTO v_op, v_indexed FROM qwen3_embed.qwen3_search_distance(v_table, v_emb) d;
     IF NOT v_indexed THEN
         RAISE NOTICE '%: %.% has no HNSW index: the vector stage reads every row', v_what, v_table, v_emb
             USING HINT = format('CREATE INDEX ON %s USING hnsw (%I %s_cosine_ops);', v_table, v_emb, v_vec_type);
     END IF;
-    v_where := @extschema@.qwen3_search_filter(relation, filter, CASE WHEN v_chunked THEN 'p' ELSE 's' END);
+    v_where := qwen3_embed.qwen3_search_filter(relation, filter, CASE WHEN v_chunked THEN 'p' ELSE 's' END);
     v_qvec := @extschema@.qwen3_embed_query(query, coalesce(instruct, @extschema@.qwen3_embed_default_task()), v_dims)::text;
     v_op := format('OPERATOR(%I.%s)', v_vec_nsp, v_op);
     v_vec_type := format('%I.%I', v_vec_nsp, v_vec_type);
@@ -3253,7 +3259,7 @@ SELECT pg_catalog.pg_extension_config_dump('qwen3_embed.sync_errors_id_seq', '')
 -- dropped tables and columns, so that no queue row waits for good on an OID that is gone and a
 -- database's sync worker goes idle. It runs as the extension's owner, as whoever drops, and
 -- reads nothing but pg_event_trigger_dropped_objects() and the extension's own tables.
-CREATE OR REPLACE FUNCTION @extschema@.qwen3_embed_forget_dropped() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION qwen3_embed.qwen3_embed_forget_dropped() RETURNS event_trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -3281,11 +3287,11 @@ BEGIN
     END LOOP;
 END
 $qwen3_embed_forget_dropped$;
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_forget_dropped() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION qwen3_embed.qwen3_embed_forget_dropped() FROM PUBLIC;
 CREATE EVENT TRIGGER qwen3_embed_forget_dropped ON sql_drop
     WHEN TAG IN ('DROP TABLE', 'DROP VIEW', 'DROP MATERIALIZED VIEW', 'DROP FOREIGN TABLE', 'ALTER TABLE',
                  'DROP SCHEMA', 'DROP OWNED')
-    EXECUTE FUNCTION @extschema@.qwen3_embed_forget_dropped();
+    EXECUTE FUNCTION qwen3_embed.qwen3_embed_forget_dropped();
 
 -- ==== sql/cache_files.sql =======================================================================
 -- The packed-weight cache's files (src/cache_api.rs) name paths on the server: only superusers
@@ -3336,37 +3342,37 @@ COMMENT ON VIEW @extschema@.qwen3_embed_progress IS
 'Progress of re-embedding jobs: state (a running job whose session is gone shows as interrupted), rows done of total, percent, last error and elapsed time.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_abandon(regclass, text) IS
 'Forgets the job on relation.target_column. For a migration (named by its new column, or by the column being migrated) it also drops the migration''s new column and its sync trigger, so nothing keeps embedding for a migration that will not be finished. Refused while another session runs the job.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_job_state(text, integer, timestamp with time zone) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_job_state(text, integer, timestamp with time zone) IS
 'Internal: a job''s state as qwen3_embed_progress shows it.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_job_percent(text, bigint, bigint) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_job_percent(text, bigint, bigint) IS
 'Internal: a job''s percent done as qwen3_embed_progress shows it.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_claim(regclass, name) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_claim(regclass, name) IS
 'Internal (qwen3_embed_state): records this session as the one running a job.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_key(regclass, text) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_key(regclass, text) IS
 'Internal (qwen3_embed_state): the single-column primary key a job walks, or an error.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_columns(regclass, name[], text) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_columns(regclass, name[], text) IS
 'Internal (qwen3_embed_state): raises 42703 unless every name is a column of the table.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_begin(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_begin(oid, jsonb) IS
 'Internal (qwen3_embed_state): starts, restarts or resumes a re-embedding job, its key taken from the catalog; the column moves to the loaded model.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_lock(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_lock(oid, jsonb) IS
 'Internal (qwen3_embed_state): locks a job''s row for the caller''s transaction and returns it.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_progress(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_progress(oid, jsonb) IS
 'Internal (qwen3_embed_state): records a job''s finished batch, or the rows it will walk.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_end(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_end(oid, jsonb) IS
 'Internal (qwen3_embed_state): records a job as done (the column registry then holds the new model), interrupted or failed.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_migrate(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_migrate(oid, jsonb) IS
 'Internal (qwen3_embed_state): records the job of a migration whose new column the caller has added. Members of the table''s owning role only.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_swap(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_swap(oid, jsonb) IS
 'Internal (qwen3_embed_state): after a migration''s swap, renames the column''s registration and records the job as done. Members of the table''s owning role only.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_job_forget(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_job_forget(oid, jsonb) IS
 'Internal (qwen3_embed_state): forgets a job (a migration''s with its column''s registration; members of the table''s owning role only).';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_job_start(regclass, name, name, text, integer, integer, boolean) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_job_start(regclass, name, name, text, integer, integer, boolean) IS
 'Internal (qwen3_embed_reembed): checks the arguments and starts, restarts or resumes a job.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_job_step(regclass, name) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_job_step(regclass, name) IS
 'Internal (qwen3_embed_reembed): embeds and writes the next batch of a job, recording an error or a cancel in the job.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_prepare(regclass, name, name, integer, text, integer) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_migrate_prepare(regclass, name, name, integer, text, integer) IS
 'Internal (qwen3_embed_migrate_dims): checks, then creates or finds the new column, its sync trigger and its job.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_migrate_swap(regclass, name, name, integer, text, integer) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_migrate_swap(regclass, name, name, integer, text, integer) IS
 'Internal (qwen3_embed_migrate_dims): embeds rows the walk missed and swaps the new column in.';
 COMMENT ON TABLE qwen3_embed.syncs IS
 'One row per column kept in step with its source text through the embedding queue (qwen3_embed_sync): settings, key column and type, batch size, attempts before a row fails, rows embedded, the role that created it, and its back-off after failed rounds. Written only through the extension''s functions; each role reads the syncs of tables it may UPDATE.';
@@ -3376,21 +3382,19 @@ COMMENT ON TABLE qwen3_embed.sync_errors IS
 'Rows that failed max_attempts times: sync, key, SQLSTATE, message, attempts, time. qwen3_embed_sync_retry puts them back in the queue.';
 COMMENT ON VIEW @extschema@.qwen3_embed_sync_status IS
 'Each sync: pending rows, rows waiting for a retry, failed rows, rows embedded, the recent rate in rows per second, the time the pending rows should take at that rate, how long the oldest queued row has waited (oldest_pending_age, 0 when none waits), when it last embedded, what drains this database''s queue now (worker), and whether rows queued by qwen3_embed_sync_alter are being replaced (replacing).';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_check(text, regclass, name, bigint) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_index_check(text, regclass, name, bigint) IS
 'Internal (qwen3_embed_sync, qwen3_embed_sync_alter): raises unless the column can have the HNSW index a sync makes (vector(n) or halfvec(n), n at most 4000).';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_due() IS
-'Internal (the sync worker): the syncs whose index may be due, with their table''s owner.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_building() IS
-'Internal (the sync worker, at its first look): the syncs whose index build is marked as running, which an earlier worker did not finish.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_enough(integer) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_index_syncs(text) IS
+'Internal (the sync worker): the syncs whose index is in the given state, with their table''s owner: ''waiting'' ones whose index may be due, or ''building'' ones (at its first look: builds an earlier worker did not finish).';
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_index_enough(integer) IS
 'Internal (the sync worker, as the table''s owner): whether the sync''s column holds index_rows vectors.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_begin(integer, boolean) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_index_begin(integer, boolean) IS
 'Internal (the sync worker): records the count; with enough vectors, the index''s name and CREATE INDEX CONCURRENTLY statement.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_index_end(integer, text) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_index_end(integer, text) IS
 'Internal (the sync worker): records the build as ready or failed; returns the statement that drops an invalid index left behind.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_metrics() IS
 'Each sync of this database in numbers, for monitoring (contrib/postgres_exporter/queries.yaml): table, column, pending, waiting and failed rows, rows embedded, rows per second, seconds the oldest queued row has waited, and whether it is set aside. Members of pg_monitor may call it for every sync; no key, text or error message is shown.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_eta(bigint, double precision) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_eta(bigint, double precision) IS
 'Internal (qwen3_embed_sync_status): pending rows over the recent rate, as an interval.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync(regclass, text, text, text, integer, integer, integer, bigint) IS
 'Keeps target_column in step with source_column through the embedding queue: installs statement-level triggers that queue written rows (the write embeds nothing), queues every existing row, and returns the sync''s id. The sync workers (or qwen3_embed_sync_run) embed the queue. With index_rows, the sync worker creates the column''s HNSW index (cosine; as halfvec beyond 2000 dimensions) concurrently, as the table''s owner, once the column holds that many vectors (qwen3_embed_sync_status.index).';
@@ -3398,11 +3402,11 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_unsync(regclass, text) IS
 'Stops keeping a column in step: drops its triggers, queue rows and errors; returns how many rows were still queued.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_run(integer, integer) IS
 'Embeds up to max_batches batches of queued rows (of every sync the caller may UPDATE the table of, or of sync_id) and returns the rows embedded; what the sync workers call. Each sync is drained as its table''s owner, in a security-restricted operation; a sync whose round fails is set aside with back-off (paused_until, last_error in qwen3_embed_sync_status).';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_workers_here(text) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_workers_here(text) IS
 'Internal (qwen3_embed_sync, qwen3_embed_sync_chunks): the sync workers that may drain this database (qwen3_embed.sync_workers, shared by every database, when preloaded with the model server and qwen3_embed.sync_database is empty or names this one; else 0); warns, naming what, when none may.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_worker() IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_worker() IS
 'What drains this database''s sync queue now, in words: a worker''s pid and rows embedded, one starting or waiting for a free worker, none while the queue is empty, or why none can (qwen3_embed_sync_status.worker).';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_wake() IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_wake() IS
 'Internal (the queue''s triggers): asks for a sync worker in this database when the transaction commits.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_adopt(regclass, text, text, text, integer, integer, double precision, boolean) IS
 'Registers a column filled elsewhere (llama.cpp, another server, the engine CLI) as if the extension had filled it: a random sample of up to sample rows is embedded again with the loaded model, instruct and dims, and every one must agree with the stored vector at cosine >= min_cosine (0.98), else 55000 with the measured agreement. With sync (the default) the column is then kept in step, and only its rows without a vector are queued. Members of the table''s owning role only.';
@@ -3410,27 +3414,27 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_alter(regclass, text, integer, 
 'Changes a sync in place: batch_size, max_attempts, instruct, dims (NULL leaves each; default_instruct => true goes back to the default instruction). A new instruction or size queues every row again; each keeps its old vector until it is replaced, and the column registry moves to the new settings when the queue is empty. Returns the rows queued. index_rows sets the number of vectors at which the sync worker creates the HNSW index; no_index => true stops waiting for it.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_reembed_later(regclass, text, text, text, integer, boolean, integer) IS
 'Re-embeds a column with the loaded model without committing: queues every row with text and returns the rows queued; the sync workers replace each vector (the old one serves until then; progress in qwen3_embed_sync_status). What a migration calls inside its transaction, where CALL qwen3_embed_reembed cannot run. A synced column goes through its sync; another column gets a one-time sync (no triggers) that goes when done. instruct and dims default to the column''s registered ones (default_instruct => true: no instruction). Only members of the table''s owning role.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_outside_transaction(text) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_outside_transaction(text) IS
 'Internal (qwen3_embed_reembed, qwen3_embed_migrate_dims): raises 2D000, with a hint saying what to use instead, inside a transaction block, before the procedure does any work.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_retry(regclass, text) IS
 'Puts the failed rows of a sync back in the queue and makes every queued row due now; returns how many came back.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_enqueue() IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_enqueue() IS
 'Internal: the statement-level trigger function that queues written rows for a sync.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_batch(qwen3_embed.syncs, bigint[], text[]) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_batch(qwen3_embed.syncs, bigint[], text[]) IS
 'Internal (qwen3_embed_sync_drain): embeds one batch of queued rows, as the table''s owner.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_counts(integer) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_counts(integer) IS
 'Internal (qwen3_embed_sync_status): pending, waiting and failed rows of a sync, and when its oldest queued row was queued.';
 COMMENT ON TABLE qwen3_embed.columns IS
 'One row per embedding column the extension fills (trigger, sync queue, re-embedding): the fingerprint of the model that made its vectors (next_fingerprint while a re-embedding moves it to another), its instruction and size. Writes with another model are refused. Written only through the extension''s functions; each role reads the columns of tables it may UPDATE.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_check() IS
 'Registered embedding columns, their model''s fingerprint, the one a re-embedding moves them to, the loaded model''s, and whether they match: a column that does not match refuses writes until it is re-embedded.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_batch_for_column(text[], text, integer, text) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_batch_for_column(text[], text, integer, text) IS
 'qwen3_embed_batch for a column whose vectors came from the model with fingerprint: any other loaded model is an error (55000). What the trigger, the sync queue and the re-embedding call.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_column_model(regclass, name, text, integer) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_column_model(regclass, name, text, integer) IS
 'Internal: the fingerprint a write into a column must be made with, registering the column with the loaded model at its first write.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_register(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_column_register(oid, jsonb) IS
 'Internal (qwen3_embed_state): registers a column with the loaded model at its first write. Takes INSERT or UPDATE on the table.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_column_move(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_column_move(oid, jsonb) IS
 'Internal (qwen3_embed_state): a re-embedding of a column to the loaded model starts, or ends (the registry then holds the new model).';
 COMMENT ON SEQUENCE qwen3_embed.syncs_id_seq IS 'Ids of qwen3_embed.syncs.';
 COMMENT ON SEQUENCE qwen3_embed.queue_id_seq IS 'Ids of qwen3_embed.queue.';
@@ -3439,59 +3443,63 @@ COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_chunks(regclass, text, text, in
 'Keeps a chunk table in step with source_column through the embedding queue: each row''s text split into chunks of at most chunk_tokens tokens overlapping by overlap (qwen3_chunks), one row and one vector per chunk in chunk_table, which it creates (key, chunk_no, chunk, embedding; rows go with their source row). Returns the sync''s id.';
 COMMENT ON FUNCTION @extschema@.qwen3_chunks(text, integer, integer) IS
 'input split into chunks of at most chunk_tokens tokens as the model sees them (the end-of-text token included), consecutive chunks sharing overlap tokens; chunk_no from 1; no chunk for an empty input.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state(text, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state(text, jsonb) IS
 'Internal: the one way the state tables (sync queue, column registry, re-embedding jobs) are changed. Runs the qwen3_embed_state_<op> function as the extension''s owner for the calling role, which it checks first.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_check(oid, regclass, boolean, text) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_check(oid, regclass, boolean, text) IS
 'Internal (qwen3_embed_state): raises 42501 unless the role may UPDATE the table (or, for creating and removing syncs, is a member of its owning role).';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync(oid, integer, boolean, text) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_sync(oid, integer, boolean, text) IS
 'Internal (qwen3_embed_state): a sync, after qwen3_embed_state_check for the role.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_add(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_settings(text, integer, integer, text, integer, regclass, name) IS
+'Internal (qwen3_embed_state: sync_add, sync_alter): raises unless batch_size, max_attempts, the instruction and dims are in range (dims one the model has and that fits the target column); returns dims, the column''s size when NULL.';
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_sync_add(oid, jsonb) IS
 'Internal (qwen3_embed_state): validates and records a new sync and creates its triggers (its backlog is queued by the caller: qwen3_embed_sync_backlog).';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_remove(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_sync_remove(oid, jsonb) IS
 'Internal (qwen3_embed_state): drops a sync''s triggers, queue and errors.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_alter(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_sync_alter(oid, jsonb) IS
 'Internal (qwen3_embed_state): changes a sync''s settings; a change of its vectors starts the column registry''s move (the caller queues its rows again). Members of the table''s owning role only.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_retry(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_sync_retry(oid, jsonb) IS
 'Internal (qwen3_embed_state): puts a sync''s failed rows back in the queue and ends its back-off.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_sync_refuse(oid, jsonb) IS
 'Internal (qwen3_embed_state): moves a sync''s due rows to the error table when the role that created it may no longer read its source or write its target.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_failed(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_sync_failed(oid, jsonb) IS
 'Internal (qwen3_embed_state): sets a sync whose round failed aside for 2^failures seconds (at most an hour), with the error.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_sync_succeeded(oid, jsonb) IS
 'Internal (qwen3_embed_state): ends a sync''s back-off after a round that went through.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_add(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_queue_add(oid, jsonb) IS
 'Internal (qwen3_embed_state): queues keys of a sync''s table for a role that may INSERT or UPDATE it (the enqueueing trigger, the backlog).';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_columns(integer, oid) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_columns(integer, oid) IS
 'Internal: the key, source and target columns of a sync of the given table, for the enqueueing trigger and the backlog, which run as the writer.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_backlog(integer, regclass, boolean, boolean) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_backlog(integer, regclass, boolean, boolean) IS
 'Internal: queues, as the calling role, the rows of a sync''s table that have text (or only those without a vector), in batches through qwen3_embed_state.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_forget_dropped() IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_forget_dropped() IS
 'Internal: the sql_drop event trigger''s function: removes the syncs, queue rows, column registry rows and re-embedding jobs of dropped tables and columns.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_claim(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_queue_claim(oid, jsonb) IS
 'Internal (qwen3_embed_state): locks and returns the oldest due queue rows of a sync that no other worker holds.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_done(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_queue_done(oid, jsonb) IS
 'Internal (qwen3_embed_state): deletes an embedded batch''s queue rows and moves the sync''s counters.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_state_queue_failed(oid, jsonb) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_state_queue_failed(oid, jsonb) IS
 'Internal (qwen3_embed_state): schedules a failed queue row''s next try, or moves it to the error table after max_attempts.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_clear() IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_clear() IS
 'Internal: BEFORE UPDATE row trigger of a sync that empties the target when the source became NULL.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_refusal(qwen3_embed.syncs) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_refusal(qwen3_embed.syncs) IS
 'Internal (qwen3_embed_sync_run): why the role that created a sync may no longer have it drained, or NULL.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_due(integer) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_due(integer) IS
 'Internal (qwen3_embed_sync_run): the syncs with due rows that are not set aside, with their table''s owner.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_drain(integer, integer) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_drain(integer, integer) IS
 'Internal (qwen3_embed_sync_run): embeds up to p_batches batches of one sync''s due rows in one model call, retrying row by row when it fails; run as the table''s owner.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_id(regclass, text, text) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_id(regclass, text, text) IS
 'Internal: the id of the sync of relation.target_column, or an error in the caller''s words.';
 COMMENT ON FUNCTION @extschema@.qwen3_embed_cache_files() IS
 'The packed-weight cache directory''s files (qwen3_embed.cache_dir), least recently used first: path, bytes, whether a process maps it (in_use), when it was last mapped and written, the model file name, kernel table and layout it was packed for, and whether it is a partial write. Superusers and pg_read_server_files only: it shows server file paths. Remove files with qwen3-embed cache prune.';
 COMMENT ON FUNCTION @extschema@.qwen3_search(regclass, text, integer, integer, boolean, jsonb, text, text, regconfig, integer, double precision, double precision, text, text, regclass) IS
 'The k rows of relation that best answer query: a vector ranking (the query''s embedding against the embedding column, through its HNSW index) and a keyword ranking (rows holding any of the query''s words in ts_config, by ts_rank_cd) of candidates rows each, fused by reciprocal rank fusion (weight / (rrf_k + rank) summed over the stages); with rerank, the fused best candidates reordered by qwen3_rerank. Each row: its key as text, its rank, each stage''s rank (NULL: not found there), the fused score, the rerank score, the matching chunk (a table synced with qwen3_embed_sync_chunks is searched by its chunks) and the row as jsonb. filter: a JSON object of column = value (an array: any of them). Runs as the caller: privileges and row-level security apply.';
-COMMENT ON FUNCTION @extschema@.qwen3_search_distance(regclass, name) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_search_column(text, regclass, text, name) IS
+'Internal (qwen3_search): the one text or embedding column of a table, or an error naming the candidates.';
+COMMENT ON FUNCTION qwen3_embed.qwen3_search_distance(regclass, name) IS
 'Internal: the distance operator the HNSW or IVFFlat index of a vector column was built for (cosine without one), and whether it has one.';
-COMMENT ON FUNCTION @extschema@.qwen3_search_filter(regclass, jsonb, name) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_search_filter(regclass, jsonb, name) IS
 'Internal: the WHERE clause of qwen3_search''s filter, each value compared in its column''s type.';
 COMMENT ON EVENT TRIGGER qwen3_embed_forget_dropped IS
 'Removes what qwen3_embed keeps about a table or column (syncs, queue rows, column registry rows, re-embedding jobs) when it is dropped.';
-COMMENT ON FUNCTION @extschema@.qwen3_embed_sync_changed(qwen3_embed.syncs) IS
+COMMENT ON FUNCTION qwen3_embed.qwen3_embed_sync_changed(qwen3_embed.syncs) IS
 'Internal (qwen3_embed_sync_drain): how a sync''s table or key column is no longer what the sync was made for, or NULL.';

@@ -65,7 +65,7 @@ GRANT SELECT ON qwen3_embed.jobs TO PUBLIC;
 -- (A cancelled or timed-out job records 'interrupted' itself; a terminated session or a crash
 -- cannot, and is recognised here.) Other roles' backend_start is hidden from ordinary roles,
 -- where the process id alone decides.
-CREATE FUNCTION @extschema@.qwen3_embed_job_state(state text, runner_pid int, runner_started timestamptz)
+CREATE FUNCTION qwen3_embed.qwen3_embed_job_state(state text, runner_pid int, runner_started timestamptz)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -80,7 +80,7 @@ AS $$
 $$;
 
 -- Progress of every job, for humans.
-CREATE FUNCTION @extschema@.qwen3_embed_job_percent(state text, rows_done bigint, rows_total bigint)
+CREATE FUNCTION qwen3_embed.qwen3_embed_job_percent(state text, rows_done bigint, rows_total bigint)
 RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -92,10 +92,10 @@ CREATE VIEW @extschema@.qwen3_embed_progress WITH (security_invoker = true) AS
 SELECT j.relation,
        j.source_column,
        j.target_column,
-       @extschema@.qwen3_embed_job_state(j.state, j.runner_pid, j.runner_started) AS state,
+       qwen3_embed.qwen3_embed_job_state(j.state, j.runner_pid, j.runner_started) AS state,
        j.rows_done,
        j.rows_total,
-       @extschema@.qwen3_embed_job_percent(j.state, j.rows_done, j.rows_total) AS percent_done,
+       qwen3_embed.qwen3_embed_job_percent(j.state, j.rows_done, j.rows_total) AS percent_done,
        j.dims,
        j.instruct,
        j.batch_size,
@@ -113,7 +113,7 @@ SELECT j.relation,
 GRANT SELECT ON @extschema@.qwen3_embed_progress TO PUBLIC;
 
 -- This session, as a job's runner (for the job_* operations only).
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_claim(p_rel regclass, p_dst name)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_claim(p_rel regclass, p_dst name)
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -126,7 +126,7 @@ AS $$
 $$;
 
 -- The walk's key of p_rel: its single-column primary key. Raises when it has none.
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_key(p_rel regclass, p_what text)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_key(p_rel regclass, p_what text)
 RETURNS name
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -148,7 +148,7 @@ END
 $qwen3_embed_state_job_key$;
 
 -- Raises unless every name in p_cols is a live column of p_rel.
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_columns(p_rel regclass, p_cols name[], p_what text)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_columns(p_rel regclass, p_cols name[], p_what text)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -169,7 +169,7 @@ $qwen3_embed_state_job_columns$;
 -- The gate's operation job_begin: start, restart or resume the re-embedding of
 -- relation.target_column from source_column (a job that did nothing yet just starts anew); this
 -- session runs it, and the column moves to the loaded model. Takes UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_begin(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_begin(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -185,9 +185,9 @@ DECLARE
     v_key      name;
     v_job      qwen3_embed.jobs;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, v_what);
-    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_dst], v_what);
-    v_key := @extschema@.qwen3_embed_state_job_key(v_rel, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_dst], v_what);
+    v_key := qwen3_embed.qwen3_embed_state_job_key(v_rel, v_what);
     IF v_batch IS NULL OR v_batch < 1 THEN
         RAISE EXCEPTION '%: batch_size must be at least 1, got %', v_what, coalesce(v_batch::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -219,9 +219,9 @@ BEGIN
                last_key = NULL, rows_done = 0, rows_total = 0, state = 'running', last_error = NULL,
                started_at = clock_timestamp(), updated_at = clock_timestamp(), finished_at = NULL;
     END IF;
-    PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_dst);
+    PERFORM qwen3_embed.qwen3_embed_state_job_claim(v_rel, v_dst);
     -- The column moves to the loaded model: its writes are made with it from now on.
-    PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
         'relation', v_rel::oid, 'column', v_dst, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
     RETURN NULL;
 END
@@ -230,7 +230,7 @@ $qwen3_embed_state_job_begin$;
 -- The gate's operation job_lock: the job's row, locked until the caller's transaction ends
 -- (nowait: lock_not_available at once when another session holds it), or NULL when there is no
 -- such job. Takes UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_lock(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_lock(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -239,7 +239,7 @@ DECLARE
     v_rel regclass := (a->>'relation')::oid;
     v_job qwen3_embed.jobs;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF (a->>'nowait')::boolean THEN
         SELECT * INTO v_job FROM qwen3_embed.jobs j
          WHERE j.relation = v_rel AND j.target_column = a->>'target_column'
@@ -256,7 +256,7 @@ $qwen3_embed_state_job_lock$;
 -- The gate's operation job_progress: a batch of `rows` rows up to `last_key` is done (this
 -- session runs the job), or, with rows_total alone, the rows the job will have walked. Returns
 -- rows_done and rows_total. Takes UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_progress(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_progress(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -268,7 +268,7 @@ DECLARE
     v_done  bigint;
     v_total bigint;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF v_n IS NULL THEN
         UPDATE qwen3_embed.jobs j SET rows_total = greatest((a->>'rows_total')::bigint, 0)
          WHERE j.relation = v_rel AND j.target_column = v_dst
@@ -279,7 +279,7 @@ BEGIN
                rows_total = greatest(rows_total, rows_done + greatest(v_n, 0)), updated_at = clock_timestamp()
          WHERE j.relation = v_rel AND j.target_column = v_dst
         RETURNING rows_done, rows_total INTO v_done, v_total;
-        PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_dst);
+        PERFORM qwen3_embed.qwen3_embed_state_job_claim(v_rel, v_dst);
     END IF;
     RETURN jsonb_build_object('rows_done', v_done, 'rows_total', v_total);
 END
@@ -288,7 +288,7 @@ $qwen3_embed_state_job_progress$;
 -- The gate's operation job_end: the job is 'done' (its column has moved to the model, with the
 -- job's instruction and size), 'interrupted' or 'failed' (with the error). Returns rows_done and
 -- rows_total. Takes UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_end(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_end(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -299,7 +299,7 @@ DECLARE
     v_state text     := a->>'state';
     v_job   qwen3_embed.jobs;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_reembed');
     IF v_state NOT IN ('done', 'interrupted', 'failed') THEN
         RAISE EXCEPTION 'qwen3_embed_reembed: a job cannot end as %', quote_literal(v_state)
             USING ERRCODE = 'invalid_parameter_value';
@@ -312,7 +312,7 @@ BEGIN
      WHERE j.relation = v_rel AND j.target_column = v_dst
     RETURNING * INTO v_job;
     IF v_state = 'done' AND v_job.target_column IS NOT NULL THEN
-        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_dst, 'instruct', v_job.instruct, 'dims', v_job.dims, 'done', true));
     END IF;
     RETURN jsonb_build_object('rows_done', v_job.rows_done, 'rows_total', v_job.rows_total);
@@ -322,7 +322,7 @@ $qwen3_embed_state_job_end$;
 -- The gate's operation job_migrate: the job of a migration of relation.migrates_column to dims
 -- dimensions, whose new column (migrates_column_qwen3_d<dims>) the caller has just added; this
 -- session runs it. Takes membership in the table's owning role.
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_migrate(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_migrate(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -335,15 +335,15 @@ DECLARE
     v_new  name     := v_old || '_qwen3_d' || v_dims;
     v_src  name     := a->>'source_column';
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
-    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_old, v_new], v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_job_columns(v_rel, ARRAY[v_src, v_old, v_new], v_what);
     DELETE FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_new;
     INSERT INTO qwen3_embed.jobs
            (relation, target_column, source_column, instruct, dims, key_column, batch_size, state,
             kind, migrates_column)
-    VALUES (v_rel, v_new, v_src, a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
+    VALUES (v_rel, v_new, v_src, a->>'instruct', v_dims, qwen3_embed.qwen3_embed_state_job_key(v_rel, v_what),
             greatest(coalesce((a->>'batch_size')::int, 64), 1), 'running', 'migrate', v_old);
-    PERFORM @extschema@.qwen3_embed_state_job_claim(v_rel, v_new);
+    PERFORM qwen3_embed.qwen3_embed_state_job_claim(v_rel, v_new);
     RETURN NULL;
 END
 $qwen3_embed_state_job_migrate$;
@@ -352,7 +352,7 @@ $qwen3_embed_state_job_migrate$;
 -- migration's column to it; the registry follows the rename and the migration's job becomes the
 -- column's finished job (`caught`: rows embedded during the swap). Takes membership in the
 -- table's owning role.
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_swap(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_swap(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -366,8 +366,8 @@ DECLARE
     v_rows bigint;
     v_done bigint;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
-    PERFORM @extschema@.qwen3_embed_state_job_columns(v_rel, ARRAY[(a->>'source_column')::name, v_dst], v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_job_columns(v_rel, ARRAY[(a->>'source_column')::name, v_dst], v_what);
     DELETE FROM qwen3_embed.jobs j
      WHERE j.relation = v_rel AND j.target_column = v_new AND j.kind = 'migrate'
     RETURNING j.rows_done INTO v_rows;
@@ -382,7 +382,7 @@ BEGIN
     INSERT INTO qwen3_embed.jobs AS j
            (relation, target_column, source_column, instruct, dims, key_column, batch_size,
             rows_done, rows_total, state, finished_at)
-    VALUES (v_rel, v_dst, a->>'source_column', a->>'instruct', v_dims, @extschema@.qwen3_embed_state_job_key(v_rel, v_what),
+    VALUES (v_rel, v_dst, a->>'source_column', a->>'instruct', v_dims, qwen3_embed.qwen3_embed_state_job_key(v_rel, v_what),
             greatest(coalesce((a->>'batch_size')::int, 64), 1), v_done, v_done, 'done', clock_timestamp())
     ON CONFLICT (relation, target_column) DO UPDATE
        SET source_column = EXCLUDED.source_column, instruct = EXCLUDED.instruct, dims = EXCLUDED.dims,
@@ -397,7 +397,7 @@ $qwen3_embed_state_job_swap$;
 -- The gate's operation job_forget: forget relation.target_column's job; a migration's job takes
 -- its column's registration with it. A re-embedding's job takes UPDATE on the table, a
 -- migration's membership in the table's owning role (abandoning it drops a column).
-CREATE FUNCTION @extschema@.qwen3_embed_state_job_forget(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_job_forget(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -407,10 +407,10 @@ DECLARE
     v_dst  name     := a->>'target_column';
     v_kind text;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_abandon');
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, false, 'qwen3_embed_abandon');
     SELECT j.kind INTO v_kind FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
     IF v_kind = 'migrate' THEN
-        PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, 'qwen3_embed_abandon');
+        PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, true, 'qwen3_embed_abandon');
         DELETE FROM qwen3_embed.columns c WHERE c.relation = v_rel AND c.column_name = v_dst;
     END IF;
     DELETE FROM qwen3_embed.jobs j WHERE j.relation = v_rel AND j.target_column = v_dst;
@@ -419,20 +419,20 @@ END
 $qwen3_embed_state_job_forget$;
 
 REVOKE EXECUTE ON FUNCTION
-    @extschema@.qwen3_embed_state_job_claim(regclass, name),
-    @extschema@.qwen3_embed_state_job_key(regclass, text),
-    @extschema@.qwen3_embed_state_job_columns(regclass, name[], text),
-    @extschema@.qwen3_embed_state_job_begin(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_lock(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_progress(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_end(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_migrate(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_swap(oid, jsonb),
-    @extschema@.qwen3_embed_state_job_forget(oid, jsonb)
+    qwen3_embed.qwen3_embed_state_job_claim(regclass, name),
+    qwen3_embed.qwen3_embed_state_job_key(regclass, text),
+    qwen3_embed.qwen3_embed_state_job_columns(regclass, name[], text),
+    qwen3_embed.qwen3_embed_state_job_begin(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_lock(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_progress(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_end(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_migrate(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_swap(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_job_forget(oid, jsonb)
 FROM PUBLIC;
 
 -- qwen3_embed_reembed, part 1: check the arguments, then start, restart or resume the job.
-CREATE FUNCTION @extschema@.qwen3_embed_job_start(
+CREATE FUNCTION qwen3_embed.qwen3_embed_job_start(
     p_rel regclass, p_src name, p_dst name, p_instruct text, p_dims int, p_batch int, p_restart boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -501,7 +501,7 @@ BEGIN
         END IF;
     END IF;
 
-    PERFORM @extschema@.qwen3_embed_state('job_begin', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_begin', jsonb_build_object(
         'relation', p_rel::oid, 'source_column', p_src, 'target_column', p_dst, 'instruct', p_instruct,
         'dims', v_dims, 'batch_size', p_batch, 'restart', coalesce(p_restart, false)));
 
@@ -513,7 +513,7 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s WHERE %I > $1::%s', p_rel, v_key, v_key_type)
            INTO v_total USING v_last;
     END IF;
-    PERFORM @extschema@.qwen3_embed_state('job_progress', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_progress', jsonb_build_object(
         'relation', p_rel::oid, 'target_column', p_dst, 'rows_total', v_done + v_total));
 END
 $qwen3_embed_job_start$;
@@ -522,7 +522,7 @@ $qwen3_embed_job_start$;
 -- in one qwen3_embed_batch call, writes the vectors back and records the last key. An error
 -- (or a cancel) undoes the batch, is recorded in the job and comes back in err_*, for the
 -- procedure to COMMIT the record and raise it.
-CREATE FUNCTION @extschema@.qwen3_embed_job_step(p_rel regclass, p_dst name,
+CREATE FUNCTION qwen3_embed.qwen3_embed_job_step(p_rel regclass, p_dst name,
     OUT finished boolean, OUT notice text,
     OUT err_state text, OUT err_message text, OUT err_detail text, OUT err_hint text)
 LANGUAGE plpgsql VOLATILE
@@ -544,7 +544,7 @@ BEGIN
     BEGIN
         -- Serializes concurrent CALLs on the same job: each takes the next batch in turn.
         v_job := jsonb_populate_record(NULL::qwen3_embed.jobs,
-                     @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
+                     qwen3_embed.qwen3_embed_state('job_lock', jsonb_build_object(
                          'relation', p_rel::oid, 'target_column', p_dst, 'nowait', false)));
         IF v_job.target_column IS NULL THEN
             RAISE EXCEPTION 'qwen3_embed_reembed: the job on %.% was deleted while it ran', p_rel, p_dst
@@ -567,7 +567,7 @@ BEGIN
                 SELECT b.k, b.body, (row_number() OVER (ORDER BY b.k))::int AS ord FROM batch b
             ), embedded AS MATERIALIZED (
                 SELECT e.ord, e.embedding
-                  FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $3, $4, $5) AS e
+                  FROM qwen3_embed.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $3, $4, $5) AS e
             ), updated AS (
                 UPDATE %3$s AS t SET %4$I = e.embedding
                   FROM numbered n JOIN embedded e ON e.ord = n.ord
@@ -582,13 +582,13 @@ BEGIN
                             ELSE format('WHERE s.%I > $1::%s', v_job.key_column, v_key_type) END)
            INTO v_n, v_last USING v_job.last_key, v_job.batch_size, v_job.instruct, v_job.dims, v_fp;
         IF v_n = 0 THEN
-            v_done := (@extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+            v_done := (qwen3_embed.qwen3_embed_state('job_end', jsonb_build_object(
                            'relation', p_rel::oid, 'target_column', p_dst, 'state', 'done')))->>'rows_done';
             finished := true;
             notice := format('qwen3_embed_reembed: done, %s rows of %s.%I', v_done, p_rel, p_dst);
             RETURN;
         END IF;
-        v_res := @extschema@.qwen3_embed_state('job_progress', jsonb_build_object(
+        v_res := qwen3_embed.qwen3_embed_state('job_progress', jsonb_build_object(
                      'relation', p_rel::oid, 'target_column', p_dst, 'rows', v_n, 'last_key', v_last));
         v_done := v_res->>'rows_done';
         v_total := v_res->>'rows_total';
@@ -597,7 +597,7 @@ BEGIN
     EXCEPTION
         WHEN query_canceled THEN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
-            v_res := @extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+            v_res := qwen3_embed.qwen3_embed_state('job_end', jsonb_build_object(
                          'relation', p_rel::oid, 'target_column', p_dst, 'state', 'interrupted',
                          'error', err_state || ': ' || err_message));
             v_done := v_res->>'rows_done';
@@ -606,7 +606,7 @@ BEGIN
             GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
                                     v_hint = PG_EXCEPTION_HINT;
             -- Keep what the earlier batches did, say where it stopped.
-            v_res := @extschema@.qwen3_embed_state('job_end', jsonb_build_object(
+            v_res := qwen3_embed.qwen3_embed_state('job_end', jsonb_build_object(
                          'relation', p_rel::oid, 'target_column', p_dst, 'state', 'failed',
                          'error', err_state || ': ' || err_message));
             v_done := v_res->>'rows_done';
@@ -635,12 +635,12 @@ DECLARE
     v_dst name     := target_column;
     r     record;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_outside_transaction('qwen3_embed_reembed');
-    PERFORM @extschema@.qwen3_embed_job_start(v_rel, source_column, v_dst, instruct, dims, batch_size, restart);
+    PERFORM qwen3_embed.qwen3_embed_outside_transaction('qwen3_embed_reembed');
+    PERFORM qwen3_embed.qwen3_embed_job_start(v_rel, source_column, v_dst, instruct, dims, batch_size, restart);
     -- (Called from a function or DO block, which cannot commit either: fails here, before any work.)
     COMMIT;
     LOOP
-        SELECT * INTO r FROM @extschema@.qwen3_embed_job_step(v_rel, v_dst);
+        SELECT * INTO r FROM qwen3_embed.qwen3_embed_job_step(v_rel, v_dst);
         COMMIT;
         IF r.err_state IS NOT NULL THEN
             RAISE EXCEPTION USING ERRCODE = r.err_state, MESSAGE = r.err_message,
@@ -654,7 +654,7 @@ $qwen3_embed_reembed$;
 
 -- qwen3_embed_migrate_dims, part 1: check, then create the new column, its sync trigger and its
 -- job (or find them, to resume). Returns what the procedure should do next.
-CREATE FUNCTION @extschema@.qwen3_embed_migrate_prepare(
+CREATE FUNCTION qwen3_embed.qwen3_embed_migrate_prepare(
     p_rel regclass, p_src name, p_dst name, p_dims int, p_instruct text, p_batch int,
     OUT walk boolean, OUT swap boolean, OUT new_column name)
 LANGUAGE plpgsql VOLATILE
@@ -737,7 +737,7 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
                    'EXECUTE FUNCTION @extschema@.qwen3_embed_trigger(%L, %L, %L, %L)',
                    v_trigger, p_rel, p_src, new_column, coalesce(p_instruct, ''), p_dims);
-    PERFORM @extschema@.qwen3_embed_state('job_migrate', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_migrate', jsonb_build_object(
         'relation', p_rel::oid, 'migrates_column', p_dst, 'source_column', p_src, 'instruct', p_instruct,
         'dims', p_dims, 'batch_size', greatest(coalesce(p_batch, 64), 1)));
     walk := true;
@@ -747,7 +747,7 @@ $qwen3_embed_migrate_prepare$;
 
 -- qwen3_embed_migrate_dims, part 2, in one transaction: embed rows the walk missed, drop the old
 -- column, rename the new one, record the job as done. Returns the NOTICEs to show.
-CREATE FUNCTION @extschema@.qwen3_embed_migrate_swap(
+CREATE FUNCTION qwen3_embed.qwen3_embed_migrate_swap(
     p_rel regclass, p_src name, p_dst name, p_dims int, p_instruct text, p_batch int)
 RETURNS SETOF text
 LANGUAGE plpgsql VOLATILE
@@ -764,7 +764,7 @@ BEGIN
      WHERE a.attrelid = p_rel AND a.attname = v_new AND a.attnum > 0 AND NOT a.attisdropped;
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', p_rel);
     EXECUTE format('UPDATE %1$s SET %2$I = (SELECT e.embedding FROM '
-                   '@extschema@.qwen3_embed_batch_for_column(ARRAY[%3$I::text], $1, $2, $3) e) '
+                   'qwen3_embed.qwen3_embed_batch_for_column(ARRAY[%3$I::text], $1, $2, $3) e) '
                    'WHERE %2$I IS NULL AND %3$I IS NOT NULL', p_rel, v_new, p_src)
        USING p_instruct, p_dims,
              (SELECT c.fingerprint FROM qwen3_embed.columns c
@@ -779,7 +779,7 @@ BEGIN
     EXECUTE format('DROP TRIGGER %I ON %s', v_new || '_sync', p_rel);
     EXECUTE format('ALTER TABLE %s DROP COLUMN %I', p_rel, p_dst);
     EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', p_rel, v_new, p_dst);
-    PERFORM @extschema@.qwen3_embed_state('job_swap', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_swap', jsonb_build_object(
         'relation', p_rel::oid, 'migrates_column', p_dst, 'source_column', p_src, 'instruct', p_instruct,
         'dims', p_dims, 'batch_size', greatest(coalesce(p_batch, 64), 1), 'caught', v_caught));
     IF v_caught > 0 THEN
@@ -810,9 +810,9 @@ DECLARE
     v_plan   record;
     v_notice text;
 BEGIN
-    PERFORM @extschema@.qwen3_embed_outside_transaction('qwen3_embed_migrate_dims');
+    PERFORM qwen3_embed.qwen3_embed_outside_transaction('qwen3_embed_migrate_dims');
     SELECT * INTO v_plan
-      FROM @extschema@.qwen3_embed_migrate_prepare(v_rel, v_src, v_dst, v_dims, instruct, v_batch);
+      FROM qwen3_embed.qwen3_embed_migrate_prepare(v_rel, v_src, v_dst, v_dims, instruct, v_batch);
     IF NOT v_plan.swap THEN
         RETURN;
     END IF;
@@ -821,7 +821,7 @@ BEGIN
         CALL @extschema@.qwen3_embed_reembed(v_rel, v_src, v_plan.new_column, instruct, v_dims, v_batch, false);
     END IF;
     FOR v_notice IN
-        SELECT n FROM @extschema@.qwen3_embed_migrate_swap(v_rel, v_src, v_dst, v_dims, instruct, v_batch) AS n
+        SELECT n FROM qwen3_embed.qwen3_embed_migrate_swap(v_rel, v_src, v_dst, v_dims, instruct, v_batch) AS n
     LOOP
         RAISE NOTICE '%', v_notice;
     END LOOP;
@@ -858,7 +858,7 @@ BEGIN
     END IF;
     -- A job that a session is running now holds its row: stop that session first.
     BEGIN
-        PERFORM @extschema@.qwen3_embed_state('job_lock', jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state('job_lock', jsonb_build_object(
             'relation', v_rel::oid, 'target_column', v_job.target_column, 'nowait', true));
     EXCEPTION WHEN lock_not_available THEN
         v_live := v_job.runner_pid;
@@ -875,7 +875,7 @@ BEGIN
             EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_rel, v_job.target_column);
         END IF;
     END IF;
-    PERFORM @extschema@.qwen3_embed_state('job_forget', jsonb_build_object(
+    PERFORM qwen3_embed.qwen3_embed_state('job_forget', jsonb_build_object(
         'relation', v_rel::oid, 'target_column', v_job.target_column));
     IF v_job.kind = 'migrate' THEN
         RETURN format('abandoned the migration of %s.%I to %s dimensions: dropped column %I and trigger %I',

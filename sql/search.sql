@@ -17,7 +17,7 @@
 
 -- The operator of the distance `column` is indexed for (cosine when it has no index), and
 -- whether it has an HNSW or IVFFlat index.
-CREATE FUNCTION @extschema@.qwen3_search_distance(p_table regclass, p_column name, OUT operator text, OUT indexed boolean)
+CREATE FUNCTION qwen3_embed.qwen3_search_distance(p_table regclass, p_column name, OUT operator text, OUT indexed boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_search_distance$
@@ -44,9 +44,41 @@ SELECT coalesce(
                 WHERE i.indrelid = p_table AND a.attname = p_column AND am.amname IN ('hnsw', 'ivfflat'))
 $qwen3_search_distance$;
 
+-- The one column of p_table other than its key p_key that holds the text (p_kind 'text': text,
+-- varchar or char) or the embeddings ('embedding': pgvector's vector or halfvec); raises 42703
+-- when there is none, 42702 when there are several (naming them).
+CREATE FUNCTION qwen3_embed.qwen3_search_column(p_what text, p_table regclass, p_kind text, p_key name)
+RETURNS name
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_search_column$
+DECLARE
+    v_col   name;
+    v_cands text;
+BEGIN
+    SELECT CASE WHEN count(*) = 1 THEN min(a.attname) END, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+      INTO v_col, v_cands
+      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> p_key
+       AND CASE p_kind
+               WHEN 'text' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype)
+               ELSE t.typname IN ('vector', 'halfvec')
+                    AND t.typnamespace = (SELECT e.extnamespace FROM pg_extension e WHERE e.extname = 'vector')
+           END;
+    IF v_col IS NULL THEN
+        RAISE EXCEPTION '%: cannot tell which column of % holds the %: name it with %_column => (%)',
+                p_what, p_table, CASE p_kind WHEN 'text' THEN 'text' ELSE 'embeddings' END, p_kind,
+                coalesce('one of ' || v_cands,
+                         CASE p_kind WHEN 'text' THEN 'it has no text column' ELSE 'it has no vector or halfvec column' END)
+            USING ERRCODE = CASE WHEN v_cands IS NULL THEN 'undefined_column' ELSE 'ambiguous_column' END;
+    END IF;
+    RETURN v_col;
+END
+$qwen3_search_column$;
+
 -- The WHERE clause of `filter` over the row alias `p_alias`: each key a column of `p_table`, equal to
 -- the value (a JSON array: any of its values; null: IS NULL), compared in the column's type.
-CREATE FUNCTION @extschema@.qwen3_search_filter(p_table regclass, p_filter jsonb, p_alias name)
+CREATE FUNCTION qwen3_embed.qwen3_search_filter(p_table regclass, p_filter jsonb, p_alias name)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -197,30 +229,8 @@ BEGIN
             v_text := coalesce(v_text, v_query);
             v_emb := coalesce(v_emb, v_cands);
         END IF;
-        IF v_text IS NULL THEN
-            SELECT CASE WHEN count(*) = 1 THEN min(a.attname) END, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
-              INTO v_text, v_cands
-              FROM pg_attribute a
-             WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> v_key
-               AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype);
-            IF v_text IS NULL THEN
-                RAISE EXCEPTION '%: cannot tell which column of % holds the text: name it with text_column => (%)',
-                        v_what, relation, coalesce('one of ' || v_cands, 'it has no text column')
-                    USING ERRCODE = CASE WHEN v_cands IS NULL THEN 'undefined_column' ELSE 'ambiguous_column' END;
-            END IF;
-        END IF;
-        IF v_emb IS NULL THEN
-            SELECT CASE WHEN count(*) = 1 THEN min(a.attname) END, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
-              INTO v_emb, v_cands
-              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-              JOIN pg_extension e ON e.extname = 'vector' AND e.extnamespace = t.typnamespace
-             WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND t.typname IN ('vector', 'halfvec');
-            IF v_emb IS NULL THEN
-                RAISE EXCEPTION '%: cannot tell which column of % holds the embeddings: name it with embedding_column => (%)',
-                        v_what, relation, coalesce('one of ' || v_cands, 'it has no vector or halfvec column')
-                    USING ERRCODE = CASE WHEN v_cands IS NULL THEN 'undefined_column' ELSE 'ambiguous_column' END;
-            END IF;
-        END IF;
+        v_text := coalesce(v_text, qwen3_embed.qwen3_search_column(v_what, relation, 'text', v_key));
+        v_emb := coalesce(v_emb, qwen3_embed.qwen3_search_column(v_what, relation, 'embedding', v_key));
         IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = v_text
                           AND a.attnum > 0 AND NOT a.attisdropped) THEN
             RAISE EXCEPTION '%: % has no column "%"', v_what, relation, v_text USING ERRCODE = 'undefined_column';
@@ -249,12 +259,12 @@ BEGIN
                   HINT = 'Point qwen3_embed.model_path at the model of the column (SELECT * FROM qwen3_embed_check() shows it), or re-embed the column with the loaded one.';
     END IF;
 
-    SELECT d.operator, d.indexed INTO v_op, v_indexed FROM @extschema@.qwen3_search_distance(v_table, v_emb) d;
+    SELECT d.operator, d.indexed INTO v_op, v_indexed FROM qwen3_embed.qwen3_search_distance(v_table, v_emb) d;
     IF NOT v_indexed THEN
         RAISE NOTICE '%: %.% has no HNSW index: the vector stage reads every row', v_what, v_table, v_emb
             USING HINT = format('CREATE INDEX ON %s USING hnsw (%I %s_cosine_ops);', v_table, v_emb, v_vec_type);
     END IF;
-    v_where := @extschema@.qwen3_search_filter(relation, filter, CASE WHEN v_chunked THEN 'p' ELSE 's' END);
+    v_where := qwen3_embed.qwen3_search_filter(relation, filter, CASE WHEN v_chunked THEN 'p' ELSE 's' END);
     v_qvec := @extschema@.qwen3_embed_query(query, coalesce(instruct, @extschema@.qwen3_embed_default_task()), v_dims)::text;
     v_op := format('OPERATOR(%I.%s)', v_vec_nsp, v_op);
     v_vec_type := format('%I.%I', v_vec_nsp, v_vec_type);

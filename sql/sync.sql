@@ -117,7 +117,7 @@ GRANT SELECT ON qwen3_embed.syncs, qwen3_embed.queue,
 
 -- Whether p_caller may drain, retry and read the sync's table (UPDATE), or create and remove its
 -- sync (membership in the owning role). Raises insufficient_privilege otherwise.
-CREATE FUNCTION @extschema@.qwen3_embed_state_check(p_caller oid, p_rel regclass, p_owner boolean, p_what text)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_check(p_caller oid, p_rel regclass, p_owner boolean, p_what text)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -141,7 +141,7 @@ END
 $qwen3_embed_state_check$;
 
 -- The sync of p_id, checked for p_caller; raises undefined_object when it does not exist.
-CREATE FUNCTION @extschema@.qwen3_embed_state_sync(p_caller oid, p_id int, p_owner boolean, p_what text)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_sync(p_caller oid, p_id int, p_owner boolean, p_what text)
 RETURNS qwen3_embed.syncs
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -153,7 +153,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION '%: no sync %', p_what, p_id USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, s.relation, p_owner, p_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, s.relation, p_owner, p_what);
     RETURN s;
 END
 $qwen3_embed_state_sync$;
@@ -165,7 +165,7 @@ $qwen3_embed_state_sync$;
 -- checks that the writer may write the table. It acts only for the table its sync names: the
 -- same function put on another table does nothing. Deleted rows are left in the queue: the
 -- drain finds no row for them and drops them, so a writer never waits on a row the drain holds.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_enqueue() RETURNS trigger
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_enqueue() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_enqueue$
@@ -177,7 +177,7 @@ BEGIN
     IF TG_LEVEL <> 'STATEMENT' OR TG_WHEN <> 'AFTER' OR TG_OP NOT IN ('INSERT', 'UPDATE') THEN
         RETURN NULL;
     END IF;
-    SELECT * INTO c FROM @extschema@.qwen3_embed_sync_columns(v_id, TG_RELID);
+    SELECT * INTO c FROM qwen3_embed.qwen3_embed_sync_columns(v_id, TG_RELID);
     IF c.key_column IS NULL THEN
         RETURN NULL;
     END IF;
@@ -192,7 +192,7 @@ BEGIN
            INTO v_keys;
     END IF;
     IF v_keys IS NOT NULL THEN
-        PERFORM @extschema@.qwen3_embed_state('queue_add', jsonb_build_object('id', v_id, 'keys', v_keys));
+        PERFORM qwen3_embed.qwen3_embed_state('queue_add', jsonb_build_object('id', v_id, 'keys', v_keys));
     END IF;
     RETURN NULL;
 END
@@ -201,7 +201,7 @@ $qwen3_embed_sync_enqueue$;
 -- The columns of sync p_id, when it is a sync of p_rel (else no row): what the enqueueing
 -- trigger and the backlog read as the writer, who may not see the sync itself (row security
 -- shows syncs to roles that may UPDATE the table). Reads nothing but the sync.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_columns(p_id int, p_rel oid,
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_columns(p_id int, p_rel oid,
     OUT key_column name, OUT key_type regtype, OUT source_column name, OUT target_column name,
     OUT chunk_table regclass)
 LANGUAGE sql STABLE
@@ -215,7 +215,7 @@ $$;
 -- Queues, as the calling role, every row of sync p_id's table with text (with p_missing, only
 -- those without a vector), through the gate's queue_add in batches of 50,000 keys (with
 -- p_dedupe, keys already queued are not queued again). Returns the rows queued.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_backlog(p_id int, p_rel regclass, p_dedupe boolean, p_missing boolean)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_backlog(p_id int, p_rel regclass, p_dedupe boolean, p_missing boolean)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -226,7 +226,7 @@ DECLARE
     v_keys text[] := '{}';
     v_n    bigint := 0;
 BEGIN
-    SELECT * INTO c FROM @extschema@.qwen3_embed_sync_columns(p_id, p_rel);
+    SELECT * INTO c FROM qwen3_embed.qwen3_embed_sync_columns(p_id, p_rel);
     IF c.key_column IS NULL THEN
         RETURN 0;
     END IF;
@@ -235,13 +235,13 @@ BEGIN
     LOOP
         v_keys := v_keys || v_key;
         IF cardinality(v_keys) >= 50000 THEN
-            v_n := v_n + (@extschema@.qwen3_embed_state('queue_add', jsonb_build_object(
+            v_n := v_n + (qwen3_embed.qwen3_embed_state('queue_add', jsonb_build_object(
                               'id', p_id, 'keys', to_jsonb(v_keys), 'dedupe', p_dedupe))->>'rows')::bigint;
             v_keys := '{}';
         END IF;
     END LOOP;
     IF cardinality(v_keys) > 0 THEN
-        v_n := v_n + (@extschema@.qwen3_embed_state('queue_add', jsonb_build_object(
+        v_n := v_n + (qwen3_embed.qwen3_embed_state('queue_add', jsonb_build_object(
                           'id', p_id, 'keys', to_jsonb(v_keys), 'dedupe', p_dedupe))->>'rows')::bigint;
     END IF;
     RETURN v_n;
@@ -250,7 +250,7 @@ $qwen3_embed_sync_backlog$;
 
 -- BEFORE UPDATE ... FOR EACH ROW WHEN (the source became NULL and a vector is still there):
 -- a row whose text became NULL has no vector. TG_ARGV[0] is the target column. Runs as the writer.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_clear() RETURNS trigger
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_clear() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_clear$
@@ -262,7 +262,7 @@ $qwen3_embed_sync_clear$;
 
 -- Why the role that created sync s may no longer have it drained (NULL when it may): it must
 -- still read the source column and write the target (or the chunk table).
-CREATE FUNCTION @extschema@.qwen3_embed_sync_refusal(s qwen3_embed.syncs)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_refusal(s qwen3_embed.syncs)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -289,10 +289,54 @@ BEGIN
 END
 $qwen3_embed_sync_refusal$;
 
+-- Raises unless a sync's settings are in range: batch_size, max_attempts, the instruction's
+-- length, and dims (one the model has, and the size of column p_col of p_rel when it has one).
+-- Returns dims: the column's size when p_dims is NULL.
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_settings(p_what text, p_batch int, p_attempts int, p_instruct text,
+    p_dims int, p_rel regclass, p_col name)
+RETURNS int
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $qwen3_embed_sync_settings$
+DECLARE
+    v_type oid;
+    v_mod  int;
+    v_max  int;
+BEGIN
+    IF p_batch IS NULL OR p_batch NOT BETWEEN 1 AND 4096 OR p_attempts IS NULL OR p_attempts NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION '%: batch_size must be between 1 and 4096 and max_attempts between 1 and 100, got % and %',
+                p_what, coalesce(p_batch::text, 'NULL'), coalesce(p_attempts::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(p_instruct) > 8192 THEN
+        RAISE EXCEPTION '%: instruct is % bytes, at most 8192', p_what, octet_length(p_instruct)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT x.atttypid, x.atttypmod INTO v_type, v_mod FROM pg_attribute x
+     WHERE x.attrelid = p_rel AND x.attname = p_col AND x.attnum > 0 AND NOT x.attisdropped;
+    IF p_dims IS NULL AND v_mod > 0 THEN
+        p_dims := v_mod;
+    ELSIF p_dims IS NOT NULL AND v_mod > 0 AND p_dims <> v_mod THEN
+        RAISE EXCEPTION '%: dims % does not fit column "%" of %, which is %',
+                p_what, p_dims, p_col, p_rel, format_type(v_type, v_mod)
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'CALL qwen3_embed_migrate_dims(...), outside a transaction block, moves a column of a fixed size to another size.';
+    END IF;
+    IF p_dims IS NOT NULL THEN
+        SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
+        IF p_dims NOT BETWEEN 32 AND v_max THEN
+            RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', p_what, v_max, p_dims
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    RETURN p_dims;
+END
+$qwen3_embed_sync_settings$;
+
 -- The gate's operation sync_add: validate a new sync's settings, record it (resolved objects
 -- only), create its triggers and queue its backlog (every row with text; with only_missing, those without a vector). Returns its id and
 -- the rows queued. Only members of the table's owning role.
-CREATE FUNCTION @extschema@.qwen3_embed_state_sync_add(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_sync_add(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -311,7 +355,6 @@ DECLARE
     v_overlap  int      := (a->>'chunk_overlap')::int;
     v_once     boolean  := coalesce((a->>'once')::boolean, false);
     v_index    bigint   := (a->>'index_rows')::bigint;
-    v_max      int;
     v_kind     "char";
     v_key      name;
     v_key_type regtype;
@@ -325,7 +368,7 @@ BEGIN
                 CASE WHEN v_chunks IS NULL AND v_tokens IS NULL THEN 'target_column' ELSE 'chunk_table' END
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM @extschema@.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
+    PERFORM qwen3_embed.qwen3_embed_state_check(p_caller, v_rel, true, v_what);
     SELECT c.relkind INTO v_kind FROM pg_class c WHERE c.oid = v_rel;
     IF v_kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '%: % is not a table', v_what, v_rel USING ERRCODE = 'wrong_object_type';
@@ -354,15 +397,6 @@ BEGIN
         RAISE EXCEPTION '%: the primary key "%" of % cannot be the source or the target', v_what, v_key, v_rel
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_batch IS NULL OR v_batch NOT BETWEEN 1 AND 4096 OR v_attempts IS NULL OR v_attempts NOT BETWEEN 1 AND 100 THEN
-        RAISE EXCEPTION '%: batch_size must be between 1 and 4096 and max_attempts between 1 and 100, got % and %',
-                v_what, coalesce(v_batch::text, 'NULL'), coalesce(v_attempts::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF octet_length(v_instruct) > 8192 THEN
-        RAISE EXCEPTION '%: instruct is % bytes, at most 8192', v_what, octet_length(v_instruct)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF v_chunks IS NULL THEN
         SELECT x.atttypid, x.atttypmod INTO v_dst_type, v_dst_mod FROM pg_attribute x
          WHERE x.attrelid = v_rel AND x.attname = v_dst AND x.attnum > 0 AND NOT x.attisdropped;
@@ -381,14 +415,6 @@ BEGIN
                     v_what, v_dst, v_rel, format_type(v_dst_type, v_dst_mod)
                 USING ERRCODE = 'datatype_mismatch';
         END IF;
-        IF v_dims IS NULL AND v_dst_mod > 0 THEN
-            v_dims := v_dst_mod;
-        ELSIF v_dims IS NOT NULL AND v_dst_mod > 0 AND v_dims <> v_dst_mod THEN
-            RAISE EXCEPTION '%: dims % does not fit column "%" of %, which is %',
-                    v_what, v_dims, v_dst, v_rel, format_type(v_dst_type, v_dst_mod)
-                USING ERRCODE = 'datatype_mismatch',
-                      HINT = 'CALL qwen3_embed_migrate_dims(...), outside a transaction block, moves a column of a fixed size to another size.';
-        END IF;
     ELSE
         IF v_tokens IS NULL OR v_overlap IS NULL OR v_tokens NOT BETWEEN 2 AND 32768
            OR v_overlap < 0 OR v_overlap >= v_tokens - 1 THEN
@@ -403,15 +429,10 @@ BEGIN
         END IF;
     END IF;
     IF v_index IS NOT NULL THEN
-        PERFORM @extschema@.qwen3_embed_sync_index_check(v_what, v_rel, v_dst, v_index);
+        PERFORM qwen3_embed.qwen3_embed_sync_index_check(v_what, v_rel, v_dst, v_index);
     END IF;
-    IF v_dims IS NOT NULL THEN
-        SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
-    END IF;
-    IF v_dims IS NOT NULL AND v_dims NOT BETWEEN 32 AND v_max THEN
-        RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    v_dims := qwen3_embed.qwen3_embed_sync_settings(v_what, v_batch, v_attempts, v_instruct, v_dims,
+                                                    v_rel, CASE WHEN v_chunks IS NULL THEN v_dst END);
     IF v_once AND EXISTS (SELECT 1 FROM qwen3_embed.columns c
                            WHERE c.relation = v_rel AND c.column_name = v_dst AND c.next_fingerprint IS NOT NULL) THEN
         RAISE EXCEPTION '%: %.% is being re-embedded already', v_what, v_rel, quote_ident(v_dst)
@@ -434,20 +455,20 @@ BEGIN
     IF v_once THEN
         -- Writes to the column are accepted with the loaded model from now on; queue_done ends
         -- the move when the last row is done.
-        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_dst, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
         RETURN jsonb_build_object('id', v_id, 'dims', v_dims);
     END IF;
     v_name := 'qwen3_embed_sync_' || v_id;
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS qwen3_embed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   'FOR EACH STATEMENT EXECUTE FUNCTION qwen3_embed.qwen3_embed_sync_enqueue(%L)',
                    v_name || '_ins', v_rel, v_id);
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS qwen3_embed_old NEW TABLE AS qwen3_embed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.qwen3_embed_sync_enqueue(%L)',
+                   'FOR EACH STATEMENT EXECUTE FUNCTION qwen3_embed.qwen3_embed_sync_enqueue(%L)',
                    v_name || '_upd', v_rel, v_id);
     IF v_chunks IS NULL THEN
         EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON %s FOR EACH ROW WHEN (NEW.%I IS NULL AND NEW.%I IS NOT NULL) '
-                       'EXECUTE FUNCTION @extschema@.qwen3_embed_sync_clear(%L)',
+                       'EXECUTE FUNCTION qwen3_embed.qwen3_embed_sync_clear(%L)',
                        v_name || '_clear', v_rel, v_src, v_dst, v_dst);
     END IF;
     RETURN jsonb_build_object('id', v_id, 'dims', v_dims);
@@ -456,7 +477,7 @@ $qwen3_embed_state_sync_add$;
 
 -- The gate's operation sync_remove: drop a sync's triggers, queue and errors. Returns the rows
 -- that were still queued. Only members of the table's owning role.
-CREATE FUNCTION @extschema@.qwen3_embed_state_sync_remove(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_sync_remove(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -466,7 +487,7 @@ DECLARE
     v_pending bigint;
     v_suffix  text;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, 'qwen3_embed_unsync');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, 'qwen3_embed_unsync');
     DELETE FROM qwen3_embed.queue q WHERE q.sync_id = s.id;
     GET DIAGNOSTICS v_pending = ROW_COUNT;
     FOREACH v_suffix IN ARRAY CASE WHEN s.once THEN '{}'::text[]
@@ -481,7 +502,7 @@ $qwen3_embed_state_sync_remove$;
 
 -- The gate's operation sync_retry: a sync's failed rows back in the queue, every queued row due
 -- now, and the sync no longer set aside. Needs UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_sync_retry(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_sync_retry(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -490,7 +511,7 @@ DECLARE
     s   qwen3_embed.syncs;
     v_n bigint;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_retry');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_retry');
     WITH moved AS (
         DELETE FROM qwen3_embed.sync_errors e WHERE e.sync_id = s.id RETURNING e.key
     )
@@ -510,7 +531,7 @@ $qwen3_embed_state_sync_retry$;
 -- queue is empty. With force, the same settings make other vectors too (those of the loaded
 -- model: qwen3_embed_reembed_later). Returns whether the vectors change. Only members of the
 -- table's owning role.
-CREATE FUNCTION @extschema@.qwen3_embed_state_sync_alter(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_sync_alter(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -522,43 +543,20 @@ DECLARE
     v_attempts int;
     v_instruct text;
     v_dims     int;
-    v_max      int;
     v_rel      regclass;
     v_col      name;
-    v_mod      int;
     v_changes  boolean;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, v_what);
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, true, v_what);
     v_batch := coalesce((a->>'batch_size')::int, s.batch_size);
     v_attempts := coalesce((a->>'max_attempts')::int, s.max_attempts);
     v_instruct := CASE WHEN (a->>'default_instruct')::boolean THEN NULL ELSE coalesce(a->>'instruct', s.instruct) END;
     v_dims := coalesce((a->>'dims')::int, s.dims);
-    IF v_batch NOT BETWEEN 1 AND 4096 OR v_attempts NOT BETWEEN 1 AND 100 THEN
-        RAISE EXCEPTION '%: batch_size must be between 1 and 4096 and max_attempts between 1 and 100, got % and %',
-                v_what, v_batch, v_attempts
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF octet_length(v_instruct) > 8192 THEN
-        RAISE EXCEPTION '%: instruct is % bytes, at most 8192', v_what, octet_length(v_instruct)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     v_rel := coalesce(s.chunk_table, s.relation);
     v_col := CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END;
-    IF v_dims IS DISTINCT FROM s.dims THEN
-        SELECT x.atttypmod INTO v_mod FROM pg_attribute x
-         WHERE x.attrelid = v_rel AND x.attname = v_col AND x.attnum > 0 AND NOT x.attisdropped;
-        IF v_mod > 0 AND v_dims IS DISTINCT FROM v_mod THEN
-            RAISE EXCEPTION '%: dims % does not fit column "%" of %, which holds % dimensions',
-                    v_what, coalesce(v_dims::text, 'NULL'), v_col, v_rel, v_mod
-                USING ERRCODE = 'datatype_mismatch',
-                      HINT = 'CALL qwen3_embed_migrate_dims(...) moves a column of a fixed size to another size.';
-        END IF;
-        SELECT i.max_dims INTO v_max FROM @extschema@.qwen3_embed_info() i;
-        IF v_dims NOT BETWEEN 32 AND v_max THEN
-            RAISE EXCEPTION '%: dims must be between 32 and the model''s size (%), got %', v_what, v_max, v_dims
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-    END IF;
+    -- (The column's size is checked when dims changes.)
+    v_dims := qwen3_embed.qwen3_embed_sync_settings(v_what, v_batch, v_attempts, v_instruct, v_dims, v_rel,
+                                                    CASE WHEN v_dims IS DISTINCT FROM s.dims THEN v_col END);
     v_changes := v_instruct IS DISTINCT FROM s.instruct OR v_dims IS DISTINCT FROM s.dims
                  OR coalesce((a->>'force')::boolean, false);
     IF v_changes AND NOT s.replacing AND EXISTS (
@@ -575,7 +573,7 @@ BEGIN
         UPDATE qwen3_embed.syncs x SET index_rows = NULL, index_state = NULL, index_error = NULL, index_counted = NULL
          WHERE x.id = s.id AND x.index_state IS DISTINCT FROM 'building';
     ELSIF a->>'index_rows' IS NOT NULL THEN
-        PERFORM @extschema@.qwen3_embed_sync_index_check('qwen3_embed_sync_alter', v_rel, v_col, (a->>'index_rows')::bigint);
+        PERFORM qwen3_embed.qwen3_embed_sync_index_check('qwen3_embed_sync_alter', v_rel, v_col, (a->>'index_rows')::bigint);
         -- A new threshold: wait for it (again, after a failure); a made index stays made.
         UPDATE qwen3_embed.syncs x
            SET index_rows = (a->>'index_rows')::bigint, index_error = NULL, index_counted = NULL,
@@ -583,7 +581,7 @@ BEGIN
          WHERE x.id = s.id;
     END IF;
     IF v_changes THEN
-        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', v_rel::oid, 'column', v_col, 'instruct', v_instruct, 'dims', v_dims, 'done', false));
         UPDATE qwen3_embed.queue q SET next_try_at = clock_timestamp(), attempts = 0
          WHERE q.sync_id = s.id;
@@ -595,7 +593,7 @@ $qwen3_embed_state_sync_alter$;
 -- The gate's operation queue_add: keys (a JSON array of the key's text forms) of rows of the
 -- sync's table to embed; with dedupe, keys already queued are left out. Needs INSERT or UPDATE
 -- on the table (the enqueueing trigger calls it as the writer). Returns the rows queued.
-CREATE FUNCTION @extschema@.qwen3_embed_state_queue_add(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_queue_add(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -618,7 +616,7 @@ BEGIN
      WHERE NOT coalesce((a->>'dedupe')::boolean, false)
         OR NOT EXISTS (SELECT 1 FROM qwen3_embed.queue q WHERE q.sync_id = v_id AND q.key = k.key);
     GET DIAGNOSTICS v_n = ROW_COUNT;
-    PERFORM @extschema@.qwen3_embed_sync_wake();
+    PERFORM qwen3_embed.qwen3_embed_sync_wake();
     RETURN jsonb_build_object('rows', v_n);
 END
 $qwen3_embed_state_queue_add$;
@@ -626,7 +624,7 @@ $qwen3_embed_state_queue_add$;
 -- The gate's operation queue_claim: the oldest due rows of a sync that no other worker holds
 -- (locked until the caller's transaction ends), at most `batches` (up to 4) batches' worth.
 -- Needs UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_queue_claim(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_queue_claim(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -636,7 +634,7 @@ DECLARE
     v_ids  bigint[];
     v_keys text[];
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     SELECT array_agg(p.id ORDER BY p.id), array_agg(p.key ORDER BY p.id) INTO v_ids, v_keys
       FROM (SELECT q.id, q.key FROM qwen3_embed.queue q
              WHERE q.sync_id = s.id AND q.next_try_at <= clock_timestamp()
@@ -648,7 +646,7 @@ $qwen3_embed_state_queue_claim$;
 
 -- The gate's operation queue_done: a batch embedded: its queue rows (of this sync only) go, and
 -- the sync's counters move. Needs UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_queue_done(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_queue_done(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -658,7 +656,7 @@ DECLARE
     v_rows int    := (a->>'rows')::int;
     v_secs float8 := (a->>'seconds')::float8;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     DELETE FROM qwen3_embed.queue q
      WHERE q.sync_id = s.id AND q.id = ANY (ARRAY(SELECT jsonb_array_elements_text(a->'ids'))::bigint[]);
     IF v_rows > 0 THEN
@@ -672,7 +670,7 @@ BEGIN
         -- Every row queued by qwen3_embed_sync_alter or qwen3_embed_reembed_later has its new
         -- vector (or failed for good).
         UPDATE qwen3_embed.syncs x SET replacing = false WHERE x.id = s.id;
-        PERFORM @extschema@.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
+        PERFORM qwen3_embed.qwen3_embed_state_column_move(p_caller, jsonb_build_object(
             'relation', coalesce(s.chunk_table, s.relation)::oid,
             'column', CASE WHEN s.chunk_table IS NULL THEN s.target_column ELSE 'embedding' END,
             'instruct', s.instruct, 'dims', s.dims, 'done', true));
@@ -689,7 +687,7 @@ $qwen3_embed_state_queue_done$;
 
 -- The gate's operation queue_failed: one queue row of this sync failed: try it again after
 -- 2^attempts seconds, or after max_attempts move it to the error table. Needs UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_queue_failed(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_queue_failed(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -698,7 +696,7 @@ DECLARE
     s   qwen3_embed.syncs;
     q   qwen3_embed.queue;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     SELECT * INTO q FROM qwen3_embed.queue x WHERE x.id = (a->>'queue_id')::bigint AND x.sync_id = s.id;
     IF NOT FOUND THEN
         RETURN NULL;
@@ -720,7 +718,7 @@ $qwen3_embed_state_queue_failed$;
 -- The gate's operation sync_refuse: when the role that created the sync may no longer read its
 -- source or write its target (qwen3_embed_sync_refusal), its due rows go to the error table
 -- (42501) with the reason, instead of being embedded. Needs UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_sync_refuse(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_sync_refuse(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -730,8 +728,8 @@ DECLARE
     v_reason text;
     v_n      bigint;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
-    v_reason := @extschema@.qwen3_embed_sync_refusal(s);
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    v_reason := qwen3_embed.qwen3_embed_sync_refusal(s);
     IF v_reason IS NULL THEN
         RETURN jsonb_build_object('refused', 0);
     END IF;
@@ -750,7 +748,7 @@ $qwen3_embed_state_sync_refuse$;
 -- The gate's operation sync_failed: a round of the sync failed as a whole (not one row: its
 -- table's code, a lock, the model): set it aside for 2^failures seconds, at most an hour, with
 -- the error, while the other syncs go on. Needs UPDATE on the table.
-CREATE FUNCTION @extschema@.qwen3_embed_state_sync_failed(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_sync_failed(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -758,7 +756,7 @@ AS $qwen3_embed_state_sync_failed$
 DECLARE
     s qwen3_embed.syncs;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     UPDATE qwen3_embed.syncs x
        SET failures = x.failures + 1,
            paused_until = clock_timestamp() + interval '1 second' * least(power(2, least(x.failures, 12)), 3600),
@@ -769,7 +767,7 @@ END
 $qwen3_embed_state_sync_failed$;
 
 -- The gate's operation sync_succeeded: a round went through: the sync is no longer set aside.
-CREATE FUNCTION @extschema@.qwen3_embed_state_sync_succeeded(p_caller oid, a jsonb)
+CREATE FUNCTION qwen3_embed.qwen3_embed_state_sync_succeeded(p_caller oid, a jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -777,7 +775,7 @@ AS $qwen3_embed_state_sync_succeeded$
 DECLARE
     s qwen3_embed.syncs;
 BEGIN
-    s := @extschema@.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
+    s := qwen3_embed.qwen3_embed_state_sync(p_caller, (a->>'id')::int, false, 'qwen3_embed_sync_run');
     UPDATE qwen3_embed.syncs x SET failures = 0, paused_until = NULL, last_error = NULL
      WHERE x.id = s.id AND x.failures > 0;
     RETURN NULL;
@@ -785,31 +783,31 @@ END
 $qwen3_embed_state_sync_succeeded$;
 
 REVOKE EXECUTE ON FUNCTION
-    @extschema@.qwen3_embed_state_check(oid, regclass, boolean, text),
-    @extschema@.qwen3_embed_state_sync(oid, int, boolean, text),
-    @extschema@.qwen3_embed_state_sync_add(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_remove(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_retry(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_alter(oid, jsonb),
-    @extschema@.qwen3_embed_state_queue_add(oid, jsonb),
-    @extschema@.qwen3_embed_state_queue_claim(oid, jsonb),
-    @extschema@.qwen3_embed_state_queue_done(oid, jsonb),
-    @extschema@.qwen3_embed_state_queue_failed(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_refuse(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_failed(oid, jsonb),
-    @extschema@.qwen3_embed_state_sync_succeeded(oid, jsonb),
-    @extschema@.qwen3_embed_sync_wake()
+    qwen3_embed.qwen3_embed_state_check(oid, regclass, boolean, text),
+    qwen3_embed.qwen3_embed_state_sync(oid, int, boolean, text),
+    qwen3_embed.qwen3_embed_state_sync_add(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_remove(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_retry(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_alter(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_queue_add(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_queue_claim(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_queue_done(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_queue_failed(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_refuse(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_failed(oid, jsonb),
+    qwen3_embed.qwen3_embed_state_sync_succeeded(oid, jsonb),
+    qwen3_embed.qwen3_embed_sync_wake()
 FROM PUBLIC;
 
 -- The syncs a qwen3_embed_sync_run call should visit (every one the caller can see, or one):
 -- those with due rows and not set aside, with their table's owner, as whom they are drained,
 -- and whether their creator may no longer have them drained.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_due(p_id int)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_due(p_id int)
 RETURNS TABLE (id int, owner oid, refused boolean, failures int)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT s.id, c.relowner, @extschema@.qwen3_embed_sync_refusal(s) IS NOT NULL, s.failures
+    SELECT s.id, c.relowner, qwen3_embed.qwen3_embed_sync_refusal(s) IS NOT NULL, s.failures
       FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
      WHERE ($1 IS NULL OR s.id = $1)
        AND (s.paused_until IS NULL OR s.paused_until <= clock_timestamp())
@@ -837,15 +835,15 @@ AS $qwen3_embed_sync$
 DECLARE
     r jsonb;
 BEGIN
-    r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+    r := qwen3_embed.qwen3_embed_state('sync_add', jsonb_build_object(
         'what', 'qwen3_embed_sync', 'relation', relation::oid, 'source_column', source_column,
         'target_column', target_column, 'instruct', instruct, 'dims', dims, 'batch_size', batch_size,
         'max_attempts', max_attempts, 'index_rows', index_rows));
-    PERFORM @extschema@.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
+    PERFORM qwen3_embed.qwen3_embed_column_model(relation, target_column, instruct, (r->>'dims')::int);
     RAISE NOTICE 'qwen3_embed_sync: %.% is kept in step with %; % rows queued', relation,
         quote_ident(target_column), quote_ident(source_column),
-        @extschema@.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
-    PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync');
+        qwen3_embed.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
+    PERFORM qwen3_embed.qwen3_embed_sync_workers_here('qwen3_embed_sync');
     RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync$;
@@ -912,22 +910,22 @@ BEGIN
                    v_schema, chunk_table, v_key, v_key_type, v_rel, v_vector, v_dims, v_key);
     v_table := format('%I.%I', v_schema, chunk_table)::regclass;
     EXECUTE format('ALTER TABLE %s OWNER TO %s', v_table, v_owner);
-    r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+    r := qwen3_embed.qwen3_embed_state('sync_add', jsonb_build_object(
         'what', 'qwen3_embed_sync_chunks', 'relation', v_rel::oid, 'source_column', source_column,
         'target_column', chunk_table, 'instruct', instruct, 'dims', v_dims, 'batch_size', batch_size,
         'max_attempts', max_attempts, 'chunk_table', v_table::oid, 'chunk_tokens', chunk_tokens,
         'chunk_overlap', overlap));
-    PERFORM @extschema@.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
+    PERFORM qwen3_embed.qwen3_embed_column_model(v_table, 'embedding', instruct, v_dims);
     RAISE NOTICE 'qwen3_embed_sync_chunks: % keeps chunks of %.% of % tokens (overlap %); % rows queued',
         v_table, v_rel, quote_ident(source_column), chunk_tokens, overlap,
-        @extschema@.qwen3_embed_sync_backlog((r->>'id')::int, v_rel, false, false);
-    PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_chunks');
+        qwen3_embed.qwen3_embed_sync_backlog((r->>'id')::int, v_rel, false, false);
+    PERFORM qwen3_embed.qwen3_embed_sync_workers_here('qwen3_embed_sync_chunks');
     RETURN (r->>'id')::int;
 END
 $qwen3_embed_sync_chunks$;
 
 -- The id of the sync of relation.target_column, or undefined_object in p_what's words.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_id(p_rel regclass, p_target text, p_what text)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_id(p_rel regclass, p_target text, p_what text)
 RETURNS int
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -951,8 +949,8 @@ RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (@extschema@.qwen3_embed_state('sync_remove', jsonb_build_object('id',
-               @extschema@.qwen3_embed_sync_id($1, $2, 'qwen3_embed_unsync')))->>'pending')::bigint
+    SELECT (qwen3_embed.qwen3_embed_state('sync_remove', jsonb_build_object('id',
+               qwen3_embed.qwen3_embed_sync_id($1, $2, 'qwen3_embed_unsync')))->>'pending')::bigint
 $$;
 
 -- Embeds one batch of queued rows of one sync; returns how many rows it embedded. Runs as the
@@ -961,7 +959,7 @@ $$;
 -- built-in while the owner's identity is in use; the owner's triggers fire under that path too
 -- (as in PostgreSQL's own maintenance commands and logical replication): they must qualify
 -- their names or pin their own search_path.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_batch(s qwen3_embed.syncs, p_ids bigint[], p_keys text[])
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_batch(s qwen3_embed.syncs, p_ids bigint[], p_keys text[])
 RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -982,14 +980,14 @@ BEGIN
                        'WHERE t.%2$I = ANY ($1::%5$s[]) AND t.%4$I IS NOT NULL',
                        s.chunk_table, s.key_column, s.relation, s.source_column, s.key_type)
           USING p_keys, s.chunk_tokens, s.chunk_overlap;
-        v_fp := @extschema@.qwen3_embed_column_model(s.chunk_table, 'embedding', s.instruct, s.dims);
+        v_fp := qwen3_embed.qwen3_embed_column_model(s.chunk_table, 'embedding', s.instruct, s.dims);
         EXECUTE format($sql$
             WITH numbered AS MATERIALIZED (
                 SELECT c.%1$I AS k, c.chunk_no, c.chunk, (row_number() OVER (ORDER BY c.%1$I, c.chunk_no))::int AS ord
                   FROM %2$s c WHERE c.%1$I = ANY ($1::%3$s[])
             ), embedded AS MATERIALIZED (
                 SELECT e.ord, e.embedding
-                  FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.chunk FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
+                  FROM qwen3_embed.qwen3_embed_batch_for_column(ARRAY(SELECT n.chunk FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
             )
             UPDATE %2$s AS c SET embedding = e.embedding
               FROM numbered n JOIN embedded e ON e.ord = n.ord
@@ -1009,7 +1007,7 @@ BEGIN
             SELECT r.k, r.body, (row_number() OVER (ORDER BY r.k))::int AS ord FROM rows r
         ), embedded AS MATERIALIZED (
             SELECT e.ord, e.embedding
-              FROM @extschema@.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
+              FROM qwen3_embed.qwen3_embed_batch_for_column(ARRAY(SELECT n.body FROM numbered n ORDER BY n.ord), $2, $3, $4) AS e
         ), updated AS (
             UPDATE %3$s AS t SET %4$I = e.embedding
               FROM numbered n JOIN embedded e ON e.ord = n.ord
@@ -1019,7 +1017,7 @@ BEGIN
         SELECT count(*)::int FROM updated
         $sql$, s.key_column, s.source_column, s.relation, s.target_column, s.key_type)
        INTO v_n USING p_keys, s.instruct, s.dims,
-                      @extschema@.qwen3_embed_column_model(s.relation, s.target_column, s.instruct, s.dims);
+                      qwen3_embed.qwen3_embed_column_model(s.relation, s.target_column, s.instruct, s.dims);
     RETURN v_n;
 END
 $qwen3_embed_sync_batch$;
@@ -1027,7 +1025,7 @@ $qwen3_embed_sync_batch$;
 -- How sync s's table is no longer what the sync was made for (NULL when it is): a table
 -- (not a view or anything else), with its key column of the type the queue carries. The drain
 -- asks at every round, before it reads the table.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_changed(s qwen3_embed.syncs)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_changed(s qwen3_embed.syncs)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1049,7 +1047,7 @@ $$;
 -- model call: fewer, fuller forward passes than batch_size rows at a time). A failing call is
 -- retried row by row, so one bad row does not hold back the others. Returns the rows embedded
 -- and the batches taken.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_drain(p_id int, p_batches int, OUT embedded int, OUT batches int)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_drain(p_id int, p_batches int, OUT embedded int, OUT batches int)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $qwen3_embed_sync_drain$
@@ -1066,10 +1064,10 @@ DECLARE
 BEGIN
     embedded := 0;
     batches := 0;
-    c := @extschema@.qwen3_embed_state('queue_claim', jsonb_build_object('id', p_id, 'batches', p_batches));
+    c := qwen3_embed.qwen3_embed_state('queue_claim', jsonb_build_object('id', p_id, 'batches', p_batches));
     -- The gate checked that this role may UPDATE the table: row security now shows it the sync.
     SELECT * INTO STRICT s FROM qwen3_embed.syncs x WHERE x.id = p_id;
-    v_msg := @extschema@.qwen3_embed_sync_changed(s);
+    v_msg := qwen3_embed.qwen3_embed_sync_changed(s);
     IF v_msg IS NOT NULL THEN
         RAISE EXCEPTION 'qwen3_embed sync %: %', p_id, v_msg
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -1082,8 +1080,8 @@ BEGIN
     END IF;
     batches := (cardinality(v_ids) + s.batch_size - 1) / s.batch_size;
     BEGIN
-        embedded := @extschema@.qwen3_embed_sync_batch(s, v_ids, ARRAY(SELECT DISTINCT k FROM unnest(v_keys) k));
-        PERFORM @extschema@.qwen3_embed_state('queue_done', jsonb_build_object(
+        embedded := qwen3_embed.qwen3_embed_sync_batch(s, v_ids, ARRAY(SELECT DISTINCT k FROM unnest(v_keys) k));
+        PERFORM qwen3_embed.qwen3_embed_state('queue_done', jsonb_build_object(
             'id', p_id, 'ids', to_jsonb(v_ids), 'rows', embedded,
             'seconds', extract(epoch FROM clock_timestamp() - v_start)));
     EXCEPTION
@@ -1092,16 +1090,16 @@ BEGIN
             FOR i IN 1 .. cardinality(v_ids) LOOP
                 BEGIN
                     v_start := clock_timestamp();
-                    v_n := @extschema@.qwen3_embed_sync_batch(s, ARRAY[v_ids[i]], ARRAY[v_keys[i]]);
+                    v_n := qwen3_embed.qwen3_embed_sync_batch(s, ARRAY[v_ids[i]], ARRAY[v_keys[i]]);
                     embedded := embedded + v_n;
-                    PERFORM @extschema@.qwen3_embed_state('queue_done', jsonb_build_object(
+                    PERFORM qwen3_embed.qwen3_embed_state('queue_done', jsonb_build_object(
                         'id', p_id, 'ids', jsonb_build_array(v_ids[i]), 'rows', v_n,
                         'seconds', extract(epoch FROM clock_timestamp() - v_start)));
                 EXCEPTION
                     WHEN query_canceled THEN RAISE;
                     WHEN OTHERS THEN
                         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
-                        PERFORM @extschema@.qwen3_embed_state('queue_failed', jsonb_build_object(
+                        PERFORM qwen3_embed.qwen3_embed_state('queue_failed', jsonb_build_object(
                             'id', p_id, 'queue_id', v_ids[i], 'sqlstate', v_state, 'message', v_msg));
                 END;
             END LOOP;
@@ -1116,8 +1114,8 @@ RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (@extschema@.qwen3_embed_state('sync_retry', jsonb_build_object('id',
-               @extschema@.qwen3_embed_sync_id($1, $2, 'qwen3_embed_sync_retry')))->>'requeued')::bigint
+    SELECT (qwen3_embed.qwen3_embed_state('sync_retry', jsonb_build_object('id',
+               qwen3_embed.qwen3_embed_sync_id($1, $2, 'qwen3_embed_sync_retry')))->>'requeued')::bigint
 $$;
 
 -- Change a sync in place: its batch size and attempts, or its instruction and size (NULL leaves
@@ -1141,18 +1139,18 @@ AS $qwen3_embed_sync_alter$
 #variable_conflict use_variable
 DECLARE
     r    jsonb;
-    v_id int := @extschema@.qwen3_embed_sync_id(relation, target_column, 'qwen3_embed_sync_alter');
+    v_id int := qwen3_embed.qwen3_embed_sync_id(relation, target_column, 'qwen3_embed_sync_alter');
     v_n  bigint := 0;
 BEGIN
-    r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
+    r := qwen3_embed.qwen3_embed_state('sync_alter', jsonb_build_object(
         'id', v_id, 'batch_size', batch_size, 'max_attempts', max_attempts, 'instruct', instruct, 'dims', dims,
         'default_instruct', coalesce(default_instruct, false), 'index_rows', index_rows,
         'no_index', coalesce(no_index, false)));
     IF (r->>'changes')::boolean THEN
-        v_n := @extschema@.qwen3_embed_sync_backlog(v_id, relation, true, false);
+        v_n := qwen3_embed.qwen3_embed_sync_backlog(v_id, relation, true, false);
         RAISE NOTICE 'qwen3_embed_sync_alter: %.% gets other vectors; % rows queued, each keeps its old vector until it is replaced',
             relation, quote_ident(target_column), v_n;
-        PERFORM @extschema@.qwen3_embed_sync_workers_here('qwen3_embed_sync_alter');
+        PERFORM qwen3_embed.qwen3_embed_sync_workers_here('qwen3_embed_sync_alter');
     END IF;
     RETURN v_n;
 END
@@ -1198,23 +1196,23 @@ BEGIN
                     quote_ident(target_column), s.source_column, source_column
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        r := @extschema@.qwen3_embed_state('sync_alter', jsonb_build_object(
+        r := qwen3_embed.qwen3_embed_state('sync_alter', jsonb_build_object(
             'id', s.id, 'batch_size', batch_size, 'instruct', instruct, 'dims', dims,
             'default_instruct', coalesce(default_instruct, false), 'force', true));
-        v_n := @extschema@.qwen3_embed_sync_backlog(s.id, relation, true, false);
+        v_n := qwen3_embed.qwen3_embed_sync_backlog(s.id, relation, true, false);
     ELSE
         SELECT * INTO c FROM qwen3_embed.columns x
          WHERE x.relation = relation AND x.column_name = target_column;
-        r := @extschema@.qwen3_embed_state('sync_add', jsonb_build_object(
+        r := qwen3_embed.qwen3_embed_state('sync_add', jsonb_build_object(
             'what', v_what, 'relation', relation::oid, 'source_column', source_column,
             'target_column', target_column,
             'instruct', CASE WHEN default_instruct THEN NULL ELSE coalesce(instruct, c.instruct) END,
             'dims', coalesce(dims, c.dims), 'batch_size', coalesce(batch_size, 64), 'max_attempts', 5, 'once', true));
-        v_n := @extschema@.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
+        v_n := qwen3_embed.qwen3_embed_sync_backlog((r->>'id')::int, relation, false, false);
         IF v_n = 0 THEN
             -- Nothing to embed: the column is the loaded model's now.
-            PERFORM @extschema@.qwen3_embed_state('sync_remove', jsonb_build_object('id', (r->>'id')::int));
-            PERFORM @extschema@.qwen3_embed_state('column_move', jsonb_build_object(
+            PERFORM qwen3_embed.qwen3_embed_state('sync_remove', jsonb_build_object('id', (r->>'id')::int));
+            PERFORM qwen3_embed.qwen3_embed_state('column_move', jsonb_build_object(
                 'relation', relation::oid, 'column', target_column, 'done', true,
                 'instruct', CASE WHEN default_instruct THEN NULL ELSE coalesce(instruct, c.instruct) END,
                 'dims', (r->>'dims')::int));
@@ -1223,7 +1221,7 @@ BEGIN
     IF v_n > 0 THEN
         RAISE NOTICE '%: % rows of % queued; each keeps its old vector until the sync workers replace it (qwen3_embed_sync_status)',
             v_what, v_n, relation;
-        PERFORM @extschema@.qwen3_embed_sync_workers_here(v_what);
+        PERFORM qwen3_embed.qwen3_embed_sync_workers_here(v_what);
     ELSE
         RAISE NOTICE '%: no row of % has text; %.% is registered with the loaded model', v_what, relation,
             relation, quote_ident(target_column);
@@ -1232,7 +1230,7 @@ BEGIN
 END
 $qwen3_embed_reembed_later$;
 
-CREATE FUNCTION @extschema@.qwen3_embed_sync_counts(p_id int,
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_counts(p_id int,
     OUT pending bigint, OUT waiting_retry bigint, OUT failed bigint, OUT oldest_enqueued timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1245,7 +1243,7 @@ AS $$
               FROM qwen3_embed.queue x WHERE x.sync_id = $1) q
 $$;
 
-CREATE FUNCTION @extschema@.qwen3_embed_sync_eta(p_pending bigint, p_rate float8)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_eta(p_pending bigint, p_rate float8)
 RETURNS interval
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -1260,10 +1258,10 @@ $$;
 CREATE VIEW @extschema@.qwen3_embed_sync_status WITH (security_invoker = true) AS
 SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
        c.pending, c.waiting_retry, c.failed, s.rows_done AS done,
-       s.rate AS rows_per_second, @extschema@.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
+       s.rate AS rows_per_second, qwen3_embed.qwen3_embed_sync_eta(c.pending, s.rate) AS time_left,
        coalesce(pg_catalog.now() - c.oldest_enqueued, interval '0') AS oldest_pending_age,
        s.last_done_at, s.created_at, s.created_by, s.paused_until, s.last_error,
-       @extschema@.qwen3_embed_sync_worker() AS worker, s.replacing, s.once,
+       qwen3_embed.qwen3_embed_sync_worker() AS worker, s.replacing, s.once,
        CASE s.index_state
            WHEN 'waiting' THEN format('waiting for %s vectors', s.index_rows)
            WHEN 'building' THEN format('building %I', s.index_name)
@@ -1271,7 +1269,7 @@ SELECT s.id, s.relation, s.source_column, s.target_column, s.dims, s.instruct,
            WHEN 'failed' THEN format('failed: %s', s.index_error)
        END AS index
   FROM qwen3_embed.syncs s,
-       LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c;
+       LATERAL qwen3_embed.qwen3_embed_sync_counts(s.id) c;
 GRANT SELECT ON @extschema@.qwen3_embed_sync_status TO PUBLIC;
 
 -- The syncs' numbers for monitoring (contrib/postgres_exporter/queries.yaml): members of
@@ -1288,7 +1286,7 @@ AS $$
     SELECT pg_catalog.format('%s', s.relation), pg_catalog.format('%s', s.target_column), c.pending, c.waiting_retry, c.failed, s.rows_done,
            coalesce(s.rate, 0), coalesce(extract(epoch FROM now() - c.oldest_enqueued)::float8, 0),
            coalesce(s.paused_until > now(), false)
-      FROM qwen3_embed.syncs s, LATERAL @extschema@.qwen3_embed_sync_counts(s.id) c
+      FROM qwen3_embed.syncs s, LATERAL qwen3_embed.qwen3_embed_sync_counts(s.id) c
      ORDER BY s.id
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_metrics() FROM PUBLIC;

@@ -8,7 +8,7 @@
 
 -- Raises unless relation.column can have that index: a vector(n) or halfvec(n) column of at most
 -- 4,000 dimensions, and a row count of 0 or more.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_index_check(p_what text, p_rel regclass, p_col name, p_rows bigint)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_index_check(p_what text, p_rel regclass, p_col name, p_rows bigint)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -33,36 +33,26 @@ BEGIN
 END
 $qwen3_embed_sync_index_check$;
 
--- The syncs of this database whose index may be due (the worker counts their vectors next), with
--- their table's owner: waiting, with index_rows embedded, and a tenth of index_rows more since
--- the last count.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_index_due(OUT id int, OUT owner oid)
+-- The syncs of this database whose index is in state p_state, with their table's owner:
+-- 'waiting' ones that may be due (the worker counts their vectors next: index_rows embedded,
+-- and a tenth of index_rows more since the last count), or 'building' ones (at a worker's
+-- start, builds that an earlier worker did not finish).
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_index_syncs(p_state text, OUT id int, OUT owner oid)
 RETURNS SETOF record
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.id, c.relowner
       FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
-     WHERE s.index_state = 'waiting' AND s.chunk_table IS NULL AND s.rows_done >= s.index_rows
-       AND (s.index_counted IS NULL OR s.rows_done >= s.index_counted + greatest(s.index_rows / 10, 1))
-     ORDER BY s.id
-$$;
-
--- The syncs of this database whose index build is marked as running, with their table's owner:
--- at a worker's start, builds that an earlier worker did not finish.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_index_building(OUT id int, OUT owner oid)
-RETURNS SETOF record
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT s.id, c.relowner
-      FROM qwen3_embed.syncs s JOIN pg_class c ON c.oid = s.relation
-     WHERE s.index_state = 'building'
+     WHERE s.index_state = p_state
+       AND (p_state <> 'waiting'
+            OR (s.chunk_table IS NULL AND s.rows_done >= s.index_rows
+                AND (s.index_counted IS NULL OR s.rows_done >= s.index_counted + greatest(s.index_rows / 10, 1))))
      ORDER BY s.id
 $$;
 
 -- Whether sync p_id's column holds index_rows vectors; run by the worker as the table's owner.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_index_enough(p_id int)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_index_enough(p_id int)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -72,7 +62,7 @@ DECLARE
     v_enough boolean;
 BEGIN
     SELECT * INTO s FROM qwen3_embed.syncs x WHERE x.id = p_id;
-    IF NOT FOUND OR @extschema@.qwen3_embed_sync_changed(s) IS NOT NULL THEN
+    IF NOT FOUND OR qwen3_embed.qwen3_embed_sync_changed(s) IS NOT NULL THEN
         RETURN false;
     END IF;
     EXECUTE format('SELECT count(%I) >= $1 FROM %s', s.target_column, s.relation) INTO v_enough USING s.index_rows;
@@ -82,7 +72,7 @@ $qwen3_embed_sync_index_enough$;
 
 -- The worker counted sync p_id's vectors: with enough, the index's name and statement (the sync
 -- then shows 'building'); else NULL, and the next count waits for more rows.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_index_begin(p_id int, p_enough boolean,
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_index_begin(p_id int, p_enough boolean,
     OUT index_name name, OUT statement text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -124,7 +114,7 @@ $qwen3_embed_sync_index_begin$;
 -- The worker's build of sync p_id's index ended: 'ready', or 'failed' with the error (the worker
 -- has dropped what the failed build left). Returns the statement that drops a left-over invalid
 -- index, or NULL.
-CREATE FUNCTION @extschema@.qwen3_embed_sync_index_end(p_id int, p_error text)
+CREATE FUNCTION qwen3_embed.qwen3_embed_sync_index_end(p_id int, p_error text)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -153,7 +143,6 @@ BEGIN
 END
 $qwen3_embed_sync_index_end$;
 
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_due() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_building() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_begin(int, boolean) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.qwen3_embed_sync_index_end(int, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION qwen3_embed.qwen3_embed_sync_index_syncs(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION qwen3_embed.qwen3_embed_sync_index_begin(int, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION qwen3_embed.qwen3_embed_sync_index_end(int, text) FROM PUBLIC;

@@ -104,9 +104,9 @@ BEGIN
 
     EXECUTE format('SELECT ($1).%I::text', src_col) INTO body USING NEW;
     -- The column's model (registered at its first write): any other loaded model is refused.
-    fp := @extschema@.qwen3_embed_column_model(TG_RELID, dst_col, instruct, dims);
+    fp := qwen3_embed.qwen3_embed_column_model(TG_RELID, dst_col, instruct, dims);
     SELECT e.embedding::text INTO vec
-      FROM @extschema@.qwen3_embed_batch_for_column(ARRAY[body], instruct, dims, fp) e;
+      FROM qwen3_embed.qwen3_embed_batch_for_column(ARRAY[body], instruct, dims, fp) e;
     NEW := jsonb_populate_record(NEW, jsonb_build_object(dst_col, vec));
     RETURN NEW;
 END

@@ -67,7 +67,7 @@ fn qwen3_embed_batch(
 
 /// `qwen3_embed_batch` for a column whose vectors came from the model with `fingerprint`: any
 /// other loaded model is an error (what the trigger, the re-embedding and the sync queue call).
-#[pg_extern(volatile, parallel_safe)]
+#[pg_extern(volatile, parallel_safe, schema = "qwen3_embed")]
 fn qwen3_embed_batch_for_column(
     inputs: Option<Array<DbText>>,
     instruct: Option<DbText>,
@@ -411,7 +411,7 @@ fn qwen3_embed_default_task() -> &'static str {
 /// Raises 2D000 when the statement runs inside a transaction block: the procedures that COMMIT
 /// after every batch (`what`) call it first, before any work, so that a migration tool's
 /// transaction is told what to use instead.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, schema = "qwen3_embed")]
 fn qwen3_embed_outside_transaction(what: DbText) {
     // SAFETY: reads this backend's transaction state.
     if !unsafe { pg_sys::IsTransactionBlock() } {

@@ -44,18 +44,31 @@ pub extern "C-unwind" fn _PG_init() {
     }
 }
 
-extension_sql_file!("../sql/schema.sql", name = "state_schema");
+/// The schema of the extension's state tables and internal routines (`sql/schema.sql` says why).
+#[pg_schema]
+mod qwen3_embed {}
+extension_sql_file!("../sql/schema.sql", name = "state_schema", requires = [qwen3_embed::qwen3_embed]);
 extension_sql_file!(
     "../sql/columns.sql",
     name = "columns",
     requires = ["state_schema", api::qwen3_embed_info, api::qwen3_embed_batch_for_column, state::qwen3_embed_state]
 );
 extension_sql_file!("../sql/trigger.sql", name = "trigger", requires = ["columns"]);
-extension_sql_file!("../sql/reembed.sql", name = "reembed", requires = ["columns"]);
+extension_sql_file!(
+    "../sql/reembed.sql",
+    name = "reembed",
+    requires = ["columns", api::qwen3_embed_outside_transaction]
+);
 extension_sql_file!(
     "../sql/sync.sql",
     name = "sync",
-    requires = ["columns", state::qwen3_embed_state, sync::qwen3_embed_sync_wake, sync::qwen3_embed_sync_worker]
+    requires = [
+        "columns",
+        state::qwen3_embed_state,
+        sync::qwen3_embed_sync_wake,
+        sync::qwen3_embed_sync_worker,
+        sync::qwen3_embed_sync_workers_here
+    ]
 );
 extension_sql_file!("../sql/sync_index.sql", name = "sync_index", requires = ["sync"]);
 extension_sql_file!("../sql/adopt.sql", name = "adopt", requires = ["sync"]);

@@ -41,21 +41,19 @@ const OPERATIONS: &[&str] = &[
     "queue_failed",
 ];
 
-/// The extension's schema (quoted for SQL text) and owner.
-pub fn extension() -> (String, pg_sys::Oid) {
-    let (schema, owner) = Spi::get_two::<String, pg_sys::Oid>(
-        "SELECT pg_catalog.quote_ident(n.nspname), e.extowner FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
-         WHERE e.extname OPERATOR(pg_catalog.=) 'qwen3_embed'",
+/// The extension's owner; raises unless the extension is installed in this database.
+pub fn extension_owner() -> pg_sys::Oid {
+    Spi::get_one::<pg_sys::Oid>(
+        "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'qwen3_embed'",
     )
-    .unwrap_or((None, None));
-    match (schema, owner) {
-        (Some(s), Some(o)) => (s, o),
-        _ => raise_code(
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        raise_code(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "qwen3_embed: the extension is not installed in this database".into(),
-        ),
-    }
+        )
+    })
 }
 
 /// Runs `f` as `role` with the security context flags `extra` added, and restores the caller's
@@ -82,7 +80,7 @@ pub fn run_as<R>(role: pg_sys::Oid, extra: u32, f: impl FnOnce() -> R) -> R {
 
 /// The gate. `op` names one of `OPERATIONS`; `args` is its argument object. Returns what the
 /// operation returns.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, schema = "qwen3_embed")]
 fn qwen3_embed_state(op: crate::text::DbText, args: JsonB) -> Option<JsonB> {
     let op = op.as_str();
     if !OPERATIONS.contains(&op) {
@@ -93,13 +91,13 @@ fn qwen3_embed_state(op: crate::text::DbText, args: JsonB) -> Option<JsonB> {
     }
     // SAFETY: reads this backend's current user.
     let caller = unsafe { pg_sys::GetUserId() };
-    let (schema, owner) = extension();
+    let owner = extension_owner();
     if matches!(op, "sync_add" | "sync_retry" | "sync_alter") {
         crate::sync::wake_at_commit();
     }
     run_as(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE, || {
         Spi::get_one_with_args::<JsonB>(
-            &format!("SELECT {schema}.qwen3_embed_state_{op}($1, $2)"),
+            &format!("SELECT qwen3_embed.qwen3_embed_state_{op}($1, $2)"),
             &[caller.into(), args.into()],
         )
         .unwrap_or_else(|e| raise_code(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("qwen3_embed_state({op}): {e}")))

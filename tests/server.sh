@@ -342,7 +342,7 @@ check "the sync worker runs a table owner's trigger as that owner, never as a su
 # Every database is served by one pool of workers (qwen3_embed.sync_workers, 2 by default), one
 # worker per database at a time, started when a transaction that queued rows commits.
 check "a sync here has workers and no warning" \
-    eq "$(q -c "SELECT qwen3_embed_sync_workers_here('check')" 2>&1)" 2
+    eq "$(q -c "SELECT qwen3_embed.qwen3_embed_sync_workers_here('check')" 2>&1)" 2
 tenant() { pg_local_psql -qAt -d "$1" "${@:2}"; }
 tenant_setup() { # database: created after the server started, with its own extension and sync
     q -c "CREATE DATABASE $1"

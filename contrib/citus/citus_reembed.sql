@@ -42,6 +42,28 @@ CREATE TABLE IF NOT EXISTS qwen3_embed_citus_jobs (
     PRIMARY KEY (relation, target_column)
 );
 
+-- The trigger's model check lives on each shard: column_move on every shard of p_rel, to let
+-- the shards accept the loaded model (p_done false) or to record it as theirs (true).
+CREATE OR REPLACE FUNCTION qwen3_embed_citus_move_shards(p_rel regclass, p_col name, p_instruct text,
+                                                         p_dims int, p_done boolean)
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_err text;
+BEGIN
+    SELECT string_agg(r.result, '; ') INTO v_err
+      FROM run_command_on_shards(p_rel, format('SELECT qwen3_embed.qwen3_embed_state(''column_move'', jsonb_build_object(''relation'', %%L::regclass::oid, ''column'', %L, ''instruct'', %L, ''dims'', %s, ''done'', %s))',
+                                               p_col, p_instruct, coalesce(p_dims::text, 'NULL'), p_done)) r
+     WHERE NOT r.success;
+    IF v_err IS NOT NULL THEN
+        RAISE EXCEPTION 'qwen3_embed_reembed_distributed: could not %: %',
+                format(CASE WHEN p_done THEN 'record the loaded model on the shards of %s'
+                            ELSE 'move the shards of %s to the loaded model' END, p_rel), v_err;
+    END IF;
+END
+$fn$;
+
 CREATE OR REPLACE PROCEDURE qwen3_embed_reembed_distributed(
     relation      regclass,
     source_column text,
@@ -68,7 +90,6 @@ DECLARE
     v_hi        text;
     v_n         bigint;
     v_set       text;
-    v_err       text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = v_rel) THEN
         RAISE EXCEPTION 'qwen3_embed_reembed_distributed: % is not a Citus table; use CALL qwen3_embed_reembed', v_rel;
@@ -119,14 +140,7 @@ BEGIN
                started_at = clock_timestamp(), updated_at = clock_timestamp();
     END IF;
     IF v_triggered THEN
-        -- The trigger's model check lives on each shard: let it accept the loaded model.
-        SELECT string_agg(r.result, '; ') INTO v_err
-          FROM run_command_on_shards(v_rel, format('SELECT qwen3_embed_state(''column_move'', jsonb_build_object(''relation'', %%L::regclass::oid, ''column'', %L, ''instruct'', %L, ''dims'', %s, ''done'', false))',
-                                                   v_dst, instruct, coalesce(v_dims::text, 'NULL'))) r
-         WHERE NOT r.success;
-        IF v_err IS NOT NULL THEN
-            RAISE EXCEPTION 'qwen3_embed_reembed_distributed: could not move the shards of % to the loaded model: %', v_rel, v_err;
-        END IF;
+        PERFORM qwen3_embed_citus_move_shards(v_rel, v_dst, instruct, v_dims, false);
     END IF;
     COMMIT;
 
@@ -149,13 +163,7 @@ BEGIN
         RAISE NOTICE 'qwen3_embed_reembed_distributed: % rows done (%.%, key %)', v_job.rows_done + v_n, v_rel, v_dst, v_hi;
     END LOOP;
     IF v_triggered THEN
-        SELECT string_agg(r.result, '; ') INTO v_err
-          FROM run_command_on_shards(v_rel, format('SELECT qwen3_embed_state(''column_move'', jsonb_build_object(''relation'', %%L::regclass::oid, ''column'', %L, ''instruct'', %L, ''dims'', %s, ''done'', true))',
-                                                   v_dst, instruct, coalesce(v_dims::text, 'NULL'))) r
-         WHERE NOT r.success;
-        IF v_err IS NOT NULL THEN
-            RAISE EXCEPTION 'qwen3_embed_reembed_distributed: could not record the loaded model on the shards of %: %', v_rel, v_err;
-        END IF;
+        PERFORM qwen3_embed_citus_move_shards(v_rel, v_dst, instruct, v_dims, true);
     END IF;
     UPDATE qwen3_embed_citus_jobs j SET state = 'done', updated_at = clock_timestamp()
      WHERE j.relation = v_rel AND j.target_column = v_dst;

@@ -12,6 +12,11 @@
 -- it; tests/sql/upgrade.sql checks that an upgraded database has exactly a fresh install's objects.
 \echo Use "ALTER EXTENSION qwen3_embed UPDATE" to load this file. \quit
 
+-- The extension's state (its tables and internal routines) goes to a schema of its own
+-- (sql/schema.sql says why).
+CREATE SCHEMA qwen3_embed;
+GRANT USAGE ON SCHEMA qwen3_embed TO PUBLIC;
+
 -- The model server's statistics gained seven result columns; a function's result type cannot be
 -- replaced, only dropped and created again.
 DROP FUNCTION @extschema@.qwen3_embed_server_stats();
@@ -135,7 +140,7 @@ IMMUTABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_rerank_score_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_batch_for_column"(
+CREATE FUNCTION qwen3_embed."qwen3_embed_batch_for_column"(
 	"inputs" TEXT[],
 	"instruct" TEXT,
 	"dims" INT,
@@ -148,11 +153,8 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_batch_for_column_wrapper';
 
--- The state tables move to a schema of their own (sql/schema.sql says why): the jobs table of
--- 0.1.0 goes there as qwen3_embed.jobs, with its rows, privileges, row security and the
--- constraint names a fresh install gives it.
-CREATE SCHEMA qwen3_embed;
-GRANT USAGE ON SCHEMA qwen3_embed TO PUBLIC;
+-- The jobs table of 0.1.0 goes to the state schema as qwen3_embed.jobs, with its rows,
+-- privileges, row security and the constraint names a fresh install gives it.
 ALTER TABLE @extschema@.qwen3_embed_jobs SET SCHEMA qwen3_embed;
 ALTER TABLE qwen3_embed.qwen3_embed_jobs RENAME TO jobs;
 ALTER TABLE qwen3_embed.jobs RENAME CONSTRAINT qwen3_embed_jobs_pkey TO jobs_pkey;
@@ -172,7 +174,7 @@ ALTER TABLE qwen3_embed.jobs
         CHECK (kind <> 'migrate' OR (dims IS NOT NULL AND target_column = migrates_column || '_qwen3_d' || dims));
 
 -- The embedding queue's C functions (src/state.rs, src/sync/).
-CREATE FUNCTION @extschema@."qwen3_embed_state"(
+CREATE FUNCTION qwen3_embed."qwen3_embed_state"(
 	"op" TEXT,
 	"args" jsonb
 ) RETURNS jsonb
@@ -188,26 +190,26 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_run_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_outside_transaction"(
+CREATE FUNCTION qwen3_embed."qwen3_embed_outside_transaction"(
 	"what" TEXT
 ) RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_outside_transaction_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_sync_workers_here"(
+CREATE FUNCTION qwen3_embed."qwen3_embed_sync_workers_here"(
 	"what" TEXT
 ) RETURNS INT
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_workers_here_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_sync_wake"() RETURNS void
+CREATE FUNCTION qwen3_embed."qwen3_embed_sync_wake"() RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_wake_wrapper';
 
-CREATE FUNCTION @extschema@."qwen3_embed_sync_worker"() RETURNS TEXT
+CREATE FUNCTION qwen3_embed."qwen3_embed_sync_worker"() RETURNS TEXT
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'qwen3_embed_sync_worker_wrapper';

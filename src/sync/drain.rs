@@ -43,11 +43,11 @@ fn qwen3_embed_sync_run(sync_id: default!(Option<i32>, "NULL"), max_batches: def
 }
 
 pub fn run(sync_id: Option<i32>, max_batches: i32) -> i32 {
-    let (schema, _) = state::extension();
+    state::extension_owner();
     let mut used = 0;
     let mut embedded = 0;
     loop {
-        let due = list(&schema, sync_id);
+        let due = list(sync_id);
         let mut progressed = false;
         for s in &due {
             if used >= max_batches {
@@ -58,7 +58,7 @@ pub fn run(sync_id: Option<i32>, max_batches: i32) -> i32 {
                 continue;
             }
             let share = ((max_batches - used) / due.len() as i32).clamp(1, MAX_SHARE);
-            match drain_as_owner(&schema, s.id, s.owner, share) {
+            match drain_as_owner(s.id, s.owner, share) {
                 Ok((rows, batches)) => {
                     embedded += rows;
                     used += batches;
@@ -78,10 +78,10 @@ pub fn run(sync_id: Option<i32>, max_batches: i32) -> i32 {
     }
 }
 
-fn list(schema: &str, sync_id: Option<i32>) -> Vec<Due> {
+fn list(sync_id: Option<i32>) -> Vec<Due> {
     Spi::connect(|c| {
         let rows = c.select(
-            &format!("SELECT id, owner, refused, failures FROM {schema}.qwen3_embed_sync_due($1)"),
+            "SELECT id, owner, refused, failures FROM qwen3_embed.qwen3_embed_sync_due($1)",
             None,
             &[sync_id.into()],
         )?;
@@ -99,8 +99,7 @@ fn list(schema: &str, sync_id: Option<i32>) -> Vec<Due> {
 }
 
 fn gate(op: &str, args: serde_json::Value) {
-    let (schema, _) = state::extension();
-    Spi::run_with_args(&format!("SELECT {schema}.qwen3_embed_state($1, $2)"), &[op.into(), JsonB(args).into()])
+    Spi::run_with_args("SELECT qwen3_embed.qwen3_embed_state($1, $2)", &[op.into(), JsonB(args).into()])
         .unwrap_or_else(|e| raise_code(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("qwen3_embed_sync_run: {e}")));
 }
 
@@ -156,7 +155,7 @@ impl Drop for ShareTimer {
 /// cancel is raised again after the rollback, unless it came from `qwen3_embed.sync_timeout`.
 /// Settings the owner's code changes (even with `set_config(..., false)`) end with the share,
 /// as in `REFRESH MATERIALIZED VIEW`.
-fn drain_as_owner(schema: &str, id: i32, owner: pg_sys::Oid, share: i32) -> Result<(i32, i32), (String, String)> {
+fn drain_as_owner(id: i32, owner: pg_sys::Oid, share: i32) -> Result<(i32, i32), (String, String)> {
     let timer = ShareTimer::arm();
     // SAFETY: the subtransaction protocol of PL/pgSQL's exception blocks: begin, then release
     // or roll back, each time restoring the memory context and resource owner of the caller.
@@ -175,7 +174,7 @@ fn drain_as_owner(schema: &str, id: i32, owner: pg_sys::Oid, share: i32) -> Resu
             let (rows, batches) = state::run_as(owner, flags, || {
                 Spi::run("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")?;
                 Spi::get_two_with_args::<i32, i32>(
-                    &format!("SELECT embedded, batches FROM {schema}.qwen3_embed_sync_drain($1, $2)"),
+                    "SELECT embedded, batches FROM qwen3_embed.qwen3_embed_sync_drain($1, $2)",
                     &[id.into(), share.into()],
                 )
             })

@@ -20,11 +20,11 @@ use crate::state;
 
 /// A worker's first look: a build still marked as running was cut short (only one worker serves
 /// a database at a time): it is recorded as failed and what it left is dropped.
-pub fn interrupted(schema: &str) {
+pub fn interrupted() {
     let cut = BackgroundWorker::transaction(|| {
         Spi::connect(|client| {
             client
-                .select(&format!("SELECT id, owner FROM {schema}.qwen3_embed_sync_index_building()"), None, &[])
+                .select("SELECT id, owner FROM qwen3_embed.qwen3_embed_sync_index_syncs('building')", None, &[])
                 .map(|rows| {
                     rows.filter_map(|r| Some((r.get::<i32>(1).ok()??, r.get::<pg_sys::Oid>(2).ok()??)))
                         .collect::<Vec<_>>()
@@ -33,29 +33,29 @@ pub fn interrupted(schema: &str) {
         })
     });
     for (id, owner) in cut {
-        end(schema, id, owner, Some("the build was interrupted: its worker stopped".into()));
+        end(id, owner, Some("the build was interrupted: its worker stopped".into()));
     }
 }
 
 /// Builds at most one due index; returns whether it tried.
-pub fn look(schema: &str) -> bool {
+pub fn look() -> bool {
     let due = BackgroundWorker::transaction(|| {
-        Spi::get_two::<i32, pg_sys::Oid>(&format!(
-            "SELECT id, owner FROM {schema}.qwen3_embed_sync_index_due() LIMIT 1"
-        ))
+        Spi::get_two::<i32, pg_sys::Oid>(
+            "SELECT id, owner FROM qwen3_embed.qwen3_embed_sync_index_syncs('waiting') LIMIT 1",
+        )
         .ok()
         .and_then(|(id, owner)| Some((id?, owner?)))
     });
     let Some((id, owner)) = due else { return false };
     let plan = BackgroundWorker::transaction(|| {
         let enough = as_owner(owner, || {
-            Spi::get_one_with_args::<bool>(&format!("SELECT {schema}.qwen3_embed_sync_index_enough($1)"), &[id.into()])
+            Spi::get_one_with_args::<bool>("SELECT qwen3_embed.qwen3_embed_sync_index_enough($1)", &[id.into()])
         })
         .ok()
         .flatten()
         .unwrap_or(false);
         Spi::get_two_with_args::<String, String>(
-            &format!("SELECT index_name::text, statement FROM {schema}.qwen3_embed_sync_index_begin($1, $2)"),
+            "SELECT index_name::text, statement FROM qwen3_embed.qwen3_embed_sync_index_begin($1, $2)",
             &[id.into(), enough.into()],
         )
         .ok()
@@ -66,15 +66,15 @@ pub fn look(schema: &str) -> bool {
     if let Some(e) = &error {
         pgrx::log!("qwen3_embed sync worker: building index {name} failed: {e}");
     }
-    end(schema, id, owner, error);
+    end(id, owner, error);
     true
 }
 
 /// Records how sync `id`'s build ended, and drops the invalid index a failed one left.
-fn end(schema: &str, id: i32, owner: pg_sys::Oid, error: Option<String>) {
+fn end(id: i32, owner: pg_sys::Oid, error: Option<String>) {
     let drop = BackgroundWorker::transaction(|| {
         Spi::get_one_with_args::<String>(
-            &format!("SELECT {schema}.qwen3_embed_sync_index_end($1, $2)"),
+            "SELECT qwen3_embed.qwen3_embed_sync_index_end($1, $2)",
             &[id.into(), error.clone().into()],
         )
         .ok()

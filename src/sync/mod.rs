@@ -56,7 +56,7 @@ fn unserved_reason(name: &str) -> Option<&'static str> {
 /// The sync workers that may drain this database's queue (`qwen3_embed.sync_workers`, shared
 /// by every database of the cluster), or 0 with a WARNING naming `what` (the calling function):
 /// nothing but `qwen3_embed_sync_run()` drains the queue then.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, schema = "qwen3_embed")]
 fn qwen3_embed_sync_workers_here(what: &str) -> i32 {
     let (_, name) = this_database();
     if unserved_reason(&name).is_none() {
@@ -77,7 +77,7 @@ fn qwen3_embed_sync_workers_here(what: &str) -> i32 {
 }
 
 /// What drains this database's queue now, in words (`qwen3_embed_sync_status.worker`).
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_safe, schema = "qwen3_embed")]
 fn qwen3_embed_sync_worker() -> String {
     let (db, name) = this_database();
     match unserved_reason(&name) {
@@ -105,7 +105,7 @@ pub fn wake_at_commit() {
 }
 
 /// `wake_at_commit` for the queue's triggers (`sql/sync.sql`).
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, schema = "qwen3_embed")]
 fn qwen3_embed_sync_wake() {
     wake_at_commit();
 }

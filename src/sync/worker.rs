@@ -167,12 +167,11 @@ pub extern "C-unwind" fn qwen3_embed_sync_main(arg: pg_sys::Datum) {
         count(db, done);
         work_since_look |= done > 0;
         if work_since_look && (!left || index_look.elapsed() >= INDEX_LOOK) {
-            let schema = BackgroundWorker::transaction(|| crate::state::extension().0);
             if first_look {
-                super::index::interrupted(&schema);
+                super::index::interrupted();
                 first_look = false;
             }
-            super::index::look(&schema);
+            super::index::look();
             index_look = std::time::Instant::now();
             work_since_look = false;
         }

@@ -19,6 +19,13 @@ SELECT p.proname AS routine_missing_from_docs_sql
   FROM extension_objects o JOIN pg_proc p ON o.classid = 'pg_proc'::regclass AND o.objid = p.oid
  WHERE position('`' || p.proname || '(' IN (SELECT sql_page FROM pages)) = 0
  ORDER BY 1;
+-- The routines the page lists as internal live in the state schema, qwen3_embed, and only those:
+-- every other routine is one users call, in the extension's schema.
+SELECT p.oid::regprocedure AS routine_in_the_wrong_schema
+  FROM extension_objects o JOIN pg_proc p ON o.classid = 'pg_proc'::regclass AND o.objid = p.oid
+ WHERE (position('`' || p.proname || '(' IN (SELECT split_part(sql_page, '## Internal routines', 2) FROM pages)) > 0)
+       <> (p.pronamespace = 'qwen3_embed'::regnamespace)
+ ORDER BY 1;
 -- (Named as users write them: the state tables with their schema, qwen3_embed.)
 SELECT c.oid::regclass AS relation_missing_from_docs_sql
   FROM extension_objects o JOIN pg_class c ON o.classid = 'pg_class'::regclass AND o.objid = c.oid

@@ -170,7 +170,7 @@ SELECT (SELECT count(*) FROM qwen3_embed.syncs WHERE relation = :gone_oid) AS sy
 -- 11. The model's size comes from the model, not from the caller's arguments.
 SET ROLE h3_alice;
 CREATE TABLE h3_dims (id int PRIMARY KEY, body text, embedding vector);
-SELECT qwen3_embed_state('sync_add', jsonb_build_object('what', 'forged', 'relation', 'h3_dims'::regclass::oid,
+SELECT qwen3_embed.qwen3_embed_state('sync_add', jsonb_build_object('what', 'forged', 'relation', 'h3_dims'::regclass::oid,
        'source_column', 'body', 'target_column', 'embedding', 'dims', 100000, 'max_dims', 1000000,
        'batch_size', 64, 'max_attempts', 5));
 RESET ROLE;
@@ -182,7 +182,7 @@ GRANT INSERT ON h3_alice_docs TO h3_writer;
 SET ROLE h3_writer;
 INSERT INTO h3_alice_docs VALUES (5, 'written by a role that may only insert');
 -- It may not queue keys of a table it cannot write.
-SELECT qwen3_embed_state('queue_add', jsonb_build_object('id', :slow_sync, 'keys', '["1"]'::jsonb));
+SELECT qwen3_embed.qwen3_embed_state('queue_add', jsonb_build_object('id', :slow_sync, 'keys', '["1"]'::jsonb));
 RESET ROLE;
 SELECT qwen3_embed_sync_run(NULL, 10) >= 1 AS drained;
 SELECT embedding IS NOT NULL AS writer_row_embedded FROM h3_alice_docs WHERE id = 5;

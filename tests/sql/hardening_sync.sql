@@ -83,11 +83,11 @@ INSERT INTO qwen3_embed.queue (sync_id, key) VALUES (1, '1');
 DELETE FROM qwen3_embed.queue;
 INSERT INTO qwen3_embed.sync_errors (sync_id, key, sqlstate, message, attempts) VALUES (1, '1', 'x', 'x', 1);
 -- The gate's operations only through the gate, and the gate checks who calls it.
-SELECT qwen3_embed_state_sync_remove('hs_alice'::regrole::oid, jsonb_build_object('id', :alice_sync));
-SELECT qwen3_embed_state('sync_remove', jsonb_build_object('id', :alice_sync));
-SELECT qwen3_embed_state('queue_claim', jsonb_build_object('id', :alice_sync, 'batches', 1));
-SELECT qwen3_embed_state('sync_failed', jsonb_build_object('id', :alice_sync, 'sqlstate', 'XX000', 'message', 'forged'));
-SELECT qwen3_embed_state('drop everything', '{}');
+SELECT qwen3_embed.qwen3_embed_state_sync_remove('hs_alice'::regrole::oid, jsonb_build_object('id', :alice_sync));
+SELECT qwen3_embed.qwen3_embed_state('sync_remove', jsonb_build_object('id', :alice_sync));
+SELECT qwen3_embed.qwen3_embed_state('queue_claim', jsonb_build_object('id', :alice_sync, 'batches', 1));
+SELECT qwen3_embed.qwen3_embed_state('sync_failed', jsonb_build_object('id', :alice_sync, 'sqlstate', 'XX000', 'message', 'forged'));
+SELECT qwen3_embed.qwen3_embed_state('drop everything', '{}');
 -- A forged migration job cannot point qwen3_embed_abandon at a column no migration made.
 CREATE TABLE hs_jobs (id int PRIMARY KEY, body text, embedding vector(64), precious text);
 INSERT INTO qwen3_embed.jobs (relation, target_column, source_column, key_column, batch_size, kind, migrates_column, dims)
@@ -99,15 +99,15 @@ UPDATE qwen3_embed.columns SET fingerprint = 'forged';
 DELETE FROM qwen3_embed.columns;
 UPDATE qwen3_embed.jobs SET last_key = '0';
 DELETE FROM qwen3_embed.jobs;
-SELECT qwen3_embed_state('column_register', jsonb_build_object(
+SELECT qwen3_embed.qwen3_embed_state('column_register', jsonb_build_object(
     'relation', 'hs_alice_docs'::regclass::oid, 'column', 'embedding', 'instruct', 'forged', 'dims', 64));
-SELECT qwen3_embed_state('column_move', jsonb_build_object(
+SELECT qwen3_embed.qwen3_embed_state('column_move', jsonb_build_object(
     'relation', 'hs_alice_docs'::regclass::oid, 'column', 'embedding', 'instruct', 'forged', 'dims', 64, 'done', false));
-SELECT qwen3_embed_state('job_begin', jsonb_build_object(
+SELECT qwen3_embed.qwen3_embed_state('job_begin', jsonb_build_object(
     'relation', 'hs_alice_docs'::regclass::oid, 'source_column', 'body', 'target_column', 'embedding',
     'batch_size', 8, 'restart', true));
-SELECT qwen3_embed_state('job_forget', jsonb_build_object('relation', 'hs_alice_docs'::regclass::oid, 'target_column', 'embedding'));
-SELECT qwen3_embed_state_job_begin('hs_alice'::regrole::oid, '{}');
+SELECT qwen3_embed.qwen3_embed_state('job_forget', jsonb_build_object('relation', 'hs_alice_docs'::regclass::oid, 'target_column', 'embedding'));
+SELECT qwen3_embed.qwen3_embed_state_job_begin('hs_alice'::regrole::oid, '{}');
 \set VERBOSITY terse
 -- Through the extension's own routines, the owner re-embeds, migrates and abandons as before.
 INSERT INTO hs_jobs SELECT i, 'job row ' || i FROM generate_series(1, 5) i;

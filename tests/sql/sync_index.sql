@@ -24,8 +24,8 @@ SELECT target_column, index FROM qwen3_embed_sync_status WHERE relation = 'si_do
 -- Only the worker runs the index's steps.
 CREATE ROLE si_owner;
 SET ROLE si_owner;
-SELECT * FROM qwen3_embed_sync_index_due();
-SELECT qwen3_embed_sync_index_begin(1, true);
+SELECT * FROM qwen3_embed.qwen3_embed_sync_index_syncs('waiting');
+SELECT qwen3_embed.qwen3_embed_sync_index_begin(1, true);
 RESET ROLE;
 DROP ROLE si_owner;
 DROP TABLE si_docs;

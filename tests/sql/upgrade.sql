@@ -57,6 +57,14 @@ CREATE DATABASE qwen3_embed_upgrade TEMPLATE template0;
 \c qwen3_embed_upgrade
 SET client_min_messages = warning;
 CREATE EXTENSION vector;
+-- A schema named qwen3_embed that is not the extension's stops CREATE EXTENSION (and, below, the
+-- update): the extension's state and internal routines never move in beside someone else's objects.
+CREATE SCHEMA qwen3_embed;
+CREATE EXTENSION qwen3_embed;
+CREATE EXTENSION qwen3_embed VERSION '0.1.0';
+ALTER EXTENSION qwen3_embed UPDATE;
+DROP EXTENSION qwen3_embed;
+DROP SCHEMA qwen3_embed;
 CREATE EXTENSION qwen3_embed VERSION '0.1.0';
 RESET client_min_messages;
 SELECT extversion FROM pg_extension WHERE extname = 'qwen3_embed';
