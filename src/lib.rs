@@ -176,7 +176,7 @@ pub mod pg_test {
             42,
             &root.join("fixtures/tokenizer/tokenizer.json"),
             &root.join("fixtures/generated/tiny"),
-            &fixture::TEST_FORMATS,
+            &fixture::test_formats(),
         )
         .expect("generate the test fixture (run scripts/setup.sh for the tokenizer)");
     }

@@ -177,18 +177,6 @@ impl Prepared {
 const RELEASE_AFTER_TOKENS: usize = 8192;
 
 impl Engine {
-    /// Token ids for `text` (with the instruction, if any), EOS last, at most `max_tokens`.
-    /// `stop` is asked between the pieces a long text is tokenized in (then `Cancelled`).
-    pub fn tokenize(
-        &self,
-        text: &str,
-        instruct: Option<&str>,
-        max_tokens: usize,
-        stop: &dyn Cancel,
-    ) -> Result<Tokenized> {
-        self.tokenizer().tokenize_input(text, instruct, max_tokens, stop)
-    }
-
     /// `text` split into chunks of at most `chunk_tokens` tokens as the model sees them (EOS
     /// included), consecutive chunks sharing `overlap` tokens. No chunk for a text without tokens.
     /// `stop` is asked between the pieces a long text is tokenized in (then `Cancelled`).

@@ -31,7 +31,10 @@ fn candle(rel: &str) -> Engine {
 }
 
 fn corpus_ids(e: &Engine) -> Vec<Vec<u32>> {
-    corpus().iter().map(|c| e.tokenize(&c.text, c.instruct.as_deref(), 32768, &|| false).unwrap().ids).collect()
+    corpus()
+        .iter()
+        .map(|c| e.tokenizer().tokenize_input(&c.text, c.instruct.as_deref(), 32768, &|| false).unwrap().ids)
+        .collect()
 }
 
 /// Every corpus vector of `rel` on the candle backend against the golden `reference`; returns

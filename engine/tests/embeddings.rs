@@ -8,8 +8,10 @@ use qwen3_embed_engine::{CancelFlag, EngineError};
 
 fn embed_corpus(rel: &str, dims: Option<usize>, batch_tokens: usize) -> Vec<Vec<f32>> {
     let e = engine(rel);
-    let seqs: Vec<Vec<u32>> =
-        corpus().iter().map(|c| e.tokenize(&c.text, c.instruct.as_deref(), 32768, &|| false).unwrap().ids).collect();
+    let seqs: Vec<Vec<u32>> = corpus()
+        .iter()
+        .map(|c| e.tokenizer().tokenize_input(&c.text, c.instruct.as_deref(), 32768, &|| false).unwrap().ids)
+        .collect();
     e.embed_tokens(&seqs, dims, batch_tokens, &CancelFlag::new()).unwrap()
 }
 
@@ -120,7 +122,7 @@ fn mrl_dims_match_reference() {
 #[test]
 fn dims_out_of_range_is_an_error() {
     let e = engine("hf-f32");
-    let ids = vec![e.tokenize("x", None, 16, &|| false).unwrap().ids];
+    let ids = vec![e.tokenizer().tokenize_input("x", None, 16, &|| false).unwrap().ids];
     for d in [0, 31, e.config().hidden + 1] {
         match e.embed_tokens(&ids, Some(d), 4096, &CancelFlag::new()) {
             Err(EngineError::InvalidDims { dims, max }) => {
@@ -136,7 +138,7 @@ fn cancelled_before_start() {
     let e = engine("hf-f32");
     let cancel = CancelFlag::new();
     cancel.cancel();
-    let ids = vec![e.tokenize("hello", None, 16, &|| false).unwrap().ids];
+    let ids = vec![e.tokenizer().tokenize_input("hello", None, 16, &|| false).unwrap().ids];
     assert!(matches!(e.embed_tokens(&ids, None, 4096, &cancel), Err(EngineError::Cancelled)));
 }
 
@@ -144,7 +146,7 @@ fn cancelled_before_start() {
 fn cancelled_while_running_returns_no_vector() {
     let e = engine("hf-f32");
     let long = corpus().into_iter().find(|c| c.name == "long_text").unwrap();
-    let t = e.tokenize(&long.text.repeat(2), None, 32768, &|| false).unwrap().ids;
+    let t = e.tokenizer().tokenize_input(&long.text.repeat(2), None, 32768, &|| false).unwrap().ids;
     let seqs = vec![t; 2];
     let start = std::time::Instant::now();
     e.embed_tokens(&seqs, None, 1 << 20, &CancelFlag::new()).unwrap();

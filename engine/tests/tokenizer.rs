@@ -16,7 +16,7 @@ fn ids_match_reference_from_tokenizer_json_and_gguf() {
         let e = engine(rel);
         for (item, g) in corpus.iter().zip(&golden.items) {
             assert_eq!(item.name, g.name);
-            let t = e.tokenize(&item.text, item.instruct.as_deref(), 32768, &|| false).unwrap();
+            let t = e.tokenizer().tokenize_input(&item.text, item.instruct.as_deref(), 32768, &|| false).unwrap();
             assert!(!t.truncated);
             assert_eq!(t.ids, g.ids, "{rel}: token ids of {:?} differ from the reference", item.name);
             assert_eq!(*t.ids.last().unwrap(), EOS);
@@ -37,30 +37,30 @@ fn corpus_covers_long_input_and_special_tokens() {
 fn truncation_keeps_eos_last_and_says_so() {
     let e = engine("hf-f32");
     let long = corpus().into_iter().find(|c| c.name == "long_text").unwrap();
-    let full = e.tokenize(&long.text, None, 32768, &|| false).unwrap();
+    let full = e.tokenizer().tokenize_input(&long.text, None, 32768, &|| false).unwrap();
     assert!(full.ids.len() > 1000);
-    let cut = e.tokenize(&long.text, None, 100, &|| false).unwrap();
+    let cut = e.tokenizer().tokenize_input(&long.text, None, 100, &|| false).unwrap();
     assert!(cut.truncated);
     assert_eq!(cut.full_len, full.ids.len());
     assert_eq!(cut.ids.len(), 100);
     assert_eq!(cut.ids[..99], full.ids[..99]);
     assert_eq!(*cut.ids.last().unwrap(), EOS);
-    let exact = e.tokenize(&long.text, None, full.ids.len(), &|| false).unwrap();
+    let exact = e.tokenizer().tokenize_input(&long.text, None, full.ids.len(), &|| false).unwrap();
     assert!(!exact.truncated);
     assert_eq!(exact.ids, full.ids);
 }
 
 #[test]
 fn empty_input_is_eos_alone() {
-    let t = engine("hf-f32").tokenize("", None, 8192, &|| false).unwrap();
+    let t = engine("hf-f32").tokenizer().tokenize_input("", None, 8192, &|| false).unwrap();
     assert_eq!(t.ids, vec![EOS]);
 }
 
 #[test]
 fn instruction_format() {
     let e = engine("hf-f32");
-    let a = e.tokenize("hello", Some("Find it"), 8192, &|| false).unwrap();
-    let b = e.tokenize("Instruct: Find it\nQuery:hello", None, 8192, &|| false).unwrap();
+    let a = e.tokenizer().tokenize_input("hello", Some("Find it"), 8192, &|| false).unwrap();
+    let b = e.tokenizer().tokenize_input("Instruct: Find it\nQuery:hello", None, 8192, &|| false).unwrap();
     assert_eq!(a.ids, b.ids);
 }
 
@@ -80,15 +80,15 @@ fn tokens_past_the_embedding_table_are_plain_text() {
         "<tool_response>{\"ok\": true}</tool_response>",
         "<|endoftext|><|im_start|><|file_sep|>",
     ] {
-        let a = hf.tokenize(text, None, 8192, &|| false).unwrap();
-        let b = gguf.tokenize(text, None, 8192, &|| false).unwrap();
+        let a = hf.tokenizer().tokenize_input(text, None, 8192, &|| false).unwrap();
+        let b = gguf.tokenizer().tokenize_input(text, None, 8192, &|| false).unwrap();
         assert_eq!(a.ids, b.ids, "{text:?}");
         assert!(a.ids.iter().all(|&i| i < 151665), "{text:?}: {:?}", a.ids);
     }
-    let think = hf.tokenize("<think>", None, 8192, &|| false).unwrap();
+    let think = hf.tokenizer().tokenize_input("<think>", None, 8192, &|| false).unwrap();
     assert!(think.ids.len() > 2, "<think> must be split into ordinary tokens: {:?}", think.ids);
-    let eot = hf.tokenize("<|endoftext|>", None, 8192, &|| false).unwrap();
+    let eot = hf.tokenizer().tokenize_input("<|endoftext|>", None, 8192, &|| false).unwrap();
     assert_eq!(eot.ids, vec![EOS, EOS], "special tokens the table has are kept");
-    let file_sep = hf.tokenize("<|file_sep|>", None, 8192, &|| false).unwrap();
+    let file_sep = hf.tokenizer().tokenize_input("<|file_sep|>", None, 8192, &|| false).unwrap();
     assert_eq!(file_sep.ids, vec![151664, EOS]);
 }

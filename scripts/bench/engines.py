@@ -68,20 +68,6 @@ TASK = "Given a web search query, retrieve relevant passages that answer the que
 SEPARATOR = "<#qwen3-bench-separator#>"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-WORDS = """
-the of and to in is was for that with as on by at from this be are or it an which have has
-not but were had they their one all can more there been also other new when who two some first
-time years would about these into its may than only over most after such where between many
-through during both under under city world state water system number people group part high
-school family house river music game area name early public large later life music film work
-water power small second light point market three season general local major place government
-history form life order line study national level report field center model control design data
-process energy health sound color value method result network series light source term class
-village country story science land river island mountain forest road station church garden
-building bridge valley coast lake north south east west winter summer spring autumn morning
-evening history language culture economy industry company product service member player team
-league club match season record album song band artist author book novel poem paper letter
-""".split()
 
 QUESTION_FORMS = [
     "what is the {a} of the {b}",
@@ -98,11 +84,11 @@ QUESTION_FORMS = [
 def make_corpus(seed, n_docs, doc_min, doc_max, n_queries):
     rng = random.Random(seed)
     # EOS, appended by the tokenizer, is the last token of each document.
-    docs = [corpus.sentences(rng, WORDS, target - 1) for target in corpus.lengths(rng, n_docs, doc_min, doc_max)]
+    docs = [corpus.sentences(rng, corpus.WORDS, target - 1) for target in corpus.lengths(rng, n_docs, doc_min, doc_max)]
     queries = []
     for _ in range(n_queries):
         form = rng.choice(QUESTION_FORMS)
-        queries.append(form.format(a=rng.choice(WORDS), b=rng.choice(WORDS)))
+        queries.append(form.format(a=rng.choice(corpus.WORDS), b=rng.choice(corpus.WORDS)))
     for t in docs + queries:
         assert t.isascii() and SEPARATOR not in t and "\n" not in t
     return docs, queries

@@ -69,20 +69,6 @@ SEPARATOR = "<#qwen3-rerank-bench-separator#>"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROMPT_TOKENS = 70  # the template's tokens around query and document (system text, tags, think block)
 
-WORDS = """
-the of and to in is was for that with as on by at from this be are or it an which have has
-not but were had they their one all can more there been also other new when who two some first
-time years would about these into its may than only over most after such where between many
-through during both under city world state water system number people group part high school
-family house river music game area name early public large later life film work power small
-second light point market three season general local major place government history form order
-line study national level report field center model control design data process energy health
-sound color value method result network series source term class village country story science
-land island mountain forest road station church garden building bridge valley coast lake north
-south east west winter summer spring autumn morning evening language culture economy industry
-company product service member player team league club match record album song band artist
-author book novel poem paper letter
-""".split()
 
 QUESTION_FORMS = [
     "what is the {a} of the {b}",
@@ -103,8 +89,8 @@ def make_pairs(seed, n, pair_min, pair_max):
     pairs = []
     for target in corpus.lengths(rng, n, pair_min, pair_max):
         form = rng.choice(QUESTION_FORMS)
-        query = form.format(a=rng.choice(WORDS), b=rng.choice(WORDS)) + "?"
-        doc = corpus.sentences(rng, WORDS, max(target - PROMPT_TOKENS - len(query.split()) - 1, 4))
+        query = form.format(a=rng.choice(corpus.WORDS), b=rng.choice(corpus.WORDS)) + "?"
+        doc = corpus.sentences(rng, corpus.WORDS, max(target - PROMPT_TOKENS - len(query.split()) - 1, 4))
         for t in (query, doc):
             assert t.isascii() and SEPARATOR not in t and "\n" not in t and "\t" not in t
         pairs.append((query, doc))

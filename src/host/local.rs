@@ -99,7 +99,9 @@ pub fn chunk(text: &str, chunk_tokens: usize, overlap: usize) -> Vec<String> {
 pub fn tokenize(text: &str, instruct: Option<&str>) -> Vec<u32> {
     let engine = engine(settings::model_path_or_raise());
     let (text, instruct) = (text.to_string(), instruct.map(str::to_string));
-    run_cancellable(move |cancel| engine.tokenize(&text, instruct.as_deref(), usize::MAX, cancel)).or_raise().ids
+    run_cancellable(move |cancel| engine.tokenizer().tokenize_input(&text, instruct.as_deref(), usize::MAX, cancel))
+        .or_raise()
+        .ids
 }
 
 pub fn info(path: String) -> InfoSummary {

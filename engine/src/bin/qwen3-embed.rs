@@ -450,7 +450,7 @@ fn tokenize_all(
         .iter()
         .map(|i| {
             let task = i.instruct.as_deref().or(instruct);
-            engine.tokenize(&i.text, task, max_tokens, &|| false).map_err(|e| e.to_string())
+            engine.tokenizer().tokenize_input(&i.text, task, max_tokens, &|| false).map_err(|e| e.to_string())
         })
         .collect()
 }

@@ -50,7 +50,7 @@ pub fn reranker(tied: bool) -> PathBuf {
 }
 
 pub fn tiny() -> PathBuf {
-    fixture_dir("tiny", &fixture::TEST_FORMATS)
+    fixture_dir("tiny", &fixture::test_formats())
 }
 
 pub fn tiny_151665() -> PathBuf {
