@@ -37,7 +37,12 @@
 #      by the worker as in UTF-8; writers deleting and updating rows during a drain never get
 #      40P01; a dropped table leaves no queue rows; a 60 MB input to each tokenizing function
 #      stops within 1.5 s of a statement timeout and its memory is returned; no process dies by
-#      a signal.
+#      a signal;
+#  14. monitoring: every postgres_exporter query runs as a pg_monitor role;
+#  15. scripts/install.sh over the running preloaded cluster: sessions and the server go on;
+#  16. a sync's HNSW index: built by the worker as the table's owner once index_rows vectors are
+#      there; a cancelled build is recorded as failed and its invalid index dropped, a build
+#      whose worker stopped is recorded as interrupted by the next worker, sync_alter retries.
 # Last line: "N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -777,6 +782,78 @@ check "... a valid cosine HNSW index, owned by the table's owner" \
 check "... which a nearest-neighbour query uses" \
     has "$(q -c "SET enable_seqscan = off" -c "EXPLAIN SELECT id FROM ix_docs ORDER BY embedding <=> qwen3_embed('a query', NULL, 64) LIMIT 5")" \
         "Index Scan using ix_docs_embedding_hnsw"
+
+# A build that fails is recorded with its error and leaves no invalid index; one whose worker
+# stops is recorded as interrupted by the next worker; sync_alter's index_rows tries again. A
+# session holding ROW EXCLUSIVE on the table (as any writer does) keeps the build, and the
+# clean-up's DROP INDEX CONCURRENTLY, waiting while the worker is cancelled or stopped.
+ix_owner() { pg_local_psql -U ix_owner -d postgres -qAt "$@"; }
+ix_owner -c "CREATE TABLE ix_fail (id int PRIMARY KEY, body text, embedding vector(64))" \
+  -c "INSERT INTO ix_fail SELECT i, 'document ' || i FROM generate_series(1, 100) i" \
+  -c "SET client_min_messages = warning" \
+  -c "SELECT qwen3_embed_sync('ix_fail', 'body', 'embedding') > 0" >/dev/null
+ix_status() { q -c "SELECT index FROM qwen3_embed_sync_status WHERE relation = 'ix_fail'::regclass"; }
+ix_until() { # the status reaches $1 (a glob), 60 s at most
+    for _ in $(seq 600); do
+        [[ "$(ix_status)" == $1 ]] && return 0
+        sleep 0.1
+    done
+    echo "      ix_fail's index: $(ix_status)"
+    return 1
+}
+ix_others() { q -c "SELECT count(*) FROM pg_index WHERE indrelid = 'ix_fail'::regclass AND NOT indisprimary"; }
+ix_build_waits() { # a worker is building ix_fail's index (waiting for the holder), and prints its pid
+    local pid=""
+    for _ in $(seq 600); do
+        pid="$(q -c "SELECT p.pid FROM pg_stat_progress_create_index p JOIN pg_stat_activity a USING (pid)
+                     WHERE a.backend_type = 'qwen3_embed sync worker' AND p.relid = 'ix_fail'::regclass")"
+        [[ -n "$pid" ]] && { echo "$pid"; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+ix_build_held() { # index_rows set, one row queued, the holder in place: prints the building worker's pid
+    PGAPPNAME=ix_holder pg_local_psql -d postgres -qAt -c "BEGIN" -c "LOCK ix_fail IN ROW EXCLUSIVE MODE" \
+        -c "SELECT pg_sleep(300)" >/dev/null 2>&1 &
+    for _ in $(seq 100); do
+        [[ "$(q -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                    WHERE a.application_name = 'ix_holder' AND l.relation = 'ix_fail'::regclass AND l.granted")" == 1 ]] && break
+        sleep 0.1
+    done
+    ix_owner -c "SELECT qwen3_embed_sync_alter('ix_fail', 'embedding', index_rows => 50) IS NOT NULL" \
+             -c "UPDATE ix_fail SET body = body || '.' WHERE id = 1" >/dev/null
+    ix_build_waits
+}
+ix_release() { q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ix_holder'" >/dev/null; }
+ix_gone() { # no index but the key on ix_fail, 30 s at most
+    for _ in $(seq 300); do
+        [[ "$(ix_others)" == 0 ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+for _ in $(seq 600); do
+    [[ "$(q -c "SELECT count(embedding) FROM ix_fail")" == 100 ]] && break
+    sleep 0.1
+done
+worker="$(ix_build_held || true)"
+check "the worker builds the index while a writer holds the table (pg_stat_progress_create_index)" test -n "$worker"
+q -c "SELECT pg_cancel_backend(${worker:-0})" >/dev/null
+check "a cancelled index build is recorded as failed, with its error" \
+    ix_until "failed: canceling statement due to user request"
+ix_release
+check "... and the invalid index it left is dropped" ix_gone
+worker="$(ix_build_held || true)"
+q -c "SELECT pg_terminate_backend(${worker:-0})" >/dev/null
+ix_release
+ix_owner -c "UPDATE ix_fail SET body = body || '.' WHERE id = 2" >/dev/null
+check "a build whose worker stopped is recorded as interrupted by the next worker" \
+    ix_until "failed: the build was interrupted: its worker stopped"
+check "... which drops the invalid index it left" ix_gone
+ix_owner -c "SELECT qwen3_embed_sync_alter('ix_fail', 'embedding', index_rows => 50) IS NOT NULL" \
+         -c "UPDATE ix_fail SET body = body || '.' WHERE id = 3" >/dev/null
+check "sync_alter's index_rows tries a failed index again: ready and valid" \
+    eq "$(ix_until "ready*" && q -c "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_fail_embedding_hnsw'::regclass")" t
 
 check "no process of the cluster was terminated by a signal in these scenarios" \
     eq "$(grep -c 'terminated by signal' "$LOG" || true)" "$signals_before"
