@@ -47,6 +47,7 @@ pub extern "C-unwind" fn _PG_init() {
 /// The schema of the extension's state tables and internal routines (`sql/schema.sql` says why).
 #[pg_schema]
 mod qwen3_embed {}
+// (Named by its full path: pgrx would take a bare `qwen3_embed` for the function of that name.)
 extension_sql_file!("../sql/schema.sql", name = "state_schema", requires = [qwen3_embed::qwen3_embed]);
 extension_sql_file!(
     "../sql/columns.sql",

@@ -42,7 +42,7 @@ const OPERATIONS: &[&str] = &[
 ];
 
 /// The extension's owner; raises unless the extension is installed in this database.
-pub fn extension_owner() -> pg_sys::Oid {
+fn extension_owner() -> pg_sys::Oid {
     Spi::get_one::<pg_sys::Oid>(
         "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'qwen3_embed'",
     )

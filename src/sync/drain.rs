@@ -43,7 +43,6 @@ fn qwen3_embed_sync_run(sync_id: default!(Option<i32>, "NULL"), max_batches: def
 }
 
 pub fn run(sync_id: Option<i32>, max_batches: i32) -> i32 {
-    state::extension_owner();
     let mut used = 0;
     let mut embedded = 0;
     loop {
