@@ -48,6 +48,8 @@ pub struct QuantAct {
     pub(in crate::kernels) d: Vec<f32>,
     /// `[m][k/group]`, integer-valued (empty when shifted)
     pub(in crate::kernels) sum: Vec<f32>,
+    /// `sum` as i16 (`|sum| <= 32 * 127`), two groups per 32-bit load for `vpmaddwd`.
+    pub(in crate::kernels) sum16: Vec<i16>,
     /// `[m][k/group]`: `-offset * sum`, where each group's integer sum starts for weights
     /// stored with an offset (empty for offset 0).
     pub(in crate::kernels) bias: Vec<i32>,
@@ -96,7 +98,8 @@ impl QuantAct {
             }
         });
         let bias = if offset == 0 { Vec::new() } else { sum.iter().map(|&s| -offset * s as i32).collect() };
-        QuantAct { q, d, sum, bias }
+        let sum16 = sum.iter().map(|&s| s as i16).collect();
+        QuantAct { q, d, sum, sum16, bias }
     }
 }
 
@@ -159,17 +162,23 @@ mod tests {
     /// (odd tile counts), row strips and row blocks.
     fn check(kind: QKind) {
         for (n, k, m) in [(48, 512, 7), (16, 256, 1), (80, 768, 13), (32, 256, 75)] {
-            let wt = Tensor::from_vec(lcg(1, n * k), (n, k), &Device::Cpu).unwrap();
+            check_values(kind, (n, k, m), &lcg(1, n * k), &lcg(2, m * k));
+        }
+    }
+
+    /// `check` for the weights `wv` (`[n, k]`) and activations `x` (`[m, k]`).
+    fn check_values(kind: QKind, (n, k, m): (usize, usize, usize), wv: &[f32], x: &[f32]) {
+        {
+            let wt = Tensor::from_vec(wv.to_vec(), (n, k), &Device::Cpu).unwrap();
             let qt = QTensor::quantize(&wt, kind.ggml()).unwrap();
             let deq = qt.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
             let p = PackedQ::pack(kind, n, k, &qt.data().unwrap()).unwrap();
             for (c, row) in deq.iter().enumerate() {
                 assert_eq!(&p.dequantize_row(c), row, "{kind:?} row {c}");
             }
-            let x = lcg(2, m * k);
             let a = QuantAct::new(
                 &crate::kernels::generic::KERNELS,
-                &x,
+                x,
                 m,
                 k,
                 ActKey::of(&crate::kernels::generic::KERNELS, &p),
@@ -187,12 +196,39 @@ mod tests {
                 }
             }
             for kn in crate::kernels::tables() {
-                let y = p.matmul(kn, &x, m);
+                let y = p.matmul(kn, x, m);
                 for i in 0..m * n {
                     let (got, want, plain) = (y[i] as f64, want[i], plain[i]);
                     let at = format!("{} {kind:?} {n}x{k} m={m} ({}, {})", kn.name, i / n, i % n);
                     assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{at}: {got} vs {want}");
                     assert!((got - plain).abs() < 0.15 * (1.0 + plain.abs()), "{at}: {got} vs {plain}");
+                }
+            }
+        }
+    }
+
+    /// The largest quants against the largest activations, of one sign and of both: the
+    /// kernels that sum products in 16 bits must not overflow (plain AVX2's K-quants).
+    #[test]
+    fn extreme_values() {
+        let (n, k, m) = (32, 512, 5);
+        // Per group of 16: one small value and the rest at the top, so most quants are the
+        // largest the format stores (unsigned ones: the minimum is the small value); Q6_K's
+        // largest stored quant is 31 steps against a value of the other sign at -32; and
+        // signs mixed.
+        let top = |i: usize| if i.is_multiple_of(16) { 0.0 } else { 1.0 };
+        let weights: [Vec<f32>; 4] = [
+            (0..n * k).map(top).collect(),
+            (0..n * k).map(|i| if i.is_multiple_of(16) { 1.0 } else { -31.0 / 32.0 }).collect(),
+            (0..n * k).map(|i| -top(i)).collect(),
+            (0..n * k).map(|i| if (i / 64) % 2 == 0 { top(i) } else { -top(i) }).collect(),
+        ];
+        let acts: [Vec<f32>; 3] =
+            [vec![1.0; m * k], vec![-1.0; m * k], (0..m * k).map(|i| [1.0, -1.0][(i / 7) % 2]).collect()];
+        for kind in QKind::ALL {
+            for wv in &weights {
+                for x in &acts {
+                    check_values(kind, (n, k, m), wv, x);
                 }
             }
         }

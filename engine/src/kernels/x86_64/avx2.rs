@@ -223,6 +223,127 @@ unsafe fn qgemm_kernel<const MR: usize, const F: u8, const VNNI: bool>(
     }
 }
 
+/// Operands (4 quants each) whose `vpmaddubsw` products one 16-bit sum can hold without
+/// overflow, `2 * operands * max_q * 127 <= i16::MAX`: Q4_K 8, Q5_K 4, Q6_K 2.
+const fn plain_chunk(f: u8) -> usize {
+    match Format::high_bits(f) {
+        0 => 8,
+        1 => 4,
+        _ => 2,
+    }
+}
+
+/// The K-quants without VNNI, as GGML's AVX2 dot products: a group's `vpmaddubsw` products
+/// are summed in 16 bits as far as they cannot overflow ([`plain_chunk`]), and `vpmaddwd`
+/// with the group's scale takes them to 32 bits, so a block is one exact integer sum per row
+/// and column, converted to f32 once. The mins (Q4_K, Q5_K) and the offset (Q6_K) are the
+/// activations' group sums times the group's min or scale, `vpmaddwd` two groups at a time.
+#[inline(always)]
+unsafe fn kquant_kernel_plain<const MR: usize, const F: u8>(
+    w: &PackedQ,
+    a: &QuantAct,
+    t: usize,
+    r0: usize,
+    out: *mut f32,
+) {
+    let (g, hb, pairs) = (Format::group(F), Format::high_bits(F), Format::pairs(F));
+    let (k, ng, gpb, nblocks) = (w.k, w.k / g, QK / g, w.k / QK);
+    let (hg, loads) = (g / 8, plain_chunk(F) / 2);
+    let signed_scales = F == Format::K6 as u8;
+    let qs = w.qs.as_ptr().add(t * NR * k / 2);
+    let qh = w.qh.as_ptr().wrapping_add(t * NR * ng * 4);
+    let sub = w.sub.as_ptr().add(t * ng * pairs * NR);
+    let dp = w.d.as_ptr().add(t * pairs * NR * nblocks);
+    let (aq, ad, s16) = (a.q.as_ptr(), a.d.as_ptr(), a.sum16.as_ptr());
+    let low4 = _mm256_set1_epi8(0x0F);
+    let high = _mm256_set1_epi8((((1 << hb) - 1) << 4) as i8);
+    let act = |r: usize, gi: usize, o: usize| {
+        _mm256_set1_epi32(std::ptr::read_unaligned(aq.add((r0 + r) * k + gi * g + o * 4) as *const i32))
+    };
+    let f16s = |p: *const u16| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+    // 8 columns' scale bytes as i16, repeated in both halves of each 32-bit lane.
+    let scales = |p: *const u8| {
+        let b = _mm_loadl_epi64(p as *const __m128i);
+        let v = if signed_scales { _mm256_cvtepi8_epi32(b) } else { _mm256_cvtepu8_epi32(b) };
+        _mm256_blend_epi16::<0b1010_1010>(v, _mm256_slli_epi32::<16>(v))
+    };
+    // 8 columns' bytes of two groups as i16 pairs, one pair per 32-bit lane.
+    let two_groups = |p: *const u8| {
+        let b = _mm_unpacklo_epi8(
+            _mm_loadl_epi64(p as *const __m128i),
+            _mm_loadl_epi64(p.add(pairs * NR) as *const __m128i),
+        );
+        if signed_scales {
+            _mm256_cvtepi8_epi16(b)
+        } else {
+            _mm256_cvtepu8_epi16(b)
+        }
+    };
+    for half in 0..2 {
+        let h8 = half * 8;
+        for blk in 0..nblocks {
+            let mut acc = [_mm256_setzero_si256(); MR];
+            for gb in 0..gpb {
+                let gi = blk * gpb + gb;
+                let sc = scales(sub.add(gi * pairs * NR + h8));
+                let hv = if hb > 0 {
+                    _mm256_loadu_si256(qh.add(gi * NR * 4 + half * 32) as *const __m256i)
+                } else {
+                    _mm256_setzero_si256()
+                };
+                let mut p = [_mm256_setzero_si256(); MR];
+                for j in 0..hg {
+                    let n = _mm256_loadu_si256(qs.add((gi * hg + j) * NR * 4 + half * 32) as *const __m256i);
+                    let mut lo = _mm256_and_si256(n, low4);
+                    let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(n), low4);
+                    if hb > 0 {
+                        lo = _mm256_or_si256(lo, _mm256_and_si256(bits_to_4(hv, j * hb), high));
+                        hi = _mm256_or_si256(hi, _mm256_and_si256(bits_to_4(hv, (j + hg) * hb), high));
+                    }
+                    for r in 0..MR {
+                        let s = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(lo, act(r, gi, j)),
+                            _mm256_maddubs_epi16(hi, act(r, gi, j + hg)),
+                        );
+                        p[r] = if j % loads == 0 { s } else { _mm256_add_epi16(p[r], s) };
+                    }
+                    if (j + 1) % loads == 0 {
+                        for r in 0..MR {
+                            acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(p[r], sc));
+                        }
+                    }
+                }
+            }
+            // Q4_K/Q5_K: sum(m * asum) from the mins; Q6_K: sum(sc * asum) from the scales.
+            let mut ms = [_mm256_setzero_si256(); MR];
+            for gb in (0..gpb).step_by(2) {
+                let gi = blk * gpb + gb;
+                let wv = two_groups(sub.add(gi * pairs * NR + (pairs - 1) * NR + h8));
+                for r in 0..MR {
+                    let sv = std::ptr::read_unaligned(s16.add((r0 + r) * ng + gi) as *const i32);
+                    ms[r] = _mm256_add_epi32(ms[r], _mm256_madd_epi16(wv, _mm256_set1_epi32(sv)));
+                }
+            }
+            let at = blk * pairs * NR + h8;
+            let dv = f16s(dp.add(at));
+            let dminv = if pairs == 2 { f16s(dp.add(at + NR)) } else { _mm256_setzero_ps() };
+            for r in 0..MR {
+                let o = out.add((r0 + r) * w.n + t * NR + h8);
+                let adr = _mm256_set1_ps(*ad.add((r0 + r) * nblocks + blk));
+                let prev = if blk == 0 { _mm256_setzero_ps() } else { _mm256_loadu_ps(o) };
+                let y = if pairs == 2 {
+                    let y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), _mm256_mul_ps(dv, adr), prev);
+                    _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[r]), _mm256_mul_ps(dminv, adr), y)
+                } else {
+                    let q = _mm256_sub_epi32(acc[r], _mm256_slli_epi32::<5>(ms[r]));
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_mul_ps(dv, adr), prev)
+                };
+                _mm256_storeu_ps(o, y);
+            }
+        }
+    }
+}
+
 #[inline(always)]
 unsafe fn qgemm_unit_any<const VNNI: bool>(
     w: &PackedQ,
@@ -237,6 +358,9 @@ unsafe fn qgemm_unit_any<const VNNI: bool>(
             match w.format {
                 Format::Bytes => qgemm_kernel::<$mr, 0, VNNI>(w, a, $t, $r, out),
                 Format::Q8 => qgemm_kernel::<$mr, 1, VNNI>(w, a, $t, $r, out),
+                Format::K4 if !VNNI => kquant_kernel_plain::<$mr, 2>(w, a, $t, $r, out),
+                Format::K5 if !VNNI => kquant_kernel_plain::<$mr, 3>(w, a, $t, $r, out),
+                Format::K6 if !VNNI => kquant_kernel_plain::<$mr, 4>(w, a, $t, $r, out),
                 Format::K4 => qgemm_kernel::<$mr, 2, VNNI>(w, a, $t, $r, out),
                 Format::K5 => qgemm_kernel::<$mr, 3, VNNI>(w, a, $t, $r, out),
                 Format::K6 => qgemm_kernel::<$mr, 4, VNNI>(w, a, $t, $r, out),
