@@ -1,7 +1,7 @@
 //! Compute kernels of our own: every kernel kind has a scalar reference in `generic` (the
 //! test oracle and the fallback) and SIMD versions in per-architecture files. The instruction
 //! set is picked once, at the first model load, into one table of function pointers
-//! ([`Kernels`]); `QWEN3_EMBED_ISA=generic|avx2|avx512` (or a table's code) forces one, and
+//! ([`Kernels`]); `QWEN3_EMBED_ISA=generic|avx2|avx512` (or another table's code) forces one, and
 //! asking for one this CPU lacks is an error, not a silent fallback.
 
 pub(crate) mod blocks;
@@ -162,11 +162,16 @@ pub(crate) fn codes() -> Vec<&'static str> {
     v
 }
 
-/// The table `QWEN3_EMBED_ISA` asks for: an instruction set (its best table on this CPU), or
-/// one table by its code (`avx512_nobf16`: AVX-512 without its BF16 kernel, as on Skylake-X
-/// to Ice Lake); unset or empty: the best this CPU runs.
+/// The table `QWEN3_EMBED_ISA` asks for: one table by its code where this CPU runs it
+/// (`avx2`: the AVX2 kernels without AVX-VNNI, on any AVX2 CPU; `avx512_nobf16`: AVX-512
+/// without its BF16 kernel, as on Skylake-X to Ice Lake), else an instruction set's best table
+/// on this CPU (`avx512` on a CPU without AVX512_BF16); unset or empty: the best this CPU runs.
 pub(crate) fn select(setting: Option<&str>) -> std::result::Result<&'static Kernels, String> {
-    let code = setting.map(str::trim).filter(|s| Isa::parse(s).is_none() && codes().contains(s));
+    let setting = setting.map(str::trim);
+    if let Some(t) = setting.and_then(|s| tables().into_iter().find(|t| t.code.eq_ignore_ascii_case(s))) {
+        return Ok(t);
+    }
+    let code = setting.filter(|s| Isa::parse(s).is_none() && codes().contains(s));
     let Some(code) = code else {
         return Isa::from_setting(setting).map(Isa::kernels);
     };
@@ -536,12 +541,12 @@ mod isa_tests {
     #[test]
     fn a_table_is_selected_by_its_code() {
         for t in tables() {
-            let got = select(Some(t.code)).unwrap();
-            // An instruction set's name picks its best table, which may be a variant.
-            if Isa::parse(t.code).is_none() {
-                assert!(std::ptr::eq(got, t), "{}", t.code);
-            }
-            assert_eq!(got.isa, t.isa, "{}", t.code);
+            assert!(std::ptr::eq(select(Some(t.code)).unwrap(), t), "{}", t.code);
+            assert!(std::ptr::eq(select(Some(&t.code.to_uppercase())).unwrap(), t), "{}", t.code);
+        }
+        // The plain AVX2 kernels are forced by their code even where AVX-VNNI is the best.
+        if Isa::Avx2.supported() {
+            assert!(!select(Some("avx2")).unwrap().name.contains("vnni"));
         }
         for c in codes().into_iter().filter(|c| !tables().iter().any(|t| t.code == *c)) {
             let Err(e) = select(Some(c)) else { panic!("{c}: selected on a CPU that does not run it") };
