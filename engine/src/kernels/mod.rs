@@ -383,9 +383,11 @@ mod peak {
     const ITERS: usize = 200_000_000;
 
     /// The plain AVX2 mixes, per 256-bit step of one of 12 chains (AVX2 has 16 registers): int8
-    /// as the `avx2` table multiplies (weights loaded, `vpmaddubsw`, `vpmaddwd` by ones into the
-    /// chain's `vpaddd`: 32 multiply-adds), f32 `vfmadd231ps` (8), and F16 weights as the dense
-    /// kernel reads them (loaded, `vcvtph2ps`, `vfmadd231ps`: 8). The weights sit in L1.
+    /// as Q8_0 multiplies (weights loaded, `vpmaddubsw`, `vpmaddwd` by ones into the chain's
+    /// `vpaddd`: 32 multiply-adds) and as the K-quants do (`vpmaddubsw` into 16-bit sums with
+    /// `vpaddw`: 32), int16 (`vpmaddwd` into `vpaddd`: 16, what fixed-point attention would use),
+    /// f32 `vfmadd231ps` (8), and F16 weights as the dense kernel reads them (loaded,
+    /// `vcvtph2ps`, `vfmadd231ps`: 8). The weights sit in L1.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn run_avx2(kind: usize) -> f64 {
         let t = std::time::Instant::now();
@@ -407,6 +409,14 @@ mod peak {
                         acc_i[j] = _mm256_add_epi32(acc_i[j], _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones));
                     }
                     1 => acc_f[j] = _mm256_fmadd_ps(fa, fb, acc_f[j]),
+                    3 => {
+                        let w = _mm256_loadu_si256(bytes.as_ptr().add(j * 32).cast());
+                        acc_i[j] = _mm256_add_epi16(acc_i[j], _mm256_maddubs_epi16(w, a));
+                    }
+                    4 => {
+                        let w = _mm256_loadu_si256(bytes.as_ptr().add(j * 32).cast());
+                        acc_i[j] = _mm256_add_epi32(acc_i[j], _mm256_madd_epi16(w, a));
+                    }
                     _ => {
                         let w = _mm256_cvtph_ps(_mm_loadu_si128(halves.as_ptr().add(j * 8).cast()));
                         acc_f[j] = _mm256_fmadd_ps(w, fb, acc_f[j]);
@@ -485,6 +495,8 @@ mod peak {
         {
             for (kind, name, flops) in [
                 (0, "AVX2 vpmaddubsw+vpmaddwd+vpaddd (int8)", 64.0),
+                (3, "AVX2 vpmaddubsw+vpaddw (int8, 16-bit sums)", 64.0),
+                (4, "AVX2 vpmaddwd+vpaddd (int16)", 32.0),
                 (1, "AVX2 vfmadd231ps (f32)", 16.0),
                 (2, "AVX2 vcvtph2ps+vfmadd231ps (f16 weights)", 16.0),
             ] {
