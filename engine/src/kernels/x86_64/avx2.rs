@@ -238,8 +238,9 @@ const fn plain_chunk(f: u8) -> usize {
 /// with the group's scale takes them to 32 bits, so a block is one exact integer sum per row
 /// and column, converted to f32 once. The mins (Q4_K, Q5_K) and the offset (Q6_K) are the
 /// activations' group sums times the group's min or scale, `vpmaddwd` two groups at a time.
+/// `MR` rows times `H` halves (8 columns each) of tile `t`, the halves sharing each broadcast.
 #[inline(always)]
-unsafe fn kquant_kernel_plain<const MR: usize, const F: u8>(
+unsafe fn kquant_kernel_plain<const MR: usize, const H: usize, const F: u8>(
     w: &PackedQ,
     a: &QuantAct,
     t: usize,
@@ -279,66 +280,101 @@ unsafe fn kquant_kernel_plain<const MR: usize, const F: u8>(
             _mm256_cvtepu8_epi16(b)
         }
     };
-    for half in 0..2 {
-        let h8 = half * 8;
+    for h0 in (0..2).step_by(H) {
         for blk in 0..nblocks {
-            let mut acc = [_mm256_setzero_si256(); MR];
+            let mut acc = [[_mm256_setzero_si256(); H]; MR];
             for gb in 0..gpb {
                 let gi = blk * gpb + gb;
-                let sc = scales(sub.add(gi * pairs * NR + h8));
-                let hv = if hb > 0 {
-                    _mm256_loadu_si256(qh.add(gi * NR * 4 + half * 32) as *const __m256i)
-                } else {
-                    _mm256_setzero_si256()
-                };
-                let mut p = [_mm256_setzero_si256(); MR];
-                for j in 0..hg {
-                    let n = _mm256_loadu_si256(qs.add((gi * hg + j) * NR * 4 + half * 32) as *const __m256i);
-                    let mut lo = _mm256_and_si256(n, low4);
-                    let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(n), low4);
+                let sc: [__m256i; H] = std::array::from_fn(|h| scales(sub.add(gi * pairs * NR + (h0 + h) * 8)));
+                let hv: [__m256i; H] = std::array::from_fn(|h| {
                     if hb > 0 {
-                        lo = _mm256_or_si256(lo, _mm256_and_si256(bits_to_4(hv, j * hb), high));
-                        hi = _mm256_or_si256(hi, _mm256_and_si256(bits_to_4(hv, (j + hg) * hb), high));
+                        _mm256_loadu_si256(qh.add(gi * NR * 4 + (h0 + h) * 32) as *const __m256i)
+                    } else {
+                        _mm256_setzero_si256()
+                    }
+                });
+                let mut p = [[_mm256_setzero_si256(); H]; MR];
+                for j in 0..hg {
+                    let mut lo = [_mm256_setzero_si256(); H];
+                    let mut hi = [_mm256_setzero_si256(); H];
+                    for h in 0..H {
+                        let n = _mm256_loadu_si256(qs.add((gi * hg + j) * NR * 4 + (h0 + h) * 32) as *const __m256i);
+                        lo[h] = _mm256_and_si256(n, low4);
+                        hi[h] = _mm256_and_si256(_mm256_srli_epi16::<4>(n), low4);
+                        if hb > 0 {
+                            lo[h] = _mm256_or_si256(lo[h], _mm256_and_si256(bits_to_4(hv[h], j * hb), high));
+                            hi[h] = _mm256_or_si256(hi[h], _mm256_and_si256(bits_to_4(hv[h], (j + hg) * hb), high));
+                        }
                     }
                     for r in 0..MR {
-                        let s = _mm256_add_epi16(
-                            _mm256_maddubs_epi16(lo, act(r, gi, j)),
-                            _mm256_maddubs_epi16(hi, act(r, gi, j + hg)),
-                        );
-                        p[r] = if j % loads == 0 { s } else { _mm256_add_epi16(p[r], s) };
+                        let (al, ah) = (act(r, gi, j), act(r, gi, j + hg));
+                        for h in 0..H {
+                            let s = _mm256_add_epi16(_mm256_maddubs_epi16(lo[h], al), _mm256_maddubs_epi16(hi[h], ah));
+                            p[r][h] = if j % loads == 0 { s } else { _mm256_add_epi16(p[r][h], s) };
+                        }
                     }
                     if (j + 1) % loads == 0 {
                         for r in 0..MR {
-                            acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(p[r], sc));
+                            for h in 0..H {
+                                acc[r][h] = _mm256_add_epi32(acc[r][h], _mm256_madd_epi16(p[r][h], sc[h]));
+                            }
                         }
                     }
                 }
             }
-            // Q4_K/Q5_K: sum(m * asum) from the mins; Q6_K: sum(sc * asum) from the scales.
-            let mut ms = [_mm256_setzero_si256(); MR];
-            for gb in (0..gpb).step_by(2) {
-                let gi = blk * gpb + gb;
-                let wv = two_groups(sub.add(gi * pairs * NR + (pairs - 1) * NR + h8));
+            for h in 0..H {
+                let h8 = (h0 + h) * 8;
+                // Q4_K/Q5_K: sum(m * asum) from the mins; Q6_K: sum(sc * asum) from the scales.
+                let mut ms = [_mm256_setzero_si256(); MR];
+                for gb in (0..gpb).step_by(2) {
+                    let gi = blk * gpb + gb;
+                    let wv = two_groups(sub.add(gi * pairs * NR + (pairs - 1) * NR + h8));
+                    for r in 0..MR {
+                        let sv = std::ptr::read_unaligned(s16.add((r0 + r) * ng + gi) as *const i32);
+                        ms[r] = _mm256_add_epi32(ms[r], _mm256_madd_epi16(wv, _mm256_set1_epi32(sv)));
+                    }
+                }
+                let at = blk * pairs * NR + h8;
+                let dv = f16s(dp.add(at));
+                let dminv = if pairs == 2 { f16s(dp.add(at + NR)) } else { _mm256_setzero_ps() };
                 for r in 0..MR {
-                    let sv = std::ptr::read_unaligned(s16.add((r0 + r) * ng + gi) as *const i32);
-                    ms[r] = _mm256_add_epi32(ms[r], _mm256_madd_epi16(wv, _mm256_set1_epi32(sv)));
+                    let o = out.add((r0 + r) * w.n + t * NR + h8);
+                    let adr = _mm256_set1_ps(*ad.add((r0 + r) * nblocks + blk));
+                    let prev = if blk == 0 { _mm256_setzero_ps() } else { _mm256_loadu_ps(o) };
+                    let y = if pairs == 2 {
+                        let y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][h]), _mm256_mul_ps(dv, adr), prev);
+                        _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[r]), _mm256_mul_ps(dminv, adr), y)
+                    } else {
+                        let q = _mm256_sub_epi32(acc[r][h], _mm256_slli_epi32::<5>(ms[r]));
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_mul_ps(dv, adr), prev)
+                    };
+                    _mm256_storeu_ps(o, y);
                 }
             }
-            let at = blk * pairs * NR + h8;
-            let dv = f16s(dp.add(at));
-            let dminv = if pairs == 2 { f16s(dp.add(at + NR)) } else { _mm256_setzero_ps() };
-            for r in 0..MR {
-                let o = out.add((r0 + r) * w.n + t * NR + h8);
-                let adr = _mm256_set1_ps(*ad.add((r0 + r) * nblocks + blk));
-                let prev = if blk == 0 { _mm256_setzero_ps() } else { _mm256_loadu_ps(o) };
-                let y = if pairs == 2 {
-                    let y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), _mm256_mul_ps(dv, adr), prev);
-                    _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms[r]), _mm256_mul_ps(dminv, adr), y)
-                } else {
-                    let q = _mm256_sub_epi32(acc[r], _mm256_slli_epi32::<5>(ms[r]));
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_mul_ps(dv, adr), prev)
-                };
-                _mm256_storeu_ps(o, y);
+        }
+    }
+}
+
+/// `MR` rows (at most 4) and `H` halves of a tile per plain K-quant kernel call. Timed on a
+/// Zen 4 with the plain table forced: Q4_K runs best with 3 rows and both halves (one
+/// activation broadcast feeds two registers of weights); Q5_K and Q6_K, whose high bits take
+/// more registers to decode, with 4 rows and one half.
+#[inline(always)]
+unsafe fn kquant_unit_plain<const MR: usize, const H: usize, const F: u8>(
+    w: &PackedQ,
+    a: &QuantAct,
+    tiles: Range<usize>,
+    r0: usize,
+    r1: usize,
+    out: *mut f32,
+) {
+    for r in (r0..r1).step_by(MR) {
+        for t in tiles.clone() {
+            match (r1 - r).min(MR) {
+                n if n == MR => kquant_kernel_plain::<MR, H, F>(w, a, t, r, out),
+                1 => kquant_kernel_plain::<1, H, F>(w, a, t, r, out),
+                2 => kquant_kernel_plain::<2, H, F>(w, a, t, r, out),
+                _ => kquant_kernel_plain::<3, H, F>(w, a, t, r, out),
             }
         }
     }
@@ -353,14 +389,19 @@ unsafe fn qgemm_unit_any<const VNNI: bool>(
     r1: usize,
     out: *mut f32,
 ) {
+    if !VNNI {
+        match w.format {
+            Format::K4 => return kquant_unit_plain::<3, 2, 2>(w, a, tiles, r0, r1, out),
+            Format::K5 => return kquant_unit_plain::<4, 1, 3>(w, a, tiles, r0, r1, out),
+            Format::K6 => return kquant_unit_plain::<4, 1, 4>(w, a, tiles, r0, r1, out),
+            _ => {}
+        }
+    }
     macro_rules! go {
         ($mr:literal, $t:expr, $r:expr) => {
             match w.format {
                 Format::Bytes => qgemm_kernel::<$mr, 0, VNNI>(w, a, $t, $r, out),
                 Format::Q8 => qgemm_kernel::<$mr, 1, VNNI>(w, a, $t, $r, out),
-                Format::K4 if !VNNI => kquant_kernel_plain::<$mr, 2>(w, a, $t, $r, out),
-                Format::K5 if !VNNI => kquant_kernel_plain::<$mr, 3>(w, a, $t, $r, out),
-                Format::K6 if !VNNI => kquant_kernel_plain::<$mr, 4>(w, a, $t, $r, out),
                 Format::K4 => qgemm_kernel::<$mr, 2, VNNI>(w, a, $t, $r, out),
                 Format::K5 => qgemm_kernel::<$mr, 3, VNNI>(w, a, $t, $r, out),
                 Format::K6 => qgemm_kernel::<$mr, 4, VNNI>(w, a, $t, $r, out),
