@@ -355,31 +355,6 @@ unsafe fn kquant_kernel_plain<const MR: usize, const H: usize, const F: u8>(
     }
 }
 
-/// `MR` rows (at most 4) and `H` halves of a tile per plain K-quant kernel call. Timed on a
-/// Zen 4 with the plain table forced: Q4_K runs best with 3 rows and both halves (one
-/// activation broadcast feeds two registers of weights); Q5_K and Q6_K, whose high bits take
-/// more registers to decode, with 4 rows and one half.
-#[inline(always)]
-unsafe fn kquant_unit_plain<const MR: usize, const H: usize, const F: u8>(
-    w: &PackedQ,
-    a: &QuantAct,
-    tiles: Range<usize>,
-    r0: usize,
-    r1: usize,
-    out: *mut f32,
-) {
-    for r in (r0..r1).step_by(MR) {
-        for t in tiles.clone() {
-            match (r1 - r).min(MR) {
-                n if n == MR => kquant_kernel_plain::<MR, H, F>(w, a, t, r, out),
-                1 => kquant_kernel_plain::<1, H, F>(w, a, t, r, out),
-                2 => kquant_kernel_plain::<2, H, F>(w, a, t, r, out),
-                _ => kquant_kernel_plain::<3, H, F>(w, a, t, r, out),
-            }
-        }
-    }
-}
-
 #[inline(always)]
 unsafe fn qgemm_unit_any<const VNNI: bool>(
     w: &PackedQ,
@@ -389,19 +364,19 @@ unsafe fn qgemm_unit_any<const VNNI: bool>(
     r1: usize,
     out: *mut f32,
 ) {
-    if !VNNI {
-        match w.format {
-            Format::K4 => return kquant_unit_plain::<3, 2, 2>(w, a, tiles, r0, r1, out),
-            Format::K5 => return kquant_unit_plain::<4, 1, 3>(w, a, tiles, r0, r1, out),
-            Format::K6 => return kquant_unit_plain::<4, 1, 4>(w, a, tiles, r0, r1, out),
-            _ => {}
-        }
-    }
+    // Timed on a Zen 4 with the plain table forced (2 to 5 rows, one or two halves): plain
+    // Q4_K runs best with 3 rows and both halves of a tile (one activation broadcast feeds two
+    // registers of weights); Q5_K and Q6_K, whose high bits take registers to decode, with 4
+    // rows and one half.
+    let mr = if !VNNI && w.format == Format::K4 { 3 } else { QMR };
     macro_rules! go {
         ($mr:literal, $t:expr, $r:expr) => {
             match w.format {
                 Format::Bytes => qgemm_kernel::<$mr, 0, VNNI>(w, a, $t, $r, out),
                 Format::Q8 => qgemm_kernel::<$mr, 1, VNNI>(w, a, $t, $r, out),
+                Format::K4 if !VNNI => kquant_kernel_plain::<$mr, 2, 2>(w, a, $t, $r, out),
+                Format::K5 if !VNNI => kquant_kernel_plain::<$mr, 1, 3>(w, a, $t, $r, out),
+                Format::K6 if !VNNI => kquant_kernel_plain::<$mr, 1, 4>(w, a, $t, $r, out),
                 Format::K4 => qgemm_kernel::<$mr, 2, VNNI>(w, a, $t, $r, out),
                 Format::K5 => qgemm_kernel::<$mr, 3, VNNI>(w, a, $t, $r, out),
                 Format::K6 => qgemm_kernel::<$mr, 4, VNNI>(w, a, $t, $r, out),
@@ -409,9 +384,9 @@ unsafe fn qgemm_unit_any<const VNNI: bool>(
             }
         };
     }
-    for r in (r0..r1).step_by(QMR) {
+    for r in (r0..r1).step_by(mr) {
         for t in tiles.clone() {
-            match (r1 - r).min(QMR) {
+            match (r1 - r).min(mr) {
                 1 => go!(1, t, r),
                 2 => go!(2, t, r),
                 3 => go!(3, t, r),
